@@ -1,0 +1,343 @@
+//! Settings become a typed [`Config`]: defaults filled in, text parsed into
+//! types, and the rules that span keys checked. Each error names its key.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::num::NonZeroUsize;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::config::{
+    AuthConfig, AuthMode, Config, DatabaseConfig, LdapConfig, LdapScope, LogConfig, LogFormat,
+    ServerConfig, StorageConfig, StorageDriver, TlsConfig,
+};
+use crate::duration;
+use crate::error::ConfError;
+use crate::external_url::ExternalUrl;
+use crate::secret::Secret;
+use crate::settings::Settings;
+
+const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 5000);
+const DEFAULT_DATA_DIR: &str = "./data";
+const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(30 * 60);
+/// Docker and podman fetch a token and then use it for a whole push; a token
+/// that dies within a minute fails large layers half-way.
+const MIN_TOKEN_TTL: Duration = Duration::from_secs(60);
+const DEFAULT_LDAP_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(10);
+const DEFAULT_UPLOAD_PURGE_AGE: Duration = Duration::from_secs(24 * 3600);
+
+pub(crate) fn build(s: &Settings) -> Result<Config, ConfError> {
+    let data_dir = match s.path("data_dir")? {
+        Some(dir) => dir,
+        None => s.resolve("data_dir", Path::new(DEFAULT_DATA_DIR)),
+    };
+    let auth = auth(s)?;
+    Ok(Config {
+        listen: listen(s)?,
+        external_url: external_url(s)?,
+        tls: tls(s)?,
+        database: database(s, &data_dir)?,
+        storage: storage(s, &data_dir)?,
+        ldap: ldap(s, auth.mode)?,
+        auth,
+        server: server(s)?,
+        log: log(s)?,
+        data_dir,
+    })
+}
+
+fn listen(s: &Settings) -> Result<SocketAddr, ConfError> {
+    let Some(text) = s.text("listen") else {
+        return Ok(DEFAULT_LISTEN);
+    };
+    text.parse().map_err(|e| {
+        s.invalid(
+            "listen",
+            format!(
+                "invalid socket address `{text}`: {e} (expected IP:PORT, such as 0.0.0.0:5000)"
+            ),
+        )
+    })
+}
+
+fn external_url(s: &Settings) -> Result<Option<ExternalUrl>, ConfError> {
+    s.text("external_url")
+        .map(|text| ExternalUrl::parse(text).map_err(|message| s.invalid("external_url", message)))
+        .transpose()
+}
+
+fn tls(s: &Settings) -> Result<Option<TlsConfig>, ConfError> {
+    match (s.path("tls.cert")?, s.path("tls.key")?) {
+        (None, None) => Ok(None),
+        (Some(cert), Some(key)) => Ok(Some(TlsConfig { cert, key })),
+        (Some(_), None) => Err(s.missing("tls.key", "tls.cert is set")),
+        (None, Some(_)) => Err(s.missing("tls.cert", "tls.key is set")),
+    }
+}
+
+fn database(s: &Settings, data_dir: &Path) -> Result<DatabaseConfig, ConfError> {
+    let url = match s.non_empty("database.url")? {
+        None => format!("sqlite://{}", encode_path(&data_dir.join("berth.db"))),
+        Some(url) => {
+            if let Some(rest) = url.strip_prefix("sqlite://") {
+                sqlite_url(rest, s.base_dir("database.url"))
+            } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                url.to_owned()
+            } else {
+                // The value is not echoed: it may hold a password.
+                return Err(s.invalid(
+                    "database.url",
+                    "must start with sqlite://, postgres:// or postgresql://".to_owned(),
+                ));
+            }
+        }
+    };
+    Ok(DatabaseConfig {
+        url: Secret::new(url),
+    })
+}
+
+/// A relative SQLite file in the URL is relative to the config file, like
+/// every other path. `:memory:` and absolute files are left alone, as is the
+/// query (`?mode=rwc`).
+fn sqlite_url(rest: &str, base: Option<&Path>) -> String {
+    let (file, query) = rest.split_at(rest.find('?').unwrap_or(rest.len()));
+    match base {
+        Some(base) if !file.is_empty() && file != ":memory:" && !file.starts_with('/') => {
+            let mut file = file;
+            while let Some(shorter) = file.strip_prefix("./") {
+                file = shorter;
+            }
+            let base = encode_path(base);
+            format!("sqlite://{}/{file}{query}", base.trim_end_matches('/'))
+        }
+        _ => format!("sqlite://{rest}"),
+    }
+}
+
+/// sqlx percent-decodes the file part of a SQLite URL and cuts it at `?`,
+/// so a directory name with `%`, `?` or `#` must be escaped to survive.
+fn encode_path(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '?' => out.push_str("%3F"),
+            '#' => out.push_str("%23"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn storage(s: &Settings, data_dir: &Path) -> Result<StorageConfig, ConfError> {
+    let driver = match s.text("storage.driver") {
+        None => StorageDriver::Filesystem,
+        Some(text) => word(text, StorageDriver::WORDS).ok_or_else(|| {
+            s.invalid(
+                "storage.driver",
+                "only \"filesystem\" is supported in this version".to_owned(),
+            )
+        })?,
+    };
+    let root = match s.path("storage.root")? {
+        Some(root) => root,
+        None => data_dir.join("blobs"),
+    };
+    Ok(StorageConfig { driver, root })
+}
+
+fn auth(s: &Settings) -> Result<AuthConfig, ConfError> {
+    let mode = choice(s, "auth.mode", AuthMode::WORDS)?.unwrap_or(AuthMode::Db);
+    let admin_password = match s.text("auth.admin_password") {
+        Some("") => {
+            return Err(s.invalid(
+                "auth.admin_password",
+                "must not be empty; leave it unset to have one generated on first start".to_owned(),
+            ))
+        }
+        other => other.map(Secret::new),
+    };
+    let token_ttl = s.duration("auth.token_ttl")?.unwrap_or(DEFAULT_TOKEN_TTL);
+    if token_ttl < MIN_TOKEN_TTL {
+        return Err(s.invalid(
+            "auth.token_ttl",
+            format!(
+                "must be at least {}, found {}",
+                duration::format(MIN_TOKEN_TTL),
+                duration::format(token_ttl)
+            ),
+        ));
+    }
+    Ok(AuthConfig {
+        mode,
+        admin_password,
+        token_ttl,
+    })
+}
+
+/// LDAP settings are required in LDAP mode, and checked whenever given so a
+/// half-written `[ldap]` is caught before someone switches the mode.
+fn ldap(s: &Settings, mode: AuthMode) -> Result<Option<LdapConfig>, ConfError> {
+    let reason = match (mode, s.has_section("ldap")) {
+        (AuthMode::Ldap, _) => "auth.mode = \"ldap\"",
+        (AuthMode::Db, true) => "[ldap] is set",
+        (AuthMode::Db, false) => return Ok(None),
+    };
+    let url = optional(s, "ldap.url").ok_or_else(|| s.missing("ldap.url", reason))?;
+    check_ldap_url(url).map_err(|message| s.invalid("ldap.url", message))?;
+    let base_dn = optional(s, "ldap.base_dn").ok_or_else(|| s.missing("ldap.base_dn", reason))?;
+    let search_dn = optional(s, "ldap.search_dn");
+    let search_password = optional(s, "ldap.search_password").map(Secret::new);
+    if search_password.is_some() && search_dn.is_none() {
+        return Err(s.missing("ldap.search_dn", "ldap.search_password is set"));
+    }
+    let timeout = s.duration("ldap.timeout")?.unwrap_or(DEFAULT_LDAP_TIMEOUT);
+    if timeout.is_zero() {
+        return Err(s.invalid("ldap.timeout", "must be greater than zero".to_owned()));
+    }
+    let owned = |key: &str| optional(s, key).map(str::to_owned);
+    Ok(Some(LdapConfig {
+        url: url.to_owned(),
+        search_dn: search_dn.map(str::to_owned),
+        search_password,
+        base_dn: base_dn.to_owned(),
+        filter: owned("ldap.filter"),
+        uid: s.non_empty("ldap.uid")?.unwrap_or("uid").to_owned(),
+        scope: choice(s, "ldap.scope", LdapScope::WORDS)?.unwrap_or(LdapScope::Subtree),
+        timeout,
+        verify_cert: s.bool("ldap.verify_cert").unwrap_or(true),
+        group_base_dn: owned("ldap.group_base_dn"),
+        group_filter: owned("ldap.group_filter"),
+        group_gid: owned("ldap.group_gid"),
+        group_admin_dn: owned("ldap.group_admin_dn"),
+        group_membership_attribute: owned("ldap.group_membership_attribute"),
+    }))
+}
+
+/// Harbor writes unset LDAP settings as empty strings; treat those as unset
+/// so such files carry over.
+fn optional<'s>(s: &'s Settings, key: &str) -> Option<&'s str> {
+    s.text(key).filter(|text| !text.is_empty())
+}
+
+fn check_ldap_url(text: &str) -> Result<(), String> {
+    let url = url::Url::parse(text).map_err(|e| format!("invalid URL `{text}`: {e}"))?;
+    if !matches!(url.scheme(), "ldap" | "ldaps") {
+        return Err(format!("must use ldap or ldaps, not `{}`", url.scheme()));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("`{text}` has no host"));
+    }
+    Ok(())
+}
+
+fn server(s: &Settings) -> Result<ServerConfig, ConfError> {
+    let threads = match s.integer("server.threads") {
+        None => std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
+        Some(n) => usize::try_from(n)
+            .ok()
+            .filter(|&n| n >= 1)
+            .ok_or_else(|| s.invalid("server.threads", format!("must be at least 1, found {n}")))?,
+    };
+    Ok(ServerConfig {
+        threads,
+        grace_period: s
+            .duration("server.grace_period")?
+            .unwrap_or(DEFAULT_GRACE_PERIOD),
+        upload_purge_age: s
+            .duration("server.upload_purge_age")?
+            .unwrap_or(DEFAULT_UPLOAD_PURGE_AGE),
+    })
+}
+
+fn log(s: &Settings) -> Result<LogConfig, ConfError> {
+    Ok(LogConfig {
+        format: choice(s, "log.format", LogFormat::WORDS)?.unwrap_or(LogFormat::Text),
+        level: s.non_empty("log.level")?.unwrap_or("info").to_owned(),
+    })
+}
+
+/// Reads an enum key by its config words; case is ignored because env
+/// values are often written in capitals.
+fn choice<T: Copy>(s: &Settings, key: &str, words: &[(&str, T)]) -> Result<Option<T>, ConfError> {
+    let Some(text) = s.text(key) else {
+        return Ok(None);
+    };
+    word(text, words).map(Some).ok_or_else(|| {
+        let expected: Vec<String> = words.iter().map(|(w, _)| format!("\"{w}\"")).collect();
+        s.invalid(
+            key,
+            format!("expected one of {}, found `{text}`", expected.join(", ")),
+        )
+    })
+}
+
+fn word<T: Copy>(text: &str, words: &[(&str, T)]) -> Option<T> {
+    words
+        .iter()
+        .find(|(w, _)| w.eq_ignore_ascii_case(text.trim()))
+        .map(|&(_, value)| value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_resolve_relative_files_against_the_base() {
+        let base = Some(Path::new("/etc/berth"));
+        assert_eq!(
+            sqlite_url("./data/berth.db", base),
+            "sqlite:///etc/berth/data/berth.db"
+        );
+        assert_eq!(
+            sqlite_url("berth.db?mode=rwc", base),
+            "sqlite:///etc/berth/berth.db?mode=rwc"
+        );
+        assert_eq!(
+            sqlite_url("/var/lib/berth.db", base),
+            "sqlite:///var/lib/berth.db"
+        );
+        assert_eq!(sqlite_url(":memory:", base), "sqlite://:memory:");
+        assert_eq!(sqlite_url("?mode=memory", base), "sqlite://?mode=memory");
+        assert_eq!(
+            sqlite_url("./data/berth.db", None),
+            "sqlite://./data/berth.db"
+        );
+    }
+
+    #[test]
+    fn path_characters_sqlx_would_decode_are_escaped() {
+        assert_eq!(
+            encode_path(Path::new("/srv/100%/a?b#c")),
+            "/srv/100%25/a%3Fb%23c"
+        );
+        assert_eq!(encode_path(Path::new("./data/berth.db")), "./data/berth.db");
+    }
+
+    #[test]
+    fn words_match_ignoring_case_and_spaces() {
+        assert_eq!(word("LDAP", AuthMode::WORDS), Some(AuthMode::Ldap));
+        assert_eq!(
+            word(" subtree ", LdapScope::WORDS),
+            Some(LdapScope::Subtree)
+        );
+        assert_eq!(word("sub", LdapScope::WORDS), None);
+    }
+
+    #[test]
+    fn ldap_urls_need_the_ldap_scheme_and_a_host() {
+        assert_eq!(check_ldap_url("ldaps://ldap.example.org"), Ok(()));
+        assert_eq!(check_ldap_url("ldap://127.0.0.1:3890"), Ok(()));
+        assert!(check_ldap_url("https://ldap.example.org")
+            .expect_err("wrong scheme")
+            .contains("must use ldap or ldaps"));
+        assert!(check_ldap_url("ldap.example.org")
+            .expect_err("no scheme")
+            .contains("invalid URL"));
+        assert!(check_ldap_url("ldap://")
+            .expect_err("no host")
+            .contains("no host"));
+    }
+}

@@ -1,0 +1,130 @@
+//! [`Config::redacted`]: the effective settings, defaults and env overrides
+//! included, as TOML a user can read and paste back, with secrets hidden.
+
+use std::path::Path;
+use std::time::Duration;
+
+use toml::Value;
+
+use crate::config::Config;
+use crate::duration;
+use crate::secret::{Secret, REDACTED};
+
+impl Config {
+    /// The settings in force as TOML text, for `berth check-config`. Every
+    /// secret reads `<redacted>`; unset optional keys appear as comments so
+    /// the output also says what was left to its default behaviour.
+    pub fn redacted(&self) -> String {
+        let mut doc = Doc::default();
+        doc.text("listen", &self.listen.to_string());
+        doc.maybe(
+            "external_url",
+            self.external_url.as_ref().map(|url| url.as_str()),
+            "derived from each request's Host header",
+        );
+        doc.path("data_dir", &self.data_dir);
+
+        match &self.tls {
+            Some(tls) => {
+                doc.section("tls");
+                doc.path("cert", &tls.cert);
+                doc.path("key", &tls.key);
+            }
+            None => doc.unset_section("tls", "plain HTTP"),
+        }
+
+        doc.section("database");
+        doc.secret("url", Some(&self.database.url), "");
+
+        doc.section("storage");
+        doc.text("driver", self.storage.driver.word());
+        doc.path("root", &self.storage.root);
+
+        doc.section("auth");
+        doc.text("mode", self.auth.mode.word());
+        doc.secret(
+            "admin_password",
+            self.auth.admin_password.as_ref(),
+            "generated on first start",
+        );
+        doc.duration("token_ttl", self.auth.token_ttl);
+
+        match &self.ldap {
+            Some(ldap) => {
+                doc.section("ldap");
+                doc.text("url", &ldap.url);
+                doc.maybe("search_dn", ldap.search_dn.as_deref(), "anonymous search");
+                doc.secret("search_password", ldap.search_password.as_ref(), "");
+                doc.text("base_dn", &ldap.base_dn);
+                doc.maybe("filter", ldap.filter.as_deref(), "");
+                doc.text("uid", &ldap.uid);
+                doc.text("scope", ldap.scope.word());
+                doc.duration("timeout", ldap.timeout);
+                doc.line(format!("verify_cert = {}", ldap.verify_cert));
+                doc.maybe("group_base_dn", ldap.group_base_dn.as_deref(), "");
+                doc.maybe("group_filter", ldap.group_filter.as_deref(), "");
+                doc.maybe("group_gid", ldap.group_gid.as_deref(), "");
+                doc.maybe("group_admin_dn", ldap.group_admin_dn.as_deref(), "");
+                doc.maybe(
+                    "group_membership_attribute",
+                    ldap.group_membership_attribute.as_deref(),
+                    "",
+                );
+            }
+            None => doc.unset_section("ldap", "users are in the database"),
+        }
+
+        doc.section("server");
+        doc.line(format!("threads = {}", self.server.threads));
+        doc.duration("grace_period", self.server.grace_period);
+        doc.duration("upload_purge_age", self.server.upload_purge_age);
+
+        doc.section("log");
+        doc.text("format", self.log.format.word());
+        doc.text("level", &self.log.level);
+        doc.0
+    }
+}
+
+#[derive(Default)]
+struct Doc(String);
+
+impl Doc {
+    fn line(&mut self, line: String) {
+        self.0.push_str(&line);
+        self.0.push('\n');
+    }
+
+    fn section(&mut self, name: &str) {
+        self.line(format!("\n[{name}]"));
+    }
+
+    fn unset_section(&mut self, name: &str, meaning: &str) {
+        self.line(format!("\n# [{name}] is not set: {meaning}"));
+    }
+
+    /// Quoted and escaped by the toml crate, so any string reads back as is.
+    fn text(&mut self, key: &str, value: &str) {
+        self.line(format!("{key} = {}", Value::String(value.to_owned())));
+    }
+
+    fn path(&mut self, key: &str, value: &Path) {
+        self.text(key, &value.to_string_lossy());
+    }
+
+    fn duration(&mut self, key: &str, value: Duration) {
+        self.text(key, &duration::format(value));
+    }
+
+    fn maybe(&mut self, key: &str, value: Option<&str>, meaning: &str) {
+        match (value, meaning) {
+            (Some(value), _) => self.text(key, value),
+            (None, "") => self.line(format!("# {key} is not set")),
+            (None, meaning) => self.line(format!("# {key} is not set: {meaning}")),
+        }
+    }
+
+    fn secret(&mut self, key: &str, value: Option<&Secret>, meaning: &str) {
+        self.maybe(key, value.map(|_| REDACTED), meaning);
+    }
+}

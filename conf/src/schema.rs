@@ -1,0 +1,247 @@
+//! The keys `berth.toml` accepts and the TOML type each holds.
+//!
+//! This list is the single source of truth: the file walk (unknown keys,
+//! wrong types) and the environment overrides (which type `"false"` becomes)
+//! both read it, so they cannot disagree. serde's `deny_unknown_fields` would
+//! reject the same keys but without naming the path, hence the walk.
+
+use toml::{Table, Value};
+
+/// The TOML type of a key. Durations are strings to the file, but a separate
+/// kind so a wrong type says what a duration looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Text,
+    Duration,
+    Bool,
+    Integer,
+}
+
+impl Kind {
+    pub(crate) fn expected(self) -> &'static str {
+        match self {
+            Kind::Text => "a string",
+            Kind::Duration => "a duration string such as \"30m\"",
+            Kind::Bool => "a boolean (true or false)",
+            Kind::Integer => "an integer",
+        }
+    }
+
+    fn accepts(self, value: &Value) -> bool {
+        matches!(
+            (self, value),
+            (Kind::Text | Kind::Duration, Value::String(_))
+                | (Kind::Bool, Value::Boolean(_))
+                | (Kind::Integer, Value::Integer(_))
+        )
+    }
+}
+
+/// One key, by its dotted path (`"listen"`, `"auth.mode"`).
+#[derive(Debug)]
+pub(crate) struct Key {
+    pub(crate) path: &'static str,
+    pub(crate) kind: Kind,
+}
+
+const fn key(path: &'static str, kind: Kind) -> Key {
+    Key { path, kind }
+}
+
+/// Every key, in the order of the documented example file. Sections are one
+/// level deep: the first dotted component.
+pub(crate) const KEYS: &[Key] = &[
+    key("listen", Kind::Text),
+    key("external_url", Kind::Text),
+    key("data_dir", Kind::Text),
+    key("tls.cert", Kind::Text),
+    key("tls.key", Kind::Text),
+    key("database.url", Kind::Text),
+    key("storage.driver", Kind::Text),
+    key("storage.root", Kind::Text),
+    key("auth.mode", Kind::Text),
+    key("auth.admin_password", Kind::Text),
+    key("auth.token_ttl", Kind::Duration),
+    key("ldap.url", Kind::Text),
+    key("ldap.search_dn", Kind::Text),
+    key("ldap.search_password", Kind::Text),
+    key("ldap.base_dn", Kind::Text),
+    key("ldap.filter", Kind::Text),
+    key("ldap.uid", Kind::Text),
+    key("ldap.scope", Kind::Text),
+    key("ldap.timeout", Kind::Duration),
+    key("ldap.verify_cert", Kind::Bool),
+    key("ldap.group_base_dn", Kind::Text),
+    key("ldap.group_filter", Kind::Text),
+    key("ldap.group_gid", Kind::Text),
+    key("ldap.group_admin_dn", Kind::Text),
+    key("ldap.group_membership_attribute", Kind::Text),
+    key("server.threads", Kind::Integer),
+    key("server.grace_period", Kind::Duration),
+    key("server.upload_purge_age", Kind::Duration),
+    key("log.format", Kind::Text),
+    key("log.level", Kind::Text),
+];
+
+pub(crate) fn lookup(path: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|key| key.path == path)
+}
+
+fn is_section(name: &str) -> bool {
+    KEYS.iter().any(|key| {
+        key.path
+            .split_once('.')
+            .is_some_and(|(section, _)| section == name)
+    })
+}
+
+/// Why a table does not fit the schema; the caller adds the file name.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Problem {
+    Unknown {
+        key: String,
+    },
+    WrongType {
+        key: String,
+        expected: &'static str,
+        found: &'static str,
+    },
+}
+
+/// Walks `table` against [`KEYS`] and reports the first key (in sorted
+/// order, so the answer is stable) that is unknown or of the wrong type.
+pub(crate) fn check(table: &Table) -> Result<(), Problem> {
+    for (name, value) in table {
+        if !is_section(name) {
+            check_value(name, value)?;
+            continue;
+        }
+        let Value::Table(section) = value else {
+            return Err(Problem::WrongType {
+                key: name.clone(),
+                expected: "a table (a [section])",
+                found: describe(value),
+            });
+        };
+        for (name_in_section, value) in section {
+            check_value(&format!("{name}.{name_in_section}"), value)?;
+        }
+    }
+    Ok(())
+}
+
+fn check_value(path: &str, value: &Value) -> Result<(), Problem> {
+    let Some(key) = lookup(path) else {
+        return Err(Problem::Unknown {
+            key: path.to_owned(),
+        });
+    };
+    if key.kind.accepts(value) {
+        Ok(())
+    } else {
+        Err(Problem::WrongType {
+            key: path.to_owned(),
+            expected: key.kind.expected(),
+            found: describe(value),
+        })
+    }
+}
+
+/// The type of a value, never the value itself: it may be a password.
+pub(crate) fn describe(value: &Value) -> &'static str {
+    match value {
+        Value::String(_) => "a string",
+        Value::Integer(_) => "an integer",
+        Value::Float(_) => "a float",
+        Value::Boolean(_) => "a boolean",
+        Value::Datetime(_) => "a date-time",
+        Value::Array(_) => "an array",
+        Value::Table(_) => "a table",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(text: &str) -> Table {
+        text.parse().expect("test TOML parses")
+    }
+
+    #[test]
+    fn accepts_known_keys_of_the_right_type() {
+        let ok = table(
+            "listen = \"0.0.0.0:5000\"\n\
+             [auth]\nmode = \"db\"\ntoken_ttl = \"30m\"\n\
+             [ldap]\nverify_cert = false\n\
+             [server]\nthreads = 4\n",
+        );
+        assert_eq!(check(&ok), Ok(()));
+        assert_eq!(check(&Table::new()), Ok(()));
+    }
+
+    #[test]
+    fn names_unknown_keys_by_full_path() {
+        let unknown = |text: &str| match check(&table(text)) {
+            Err(Problem::Unknown { key }) => key,
+            other => panic!("expected unknown key for {text:?}, got {other:?}"),
+        };
+        assert_eq!(unknown("listenn = \"x\""), "listenn");
+        assert_eq!(unknown("[tls]\ncertt = \"x\""), "tls.certt");
+        assert_eq!(unknown("[auth]\nmodee = \"db\""), "auth.modee");
+        assert_eq!(unknown("[nope]\na = 1"), "nope");
+        assert_eq!(unknown("[tls.extra]\na = 1"), "tls.extra");
+    }
+
+    #[test]
+    fn names_wrong_types_by_full_path() {
+        let wrong = |text: &str| match check(&table(text)) {
+            Err(Problem::WrongType {
+                key,
+                expected,
+                found,
+            }) => (key, expected, found),
+            other => panic!("expected wrong type for {text:?}, got {other:?}"),
+        };
+        assert_eq!(
+            wrong("[server]\nthreads = \"4\""),
+            ("server.threads".to_owned(), "an integer", "a string")
+        );
+        assert_eq!(
+            wrong("[ldap]\nverify_cert = \"no\""),
+            (
+                "ldap.verify_cert".to_owned(),
+                "a boolean (true or false)",
+                "a string"
+            )
+        );
+        assert_eq!(
+            wrong("[auth]\ntoken_ttl = 30"),
+            (
+                "auth.token_ttl".to_owned(),
+                "a duration string such as \"30m\"",
+                "an integer"
+            )
+        );
+        assert_eq!(
+            wrong("tls = \"yes\""),
+            ("tls".to_owned(), "a table (a [section])", "a string")
+        );
+        assert_eq!(
+            wrong("[auth]\nadmin_password = 1234"),
+            ("auth.admin_password".to_owned(), "a string", "an integer")
+        );
+    }
+
+    #[test]
+    fn every_key_is_at_most_one_level_deep_and_unique() {
+        for (index, key) in KEYS.iter().enumerate() {
+            assert!(key.path.matches('.').count() <= 1, "{}", key.path);
+            assert!(
+                KEYS[index + 1..].iter().all(|other| other.path != key.path),
+                "duplicate key {}",
+                key.path
+            );
+        }
+    }
+}

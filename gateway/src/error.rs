@@ -1,0 +1,135 @@
+//! The gateway's error type and the one place where every error becomes an
+//! OCI error code, an HTTP status and a message that says what to do.
+
+use berth_storage::StorageError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A Range header the blob cannot satisfy.
+    #[error("requested range is not satisfiable for a blob of {size} bytes")]
+    RangeNotSatisfiable { size: u64 },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(
+        "Content-Range `{0}` is malformed; send `<start>-<end>` (inclusive, no `bytes=` prefix)"
+    )]
+    ContentRangeInvalid(String),
+    #[error("a digest query parameter is required to complete an upload: PUT <location>?digest=<algorithm>:<hex>")]
+    DigestRequired,
+    #[error("request body is larger than the {limit}-byte limit for this endpoint")]
+    BodyTooLarge { limit: usize },
+    #[error("{method} is not supported on this endpoint")]
+    MethodNotAllowed { method: String },
+    #[error("no such endpoint: {0}; the registry API is under /v2/")]
+    NotFound(String),
+    #[error("the client stopped sending the request body: {0}")]
+    ClientGone(String),
+    #[error("denied: {0}")]
+    Denied(String),
+    /// An out-of-order chunk; the reply says where the upload stands.
+    #[error(
+        "chunk starts at byte {got} but the upload has {expected} bytes; resume at byte {expected}"
+    )]
+    UploadOffset {
+        expected: u64,
+        got: u64,
+        location: String,
+    },
+}
+
+/// How an error is presented: status, OCI code, message and whether it is
+/// the server's fault (logged with its cause chain).
+pub struct Presented {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+    pub internal: bool,
+}
+
+impl GatewayError {
+    /// Headers that belong with the error response.
+    pub fn extra_headers(&self) -> Vec<(&'static str, String)> {
+        match self {
+            GatewayError::RangeNotSatisfiable { size } => {
+                vec![("Content-Range", format!("bytes */{size}"))]
+            }
+            GatewayError::UploadOffset {
+                expected, location, ..
+            } => vec![
+                ("Location", location.clone()),
+                ("Range", format!("0-{}", expected.saturating_sub(1))),
+            ],
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl GatewayError {
+    pub fn present(&self) -> Presented {
+        let p = |status, code| Presented {
+            status,
+            code,
+            message: self.to_string(),
+            internal: false,
+        };
+        match self {
+            GatewayError::Storage(e) => match e {
+                StorageError::NameInvalid(_) => p(400, "NAME_INVALID"),
+                StorageError::TagInvalid(_) => p(400, "TAG_INVALID"),
+                StorageError::DigestInvalid(_) => p(400, "DIGEST_INVALID"),
+                StorageError::NameUnknown(_) => p(404, "NAME_UNKNOWN"),
+                StorageError::BlobUnknown(_) => p(404, "BLOB_UNKNOWN"),
+                StorageError::UploadUnknown => p(404, "BLOB_UPLOAD_UNKNOWN"),
+                StorageError::UploadOffsetMismatch { .. } => p(416, "BLOB_UPLOAD_INVALID"),
+                StorageError::UploadInvalid(_) => p(400, "BLOB_UPLOAD_INVALID"),
+                StorageError::DigestMismatch { .. } => p(400, "DIGEST_INVALID"),
+                StorageError::ManifestUnknown(_) => p(404, "MANIFEST_UNKNOWN"),
+                StorageError::ManifestInvalid(_) => p(400, "MANIFEST_INVALID"),
+                StorageError::ManifestBlobUnknown(_) => p(400, "MANIFEST_BLOB_UNKNOWN"),
+                StorageError::ManifestTooLarge => p(413, "SIZE_INVALID"),
+                StorageError::ManifestSchema1Unsupported => p(400, "MANIFEST_INVALID"),
+                StorageError::Io { .. } | StorageError::Db(_) | StorageError::Migrate(_) => {
+                    Presented {
+                        status: 500,
+                        code: "UNKNOWN",
+                        message: "internal server error; the registry log has the cause".into(),
+                        internal: true,
+                    }
+                }
+            },
+            GatewayError::RangeNotSatisfiable { .. } => p(416, "BLOB_UNKNOWN"),
+            GatewayError::BadRequest(_) => p(400, "UNSUPPORTED"),
+            GatewayError::ContentRangeInvalid(_) => p(400, "BLOB_UPLOAD_INVALID"),
+            GatewayError::DigestRequired => p(400, "DIGEST_INVALID"),
+            GatewayError::BodyTooLarge { .. } => p(413, "SIZE_INVALID"),
+            GatewayError::MethodNotAllowed { .. } => p(405, "UNSUPPORTED"),
+            GatewayError::NotFound(_) => p(404, "NOT_FOUND"),
+            GatewayError::ClientGone(_) => p(400, "BLOB_UPLOAD_INVALID"),
+            GatewayError::Denied(_) => p(403, "DENIED"),
+            GatewayError::UploadOffset { .. } => p(416, "BLOB_UPLOAD_INVALID"),
+        }
+    }
+}
+
+/// The OCI error body: `{"errors":[{"code","message","detail"}]}`.
+pub fn oci_body(code: &str, message: &str) -> Vec<u8> {
+    serde_json::json!({
+        "errors": [{ "code": code, "message": message, "detail": null }]
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// Walks an error's sources for the log line.
+pub fn cause_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}

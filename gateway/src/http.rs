@@ -1,0 +1,188 @@
+//! Request and response plumbing over Pingora's session: reading bodies,
+//! building replies, streaming files.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+
+use bytes::{Bytes, BytesMut};
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+use tokio::sync::mpsc;
+
+use crate::error::GatewayError;
+
+/// Blob reads go to the socket in pieces of this size.
+const READ_CHUNK: usize = 1024 * 1024;
+/// Chunks read ahead of the socket while it drains.
+const READ_AHEAD: usize = 4;
+
+pub const API_VERSION: (&str, &str) = ("Docker-Distribution-API-Version", "registry/2.0");
+
+/// What a handler answers.
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Body,
+}
+
+pub enum Body {
+    Empty,
+    Bytes(Bytes),
+    /// `len` bytes of `file` from `offset`, streamed.
+    File {
+        file: File,
+        offset: u64,
+        len: u64,
+    },
+}
+
+impl Reply {
+    pub fn new(status: u16) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: Body::Empty,
+        }
+    }
+
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    pub fn json(status: u16, value: &serde_json::Value) -> Reply {
+        Reply::new(status)
+            .header("Content-Type", "application/json")
+            .bytes(Bytes::from(value.to_string()))
+    }
+
+    pub fn bytes(mut self, b: Bytes) -> Reply {
+        self.body = Body::Bytes(b);
+        self
+    }
+
+    fn body_len(&self) -> u64 {
+        match &self.body {
+            Body::Empty => 0,
+            Body::Bytes(b) => b.len() as u64,
+            Body::File { len, .. } => *len,
+        }
+    }
+}
+
+/// Writes a reply. For HEAD the headers (Content-Length included) are those
+/// of the GET, with no body.
+pub async fn send(session: &mut Session, reply: Reply, head: bool) -> pingora::Result<()> {
+    let len = reply.body_len();
+    let mut resp = ResponseHeader::build(reply.status, Some(reply.headers.len() + 2))?;
+    for (name, value) in &reply.headers {
+        resp.append_header(*name, value.as_str())?;
+    }
+    resp.insert_header("Content-Length", len.to_string())?;
+    let no_body = head || len == 0;
+    session
+        .write_response_header(Box::new(resp), no_body)
+        .await?;
+    if no_body {
+        return Ok(());
+    }
+    match reply.body {
+        Body::Empty => Ok(()),
+        Body::Bytes(b) => session.write_response_body(Some(b), true).await,
+        Body::File { file, offset, len } => stream_file(session, file, offset, len).await,
+    }
+}
+
+/// Streams a file region to the client. A blocking thread reads ahead in
+/// large pieces while the socket drains, so disk and network overlap.
+async fn stream_file(
+    session: &mut Session,
+    mut file: File,
+    offset: u64,
+    len: u64,
+) -> pingora::Result<()> {
+    let (tx, mut rx) = mpsc::channel::<std::io::Result<Bytes>>(READ_AHEAD);
+    let reader = tokio::task::spawn_blocking(move || {
+        if let Err(e) = file.seek(SeekFrom::Start(offset)) {
+            let _ = tx.blocking_send(Err(e));
+            return;
+        }
+        let mut left = len;
+        while left > 0 {
+            let want = left.min(READ_CHUNK as u64) as usize;
+            let mut buf = BytesMut::zeroed(want);
+            let result = file.read_exact(&mut buf).map(|_| buf.freeze());
+            let failed = result.is_err();
+            if tx.blocking_send(result).is_err() || failed {
+                return;
+            }
+            left -= want as u64;
+        }
+    });
+    let mut sent = 0u64;
+    while let Some(chunk) = rx.recv().await {
+        let chunk = chunk.map_err(|e| {
+            pingora::Error::because(pingora::ErrorType::ReadError, "reading blob file", e)
+        })?;
+        sent += chunk.len() as u64;
+        session
+            .write_response_body(Some(chunk), sent == len)
+            .await?;
+    }
+    drop(rx);
+    let _ = reader.await;
+    if sent != len {
+        return Err(pingora::Error::explain(
+            pingora::ErrorType::ReadError,
+            "blob file shorter than its recorded size",
+        ));
+    }
+    Ok(())
+}
+
+/// A request header as a string, if present and valid UTF-8.
+pub fn header<'a>(session: &'a Session, name: &str) -> Option<&'a str> {
+    session
+        .req_header()
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// Tells a client that sent `Expect: 100-continue` to go ahead. Curl waits
+/// a second for this before sending a large body.
+pub async fn continue_if_expected(session: &mut Session) -> Result<(), GatewayError> {
+    let expects = header(session, "expect")
+        .map(|v| v.eq_ignore_ascii_case("100-continue"))
+        .unwrap_or(false);
+    if expects {
+        session
+            .as_downstream_mut()
+            .write_continue_response()
+            .await
+            .map_err(|e| GatewayError::ClientGone(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Reads a whole (small) request body, refusing more than `limit` bytes.
+pub async fn read_body(session: &mut Session, limit: usize) -> Result<Bytes, GatewayError> {
+    continue_if_expected(session).await?;
+    if let Some(len) = header(session, "content-length").and_then(|v| v.parse::<usize>().ok()) {
+        if len > limit {
+            return Err(GatewayError::BodyTooLarge { limit });
+        }
+    }
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = session
+        .read_request_body()
+        .await
+        .map_err(|e| GatewayError::ClientGone(e.to_string()))?
+    {
+        if buf.len() + chunk.len() > limit {
+            return Err(GatewayError::BodyTooLarge { limit });
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}

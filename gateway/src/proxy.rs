@@ -1,0 +1,117 @@
+//! The Pingora `ProxyHttp` implementation: the request phases of berth's
+//! one data path. Registry requests are answered in `request_filter` from
+//! the built-in store; nothing goes to a second hop.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use pingora::http::Method;
+use pingora::proxy::{ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorType};
+use uuid::Uuid;
+
+use crate::app::App;
+use crate::error::{cause_chain, oci_body, GatewayError};
+use crate::http::{send, Reply, API_VERSION};
+use crate::v2;
+
+pub struct Gateway {
+    pub app: Arc<App>,
+}
+
+/// Per-request state kept for the access log.
+pub struct RequestCtx {
+    start: Instant,
+    request_id: String,
+    status: u16,
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            start: Instant::now(),
+            request_id: Uuid::new_v4().simple().to_string(),
+            status: 0,
+        }
+    }
+
+    async fn request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<bool> {
+        let path = session.req_header().uri.path();
+        let head = session.req_header().method == Method::HEAD;
+        let result = if path == "/v2" || path.starts_with("/v2/") {
+            v2::handle(&self.app, session).await
+        } else if path == "/" {
+            Ok(Reply::new(200)
+                .header("Content-Type", "text/plain; charset=utf-8")
+                .bytes("berth container registry: the API is at /v2/\n".into()))
+        } else {
+            Err(GatewayError::NotFound(path.to_owned()))
+        };
+        let reply = match result {
+            Ok(reply) => reply,
+            Err(e) => error_reply(session, &e, ctx),
+        };
+        ctx.status = reply.status;
+        let reply = reply
+            .header(API_VERSION.0, API_VERSION.1)
+            .header("X-Request-Id", ctx.request_id.clone());
+        send(session, reply, head).await?;
+        Ok(true)
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut RequestCtx,
+    ) -> pingora::Result<Box<HttpPeer>> {
+        // Every request is answered in request_filter; reaching here is a bug.
+        Err(Error::explain(
+            ErrorType::InternalError,
+            "berth has no upstream for this request",
+        ))
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        let req = session.req_header();
+        tracing::info!(
+            target: "access",
+            request_id = %ctx.request_id,
+            method = %req.method,
+            path = %req.uri.path(),
+            status = ctx.status,
+            duration_ms = ctx.start.elapsed().as_secs_f64() * 1000.0,
+            error = e.map(|e| e.to_string()),
+            "request"
+        );
+    }
+}
+
+/// Turns an error into the OCI error reply; internal errors are logged
+/// here, once, with their cause chain.
+fn error_reply(session: &mut Session, e: &GatewayError, ctx: &RequestCtx) -> Reply {
+    let p = e.present();
+    if p.internal {
+        tracing::error!(request_id = %ctx.request_id, error = %cause_chain(e), "internal error");
+    }
+    // An early answer to a request whose body is still coming: close the
+    // connection rather than have Pingora drain a large unread upload.
+    if !session.as_downstream_mut().is_body_done() {
+        session.set_keepalive(None);
+    }
+    let mut reply = Reply::new(p.status)
+        .header("Content-Type", "application/json")
+        .bytes(oci_body(p.code, &p.message).into());
+    for (name, value) in e.extra_headers() {
+        reply = reply.header(name, value);
+    }
+    reply
+}

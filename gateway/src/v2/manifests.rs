@@ -1,0 +1,65 @@
+//! Manifest endpoints: `GET`/`HEAD`/`PUT`/`DELETE /v2/<name>/manifests/<reference>`.
+
+use berth_storage::oci::{Reference, RepoName, Tag, MAX_MANIFEST_SIZE};
+use bytes::Bytes;
+use pingora::proxy::Session;
+
+use crate::app::App;
+use crate::error::GatewayError;
+use crate::http::{header, read_body, Reply};
+use crate::route::Query;
+
+/// GET and HEAD: the exact bytes stored, with their media type. Manifests
+/// are served as pushed; berth does not convert between formats.
+pub async fn get(app: &App, repo: &RepoName, reference: &Reference) -> Result<Reply, GatewayError> {
+    let m = app.registry.get_manifest(repo, reference).await?;
+    Ok(Reply::new(200)
+        .header("Content-Type", m.media_type)
+        .header("Docker-Content-Digest", m.digest.to_string())
+        .header("ETag", format!("\"{}\"", m.digest))
+        .bytes(Bytes::from(m.content)))
+}
+
+/// PUT: stores a manifest by tag or digest; `?tag=` adds tags (one
+/// `OCI-Tag` header each in the reply).
+pub async fn put(
+    app: &App,
+    session: &mut Session,
+    repo: &RepoName,
+    reference: &Reference,
+    query: &Query,
+) -> Result<Reply, GatewayError> {
+    let tags = query
+        .all("tag")
+        .map(|t| t.parse::<Tag>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let content_type = header(session, "content-type").map(str::to_owned);
+    let body = read_body(session, MAX_MANIFEST_SIZE).await?;
+    let (digest, subject) = app
+        .registry
+        .put_manifest(repo, reference, content_type.as_deref(), &body, &tags)
+        .await?;
+    let mut reply = Reply::new(201)
+        .header(
+            "Location",
+            app.url(&format!("/v2/{repo}/manifests/{digest}")),
+        )
+        .header("Docker-Content-Digest", digest.to_string());
+    if let Some(subject) = subject {
+        reply = reply.header("OCI-Subject", subject.to_string());
+    }
+    for tag in &tags {
+        reply = reply.header("OCI-Tag", tag.to_string());
+    }
+    Ok(reply)
+}
+
+/// DELETE by digest removes the manifest and its tags; by tag, the tag.
+pub async fn delete(
+    app: &App,
+    repo: &RepoName,
+    reference: &Reference,
+) -> Result<Reply, GatewayError> {
+    app.registry.delete_manifest(repo, reference).await?;
+    Ok(Reply::new(202))
+}

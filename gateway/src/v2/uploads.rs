@@ -1,0 +1,208 @@
+//! Blob upload endpoints: `POST /v2/<name>/blobs/uploads/` (start, mount or
+//! monolithic), `PATCH`/`PUT`/`GET`/`DELETE` on the upload's location.
+
+use berth_policy::{Action, Subject};
+use berth_storage::oci::{Digest, RepoName};
+use berth_storage::{ChunkWriter, StorageError, UploadId};
+use pingora::proxy::Session;
+
+use crate::app::App;
+use crate::error::GatewayError;
+use crate::http::{continue_if_expected, header, Reply};
+use crate::route::{Query, Route};
+use crate::v2::check;
+
+fn upload_location(app: &App, repo: &RepoName, id: UploadId) -> String {
+    app.url(&format!("/v2/{repo}/blobs/uploads/{id}"))
+}
+
+/// `Range: 0-<last byte>` as registries report upload progress.
+fn range_header(len: u64) -> String {
+    format!("0-{}", len.saturating_sub(1))
+}
+
+fn in_progress(app: &App, status: u16, repo: &RepoName, id: UploadId, len: u64) -> Reply {
+    Reply::new(status)
+        .header("Location", upload_location(app, repo, id))
+        .header("Range", range_header(len))
+        .header("Docker-Upload-UUID", id.to_string())
+}
+
+fn created(app: &App, repo: &RepoName, digest: &Digest) -> Reply {
+    Reply::new(201)
+        .header("Location", app.url(&format!("/v2/{repo}/blobs/{digest}")))
+        .header("Docker-Content-Digest", digest.to_string())
+}
+
+fn parse_digest_param(query: &Query, key: &str) -> Result<Option<Digest>, GatewayError> {
+    query
+        .get(key)
+        .map(|d| d.parse::<Digest>().map_err(GatewayError::from))
+        .transpose()
+}
+
+/// POST: a mount (`?mount=&from=`), a monolithic upload (`?digest=`), or a
+/// new session.
+pub async fn start(
+    app: &App,
+    session: &mut Session,
+    repo: &RepoName,
+    query: &Query,
+) -> Result<Reply, GatewayError> {
+    if let Some(digest) = parse_digest_param(query, "mount")? {
+        if mount(app, repo, &digest, query.get("from")).await? {
+            return Ok(created(app, repo, &digest));
+        }
+        // Not mountable: fall back to a regular upload, as the spec says.
+    }
+    let id = app.registry.start_upload(repo).await?;
+    match parse_digest_param(query, "digest")? {
+        Some(digest) => {
+            let writer = app.registry.append(repo, id, None).await?;
+            let writer = pump(session, writer).await?;
+            app.registry
+                .complete_upload(repo, id, writer, &digest)
+                .await?;
+            Ok(created(app, repo, &digest))
+        }
+        None => Ok(in_progress(app, 202, repo, id, 0)),
+    }
+}
+
+/// Links `digest` into `repo` from `from`, or, without `from`, from any
+/// repository holding it that the caller may pull from.
+async fn mount(
+    app: &App,
+    repo: &RepoName,
+    digest: &Digest,
+    from: Option<&str>,
+) -> Result<bool, GatewayError> {
+    let candidates = match from {
+        Some(from) => match from.parse::<RepoName>() {
+            Ok(name) => vec![name],
+            // A bad `from` cannot be mounted from; the client uploads instead.
+            Err(_) => return Ok(false),
+        },
+        None => app.registry.repos_with_blob(digest).await?,
+    };
+    for source in candidates {
+        let may_read = check(
+            app,
+            &Subject::Anonymous,
+            Action::Pull,
+            &Route::Blob(source.clone(), digest.clone()),
+        )
+        .is_ok();
+        if may_read && app.registry.mount_blob(repo, digest, &source).await? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Streams the request body into the upload.
+async fn pump(session: &mut Session, mut writer: ChunkWriter) -> Result<ChunkWriter, GatewayError> {
+    continue_if_expected(session).await?;
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => writer.write(chunk).await,
+            Ok(None) => return Ok(writer),
+            // Dropping the writer keeps what arrived; the client may resume.
+            Err(e) => return Err(GatewayError::ClientGone(e.to_string())),
+        }
+    }
+}
+
+/// Parses `Content-Range: <start>-<end>`; checks it against Content-Length.
+fn content_range(session: &Session) -> Result<Option<u64>, GatewayError> {
+    let Some(raw) = header(session, "content-range") else {
+        return Ok(None);
+    };
+    let spec = raw
+        .trim()
+        .trim_start_matches("bytes=")
+        .trim_start_matches("bytes ");
+    let spec = spec.split('/').next().unwrap_or(spec);
+    let (a, b) = spec
+        .split_once('-')
+        .ok_or_else(|| GatewayError::ContentRangeInvalid(raw.to_owned()))?;
+    let (start, end) = match (a.trim().parse::<u64>(), b.trim().parse::<u64>()) {
+        (Ok(s), Ok(e)) if e >= s => (s, e),
+        _ => return Err(GatewayError::ContentRangeInvalid(raw.to_owned())),
+    };
+    if let Some(len) = header(session, "content-length").and_then(|v| v.parse::<u64>().ok()) {
+        if len != end - start + 1 {
+            return Err(GatewayError::ContentRangeInvalid(format!(
+                "{raw} (covers {} bytes, but Content-Length is {len})",
+                end - start + 1
+            )));
+        }
+    }
+    Ok(Some(start))
+}
+
+/// Answers an out-of-order chunk with 416 and where the upload stands.
+fn offset_error(app: &App, repo: &RepoName, id: UploadId, e: GatewayError) -> GatewayError {
+    match e {
+        GatewayError::Storage(StorageError::UploadOffsetMismatch { expected, got }) => {
+            GatewayError::UploadOffset {
+                expected,
+                got,
+                location: upload_location(app, repo, id),
+            }
+        }
+        other => other,
+    }
+}
+
+/// PATCH: appends a chunk (with Content-Range) or a stream (without).
+pub async fn patch(
+    app: &App,
+    session: &mut Session,
+    repo: &RepoName,
+    id: UploadId,
+) -> Result<Reply, GatewayError> {
+    let start = content_range(session)?;
+    let writer = app
+        .registry
+        .append(repo, id, start)
+        .await
+        .map_err(|e| offset_error(app, repo, id, e.into()))?;
+    let writer = pump(session, writer).await?;
+    let len = app.registry.end_chunk(id, writer).await?;
+    Ok(in_progress(app, 202, repo, id, len))
+}
+
+/// PUT `?digest=`: the final (possibly empty) chunk, then verify and commit.
+pub async fn put(
+    app: &App,
+    session: &mut Session,
+    repo: &RepoName,
+    id: UploadId,
+    query: &Query,
+) -> Result<Reply, GatewayError> {
+    let digest = parse_digest_param(query, "digest")?.ok_or(GatewayError::DigestRequired)?;
+    let start = content_range(session)?;
+    let writer = app
+        .registry
+        .append(repo, id, start)
+        .await
+        .map_err(|e| offset_error(app, repo, id, e.into()))?;
+    let writer = pump(session, writer).await?;
+    app.registry
+        .complete_upload(repo, id, writer, &digest)
+        .await?;
+    Ok(created(app, repo, &digest))
+}
+
+/// GET: where the upload stands (204 with Range).
+pub async fn status(app: &App, repo: &RepoName, id: UploadId) -> Result<Reply, GatewayError> {
+    let len = app.registry.upload_len(repo, id).await?;
+    Ok(in_progress(app, 204, repo, id, len))
+}
+
+/// DELETE: cancels the upload.
+pub async fn cancel(app: &App, repo: &RepoName, id: UploadId) -> Result<Reply, GatewayError> {
+    app.registry.cancel_upload(repo, id).await?;
+    Ok(Reply::new(204))
+}

@@ -1,0 +1,55 @@
+//! The storage crate's one error type, in the registry's own words. The
+//! gateway maps each variant to an OCI error code and HTTP status.
+
+use crate::oci::{Digest, RepoName};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("invalid repository name {0}")]
+    NameInvalid(String),
+    #[error("invalid tag {0}")]
+    TagInvalid(String),
+    #[error("invalid digest {0}")]
+    DigestInvalid(String),
+    #[error("repository `{0}` is not known to this registry")]
+    NameUnknown(RepoName),
+    #[error("blob {0} is not in this repository; push it (or mount it) first")]
+    BlobUnknown(Digest),
+    #[error("upload session not found: it was finished, cancelled or never started; start a new one with POST")]
+    UploadUnknown,
+    #[error("chunk starts at byte {got} but the upload has {expected} bytes; send chunks in order, resuming at {expected}")]
+    UploadOffsetMismatch { expected: u64, got: u64 },
+    #[error("invalid upload: {0}")]
+    UploadInvalid(String),
+    #[error(
+        "uploaded content has digest {actual}, not the {expected} given; the upload was discarded"
+    )]
+    DigestMismatch { expected: Digest, actual: Digest },
+    #[error("manifest {0} is not in this repository")]
+    ManifestUnknown(String),
+    #[error("invalid manifest: {0}")]
+    ManifestInvalid(String),
+    #[error("manifest references {0}, which is not in this repository; push that blob or manifest first")]
+    ManifestBlobUnknown(Digest),
+    #[error("manifest is larger than the 4 MiB limit")]
+    ManifestTooLarge,
+    #[error("Docker schema1 manifests are not supported (deprecated since 2017); push with a current client, which sends schema2 or OCI manifests")]
+    ManifestSchema1Unsupported,
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StorageError {
+    pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StorageError {
+        let context = context.into();
+        move |source| StorageError::Io { context, source }
+    }
+}

@@ -1,0 +1,22 @@
+//! berth-storage: all registry state.
+//!
+//! - [`oci`]: the protocol's types (digests, names, tags, references,
+//!   manifests), parsed once at the edge.
+//! - [`blobs`]: the content-addressed filesystem blob store.
+//! - [`meta`]: the metadata database (SQLite through sqlx).
+//! - [`registry`]: the operations the gateway calls, keeping both in step.
+//!
+//! It is the only crate that runs SQL or touches blob bytes. It knows
+//! nothing of HTTP or of who is asking: authorization happens before a call
+//! gets here.
+
+pub mod blobs;
+pub mod error;
+pub mod meta;
+pub mod oci;
+pub mod registry;
+mod uploads;
+
+pub use error::StorageError;
+pub use registry::{Registry, Settings, UploadId};
+pub use uploads::ChunkWriter;

@@ -1,0 +1,432 @@
+//! The metadata database: which blobs, manifests and tags each repository
+//! has. Every change that must be all-or-nothing is one transaction.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::error::StorageError;
+use crate::oci::{Digest, ParsedManifest, Reference, RepoName, Tag};
+
+#[derive(Debug, Clone)]
+pub struct Meta {
+    pool: SqlitePool,
+}
+
+/// A stored manifest, as served to clients.
+#[derive(Debug, Clone)]
+pub struct StoredManifest {
+    pub digest: Digest,
+    pub media_type: String,
+    pub content: Vec<u8>,
+}
+
+/// One entry of a referrers response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Referrer {
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: i64,
+    pub artifact_type: Option<String>,
+    pub annotations: Option<String>,
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn parse_digest(s: String) -> Result<Digest, StorageError> {
+    // Only digests berth parsed itself are ever written.
+    s.parse()
+}
+
+impl Meta {
+    /// Opens (creating if needed) the database and applies migrations.
+    pub async fn connect(url: &str) -> Result<Meta, StorageError> {
+        let opts = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            // WAL survives kill -9 with committed transactions intact and
+            // lets readers proceed while one writer commits.
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(std::time::Duration::from_secs(10));
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if let Some(dir) = Path::new(path.split('?').next().unwrap_or(path)).parent() {
+                std::fs::create_dir_all(dir)
+                    .map_err(StorageError::io(format!("creating {}", dir.display())))?;
+            }
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(opts)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Meta { pool })
+    }
+
+    async fn repo_id(&self, repo: &RepoName) -> Result<Option<i64>, StorageError> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
+                .bind(repo.as_str())
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn ensure_repo(&self, repo: &RepoName) -> Result<i64, StorageError> {
+        if let Some(id) = self.repo_id(repo).await? {
+            return Ok(id);
+        }
+        sqlx::query("INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(repo.as_str())
+            .bind(now())
+            .execute(&self.pool)
+            .await?;
+        self.repo_id(repo)
+            .await?
+            .ok_or_else(|| StorageError::NameUnknown(repo.clone()))
+    }
+
+    pub async fn repo_exists(&self, repo: &RepoName) -> Result<bool, StorageError> {
+        Ok(self.repo_id(repo).await?.is_some())
+    }
+
+    // ---- blobs ----
+
+    /// Size of a blob if it is linked into `repo`.
+    pub async fn blob_in_repo(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<Option<u64>, StorageError> {
+        let size: Option<i64> = sqlx::query_scalar(
+            "SELECT b.size FROM repo_blobs rb JOIN repositories r ON r.id = rb.repo_id \
+             JOIN blobs b ON b.digest = rb.digest WHERE r.name = $1 AND rb.digest = $2",
+        )
+        .bind(repo.as_str())
+        .bind(digest.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(size.map(|s| s as u64))
+    }
+
+    /// Repositories that hold a blob (for mounts without `from`).
+    pub async fn repos_with_blob(
+        &self,
+        digest: &Digest,
+        limit: i64,
+    ) -> Result<Vec<RepoName>, StorageError> {
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT r.name FROM repo_blobs rb JOIN repositories r ON r.id = rb.repo_id \
+             WHERE rb.digest = $1 ORDER BY r.name LIMIT $2",
+        )
+        .bind(digest.to_string())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        names.iter().map(|n| n.parse()).collect()
+    }
+
+    /// Records a committed blob and links it into `repo`, atomically.
+    pub async fn link_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<(), StorageError> {
+        let repo_id = self.ensure_repo(repo).await?;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING")
+            .bind(digest.to_string())
+            .bind(size as i64)
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO repo_blobs (repo_id, digest, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(repo_id)
+            .bind(digest.to_string())
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Removes a blob's link from a repository; the bytes stay until GC.
+    pub async fn unlink_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<bool, StorageError> {
+        let done = sqlx::query(
+            "DELETE FROM repo_blobs WHERE digest = $2 AND repo_id = (SELECT id FROM repositories WHERE name = $1)",
+        )
+        .bind(repo.as_str())
+        .bind(digest.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    // ---- manifests and tags ----
+
+    /// Stores a manifest, its references and tags in one transaction, after
+    /// checking that everything it references is in the repository.
+    pub async fn put_manifest(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        parsed: &ParsedManifest,
+        content: &[u8],
+        tags: &[Tag],
+    ) -> Result<(), StorageError> {
+        let repo_id = self.ensure_repo(repo).await?;
+        let mut tx = self.pool.begin().await?;
+        for blob in &parsed.blobs {
+            let found: Option<i64> =
+                sqlx::query_scalar("SELECT 1 FROM repo_blobs WHERE repo_id = $1 AND digest = $2")
+                    .bind(repo_id)
+                    .bind(blob.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if found.is_none() {
+                return Err(StorageError::ManifestBlobUnknown(blob.clone()));
+            }
+        }
+        for child in &parsed.manifests {
+            let found: Option<i64> =
+                sqlx::query_scalar("SELECT 1 FROM manifests WHERE repo_id = $1 AND digest = $2")
+                    .bind(repo_id)
+                    .bind(child.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if found.is_none() {
+                return Err(StorageError::ManifestBlobUnknown(child.clone()));
+            }
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO manifests (repo_id, digest, media_type, content, size, artifact_type, subject, annotations, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (repo_id, digest) DO NOTHING",
+        )
+        .bind(repo_id)
+        .bind(digest.to_string())
+        .bind(parsed.kind.media_type())
+        .bind(content)
+        .bind(content.len() as i64)
+        .bind(parsed.artifact_type.as_deref())
+        .bind(parsed.subject.as_ref().map(|s| s.to_string()))
+        .bind(parsed.annotations.as_deref())
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() > 0 {
+            let refs = parsed
+                .blobs
+                .iter()
+                .map(|d| (d, false))
+                .chain(parsed.manifests.iter().map(|d| (d, true)));
+            for (child, is_manifest) in refs {
+                sqlx::query(
+                    "INSERT INTO manifest_refs (repo_id, manifest_digest, child_digest, is_manifest) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                )
+                .bind(repo_id)
+                .bind(digest.to_string())
+                .bind(child.to_string())
+                .bind(is_manifest)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        for tag in tags {
+            sqlx::query(
+                "INSERT INTO tags (repo_id, name, manifest_digest, updated_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (repo_id, name) DO UPDATE SET manifest_digest = excluded.manifest_digest, updated_at = excluded.updated_at",
+            )
+            .bind(repo_id)
+            .bind(tag.as_str())
+            .bind(digest.to_string())
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn get_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+    ) -> Result<Option<StoredManifest>, StorageError> {
+        let row = match reference {
+            Reference::Digest(d) => {
+                sqlx::query(
+                    "SELECT m.digest, m.media_type, m.content FROM manifests m JOIN repositories r ON r.id = m.repo_id \
+                     WHERE r.name = $1 AND m.digest = $2",
+                )
+                .bind(repo.as_str())
+                .bind(d.to_string())
+                .fetch_optional(&self.pool)
+                .await?
+            }
+            Reference::Tag(t) => {
+                sqlx::query(
+                    "SELECT m.digest, m.media_type, m.content FROM tags t JOIN repositories r ON r.id = t.repo_id \
+                     JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.manifest_digest \
+                     WHERE r.name = $1 AND t.name = $2",
+                )
+                .bind(repo.as_str())
+                .bind(t.as_str())
+                .fetch_optional(&self.pool)
+                .await?
+            }
+        };
+        row.map(|row| {
+            Ok(StoredManifest {
+                digest: parse_digest(row.try_get("digest")?)?,
+                media_type: row.try_get("media_type")?,
+                content: row.try_get("content")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Deletes a manifest and every tag pointing at it.
+    pub async fn delete_manifest(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<bool, StorageError> {
+        let Some(repo_id) = self.repo_id(repo).await? else {
+            return Ok(false);
+        };
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM tags WHERE repo_id = $1 AND manifest_digest = $2")
+            .bind(repo_id)
+            .bind(digest.to_string())
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query("DELETE FROM manifests WHERE repo_id = $1 AND digest = $2")
+            .bind(repo_id)
+            .bind(digest.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn delete_tag(&self, repo: &RepoName, tag: &Tag) -> Result<bool, StorageError> {
+        let done = sqlx::query(
+            "DELETE FROM tags WHERE name = $2 AND repo_id = (SELECT id FROM repositories WHERE name = $1)",
+        )
+        .bind(repo.as_str())
+        .bind(tag.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Tags in lexical order after `last`, at most `n` (+1 to tell whether
+    /// more follow).
+    pub async fn list_tags(
+        &self,
+        repo: &RepoName,
+        last: Option<&str>,
+        n: i64,
+    ) -> Result<Option<Vec<String>>, StorageError> {
+        let Some(repo_id) = self.repo_id(repo).await? else {
+            return Ok(None);
+        };
+        let tags = sqlx::query_scalar(
+            "SELECT name FROM tags WHERE repo_id = $1 AND name > $2 ORDER BY name LIMIT $3",
+        )
+        .bind(repo_id)
+        .bind(last.unwrap_or(""))
+        .bind(n)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(Some(tags))
+    }
+
+    /// Repositories that hold at least one manifest, in lexical order.
+    pub async fn catalog(&self, last: Option<&str>, n: i64) -> Result<Vec<String>, StorageError> {
+        Ok(sqlx::query_scalar(
+            "SELECT name FROM repositories r WHERE name > $1 \
+             AND EXISTS (SELECT 1 FROM manifests m WHERE m.repo_id = r.id) ORDER BY name LIMIT $2",
+        )
+        .bind(last.unwrap_or(""))
+        .bind(n)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn referrers(
+        &self,
+        repo: &RepoName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Referrer>, StorageError> {
+        let rows = sqlx::query(
+            "SELECT m.digest, m.media_type, m.size, m.artifact_type, m.annotations FROM manifests m \
+             JOIN repositories r ON r.id = m.repo_id WHERE r.name = $1 AND m.subject = $2 \
+             AND ($3 IS NULL OR m.artifact_type = $3) ORDER BY m.created_at, m.digest",
+        )
+        .bind(repo.as_str())
+        .bind(subject.to_string())
+        .bind(artifact_type)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(Referrer {
+                    digest: parse_digest(row.try_get("digest")?)?,
+                    media_type: row.try_get("media_type")?,
+                    size: row.try_get("size")?,
+                    artifact_type: row.try_get("artifact_type")?,
+                    annotations: row.try_get("annotations")?,
+                })
+            })
+            .collect()
+    }
+
+    // ---- uploads ----
+
+    pub async fn insert_upload(&self, id: &str, repo: &RepoName) -> Result<(), StorageError> {
+        let repo_id = self.ensure_repo(repo).await?;
+        sqlx::query("INSERT INTO uploads (id, repo_id, created_at) VALUES ($1, $2, $3)")
+            .bind(id)
+            .bind(repo_id)
+            .bind(now())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether upload `id` exists and belongs to `repo`.
+    pub async fn upload_in_repo(&self, id: &str, repo: &RepoName) -> Result<bool, StorageError> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM uploads u JOIN repositories r ON r.id = u.repo_id WHERE u.id = $1 AND r.name = $2",
+        )
+        .bind(id)
+        .bind(repo.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(found.is_some())
+    }
+
+    pub async fn delete_upload(&self, id: &str) -> Result<(), StorageError> {
+        sqlx::query("DELETE FROM uploads WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

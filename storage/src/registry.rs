@@ -1,0 +1,326 @@
+//! The registry's operations, as the gateway's handlers call them: each one
+//! checks what the protocol requires and keeps the blob store and the
+//! metadata database in step.
+
+use std::fs::File;
+use std::path::PathBuf;
+
+use uuid::Uuid;
+
+use crate::blobs::{hash_file, BlobStore};
+use crate::error::StorageError;
+use crate::meta::{Meta, Referrer, StoredManifest};
+use crate::oci::{manifest, Algorithm, Digest, Reference, RepoName, Tag, MAX_MANIFEST_SIZE};
+use crate::uploads::{ChunkWriter, Sessions};
+
+/// Where the registry keeps its state.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub blob_root: PathBuf,
+    pub database_url: String,
+}
+
+pub struct Registry {
+    blobs: BlobStore,
+    meta: Meta,
+    sessions: Sessions,
+}
+
+/// An open upload session id, parsed from the URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadId(Uuid);
+
+impl std::str::FromStr for UploadId {
+    type Err = StorageError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s)
+            .map(UploadId)
+            .map_err(|_| StorageError::UploadUnknown)
+    }
+}
+
+impl std::fmt::Display for UploadId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl Registry {
+    pub async fn open(settings: &Settings) -> Result<Registry, StorageError> {
+        let blobs = BlobStore::open(&settings.blob_root)?;
+        let meta = Meta::connect(&settings.database_url).await?;
+        let sessions = Sessions::new(blobs.uploads_dir());
+        Ok(Registry {
+            blobs,
+            meta,
+            sessions,
+        })
+    }
+
+    pub fn meta(&self) -> &Meta {
+        &self.meta
+    }
+
+    // ---- blobs ----
+
+    /// Size of a blob readable in `repo`.
+    pub async fn stat_blob(&self, repo: &RepoName, digest: &Digest) -> Result<u64, StorageError> {
+        self.meta
+            .blob_in_repo(repo, digest)
+            .await?
+            .ok_or_else(|| StorageError::BlobUnknown(digest.clone()))
+    }
+
+    /// Opens a blob readable in `repo`, with its size.
+    pub async fn open_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<(File, u64), StorageError> {
+        self.stat_blob(repo, digest).await?;
+        self.blobs
+            .open_blob(digest)?
+            .ok_or_else(|| StorageError::BlobUnknown(digest.clone()))
+    }
+
+    pub async fn delete_blob(&self, repo: &RepoName, digest: &Digest) -> Result<(), StorageError> {
+        if self.meta.unlink_blob(repo, digest).await? {
+            Ok(())
+        } else {
+            Err(StorageError::BlobUnknown(digest.clone()))
+        }
+    }
+
+    /// Links an existing blob into `repo` from `from`. Returns false when
+    /// the source does not have it (the client then uploads instead).
+    pub async fn mount_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        from: &RepoName,
+    ) -> Result<bool, StorageError> {
+        match self.meta.blob_in_repo(from, digest).await? {
+            Some(size) if self.blobs.exists(digest) => {
+                self.meta.link_blob(repo, digest, size).await?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Repositories holding `digest`, candidates for a mount without `from`.
+    pub async fn repos_with_blob(&self, digest: &Digest) -> Result<Vec<RepoName>, StorageError> {
+        self.meta.repos_with_blob(digest, 100).await
+    }
+
+    // ---- uploads ----
+
+    pub async fn start_upload(&self, repo: &RepoName) -> Result<UploadId, StorageError> {
+        let id = Uuid::new_v4();
+        self.sessions.create_file(id)?;
+        self.meta.insert_upload(&id.to_string(), repo).await?;
+        Ok(UploadId(id))
+    }
+
+    async fn check_upload(&self, repo: &RepoName, id: UploadId) -> Result<(), StorageError> {
+        if self.meta.upload_in_repo(&id.to_string(), repo).await? {
+            Ok(())
+        } else {
+            Err(StorageError::UploadUnknown)
+        }
+    }
+
+    /// Bytes received so far.
+    pub async fn upload_len(&self, repo: &RepoName, id: UploadId) -> Result<u64, StorageError> {
+        self.check_upload(repo, id).await?;
+        let guard = self.sessions.lock(id.0).await;
+        self.sessions.len(id.0, &guard)
+    }
+
+    /// Opens an upload for appending one request body. `start`, when the
+    /// client sent a Content-Range, must equal the current length.
+    pub async fn append(
+        &self,
+        repo: &RepoName,
+        id: UploadId,
+        start: Option<u64>,
+    ) -> Result<ChunkWriter, StorageError> {
+        self.check_upload(repo, id).await?;
+        let mut guard = self.sessions.lock(id.0).await;
+        let len = self.sessions.len(id.0, &guard)?;
+        if let Some(start) = start {
+            if start != len {
+                return Err(StorageError::UploadOffsetMismatch {
+                    expected: len,
+                    got: start,
+                });
+            }
+        }
+        let progress = self.sessions.take_progress(id.0, &mut guard).await?;
+        Ok(ChunkWriter::spawn(guard, progress))
+    }
+
+    /// Ends a chunk; returns the upload's length.
+    pub async fn end_chunk(&self, id: UploadId, writer: ChunkWriter) -> Result<u64, StorageError> {
+        let guard = writer.finish().await?;
+        self.sessions.len(id.0, &guard)
+    }
+
+    /// Verifies the upload against `digest` and commits it as a blob of
+    /// `repo`. Returns the blob's size.
+    pub async fn complete_upload(
+        &self,
+        repo: &RepoName,
+        id: UploadId,
+        writer: ChunkWriter,
+        digest: &Digest,
+    ) -> Result<u64, StorageError> {
+        let mut guard = writer.finish().await?;
+        let progress = self.sessions.take_progress(id.0, &mut guard).await?;
+        let path = self.sessions.path(id.0);
+        let blobs = self.blobs.clone();
+        let expected = digest.clone();
+        let verified = tokio::task::spawn_blocking(move || -> Result<u64, StorageError> {
+            let actual = match expected.algorithm() {
+                Algorithm::Sha256 => progress.hasher.finish(),
+                other => hash_file(&path, other)?.0.finish(),
+            };
+            if actual != expected {
+                return Err(StorageError::DigestMismatch { expected, actual });
+            }
+            blobs.commit(&path, &progress.file, &expected)?;
+            Ok(progress.len)
+        })
+        .await
+        .map_err(|e| StorageError::Io {
+            context: "committing upload".into(),
+            source: std::io::Error::other(e),
+        })?;
+        match verified {
+            Ok(size) => {
+                self.meta.link_blob(repo, digest, size).await?;
+                self.finish_session(id).await?;
+                drop(guard);
+                Ok(size)
+            }
+            Err(e) => {
+                // A bad digest ends the session: its bytes can never become
+                // the blob the client meant.
+                if matches!(e, StorageError::DigestMismatch { .. }) {
+                    self.finish_session(id).await?;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn finish_session(&self, id: UploadId) -> Result<(), StorageError> {
+        self.meta.delete_upload(&id.0.to_string()).await?;
+        self.sessions.forget(id.0);
+        Ok(())
+    }
+
+    pub async fn cancel_upload(&self, repo: &RepoName, id: UploadId) -> Result<(), StorageError> {
+        self.check_upload(repo, id).await?;
+        let guard = self.sessions.lock(id.0).await;
+        self.finish_session(id).await?;
+        drop(guard);
+        Ok(())
+    }
+
+    // ---- manifests ----
+
+    /// Stores a manifest under `reference` (and any extra tags). Returns its
+    /// digest and subject.
+    pub async fn put_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        content: &[u8],
+        extra_tags: &[Tag],
+    ) -> Result<(Digest, Option<Digest>), StorageError> {
+        if content.len() > MAX_MANIFEST_SIZE {
+            return Err(StorageError::ManifestTooLarge);
+        }
+        let parsed = manifest::parse(content_type, content)?;
+        let digest = match reference {
+            Reference::Digest(d) => {
+                let actual = Digest::compute(d.algorithm(), content);
+                if &actual != d {
+                    return Err(StorageError::DigestMismatch {
+                        expected: d.clone(),
+                        actual,
+                    });
+                }
+                actual
+            }
+            Reference::Tag(_) => Digest::compute(Algorithm::Sha256, content),
+        };
+        let mut tags: Vec<Tag> = extra_tags.to_vec();
+        if let Reference::Tag(t) = reference {
+            tags.push(t.clone());
+        }
+        self.meta
+            .put_manifest(repo, &digest, &parsed, content, &tags)
+            .await?;
+        Ok((digest, parsed.subject))
+    }
+
+    pub async fn get_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+    ) -> Result<StoredManifest, StorageError> {
+        match self.meta.get_manifest(repo, reference).await? {
+            Some(m) => Ok(m),
+            None if !self.meta.repo_exists(repo).await? => {
+                Err(StorageError::NameUnknown(repo.clone()))
+            }
+            None => Err(StorageError::ManifestUnknown(reference.to_string())),
+        }
+    }
+
+    /// Deletes a manifest (by digest: with its tags) or just a tag.
+    pub async fn delete_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+    ) -> Result<(), StorageError> {
+        let deleted = match reference {
+            Reference::Digest(d) => self.meta.delete_manifest(repo, d).await?,
+            Reference::Tag(t) => self.meta.delete_tag(repo, t).await?,
+        };
+        if deleted {
+            Ok(())
+        } else {
+            Err(StorageError::ManifestUnknown(reference.to_string()))
+        }
+    }
+
+    /// A page of tags; `None` when the repository is unknown.
+    pub async fn list_tags(
+        &self,
+        repo: &RepoName,
+        last: Option<&str>,
+        n: i64,
+    ) -> Result<Vec<String>, StorageError> {
+        self.meta
+            .list_tags(repo, last, n)
+            .await?
+            .ok_or_else(|| StorageError::NameUnknown(repo.clone()))
+    }
+
+    pub async fn catalog(&self, last: Option<&str>, n: i64) -> Result<Vec<String>, StorageError> {
+        self.meta.catalog(last, n).await
+    }
+
+    pub async fn referrers(
+        &self,
+        repo: &RepoName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Referrer>, StorageError> {
+        self.meta.referrers(repo, subject, artifact_type).await
+    }
+}
