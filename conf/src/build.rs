@@ -23,6 +23,7 @@ const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(30 * 60);
 /// that dies within a minute fails large layers half-way.
 const MIN_TOKEN_TTL: Duration = Duration::from_secs(60);
 const DEFAULT_LDAP_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_LDAP_CACHE_TTL: Duration = Duration::from_secs(60);
 const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(10);
 const DEFAULT_UPLOAD_PURGE_AGE: Duration = Duration::from_secs(24 * 3600);
 
@@ -196,6 +197,18 @@ fn ldap(s: &Settings, mode: AuthMode) -> Result<Option<LdapConfig>, ConfError> {
     if timeout.is_zero() {
         return Err(s.invalid("ldap.timeout", "must be greater than zero".to_owned()));
     }
+    let start_tls = s.bool("ldap.start_tls").unwrap_or(false);
+    if start_tls && is_ldaps(url) {
+        return Err(s.invalid(
+            "ldap.start_tls",
+            "cannot be used with an ldaps:// url, which is TLS from the start; \
+             use an ldap:// url for StartTLS"
+                .to_owned(),
+        ));
+    }
+    let cache_ttl = s
+        .duration("ldap.cache_ttl")?
+        .unwrap_or(DEFAULT_LDAP_CACHE_TTL);
     let owned = |key: &str| optional(s, key).map(str::to_owned);
     Ok(Some(LdapConfig {
         url: url.to_owned(),
@@ -207,6 +220,8 @@ fn ldap(s: &Settings, mode: AuthMode) -> Result<Option<LdapConfig>, ConfError> {
         scope: choice(s, "ldap.scope", LdapScope::WORDS)?.unwrap_or(LdapScope::Subtree),
         timeout,
         verify_cert: s.bool("ldap.verify_cert").unwrap_or(true),
+        start_tls,
+        cache_ttl,
         group_base_dn: owned("ldap.group_base_dn"),
         group_filter: owned("ldap.group_filter"),
         group_gid: owned("ldap.group_gid"),
@@ -230,6 +245,12 @@ fn check_ldap_url(text: &str) -> Result<(), String> {
         return Err(format!("`{text}` has no host"));
     }
     Ok(())
+}
+
+/// Whether `text` (already checked by [`check_ldap_url`]) is TLS from the
+/// first byte; the scheme is compared parsed, so `LDAPS://` counts too.
+fn is_ldaps(text: &str) -> bool {
+    url::Url::parse(text).is_ok_and(|url| url.scheme() == "ldaps")
 }
 
 fn server(s: &Settings) -> Result<ServerConfig, ConfError> {
@@ -339,5 +360,13 @@ mod tests {
         assert!(check_ldap_url("ldap://")
             .expect_err("no host")
             .contains("no host"));
+    }
+
+    #[test]
+    fn ldaps_is_recognised_by_the_parsed_scheme() {
+        assert!(is_ldaps("ldaps://ldap.example.org"));
+        assert!(is_ldaps("LDAPS://ldap.example.org:636"));
+        assert!(!is_ldaps("ldap://ldap.example.org"));
+        assert!(!is_ldaps("ldap://ldaps.example.org"));
     }
 }

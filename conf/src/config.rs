@@ -89,6 +89,12 @@ pub struct LdapConfig {
     pub timeout: Duration,
     /// Default true.
     pub verify_cert: bool,
+    /// Upgrade an `ldap://` connection with StartTLS. Default false; never
+    /// set together with an `ldaps://` url (which is TLS from the start).
+    pub start_tls: bool,
+    /// How long a successful bind is remembered, so a pull of many layers
+    /// costs one bind. Default 60s; zero disables the cache.
+    pub cache_ttl: Duration,
     pub group_base_dn: Option<String>,
     pub group_filter: Option<String>,
     pub group_gid: Option<String>,

@@ -176,6 +176,14 @@ mod tests {
             Some(("ldap.verify_cert", Value::Boolean(true)))
         );
         assert_eq!(
+            one("BERTH_LDAP__START_TLS", "true").ok(),
+            Some(("ldap.start_tls", Value::Boolean(true)))
+        );
+        assert_eq!(
+            one("BERTH_LDAP__CACHE_TTL", "2m").ok(),
+            Some(("ldap.cache_ttl", Value::String("2m".to_owned())))
+        );
+        assert_eq!(
             one("BERTH_SERVER__THREADS", "4").ok(),
             Some(("server.threads", Value::Integer(4)))
         );

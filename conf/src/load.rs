@@ -174,6 +174,7 @@ uid = "cn"
 scope = "onelevel"
 timeout = "2s"
 verify_cert = false
+cache_ttl = "5m"
 group_base_dn = "ou=groups,dc=example,dc=org"
 group_filter = "(objectClass=groupOfNames)"
 group_gid = "cn"
@@ -227,6 +228,8 @@ level = "info,berth=debug"
         assert_eq!(ldap.scope, LdapScope::OneLevel);
         assert_eq!(ldap.timeout, secs(2));
         assert!(!ldap.verify_cert);
+        assert!(!ldap.start_tls);
+        assert_eq!(ldap.cache_ttl, secs(300));
         assert_eq!(
             ldap.group_base_dn.as_deref(),
             Some("ou=groups,dc=example,dc=org")
@@ -308,6 +311,100 @@ level = "info,berth=debug"
         assert_eq!(ldap.scope, LdapScope::Subtree);
         assert!(ldap.verify_cert);
         assert_eq!(ldap.filter, None);
+    }
+
+    #[test]
+    fn ldap_start_tls_and_cache_ttl_default_and_override() {
+        let base = [
+            ("BERTH_AUTH__MODE", "ldap"),
+            ("BERTH_LDAP__URL", "ldap://ldap.example.org"),
+            ("BERTH_LDAP__BASE_DN", "dc=example,dc=org"),
+        ];
+        let ldap = load(None, &env(&base))
+            .expect("defaults")
+            .ldap
+            .expect("ldap set");
+        assert!(!ldap.start_tls);
+        assert_eq!(ldap.cache_ttl, secs(60));
+
+        let mut pairs = base.to_vec();
+        pairs.extend([
+            ("BERTH_LDAP__START_TLS", "TRUE"),
+            ("BERTH_LDAP__CACHE_TTL", "1m30s"),
+        ]);
+        let ldap = load(None, &env(&pairs))
+            .expect("overrides")
+            .ldap
+            .expect("ldap set");
+        assert!(ldap.start_tls);
+        assert_eq!(ldap.cache_ttl, secs(90));
+
+        // Zero is allowed: it turns the bind cache off.
+        let (_dir, path) = config_file(
+            "[ldap]\nurl = \"ldap://h\"\nbase_dn = \"dc=x\"\n\
+             start_tls = true\ncache_ttl = \"0s\"\n",
+        );
+        let ldap = load(Some(&path), &[])
+            .expect("valid")
+            .ldap
+            .expect("ldap set");
+        assert!(ldap.start_tls);
+        assert_eq!(ldap.cache_ttl, Duration::ZERO);
+        let redacted = load(Some(&path), &[]).expect("valid").redacted();
+        assert!(
+            redacted.contains("start_tls = true\ncache_ttl = \"0s\"\n"),
+            "{redacted}"
+        );
+    }
+
+    #[test]
+    fn ldap_start_tls_and_cache_ttl_errors_name_the_key() {
+        let (message, path, _dir) = file_error(
+            "[ldap]\nurl = \"ldaps://ldap.example.org\"\nbase_dn = \"dc=x\"\nstart_tls = true\n",
+        );
+        assert!(
+            message.starts_with(&format!(
+                "{}: ldap.start_tls: cannot be used with an ldaps:// url",
+                path.display()
+            )),
+            "{message}"
+        );
+        let message = env_error(&[
+            ("BERTH_LDAP__URL", "LDAPS://ldap.example.org"),
+            ("BERTH_LDAP__BASE_DN", "dc=x"),
+            ("BERTH_LDAP__START_TLS", "true"),
+        ]);
+        assert!(
+            message.starts_with("env BERTH_LDAP__START_TLS: cannot be used with an ldaps:// url"),
+            "{message}"
+        );
+        let message = env_error(&[
+            ("BERTH_LDAP__URL", "ldap://h"),
+            ("BERTH_LDAP__BASE_DN", "dc=x"),
+            ("BERTH_LDAP__START_TLS", "yes"),
+        ]);
+        assert_eq!(
+            message,
+            "env BERTH_LDAP__START_TLS: expected a boolean (true or false), found `yes`"
+        );
+        let (message, path, _dir) =
+            file_error("[ldap]\nurl = \"ldap://h\"\nbase_dn = \"dc=x\"\ncache_ttl = \"60\"\n");
+        assert!(
+            message.starts_with(&format!(
+                "{}: ldap.cache_ttl: invalid duration `60`",
+                path.display()
+            )),
+            "{message}"
+        );
+        let (message, path, _dir) =
+            file_error("[ldap]\nurl = \"ldap://h\"\nbase_dn = \"dc=x\"\ncache_ttl = 60\n");
+        assert_eq!(
+            message,
+            format!(
+                "{}: ldap.cache_ttl: expected a duration string such as \"30m\", found an integer",
+                path.display()
+            )
+        );
     }
 
     #[test]

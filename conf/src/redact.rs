@@ -61,6 +61,8 @@ impl Config {
                 doc.text("scope", ldap.scope.word());
                 doc.duration("timeout", ldap.timeout);
                 doc.line(format!("verify_cert = {}", ldap.verify_cert));
+                doc.line(format!("start_tls = {}", ldap.start_tls));
+                doc.duration("cache_ttl", ldap.cache_ttl);
                 doc.maybe("group_base_dn", ldap.group_base_dn.as_deref(), "");
                 doc.maybe("group_filter", ldap.group_filter.as_deref(), "");
                 doc.maybe("group_gid", ldap.group_gid.as_deref(), "");

@@ -71,6 +71,8 @@ pub(crate) const KEYS: &[Key] = &[
     key("ldap.scope", Kind::Text),
     key("ldap.timeout", Kind::Duration),
     key("ldap.verify_cert", Kind::Bool),
+    key("ldap.start_tls", Kind::Bool),
+    key("ldap.cache_ttl", Kind::Duration),
     key("ldap.group_base_dn", Kind::Text),
     key("ldap.group_filter", Kind::Text),
     key("ldap.group_gid", Kind::Text),

@@ -1,12 +1,21 @@
 //! The gateway's error type and the one place where every error becomes an
 //! OCI error code, an HTTP status and a message that says what to do.
 
+use berth_auth::AuthError;
 use berth_storage::StorageError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// No credentials where they are needed.
+    #[error("authentication required: log in (docker login / podman login) or send a bearer token from the realm in WWW-Authenticate")]
+    Unauthenticated { scope: Option<String> },
+    /// A valid token that does not grant this request.
+    #[error("the token does not grant {}; request a token for that scope", .scope.as_deref().unwrap_or("this request"))]
+    InsufficientScope { scope: Option<String> },
     /// A Range header the blob cannot satisfy.
     #[error("requested range is not satisfiable for a blob of {size} bytes")]
     RangeNotSatisfiable { size: u64 },
@@ -49,6 +58,21 @@ pub struct Presented {
 }
 
 impl GatewayError {
+    /// For 401s: the scope to name in the challenge and the bearer error.
+    pub fn challenge(&self) -> Option<(Option<&str>, Option<&'static str>)> {
+        match self {
+            GatewayError::Unauthenticated { scope } => Some((scope.as_deref(), None)),
+            GatewayError::InsufficientScope { scope } => {
+                Some((scope.as_deref(), Some("insufficient_scope")))
+            }
+            GatewayError::Auth(AuthError::TokenInvalid(_)) => Some((None, Some("invalid_token"))),
+            GatewayError::Auth(AuthError::InvalidCredentials | AuthError::UserDisabled(_)) => {
+                Some((None, None))
+            }
+            _ => None,
+        }
+    }
+
     /// Headers that belong with the error response.
     pub fn extra_headers(&self) -> Vec<(&'static str, String)> {
         match self {
@@ -99,6 +123,26 @@ impl GatewayError {
                     }
                 }
             },
+            GatewayError::Auth(e) => match e {
+                AuthError::InvalidCredentials
+                | AuthError::UserDisabled(_)
+                | AuthError::TokenInvalid(_) => p(401, "UNAUTHORIZED"),
+                AuthError::DirectoryUnavailable(_) | AuthError::DirectoryMisconfigured(_) => {
+                    p(503, "UNAVAILABLE")
+                }
+                AuthError::TooManyAttempts { .. } => p(429, "TOOMANYREQUESTS"),
+                AuthError::ScopeInvalid(_) => p(400, "UNSUPPORTED"),
+                AuthError::Key { .. } | AuthError::PasswordHash(_) | AuthError::Storage(_) => {
+                    Presented {
+                        status: 500,
+                        code: "UNKNOWN",
+                        message: "internal server error; the registry log has the cause".into(),
+                        internal: true,
+                    }
+                }
+            },
+            GatewayError::Unauthenticated { .. } => p(401, "UNAUTHORIZED"),
+            GatewayError::InsufficientScope { .. } => p(401, "UNAUTHORIZED"),
             GatewayError::RangeNotSatisfiable { .. } => p(416, "BLOB_UNKNOWN"),
             GatewayError::BadRequest(_) => p(400, "UNSUPPORTED"),
             GatewayError::ContentRangeInvalid(_) => p(400, "BLOB_UPLOAD_INVALID"),

@@ -4,14 +4,20 @@
 //! - [`proxy`]: the `ProxyHttp` request phases.
 //! - [`route`]: paths parsed once into typed routes.
 //! - [`v2`]: the OCI distribution API handlers.
+//! - [`auth`]: who is calling `/v2`, and the policy decision.
+//! - [`token_endpoint`]: `/service/token` and `/service/jwks`.
+//! - [`users_cli`]: `berth user ...` commands.
 //! - [`http`]: reading bodies, writing replies, streaming blobs.
 //! - [`error`]: every error mapped to its OCI code and status, in one place.
 //! - [`app`]: the shared state handlers receive.
 
 pub mod app;
+pub mod auth;
 pub mod error;
 pub mod http;
 pub mod proxy;
 pub mod route;
 pub mod server;
+pub mod token_endpoint;
+pub mod users_cli;
 pub mod v2;

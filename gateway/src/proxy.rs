@@ -13,9 +13,10 @@ use pingora::{Error, ErrorType};
 use uuid::Uuid;
 
 use crate::app::App;
+use crate::auth::challenge;
 use crate::error::{cause_chain, oci_body, GatewayError};
 use crate::http::{send, Reply, API_VERSION};
-use crate::v2;
+use crate::{token_endpoint, v2};
 
 pub struct Gateway {
     pub app: Arc<App>,
@@ -49,6 +50,8 @@ impl ProxyHttp for Gateway {
         let head = session.req_header().method == Method::HEAD;
         let result = if path == "/v2" || path.starts_with("/v2/") {
             v2::handle(&self.app, session).await
+        } else if path.starts_with("/service/") {
+            token_endpoint::handle(&self.app, session).await
         } else if path == "/" {
             Ok(Reply::new(200)
                 .header("Content-Type", "text/plain; charset=utf-8")
@@ -58,7 +61,7 @@ impl ProxyHttp for Gateway {
         };
         let reply = match result {
             Ok(reply) => reply,
-            Err(e) => error_reply(session, &e, ctx),
+            Err(e) => error_reply(&self.app, session, &e, ctx),
         };
         ctx.status = reply.status;
         let reply = reply
@@ -97,7 +100,7 @@ impl ProxyHttp for Gateway {
 
 /// Turns an error into the OCI error reply; internal errors are logged
 /// here, once, with their cause chain.
-fn error_reply(session: &mut Session, e: &GatewayError, ctx: &RequestCtx) -> Reply {
+fn error_reply(app: &App, session: &mut Session, e: &GatewayError, ctx: &RequestCtx) -> Reply {
     let p = e.present();
     if p.internal {
         tracing::error!(request_id = %ctx.request_id, error = %cause_chain(e), "internal error");
@@ -112,6 +115,9 @@ fn error_reply(session: &mut Session, e: &GatewayError, ctx: &RequestCtx) -> Rep
         .bytes(oci_body(p.code, &p.message).into());
     for (name, value) in e.extra_headers() {
         reply = reply.header(name, value);
+    }
+    if let Some((scope, error)) = e.challenge() {
+        reply = reply.header("WWW-Authenticate", challenge(app, session, scope, error));
     }
     reply
 }

@@ -8,7 +8,7 @@ pub enum Subject {
 }
 
 /// What they want to do, in the registry's terms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Action {
     Pull,
     Push,
@@ -17,55 +17,54 @@ pub enum Action {
     Catalog,
 }
 
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Pull => "pull",
+            Action::Push => "push",
+            Action::Delete => "delete",
+            Action::Catalog => "*",
+        }
+    }
+}
+
 /// What they want to do it to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resource<'a> {
-    /// A repository, by its project (first path segment) and full name.
-    Repository {
-        project: &'a str,
-        name: &'a str,
-    },
+    /// A repository; `public` is whether its project may be pulled
+    /// anonymously (false when the project does not exist).
+    Repository { name: &'a str, public: bool },
+    /// The registry as a whole (the catalog).
     Registry,
-}
-
-/// How the registry is run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// No authentication configured: everyone may do everything.
-    Open,
-    /// Authentication required: anonymous subjects are denied everything,
-    /// users may use repositories, only admins may list the catalog.
-    Authenticated,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     Allow,
-    /// Denied; the subject should authenticate first.
+    /// Denied to an anonymous caller: logging in may help.
     NeedsLogin,
-    /// Denied for an authenticated subject, with the reason to show.
+    /// Denied to an authenticated caller, with the reason to show.
     Deny(String),
 }
 
-/// Decides whether `subject` may perform `action` on `resource`.
-pub fn authorize(
-    mode: Mode,
-    subject: &Subject,
-    action: Action,
-    resource: Resource<'_>,
-) -> Decision {
-    match (mode, subject) {
-        (Mode::Open, _) => Decision::Allow,
-        (Mode::Authenticated, Subject::Anonymous) => Decision::NeedsLogin,
-        (Mode::Authenticated, Subject::User { admin: true, .. }) => Decision::Allow,
-        (Mode::Authenticated, Subject::User { name, admin: false }) => match (action, resource) {
-            (Action::Catalog, _) | (_, Resource::Registry) => Decision::Deny(format!(
-                "user {name} may not list the catalog; only administrators may"
-            )),
-            (Action::Pull | Action::Push | Action::Delete, Resource::Repository { .. }) => {
-                Decision::Allow
-            }
-        },
+/// Decides whether `subject` may perform `action` on `resource`. Anything
+/// not explicitly allowed is denied.
+pub fn authorize(subject: &Subject, action: Action, resource: Resource<'_>) -> Decision {
+    match (subject, action, resource) {
+        (Subject::User { admin: true, .. }, _, _) => Decision::Allow,
+        (Subject::Anonymous, Action::Pull, Resource::Repository { public: true, .. }) => {
+            Decision::Allow
+        }
+        (Subject::Anonymous, _, _) => Decision::NeedsLogin,
+        (
+            Subject::User { .. },
+            Action::Pull | Action::Push | Action::Delete,
+            Resource::Repository { .. },
+        ) => Decision::Allow,
+        (Subject::User { name, .. }, Action::Catalog, _)
+        | (Subject::User { name, .. }, _, Resource::Registry) => Decision::Deny(format!(
+            "user `{name}` may not list the catalog; only administrators may"
+        )),
     }
 }
 
@@ -84,61 +83,58 @@ mod tests {
             name: "admin".into(),
             admin: true,
         };
-        let repo = Resource::Repository {
-            project: "team",
+        let private = Resource::Repository {
             name: "team/app",
+            public: false,
         };
-        let cases: &[(Mode, &Subject, Action, Resource, bool)] = &[
-            (Mode::Open, &anon, Action::Pull, repo, true),
-            (Mode::Open, &anon, Action::Push, repo, true),
-            (Mode::Open, &anon, Action::Delete, repo, true),
-            (Mode::Open, &anon, Action::Catalog, Resource::Registry, true),
-            (Mode::Authenticated, &anon, Action::Pull, repo, false),
-            (Mode::Authenticated, &anon, Action::Push, repo, false),
-            (
-                Mode::Authenticated,
-                &anon,
-                Action::Catalog,
-                Resource::Registry,
-                false,
-            ),
-            (Mode::Authenticated, &user, Action::Pull, repo, true),
-            (Mode::Authenticated, &user, Action::Push, repo, true),
-            (Mode::Authenticated, &user, Action::Delete, repo, true),
-            (
-                Mode::Authenticated,
-                &user,
-                Action::Catalog,
-                Resource::Registry,
-                false,
-            ),
-            (
-                Mode::Authenticated,
-                &admin,
-                Action::Catalog,
-                Resource::Registry,
-                true,
-            ),
-            (Mode::Authenticated, &admin, Action::Delete, repo, true),
+        let public = Resource::Repository {
+            name: "library/alpine",
+            public: true,
+        };
+        use Action::{Catalog, Delete, Pull, Push};
+        let cases: &[(&Subject, Action, Resource, bool)] = &[
+            (&anon, Pull, public, true),
+            (&anon, Push, public, false),
+            (&anon, Delete, public, false),
+            (&anon, Pull, private, false),
+            (&anon, Push, private, false),
+            (&anon, Catalog, Resource::Registry, false),
+            (&user, Pull, private, true),
+            (&user, Push, private, true),
+            (&user, Delete, private, true),
+            (&user, Pull, public, true),
+            (&user, Catalog, Resource::Registry, false),
+            (&admin, Catalog, Resource::Registry, true),
+            (&admin, Push, private, true),
+            (&admin, Delete, public, true),
         ];
-        for (mode, subject, action, resource, allowed) in cases {
-            let d = authorize(*mode, subject, *action, *resource);
+        for (subject, action, resource, allowed) in cases {
+            let d = authorize(subject, *action, *resource);
             assert_eq!(
                 d == Decision::Allow,
                 *allowed,
-                "{mode:?} {subject:?} {action:?} {resource:?} -> {d:?}"
+                "{subject:?} {action:?} {resource:?} -> {d:?}"
             );
         }
     }
 
     #[test]
     fn anonymous_is_asked_to_log_in() {
-        let d = authorize(
-            Mode::Authenticated,
-            &Subject::Anonymous,
-            Action::Pull,
-            Resource::Registry,
+        let private = Resource::Repository {
+            name: "team/app",
+            public: false,
+        };
+        assert_eq!(
+            authorize(&Subject::Anonymous, Action::Push, private),
+            Decision::NeedsLogin
         );
-        assert_eq!(d, Decision::NeedsLogin);
+        let user = Subject::User {
+            name: "bob".into(),
+            admin: false,
+        };
+        assert!(matches!(
+            authorize(&user, Action::Catalog, Resource::Registry),
+            Decision::Deny(m) if m.contains("bob")
+        ));
     }
 }

@@ -4,12 +4,14 @@
 //!   manifests), parsed once at the edge.
 //! - [`blobs`]: the content-addressed filesystem blob store.
 //! - [`meta`]: the metadata database (SQLite through sqlx).
+//! - [`accounts`]: users and projects.
 //! - [`registry`]: the operations the gateway calls, keeping both in step.
 //!
 //! It is the only crate that runs SQL or touches blob bytes. It knows
 //! nothing of HTTP or of who is asking: authorization happens before a call
 //! gets here.
 
+pub mod accounts;
 pub mod blobs;
 pub mod error;
 pub mod meta;

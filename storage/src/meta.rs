@@ -34,7 +34,7 @@ pub struct Referrer {
     pub annotations: Option<String>,
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -69,6 +69,10 @@ impl Meta {
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         Ok(Meta { pool })
+    }
+
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
     }
 
     async fn repo_id(&self, repo: &RepoName) -> Result<Option<i64>, StorageError> {

@@ -6,11 +6,13 @@ mod listing;
 mod manifests;
 mod uploads;
 
-use berth_policy::{authorize, Action, Decision, Resource, Subject};
+use berth_policy::Action;
+use berth_storage::oci::RepoName;
 use pingora::http::Method;
 use pingora::proxy::Session;
 
 use crate::app::App;
+use crate::auth::{authenticate, check, Caller};
 use crate::error::GatewayError;
 use crate::http::Reply;
 use crate::route::{self, Query, Route};
@@ -21,8 +23,16 @@ pub async fn handle(app: &App, session: &mut Session) -> Result<Reply, GatewayEr
     let query = Query::parse(session.req_header().uri.query());
     let method = session.req_header().method.clone();
     let action = required_action(&route, &method)?;
-    if let Some(action) = action {
-        check(app, &Subject::Anonymous, action, &route)?;
+    let caller = authenticate(app, session).await?;
+    match action {
+        Some(action) => check(app, &caller, action, route.repo())
+            .await
+            .map_err(|e| with_mount_scope(e, &route, &query))?,
+        // The version check tells clients where to log in.
+        None if matches!(caller, Caller::Anonymous) => {
+            return Err(GatewayError::Unauthenticated { scope: None })
+        }
+        None => {}
     }
     match (route, method) {
         // GET /v2/: the API version check.
@@ -39,7 +49,7 @@ pub async fn handle(app: &App, session: &mut Session) -> Result<Reply, GatewayEr
         }
         (Route::Manifest(repo, r), Method::DELETE) => manifests::delete(app, &repo, &r).await,
         (Route::Manifest(repo, r), _) => manifests::get(app, &repo, &r).await,
-        (Route::UploadStart(repo), _) => uploads::start(app, session, &repo, &query).await,
+        (Route::UploadStart(repo), _) => uploads::start(app, session, &caller, &repo, &query).await,
         (Route::Upload(repo, id), Method::PATCH) => uploads::patch(app, session, &repo, id).await,
         (Route::Upload(repo, id), Method::PUT) => {
             uploads::put(app, session, &repo, id, &query).await
@@ -81,25 +91,27 @@ fn required_action(route: &Route, method: &Method) -> Result<Option<Action>, Gat
     Ok(action)
 }
 
-/// Asks the policy crate; maps a refusal to the protocol's error.
-pub(crate) fn check(
-    app: &App,
-    subject: &Subject,
-    action: Action,
-    route: &Route,
-) -> Result<(), GatewayError> {
-    let resource = match route.repo() {
-        Some(repo) => Resource::Repository {
-            project: repo.project(),
-            name: repo.as_str(),
-        },
-        None => Resource::Registry,
+/// A cross-repository mount also needs pull on the source: name it in the
+/// challenge so the client fetches one token that covers both.
+fn with_mount_scope(e: GatewayError, route: &Route, query: &Query) -> GatewayError {
+    let from = match (route, query.get("mount"), query.get("from")) {
+        (Route::UploadStart(_), Some(_), Some(from)) => from.parse::<RepoName>().ok(),
+        _ => None,
     };
-    match authorize(app.policy_mode, subject, action, resource) {
-        Decision::Allow => Ok(()),
-        Decision::NeedsLogin => Err(GatewayError::Denied(
-            "authentication required; log in first (docker login)".into(),
-        )),
-        Decision::Deny(why) => Err(GatewayError::Denied(why)),
+    let Some(from) = from else { return e };
+    let extend = |scope: Option<String>| {
+        Some(match scope {
+            Some(s) => format!("{s} repository:{from}:pull"),
+            None => format!("repository:{from}:pull"),
+        })
+    };
+    match e {
+        GatewayError::Unauthenticated { scope } => GatewayError::Unauthenticated {
+            scope: extend(scope),
+        },
+        GatewayError::InsufficientScope { scope } => GatewayError::InsufficientScope {
+            scope: extend(scope),
+        },
+        other => other,
     }
 }

@@ -1,16 +1,16 @@
 //! Blob upload endpoints: `POST /v2/<name>/blobs/uploads/` (start, mount or
 //! monolithic), `PATCH`/`PUT`/`GET`/`DELETE` on the upload's location.
 
-use berth_policy::{Action, Subject};
+use berth_policy::Action;
 use berth_storage::oci::{Digest, RepoName};
 use berth_storage::{ChunkWriter, StorageError, UploadId};
 use pingora::proxy::Session;
 
 use crate::app::App;
+use crate::auth::{check, Caller};
 use crate::error::GatewayError;
 use crate::http::{continue_if_expected, header, Reply};
-use crate::route::{Query, Route};
-use crate::v2::check;
+use crate::route::Query;
 
 fn upload_location(app: &App, repo: &RepoName, id: UploadId) -> String {
     app.url(&format!("/v2/{repo}/blobs/uploads/{id}"))
@@ -46,11 +46,12 @@ fn parse_digest_param(query: &Query, key: &str) -> Result<Option<Digest>, Gatewa
 pub async fn start(
     app: &App,
     session: &mut Session,
+    caller: &Caller,
     repo: &RepoName,
     query: &Query,
 ) -> Result<Reply, GatewayError> {
     if let Some(digest) = parse_digest_param(query, "mount")? {
-        if mount(app, repo, &digest, query.get("from")).await? {
+        if mount(app, caller, repo, &digest, query.get("from")).await? {
             return Ok(created(app, repo, &digest));
         }
         // Not mountable: fall back to a regular upload, as the spec says.
@@ -73,6 +74,7 @@ pub async fn start(
 /// repository holding it that the caller may pull from.
 async fn mount(
     app: &App,
+    caller: &Caller,
     repo: &RepoName,
     digest: &Digest,
     from: Option<&str>,
@@ -86,13 +88,9 @@ async fn mount(
         None => app.registry.repos_with_blob(digest).await?,
     };
     for source in candidates {
-        let may_read = check(
-            app,
-            &Subject::Anonymous,
-            Action::Pull,
-            &Route::Blob(source.clone(), digest.clone()),
-        )
-        .is_ok();
+        let may_read = check(app, caller, Action::Pull, Some(&source))
+            .await
+            .is_ok();
         if may_read && app.registry.mount_blob(repo, digest, &source).await? {
             return Ok(true);
         }

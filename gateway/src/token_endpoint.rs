@@ -1,0 +1,153 @@
+//! The token service (distribution's token auth spec):
+//! `GET /service/token` (HTTP Basic or anonymous; `scope`, `service`,
+//! `account`, `offline_token`), `POST /service/token` (OAuth2 password and
+//! refresh_token grants), and `GET /service/jwks` (the public keys).
+
+use berth_auth::{AuthError, Identity};
+use berth_policy::{grant, Access, Subject, Target};
+use pingora::http::Method;
+use pingora::proxy::Session;
+use serde_json::{json, Value};
+
+use crate::app::App;
+use crate::auth::{basic_credentials, client_ip};
+use crate::error::GatewayError;
+use crate::http::{header, read_body, Reply};
+use crate::route::Query;
+
+/// Largest token request form accepted.
+const MAX_FORM: usize = 64 * 1024;
+
+pub async fn handle(app: &App, session: &mut Session) -> Result<Reply, GatewayError> {
+    let path = session.req_header().uri.path().to_owned();
+    let method = session.req_header().method.clone();
+    match (path.as_str(), method) {
+        ("/service/jwks", Method::GET | Method::HEAD) => Ok(Reply::json(200, &app.tokens.jwks())),
+        ("/service/token", Method::GET) => get(app, session).await,
+        ("/service/token", Method::POST) => post(app, session).await,
+        ("/service/token" | "/service/jwks", m) => Err(GatewayError::MethodNotAllowed {
+            method: m.to_string(),
+        }),
+        _ => Err(GatewayError::NotFound(path)),
+    }
+}
+
+/// `GET /service/token`: the docker CLI's first call after a 401.
+async fn get(app: &App, session: &mut Session) -> Result<Reply, GatewayError> {
+    let query = Query::parse(session.req_header().uri.query());
+    let identity = match header(session, "authorization") {
+        Some(value) => {
+            let (user, password) = basic_credentials(value).ok_or(AuthError::InvalidCredentials)?;
+            Some(
+                app.login
+                    .login(&user, &password, client_ip(session))
+                    .await?,
+            )
+        }
+        None => None,
+    };
+    let scopes: Vec<&str> = query
+        .all("scope")
+        .flat_map(|s| s.split(' '))
+        .filter(|s| !s.is_empty())
+        .collect();
+    let offline = query.get("offline_token") == Some("true");
+    let mut body = issue(app, identity.as_ref(), &scopes).await?;
+    if let (true, Some(id)) = (offline, &identity) {
+        body["refresh_token"] = json!(app.tokens.issue_refresh(&id.username));
+    }
+    Ok(Reply::json(200, &body))
+}
+
+/// `POST /service/token`: OAuth2 form, as docker uses after `login`.
+async fn post(app: &App, session: &mut Session) -> Result<Reply, GatewayError> {
+    let form = read_body(session, MAX_FORM).await?;
+    let form = Query::parse(Some(&String::from_utf8_lossy(&form)));
+    let scopes: Vec<&str> = form
+        .get("scope")
+        .unwrap_or("")
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let (identity, refresh) = match form.get("grant_type") {
+        Some("password") => {
+            let user = form.get("username").unwrap_or("");
+            let password = form.get("password").unwrap_or("");
+            let id = app.login.login(user, password, client_ip(session)).await?;
+            let refresh = (form.get("access_type") == Some("offline"))
+                .then(|| app.tokens.issue_refresh(&id.username));
+            (id, refresh)
+        }
+        Some("refresh_token") => {
+            let token = form.get("refresh_token").unwrap_or("");
+            let user = app.tokens.verify_refresh(token)?;
+            // The user may have been disabled or deleted since.
+            let id = app.login.identity(&user).await?;
+            (id, Some(token.to_owned()))
+        }
+        other => {
+            return Err(GatewayError::BadRequest(format!(
+                "unsupported grant_type `{}`; use `password` or `refresh_token`",
+                other.unwrap_or("")
+            )))
+        }
+    };
+    let mut body = issue(app, Some(&identity), &scopes).await?;
+    body["scope"] = json!(scopes.join(" "));
+    if let Some(r) = refresh {
+        body["refresh_token"] = json!(r);
+    }
+    Ok(Reply::json(200, &body))
+}
+
+/// Grants, per requested scope, what policy allows; signs the token.
+async fn issue(
+    app: &App,
+    identity: Option<&Identity>,
+    scopes: &[&str],
+) -> Result<Value, GatewayError> {
+    let subject = match identity {
+        Some(id) => Subject::User {
+            name: id.username.clone(),
+            admin: id.admin,
+        },
+        None => Subject::Anonymous,
+    };
+    let mut access: Vec<Access> = Vec::new();
+    for scope in scopes {
+        let Some((target, requested)) = berth_auth::scope::parse(scope)? else {
+            continue;
+        };
+        let public = match &target {
+            Target::Repository(name) => {
+                let project = name.split('/').next().unwrap_or(name);
+                app.registry
+                    .meta()
+                    .project_public(project)
+                    .await?
+                    .unwrap_or(false)
+            }
+            Target::Catalog => false,
+        };
+        let actions = grant(&subject, &target, public, &requested);
+        if actions.is_empty() {
+            continue;
+        }
+        match access.iter_mut().find(|a| a.target == target) {
+            Some(existing) => {
+                existing.actions.extend(actions);
+                existing.actions.sort();
+                existing.actions.dedup();
+            }
+            None => access.push(Access { target, actions }),
+        }
+    }
+    let name = identity.map(|i| i.username.as_str()).unwrap_or("");
+    let t = app.tokens.issue(name, &access);
+    Ok(json!({
+        "token": t.token,
+        "access_token": t.token,
+        "expires_in": t.expires_in,
+        "issued_at": t.issued_at,
+    }))
+}
