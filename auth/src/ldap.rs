@@ -247,7 +247,10 @@ impl LdapDirectory {
             _ => return Err(result_error(url, Step::UserSearch, &result)),
         }
         match entries.len() {
-            0 => Err(AuthError::InvalidCredentials),
+            0 => {
+                tracing::debug!(filter, base = %config.base_dn, "ldap user search found no entry");
+                Err(AuthError::InvalidCredentials)
+            }
             1 => Ok(entries.remove(0)),
             _ => Err(ambiguous(config, filter, &entries)),
         }
@@ -362,12 +365,14 @@ fn first(entry: &SearchEntry, attribute: &str) -> Option<String> {
         .find(|value| !value.trim().is_empty())
 }
 
-/// The entry's `uid` value that matched the login (matching is usually
-/// case-insensitive), or the name as typed if none compares equal.
+/// The entry's `uid` value that matched the login, or the name as typed if
+/// none compares equal. Directories match `uid` ignoring case and extra
+/// spaces, so `ALICE` and `alice ` log in as `alice`; recording the typed
+/// form would make them three local users.
 fn canonical_name(entry: &SearchEntry, uid: &str, typed: &str) -> String {
     values(entry, uid)
         .into_iter()
-        .find(|value| value.eq_ignore_ascii_case(typed))
+        .find(|value| dn::same_value(value, typed))
         .unwrap_or_else(|| typed.to_owned())
 }
 
@@ -487,6 +492,7 @@ mod tests {
         assert_eq!(first(&entry, DISPLAY_NAME), None);
         assert_eq!(canonical_name(&entry, "uid", "alice"), "Alice");
         assert_eq!(canonical_name(&entry, "uid", "AL"), "al");
+        assert_eq!(canonical_name(&entry, "uid", " alice "), "Alice");
         assert_eq!(canonical_name(&entry, "uid", "other"), "other");
     }
 

@@ -103,21 +103,24 @@ fn misconfigured<T: std::fmt::Debug>(result: Result<T, AuthError>, what: &str) -
 async fn users_log_in_with_their_groups_from_member_of() {
     let slapd = Slapd::start();
     let directory = LdapDirectory::new(&config(&slapd.url()));
+    // The fixture's own readiness probes and ldapadd connected before us.
+    let connections_before = slapd.connection_count();
+    let closed_before = slapd.closed_count();
 
     assert_is(&login(&directory, ALICE).await, ALICE, true);
     assert_is(&login(&directory, BOB).await, BOB, false);
     assert_is(&login(&directory, CAROL).await, CAROL, false);
 
-    // One bind as the user per login, and every connection is closed.
+    // One bind as the user per login, one connection per login, and each
+    // connection unbound and closed.
     assert_eq!(slapd.bind_count(ALICE.dn), 1, "{}", slapd.log());
     assert_eq!(slapd.bind_count(READER_DN), 3, "{}", slapd.log());
-    assert_eq!(slapd.connection_count(), 4, "readiness probe + 3 logins");
+    assert_eq!(slapd.connection_count() - connections_before, 3);
     let deadline = Instant::now() + Duration::from_secs(5);
-    while slapd.closed_count() < 4 && Instant::now() < deadline {
+    while slapd.closed_count() - closed_before < 3 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(slapd.closed_count(), 4, "{}", slapd.log());
-    assert_eq!(slapd.log().matches(" UNBIND").count(), 4, "{}", slapd.log());
+    assert_eq!(slapd.closed_count() - closed_before, 3, "{}", slapd.log());
 }
 
 #[tokio::test]
@@ -148,11 +151,13 @@ async fn anonymous_search_and_username_case() {
     });
     assert_is(&login(&directory, BOB).await, BOB, false);
     // uid matching is case-insensitive; the directory's spelling is kept.
-    let user = directory
-        .authenticate("ALICE", ALICE.password)
-        .await
-        .expect("ALICE logs in as alice");
-    assert_is(&user, ALICE, true);
+    for typed in ["ALICE", "Alice ", " alice"] {
+        let user = directory
+            .authenticate(typed, ALICE.password)
+            .await
+            .unwrap_or_else(|e| panic!("{typed:?} logs in as alice: {e}"));
+        assert_is(&user, ALICE, true);
+    }
     assert_eq!(slapd.bind_count(READER_DN), 0);
 }
 
@@ -210,7 +215,12 @@ async fn filter_metacharacters_in_usernames_match_nothing() {
     }
     // Only the reader ever bound: no injected filter found an entry.
     assert_eq!(slapd.bind_count(ALICE.dn), 0, "{}", slapd.log());
-    eprintln!("{}", slapd.log());
+    // slapd received the metacharacters as escaped values.
+    assert!(
+        slapd.log().contains("(uid=\\2A\\29\\28uid=\\2A)"),
+        "{}",
+        slapd.log()
+    );
 }
 
 #[tokio::test]
@@ -398,7 +408,10 @@ async fn start_tls_and_ldaps() {
             directory.authenticate(ALICE.uid, ALICE.password).await,
             what,
         );
-        assert!(why.contains("certificate"), "{what}: {why}");
+        assert!(
+            why.contains("invalid peer certificate: UnknownIssuer"),
+            "{what}: {why}"
+        );
     }
     // Wrong password over TLS is still just a wrong password.
     assert_invalid(
@@ -415,11 +428,10 @@ async fn start_tls_against_a_server_without_tls_fails_clearly() {
         verify_cert: false,
         ..config(&slapd.url())
     });
-    let result = directory.authenticate(ALICE.uid, ALICE.password).await;
-    match result {
-        Err(AuthError::DirectoryUnavailable(why)) | Err(AuthError::DirectoryMisconfigured(why)) => {
-            assert!(why.contains("connect"), "{why}")
-        }
-        other => panic!("expected a directory error, got {other:?}"),
-    }
+    let why = misconfigured(
+        directory.authenticate(ALICE.uid, ALICE.password).await,
+        "StartTLS to a server without TLS",
+    );
+    assert!(why.contains("refused StartTLS"), "{why}");
+    misconfigured(directory.ping().await, "ping with StartTLS");
 }

@@ -83,7 +83,6 @@ pub async fn authenticate(app: &App, session: &Session) -> Result<Caller, Gatewa
 async fn is_public(app: &App, repo: &RepoName) -> Result<bool, GatewayError> {
     Ok(app
         .registry
-        .meta()
         .project_public(repo.project())
         .await?
         .unwrap_or(false))

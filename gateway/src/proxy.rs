@@ -15,8 +15,12 @@ use uuid::Uuid;
 use crate::app::App;
 use crate::auth::challenge;
 use crate::error::{cause_chain, oci_body, GatewayError};
-use crate::http::{send, Reply, API_VERSION};
+use crate::http::{header, send, Reply, API_VERSION};
 use crate::{token_endpoint, v2};
+
+/// Unread request bodies up to this size are read and dropped before an
+/// early error response rather than cutting the connection.
+const DRAIN_LIMIT: u64 = 8 * 1024 * 1024;
 
 pub struct Gateway {
     pub app: Arc<App>,
@@ -61,7 +65,7 @@ impl ProxyHttp for Gateway {
         };
         let reply = match result {
             Ok(reply) => reply,
-            Err(e) => error_reply(&self.app, session, &e, ctx),
+            Err(e) => error_reply(&self.app, session, &e, ctx).await,
         };
         ctx.status = reply.status;
         let reply = reply
@@ -100,15 +104,36 @@ impl ProxyHttp for Gateway {
 
 /// Turns an error into the OCI error reply; internal errors are logged
 /// here, once, with their cause chain.
-fn error_reply(app: &App, session: &mut Session, e: &GatewayError, ctx: &RequestCtx) -> Reply {
+async fn drain_body(session: &mut Session) -> pingora::Result<()> {
+    while session.read_request_body().await?.is_some() {}
+    Ok(())
+}
+
+async fn error_reply(
+    app: &App,
+    session: &mut Session,
+    e: &GatewayError,
+    ctx: &RequestCtx,
+) -> Reply {
     let p = e.present();
     if p.internal {
         tracing::error!(request_id = %ctx.request_id, error = %cause_chain(e), "internal error");
     }
-    // An early answer to a request whose body is still coming: close the
-    // connection rather than have Pingora drain a large unread upload.
+    // An early answer to a request whose body is still coming. A client
+    // that sent `Expect: 100-continue` has not sent the body and will not
+    // once it sees this answer. Otherwise a small body (a manifest, a form)
+    // is read and dropped first, so the connection stays usable and the
+    // client never sees a reset while it is still writing; a large or
+    // unknown-length upload gets the connection closed instead.
     if !session.as_downstream_mut().is_body_done() {
-        session.set_keepalive(None);
+        let waiting =
+            header(session, "expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+        let small = header(session, "content-length")
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|len| len <= DRAIN_LIMIT);
+        if waiting || !small || drain_body(session).await.is_err() {
+            session.set_keepalive(None);
+        }
     }
     let mut reply = Reply::new(p.status)
         .header("Content-Type", "application/json")

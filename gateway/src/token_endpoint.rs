@@ -121,11 +121,7 @@ async fn issue(
         let public = match &target {
             Target::Repository(name) => {
                 let project = name.split('/').next().unwrap_or(name);
-                app.registry
-                    .meta()
-                    .project_public(project)
-                    .await?
-                    .unwrap_or(false)
+                app.registry.project_public(project).await?.unwrap_or(false)
             }
             Target::Catalog => false,
         };

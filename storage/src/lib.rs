@@ -5,6 +5,7 @@
 //! - [`blobs`]: the content-addressed filesystem blob store.
 //! - [`meta`]: the metadata database (SQLite through sqlx).
 //! - [`accounts`]: users and projects.
+//! - `cache`: in-memory caches in front of the database (caches only).
 //! - [`registry`]: the operations the gateway calls, keeping both in step.
 //!
 //! It is the only crate that runs SQL or touches blob bytes. It knows
@@ -13,6 +14,7 @@
 
 pub mod accounts;
 pub mod blobs;
+mod cache;
 pub mod error;
 pub mod meta;
 pub mod oci;

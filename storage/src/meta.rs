@@ -21,7 +21,7 @@ pub struct Meta {
 pub struct StoredManifest {
     pub digest: Digest,
     pub media_type: String,
-    pub content: Vec<u8>,
+    pub content: bytes::Bytes,
 }
 
 /// One entry of a referrers response.
@@ -297,7 +297,7 @@ impl Meta {
             Ok(StoredManifest {
                 digest: parse_digest(row.try_get("digest")?)?,
                 media_type: row.try_get("media_type")?,
-                content: row.try_get("content")?,
+                content: bytes::Bytes::from(row.try_get::<Vec<u8>, _>("content")?),
             })
         })
         .transpose()

@@ -4,10 +4,12 @@
 
 use std::fs::File;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use uuid::Uuid;
 
 use crate::blobs::{hash_file, BlobStore};
+use crate::cache::Caches;
 use crate::error::StorageError;
 use crate::meta::{Meta, Referrer, StoredManifest};
 use crate::oci::{manifest, Algorithm, Digest, Reference, RepoName, Tag, MAX_MANIFEST_SIZE};
@@ -24,6 +26,7 @@ pub struct Registry {
     blobs: BlobStore,
     meta: Meta,
     sessions: Sessions,
+    caches: Caches,
 }
 
 /// An open upload session id, parsed from the URL.
@@ -54,6 +57,7 @@ impl Registry {
             blobs,
             meta,
             sessions,
+            caches: Caches::new(),
         })
     }
 
@@ -65,10 +69,27 @@ impl Registry {
 
     /// Size of a blob readable in `repo`.
     pub async fn stat_blob(&self, repo: &RepoName, digest: &Digest) -> Result<u64, StorageError> {
-        self.meta
+        let key = (repo.clone(), digest.clone());
+        if let Some(size) = self.caches.blob_links.get(&key) {
+            return Ok(size);
+        }
+        let size = self
+            .meta
             .blob_in_repo(repo, digest)
             .await?
-            .ok_or_else(|| StorageError::BlobUnknown(digest.clone()))
+            .ok_or_else(|| StorageError::BlobUnknown(digest.clone()))?;
+        self.caches.blob_links.insert(key, size);
+        Ok(size)
+    }
+
+    /// Whether a project exists and is public (`None`: no such project).
+    pub async fn project_public(&self, project: &str) -> Result<Option<bool>, StorageError> {
+        if let Some(p) = self.caches.projects.get(project) {
+            return Ok(p);
+        }
+        let p = self.meta.project_public(project).await?;
+        self.caches.projects.insert(project.to_owned(), p);
+        Ok(p)
     }
 
     /// Opens a blob readable in `repo`, with its size.
@@ -84,6 +105,9 @@ impl Registry {
     }
 
     pub async fn delete_blob(&self, repo: &RepoName, digest: &Digest) -> Result<(), StorageError> {
+        self.caches
+            .blob_links
+            .invalidate(&(repo.clone(), digest.clone()));
         if self.meta.unlink_blob(repo, digest).await? {
             Ok(())
         } else {
@@ -264,6 +288,9 @@ impl Registry {
         self.meta
             .put_manifest(repo, &digest, &parsed, content, &tags)
             .await?;
+        for tag in &tags {
+            self.caches.by_tag.invalidate(&(repo.clone(), tag.clone()));
+        }
         Ok((digest, parsed.subject))
     }
 
@@ -271,9 +298,29 @@ impl Registry {
         &self,
         repo: &RepoName,
         reference: &Reference,
-    ) -> Result<StoredManifest, StorageError> {
+    ) -> Result<Arc<StoredManifest>, StorageError> {
+        let cached = match reference {
+            Reference::Tag(t) => self.caches.by_tag.get(&(repo.clone(), t.clone())),
+            Reference::Digest(d) => self.caches.by_digest.get(&(repo.clone(), d.clone())),
+        };
+        if let Some(m) = cached {
+            return Ok(m);
+        }
         match self.meta.get_manifest(repo, reference).await? {
-            Some(m) => Ok(m),
+            Some(m) => {
+                let m = Arc::new(m);
+                match reference {
+                    Reference::Tag(t) => self
+                        .caches
+                        .by_tag
+                        .insert((repo.clone(), t.clone()), m.clone()),
+                    Reference::Digest(d) => self
+                        .caches
+                        .by_digest
+                        .insert((repo.clone(), d.clone()), m.clone()),
+                }
+                Ok(m)
+            }
             None if !self.meta.repo_exists(repo).await? => {
                 Err(StorageError::NameUnknown(repo.clone()))
             }
@@ -288,8 +335,18 @@ impl Registry {
         reference: &Reference,
     ) -> Result<(), StorageError> {
         let deleted = match reference {
-            Reference::Digest(d) => self.meta.delete_manifest(repo, d).await?,
-            Reference::Tag(t) => self.meta.delete_tag(repo, t).await?,
+            Reference::Digest(d) => {
+                self.caches.by_digest.invalidate(&(repo.clone(), d.clone()));
+                let deleted = self.meta.delete_manifest(repo, d).await?;
+                // Which tags pointed here is not known without a query;
+                // deletes are rare, so drop every cached tag.
+                self.caches.by_tag.invalidate_all();
+                deleted
+            }
+            Reference::Tag(t) => {
+                self.caches.by_tag.invalidate(&(repo.clone(), t.clone()));
+                self.meta.delete_tag(repo, t).await?
+            }
         };
         if deleted {
             Ok(())

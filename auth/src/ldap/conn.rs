@@ -114,15 +114,8 @@ impl Connection {
         dn: &str,
         password: &str,
     ) -> Result<LdapResult, AuthError> {
-        let ldap = &mut self.ldap;
-        let answer = timed(
-            self.timeout,
-            &self.url,
-            step,
-            ldap.simple_bind(dn, password),
-        )
-        .await?;
-        Ok(answer)
+        let bind = self.ldap.simple_bind(dn, password);
+        timed(self.timeout, &self.url, step, bind).await
     }
 
     /// A search returning whole entries; `limit` caps the entries the
@@ -218,15 +211,18 @@ pub(crate) fn classify(url: &str, step: Step, error: LdapError) -> AuthError {
         // The socket failed, closed, or the TLS handshake did not complete
         // (rustls reports certificate problems as I/O errors): the server
         // is not reachable as configured, which the user cannot fix.
-        LdapError::Io { .. }
-        | LdapError::Timeout { .. }
-        | LdapError::OpSend { .. }
-        | LdapError::ResultRecv { .. }
-        | LdapError::IdScrubSend { .. }
-        | LdapError::EndOfStream
-        | LdapError::Rustls { .. } => {
+        LdapError::Io { .. } | LdapError::Timeout { .. } | LdapError::Rustls { .. } => {
             AuthError::DirectoryUnavailable(format!("{url}: {step}: {error}"))
         }
+        // ldap3's words for these ("result recv error: channel closed")
+        // do not say what happened: the socket closed under the request,
+        // as when a plain ldap:// client talks to an ldaps:// port.
+        LdapError::OpSend { .. }
+        | LdapError::ResultRecv { .. }
+        | LdapError::IdScrubSend { .. }
+        | LdapError::EndOfStream => AuthError::DirectoryUnavailable(format!(
+            "{url}: {step}: the server closed the connection ({error})"
+        )),
         other => AuthError::DirectoryMisconfigured(format!("{url}: {step}: {other}")),
     }
 }
@@ -234,6 +230,13 @@ pub(crate) fn classify(url: &str, step: Step, error: LdapError) -> AuthError {
 /// The error for a result code that is not success.
 pub(crate) fn result_error(url: &str, step: Step, result: &LdapResult) -> AuthError {
     let what = describe(result);
+    if step == Step::Connect {
+        // The only request made while connecting is StartTLS.
+        return AuthError::DirectoryMisconfigured(format!(
+            "{url}: the server refused StartTLS ({what}); use an ldaps:// url or \
+             ldap.start_tls = false"
+        ));
+    }
     match result.rc {
         rc::BUSY | rc::UNAVAILABLE | rc::TIME_LIMIT_EXCEEDED => {
             AuthError::DirectoryUnavailable(format!("{url}: {step}: {what}"))
@@ -310,6 +313,18 @@ mod tests {
         }
         match result_error(
             url,
+            Step::Connect,
+            &result(2, "unsupported extended operation"),
+        ) {
+            AuthError::DirectoryMisconfigured(why) => assert_eq!(
+                why,
+                "ldap://h: the server refused StartTLS (protocolError (2): unsupported \
+                 extended operation); use an ldaps:// url or ldap.start_tls = false"
+            ),
+            other => panic!("{other:?}"),
+        }
+        match result_error(
+            url,
             Step::ServiceBind,
             &result(rc::CONFIDENTIALITY_REQUIRED, ""),
         ) {
@@ -331,10 +346,12 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(
-            classify("ldap://h", Step::UserBind, LdapError::EndOfStream),
-            AuthError::DirectoryUnavailable(_)
-        ));
+        match classify("ldap://h", Step::UserBind, LdapError::EndOfStream) {
+            AuthError::DirectoryUnavailable(why) => {
+                assert!(why.contains("the server closed the connection"), "{why}")
+            }
+            other => panic!("{other:?}"),
+        }
         assert!(matches!(
             classify("ldap://h", Step::UserSearch, LdapError::FilterParsing),
             AuthError::DirectoryMisconfigured(_)

@@ -13,6 +13,12 @@ pub(crate) fn same_dn(a: &str, b: &str) -> bool {
     normalize(a) == normalize(b)
 }
 
+/// Whether two attribute values are equal under caseIgnoreMatch: case and
+/// insignificant spaces ignored.
+pub(crate) fn same_value(a: &str, b: &str) -> bool {
+    fold(a.as_bytes()) == fold(b.as_bytes())
+}
+
 /// A canonical spelling of `dn`: types and values lowercased, escapes
 /// decoded, insignificant spaces dropped (around `,` `+` `=`, at the ends of
 /// values, runs inside values), the AVAs of a multi-valued RDN sorted, and
@@ -180,6 +186,13 @@ mod tests {
         assert!(same_dn("cn=Jörg,dc=x", "cn=JÖRG,dc=x"));
         // `\c3\b6` is the UTF-8 of `ö`.
         assert!(same_dn("cn=j\\c3\\b6rg,dc=x", "cn=Jörg,dc=x"));
+    }
+
+    #[test]
+    fn values_compare_like_case_ignore_match() {
+        assert!(same_value("alice", " ALICE "));
+        assert!(same_value("Jörg  Müller", "jörg müller"));
+        assert!(!same_value("alice", "alice2"));
     }
 
     #[test]

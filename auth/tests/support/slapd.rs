@@ -460,8 +460,9 @@ fn unique_temp_dir() -> PathBuf {
     ))
 }
 
-/// A P-256 self-signed certificate for localhost and 127.0.0.1, so TLS
-/// works and verification against the system roots fails.
+/// A P-256 self-signed server certificate for localhost and 127.0.0.1:
+/// TLS works, and verification against the system roots fails with an
+/// unknown issuer.
 fn make_certificate(dir: &Path) {
     let output = run(Command::new("openssl")
         .args([
@@ -475,9 +476,19 @@ fn make_certificate(dir: &Path) {
             "-days",
             "2",
             "-subj",
-            "/CN=localhost",
+            // Not CN=localhost: Debian's ssl-cert puts a snakeoil
+            // certificate with that subject into /etc/ssl/certs, which
+            // rustls-native-certs reads as a trusted root.
+            "/CN=berth-test-slapd",
             "-addext",
             "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            // openssl marks a self-signed certificate as a CA by default,
+            // which TLS clients reject for a server before even asking
+            // whether they trust it.
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-addext",
+            "extendedKeyUsage=serverAuth",
             "-keyout",
         ])
         .arg(dir.join("key.pem"))

@@ -1,7 +1,6 @@
 //! Manifest endpoints: `GET`/`HEAD`/`PUT`/`DELETE /v2/<name>/manifests/<reference>`.
 
 use berth_storage::oci::{Reference, RepoName, Tag, MAX_MANIFEST_SIZE};
-use bytes::Bytes;
 use pingora::proxy::Session;
 
 use crate::app::App;
@@ -14,10 +13,10 @@ use crate::route::Query;
 pub async fn get(app: &App, repo: &RepoName, reference: &Reference) -> Result<Reply, GatewayError> {
     let m = app.registry.get_manifest(repo, reference).await?;
     Ok(Reply::new(200)
-        .header("Content-Type", m.media_type)
+        .header("Content-Type", m.media_type.clone())
         .header("Docker-Content-Digest", m.digest.to_string())
         .header("ETag", format!("\"{}\"", m.digest))
-        .bytes(Bytes::from(m.content)))
+        .bytes(m.content.clone()))
 }
 
 /// PUT: stores a manifest by tag or digest; `?tag=` adds tags (one

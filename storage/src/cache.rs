@@ -1,0 +1,57 @@
+//! In-memory caches in front of the metadata database, so the hot path
+//! (blob HEAD/GET, manifest GET by tag, anonymous project checks) does no
+//! database round trip on repeat requests.
+//!
+//! They are caches only: every entry can be rebuilt from the database, the
+//! registry invalidates what it changes, and short lifetimes bound how long
+//! another process's change (in the scale-out mode) can go unseen.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::sync::Cache;
+
+use crate::meta::StoredManifest;
+use crate::oci::{Digest, RepoName, Tag};
+
+/// Blob links and manifests by digest are immutable until deleted.
+const CONTENT_TTL: Duration = Duration::from_secs(60);
+/// Tags move; another process's retag shows within this time.
+const TAG_TTL: Duration = Duration::from_secs(5);
+/// Total bytes of manifest content kept in memory.
+const MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
+
+pub(crate) struct Caches {
+    pub(crate) blob_links: Cache<(RepoName, Digest), u64>,
+    pub(crate) by_digest: Cache<(RepoName, Digest), Arc<StoredManifest>>,
+    pub(crate) by_tag: Cache<(RepoName, Tag), Arc<StoredManifest>>,
+    pub(crate) projects: Cache<String, Option<bool>>,
+}
+
+fn manifest_cache<K>(ttl: Duration) -> Cache<K, Arc<StoredManifest>>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+{
+    Cache::builder()
+        .max_capacity(MANIFEST_BYTES)
+        .weigher(|_, m: &Arc<StoredManifest>| m.content.len().try_into().unwrap_or(u32::MAX))
+        .time_to_live(ttl)
+        .build()
+}
+
+impl Caches {
+    pub(crate) fn new() -> Caches {
+        Caches {
+            blob_links: Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_live(CONTENT_TTL)
+                .build(),
+            by_digest: manifest_cache(CONTENT_TTL),
+            by_tag: manifest_cache(TAG_TTL),
+            projects: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(30))
+                .build(),
+        }
+    }
+}
