@@ -20,8 +20,11 @@ use crate::blobs::hash_file;
 use crate::error::StorageError;
 use crate::oci::{Algorithm, Hasher};
 
-/// Chunks queued between the network side and the writer thread.
-const QUEUE_DEPTH: usize = 16;
+/// Batches queued between the network side and the writer thread.
+const QUEUE_DEPTH: usize = 8;
+/// Network chunks (~64 KiB from Pingora) are handed over in batches of
+/// about this many bytes: one thread wake-up per batch, not per chunk.
+const BATCH_BYTES: usize = 1024 * 1024;
 
 /// Hash and file position of an upload, valid while held in memory.
 pub(crate) struct Progress {
@@ -125,35 +128,52 @@ impl Sessions {
 /// has written everything it was sent, so even when the client vanishes
 /// mid-request the next request for this upload sees a quiet file.
 pub struct ChunkWriter {
-    tx: Option<mpsc::Sender<Bytes>>,
+    tx: Option<mpsc::Sender<Vec<Bytes>>>,
+    batch: Vec<Bytes>,
+    batched: usize,
     worker: tokio::task::JoinHandle<Result<OwnedMutexGuard<Session>, std::io::Error>>,
 }
 
 impl ChunkWriter {
     pub(crate) fn spawn(mut guard: OwnedMutexGuard<Session>, progress: Progress) -> ChunkWriter {
-        let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE_DEPTH);
+        let (tx, mut rx) = mpsc::channel::<Vec<Bytes>>(QUEUE_DEPTH);
         let worker = tokio::task::spawn_blocking(move || {
             let mut p = progress;
-            while let Some(chunk) = rx.blocking_recv() {
-                p.hasher.update(&chunk);
-                // On failure the progress is dropped: the file length is the
-                // truth and the hash is rebuilt from it next time.
-                p.file.write_all(&chunk)?;
-                p.len += chunk.len() as u64;
+            while let Some(batch) = rx.blocking_recv() {
+                for chunk in batch {
+                    p.hasher.update(&chunk);
+                    // On failure the progress is dropped: the file length is
+                    // the truth and the hash is rebuilt from it next time.
+                    p.file.write_all(&chunk)?;
+                    p.len += chunk.len() as u64;
+                }
             }
             guard.progress = Some(p);
             Ok(guard)
         });
         ChunkWriter {
             tx: Some(tx),
+            batch: Vec::new(),
+            batched: 0,
             worker,
         }
     }
 
-    /// Queues a chunk; waits only when the writer is `QUEUE_DEPTH` behind.
+    /// Queues a chunk; waits only when the writer is `QUEUE_DEPTH` batches
+    /// behind.
     pub async fn write(&mut self, chunk: Bytes) {
+        self.batched += chunk.len();
+        self.batch.push(chunk);
+        if self.batched >= BATCH_BYTES {
+            self.flush().await;
+        }
+    }
+
+    async fn flush(&mut self) {
+        let batch = std::mem::take(&mut self.batch);
+        self.batched = 0;
         if let Some(tx) = &self.tx {
-            if tx.send(chunk).await.is_err() {
+            if !batch.is_empty() && tx.send(batch).await.is_err() {
                 // The worker stopped early: it failed; `finish` says why.
                 self.tx = None;
             }
@@ -162,6 +182,7 @@ impl ChunkWriter {
 
     /// Waits until every chunk is on disk; returns the session, still locked.
     pub(crate) async fn finish(mut self) -> Result<OwnedMutexGuard<Session>, StorageError> {
+        self.flush().await;
         self.tx = None;
         match self.worker.await {
             Ok(Ok(guard)) => Ok(guard),
