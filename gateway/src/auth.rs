@@ -109,10 +109,10 @@ pub async fn check(
                 })
             }
         }
-        Caller::Anonymous => Err(GatewayError::Unauthenticated {
-            scope: Some(scope_for(repo, action)),
-        }),
-        Caller::User(_) => {
+        // Without credentials, whatever policy allows anonymous callers
+        // (pulls from public projects) is served directly, so curl and
+        // scripts need no token; anything else gets the challenge.
+        Caller::Anonymous | Caller::User(_) => {
             let public = match repo {
                 Some(r) => is_public(app, r).await?,
                 None => false,
