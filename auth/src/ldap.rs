@@ -64,6 +64,11 @@ const NO_ATTRIBUTES: &str = "1.1";
 
 impl LdapDirectory {
     pub fn new(config: &LdapConfig) -> LdapDirectory {
+        // ldap3 builds its TLS config from rustls' process-wide provider.
+        // When a build links more than one provider (the test suite's HTTP
+        // client brings aws-lc-rs), rustls refuses to guess and panics, so
+        // pick ring explicitly. A provider installed earlier wins.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let filters = Filters::new(
             config.filter.as_deref(),
             &config.uid,
