@@ -146,7 +146,7 @@ impl Meta {
         size: u64,
     ) -> Result<(), StorageError> {
         let repo_id = self.ensure_repo(repo).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING")
             .bind(digest.to_string())
             .bind(size as i64)
@@ -192,7 +192,7 @@ impl Meta {
         tags: &[Tag],
     ) -> Result<(), StorageError> {
         let repo_id = self.ensure_repo(repo).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         for blob in &parsed.blobs {
             let found: Option<i64> =
                 sqlx::query_scalar("SELECT 1 FROM repo_blobs WHERE repo_id = $1 AND digest = $2")
@@ -312,7 +312,7 @@ impl Meta {
         let Some(repo_id) = self.repo_id(repo).await? else {
             return Ok(false);
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("DELETE FROM tags WHERE repo_id = $1 AND manifest_digest = $2")
             .bind(repo_id)
             .bind(digest.to_string())

@@ -1,0 +1,33 @@
+//! Shared harness of berth's end-to-end tests.
+//!
+//! The tests in `tests/` start the real `berth` binary on a free port with a
+//! fresh data directory and drive it with real clients (reqwest, curl,
+//! skopeo, podman, the `oci-client` crate, docker). This crate gives them:
+//!
+//! - [`server`]: start, stop, kill -9 and restart a `berth` process, and show
+//!   its log when a test fails.
+//! - [`content`]: random tar.gz layers, image configs, OCI and Docker
+//!   manifests and indexes, digests.
+//! - [`registry`]: a thin blocking HTTP client for the distribution API and
+//!   assertions on its responses (OCI error bodies, headers).
+//! - [`tar`]: a minimal ustar writer, so layers are real archives.
+//! - [`users`]: local users through the `berth user` command line.
+//! - [`tokens`]: `WWW-Authenticate` challenges and the token service.
+//! - [`jwt`]: decode, verify and forge the token service's JWTs.
+//! - [`tools`]: podman, skopeo and docker with login state of their own,
+//!   and OCI image layouts on disk.
+//!
+//! Not for: anything the server itself uses; no test logic lives here.
+
+pub mod content;
+pub mod jwt;
+pub mod registry;
+pub mod server;
+pub mod tar;
+pub mod tokens;
+pub mod tools;
+pub mod users;
+
+pub use content::{Blob, Image, Layer};
+pub use registry::Registry;
+pub use server::Berth;

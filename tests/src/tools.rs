@@ -1,0 +1,235 @@
+//! Real command-line clients (skopeo, podman, docker) run by the tests, each
+//! with its own auth file or config directory so that tests share no login
+//! state; and an OCI image layout on disk for skopeo to copy.
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::{json, Value};
+
+use crate::content::{random_bytes, random_suffix, to_json, OCI_INDEX};
+use crate::tar::{archive, Entry};
+use crate::Image;
+
+/// Runs `program` with `args`, extra environment and optional standard
+/// input; returns its output whatever the exit status.
+pub fn run(
+    program: &str,
+    args: &[&str],
+    envs: &[(&str, &OsStr)],
+    stdin: Option<&str>,
+) -> Output {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .env("NO_PROXY", "*")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in envs {
+        cmd.env(key, value);
+    }
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("piped stdin");
+        pipe.write_all(input.as_bytes()).expect("write stdin");
+    }
+    child.wait_with_output().expect("wait for command")
+}
+
+/// [`run`], asserting success; returns the output.
+pub fn run_ok(program: &str, args: &[&str], envs: &[(&str, &OsStr)], stdin: Option<&str>) -> Output {
+    let out = run(program, args, envs, stdin);
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed ({}):\n{}",
+        out.status,
+        text(&out)
+    );
+    out
+}
+
+/// [`run`], asserting failure; returns stdout and stderr together.
+pub fn run_failing(
+    program: &str,
+    args: &[&str],
+    envs: &[(&str, &OsStr)],
+    stdin: Option<&str>,
+) -> String {
+    let out = run(program, args, envs, stdin);
+    assert!(
+        !out.status.success(),
+        "{program} {args:?} should have failed but succeeded:\n{}",
+        text(&out)
+    );
+    text(&out)
+}
+
+/// stdout and stderr of a command, for messages and `contains` checks.
+pub fn text(out: &Output) -> String {
+    format!(
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout).trim(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    )
+}
+
+/// podman with storage, run root and temp dirs of its own (vfs driver), and
+/// an auth file of its own.
+pub struct Podman {
+    global: Vec<String>,
+    pub authfile: PathBuf,
+}
+
+impl Podman {
+    /// A podman whose state lives under `dir`.
+    pub fn new(dir: &Path) -> Podman {
+        for d in ["root", "runroot", "tmp"] {
+            std::fs::create_dir_all(dir.join(d)).expect("create podman dirs");
+        }
+        Podman {
+            global: vec![
+                format!("--root={}", dir.join("root").display()),
+                format!("--runroot={}", dir.join("runroot").display()),
+                format!("--tmpdir={}", dir.join("tmp").display()),
+                "--storage-driver=vfs".to_string(),
+                "--events-backend=file".to_string(),
+            ],
+            authfile: dir.join("auth.json"),
+        }
+    }
+
+    /// Runs `podman <global flags> <args>` (stdin optional).
+    pub fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut all: Vec<&str> = self.global.iter().map(String::as_str).collect();
+        all.extend_from_slice(args);
+        let auth = self.authfile.as_os_str();
+        run("podman", &all, &[("REGISTRY_AUTH_FILE", auth)], stdin)
+    }
+
+    /// `podman login --tls-verify=false --authfile F -u USER --password-stdin HOST`.
+    pub fn login(&self, host: &str, user: &str, password: &str) -> Output {
+        let authfile = self.authfile.to_string_lossy().into_owned();
+        self.run(
+            &[
+                "login",
+                "--tls-verify=false",
+                "--authfile",
+                &authfile,
+                "--username",
+                user,
+                "--password-stdin",
+                host,
+            ],
+            Some(password),
+        )
+    }
+}
+
+/// `skopeo login --tls-verify=false --authfile F -u USER --password-stdin HOST`.
+pub fn skopeo_login(authfile: &Path, host: &str, user: &str, password: &str) -> Output {
+    let authfile = authfile.to_string_lossy().into_owned();
+    run(
+        "skopeo",
+        &[
+            "login",
+            "--tls-verify=false",
+            "--authfile",
+            &authfile,
+            "--username",
+            user,
+            "--password-stdin",
+            host,
+        ],
+        &[],
+        Some(password),
+    )
+}
+
+/// `skopeo copy` between two transports with the logins in `authfile`.
+pub fn skopeo_copy(authfile: &Path, src: &str, dest: &str) -> Output {
+    let authfile = authfile.to_string_lossy().into_owned();
+    run(
+        "skopeo",
+        &[
+            "--insecure-policy",
+            "copy",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            "--authfile",
+            &authfile,
+            src,
+            dest,
+        ],
+        &[],
+        None,
+    )
+}
+
+/// Writes an OCI image layout at `dir` holding `image` under `tag`;
+/// returns `oci:<dir>:<tag>` for skopeo.
+pub fn write_oci_layout(dir: &Path, image: &Image, tag: &str) -> String {
+    std::fs::create_dir_all(dir.join("blobs/sha256")).expect("create layout dir");
+    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)
+        .expect("write oci-layout");
+    for blob in image.blobs().into_iter().chain([&image.manifest]) {
+        let hex = blob.digest.strip_prefix("sha256:").expect("sha256 digest");
+        std::fs::write(dir.join("blobs/sha256").join(hex), &blob.data).expect("write blob");
+    }
+    let mut descriptor = image.manifest.descriptor();
+    descriptor["annotations"] = json!({ "org.opencontainers.image.ref.name": tag });
+    let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [descriptor]});
+    std::fs::write(dir.join("index.json"), to_json(&index)).expect("write index.json");
+    format!("oci:{}:{tag}", dir.display())
+}
+
+/// The manifest digest that an OCI layout's index.json names `tag`.
+pub fn layout_digest(dir: &Path, tag: &str) -> String {
+    let index: Value = serde_json::from_slice(
+        &std::fs::read(dir.join("index.json")).expect("read index.json"),
+    )
+    .expect("index.json is JSON");
+    index["manifests"]
+        .as_array()
+        .expect("manifests array")
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        .unwrap_or_else(|| panic!("no {tag} in {index}"))["digest"]
+        .as_str()
+        .expect("digest string")
+        .to_string()
+}
+
+/// A rootfs tarball with a few files, for `podman import` / `docker import`.
+pub fn rootfs_tarball(dir: &Path) -> PathBuf {
+    let hello = format!("hello from berth {}\n", random_suffix());
+    let payload = random_bytes(20_000);
+    let tar = archive(&[
+        Entry {
+            path: "etc/",
+            data: None,
+        },
+        Entry {
+            path: "etc/hello",
+            data: Some(hello.as_bytes()),
+        },
+        Entry {
+            path: "opt/",
+            data: None,
+        },
+        Entry {
+            path: "opt/payload.bin",
+            data: Some(&payload),
+        },
+    ]);
+    let path = dir.join(format!("rootfs-{}.tar", random_suffix()));
+    std::fs::write(&path, tar).expect("write rootfs tarball");
+    path
+}

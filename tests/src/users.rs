@@ -1,0 +1,69 @@
+//! Local users managed with the `berth user ...` command line, against the
+//! data directory of a running [`Berth`].
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use crate::server::{berth_bin, Berth};
+
+/// Runs `berth user <args>` on `berth`'s data directory with `stdin` as
+/// standard input; returns the output whatever the exit status.
+pub fn berth_user(berth: &Berth, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(berth_bin());
+    // As for the server: no settings from the developer's shell.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("BERTH_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.arg("user")
+        .args(args)
+        .env("BERTH_DATA_DIR", berth.data_dir())
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("run berth user");
+    let mut pipe = child.stdin.take().expect("piped stdin");
+    if let Some(input) = stdin {
+        pipe.write_all(input.as_bytes()).expect("write stdin");
+    }
+    drop(pipe);
+    child.wait_with_output().expect("wait for berth user")
+}
+
+/// Runs `berth user <args>` and asserts it succeeds.
+fn berth_user_ok(berth: &Berth, args: &[&str], stdin: Option<&str>) {
+    let out = berth_user(berth, args, stdin);
+    assert!(
+        out.status.success(),
+        "berth user {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `berth user add NAME [--admin]` with this password (at least 8 chars).
+pub fn add_user(berth: &Berth, name: &str, password: &str, admin: bool) {
+    let mut args = vec!["add", name];
+    if admin {
+        args.push("--admin");
+    }
+    berth_user_ok(berth, &args, Some(&format!("{password}\n")));
+}
+
+/// `berth user disable NAME`.
+pub fn disable_user(berth: &Berth, name: &str) {
+    berth_user_ok(berth, &["disable", name], None);
+}
+
+/// `berth user enable NAME`.
+pub fn enable_user(berth: &Berth, name: &str) {
+    berth_user_ok(berth, &["enable", name], None);
+}
+
+/// `berth user passwd NAME` with the new password.
+pub fn set_password(berth: &Berth, name: &str, password: &str) {
+    berth_user_ok(berth, &["passwd", name], Some(&format!("{password}\n")));
+}
