@@ -10,9 +10,11 @@
 //! - [`http`]: reading bodies, writing replies, streaming blobs.
 //! - [`error`]: every error mapped to its OCI code and status, in one place.
 //! - [`app`]: the shared state handlers receive.
+//! - [`bootstrap`]: builds that state from the config.
 
 pub mod app;
 pub mod auth;
+pub mod bootstrap;
 pub mod error;
 pub mod http;
 pub mod proxy;

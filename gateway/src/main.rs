@@ -3,17 +3,12 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
-use berth_auth::ldap::LdapDirectory;
-use berth_auth::login::bootstrap_admin;
-use berth_auth::{LoginService, TokenService};
-use berth_conf::{AuthMode, Config, LogFormat};
-use berth_gateway::app::App;
+use berth_conf::{Config, LogFormat};
+use berth_gateway::bootstrap;
 use berth_gateway::server::{self, ServerSettings};
 use berth_gateway::users_cli::{self, UserCommand};
-use berth_storage::{Registry, Settings};
+use berth_storage::Registry;
 use clap::{Parser, Subcommand};
 use pingora::server::UnixShutdownSignalWatch;
 
@@ -88,7 +83,7 @@ fn user_command(config: Config, command: UserCommand) -> ExitCode {
         .map_err(|e| e.to_string())
         .and_then(|rt| {
             rt.block_on(async {
-                let registry = Registry::open(&storage_settings(&config))
+                let registry = Registry::open(&bootstrap::storage_settings(&config))
                     .await
                     .map_err(|e| e.to_string())?;
                 users_cli::run(registry.meta(), command, || {
@@ -109,19 +104,6 @@ fn user_command(config: Config, command: UserCommand) -> ExitCode {
     }
 }
 
-fn make_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(dir)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-}
-
-fn storage_settings(config: &Config) -> Settings {
-    Settings {
-        blob_root: config.storage.root.clone(),
-        database_url: config.database.url.expose().to_owned(),
-    }
-}
-
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
@@ -132,40 +114,6 @@ fn init_logging(config: &Config) {
     }
 }
 
-/// The token service, the login service, the `admin` user and the public
-/// `library` project.
-async fn auth_services(
-    config: &Config,
-    registry: &Registry,
-) -> Result<(TokenService, LoginService), Box<dyn std::error::Error>> {
-    let tokens = TokenService::open(&config.data_dir, ISSUER, SERVICE, config.auth.token_ttl)?;
-    let ldap = match (&config.auth.mode, &config.ldap) {
-        (AuthMode::Ldap, Some(l)) => Some(LdapDirectory::new(l)),
-        _ => None,
-    };
-    let cache_ttl = config
-        .ldap
-        .as_ref()
-        .map(|l| l.cache_ttl)
-        .unwrap_or(Duration::from_secs(60));
-    let meta = registry.meta();
-    let admin_password = config.auth.admin_password.as_ref().map(|s| s.expose());
-    if let Some(generated) = bootstrap_admin(meta, admin_password, &config.data_dir).await? {
-        // Printed once, on the first start, and kept in a 0600 file.
-        println!(
-            "berth: created user `admin` with password: {generated}\n\
-             berth: (also written to {}; change it, then delete that file)",
-            config.data_dir.join("initial-admin-password").display()
-        );
-    }
-    meta.ensure_project("library", true).await?;
-    Ok((tokens, LoginService::new(meta.clone(), ldap, cache_ttl)))
-}
-
-/// Token issuer and audience (`service`) names.
-const ISSUER: &str = "berth-token-service";
-const SERVICE: &str = "berth";
-
 fn serve(config: Config) -> ExitCode {
     init_logging(&config);
     // Pingora binds later and only logs a failure; check now so that a busy
@@ -175,7 +123,7 @@ fn serve(config: Config) -> ExitCode {
         return ExitCode::FAILURE;
     }
     // The data directory holds password hashes and the signing key.
-    if let Err(e) = make_private_dir(&config.data_dir) {
+    if let Err(e) = bootstrap::make_private_dir(&config.data_dir) {
         eprintln!(
             "berth: cannot create data directory {}: {e}",
             config.data_dir.display()
@@ -196,27 +144,21 @@ fn serve(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let registry = match runtime.block_on(Registry::open(&storage_settings(&config))) {
-        Ok(r) => Arc::new(r),
+    let built = match runtime.block_on(bootstrap::build(&config)) {
+        Ok(b) => b,
         Err(e) => {
-            eprintln!("berth: cannot open the registry store: {e}");
+            eprintln!("berth: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let (tokens, login) = match runtime.block_on(auth_services(&config, &registry)) {
-        Ok(services) => services,
-        Err(e) => {
-            eprintln!("berth: cannot set up authentication: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let app = Arc::new(App {
-        registry,
-        tokens: Arc::new(tokens),
-        login: Arc::new(login),
-        external_url: config.external_url.as_ref().map(|u| u.as_str().to_owned()),
-        tls: config.tls.is_some(),
-    });
+    if let Some(pw) = &built.generated_admin_password {
+        // Shown once, on the first start; also kept in a 0600 file.
+        println!(
+            "berth: created user `admin` with password: {pw}\n\
+             berth: (also written to {}; change it, then delete that file)",
+            config.data_dir.join("initial-admin-password").display()
+        );
+    }
     tracing::info!(listen = %config.listen, data_dir = %config.data_dir.display(), "berth starting");
     server::run(
         &ServerSettings {
@@ -224,7 +166,7 @@ fn serve(config: Config) -> ExitCode {
             threads: config.server.threads,
             grace_period_secs: config.server.grace_period.as_secs(),
         },
-        app,
+        built.app,
         Box::new(UnixShutdownSignalWatch),
     );
     drop(runtime);

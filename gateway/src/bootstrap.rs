@@ -1,0 +1,78 @@
+//! Builds the shared state from a validated config: the store, the auth
+//! services, the `admin` user and the public `library` project.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_auth::ldap::LdapDirectory;
+use berth_auth::login::bootstrap_admin;
+use berth_auth::{LoginService, TokenService};
+use berth_conf::{AuthMode, Config};
+use berth_storage::{Registry, Settings};
+
+use crate::app::App;
+
+/// Token issuer and audience (`service`) names.
+pub const ISSUER: &str = "berth-token-service";
+pub const SERVICE: &str = "berth";
+
+/// What starting produced, for `main` to report.
+pub struct Built {
+    pub app: Arc<App>,
+    /// The admin password generated on the very first start, to be shown
+    /// once.
+    pub generated_admin_password: Option<String>,
+}
+
+pub fn storage_settings(config: &Config) -> Settings {
+    Settings {
+        blob_root: config.storage.root.clone(),
+        database_url: config.database.url.expose().to_owned(),
+    }
+}
+
+/// Creates the data directory, readable only by berth: it holds password
+/// hashes and the token signing key.
+pub fn make_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+/// Opens the store and sets up authentication. Each error says which part
+/// failed.
+pub async fn build(config: &Config) -> Result<Built, String> {
+    let registry = Registry::open(&storage_settings(config))
+        .await
+        .map_err(|e| format!("cannot open the registry store: {e}"))?;
+    let tokens = TokenService::open(&config.data_dir, ISSUER, SERVICE, config.auth.token_ttl)
+        .map_err(|e| format!("cannot set up tokens: {e}"))?;
+    let ldap = match (&config.auth.mode, &config.ldap) {
+        (AuthMode::Ldap, Some(l)) => Some(LdapDirectory::new(l)),
+        _ => None,
+    };
+    let cache_ttl = config
+        .ldap
+        .as_ref()
+        .map(|l| l.cache_ttl)
+        .unwrap_or(Duration::from_secs(60));
+    let meta = registry.meta();
+    let admin_password = config.auth.admin_password.as_ref().map(|s| s.expose());
+    let generated_admin_password = bootstrap_admin(meta, admin_password, &config.data_dir)
+        .await
+        .map_err(|e| format!("cannot create the admin user: {e}"))?;
+    meta.ensure_project("library", true)
+        .await
+        .map_err(|e| format!("cannot create the library project: {e}"))?;
+    let login = LoginService::new(meta.clone(), ldap, cache_ttl);
+    Ok(Built {
+        app: Arc::new(App {
+            registry: Arc::new(registry),
+            tokens: Arc::new(tokens),
+            login: Arc::new(login),
+            external_url: config.external_url.as_ref().map(|u| u.as_str().to_owned()),
+            tls: config.tls.is_some(),
+        }),
+        generated_admin_password,
+    })
+}
