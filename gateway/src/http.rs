@@ -11,10 +11,13 @@ use tokio::sync::mpsc;
 
 use crate::error::GatewayError;
 
-/// Blob reads go to the socket in pieces of this size.
-const READ_CHUNK: usize = 1024 * 1024;
-/// Chunks read ahead of the socket while it drains.
-const READ_AHEAD: usize = 4;
+/// Blob reads go to the socket in pieces of this size: large enough that
+/// per-call costs vanish, small enough that 100 concurrent pulls hold only
+/// tens of MiB of buffers.
+const READ_CHUNK: usize = 512 * 1024;
+/// Chunks queued ahead of the socket (one more is being read, one more
+/// being written).
+const READ_AHEAD: usize = 1;
 
 pub const API_VERSION: (&str, &str) = ("Docker-Distribution-API-Version", "registry/2.0");
 
