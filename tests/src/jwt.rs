@@ -68,8 +68,8 @@ pub fn verifies(token: &str, key: &VerifyingKey) -> bool {
 /// berth's own signing key, read from `<data_dir>/token-signing-key.pem`.
 pub fn server_key(data_dir: &Path) -> SigningKey {
     let path = data_dir.join(KEY_FILE);
-    let pem = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let pem =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     SigningKey::from_pkcs8_pem(&pem)
         .unwrap_or_else(|e| panic!("{} is not a PKCS#8 P-256 key: {e}", path.display()))
 }

@@ -15,12 +15,7 @@ use crate::Image;
 
 /// Runs `program` with `args`, extra environment and optional standard
 /// input; returns its output whatever the exit status.
-pub fn run(
-    program: &str,
-    args: &[&str],
-    envs: &[(&str, &OsStr)],
-    stdin: Option<&str>,
-) -> Output {
+pub fn run(program: &str, args: &[&str], envs: &[(&str, &OsStr)], stdin: Option<&str>) -> Output {
     let mut cmd = Command::new(program);
     cmd.args(args)
         .env("NO_PROXY", "*")
@@ -45,7 +40,12 @@ pub fn run(
 }
 
 /// [`run`], asserting success; returns the output.
-pub fn run_ok(program: &str, args: &[&str], envs: &[(&str, &OsStr)], stdin: Option<&str>) -> Output {
+pub fn run_ok(
+    program: &str,
+    args: &[&str],
+    envs: &[(&str, &OsStr)],
+    stdin: Option<&str>,
+) -> Output {
     let out = run(program, args, envs, stdin);
     assert!(
         out.status.success(),
@@ -116,29 +116,20 @@ impl Podman {
 
     /// `podman login --tls-verify=false --authfile F -u USER --password-stdin HOST`.
     pub fn login(&self, host: &str, user: &str, password: &str) -> Output {
-        let authfile = self.authfile.to_string_lossy().into_owned();
-        self.run(
-            &[
-                "login",
-                "--tls-verify=false",
-                "--authfile",
-                &authfile,
-                "--username",
-                user,
-                "--password-stdin",
-                host,
-            ],
-            Some(password),
-        )
+        self.login_with(&[], host, user, password)
     }
-}
 
-/// `skopeo login --tls-verify=false --authfile F -u USER --password-stdin HOST`.
-pub fn skopeo_login(authfile: &Path, host: &str, user: &str, password: &str) -> Output {
-    let authfile = authfile.to_string_lossy().into_owned();
-    run(
-        "skopeo",
-        &[
+    /// [`Podman::login`] with `--log-level=debug`: podman prints its own
+    /// fixed text for a refused login, and the registry's message only in
+    /// the debug log.
+    pub fn login_debug(&self, host: &str, user: &str, password: &str) -> Output {
+        self.login_with(&["--log-level=debug"], host, user, password)
+    }
+
+    fn login_with(&self, flags: &[&str], host: &str, user: &str, password: &str) -> Output {
+        let authfile = self.authfile.to_string_lossy().into_owned();
+        let mut args = flags.to_vec();
+        args.extend_from_slice(&[
             "login",
             "--tls-verify=false",
             "--authfile",
@@ -147,10 +138,41 @@ pub fn skopeo_login(authfile: &Path, host: &str, user: &str, password: &str) -> 
             user,
             "--password-stdin",
             host,
-        ],
-        &[],
-        Some(password),
-    )
+        ]);
+        self.run(&args, Some(password))
+    }
+}
+
+/// `skopeo login --tls-verify=false --authfile F -u USER --password-stdin HOST`.
+pub fn skopeo_login(authfile: &Path, host: &str, user: &str, password: &str) -> Output {
+    skopeo_login_with(&[], authfile, host, user, password)
+}
+
+/// [`skopeo_login`] with `--debug` (see [`Podman::login_debug`]).
+pub fn skopeo_login_debug(authfile: &Path, host: &str, user: &str, password: &str) -> Output {
+    skopeo_login_with(&["--debug"], authfile, host, user, password)
+}
+
+fn skopeo_login_with(
+    flags: &[&str],
+    authfile: &Path,
+    host: &str,
+    user: &str,
+    password: &str,
+) -> Output {
+    let authfile = authfile.to_string_lossy().into_owned();
+    let mut args = flags.to_vec();
+    args.extend_from_slice(&[
+        "login",
+        "--tls-verify=false",
+        "--authfile",
+        &authfile,
+        "--username",
+        user,
+        "--password-stdin",
+        host,
+    ]);
+    run("skopeo", &args, &[], Some(password))
 }
 
 /// `skopeo copy` between two transports with the logins in `authfile`.
@@ -192,10 +214,9 @@ pub fn write_oci_layout(dir: &Path, image: &Image, tag: &str) -> String {
 
 /// The manifest digest that an OCI layout's index.json names `tag`.
 pub fn layout_digest(dir: &Path, tag: &str) -> String {
-    let index: Value = serde_json::from_slice(
-        &std::fs::read(dir.join("index.json")).expect("read index.json"),
-    )
-    .expect("index.json is JSON");
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).expect("read index.json"))
+            .expect("index.json is JSON");
     index["manifests"]
         .as_array()
         .expect("manifests array")
@@ -232,4 +253,50 @@ pub fn rootfs_tarball(dir: &Path) -> PathBuf {
     let path = dir.join(format!("rootfs-{}.tar", random_suffix()));
     std::fs::write(&path, tar).expect("write rootfs tarball");
     path
+}
+
+/// What podman and skopeo print for any 401 from the token service.
+pub const CLIENT_REFUSED: &str = "invalid username/password";
+
+/// Asserts that podman and skopeo logins to `host` are refused (each with
+/// state of its own under `scratch`). Both print their own fixed
+/// [`CLIENT_REFUSED`] for any 401 from the token service and show the
+/// registry's message only in their debug log, so that is where `message`
+/// must appear.
+pub fn assert_login_refused(host: &str, scratch: &Path, user: &str, password: &str, message: &str) {
+    let dir = scratch.join(format!("refused-{}", random_suffix()));
+    let podman = Podman::new(&dir);
+    let authfile = dir.join("skopeo-auth.json");
+    let attempts = [
+        ("podman login", podman.login(host, user, password)),
+        (
+            "skopeo login",
+            skopeo_login(&authfile, host, user, password),
+        ),
+        (
+            "podman --log-level=debug login",
+            podman.login_debug(host, user, password),
+        ),
+        (
+            "skopeo --debug login",
+            skopeo_login_debug(&authfile, host, user, password),
+        ),
+    ];
+    for (i, (what, out)) in attempts.iter().enumerate() {
+        let output = text(out);
+        assert!(!out.status.success(), "{what} as {user}: {output}");
+        let expected = if i < 2 { CLIENT_REFUSED } else { message };
+        assert!(
+            output.contains(expected),
+            "{what} as {user}: expected {expected:?} in\n{output}"
+        );
+    }
+    for file in [&podman.authfile, &authfile] {
+        let saved = std::fs::read_to_string(file).unwrap_or_default();
+        assert!(
+            !saved.contains(host),
+            "a refused login was saved in {}: {saved}",
+            file.display()
+        );
+    }
 }
