@@ -7,6 +7,7 @@ use berth_auth::{LoginService, TokenService};
 use berth_storage::Registry;
 use pingora::proxy::Session;
 
+use crate::bufpool::BufPool;
 use crate::http::header;
 
 pub struct App {
@@ -18,6 +19,8 @@ pub struct App {
     pub external_url: Option<String>,
     /// Whether this listener speaks TLS (for URLs derived from Host).
     pub tls: bool,
+    /// Buffers for streaming blobs to clients.
+    pub read_pool: Arc<BufPool>,
 }
 
 impl App {

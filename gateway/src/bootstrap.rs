@@ -11,6 +11,8 @@ use berth_conf::{AuthMode, Config};
 use berth_storage::{Registry, Settings};
 
 use crate::app::App;
+use crate::bufpool::BufPool;
+use crate::http::{POOL_IDLE, READ_CHUNK};
 
 /// Token issuer and audience (`service`) names.
 pub const ISSUER: &str = "berth-token-service";
@@ -72,6 +74,7 @@ pub async fn build(config: &Config) -> Result<Built, String> {
             login: Arc::new(login),
             external_url: config.external_url.as_ref().map(|u| u.as_str().to_owned()),
             tls: config.tls.is_some(),
+            read_pool: BufPool::new(READ_CHUNK, POOL_IDLE),
         }),
         generated_admin_password,
     })

@@ -4,17 +4,22 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 
+use std::sync::Arc;
+
 use bytes::{Bytes, BytesMut};
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use tokio::sync::mpsc;
 
+use crate::bufpool::BufPool;
 use crate::error::GatewayError;
 
-/// Blob reads go to the socket in pieces of this size: large enough that
-/// per-call costs vanish, small enough that 100 concurrent pulls hold only
-/// tens of MiB of buffers.
-const READ_CHUNK: usize = 512 * 1024;
+/// Blob reads go to the socket in pieces of this size (from a pool): large
+/// enough that per-call costs vanish, small enough that 100 concurrent
+/// pulls hold only tens of MiB.
+pub const READ_CHUNK: usize = 512 * 1024;
+/// Idle read buffers kept for reuse (64 MiB at most).
+pub const POOL_IDLE: usize = 128;
 /// Chunks queued ahead of the socket (one more is being read, one more
 /// being written).
 const READ_AHEAD: usize = 1;
@@ -75,7 +80,12 @@ impl Reply {
 
 /// Writes a reply. For HEAD the headers (Content-Length included) are those
 /// of the GET, with no body.
-pub async fn send(session: &mut Session, reply: Reply, head: bool) -> pingora::Result<()> {
+pub async fn send(
+    session: &mut Session,
+    reply: Reply,
+    head: bool,
+    pool: &Arc<BufPool>,
+) -> pingora::Result<()> {
     let len = reply.body_len();
     let mut resp = ResponseHeader::build(reply.status, Some(reply.headers.len() + 2))?;
     for (name, value) in &reply.headers {
@@ -92,7 +102,7 @@ pub async fn send(session: &mut Session, reply: Reply, head: bool) -> pingora::R
     match reply.body {
         Body::Empty => Ok(()),
         Body::Bytes(b) => session.write_response_body(Some(b), true).await,
-        Body::File { file, offset, len } => stream_file(session, file, offset, len).await,
+        Body::File { file, offset, len } => stream_file(session, pool, file, offset, len).await,
     }
 }
 
@@ -100,11 +110,13 @@ pub async fn send(session: &mut Session, reply: Reply, head: bool) -> pingora::R
 /// large pieces while the socket drains, so disk and network overlap.
 async fn stream_file(
     session: &mut Session,
+    pool: &Arc<BufPool>,
     mut file: File,
     offset: u64,
     len: u64,
 ) -> pingora::Result<()> {
     let (tx, mut rx) = mpsc::channel::<std::io::Result<Bytes>>(READ_AHEAD);
+    let pool = pool.clone();
     let reader = tokio::task::spawn_blocking(move || {
         if let Err(e) = file.seek(SeekFrom::Start(offset)) {
             let _ = tx.blocking_send(Err(e));
@@ -112,9 +124,11 @@ async fn stream_file(
         }
         let mut left = len;
         while left > 0 {
-            let want = left.min(READ_CHUNK as u64) as usize;
-            let mut buf = BytesMut::zeroed(want);
-            let result = file.read_exact(&mut buf).map(|_| buf.freeze());
+            let want = left.min(pool.size() as u64) as usize;
+            let mut buf = pool.take();
+            let result = file
+                .read_exact(&mut buf[..want])
+                .map(|_| pool.freeze(buf, want));
             let failed = result.is_err();
             if tx.blocking_send(result).is_err() || failed {
                 return;

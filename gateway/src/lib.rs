@@ -8,6 +8,7 @@
 //! - [`token_endpoint`]: `/service/token` and `/service/jwks`.
 //! - [`users_cli`]: `berth user ...` commands.
 //! - [`http`]: reading bodies, writing replies, streaming blobs.
+//! - [`bufpool`]: reused read buffers for streaming blobs.
 //! - [`error`]: every error mapped to its OCI code and status, in one place.
 //! - [`app`]: the shared state handlers receive.
 //! - [`bootstrap`]: builds that state from the config.
@@ -15,6 +16,7 @@
 pub mod app;
 pub mod auth;
 pub mod bootstrap;
+pub mod bufpool;
 pub mod error;
 pub mod http;
 pub mod proxy;

@@ -71,7 +71,7 @@ impl ProxyHttp for Gateway {
         let reply = reply
             .header(API_VERSION.0, API_VERSION.1)
             .header("X-Request-Id", ctx.request_id.clone());
-        send(session, reply, head).await?;
+        send(session, reply, head, &self.app.read_pool).await?;
         Ok(true)
     }
 

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{IoSlice, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -140,13 +140,13 @@ impl ChunkWriter {
         let worker = tokio::task::spawn_blocking(move || {
             let mut p = progress;
             while let Some(batch) = rx.blocking_recv() {
-                for chunk in batch {
-                    p.hasher.update(&chunk);
-                    // On failure the progress is dropped: the file length is
-                    // the truth and the hash is rebuilt from it next time.
-                    p.file.write_all(&chunk)?;
-                    p.len += chunk.len() as u64;
+                for chunk in &batch {
+                    p.hasher.update(chunk);
                 }
+                // On failure the progress is dropped: the file length is the
+                // truth and the hash is rebuilt from it next time.
+                write_all_vectored(&mut p.file, &batch)?;
+                p.len += batch.iter().map(|c| c.len() as u64).sum::<u64>();
             }
             guard.progress = Some(p);
             Ok(guard)
@@ -192,5 +192,62 @@ impl ChunkWriter {
                 source: std::io::Error::other(e),
             }),
         }
+    }
+}
+
+/// Writes a whole batch with as few `writev` calls as the kernel allows.
+fn write_all_vectored(file: &mut File, batch: &[Bytes]) -> std::io::Result<()> {
+    let (mut idx, mut off) = (0usize, 0usize);
+    loop {
+        while idx < batch.len() && off == batch[idx].len() {
+            idx += 1;
+            off = 0;
+        }
+        if idx == batch.len() {
+            return Ok(());
+        }
+        let slices: Vec<IoSlice<'_>> = std::iter::once(IoSlice::new(&batch[idx][off..]))
+            .chain(batch[idx + 1..].iter().map(|b| IoSlice::new(b)))
+            .collect();
+        let mut n = file.write_vectored(&slices)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 {
+            let rest = batch[idx].len() - off;
+            if n >= rest {
+                n -= rest;
+                idx += 1;
+                off = 0;
+            } else {
+                off += n;
+                n = 0;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn vectored_writes_keep_order_and_skip_empty_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let mut f = File::create(&path).unwrap();
+        let batch: Vec<Bytes> = vec![
+            Bytes::from_static(b"ab"),
+            Bytes::new(),
+            Bytes::from(vec![b'c'; 100_000]),
+            Bytes::from_static(b"z"),
+        ];
+        write_all_vectored(&mut f, &batch).unwrap();
+        let mut got = Vec::new();
+        File::open(&path).unwrap().read_to_end(&mut got).unwrap();
+        assert_eq!(got.len(), 100_003);
+        assert_eq!(&got[..3], b"abc");
+        assert_eq!(got[got.len() - 1], b'z');
     }
 }
