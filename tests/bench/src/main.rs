@@ -1,1 +1,91 @@
-fn main() {}
+//! `berth-bench`: berth, distribution and nginx+distribution side by side
+//! on loopback, measured with the same client; prints a Markdown table.
+//!
+//! `cargo run --release -p berth-bench -- [--runs N] [--quick] [--out FILE]`
+
+mod bench;
+mod client;
+mod data;
+mod image;
+mod limits;
+mod machine;
+mod procfs;
+mod report;
+mod scenarios;
+mod servers;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "berth-bench",
+    about = "Benchmark berth against distribution and nginx+distribution"
+)]
+struct Args {
+    /// Runs of the whole benchmark; the table shows medians.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=20))]
+    runs: u16,
+    /// Smaller blobs and a 3 s small-request run, for a quick look.
+    #[arg(long)]
+    quick: bool,
+    /// Also write the Markdown to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Measure only these servers (comma-separated: berth, distribution,
+    /// nginx+distribution); for profiling one of them.
+    #[arg(long, value_delimiter = ',', value_parser = parse_kind)]
+    servers: Vec<servers::Kind>,
+}
+
+fn parse_kind(s: &str) -> Result<servers::Kind, String> {
+    servers::Kind::ALL
+        .into_iter()
+        .find(|k| k.label() == s)
+        .ok_or_else(|| format!("unknown server {s}: berth, distribution or nginx+distribution"))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let mut plan = bench::Plan::new(usize::from(args.runs), args.quick);
+    if !args.servers.is_empty() {
+        plan.servers = args.servers.clone();
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berth-bench: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let meta = machine::describe(plan.runs);
+    // On Ctrl-C the benchmark future is dropped, which stops the servers.
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            r = bench::run(&plan, meta) => r,
+            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        }
+    });
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    match outcome {
+        Ok(markdown) => {
+            println!("{markdown}");
+            if let Some(path) = args.out {
+                if let Err(e) = std::fs::write(&path, &markdown) {
+                    eprintln!("berth-bench: cannot write {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("berth-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

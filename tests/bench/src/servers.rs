@@ -1,0 +1,445 @@
+//! The servers under test, each started on a free loopback port with a
+//! fresh temp dir, and stopped (then their data deleted) on drop:
+//! berth; Debian's docker-registry (distribution 2.8); nginx configured
+//! like Harbor's proxy in front of a docker-registry.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tempfile::TempDir;
+
+use crate::client::{Conn, Credentials};
+use crate::procfs::ProcessSet;
+
+/// How long a server may take to answer `GET /v2/`.
+const READY_DEADLINE: Duration = Duration::from_secs(30);
+/// How long a server may take to exit after SIGTERM before SIGKILL.
+const STOP_DEADLINE: Duration = Duration::from_secs(10);
+const POLL: Duration = Duration::from_millis(20);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Berth,
+    Distribution,
+    NginxDistribution,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::Berth, Kind::Distribution, Kind::NginxDistribution];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Berth => "berth",
+            Kind::Distribution => "distribution",
+            Kind::NginxDistribution => "nginx+distribution",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// Where the server binaries are.
+#[derive(Clone, Debug)]
+pub struct Binaries {
+    pub berth: PathBuf,
+    pub registry: PathBuf,
+    pub nginx: PathBuf,
+}
+
+impl Binaries {
+    /// `BERTH_BIN`, else `$CARGO_TARGET_DIR/release/berth`, else `berth`
+    /// beside this executable; Debian's paths for the others.
+    pub fn locate() -> anyhow::Result<Binaries> {
+        let berth = if let Some(bin) = std::env::var_os("BERTH_BIN") {
+            PathBuf::from(bin)
+        } else if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+            PathBuf::from(dir).join("release").join("berth")
+        } else {
+            std::env::current_exe()?
+                .parent()
+                .ok_or_else(|| anyhow!("executable without a directory"))?
+                .join("berth")
+        };
+        let bins = Binaries {
+            berth,
+            registry: PathBuf::from("/usr/bin/docker-registry"),
+            nginx: PathBuf::from("/usr/sbin/nginx"),
+        };
+        for (what, path, hint) in [
+            (
+                "berth",
+                &bins.berth,
+                "build it: cargo build --release -p berth-gateway (or set BERTH_BIN)",
+            ),
+            (
+                "docker-registry",
+                &bins.registry,
+                "apt-get install docker-registry",
+            ),
+            ("nginx", &bins.nginx, "apt-get install nginx"),
+        ] {
+            if !path.is_file() {
+                bail!("{what} not found at {}: {hint}", path.display());
+            }
+        }
+        Ok(bins)
+    }
+
+    /// Copies the berth binary into `dir` and uses the copy, so that a
+    /// rebuild during the benchmark does not change what is measured.
+    pub fn snapshot_berth(mut self, dir: &Path) -> anyhow::Result<Binaries> {
+        let copy = dir.join("berth");
+        std::fs::copy(&self.berth, &copy)
+            .with_context(|| format!("copying {}", self.berth.display()))?;
+        self.berth = copy;
+        Ok(self)
+    }
+}
+
+/// One started process, its output going to a log file.
+struct Proc {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+    /// What makes it exit promptly: Pingora drains for its grace period
+    /// on SIGTERM but stops at once on SIGINT; nginx and docker-registry
+    /// stop on SIGTERM.
+    stop_signal: Signal,
+}
+
+/// A running server. Dropping it stops every process and deletes its dir.
+pub struct Server {
+    pub kind: Kind,
+    pub addr: SocketAddr,
+    pub creds: Option<Credentials>,
+    procs: Vec<Proc>,
+    // Declared last: removed after the processes are stopped.
+    dir: TempDir,
+}
+
+impl Server {
+    pub async fn start(kind: Kind, bins: &Binaries, parent: &Path) -> anyhow::Result<Server> {
+        let mut last = None;
+        // A free port may be taken between our probe and the server's
+        // bind: try again with another.
+        for _ in 0..3 {
+            match Server::try_start(kind, bins, parent).await {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow!("not started")))
+    }
+
+    async fn try_start(kind: Kind, bins: &Binaries, parent: &Path) -> anyhow::Result<Server> {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{}-", kind.label()))
+            .tempdir_in(parent)?;
+        let mut server = Server {
+            kind,
+            addr: free_addr()?,
+            creds: None,
+            procs: Vec::new(),
+            dir,
+        };
+        match kind {
+            Kind::Berth => server.start_berth(bins).await?,
+            Kind::Distribution => {
+                let addr = server.addr;
+                server.start_registry(bins, addr).await?;
+            }
+            Kind::NginxDistribution => {
+                let upstream = free_addr()?;
+                server.start_registry(bins, upstream).await?;
+                server.start_nginx(bins, upstream).await?;
+            }
+        }
+        Ok(server)
+    }
+
+    /// All processes of this server, nginx's workers included.
+    pub fn processes(&self) -> ProcessSet {
+        ProcessSet::new(self.procs.iter().map(|p| p.child.id()).collect())
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    async fn start_berth(&mut self, bins: &Binaries) -> anyhow::Result<()> {
+        let data = self.dir.path().join("data");
+        std::fs::create_dir_all(&data)?;
+        let password = format!("bench-{:016x}", rand::random::<u64>());
+        let mut cmd = Command::new(&bins.berth);
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("BERTH_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.arg("serve")
+            .env("BERTH_LISTEN", self.addr.to_string())
+            .env("BERTH_DATA_DIR", &data)
+            .env("BERTH_ADMIN_PASSWORD", &password)
+            .env("RUST_LOG", "warn");
+        self.creds = Some(Credentials {
+            user: "admin".into(),
+            password,
+        });
+        self.spawn("berth", cmd)?;
+        self.wait_ready(self.addr).await
+    }
+
+    async fn start_registry(&mut self, bins: &Binaries, addr: SocketAddr) -> anyhow::Result<()> {
+        let root = self.dir.path().join("registry");
+        std::fs::create_dir_all(&root)?;
+        let config = self.dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: {root}
+  delete:
+    enabled: true
+  cache:
+    blobdescriptor: inmemory
+http:
+  addr: {addr}
+  secret: bench-{secret:016x}
+  headers:
+    X-Content-Type-Options: [nosniff]
+",
+                root = root.display(),
+                secret = rand::random::<u64>()
+            ),
+        )?;
+        let mut cmd = Command::new(&bins.registry);
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("REGISTRY_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.arg("serve").arg(&config);
+        self.spawn("docker-registry", cmd)?;
+        self.wait_ready(addr).await
+    }
+
+    async fn start_nginx(&mut self, bins: &Binaries, upstream: SocketAddr) -> anyhow::Result<()> {
+        let prefix = self.dir.path().join("nginx");
+        std::fs::create_dir_all(&prefix)?;
+        let p = prefix.display();
+        // Workers of a root master run as `nobody` unless told otherwise;
+        // they would not reach the temp dir.
+        let user = if nix::unistd::geteuid().is_root() {
+            "user root;"
+        } else {
+            ""
+        };
+        // Harbor's proxy settings: no body size limit, no buffering in
+        // either direction, HTTP/1.1 with keepalive to the upstream.
+        let conf = format!(
+            "{user}
+worker_processes auto;
+error_log {p}/error.log warn;
+pid {p}/nginx.pid;
+events {{
+    worker_connections 4096;
+}}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nodelay on;
+    server_tokens off;
+    client_body_temp_path {p}/client_body;
+    proxy_temp_path {p}/proxy;
+    fastcgi_temp_path {p}/fastcgi;
+    uwsgi_temp_path {p}/uwsgi;
+    scgi_temp_path {p}/scgi;
+    upstream registry {{
+        server {upstream};
+        keepalive 256;
+    }}
+    server {{
+        listen {addr};
+        client_max_body_size 0;
+        chunked_transfer_encoding on;
+        location / {{
+            proxy_pass http://registry;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_buffering off;
+            proxy_request_buffering off;
+        }}
+    }}
+}}
+",
+            addr = self.addr,
+        );
+        let conf_path = prefix.join("nginx.conf");
+        std::fs::write(&conf_path, conf)?;
+        let mut cmd = Command::new(&bins.nginx);
+        cmd.arg("-c")
+            .arg(&conf_path)
+            .arg("-p")
+            .arg(format!("{p}/"))
+            .arg("-e")
+            .arg(prefix.join("error.log"))
+            .arg("-g")
+            .arg("daemon off;");
+        self.spawn("nginx", cmd)?;
+        self.wait_ready(self.addr).await
+    }
+
+    fn spawn(&mut self, name: &'static str, mut cmd: Command) -> anyhow::Result<()> {
+        let log = self.dir.path().join(format!("{name}.log"));
+        let out = File::create(&log)?;
+        cmd.current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out);
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting {name} ({:?})", cmd.get_program()))?;
+        let stop_signal = if name == "berth" {
+            Signal::SIGINT
+        } else {
+            Signal::SIGTERM
+        };
+        self.procs.push(Proc {
+            name,
+            child,
+            log,
+            stop_signal,
+        });
+        Ok(())
+    }
+
+    /// Polls `GET /v2/` until it answers 200 or 401, with a deadline.
+    async fn wait_ready(&mut self, addr: SocketAddr) -> anyhow::Result<()> {
+        let deadline = Instant::now() + READY_DEADLINE;
+        let mut last = String::from("no answer yet");
+        while Instant::now() < deadline {
+            for p in &mut self.procs {
+                if let Some(status) = p.child.try_wait()? {
+                    bail!(
+                        "{} exited ({status}) before answering GET /v2/; log:\n{}",
+                        p.name,
+                        tail(&p.log)
+                    );
+                }
+            }
+            match probe(addr).await {
+                Ok(200 | 401) => return Ok(()),
+                Ok(status) => last = format!("status {status}"),
+                Err(e) => last = format!("{e:#}"),
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        bail!(
+            "{} did not answer GET /v2/ at {addr} within {READY_DEADLINE:?} (last: {last}); logs:\n{}",
+            self.kind,
+            self.log_tails()
+        )
+    }
+
+    /// The end of each process's log, for error messages.
+    pub fn log_tails(&self) -> String {
+        self.procs
+            .iter()
+            .map(|p| format!("--- {} ---\n{}", p.name, tail(&p.log)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The stop signal to every process (newest first, so nginx goes
+    /// before its upstream), a bounded wait, then SIGKILL to whatever is
+    /// left, nginx's workers included.
+    fn stop(&mut self) {
+        let all = self.processes().pids();
+        for p in self.procs.iter().rev() {
+            if let Ok(pid) = i32::try_from(p.child.id()) {
+                let _ = kill(Pid::from_raw(pid), p.stop_signal);
+            }
+        }
+        let deadline = Instant::now() + STOP_DEADLINE;
+        while Instant::now() < deadline {
+            let running = self
+                .procs
+                .iter_mut()
+                .map(|p| p.child.try_wait())
+                .filter(|status| matches!(status, Ok(None)))
+                .count();
+            if running == 0 {
+                break;
+            }
+            std::thread::sleep(POLL);
+        }
+        for pid in all {
+            if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                if let Ok(pid) = i32::try_from(pid) {
+                    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                }
+            }
+        }
+        for p in &mut self.procs {
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+        }
+        self.procs.clear();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One `GET /v2/`: its status.
+async fn probe(addr: SocketAddr) -> anyhow::Result<u16> {
+    let mut conn = Conn::open(addr).await?;
+    let req = http::Request::get("/v2/").body(crate::client::ReqBody::Empty)?;
+    let resp = tokio::time::timeout(Duration::from_secs(2), conn.send(req))
+        .await
+        .map_err(|_| anyhow!("timed out"))??;
+    Ok(resp.status().as_u16())
+}
+
+/// A loopback address with a port nobody listens on right now.
+fn free_addr() -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    Ok(listener.local_addr()?)
+}
+
+/// The last 4 KiB of a log file.
+fn tail(path: &Path) -> String {
+    let Ok(mut f) = File::open(path) else {
+        return String::from("(no log)");
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(4096)));
+    let mut bytes = Vec::new();
+    let _ = f.read_to_end(&mut bytes);
+    String::from_utf8_lossy(&bytes).into_owned()
+}
