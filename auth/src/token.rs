@@ -6,8 +6,9 @@
 //! requests with the same token do no crypto; the validity window is
 //! re-checked on every hit.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -23,6 +24,8 @@ use crate::scope::{claim_entry, from_claim_entry};
 
 /// Clock skew tolerated between issuer and verifier.
 const LEEWAY_SECS: i64 = 10;
+/// Verified tokens remembered at most.
+const MAX_CACHED_TOKENS: usize = 100_000;
 /// Refresh tokens (docker's "identity token") live this long.
 const REFRESH_TTL_SECS: i64 = 30 * 24 * 3600;
 
@@ -48,7 +51,11 @@ pub struct TokenService {
     issuer: String,
     service: String,
     ttl: Duration,
-    cache: moka::sync::Cache<String, Arc<Verified>>,
+    /// Verified tokens by their text. A plain map behind a read-mostly
+    /// lock: a hit is one hash and one shared lock, cheaper than a general
+    /// cache on a path every request takes. Entries expire with the token
+    /// (checked on each hit); the map is swept when it grows large.
+    cache: RwLock<HashMap<Box<str>, Arc<Verified>>>,
 }
 
 fn now() -> i64 {
@@ -65,10 +72,7 @@ impl TokenService {
             issuer: issuer.to_owned(),
             service: service.to_owned(),
             ttl,
-            cache: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(ttl)
-                .build(),
+            cache: RwLock::default(),
         }
     }
 
@@ -146,7 +150,13 @@ impl TokenService {
     /// Verifies an access token (cached).
     pub fn verify(&self, token: &str) -> Result<Arc<Verified>, AuthError> {
         let t = now();
-        if let Some(v) = self.cache.get(token) {
+        let hit = self
+            .cache
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(token)
+            .cloned();
+        if let Some(v) = hit {
             check_window(v.not_before, v.expires_at, t)?;
             return Ok(v);
         }
@@ -175,7 +185,14 @@ impl TokenService {
                 .unwrap_or(i64::MIN),
         });
         check_window(v.not_before, v.expires_at, t)?;
-        self.cache.insert(token.to_owned(), v.clone());
+        let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= MAX_CACHED_TOKENS {
+            cache.retain(|_, c| c.expires_at + LEEWAY_SECS >= t);
+            if cache.len() >= MAX_CACHED_TOKENS {
+                cache.clear();
+            }
+        }
+        cache.insert(token.into(), v.clone());
         Ok(v)
     }
 

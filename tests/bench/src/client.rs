@@ -325,6 +325,15 @@ pub struct Repo {
 }
 
 impl Repo {
+    /// A handle that sends no credentials (anonymous pulls of public
+    /// repositories).
+    pub fn anonymous(name: &str) -> Repo {
+        Repo {
+            name: name.to_owned(),
+            auth: None,
+        }
+    }
+
     /// Whether the registry asked for a login and requests carry a token.
     pub fn uses_token(&self) -> bool {
         self.auth.is_some()

@@ -3,6 +3,7 @@
 //!
 //! `cargo run --release -p berth-bench -- [--runs N] [--quick] [--out FILE]`
 
+mod authcost;
 mod bench;
 mod client;
 mod data;
@@ -34,6 +35,10 @@ struct Args {
     /// Also write the Markdown to this file.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Only measure the cost of authentication on berth's hot path (blob
+    /// HEAD, anonymous vs bearer token, public repository).
+    #[arg(long)]
+    auth_cost: bool,
     /// Measure only these servers (comma-separated: berth, distribution,
     /// nginx+distribution); for profiling one of them.
     #[arg(long, value_delimiter = ',', value_parser = parse_kind)]
@@ -66,8 +71,15 @@ fn main() -> ExitCode {
     let meta = machine::describe(plan.runs);
     // On Ctrl-C the benchmark future is dropped, which stops the servers.
     let outcome = runtime.block_on(async {
+        let work = async {
+            if args.auth_cost {
+                authcost::run(&plan).await
+            } else {
+                bench::run(&plan, meta).await
+            }
+        };
         tokio::select! {
-            r = bench::run(&plan, meta) => r,
+            r = work => r,
             _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
         }
     });

@@ -118,7 +118,7 @@ pub struct SmallRequests {
 }
 
 /// Pushes a small image (config, one 4 KiB layer, manifest tagged `v1`).
-async fn push_small_image(reg: &Registry, repo: &Repo, seed: u64) -> anyhow::Result<String> {
+pub async fn push_small_image(reg: &Registry, repo: &Repo, seed: u64) -> anyhow::Result<String> {
     let mut conn = reg.conn().await?;
     let layer: Bytes = Pieces::new(seed, 4096).flatten().collect();
     let layer_digest = sha256_digest(&layer);
