@@ -104,9 +104,22 @@ impl ProxyHttp for Gateway {
 
 /// Turns an error into the OCI error reply; internal errors are logged
 /// here, once, with their cause chain.
-async fn drain_body(session: &mut Session) -> pingora::Result<()> {
-    while session.read_request_body().await?.is_some() {}
-    Ok(())
+/// Reads and drops the rest of the request body; false when it is longer
+/// than `DRAIN_LIMIT` or the read fails.
+async fn drain_body(session: &mut Session) -> bool {
+    let mut read = 0u64;
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                read += chunk.len() as u64;
+                if read > DRAIN_LIMIT {
+                    return false;
+                }
+            }
+            Ok(None) => return true,
+            Err(_) => return false,
+        }
+    }
 }
 
 async fn error_reply(
@@ -121,17 +134,18 @@ async fn error_reply(
     }
     // An early answer to a request whose body is still coming. A client
     // that sent `Expect: 100-continue` has not sent the body and will not
-    // once it sees this answer. Otherwise a small body (a manifest, a form)
-    // is read and dropped first, so the connection stays usable and the
-    // client never sees a reset while it is still writing; a large or
-    // unknown-length upload gets the connection closed instead.
+    // once it sees this answer. Otherwise a small body (a manifest, a form;
+    // by Content-Length or, chunked, as it arrives) is read and dropped
+    // first, so the connection stays usable and the client never sees a
+    // reset while it is still writing; a large upload gets the connection
+    // closed instead.
     if !session.as_downstream_mut().is_body_done() {
         let waiting =
             header(session, "expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
-        let small = header(session, "content-length")
+        let too_large = header(session, "content-length")
             .and_then(|v| v.parse::<u64>().ok())
-            .is_some_and(|len| len <= DRAIN_LIMIT);
-        if waiting || !small || drain_body(session).await.is_err() {
+            .is_some_and(|len| len > DRAIN_LIMIT);
+        if waiting || too_large || !drain_body(session).await {
             session.set_keepalive(None);
         }
     }
