@@ -3,9 +3,8 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use berth_tests::content::{
     image_index, random_layer, random_suffix, sha256_digest, to_json, OCI_INDEX, OCI_MANIFEST,
@@ -21,31 +20,9 @@ fn run(program: &str, args: &[&str]) -> Output {
 
 /// [`run`] with extra environment variables and optional standard input.
 fn run_with(program: &str, args: &[&str], envs: &[(&str, &Path)], input: Option<&str>) -> Output {
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .env("NO_PROXY", "*")
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (key, value) in envs {
-        cmd.env(key, value);
-    }
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    if let Some(input) = input {
-        child
-            .stdin
-            .take()
-            .expect("piped stdin")
-            .write_all(input.as_bytes())
-            .expect("write stdin");
-    }
-    let out = child.wait_with_output().expect("wait for command");
+    let envs: Vec<(&str, &std::ffi::OsStr)> =
+        envs.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
+    let out = berth_tests::tools::run(program, args, &envs, input);
     assert!(
         out.status.success(),
         "{program} {args:?} failed ({}):\nstdout: {}\nstderr: {}",
