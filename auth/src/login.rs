@@ -115,11 +115,6 @@ impl LoginService {
         })
     }
 
-    /// Drops cached logins, e.g. after a password change or disabling.
-    pub fn forget_cached(&self) {
-        self.cache.invalidate_all();
-    }
-
     async fn check(&self, username: &str, password: &str) -> Result<Identity, AuthError> {
         if password.is_empty() {
             return Err(AuthError::InvalidCredentials);

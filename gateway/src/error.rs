@@ -107,7 +107,6 @@ impl GatewayError {
                 StorageError::BlobUnknown(_) => p(404, "BLOB_UNKNOWN"),
                 StorageError::UploadUnknown => p(404, "BLOB_UPLOAD_UNKNOWN"),
                 StorageError::UploadOffsetMismatch { .. } => p(416, "BLOB_UPLOAD_INVALID"),
-                StorageError::UploadInvalid(_) => p(400, "BLOB_UPLOAD_INVALID"),
                 StorageError::DigestMismatch { .. } => p(400, "DIGEST_INVALID"),
                 StorageError::ManifestUnknown(_) => p(404, "MANIFEST_UNKNOWN"),
                 StorageError::ManifestInvalid(_) => p(400, "MANIFEST_INVALID"),

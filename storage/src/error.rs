@@ -19,8 +19,6 @@ pub enum StorageError {
     UploadUnknown,
     #[error("chunk starts at byte {got} but the upload has {expected} bytes; send chunks in order, resuming at {expected}")]
     UploadOffsetMismatch { expected: u64, got: u64 },
-    #[error("invalid upload: {0}")]
-    UploadInvalid(String),
     #[error(
         "uploaded content has digest {actual}, not the {expected} given; the upload was discarded"
     )]
