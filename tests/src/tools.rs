@@ -255,6 +255,32 @@ pub fn rootfs_tarball(dir: &Path) -> PathBuf {
     path
 }
 
+/// Why the docker CLI cannot be used here, or `None` when `docker info`
+/// works (tests skip with that reason printed).
+pub fn docker_unavailable() -> Option<String> {
+    match Command::new("docker").arg("info").output() {
+        Ok(out) if out.status.success() => None,
+        Ok(out) => Some(format!(
+            "docker info failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Err(e) => Some(format!("cannot run docker: {e}")),
+    }
+}
+
+/// Removes docker images when a test ends, passing or failing.
+pub struct DockerImages(pub Vec<String>);
+
+impl Drop for DockerImages {
+    fn drop(&mut self) {
+        for image in &self.0 {
+            let _ = Command::new("docker")
+                .args(["rmi", "--force", image])
+                .output();
+        }
+    }
+}
+
 /// What podman and skopeo print for any 401 from the token service.
 pub const CLIENT_REFUSED: &str = "invalid username/password";
 

@@ -5,7 +5,6 @@
 
 use std::ffi::OsStr;
 use std::path::Path;
-use std::process::Command;
 
 use berth_tests::content::{random_layer, random_suffix, sha256_digest};
 use berth_tests::registry::{assert_error, describe, http_client};
@@ -215,32 +214,11 @@ fn failed_logins_are_rate_limited_per_user() {
     assert_error(resp, 401, &["UNAUTHORIZED"]);
 }
 
-/// Removes docker images when the test ends, passing or failing.
-struct DockerImages(Vec<String>);
-
-impl Drop for DockerImages {
-    fn drop(&mut self) {
-        for image in &self.0 {
-            let _ = Command::new("docker")
-                .args(["rmi", "--force", image])
-                .output();
-        }
-    }
-}
-
 #[test]
 fn docker_logs_in_pushes_and_pulls_as_a_database_user() {
-    match Command::new("docker").arg("info").output() {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => {
-            let err = String::from_utf8_lossy(&out.stderr);
-            println!("skipping docker test: docker info failed: {}", err.trim());
-            return;
-        }
-        Err(e) => {
-            println!("skipping docker test: cannot run docker: {e}");
-            return;
-        }
+    if let Some(why) = berth_tests::tools::docker_unavailable() {
+        println!("skipping docker test: {why}");
+        return;
     }
     let berth = Berth::start();
     let host = berth.host_port();
@@ -277,7 +255,7 @@ fn docker_logs_in_pushes_and_pulls_as_a_database_user() {
 
     let repo = format!("team/nora{}", random_suffix());
     let reference = format!("{host}/{repo}:1");
-    let _cleanup = DockerImages(vec![reference.clone()]);
+    let _cleanup = berth_tests::tools::DockerImages(vec![reference.clone()]);
     let tarball = rootfs_tarball(berth.scratch_dir());
     run_ok(
         "docker",

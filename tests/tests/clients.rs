@@ -9,7 +9,6 @@ use std::process::{Command, Output};
 use berth_tests::content::{
     image_index, random_layer, random_suffix, sha256_digest, to_json, OCI_INDEX, OCI_MANIFEST,
 };
-use berth_tests::tar::{archive, Entry};
 use berth_tests::{Berth, Blob, Image};
 use serde_json::{json, Value};
 
@@ -272,33 +271,6 @@ fn skopeo_copies_a_multi_arch_index_and_deletes() {
     assert_eq!(resp.status(), 404, "index after skopeo delete");
 }
 
-/// A rootfs tarball with a few files, for `podman import` / `docker import`.
-fn rootfs_tarball(dir: &Path) -> std::path::PathBuf {
-    let hello = format!("hello from berth {}\n", random_suffix());
-    let payload = berth_tests::content::random_bytes(50_000);
-    let tar = archive(&[
-        Entry {
-            path: "etc/",
-            data: None,
-        },
-        Entry {
-            path: "etc/hello",
-            data: Some(hello.as_bytes()),
-        },
-        Entry {
-            path: "opt/",
-            data: None,
-        },
-        Entry {
-            path: "opt/payload.bin",
-            data: Some(&payload),
-        },
-    ]);
-    let path = dir.join("rootfs.tar");
-    std::fs::write(&path, tar).unwrap();
-    path
-}
-
 #[test]
 fn podman_pushes_and_pulls() {
     let berth = Berth::start();
@@ -320,7 +292,7 @@ fn podman_pushes_and_pulls() {
         all.extend_from_slice(args);
         run("podman", &all)
     };
-    let tarball = rootfs_tarball(&scratch);
+    let tarball = berth_tests::tools::rootfs_tarball(&scratch);
     let name = format!("{}/team/podman", berth.host_port());
     let mut local = format!("{name}:src");
     podman(&["import", tarball.to_str().unwrap(), &local]);
@@ -477,32 +449,11 @@ fn oci_client_crate_pushes_pulls_and_lists_tags() {
     });
 }
 
-/// Removes docker images when the test ends, passing or failing.
-struct DockerImages(Vec<String>);
-
-impl Drop for DockerImages {
-    fn drop(&mut self) {
-        for image in &self.0 {
-            let _ = Command::new("docker")
-                .args(["rmi", "--force", image])
-                .output();
-        }
-    }
-}
-
 #[test]
 fn docker_pushes_and_pulls() {
-    match Command::new("docker").arg("info").output() {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => {
-            let err = String::from_utf8_lossy(&out.stderr);
-            println!("skipping docker test: docker info failed: {}", err.trim());
-            return;
-        }
-        Err(e) => {
-            println!("skipping docker test: cannot run docker: {e}");
-            return;
-        }
+    if let Some(why) = berth_tests::tools::docker_unavailable() {
+        println!("skipping docker test: {why}");
+        return;
     }
     let berth = Berth::start();
     let registry = berth.registry();
@@ -525,8 +476,8 @@ fn docker_pushes_and_pulls() {
     );
     let repo = format!("library/x{}", random_suffix());
     let reference = format!("{}/{repo}:1", berth.host_port());
-    let _cleanup = DockerImages(vec![reference.clone()]);
-    let tarball = rootfs_tarball(berth.scratch_dir());
+    let _cleanup = berth_tests::tools::DockerImages(vec![reference.clone()]);
+    let tarball = berth_tests::tools::rootfs_tarball(berth.scratch_dir());
     docker(&["import", tarball.to_str().unwrap(), &reference]);
     let id = stdout(&docker(&["image", "inspect", "-f", "{{.Id}}", &reference]));
     let push = stdout(&docker(&["push", &reference]));
