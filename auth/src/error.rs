@@ -10,6 +10,8 @@ pub enum AuthError {
     InvalidCredentials,
     #[error("account `{0}` is disabled; ask an administrator to enable it")]
     UserDisabled(String),
+    #[error("robot account `{0}` has expired; refresh its secret or extend its duration")]
+    RobotExpired(String),
     /// The directory could not be reached or did not answer in time.
     #[error("the LDAP directory is unreachable ({0}); try again later or ask an administrator")]
     DirectoryUnavailable(String),

@@ -7,8 +7,9 @@
 //! - [`token`]: issuing and verifying registry tokens (JWT), with a cache
 //!   so the hot path does no crypto on repeat requests.
 //! - [`ldap`]: logins against an LDAP directory.
-//! - [`login`]: the login service: local users, LDAP, bind caching and
-//!   rate limiting of failures.
+//! - [`robot`]: robot account secrets and permissions.
+//! - [`login`]: the login service: local users, robots, LDAP, login
+//!   caching and rate limiting of failures.
 //!
 //! It knows nothing of HTTP: the gateway parses headers and forms, this
 //! crate answers who the caller is and what a token grants.
@@ -18,6 +19,7 @@ pub mod keys;
 pub mod ldap;
 pub mod login;
 pub mod password;
+pub mod robot;
 pub mod scope;
 pub mod token;
 

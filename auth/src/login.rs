@@ -12,25 +12,58 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use berth_storage::accounts::{LdapProfile, UserSource};
+use berth_policy::{RobotPermission, Subject};
+use berth_storage::accounts::{LdapProfile, User, UserSource};
 use berth_storage::meta::Meta;
+use berth_storage::robots::RobotRow;
 use sha2::{Digest, Sha256};
 
 use crate::error::AuthError;
 use crate::ldap::LdapDirectory;
 use crate::password;
+use crate::robot;
 
 /// Failed attempts allowed per user and address within `FAILURE_WINDOW`.
 const MAX_FAILURES: u32 = 10;
 const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
-/// A logged-in caller.
+/// A logged-in caller: a user or a robot account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     pub username: String,
     pub admin: bool,
     /// LDAP group DNs read at login (empty for local users).
     pub groups: Vec<String>,
+    /// The users row (`None` for robots).
+    pub user_id: Option<i64>,
+    /// A robot's permissions (`None` for users).
+    pub robot: Option<Vec<RobotPermission>>,
+}
+
+impl Identity {
+    /// Who this is, in policy's terms.
+    pub fn subject(&self) -> Subject {
+        match &self.robot {
+            Some(permissions) => Subject::Robot {
+                name: self.username.clone(),
+                permissions: permissions.clone(),
+            },
+            None => Subject::User {
+                name: self.username.clone(),
+                admin: self.admin,
+            },
+        }
+    }
+
+    fn user(user: User, groups: Vec<String>, admin: bool) -> Identity {
+        Identity {
+            username: user.username,
+            admin,
+            groups,
+            user_id: Some(user.id),
+            robot: None,
+        }
+    }
 }
 
 struct Failures {
@@ -100,6 +133,14 @@ impl LoginService {
     /// Identity of an existing, enabled user, without a password: used for
     /// refresh tokens, which prove an earlier login.
     pub async fn identity(&self, username: &str) -> Result<Identity, AuthError> {
+        if robot::is_robot_name(username) {
+            let row = self
+                .meta
+                .robot_by_name(username)
+                .await?
+                .ok_or(AuthError::InvalidCredentials)?;
+            return robot_identity(row);
+        }
         let user = self
             .meta
             .user(username)
@@ -108,16 +149,30 @@ impl LoginService {
         if user.disabled {
             return Err(AuthError::UserDisabled(user.username));
         }
-        Ok(Identity {
-            username: user.username,
-            admin: user.admin,
-            groups: user.ldap_groups,
-        })
+        let (groups, admin) = (user.ldap_groups.clone(), user.admin);
+        Ok(Identity::user(user, groups, admin))
+    }
+
+    /// Forgets cached logins, so a change to an account (disabled, new
+    /// password, robot refreshed) takes effect on the next request.
+    pub fn forget_logins(&self) {
+        self.cache.invalidate_all();
     }
 
     async fn check(&self, username: &str, password: &str) -> Result<Identity, AuthError> {
         if password.is_empty() {
             return Err(AuthError::InvalidCredentials);
+        }
+        if robot::is_robot_name(username) {
+            let row = self
+                .meta
+                .robot_by_name(username)
+                .await?
+                .ok_or(AuthError::InvalidCredentials)?;
+            if !robot::verify_secret(password, &row.secret_hash) {
+                return Err(AuthError::InvalidCredentials);
+            }
+            return robot_identity(row);
         }
         let local = self.meta.user(username).await?;
         if let Some(user) = local.as_ref().filter(|u| u.source == UserSource::Db) {
@@ -132,11 +187,8 @@ impl LoginService {
             if user.disabled {
                 return Err(AuthError::UserDisabled(user.username.clone()));
             }
-            return Ok(Identity {
-                username: user.username.clone(),
-                admin: user.admin,
-                groups: Vec::new(),
-            });
+            let admin = user.admin;
+            return Ok(Identity::user(user.clone(), Vec::new(), admin));
         }
         let Some(ldap) = &self.ldap else {
             return Err(AuthError::InvalidCredentials);
@@ -155,11 +207,10 @@ impl LoginService {
         if stored.disabled {
             return Err(AuthError::UserDisabled(stored.username));
         }
-        Ok(Identity {
-            username: stored.username,
-            admin: found.admin,
-            groups: found.groups,
-        })
+        // The directory decides LDAP admins (group_admin_dn); a local
+        // administrator may also have granted it.
+        let admin = found.admin || stored.admin;
+        Ok(Identity::user(stored, found.groups, admin))
     }
 
     fn check_rate(&self, username: &str, client: Option<IpAddr>) -> Result<(), AuthError> {
@@ -199,6 +250,28 @@ impl LoginService {
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         failures.remove(&(username.to_owned(), client));
     }
+}
+
+/// A robot's identity, if it may log in now.
+fn robot_identity(row: RobotRow) -> Result<Identity, AuthError> {
+    if row.disabled {
+        return Err(AuthError::UserDisabled(row.name));
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    if row.expires_at >= 0 && row.expires_at <= now {
+        return Err(AuthError::RobotExpired(row.name));
+    }
+    let permissions = robot::to_policy(&robot::parse_stored(&row.permissions));
+    Ok(Identity {
+        username: row.name,
+        admin: false,
+        groups: Vec::new(),
+        user_id: None,
+        robot: Some(permissions),
+    })
 }
 
 /// Makes sure the `admin` user exists. Its password is the configured one;

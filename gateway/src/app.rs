@@ -3,11 +3,14 @@
 
 use std::sync::Arc;
 
-use berth_auth::{LoginService, TokenService};
+use berth_auth::{Identity, LoginService, TokenService};
+use berth_policy::Role;
+use berth_storage::audit::AuditLog;
 use berth_storage::Registry;
 use pingora::proxy::Session;
 
 use crate::bufpool::BufPool;
+use crate::error::GatewayError;
 use crate::http::header;
 
 pub struct App {
@@ -21,9 +24,45 @@ pub struct App {
     pub tls: bool,
     /// Buffers for streaming blobs to clients.
     pub read_pool: Arc<BufPool>,
+    /// The audit log and pull statistics (written off the request path).
+    pub audit: AuditLog,
+    /// Callers' roles per project, so Basic-auth requests on the data path
+    /// do not query memberships each time. Cleared when members change.
+    pub roles: moka::sync::Cache<(i64, String), Option<Role>>,
 }
 
+/// How long a cached role may lag a membership change made by another
+/// process (changes made here clear the cache at once).
+pub const ROLE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl App {
+    /// The strongest role `id` holds in a project, directly or through
+    /// its LDAP groups.
+    pub async fn role_in(&self, project_id: i64, id: &Identity) -> Result<Option<Role>, GatewayError> {
+        let key = (project_id, id.username.clone());
+        if let Some(role) = self.roles.get(&key) {
+            return Ok(role);
+        }
+        let ids = self
+            .registry
+            .meta()
+            .project_roles(project_id, id.user_id, &id.groups)
+            .await?;
+        let role = ids
+            .into_iter()
+            .filter_map(Role::from_id)
+            .fold(None, |best, r| Role::strongest(best, Some(r)));
+        self.roles.insert(key, role);
+        Ok(role)
+    }
+
+    /// Forgets cached roles and logins after an account or membership
+    /// changed.
+    pub fn forget_access(&self) {
+        self.roles.invalidate_all();
+        self.login.forget_logins();
+    }
+
     pub fn url(&self, path: &str) -> String {
         match &self.external_url {
             Some(base) => format!("{base}{path}"),

@@ -9,8 +9,9 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use berth_auth::token::Verified;
 use berth_auth::{AuthError, Identity};
-use berth_policy::{authorize, covers, Action, Decision, Resource, Subject, Target};
+use berth_policy::{authorize, covers, Action, Decision, Project, Resource, Role, Subject, Target};
 use berth_storage::oci::RepoName;
+use berth_storage::ProjectInfo;
 use pingora::proxy::Session;
 
 use crate::app::App;
@@ -20,22 +21,59 @@ use crate::http::header;
 /// The authenticated caller of a request.
 pub enum Caller {
     Anonymous,
-    /// HTTP Basic, checked against users (cached).
+    /// HTTP Basic: a user or a robot (checked through the login cache).
     User(Identity),
     /// A bearer token from `/service/token` (verified, cached).
     Token(Arc<Verified>),
 }
 
 impl Caller {
-    pub fn subject(&self) -> Subject {
+    /// The name recorded in the audit log.
+    pub fn name(&self) -> &str {
         match self {
-            Caller::User(id) => Subject::User {
-                name: id.username.clone(),
-                admin: id.admin,
-            },
-            Caller::Anonymous | Caller::Token(_) => Subject::Anonymous,
+            Caller::Anonymous => "anonymous",
+            Caller::User(id) => &id.username,
+            Caller::Token(v) if v.subject.is_empty() => "anonymous",
+            Caller::Token(v) => &v.subject,
         }
     }
+}
+
+/// What policy needs to know about a project, gathered for one caller.
+pub struct ProjectFacts {
+    pub name: String,
+    pub info: Option<ProjectInfo>,
+    pub role: Option<Role>,
+}
+
+impl ProjectFacts {
+    pub fn view(&self) -> Project<'_> {
+        Project {
+            name: &self.name,
+            exists: self.info.is_some(),
+            public: self.info.is_some_and(|i| i.public),
+            role: self.role,
+        }
+    }
+}
+
+/// Looks up a project and the caller's strongest role in it (directly or
+/// through an LDAP group); robots and anonymous callers have no role.
+pub async fn project_facts(
+    app: &App,
+    identity: Option<&Identity>,
+    project: &str,
+) -> Result<ProjectFacts, GatewayError> {
+    let info = app.registry.project_info(project).await?;
+    let role = match (info, identity) {
+        (Some(info), Some(id)) if id.robot.is_none() => app.role_in(info.id, id).await?,
+        _ => None,
+    };
+    Ok(ProjectFacts {
+        name: project.to_owned(),
+        info,
+        role,
+    })
 }
 
 pub fn client_ip(session: &Session) -> Option<IpAddr> {
@@ -79,15 +117,6 @@ pub async fn authenticate(app: &App, session: &Session) -> Result<Caller, Gatewa
     }
 }
 
-/// Whether the project of `repo` may be pulled anonymously.
-async fn is_public(app: &App, repo: &RepoName) -> Result<bool, GatewayError> {
-    Ok(app
-        .registry
-        .project_public(repo.project())
-        .await?
-        .unwrap_or(false))
-}
-
 /// Decides whether `caller` may do `action` on `repo` (or the registry).
 pub async fn check(
     app: &App,
@@ -95,43 +124,73 @@ pub async fn check(
     action: Action,
     repo: Option<&RepoName>,
 ) -> Result<(), GatewayError> {
-    let target = match repo {
-        Some(r) => Target::Repository(r.to_string()),
-        None => Target::Catalog,
-    };
     match caller {
         Caller::Token(v) => {
+            let target = match repo {
+                Some(r) => Target::Repository(r.to_string()),
+                None => Target::Catalog,
+            };
             if covers(&v.access, action, &target) {
-                Ok(())
-            } else {
-                Err(GatewayError::InsufficientScope {
-                    scope: Some(scope_for(repo, action)),
-                })
+                return Ok(());
             }
+            explain_missing_scope(app, v, action, repo).await
         }
         // Without credentials, whatever policy allows anonymous callers
         // (pulls from public projects) is served directly, so curl and
         // scripts need no token; anything else gets the challenge.
-        Caller::Anonymous | Caller::User(_) => {
-            let public = match repo {
-                Some(r) => is_public(app, r).await?,
-                None => false,
-            };
-            let resource = match repo {
-                Some(r) => Resource::Repository {
-                    name: r.as_str(),
-                    public,
-                },
-                None => Resource::Registry,
-            };
-            match authorize(&caller.subject(), action, resource) {
-                Decision::Allow => Ok(()),
-                Decision::NeedsLogin => Err(GatewayError::Unauthenticated {
-                    scope: Some(scope_for(repo, action)),
-                }),
-                Decision::Deny(why) => Err(GatewayError::Denied(why)),
-            }
+        Caller::Anonymous => decide(app, None, action, repo).await,
+        Caller::User(id) => decide(app, Some(id), action, repo).await,
+    }
+}
+
+/// Asks policy, with the facts about the repository's project.
+async fn decide(
+    app: &App,
+    identity: Option<&Identity>,
+    action: Action,
+    repo: Option<&RepoName>,
+) -> Result<(), GatewayError> {
+    let subject = identity.map_or(Subject::Anonymous, Identity::subject);
+    let decision = match repo {
+        Some(r) => {
+            let facts = project_facts(app, identity, r.project()).await?;
+            authorize(&subject, action, Resource::Project(facts.view()))
         }
+        None => authorize(&subject, action, Resource::System),
+    };
+    match decision {
+        Decision::Allow => Ok(()),
+        Decision::NeedsLogin => Err(GatewayError::Unauthenticated {
+            scope: Some(scope_for(repo, action)),
+        }),
+        // On /v2 a hidden project is denied with the message that names
+        // it: docker and podman print it, and it says what to do.
+        Decision::Deny(why) | Decision::Hidden(why) => Err(GatewayError::Denied(why)),
+    }
+}
+
+/// A token that does not cover the request. When policy would not allow
+/// it either, say why (a client would only fetch the same token again);
+/// otherwise the client should fetch a token for the scope.
+async fn explain_missing_scope(
+    app: &App,
+    token: &Verified,
+    action: Action,
+    repo: Option<&RepoName>,
+) -> Result<(), GatewayError> {
+    let insufficient = GatewayError::InsufficientScope {
+        scope: Some(scope_for(repo, action)),
+    };
+    // An account deleted, disabled or expired since the token was issued
+    // gets that error rather than an explanation.
+    let identity = if token.subject.is_empty() {
+        None
+    } else {
+        Some(app.login.identity(&token.subject).await?)
+    };
+    match decide(app, identity.as_ref(), action, repo).await {
+        Ok(()) | Err(GatewayError::Unauthenticated { .. }) => Err(insufficient),
+        Err(e) => Err(e),
     }
 }
 

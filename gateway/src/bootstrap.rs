@@ -8,9 +8,10 @@ use berth_auth::ldap::LdapDirectory;
 use berth_auth::login::bootstrap_admin;
 use berth_auth::{LoginService, TokenService};
 use berth_conf::{AuthMode, Config};
+use berth_storage::audit::AuditLog;
 use berth_storage::{Registry, Settings};
 
-use crate::app::App;
+use crate::app::{App, ROLE_TTL};
 use crate::bufpool::BufPool;
 use crate::http::{POOL_IDLE, READ_CHUNK};
 
@@ -67,6 +68,7 @@ pub async fn build(config: &Config) -> Result<Built, String> {
         .await
         .map_err(|e| format!("cannot create the library project: {e}"))?;
     let login = LoginService::new(meta.clone(), ldap, cache_ttl);
+    let audit = AuditLog::start(meta.clone());
     Ok(Built {
         app: Arc::new(App {
             registry: Arc::new(registry),
@@ -75,6 +77,11 @@ pub async fn build(config: &Config) -> Result<Built, String> {
             external_url: config.external_url.as_ref().map(|u| u.as_str().to_owned()),
             tls: config.tls.is_some(),
             read_pool: BufPool::new(READ_CHUNK, POOL_IDLE),
+            audit,
+            roles: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(ROLE_TTL)
+                .build(),
         }),
         generated_admin_password,
     })

@@ -66,7 +66,9 @@ impl GatewayError {
                 Some((scope.as_deref(), Some("insufficient_scope")))
             }
             GatewayError::Auth(AuthError::TokenInvalid(_)) => Some((None, Some("invalid_token"))),
-            GatewayError::Auth(AuthError::InvalidCredentials | AuthError::UserDisabled(_)) => {
+            GatewayError::Auth(
+                AuthError::InvalidCredentials | AuthError::UserDisabled(_) | AuthError::RobotExpired(_),
+            ) => {
                 Some((None, None))
             }
             _ => None,
@@ -125,6 +127,7 @@ impl GatewayError {
             GatewayError::Auth(e) => match e {
                 AuthError::InvalidCredentials
                 | AuthError::UserDisabled(_)
+                | AuthError::RobotExpired(_)
                 | AuthError::TokenInvalid(_) => p(401, "UNAUTHORIZED"),
                 AuthError::DirectoryUnavailable(_) | AuthError::DirectoryMisconfigured(_) => {
                     p(503, "UNAVAILABLE")

@@ -166,9 +166,12 @@ fn serve(config: Config) -> ExitCode {
             threads: config.server.threads,
             grace_period_secs: config.server.grace_period.as_secs(),
         },
-        built.app,
+        built.app.clone(),
         Box::new(UnixShutdownSignalWatch),
     );
+    // In-flight requests have finished: commit the audit records they
+    // left before exiting.
+    runtime.block_on(built.app.audit.flush());
     drop(runtime);
     ExitCode::SUCCESS
 }

@@ -10,7 +10,7 @@ use pingora::proxy::Session;
 use serde_json::{json, Value};
 
 use crate::app::App;
-use crate::auth::{basic_credentials, client_ip};
+use crate::auth::{basic_credentials, client_ip, project_facts, ProjectFacts};
 use crate::error::GatewayError;
 use crate::http::{header, read_body, Reply};
 use crate::route::Query;
@@ -106,26 +106,24 @@ async fn issue(
     identity: Option<&Identity>,
     scopes: &[&str],
 ) -> Result<Value, GatewayError> {
-    let subject = match identity {
-        Some(id) => Subject::User {
-            name: id.username.clone(),
-            admin: id.admin,
-        },
-        None => Subject::Anonymous,
-    };
+    let subject = identity.map_or(Subject::Anonymous, Identity::subject);
     let mut access: Vec<Access> = Vec::new();
     for scope in scopes {
         let Some((target, requested)) = berth_auth::scope::parse(scope)? else {
             continue;
         };
-        let public = match &target {
+        let facts = match &target {
             Target::Repository(name) => {
                 let project = name.split('/').next().unwrap_or(name);
-                app.registry.project_public(project).await?.unwrap_or(false)
+                project_facts(app, identity, project).await?
             }
-            Target::Catalog => false,
+            Target::Catalog => ProjectFacts {
+                name: String::new(),
+                info: None,
+                role: None,
+            },
         };
-        let actions = grant(&subject, &target, public, &requested);
+        let actions = grant(&subject, &target, facts.view(), &requested);
         if actions.is_empty() {
             continue;
         }

@@ -57,8 +57,8 @@ pub async fn run(
                 .create_user(&username, &hash, email.as_deref(), admin)
                 .await
             {
-                Ok(true) => Ok(format!("created user `{username}`")),
-                Ok(false) => Err(format!("user `{username}` already exists")),
+                Ok(Some(_)) => Ok(format!("created user `{username}`")),
+                Ok(None) => Err(format!("user `{username}` already exists")),
                 Err(e) => Err(e.to_string()),
             }
         }

@@ -1,29 +1,129 @@
 //! The decision function and its vocabulary.
 
+use crate::robot::RobotPermission;
+use crate::role::Role;
+
 /// Who is asking.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Subject {
     Anonymous,
-    User { name: String, admin: bool },
+    User {
+        name: String,
+        admin: bool,
+    },
+    /// A robot account acts only within its permissions.
+    Robot {
+        name: String,
+        permissions: Vec<RobotPermission>,
+    },
 }
 
-/// What they want to do, in the registry's terms.
+impl Subject {
+    pub fn name(&self) -> &str {
+        match self {
+            Subject::Anonymous => "anonymous",
+            Subject::User { name, .. } | Subject::Robot { name, .. } => name,
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        matches!(self, Subject::User { admin: true, .. })
+    }
+}
+
+/// What they want to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Action {
+    // The registry (`/v2`), on a repository of a project.
     Pull,
     Push,
+    /// Delete artifacts, tags and repositories.
     Delete,
     /// List all repositories (`/v2/_catalog`).
     Catalog,
+    // A project, through the management API.
+    ReadProject,
+    UpdateProject,
+    DeleteProject,
+    ListMembers,
+    ManageMembers,
+    ReadProjectLogs,
+    ReadRobots,
+    ManageRobots,
+    // The system.
+    CreateProject,
+    ListUsers,
+    ManageUsers,
+    ReadAuditLogs,
+    ManageSystemRobots,
+    // A user account (own or someone else's).
+    ReadAccount,
+    UpdateAccount,
 }
 
 impl Action {
+    /// The action's name in token scopes and messages.
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Pull => "pull",
             Action::Push => "push",
             Action::Delete => "delete",
             Action::Catalog => "*",
+            Action::ReadProject => "read the project",
+            Action::UpdateProject => "update the project",
+            Action::DeleteProject => "delete the project",
+            Action::ListMembers => "list members",
+            Action::ManageMembers => "manage members",
+            Action::ReadProjectLogs => "read the project's audit log",
+            Action::ReadRobots => "list robot accounts",
+            Action::ManageRobots => "manage robot accounts",
+            Action::CreateProject => "create projects",
+            Action::ListUsers => "list users",
+            Action::ManageUsers => "manage users",
+            Action::ReadAuditLogs => "read the audit log",
+            Action::ManageSystemRobots => "manage system robot accounts",
+            Action::ReadAccount => "read this account",
+            Action::UpdateAccount => "change this account",
+        }
+    }
+
+    fn on_project(self) -> bool {
+        matches!(
+            self,
+            Action::Pull
+                | Action::Push
+                | Action::Delete
+                | Action::ReadProject
+                | Action::UpdateProject
+                | Action::DeleteProject
+                | Action::ListMembers
+                | Action::ManageMembers
+                | Action::ReadProjectLogs
+                | Action::ReadRobots
+                | Action::ManageRobots
+        )
+    }
+}
+
+/// What policy needs to know about a project: whether it exists, whether
+/// it is public, and the caller's strongest role in it (directly or
+/// through an LDAP group). Gathered by the caller, decided here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Project<'a> {
+    pub name: &'a str,
+    pub exists: bool,
+    pub public: bool,
+    pub role: Option<Role>,
+}
+
+impl<'a> Project<'a> {
+    /// A project name that is not in the database.
+    pub fn missing(name: &'a str) -> Project<'a> {
+        Project {
+            name,
+            exists: false,
+            public: false,
+            role: None,
         }
     }
 }
@@ -31,11 +131,12 @@ impl Action {
 /// What they want to do it to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resource<'a> {
-    /// A repository; `public` is whether its project may be pulled
-    /// anonymously (false when the project does not exist).
-    Repository { name: &'a str, public: bool },
-    /// The registry as a whole (the catalog).
-    Registry,
+    /// A project, or a repository in it.
+    Project(Project<'a>),
+    /// The registry as a whole: the catalog, users, the audit log.
+    System,
+    /// A user account; `own` when it is the caller's.
+    Account { own: bool },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,98 +144,136 @@ pub enum Decision {
     Allow,
     /// Denied to an anonymous caller: logging in may help.
     NeedsLogin,
-    /// Denied to an authenticated caller, with the reason to show.
+    /// Denied to a caller who may know the resource exists, with the
+    /// reason to show (403).
     Deny(String),
+    /// The caller may not learn whether the project exists (404 on the
+    /// API); the message still names it and says what to do.
+    Hidden(String),
 }
 
 /// Decides whether `subject` may perform `action` on `resource`. Anything
 /// not explicitly allowed is denied.
 pub fn authorize(subject: &Subject, action: Action, resource: Resource<'_>) -> Decision {
-    match (subject, action, resource) {
-        (Subject::User { admin: true, .. }, _, _) => Decision::Allow,
-        (Subject::Anonymous, Action::Pull, Resource::Repository { public: true, .. }) => {
+    match resource {
+        Resource::Project(p) if action.on_project() => on_project(subject, action, p),
+        Resource::Project(p) => Decision::Deny(format!(
+            "`{}` is not an action on project `{}`",
+            action.as_str(),
+            p.name
+        )),
+        Resource::System => on_system(subject, action),
+        Resource::Account { own } => on_account(subject, action, own),
+    }
+}
+
+/// Whether this subject could create the project it is told is missing:
+/// the message differs (Harbor's default lets every user create projects).
+fn may_create_projects(subject: &Subject) -> bool {
+    on_system(subject, Action::CreateProject) == Decision::Allow
+}
+
+fn missing_project(subject: &Subject, name: &str) -> Decision {
+    if may_create_projects(subject) {
+        Decision::Hidden(format!(
+            "project `{name}` does not exist; create it first (POST /api/v2.0/projects \
+             with {{\"project_name\":\"{name}\"}}) or push to an existing project"
+        ))
+    } else {
+        not_found_or_denied(name)
+    }
+}
+
+fn not_found_or_denied(name: &str) -> Decision {
+    Decision::Hidden(format!(
+        "project `{name}` was not found or you have no access to it; \
+         check the name, or ask a project admin to add you as a member"
+    ))
+}
+
+fn on_project(subject: &Subject, action: Action, p: Project<'_>) -> Decision {
+    let public_read = p.exists && p.public && matches!(action, Action::Pull | Action::ReadProject);
+    match subject {
+        Subject::Anonymous if public_read => Decision::Allow,
+        Subject::Anonymous => Decision::NeedsLogin,
+        Subject::User { admin: true, .. } if p.exists => Decision::Allow,
+        _ if !p.exists => missing_project(subject, p.name),
+        Subject::User { name, .. } => match p.role {
+            Some(role) if role.allows(action) => Decision::Allow,
+            Some(role) => Decision::Deny(format!(
+                "user `{name}` has the {role} role in project `{}`, which may not {}; \
+                 ask a project admin for a role that may",
+                p.name,
+                action.as_str()
+            )),
+            None if public_read => Decision::Allow,
+            None if p.public => Decision::Deny(format!(
+                "user `{name}` is not a member of project `{}` and may only pull from it; \
+                 ask a project admin to add you",
+                p.name
+            )),
+            None => not_found_or_denied(p.name),
+        },
+        Subject::Robot { name, permissions } => {
+            let mine: Vec<&RobotPermission> = permissions
+                .iter()
+                .filter(|perm| perm.namespace.covers(p.name))
+                .collect();
+            let granted = mine.iter().any(|perm| perm.actions.contains(&action))
+                || (action == Action::ReadProject && !mine.is_empty());
+            if granted || public_read {
+                Decision::Allow
+            } else if mine.is_empty() && !p.public {
+                not_found_or_denied(p.name)
+            } else {
+                Decision::Deny(format!(
+                    "robot account `{name}` has no `{}` permission on project `{}`",
+                    action.as_str(),
+                    p.name
+                ))
+            }
+        }
+    }
+}
+
+fn on_system(subject: &Subject, action: Action) -> Decision {
+    match (subject, action) {
+        (Subject::Anonymous, _) => Decision::NeedsLogin,
+        (Subject::User { admin: true, .. }, a) if !a.on_project() => Decision::Allow,
+        (Subject::User { .. }, Action::CreateProject) => Decision::Allow,
+        (Subject::Robot { permissions, .. }, Action::Catalog)
+            if permissions.iter().any(|p| {
+                p.namespace == crate::robot::Namespace::All && p.actions.contains(&Action::Catalog)
+            }) =>
+        {
             Decision::Allow
         }
-        (Subject::Anonymous, _, _) => Decision::NeedsLogin,
-        (
-            Subject::User { .. },
-            Action::Pull | Action::Push | Action::Delete,
-            Resource::Repository { .. },
-        ) => Decision::Allow,
-        (Subject::User { name, .. }, Action::Catalog, _)
-        | (Subject::User { name, .. }, _, Resource::Registry) => Decision::Deny(format!(
-            "user `{name}` may not list the catalog; only administrators may"
+        (s, Action::Catalog) => Decision::Deny(format!(
+            "`{}` may not list the catalog; only administrators (and system robots with the \
+             catalog permission) may",
+            s.name()
+        )),
+        (s, a) => Decision::Deny(format!(
+            "`{}` may not {}; only system administrators may",
+            s.name(),
+            a.as_str()
         )),
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decision_table() {
-        let anon = Subject::Anonymous;
-        let user = Subject::User {
-            name: "alice".into(),
-            admin: false,
-        };
-        let admin = Subject::User {
-            name: "admin".into(),
-            admin: true,
-        };
-        let private = Resource::Repository {
-            name: "team/app",
-            public: false,
-        };
-        let public = Resource::Repository {
-            name: "library/alpine",
-            public: true,
-        };
-        use Action::{Catalog, Delete, Pull, Push};
-        let cases: &[(&Subject, Action, Resource, bool)] = &[
-            (&anon, Pull, public, true),
-            (&anon, Push, public, false),
-            (&anon, Delete, public, false),
-            (&anon, Pull, private, false),
-            (&anon, Push, private, false),
-            (&anon, Catalog, Resource::Registry, false),
-            (&user, Pull, private, true),
-            (&user, Push, private, true),
-            (&user, Delete, private, true),
-            (&user, Pull, public, true),
-            (&user, Catalog, Resource::Registry, false),
-            (&admin, Catalog, Resource::Registry, true),
-            (&admin, Push, private, true),
-            (&admin, Delete, public, true),
-        ];
-        for (subject, action, resource, allowed) in cases {
-            let d = authorize(subject, *action, *resource);
-            assert_eq!(
-                d == Decision::Allow,
-                *allowed,
-                "{subject:?} {action:?} {resource:?} -> {d:?}"
-            );
+fn on_account(subject: &Subject, action: Action, own: bool) -> Decision {
+    match (subject, action) {
+        (Subject::Anonymous, _) => Decision::NeedsLogin,
+        (Subject::User { admin: true, .. }, Action::ReadAccount | Action::UpdateAccount) => {
+            Decision::Allow
         }
-    }
-
-    #[test]
-    fn anonymous_is_asked_to_log_in() {
-        let private = Resource::Repository {
-            name: "team/app",
-            public: false,
-        };
-        assert_eq!(
-            authorize(&Subject::Anonymous, Action::Push, private),
-            Decision::NeedsLogin
-        );
-        let user = Subject::User {
-            name: "bob".into(),
-            admin: false,
-        };
-        assert!(matches!(
-            authorize(&user, Action::Catalog, Resource::Registry),
-            Decision::Deny(m) if m.contains("bob")
-        ));
+        (Subject::User { .. }, Action::ReadAccount | Action::UpdateAccount) if own => {
+            Decision::Allow
+        }
+        (s, a) => Decision::Deny(format!(
+            "`{}` may not {}; only the account's owner and system administrators may",
+            s.name(),
+            a.as_str()
+        )),
     }
 }

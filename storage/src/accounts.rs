@@ -35,6 +35,10 @@ pub struct User {
     pub source: UserSource,
     pub ldap_dn: Option<String>,
     pub ldap_groups: Vec<String>,
+    pub realname: Option<String>,
+    pub comment: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
 }
 
 impl std::fmt::Debug for User {
@@ -78,6 +82,10 @@ fn user_from_row(row: sqlx::sqlite::SqliteRow) -> Result<User, StorageError> {
         ldap_groups: groups
             .and_then(|g| serde_json::from_str(&g).ok())
             .unwrap_or_default(),
+        realname: row.try_get("realname")?,
+        comment: row.try_get("comment")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
     })
 }
 
@@ -90,17 +98,17 @@ impl Meta {
         row.map(user_from_row).transpose()
     }
 
-    /// Creates a local user; false if the name is taken.
+    /// Creates a local user; `None` if the name is taken.
     pub async fn create_user(
         &self,
         username: &str,
         password_hash: &str,
         email: Option<&str>,
         admin: bool,
-    ) -> Result<bool, StorageError> {
-        let done = sqlx::query(
+    ) -> Result<Option<i64>, StorageError> {
+        Ok(sqlx::query_scalar(
             "INSERT INTO users (username, password_hash, email, admin, disabled, source, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, 0, $5, $6, $6) ON CONFLICT (username) DO NOTHING",
+             VALUES ($1, $2, $3, $4, 0, $5, $6, $6) ON CONFLICT (username) DO NOTHING RETURNING id",
         )
         .bind(username)
         .bind(password_hash)
@@ -108,9 +116,8 @@ impl Meta {
         .bind(admin)
         .bind(UserSource::Db.as_str())
         .bind(now())
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() > 0)
+        .fetch_optional(self.pool())
+        .await?)
     }
 
     pub async fn set_password_hash(
@@ -171,26 +178,93 @@ impl Meta {
             })
     }
 
-    /// Creates a project if it does not exist.
-    pub async fn ensure_project(&self, name: &str, public: bool) -> Result<(), StorageError> {
-        sqlx::query(
-            "INSERT INTO projects (name, public, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+    pub async fn user_by_id(&self, id: i64) -> Result<Option<User>, StorageError> {
+        let row = sqlx::query("SELECT * FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(user_from_row).transpose()
+    }
+
+    /// One page of users by name (optionally those whose name contains
+    /// `name_contains`, or exactly `exact`), and the total.
+    pub async fn list_users(
+        &self,
+        exact: Option<&str>,
+        name_contains: Option<&str>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<User>, i64), StorageError> {
+        let cond = "($1 IS NULL OR username = $1) AND ($2 IS NULL OR instr(username, $2) > 0)";
+        let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM users WHERE {cond}"))
+            .bind(exact)
+            .bind(name_contains)
+            .fetch_one(self.pool())
+            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT * FROM users WHERE {cond} ORDER BY username LIMIT $3 OFFSET $4"
+        ))
+        .bind(exact)
+        .bind(name_contains)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(self.pool())
+        .await?;
+        let users = rows
+            .into_iter()
+            .map(user_from_row)
+            .collect::<Result<_, _>>()?;
+        Ok((users, total))
+    }
+
+    /// Updates the profile fields that are `Some`.
+    pub async fn update_user_profile(
+        &self,
+        id: i64,
+        email: Option<&str>,
+        realname: Option<&str>,
+        comment: Option<&str>,
+    ) -> Result<bool, StorageError> {
+        let done = sqlx::query(
+            "UPDATE users SET email = coalesce($2, email), realname = coalesce($3, realname), \
+             comment = coalesce($4, comment), updated_at = $5 WHERE id = $1",
         )
-        .bind(name)
-        .bind(public)
+        .bind(id)
+        .bind(email)
+        .bind(realname)
+        .bind(comment)
         .bind(now())
         .execute(self.pool())
         .await?;
-        Ok(())
+        Ok(done.rows_affected() > 0)
     }
 
-    /// Whether a project exists and is public (`None`: no such project).
-    pub async fn project_public(&self, name: &str) -> Result<Option<bool>, StorageError> {
-        Ok(
-            sqlx::query_scalar("SELECT public FROM projects WHERE name = $1")
-                .bind(name)
-                .fetch_optional(self.pool())
-                .await?,
-        )
+    pub async fn set_user_admin(&self, id: i64, admin: bool) -> Result<bool, StorageError> {
+        let done = sqlx::query("UPDATE users SET admin = $2, updated_at = $3 WHERE id = $1")
+            .bind(id)
+            .bind(admin)
+            .bind(now())
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Deletes a user and their memberships in one transaction.
+    pub async fn delete_user(&self, id: i64) -> Result<bool, StorageError> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("DELETE FROM project_members WHERE entity_type = 'u' AND entity_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE projects SET owner_id = NULL WHERE owner_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
     }
 }

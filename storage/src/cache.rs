@@ -13,6 +13,7 @@ use moka::sync::Cache;
 
 use crate::meta::StoredManifest;
 use crate::oci::{Digest, RepoName, Tag};
+use crate::registry::ProjectInfo;
 
 /// Blob links and manifests by digest are immutable until deleted.
 const CONTENT_TTL: Duration = Duration::from_secs(60);
@@ -25,7 +26,7 @@ pub(crate) struct Caches {
     pub(crate) blob_links: Cache<(RepoName, Digest), u64>,
     pub(crate) by_digest: Cache<(RepoName, Digest), Arc<StoredManifest>>,
     pub(crate) by_tag: Cache<(RepoName, Tag), Arc<StoredManifest>>,
-    pub(crate) projects: Cache<String, Option<bool>>,
+    pub(crate) projects: Cache<String, Option<ProjectInfo>>,
 }
 
 fn manifest_cache<K>(ttl: Duration) -> Cache<K, Arc<StoredManifest>>

@@ -4,7 +4,10 @@
 //!   manifests), parsed once at the edge.
 //! - [`blobs`]: the content-addressed filesystem blob store.
 //! - [`meta`]: the metadata database (SQLite through sqlx).
-//! - [`accounts`]: users and projects.
+//! - [`accounts`]: users.
+//! - [`projects`]: projects and their members.
+//! - [`robots`]: robot accounts.
+//! - [`audit`]: the audit log and pull statistics, written in batches.
 //! - `cache`: in-memory caches in front of the database (caches only).
 //! - [`registry`]: the operations the gateway calls, keeping both in step.
 //!
@@ -13,14 +16,17 @@
 //! gets here.
 
 pub mod accounts;
+pub mod audit;
 pub mod blobs;
 mod cache;
 pub mod error;
 pub mod meta;
 pub mod oci;
+pub mod projects;
 pub mod registry;
+pub mod robots;
 mod uploads;
 
 pub use error::StorageError;
-pub use registry::{Registry, Settings, UploadId};
+pub use registry::{ProjectInfo, Registry, Settings, UploadId};
 pub use uploads::ChunkWriter;

@@ -22,6 +22,13 @@ pub struct Settings {
     pub database_url: String,
 }
 
+/// What authorization needs to know about a project, cached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProjectInfo {
+    pub id: i64,
+    pub public: bool,
+}
+
 pub struct Registry {
     blobs: BlobStore,
     meta: Meta,
@@ -82,14 +89,32 @@ impl Registry {
         Ok(size)
     }
 
-    /// Whether a project exists and is public (`None`: no such project).
-    pub async fn project_public(&self, project: &str) -> Result<Option<bool>, StorageError> {
+    /// A project's id and whether it is public (`None`: no such project),
+    /// cached: every authorization asks.
+    pub async fn project_info(&self, project: &str) -> Result<Option<ProjectInfo>, StorageError> {
         if let Some(p) = self.caches.projects.get(project) {
             return Ok(p);
         }
-        let p = self.meta.project_public(project).await?;
+        let p = self.meta.project(project).await?.map(|row| ProjectInfo {
+            id: row.id,
+            public: row.public,
+        });
         self.caches.projects.insert(project.to_owned(), p);
         Ok(p)
+    }
+
+    /// Drops a project from the cache after it was created, changed or
+    /// deleted here.
+    pub fn forget_project(&self, project: &str) {
+        self.caches.projects.invalidate(project);
+    }
+
+    /// Drops cached manifests and blob links, after repositories were
+    /// deleted wholesale (a project deletion).
+    pub fn forget_content(&self) {
+        self.caches.blob_links.invalidate_all();
+        self.caches.by_digest.invalidate_all();
+        self.caches.by_tag.invalidate_all();
     }
 
     /// Opens a blob readable in `repo`, with its size.

@@ -1,0 +1,159 @@
+//! Project roles with Harbor's ids, and what each may do in its project.
+
+use crate::decide::Action;
+
+/// A member's role in a project. The discriminants are Harbor's role ids,
+/// which the API and stored rows use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    ProjectAdmin = 1,
+    Developer = 2,
+    Guest = 3,
+    Maintainer = 4,
+    LimitedGuest = 5,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [
+        Role::ProjectAdmin,
+        Role::Maintainer,
+        Role::Developer,
+        Role::Guest,
+        Role::LimitedGuest,
+    ];
+
+    pub fn id(self) -> i64 {
+        self as i64
+    }
+
+    pub fn from_id(id: i64) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.id() == id)
+    }
+
+    /// Harbor's `role_name`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::ProjectAdmin => "projectAdmin",
+            Role::Maintainer => "maintainer",
+            Role::Developer => "developer",
+            Role::Guest => "guest",
+            Role::LimitedGuest => "limitedGuest",
+        }
+    }
+
+    /// How much the role may do; a user with several memberships (directly
+    /// and through groups) acts with the strongest.
+    pub fn rank(self) -> u8 {
+        match self {
+            Role::ProjectAdmin => 5,
+            Role::Maintainer => 4,
+            Role::Developer => 3,
+            Role::Guest => 2,
+            Role::LimitedGuest => 1,
+        }
+    }
+
+    /// The strongest of two optional roles.
+    pub fn strongest(a: Option<Role>, b: Option<Role>) -> Option<Role> {
+        match (a, b) {
+            (Some(x), Some(y)) => Some(if x.rank() >= y.rank() { x } else { y }),
+            (x, None) => x,
+            (None, y) => y,
+        }
+    }
+
+    /// Harbor's permission matrix for project-scoped actions.
+    pub fn allows(self, action: Action) -> bool {
+        use Action::*;
+        use Role::*;
+        match action {
+            Pull | ReadProject => true,
+            Push => matches!(self, ProjectAdmin | Maintainer | Developer),
+            Delete | ReadRobots => matches!(self, ProjectAdmin | Maintainer),
+            ListMembers | ReadProjectLogs => !matches!(self, LimitedGuest),
+            UpdateProject | DeleteProject | ManageMembers | ManageRobots => self == ProjectAdmin,
+            // System-wide actions are not granted by a project role.
+            Catalog | CreateProject | ListUsers | ManageUsers | ReadAuditLogs
+            | ManageSystemRobots | ReadAccount | UpdateAccount => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::ProjectAdmin => "ProjectAdmin",
+            Role::Maintainer => "Maintainer",
+            Role::Developer => "Developer",
+            Role::Guest => "Guest",
+            Role::LimitedGuest => "LimitedGuest",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip() {
+        for r in Role::ALL {
+            assert_eq!(Role::from_id(r.id()), Some(r));
+        }
+        assert_eq!(Role::from_id(0), None);
+        assert_eq!(Role::from_id(6), None);
+        assert_eq!(Role::ProjectAdmin.id(), 1);
+        assert_eq!(Role::Developer.id(), 2);
+        assert_eq!(Role::Guest.id(), 3);
+        assert_eq!(Role::Maintainer.id(), 4);
+        assert_eq!(Role::LimitedGuest.id(), 5);
+    }
+
+    #[test]
+    fn strongest_role_wins() {
+        use Role::*;
+        assert_eq!(
+            Role::strongest(Some(Guest), Some(Maintainer)),
+            Some(Maintainer)
+        );
+        assert_eq!(Role::strongest(Some(Developer), None), Some(Developer));
+        assert_eq!(
+            Role::strongest(None, Some(LimitedGuest)),
+            Some(LimitedGuest)
+        );
+        assert_eq!(Role::strongest(None, None), None);
+        assert_eq!(
+            Role::strongest(Some(ProjectAdmin), Some(Maintainer)),
+            Some(ProjectAdmin)
+        );
+    }
+
+    /// Harbor's matrix, one row per action: which of
+    /// [ProjectAdmin, Maintainer, Developer, Guest, LimitedGuest] may.
+    #[test]
+    fn permission_matrix() {
+        use Action::*;
+        let rows: &[(Action, [bool; 5])] = &[
+            (Pull, [true, true, true, true, true]),
+            (ReadProject, [true, true, true, true, true]),
+            (Push, [true, true, true, false, false]),
+            (Delete, [true, true, false, false, false]),
+            (ReadRobots, [true, true, false, false, false]),
+            (ListMembers, [true, true, true, true, false]),
+            (ReadProjectLogs, [true, true, true, true, false]),
+            (UpdateProject, [true, false, false, false, false]),
+            (DeleteProject, [true, false, false, false, false]),
+            (ManageMembers, [true, false, false, false, false]),
+            (ManageRobots, [true, false, false, false, false]),
+            (Catalog, [false; 5]),
+            (CreateProject, [false; 5]),
+            (ManageUsers, [false; 5]),
+            (ReadAuditLogs, [false; 5]),
+        ];
+        for (action, expected) in rows {
+            for (role, allowed) in Role::ALL.iter().zip(expected) {
+                assert_eq!(role.allows(*action), *allowed, "{role} {action:?}");
+            }
+        }
+    }
+}
