@@ -38,7 +38,11 @@ pub const ROLE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 impl App {
     /// The strongest role `id` holds in a project, directly or through
     /// its LDAP groups.
-    pub async fn role_in(&self, project_id: i64, id: &Identity) -> Result<Option<Role>, GatewayError> {
+    pub async fn role_in(
+        &self,
+        project_id: i64,
+        id: &Identity,
+    ) -> Result<Option<Role>, GatewayError> {
         let key = (project_id, id.username.clone());
         if let Some(role) = self.roles.get(&key) {
             return Ok(role);

@@ -37,6 +37,19 @@ pub enum GatewayError {
     ClientGone(String),
     #[error("denied: {0}")]
     Denied(String),
+    /// The caller may not learn whether this exists: 404 on the management
+    /// API, DENIED (naming it) on /v2.
+    #[error("{0}")]
+    Hidden(String),
+    /// A management API object that does not exist.
+    #[error("{0}")]
+    ApiNotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// Harbor's 412: the request is valid but the object's state forbids it
+    /// (deleting a project that still has repositories).
+    #[error("{0}")]
+    Precondition(String),
     /// An out-of-order chunk; the reply says where the upload stands.
     #[error(
         "chunk starts at byte {got} but the upload has {expected} bytes; resume at byte {expected}"
@@ -67,10 +80,10 @@ impl GatewayError {
             }
             GatewayError::Auth(AuthError::TokenInvalid(_)) => Some((None, Some("invalid_token"))),
             GatewayError::Auth(
-                AuthError::InvalidCredentials | AuthError::UserDisabled(_) | AuthError::RobotExpired(_),
-            ) => {
-                Some((None, None))
-            }
+                AuthError::InvalidCredentials
+                | AuthError::UserDisabled(_)
+                | AuthError::RobotExpired(_),
+            ) => Some((None, None)),
             _ => None,
         }
     }
@@ -153,10 +166,58 @@ impl GatewayError {
             GatewayError::MethodNotAllowed { .. } => p(405, "UNSUPPORTED"),
             GatewayError::NotFound(_) => p(404, "NOT_FOUND"),
             GatewayError::ClientGone(_) => p(400, "BLOB_UPLOAD_INVALID"),
-            GatewayError::Denied(_) => p(403, "DENIED"),
+            GatewayError::Denied(_) | GatewayError::Hidden(_) => p(403, "DENIED"),
+            GatewayError::ApiNotFound(_) => p(404, "NOT_FOUND"),
+            GatewayError::Conflict(_) => p(409, "CONFLICT"),
+            GatewayError::Precondition(_) => p(412, "PRECONDITION"),
             GatewayError::UploadOffset { .. } => p(416, "BLOB_UPLOAD_INVALID"),
         }
     }
+}
+
+impl GatewayError {
+    /// The management API's presentation: Harbor's codes, named after the
+    /// status, and 404 for what the caller may not see.
+    pub fn present_api(&self) -> Presented {
+        let mut p = self.present();
+        p.message = match self {
+            // Harbor's message for missing credentials.
+            GatewayError::Unauthenticated { .. } => {
+                "unauthorized: log in with HTTP Basic credentials (a user or a robot account)"
+                    .into()
+            }
+            GatewayError::Denied(why) => why.clone(),
+            GatewayError::NotFound(path) => {
+                format!("no such endpoint: {path}; the management API is described at /api/v2.0/openapi.json")
+            }
+            _ => p.message,
+        };
+        if matches!(self, GatewayError::Hidden(_)) {
+            p.status = 404;
+        }
+        p.code = match p.status {
+            400 => "BAD_REQUEST",
+            401 => "UNAUTHORIZED",
+            403 => "FORBIDDEN",
+            404 => "NOT_FOUND",
+            405 => "METHOD_NOT_ALLOWED",
+            409 => "CONFLICT",
+            412 => "PRECONDITION",
+            413 => "REQUEST_ENTITY_TOO_LARGE",
+            416 => "BAD_REQUEST",
+            429 => "TOO_MANY_REQUESTS",
+            503 => "SERVICE_UNAVAILABLE",
+            _ => "INTERNAL_SERVER_ERROR",
+        };
+        p
+    }
+}
+
+/// Harbor's error body: `{"errors":[{"code","message"}]}`.
+pub fn harbor_body(code: &str, message: &str) -> Vec<u8> {
+    serde_json::json!({ "errors": [{ "code": code, "message": message }] })
+        .to_string()
+        .into_bytes()
 }
 
 /// The OCI error body: `{"errors":[{"code","message","detail"}]}`.

@@ -4,6 +4,7 @@
 //! - [`proxy`]: the `ProxyHttp` request phases.
 //! - [`route`]: paths parsed once into typed routes.
 //! - [`v2`]: the OCI distribution API handlers.
+//! - [`api`]: the management API (`/api/v2.0`) in Harbor's shapes.
 //! - [`auth`]: who is calling `/v2`, and the policy decision.
 //! - [`token_endpoint`]: `/service/token` and `/service/jwks`.
 //! - [`users_cli`]: `berth user ...` commands.
@@ -13,6 +14,7 @@
 //! - [`app`]: the shared state handlers receive.
 //! - [`bootstrap`]: builds that state from the config.
 
+pub mod api;
 pub mod app;
 pub mod auth;
 pub mod bootstrap;

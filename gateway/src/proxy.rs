@@ -14,9 +14,9 @@ use uuid::Uuid;
 
 use crate::app::App;
 use crate::auth::challenge;
-use crate::error::{cause_chain, oci_body, GatewayError};
+use crate::error::{cause_chain, harbor_body, oci_body, GatewayError};
 use crate::http::{header, send, Reply, API_VERSION};
-use crate::{token_endpoint, v2};
+use crate::{api, token_endpoint, v2};
 
 /// Unread request bodies up to this size are read and dropped before an
 /// early error response rather than cutting the connection.
@@ -54,6 +54,8 @@ impl ProxyHttp for Gateway {
         let head = session.req_header().method == Method::HEAD;
         let result = if path == "/v2" || path.starts_with("/v2/") {
             v2::handle(&self.app, session).await
+        } else if path == api::PREFIX || path.starts_with("/api/v2.0/") {
+            api::handle(&self.app, session).await
         } else if path.starts_with("/service/") {
             token_endpoint::handle(&self.app, session).await
         } else if path == "/" {
@@ -128,7 +130,8 @@ async fn error_reply(
     e: &GatewayError,
     ctx: &RequestCtx,
 ) -> Reply {
-    let p = e.present();
+    let api = session.req_header().uri.path().starts_with(api::PREFIX);
+    let p = if api { e.present_api() } else { e.present() };
     if p.internal {
         tracing::error!(request_id = %ctx.request_id, error = %cause_chain(e), "internal error");
     }
@@ -149,13 +152,19 @@ async fn error_reply(
             session.set_keepalive(None);
         }
     }
+    let body = if api {
+        harbor_body(p.code, &p.message)
+    } else {
+        oci_body(p.code, &p.message)
+    };
     let mut reply = Reply::new(p.status)
         .header("Content-Type", "application/json")
-        .bytes(oci_body(p.code, &p.message).into());
+        .bytes(body.into());
     for (name, value) in e.extra_headers() {
         reply = reply.header(name, value);
     }
-    if let Some((scope, error)) = e.challenge() {
+    // The management API uses Basic auth; the Bearer challenge is /v2's.
+    if let (false, Some((scope, error))) = (api, e.challenge()) {
         reply = reply.header("WWW-Authenticate", challenge(app, session, scope, error));
     }
     reply

@@ -78,11 +78,26 @@ fn project_decisions() {
         (&alice, Delete, private(Some(Role::Developer)), 'D'),
         (&alice, Delete, private(Some(Role::Maintainer)), 'A'),
         (&alice, ManageMembers, private(Some(Role::Maintainer)), 'D'),
-        (&alice, ManageMembers, private(Some(Role::ProjectAdmin)), 'A'),
+        (
+            &alice,
+            ManageMembers,
+            private(Some(Role::ProjectAdmin)),
+            'A',
+        ),
         (&alice, ListMembers, private(Some(Role::LimitedGuest)), 'D'),
-        (&alice, ReadProjectLogs, private(Some(Role::LimitedGuest)), 'D'),
+        (
+            &alice,
+            ReadProjectLogs,
+            private(Some(Role::LimitedGuest)),
+            'D',
+        ),
         (&alice, ReadProjectLogs, private(Some(Role::Guest)), 'A'),
-        (&alice, DeleteProject, private(Some(Role::ProjectAdmin)), 'A'),
+        (
+            &alice,
+            DeleteProject,
+            private(Some(Role::ProjectAdmin)),
+            'A',
+        ),
         // Non-members: a private project is hidden; a public one readable.
         (&alice, Pull, private(None), 'H'),
         (&alice, ReadProject, private(None), 'H'),
@@ -180,7 +195,10 @@ fn messages_name_the_project_and_what_to_do() {
     // A robot cannot create projects: it is told "not found or no access".
     match authorize(&ci, Action::Push, missing) {
         Decision::Hidden(m) => {
-            assert!(m.contains("`nope` was not found or you have no access"), "{m}");
+            assert!(
+                m.contains("`nope` was not found or you have no access"),
+                "{m}"
+            );
         }
         d => panic!("{d:?}"),
     }

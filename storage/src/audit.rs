@@ -61,7 +61,11 @@ pub fn now_ms() -> i64 {
 
 enum Event {
     Audit(AuditRecord),
-    Pull { repo: String, digest: String, at: i64 },
+    Pull {
+        repo: String,
+        digest: String,
+        at: i64,
+    },
     Flush(oneshot::Sender<()>),
 }
 
@@ -127,7 +131,8 @@ async fn writer(meta: Meta, mut rx: mpsc::UnboundedReceiver<Event>) {
                 Err(e) => {
                     attempt += 1;
                     tracing::error!(error = %e, attempt, records = batch.len(), "writing audit records failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt.min(25)))).await;
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt.min(25))))
+                        .await;
                 }
             }
         }

@@ -424,7 +424,11 @@ impl Meta {
         Ok(done.rows_affected() > 0)
     }
 
-    pub async fn remove_member(&self, project_id: i64, member_id: i64) -> Result<bool, StorageError> {
+    pub async fn remove_member(
+        &self,
+        project_id: i64,
+        member_id: i64,
+    ) -> Result<bool, StorageError> {
         let done = sqlx::query("DELETE FROM project_members WHERE project_id = $1 AND id = $2")
             .bind(project_id)
             .bind(member_id)

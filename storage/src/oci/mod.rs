@@ -7,4 +7,4 @@ pub mod name;
 
 pub use digest::{Algorithm, Digest, Hasher};
 pub use manifest::{ManifestKind, ParsedManifest, MAX_MANIFEST_SIZE};
-pub use name::{Reference, RepoName, Tag};
+pub use name::{ProjectName, Reference, RepoName, Tag};

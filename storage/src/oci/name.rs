@@ -56,6 +56,38 @@ impl FromStr for RepoName {
     }
 }
 
+/// A project name: one path component of a repository name, at most 255
+/// characters (`team` in `team/app`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProjectName(String);
+
+impl ProjectName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ProjectName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for ProjectName {
+    type Err = StorageError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.is_empty() || s.len() > MAX_NAME_LEN || !valid_component(s) {
+            return Err(StorageError::NameInvalid(format!(
+                "`{}`: a project name is 1 to 255 lowercase letters and digits, separated by \
+                 `.`, `_`, `__` or dashes, with no `/` (e.g. `team-a`)",
+                truncate(s)
+            )));
+        }
+        Ok(ProjectName(s.to_owned()))
+    }
+}
+
 fn valid_component(c: &str) -> bool {
     let b = c.as_bytes();
     let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();

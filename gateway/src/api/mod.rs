@@ -1,0 +1,156 @@
+//! The management API, `/api/v2.0/...`, in Harbor's v2.0 shapes: the same
+//! paths, JSON field names, role ids, pagination and error bodies, so
+//! Harbor's users and tools feel at home. Handlers are thin: parse, ask
+//! policy, call storage, answer.
+//!
+//! - `request`: the caller, the query, JSON bodies, policy checks.
+//! - `page`: pagination and the `q` query language.
+//! - `projects`, `members`, `users`, `robots`: accounts and projects.
+//! - `repositories`: repositories, artifacts and tags of a project.
+//! - `logs`: the audit log.
+//! - `system`: systeminfo, health, ping, search.
+//! - `openapi`: the OpenAPI document, generated from the handlers.
+
+mod logs;
+mod members;
+mod openapi;
+mod page;
+mod projects;
+mod repositories;
+mod request;
+mod robots;
+mod system;
+mod users;
+
+use pingora::http::Method;
+use pingora::proxy::Session;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::app::App;
+use crate::error::GatewayError;
+use crate::http::Reply;
+use request::ApiRequest;
+
+/// The prefix every route below sits under.
+pub const PREFIX: &str = "/api/v2.0";
+
+/// Harbor's error body.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Errors {
+    pub errors: Vec<ErrorItem>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorItem {
+    pub code: String,
+    pub message: String,
+}
+
+/// Splits the path after the prefix into decoded segments. Harbor's
+/// clients encode a repository name's slashes once (`%2F`) or twice
+/// (`%252F`); both decode to `/` inside one segment.
+fn segments(path: &str) -> Vec<String> {
+    path.strip_prefix(PREFIX)
+        .unwrap_or("")
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            let once = percent_encoding::percent_decode_str(s).decode_utf8_lossy();
+            if once.contains("%2F") || once.contains("%2f") {
+                percent_encoding::percent_decode_str(&once)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            } else {
+                once.into_owned()
+            }
+        })
+        .collect()
+}
+
+/// Handles one `/api/v2.0` request.
+pub async fn handle(app: &App, session: &mut Session) -> Result<Reply, GatewayError> {
+    let path = session.req_header().uri.path().to_owned();
+    let method = session.req_header().method.clone();
+    let segs = segments(&path);
+    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    // Public endpoints answer without looking at credentials.
+    match (&method, segs.as_slice()) {
+        (&Method::GET, ["ping"]) => return Ok(system::ping()),
+        (&Method::GET, ["openapi.json"]) => return Ok(openapi::document()),
+        _ => {}
+    }
+    let req = ApiRequest::new(app, session).await?;
+    let m = &method;
+    match segs.as_slice() {
+        ["health"] if m == Method::GET => system::health(app).await,
+        ["systeminfo"] if m == Method::GET => system::systeminfo(app, &req).await,
+        ["search"] if m == Method::GET => system::search(app, &req).await,
+        ["audit-logs"] if m == Method::GET => logs::list(app, &req, None).await,
+        ["projects"] if m == Method::GET => projects::list(app, &req).await,
+        ["projects"] if m == Method::HEAD => projects::head(app, &req).await,
+        ["projects"] if m == Method::POST => projects::create(app, session, &req).await,
+        ["projects", p] if m == Method::GET => projects::get(app, session, &req, p).await,
+        ["projects", p] if m == Method::PUT => projects::update(app, session, &req, p).await,
+        ["projects", p] if m == Method::DELETE => projects::delete(app, session, &req, p).await,
+        ["projects", p, "summary"] if m == Method::GET => {
+            projects::summary(app, session, &req, p).await
+        }
+        ["projects", p, "logs"] if m == Method::GET => {
+            logs::list(app, &req, Some((session, *p))).await
+        }
+        ["projects", p, "members"] if m == Method::GET => {
+            members::list(app, session, &req, p).await
+        }
+        ["projects", p, "members"] if m == Method::POST => {
+            members::create(app, session, &req, p).await
+        }
+        ["projects", p, "members", mid] if m == Method::GET => {
+            members::get(app, session, &req, p, mid).await
+        }
+        ["projects", p, "members", mid] if m == Method::PUT => {
+            members::update(app, session, &req, p, mid).await
+        }
+        ["projects", p, "members", mid] if m == Method::DELETE => {
+            members::delete(app, session, &req, p, mid).await
+        }
+        ["projects", p, "repositories", rest @ ..] => {
+            repositories::route(app, session, &req, p, rest).await
+        }
+        ["users", rest @ ..] => users::route(app, session, &req, rest).await,
+        ["robots", rest @ ..] => robots::route(app, session, &req, rest).await,
+        _ if known_path(&segs) => Err(GatewayError::MethodNotAllowed {
+            method: method.to_string(),
+        }),
+        _ => Err(GatewayError::NotFound(path)),
+    }
+}
+
+/// Paths that exist with other methods (for a 405 rather than a 404).
+fn known_path(segs: &[&str]) -> bool {
+    matches!(
+        segs,
+        ["health" | "systeminfo" | "search" | "audit-logs" | "projects" | "ping"]
+            | ["projects", _]
+            | ["projects", _, "summary" | "logs" | "members"]
+            | ["projects", _, "members", _]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_repository_names() {
+        assert_eq!(
+            segments("/api/v2.0/projects/team/repositories/a%2Fb/artifacts"),
+            ["projects", "team", "repositories", "a/b", "artifacts"]
+        );
+        assert_eq!(
+            segments("/api/v2.0/projects/team/repositories/a%252Fb"),
+            ["projects", "team", "repositories", "a/b"]
+        );
+        assert_eq!(segments("/api/v2.0/"), Vec::<String>::new());
+    }
+}

@@ -1,0 +1,48 @@
+//! The OpenAPI 3 document of the management API, generated from the
+//! handlers' annotations and the JSON types (not written by hand), served
+//! at `/api/v2.0/openapi.json`.
+
+use utoipa::OpenApi;
+
+use super::{logs, members, projects, repositories, robots, system, users, ErrorItem, Errors};
+use crate::http::Reply;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "berth management API",
+        description = "Harbor v2.0-compatible management API of the berth registry. Authenticate with HTTP Basic (users and robot accounts)."
+    ),
+    paths(
+        projects::list,
+        projects::head,
+        projects::create,
+        projects::get,
+        projects::update,
+        projects::delete,
+        projects::summary,
+        members::list,
+        members::get,
+        members::create,
+        members::update,
+        members::delete,
+    ),
+    components(schemas(Errors, ErrorItem))
+)]
+pub struct ApiDoc;
+
+/// The whole document: this one and each resource module's.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.merge(users::Doc::openapi());
+    doc.merge(robots::Doc::openapi());
+    doc.merge(repositories::Doc::openapi());
+    doc.merge(logs::Doc::openapi());
+    doc.merge(system::Doc::openapi());
+    doc
+}
+
+pub fn document() -> Reply {
+    let doc = openapi();
+    Reply::json(200, &serde_json::to_value(doc).unwrap_or_default())
+}

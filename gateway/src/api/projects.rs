@@ -1,0 +1,387 @@
+//! Projects: `/api/v2.0/projects` and `/api/v2.0/projects/{project_name_or_id}`
+//! (Harbor's `project` API: list, create, head, get, update, delete,
+//! summary).
+
+use std::collections::BTreeMap;
+
+use berth_policy::{Action, Resource, Role};
+use berth_storage::oci::ProjectName;
+use berth_storage::projects::{ProjectDeletion, ProjectFilter, ProjectRow, Visibility};
+use pingora::proxy::Session;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::page::{Page, Term, Q};
+use super::request::{bounded, read_json, time, ApiRequest};
+use crate::app::App;
+use crate::auth::ProjectFacts;
+use crate::error::GatewayError;
+use crate::http::Reply;
+
+/// Harbor's `Project`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Project {
+    pub project_id: i64,
+    pub name: String,
+    pub owner_id: Option<i64>,
+    pub owner_name: Option<String>,
+    pub creation_time: String,
+    pub update_time: String,
+    pub deleted: bool,
+    pub repo_count: i64,
+    /// The caller's strongest role id in the project (absent when none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_user_role_id: Option<i64>,
+    pub current_user_role_ids: Vec<i64>,
+    pub togglable: bool,
+    pub registry_id: Option<i64>,
+    pub metadata: ProjectMetadata,
+}
+
+/// Harbor keeps project settings as strings: `"true"`/`"false"`.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct ProjectMetadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public: Option<String>,
+}
+
+/// Harbor's `ProjectReq` (create and update).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ProjectReq {
+    #[serde(default)]
+    pub project_name: Option<String>,
+    /// Deprecated in Harbor in favour of `metadata.public`; accepted.
+    #[serde(default)]
+    pub public: Option<bool>,
+    #[serde(default)]
+    pub metadata: Option<ProjectMetadata>,
+    /// Storage quota in bytes (-1: unlimited); quotas are not enforced yet,
+    /// so only -1 is accepted.
+    #[serde(default)]
+    pub storage_limit: Option<i64>,
+    /// Upstream registry for proxy-cache projects (not supported yet).
+    #[serde(default)]
+    pub registry_id: Option<i64>,
+}
+
+/// Harbor's `ProjectSummary`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ProjectSummary {
+    pub repo_count: i64,
+    pub project_admin_count: i64,
+    pub maintainer_count: i64,
+    pub developer_count: i64,
+    pub guest_count: i64,
+    pub limited_guest_count: i64,
+}
+
+pub fn project_json(row: &ProjectRow, role: Option<Role>) -> Project {
+    Project {
+        project_id: row.id,
+        name: row.name.clone(),
+        owner_id: row.owner_id,
+        owner_name: row.owner_name.clone(),
+        creation_time: time(row.created_at),
+        update_time: time(row.updated_at),
+        deleted: false,
+        repo_count: row.repo_count,
+        current_user_role_id: role.map(Role::id),
+        current_user_role_ids: role.map(Role::id).into_iter().collect(),
+        togglable: true,
+        registry_id: None,
+        metadata: ProjectMetadata {
+            public: Some(row.public.to_string()),
+        },
+    }
+}
+
+/// `metadata.public` (or the older top-level `public`), as a bool.
+fn requested_public(req: &ProjectReq) -> Result<Option<bool>, GatewayError> {
+    if let Some(p) = req.metadata.as_ref().and_then(|m| m.public.as_deref()) {
+        return match p {
+            "true" => Ok(Some(true)),
+            "false" => Ok(Some(false)),
+            other => Err(GatewayError::BadRequest(format!(
+                "`metadata.public` must be \"true\" or \"false\", not \"{other}\""
+            ))),
+        };
+    }
+    Ok(req.public)
+}
+
+fn reject_unsupported(req: &ProjectReq) -> Result<(), GatewayError> {
+    if req.storage_limit.is_some_and(|l| l != -1) {
+        return Err(GatewayError::BadRequest(
+            "`storage_limit` is not supported yet; omit it or send -1 (unlimited)".into(),
+        ));
+    }
+    if req.registry_id.is_some() {
+        return Err(GatewayError::BadRequest(
+            "`registry_id` (proxy-cache projects) is not supported yet; omit it".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[utoipa::path(get, path = "/api/v2.0/projects", tag = "project",
+    params(
+        ("page" = Option<i64>, Query, description = "Page number, from 1"),
+        ("page_size" = Option<i64>, Query, description = "Items per page, at most 100"),
+        ("name" = Option<String>, Query, description = "Exact project name"),
+        ("public" = Option<bool>, Query, description = "Only public (true) or private (false) projects"),
+        ("q" = Option<String>, Query, description = "Harbor query: name=~<substring>, public=<bool>"),
+    ),
+    responses((status = 200, description = "Projects the caller can see", body = [Project],
+        headers(("X-Total-Count" = i64, description = "Total matching"), ("Link" = String, description = "prev/next pages")))))]
+pub async fn list(app: &App, req: &ApiRequest) -> Result<Reply, GatewayError> {
+    let page = Page::parse(&req.query)?;
+    let q = Q::parse(&req.query)?;
+    q.reject_unknown(&["name", "public"])?;
+    let (mut exact, contains) = q.name_filter("name");
+    if let Some(name) = req.query.get("name").filter(|n| !n.is_empty()) {
+        exact = Some(name.to_owned());
+    }
+    let public_param = match (req.query.get("public"), q.get("public")) {
+        (Some(v), _) => Some(v),
+        (None, Some(Term::Exact(v))) => Some(v.as_str()),
+        _ => None,
+    };
+    let public = match public_param {
+        Some(v) => Some(match v {
+            "true" | "1" => true,
+            "false" | "0" => false,
+            other => {
+                return Err(GatewayError::BadRequest(format!(
+                    "`public` must be true or false, not `{other}`"
+                )))
+            }
+        }),
+        _ => None,
+    };
+    let visibility = match &req.identity {
+        None => Visibility::Public,
+        Some(_) if req.is_admin() => Visibility::All,
+        Some(id) => match (&id.robot, id.user_id) {
+            (Some(perms), _) => Visibility::Named(
+                perms
+                    .iter()
+                    .map(|p| p.namespace.as_str().to_owned())
+                    .collect(),
+            ),
+            (None, Some(user_id)) => Visibility::Member {
+                user_id,
+                groups: id.groups.clone(),
+            },
+            (None, None) => Visibility::Public,
+        },
+    };
+    let filter = ProjectFilter {
+        exact_name: exact,
+        name_contains: contains,
+        public,
+    };
+    let (rows, total) = app
+        .registry
+        .meta()
+        .list_projects(&visibility, &filter, page.offset(), page.limit())
+        .await?;
+    let mut items = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let role = match &req.identity {
+            Some(id) if id.robot.is_none() => app.role_in(row.id, id).await?,
+            _ => None,
+        };
+        items.push(project_json(row, role));
+    }
+    Ok(page.reply("/api/v2.0/projects", &req.query, &items, total))
+}
+
+#[utoipa::path(head, path = "/api/v2.0/projects", tag = "project",
+    params(("project_name" = String, Query, description = "The name to check")),
+    responses((status = 200, description = "A project with this name exists"),
+        (status = 404, description = "No project has this name")))]
+pub async fn head(app: &App, req: &ApiRequest) -> Result<Reply, GatewayError> {
+    req.require(Action::CreateProject, Resource::System)?;
+    let name = req.query.get("project_name").ok_or_else(|| {
+        GatewayError::BadRequest("`project_name` query parameter is required".into())
+    })?;
+    match app.registry.meta().project(name).await? {
+        Some(_) => Ok(Reply::new(200)),
+        None => Err(GatewayError::ApiNotFound(format!(
+            "project `{name}` not found"
+        ))),
+    }
+}
+
+#[utoipa::path(post, path = "/api/v2.0/projects", tag = "project",
+    request_body = ProjectReq,
+    responses((status = 201, description = "Created; Location names the new project",
+        headers(("Location" = String, description = "/api/v2.0/projects/{id}"))),
+        (status = 400, description = "Invalid name or field", body = super::Errors),
+        (status = 409, description = "A project with this name exists", body = super::Errors)))]
+pub async fn create(
+    app: &App,
+    session: &mut Session,
+    req: &ApiRequest,
+) -> Result<Reply, GatewayError> {
+    req.require(Action::CreateProject, Resource::System)?;
+    let body: ProjectReq = read_json(session).await?;
+    reject_unsupported(&body)?;
+    let raw = body
+        .project_name
+        .as_deref()
+        .ok_or_else(|| GatewayError::BadRequest("`project_name` is required".into()))?;
+    bounded("project_name", raw, 255)?;
+    let name: ProjectName = raw.parse()?;
+    let public = requested_public(&body)?.unwrap_or(false);
+    let owner = req.identity.as_ref().and_then(|i| i.user_id);
+    let result = app
+        .registry
+        .meta()
+        .create_project(name.as_str(), public, owner)
+        .await?;
+    req.audit(
+        app,
+        "create",
+        "project",
+        name.as_str(),
+        Some(name.as_str()),
+        result.is_some(),
+    );
+    let Some(id) = result else {
+        return Err(GatewayError::Conflict(format!(
+            "project `{name}` already exists; choose another name"
+        )));
+    };
+    app.registry.forget_project(name.as_str());
+    app.forget_access();
+    Ok(Reply::new(201).header("Location", format!("/api/v2.0/projects/{id}")))
+}
+
+#[utoipa::path(get, path = "/api/v2.0/projects/{project_name_or_id}", tag = "project",
+    params(("project_name_or_id" = String, Path, description = "Project name or id"),
+        ("X-Is-Resource-Name" = Option<bool>, Header, description = "Treat the value as a name")),
+    responses((status = 200, body = Project), (status = 404, body = super::Errors)))]
+pub async fn get(
+    app: &App,
+    session: &Session,
+    req: &ApiRequest,
+    name_or_id: &str,
+) -> Result<Reply, GatewayError> {
+    let (row, facts) = req
+        .project(app, session, name_or_id, Action::ReadProject)
+        .await?;
+    let json = serde_json::to_value(project_json(&row, facts.role)).unwrap_or_default();
+    Ok(Reply::json(200, &json))
+}
+
+#[utoipa::path(put, path = "/api/v2.0/projects/{project_name_or_id}", tag = "project",
+    params(("project_name_or_id" = String, Path, description = "Project name or id")),
+    request_body = ProjectReq,
+    responses((status = 200, description = "Updated"), (status = 400, body = super::Errors),
+        (status = 403, body = super::Errors), (status = 404, body = super::Errors)))]
+pub async fn update(
+    app: &App,
+    session: &mut Session,
+    req: &ApiRequest,
+    name_or_id: &str,
+) -> Result<Reply, GatewayError> {
+    let (row, _) = req
+        .project(app, session, name_or_id, Action::UpdateProject)
+        .await?;
+    let body: ProjectReq = read_json(session).await?;
+    reject_unsupported(&body)?;
+    if body.project_name.as_deref().is_some_and(|n| n != row.name) {
+        return Err(GatewayError::BadRequest(
+            "`project_name` cannot be changed; create a new project instead".into(),
+        ));
+    }
+    if let Some(public) = requested_public(&body)? {
+        app.registry
+            .meta()
+            .set_project_public(row.id, public)
+            .await?;
+        app.registry.forget_project(&row.name);
+    }
+    req.audit(app, "update", "project", &row.name, Some(&row.name), true);
+    Ok(Reply::new(200))
+}
+
+#[utoipa::path(delete, path = "/api/v2.0/projects/{project_name_or_id}", tag = "project",
+    params(("project_name_or_id" = String, Path, description = "Project name or id"),
+        ("force" = Option<bool>, Query, description = "Also delete the project's repositories (berth extension)")),
+    responses((status = 200, description = "Deleted"), (status = 403, body = super::Errors),
+        (status = 404, body = super::Errors),
+        (status = 412, description = "The project still has repositories", body = super::Errors)))]
+pub async fn delete(
+    app: &App,
+    session: &Session,
+    req: &ApiRequest,
+    name_or_id: &str,
+) -> Result<Reply, GatewayError> {
+    let (row, _) = req
+        .project(app, session, name_or_id, Action::DeleteProject)
+        .await?;
+    let force = req.query.get("force") == Some("true");
+    let outcome = app.registry.meta().delete_project(row.id, force).await?;
+    req.audit(
+        app,
+        "delete",
+        "project",
+        &row.name,
+        Some(&row.name),
+        matches!(outcome, ProjectDeletion::Deleted { .. }),
+    );
+    match outcome {
+        ProjectDeletion::Deleted { repositories } => {
+            app.registry.forget_project(&row.name);
+            if repositories > 0 {
+                app.registry.forget_content();
+            }
+            app.forget_access();
+            Ok(Reply::new(200))
+        }
+        ProjectDeletion::NotEmpty { repositories } => Err(GatewayError::Precondition(format!(
+            "project `{}` still has {repositories} repositories; delete them first, \
+             or delete the project with ?force=true",
+            row.name
+        ))),
+        ProjectDeletion::NotFound => Err(GatewayError::ApiNotFound(format!(
+            "project `{name_or_id}` not found"
+        ))),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v2.0/projects/{project_name_or_id}/summary", tag = "project",
+    params(("project_name_or_id" = String, Path, description = "Project name or id")),
+    responses((status = 200, body = ProjectSummary), (status = 404, body = super::Errors)))]
+pub async fn summary(
+    app: &App,
+    session: &Session,
+    req: &ApiRequest,
+    name_or_id: &str,
+) -> Result<Reply, GatewayError> {
+    let (row, _facts): (ProjectRow, ProjectFacts) = req
+        .project(app, session, name_or_id, Action::ReadProject)
+        .await?;
+    let counts: BTreeMap<i64, i64> = app
+        .registry
+        .meta()
+        .member_counts(row.id)
+        .await?
+        .into_iter()
+        .collect();
+    let count = |r: Role| counts.get(&r.id()).copied().unwrap_or(0);
+    let summary = ProjectSummary {
+        repo_count: row.repo_count,
+        project_admin_count: count(Role::ProjectAdmin),
+        maintainer_count: count(Role::Maintainer),
+        developer_count: count(Role::Developer),
+        guest_count: count(Role::Guest),
+        limited_guest_count: count(Role::LimitedGuest),
+    };
+    Ok(Reply::json(
+        200,
+        &serde_json::to_value(summary).unwrap_or_default(),
+    ))
+}
