@@ -5,6 +5,7 @@
 
 use berth_auth::{AuthError, Identity};
 use berth_policy::{grant, Access, Subject, Target};
+use berth_storage::audit::{now_ms, AuditRecord};
 use pingora::http::Method;
 use pingora::proxy::Session;
 use serde_json::{json, Value};
@@ -38,11 +39,7 @@ async fn get(app: &App, session: &mut Session) -> Result<Reply, GatewayError> {
     let identity = match header(session, "authorization") {
         Some(value) => {
             let (user, password) = basic_credentials(value).ok_or(AuthError::InvalidCredentials)?;
-            Some(
-                app.login
-                    .login(&user, &password, client_ip(session))
-                    .await?,
-            )
+            Some(login(app, session, &user, &password).await?)
         }
         None => None,
     };
@@ -59,6 +56,40 @@ async fn get(app: &App, session: &mut Session) -> Result<Reply, GatewayError> {
     Ok(Reply::json(200, &body))
 }
 
+/// Checks a login and records it in the audit log, whatever the outcome
+/// (a directory outage is not a failed login, and is not recorded).
+async fn login(
+    app: &App,
+    session: &Session,
+    user: &str,
+    password: &str,
+) -> Result<Identity, GatewayError> {
+    let ip = client_ip(session);
+    let result = app.login.login(user, password, ip).await;
+    let success = match &result {
+        Ok(_) => true,
+        Err(
+            AuthError::InvalidCredentials
+            | AuthError::UserDisabled(_)
+            | AuthError::RobotExpired(_)
+            | AuthError::TooManyAttempts { .. },
+        ) => false,
+        Err(_) => return result.map_err(GatewayError::from),
+    };
+    let name: String = user.chars().take(255).collect();
+    app.audit.record(AuditRecord {
+        op_time: now_ms(),
+        username: name.clone(),
+        operation: "login".into(),
+        resource_type: "user".into(),
+        resource: name,
+        project: None,
+        success,
+        client_ip: ip.map(|i| i.to_string()),
+    });
+    result.map_err(GatewayError::from)
+}
+
 /// `POST /service/token`: OAuth2 form, as docker uses after `login`.
 async fn post(app: &App, session: &mut Session) -> Result<Reply, GatewayError> {
     let form = read_body(session, MAX_FORM).await?;
@@ -73,7 +104,7 @@ async fn post(app: &App, session: &mut Session) -> Result<Reply, GatewayError> {
         Some("password") => {
             let user = form.get("username").unwrap_or("");
             let password = form.get("password").unwrap_or("");
-            let id = app.login.login(user, password, client_ip(session)).await?;
+            let id = login(app, session, user, password).await?;
             let refresh = (form.get("access_type") == Some("offline"))
                 .then(|| app.tokens.issue_refresh(&id.username));
             (id, refresh)

@@ -9,9 +9,18 @@ use crate::http::{header, read_body, Reply};
 use crate::route::Query;
 
 /// GET and HEAD: the exact bytes stored, with their media type. Manifests
-/// are served as pushed; berth does not convert between formats.
-pub async fn get(app: &App, repo: &RepoName, reference: &Reference) -> Result<Reply, GatewayError> {
+/// are served as pushed; berth does not convert between formats. A GET
+/// (not a HEAD) counts as a pull in the repository's statistics.
+pub async fn get(
+    app: &App,
+    repo: &RepoName,
+    reference: &Reference,
+    is_pull: bool,
+) -> Result<Reply, GatewayError> {
     let m = app.registry.get_manifest(repo, reference).await?;
+    if is_pull {
+        app.audit.pulled(repo.as_str(), &m.digest.to_string());
+    }
     Ok(Reply::new(200)
         .header("Content-Type", m.media_type.clone())
         .header("Docker-Content-Digest", m.digest.to_string())

@@ -7,12 +7,13 @@ mod manifests;
 mod uploads;
 
 use berth_policy::Action;
-use berth_storage::oci::RepoName;
+use berth_storage::audit::{now_ms, AuditRecord};
+use berth_storage::oci::{Reference, RepoName};
 use pingora::http::Method;
 use pingora::proxy::Session;
 
 use crate::app::App;
-use crate::auth::{authenticate, check, Caller};
+use crate::auth::{authenticate, check, client_ip, Caller};
 use crate::error::GatewayError;
 use crate::http::Reply;
 use crate::route::{self, Query, Route};
@@ -25,34 +26,103 @@ pub async fn handle(app: &App, session: &mut Session) -> Result<Reply, GatewayEr
     let action = required_action(&route, &method)?;
     let caller = authenticate(app, session).await?;
     match action {
-        Some(action) => check(app, &caller, action, route.repo())
-            .await
-            .map_err(|e| with_mount_scope(e, &route, &query))?,
+        Some(action) => {
+            if let Err(e) = check(app, &caller, action, route.repo()).await {
+                audit(app, session, &caller, &route, &method, Err(&e));
+                return Err(with_mount_scope(e, &route, &query));
+            }
+        }
         // The version check tells clients where to log in.
         None if matches!(caller, Caller::Anonymous) => {
             return Err(GatewayError::Unauthenticated { scope: None })
         }
         None => {}
     }
+    let result = dispatch(app, session, &caller, route.clone(), method.clone(), &query).await;
+    audit(
+        app,
+        session,
+        &caller,
+        &route,
+        &method,
+        result.as_ref().map(|_| ()),
+    );
+    result
+}
+
+/// Records pushes, pulls and deletes of manifests (and blob deletes) in
+/// the audit log, successful or refused; the token dance's expected 401s
+/// are not events. A manifest GET also counts as a pull.
+fn audit(
+    app: &App,
+    session: &Session,
+    caller: &Caller,
+    route: &Route,
+    method: &Method,
+    outcome: Result<(), &GatewayError>,
+) {
+    if matches!(
+        outcome,
+        Err(GatewayError::Unauthenticated { .. } | GatewayError::InsufficientScope { .. })
+    ) {
+        return;
+    }
+    let (operation, resource_type, resource, repo) = match (route, method) {
+        (Route::Manifest(repo, r), &Method::GET) => ("pull", "artifact", reference(repo, r), repo),
+        (Route::Manifest(repo, r), &Method::PUT) => ("push", "artifact", reference(repo, r), repo),
+        (Route::Manifest(repo, r @ Reference::Tag(_)), &Method::DELETE) => {
+            ("delete", "tag", reference(repo, r), repo)
+        }
+        (Route::Manifest(repo, r), &Method::DELETE) => {
+            ("delete", "artifact", reference(repo, r), repo)
+        }
+        (Route::Blob(repo, d), &Method::DELETE) => ("delete", "blob", format!("{repo}@{d}"), repo),
+        _ => return,
+    };
+    app.audit.record(AuditRecord {
+        op_time: now_ms(),
+        username: caller.name().to_owned(),
+        operation: operation.to_owned(),
+        resource_type: resource_type.to_owned(),
+        resource,
+        project: Some(repo.project().to_owned()),
+        success: outcome.is_ok(),
+        client_ip: client_ip(session).map(|ip| ip.to_string()),
+    });
+}
+
+fn reference(repo: &RepoName, r: &Reference) -> String {
+    match r {
+        Reference::Tag(t) => format!("{repo}:{t}"),
+        Reference::Digest(d) => format!("{repo}@{d}"),
+    }
+}
+
+async fn dispatch(
+    app: &App,
+    session: &mut Session,
+    caller: &Caller,
+    route: Route,
+    method: Method,
+    query: &Query,
+) -> Result<Reply, GatewayError> {
     match (route, method) {
         // GET /v2/: the API version check.
         (Route::Base, Method::GET | Method::HEAD) => Ok(Reply::json(200, &serde_json::json!({}))),
-        (Route::Catalog, _) => listing::catalog(app, &query).await,
-        (Route::Tags(repo), _) => listing::tags(app, &repo, &query).await,
-        (Route::Referrers(repo, digest), _) => {
-            listing::referrers(app, &repo, &digest, &query).await
-        }
+        (Route::Catalog, _) => listing::catalog(app, query).await,
+        (Route::Tags(repo), _) => listing::tags(app, &repo, query).await,
+        (Route::Referrers(repo, digest), _) => listing::referrers(app, &repo, &digest, query).await,
         (Route::Blob(repo, digest), Method::DELETE) => blobs::delete(app, &repo, &digest).await,
         (Route::Blob(repo, digest), _) => blobs::get(app, session, &repo, &digest).await,
         (Route::Manifest(repo, r), Method::PUT) => {
-            manifests::put(app, session, &repo, &r, &query).await
+            manifests::put(app, session, &repo, &r, query).await
         }
         (Route::Manifest(repo, r), Method::DELETE) => manifests::delete(app, &repo, &r).await,
-        (Route::Manifest(repo, r), _) => manifests::get(app, &repo, &r).await,
-        (Route::UploadStart(repo), _) => uploads::start(app, session, &caller, &repo, &query).await,
+        (Route::Manifest(repo, r), m) => manifests::get(app, &repo, &r, m == Method::GET).await,
+        (Route::UploadStart(repo), _) => uploads::start(app, session, caller, &repo, query).await,
         (Route::Upload(repo, id), Method::PATCH) => uploads::patch(app, session, &repo, id).await,
         (Route::Upload(repo, id), Method::PUT) => {
-            uploads::put(app, session, &repo, id, &query).await
+            uploads::put(app, session, &repo, id, query).await
         }
         (Route::Upload(repo, id), Method::DELETE) => uploads::cancel(app, &repo, id).await,
         (Route::Upload(repo, id), _) => uploads::status(app, &repo, id).await,
