@@ -35,7 +35,7 @@ pub enum GatewayError {
     NotFound(String),
     #[error("the client stopped sending the request body: {0}")]
     ClientGone(String),
-    #[error("denied: {0}")]
+    #[error("{0}")]
     Denied(String),
     /// The caller may not learn whether this exists: 404 on the management
     /// API, DENIED (naming it) on /v2.
