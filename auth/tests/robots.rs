@@ -15,15 +15,15 @@ const PERMS: &str = r#"[{"kind":"project","namespace":"team","access":[
 fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .unwrap()
+        .expect("test setup")
         .as_secs() as i64
 }
 
 async fn setup() -> (tempfile::TempDir, Meta, LoginService) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("test setup");
     let meta = Meta::connect(&format!("sqlite://{}/db.sqlite", dir.path().display()))
         .await
-        .unwrap();
+        .expect("test setup");
     let login = LoginService::new(meta.clone(), None, Duration::from_secs(60));
     (dir, meta, login)
 }
@@ -41,7 +41,7 @@ async fn robot(meta: &Meta, name: &str, secret: &str, expires_at: i64, disabled:
         permissions: PERMS,
     })
     .await
-    .unwrap()
+    .expect("test setup")
     .expect("created")
 }
 
@@ -50,7 +50,10 @@ async fn a_robot_logs_in_with_its_secret_and_carries_its_permissions() {
     let (_dir, meta, login) = setup().await;
     let secret = generate_secret();
     robot(&meta, "robot$ci", &secret, -1, false).await;
-    let id = login.login("robot$ci", &secret, None).await.unwrap();
+    let id = login
+        .login("robot$ci", &secret, None)
+        .await
+        .expect("test setup");
     assert_eq!(
         id.subject(),
         Subject::Robot {
@@ -70,7 +73,14 @@ async fn a_robot_logs_in_with_its_secret_and_carries_its_permissions() {
         Err(AuthError::InvalidCredentials)
     ));
     // Refresh tokens resolve robots too.
-    assert_eq!(login.identity("robot$ci").await.unwrap().username, "robot$ci");
+    assert_eq!(
+        login
+            .identity("robot$ci")
+            .await
+            .expect("test setup")
+            .username,
+        "robot$ci"
+    );
 }
 
 #[tokio::test]
@@ -101,7 +111,9 @@ async fn disabling_takes_effect_once_cached_logins_are_forgotten() {
     let secret = generate_secret();
     let id = robot(&meta, "robot$ci", &secret, -1, false).await;
     assert!(login.login("robot$ci", &secret, None).await.is_ok());
-    meta.update_robot(id, "", -1, -1, true, PERMS).await.unwrap();
+    meta.update_robot(id, "", -1, -1, true, PERMS)
+        .await
+        .expect("test setup");
     // The management API clears the cache after every account change.
     login.forget_logins();
     assert!(matches!(

@@ -186,7 +186,6 @@ impl GatewayError {
                 "unauthorized: log in with HTTP Basic credentials (a user or a robot account)"
                     .into()
             }
-            GatewayError::Denied(why) => why.clone(),
             GatewayError::NotFound(path) => {
                 format!("no such endpoint: {path}; the management API is described at /api/v2.0/openapi.json")
             }

@@ -4,10 +4,11 @@
 //!   manifests), parsed once at the edge.
 //! - [`blobs`]: the content-addressed filesystem blob store.
 //! - [`meta`]: the metadata database (SQLite through sqlx).
-//! - [`accounts`]: users.
+//! - [`accounts`]: local and LDAP users.
 //! - [`projects`]: projects and their members.
 //! - [`robots`]: robot accounts.
 //! - [`audit`]: the audit log and pull statistics, written in batches.
+//! - [`artifacts`]: repositories, artifacts and tags as the management API shows them.
 //! - `cache`: in-memory caches in front of the database (caches only).
 //! - [`registry`]: the operations the gateway calls, keeping both in step.
 //!
@@ -16,6 +17,7 @@
 //! gets here.
 
 pub mod accounts;
+pub mod artifacts;
 pub mod audit;
 pub mod blobs;
 mod cache;

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use berth_policy::{Action, Resource, Role};
+use berth_policy::{Action, Namespace, Resource, Role};
 use berth_storage::oci::ProjectName;
 use berth_storage::projects::{ProjectDeletion, ProjectFilter, ProjectRow, Visibility};
 use pingora::proxy::Session;
@@ -162,6 +162,9 @@ pub async fn list(app: &App, req: &ApiRequest) -> Result<Reply, GatewayError> {
         None => Visibility::Public,
         Some(_) if req.is_admin() => Visibility::All,
         Some(id) => match (&id.robot, id.user_id) {
+            (Some(perms), _) if perms.iter().any(|p| p.namespace == Namespace::All) => {
+                Visibility::All
+            }
             (Some(perms), _) => Visibility::Named(
                 perms
                     .iter()
