@@ -1,29 +1,259 @@
-//! placeholder: being written
-use utoipa::OpenApi;
+//! System endpoints (Harbor's `ping`, `health`, `systeminfo` and `search`
+//! APIs): `/api/v2.0/ping`, `/api/v2.0/health`, `/api/v2.0/systeminfo`,
+//! `/api/v2.0/search`.
 
+use std::collections::HashMap;
+
+use berth_policy::{Action, Resource};
+use berth_storage::projects::{ProjectFilter, Visibility};
+use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
+
+use super::page::MAX_PAGE_SIZE;
+use super::projects::{project_json, Project};
 use super::request::ApiRequest;
 use crate::app::App;
-use crate::error::GatewayError;
+use crate::auth::project_facts;
+use crate::error::{cause_chain, GatewayError};
 use crate::http::Reply;
 
 #[derive(OpenApi)]
-#[openapi()]
+#[openapi(
+    paths(ping, health, systeminfo, search),
+    components(schemas(
+        OverallHealthStatus,
+        ComponentHealthStatus,
+        GeneralInfo,
+        Search,
+        SearchRepository
+    ))
+)]
 pub struct Doc;
 
+/// Harbor's `OverallHealthStatus`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OverallHealthStatus {
+    /// `healthy` when every component is.
+    pub status: String,
+    pub components: Vec<ComponentHealthStatus>,
+}
+
+/// Harbor's `ComponentHealthStatus`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ComponentHealthStatus {
+    pub name: String,
+    /// `healthy` or `unhealthy`.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Harbor's `GeneralInfo`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct GeneralInfo {
+    pub current_time: String,
+    /// Where `docker login` and pulls go: `external_url` without its
+    /// scheme; absent when `external_url` is not configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_url: Option<String>,
+    /// `db_auth` or `ldap_auth`.
+    pub auth_mode: String,
+    /// `everyone`: every user may create projects.
+    pub project_creation_restriction: String,
+    pub self_registration: bool,
+    pub has_ca_root: bool,
+    /// `berth-<version>`.
+    pub harbor_version: String,
+    pub read_only: bool,
+    pub with_chartmuseum: bool,
+    pub notification_enable: bool,
+}
+
+/// Harbor's `Search`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Search {
+    pub project: Vec<Project>,
+    pub repository: Vec<SearchRepository>,
+}
+
+/// Harbor's `SearchRepository`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SearchRepository {
+    pub project_id: i64,
+    pub project_name: String,
+    pub project_public: bool,
+    /// The full name (`team/app`).
+    pub repository_name: String,
+    pub pull_count: i64,
+    pub artifact_count: i64,
+}
+
+fn json_reply<T: Serialize>(value: &T) -> Reply {
+    Reply::json(200, &serde_json::to_value(value).unwrap_or_default())
+}
+
+#[utoipa::path(get, path = "/api/v2.0/ping", tag = "ping",
+    responses((status = 200, description = "`Pong`, as text/plain; answered before credentials are read", body = String)))]
 pub fn ping() -> Reply {
     Reply::new(200)
         .header("Content-Type", "text/plain; charset=utf-8")
         .bytes("Pong".into())
 }
 
-pub async fn health(_app: &App) -> Result<Reply, GatewayError> {
-    Err(GatewayError::NotFound("/api/v2.0/health".into()))
+#[utoipa::path(get, path = "/api/v2.0/health", tag = "health",
+    responses((status = 200, description = "Health of each component (200 also when unhealthy, as Harbor); no credentials needed",
+        body = OverallHealthStatus)))]
+pub async fn health(app: &App) -> Result<Reply, GatewayError> {
+    // The blob store is not checked here: its location is not known to
+    // the API (a failing store shows in the registry's own errors).
+    let database = match app.registry.meta().ping().await {
+        Ok(()) => ComponentHealthStatus {
+            name: "database".into(),
+            status: "healthy".into(),
+            error: None,
+        },
+        Err(e) => {
+            tracing::error!(error = %cause_chain(&e), "health check: database query failed");
+            ComponentHealthStatus {
+                name: "database".into(),
+                status: "unhealthy".into(),
+                error: Some("the database did not answer; the registry log has the cause".into()),
+            }
+        }
+    };
+    let components = vec![database];
+    let healthy = components.iter().all(|c| c.status == "healthy");
+    Ok(json_reply(&OverallHealthStatus {
+        status: if healthy { "healthy" } else { "unhealthy" }.into(),
+        components,
+    }))
 }
 
-pub async fn systeminfo(_app: &App, _req: &ApiRequest) -> Result<Reply, GatewayError> {
-    Err(GatewayError::NotFound("/api/v2.0/systeminfo".into()))
+#[utoipa::path(get, path = "/api/v2.0/systeminfo", tag = "systeminfo",
+    responses((status = 200, body = GeneralInfo)))]
+pub async fn systeminfo(app: &App, _req: &ApiRequest) -> Result<Reply, GatewayError> {
+    let registry_url = app.external_url.as_deref().map(|u| {
+        u.split_once("://")
+            .map_or(u, |(_, host)| host)
+            .trim_end_matches('/')
+            .to_owned()
+    });
+    let now = std::time::SystemTime::now();
+    Ok(json_reply(&GeneralInfo {
+        current_time: humantime::format_rfc3339_millis(now).to_string(),
+        registry_url,
+        external_url: app.external_url.clone(),
+        // The API has no view of the login configuration; LDAP
+        // installations report db_auth too (see the report).
+        auth_mode: "db_auth".into(),
+        project_creation_restriction: "everyone".into(),
+        self_registration: false,
+        has_ca_root: false,
+        harbor_version: format!("berth-{}", env!("CARGO_PKG_VERSION")),
+        read_only: false,
+        with_chartmuseum: false,
+        notification_enable: false,
+    }))
 }
 
-pub async fn search(_app: &App, _req: &ApiRequest) -> Result<Reply, GatewayError> {
-    Err(GatewayError::NotFound("/api/v2.0/search".into()))
+/// Which projects a listing may show the caller, as `projects::list`.
+pub(super) fn visibility(req: &ApiRequest) -> Visibility {
+    match &req.identity {
+        None => Visibility::Public,
+        Some(_) if req.is_admin() => Visibility::All,
+        Some(id) => match (&id.robot, id.user_id) {
+            (Some(perms), _) => Visibility::Named(
+                perms
+                    .iter()
+                    .map(|p| p.namespace.as_str().to_owned())
+                    .collect(),
+            ),
+            (None, Some(user_id)) => Visibility::Member {
+                user_id,
+                groups: id.groups.clone(),
+            },
+            (None, None) => Visibility::Public,
+        },
+    }
+}
+
+/// Repositories examined per query while filtering by visibility.
+const SEARCH_BATCH: i64 = 500;
+
+#[utoipa::path(get, path = "/api/v2.0/search", tag = "search",
+    params(("q" = String, Query, description = "Part of a project or repository name")),
+    responses((status = 200, description = "Projects and repositories the caller can see whose names contain `q`, by name, at most 100 of each",
+        body = Search), (status = 400, body = super::Errors)))]
+pub async fn search(app: &App, req: &ApiRequest) -> Result<Reply, GatewayError> {
+    let needle = req
+        .query
+        .get("q")
+        .map(str::trim)
+        .filter(|q| !q.is_empty())
+        .ok_or_else(|| GatewayError::BadRequest("`q` (part of a name) is required".into()))?;
+    let meta = app.registry.meta();
+    let filter = ProjectFilter {
+        name_contains: Some(needle.to_owned()),
+        ..ProjectFilter::default()
+    };
+    let (rows, _) = meta
+        .list_projects(&visibility(req), &filter, 0, MAX_PAGE_SIZE)
+        .await?;
+    let mut projects = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let role = match &req.identity {
+            Some(id) if id.robot.is_none() => app.role_in(row.id, id).await?,
+            _ => None,
+        };
+        projects.push(project_json(row, role));
+    }
+    // Repositories: each project's visibility is policy's decision on a
+    // pull, asked once per project.
+    let mut allowed: HashMap<String, bool> = HashMap::new();
+    let mut repositories = Vec::new();
+    let mut after = String::new();
+    'scan: loop {
+        let hits = meta
+            .search_repositories(needle, &after, SEARCH_BATCH)
+            .await?;
+        let Some(last) = hits.last() else { break };
+        after = last.repository.name.to_string();
+        let exhausted = (hits.len() as i64) < SEARCH_BATCH;
+        for hit in hits {
+            let visible = match allowed.get(&hit.project_name) {
+                Some(v) => *v,
+                None => {
+                    let facts =
+                        project_facts(app, req.identity.as_ref(), &hit.project_name).await?;
+                    let v = req
+                        .require(Action::Pull, Resource::Project(facts.view()))
+                        .is_ok();
+                    allowed.insert(hit.project_name.clone(), v);
+                    v
+                }
+            };
+            if visible {
+                repositories.push(SearchRepository {
+                    project_id: hit.project_id,
+                    project_name: hit.project_name,
+                    project_public: hit.project_public,
+                    repository_name: hit.repository.name.to_string(),
+                    pull_count: hit.repository.pull_count,
+                    artifact_count: hit.repository.artifact_count,
+                });
+                if repositories.len() as i64 >= MAX_PAGE_SIZE {
+                    break 'scan;
+                }
+            }
+        }
+        if exhausted {
+            break;
+        }
+    }
+    Ok(json_reply(&Search {
+        project: projects,
+        repository: repositories,
+    }))
 }

@@ -1,0 +1,986 @@
+//! Repositories, artifacts and tags as the management API shows them
+//! (Harbor's repository, artifact and tag views over the registry's
+//! tables), and the changes it makes to them: deleting a repository or an
+//! artifact, adding and removing tags.
+//!
+//! An artifact is a manifest. The top-level artifacts of a repository are
+//! the manifests that no index in it lists as a child: an index's
+//! per-platform images appear as its references, not on their own.
+//! Deletions remove metadata only; blob bytes stay until garbage
+//! collection.
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde::Deserialize;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, Sqlite, Transaction};
+
+use crate::error::StorageError;
+use crate::meta::{now, Meta};
+use crate::oci::manifest::{DOCKER_MANIFEST_LIST, OCI_INDEX};
+use crate::oci::{Digest, RepoName, Tag};
+
+/// A repository with the counts the API reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RepositoryRow {
+    pub id: i64,
+    pub name: RepoName,
+    /// Top-level artifacts.
+    pub artifact_count: i64,
+    pub pull_count: i64,
+    pub created_at: i64,
+    /// The latest of its creation, its last push and its last tag change.
+    pub updated_at: i64,
+}
+
+/// Filters of a repository listing (Harbor's `q=name=...`, on full names).
+#[derive(Debug, Clone, Default)]
+pub struct RepositoryFilter {
+    pub exact_name: Option<String>,
+    pub name_contains: Option<String>,
+}
+
+/// A repository found by a search, with its project.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RepositoryHit {
+    pub repository: RepositoryRow,
+    pub project_id: i64,
+    pub project_name: String,
+    pub project_public: bool,
+}
+
+/// A manifest as an artifact.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArtifactRow {
+    /// Stable for the manifest's lifetime (its row id).
+    pub id: i64,
+    pub repo_id: i64,
+    pub digest: Digest,
+    pub manifest_media_type: String,
+    /// The config's media type (image manifests).
+    pub config_media_type: Option<String>,
+    /// `artifactType`, or the config's media type, as recorded at push.
+    pub artifact_type: Option<String>,
+    /// The manifest, the blobs it references and, for an index, its
+    /// children with theirs; each blob counted once.
+    pub size: i64,
+    pub pushed_at: i64,
+    /// `None`: never pulled.
+    pub pulled_at: Option<i64>,
+    pub annotations: Vec<(String, String)>,
+    /// The manifests an index lists, in its order.
+    pub children: Vec<ChildRef>,
+    pub tags: Vec<TagRow>,
+}
+
+impl ArtifactRow {
+    pub fn is_index(&self) -> bool {
+        matches!(
+            self.manifest_media_type.as_str(),
+            OCI_INDEX | DOCKER_MANIFEST_LIST
+        )
+    }
+}
+
+/// A child manifest of an index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChildRef {
+    /// `None` if the child is not stored in the repository.
+    pub id: Option<i64>,
+    pub digest: Digest,
+    pub platform: Option<Platform>,
+}
+
+/// An index entry's `platform`.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+pub struct Platform {
+    #[serde(default)]
+    pub architecture: String,
+    #[serde(default)]
+    pub os: String,
+    #[serde(default, rename = "os.version")]
+    pub os_version: Option<String>,
+    #[serde(default, rename = "os.features")]
+    pub os_features: Option<Vec<String>>,
+    #[serde(default)]
+    pub variant: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TagRow {
+    pub id: i64,
+    pub repo_id: i64,
+    pub artifact_id: i64,
+    pub name: Tag,
+    /// When the tag was last set.
+    pub pushed_at: i64,
+    /// When its artifact was last pulled.
+    pub pulled_at: Option<i64>,
+}
+
+/// Which artifacts a listing shows, by their tags (Harbor's `q=tags=...`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum TagFilter {
+    #[default]
+    Any,
+    /// `tags=*`
+    Tagged,
+    /// `tags=nil`
+    Untagged,
+    /// `tags=v1`
+    Exact(String),
+    /// `tags=~v`
+    Contains(String),
+}
+
+/// What deleting an artifact did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ArtifactDeletion {
+    /// The artifact, and the children of an index that nothing else uses
+    /// (untagged, in no other index), with the tags that pointed at them.
+    Deleted {
+        manifests: Vec<Digest>,
+        tags: Vec<Tag>,
+    },
+    /// An index lists it: delete the index instead.
+    Referenced {
+        by: Digest,
+    },
+    NotFound,
+}
+
+/// What adding a tag did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TagAddition {
+    Added {
+        id: i64,
+    },
+    /// The repository already has this tag, on this artifact.
+    Exists {
+        on: Digest,
+    },
+    /// The artifact is gone.
+    NoArtifact,
+}
+
+/// Manifests no index in the same repository lists.
+const TOP_LEVEL: &str = "NOT EXISTS (SELECT 1 FROM manifest_refs c WHERE c.repo_id = m.repo_id \
+     AND c.is_manifest = 1 AND c.child_digest = m.digest)";
+
+const REPOSITORY_COLUMNS: &str = "r.id, r.name, r.pull_count, r.created_at, \
+     max(r.created_at, r.updated_at, \
+       coalesce((SELECT max(m.created_at) FROM manifests m WHERE m.repo_id = r.id), 0), \
+       coalesce((SELECT max(t.updated_at) FROM tags t WHERE t.repo_id = r.id), 0)) AS updated_at";
+
+fn repository_columns() -> String {
+    format!(
+        "{REPOSITORY_COLUMNS}, (SELECT count(*) FROM manifests m WHERE m.repo_id = r.id AND {TOP_LEVEL}) \
+         AS artifact_count"
+    )
+}
+
+/// Repositories of the project bound as `$1`: `team` and `team/...`.
+const IN_PROJECT: &str = "(r.name = $1 OR substr(r.name, 1, length($1) + 1) = $1 || '/')";
+
+const ARTIFACT_COLUMNS: &str = "m.rowid AS id, m.repo_id, m.digest, m.media_type, m.artifact_type, \
+     m.annotations, m.created_at, m.pulled_at, \
+     CASE WHEN json_valid(CAST(m.content AS TEXT)) \
+       THEN json_extract(CAST(m.content AS TEXT), '$.config.mediaType') END AS config_media_type, \
+     CASE WHEN m.media_type IN ('application/vnd.oci.image.index.v1+json', \
+       'application/vnd.docker.distribution.manifest.list.v2+json') THEN m.content END AS index_content";
+
+/// The tag condition of an artifact listing, bound as `$2` (kind) and `$3`.
+const TAGGED: &str = "($2 = 'any' \
+     OR ($2 = 'tagged' AND EXISTS (SELECT 1 FROM tags t WHERE t.repo_id = m.repo_id AND t.manifest_digest = m.digest)) \
+     OR ($2 = 'untagged' AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repo_id = m.repo_id AND t.manifest_digest = m.digest)) \
+     OR ($2 = 'exact' AND EXISTS (SELECT 1 FROM tags t WHERE t.repo_id = m.repo_id AND t.manifest_digest = m.digest AND t.name = $3)) \
+     OR ($2 = 'contains' AND EXISTS (SELECT 1 FROM tags t WHERE t.repo_id = m.repo_id AND t.manifest_digest = m.digest AND instr(t.name, $3) > 0)))";
+
+impl TagFilter {
+    fn params(&self) -> (&'static str, Option<&str>) {
+        match self {
+            TagFilter::Any => ("any", None),
+            TagFilter::Tagged => ("tagged", None),
+            TagFilter::Untagged => ("untagged", None),
+            TagFilter::Exact(v) => ("exact", Some(v)),
+            TagFilter::Contains(v) => ("contains", Some(v)),
+        }
+    }
+}
+
+fn repository_from_row(row: &SqliteRow) -> Result<RepositoryRow, StorageError> {
+    Ok(RepositoryRow {
+        id: row.try_get("id")?,
+        name: row.try_get::<String, _>("name")?.parse()?,
+        artifact_count: row.try_get("artifact_count")?,
+        pull_count: row.try_get("pull_count")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// The parts of stored manifest bytes the artifact view shows.
+#[derive(Deserialize)]
+struct IndexShape {
+    #[serde(default)]
+    manifests: Vec<IndexEntry>,
+}
+
+#[derive(Deserialize)]
+struct IndexEntry {
+    digest: String,
+    #[serde(default)]
+    platform: Option<Platform>,
+}
+
+/// An artifact row without its size, children and tags, and the index
+/// bytes to find its children in.
+struct Partial {
+    row: ArtifactRow,
+    index_content: Option<Vec<u8>>,
+}
+
+fn partial_from_row(row: &SqliteRow) -> Result<Partial, StorageError> {
+    let annotations: Option<String> = row.try_get("annotations")?;
+    let annotations = annotations
+        .and_then(|a| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&a).ok())
+        .map(|map| {
+            map.into_iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Partial {
+        row: ArtifactRow {
+            id: row.try_get("id")?,
+            repo_id: row.try_get("repo_id")?,
+            digest: row.try_get::<String, _>("digest")?.parse()?,
+            manifest_media_type: row.try_get("media_type")?,
+            config_media_type: row.try_get("config_media_type")?,
+            artifact_type: row.try_get("artifact_type")?,
+            size: 0,
+            pushed_at: row.try_get("created_at")?,
+            pulled_at: row.try_get("pulled_at")?,
+            annotations,
+            children: Vec::new(),
+            tags: Vec::new(),
+        },
+        index_content: row.try_get("index_content")?,
+    })
+}
+
+fn tag_from_row(row: &SqliteRow) -> Result<TagRow, StorageError> {
+    Ok(TagRow {
+        id: row.try_get("id")?,
+        repo_id: row.try_get("repo_id")?,
+        artifact_id: row.try_get("artifact_id")?,
+        name: row.try_get::<String, _>("name")?.parse()?,
+        pushed_at: row.try_get("updated_at")?,
+        pulled_at: row.try_get("pulled_at")?,
+    })
+}
+
+const TAG_COLUMNS: &str = "t.rowid AS id, t.repo_id, t.name, t.manifest_digest, t.updated_at, \
+     m.rowid AS artifact_id, m.pulled_at";
+
+impl Meta {
+    /// A trivial query: whether the database answers.
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        sqlx::query_scalar::<_, i64>("SELECT 1")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    // ---- repositories ----
+
+    /// One page of a project's repositories, by name, and the total.
+    pub async fn list_repositories(
+        &self,
+        project: &str,
+        filter: &RepositoryFilter,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<RepositoryRow>, i64), StorageError> {
+        let conditions =
+            format!("{IN_PROJECT} AND ($2 IS NULL OR r.name = $2) AND ($3 IS NULL OR instr(r.name, $3) > 0)");
+        let total: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM repositories r WHERE {conditions}"
+        ))
+        .bind(project)
+        .bind(&filter.exact_name)
+        .bind(&filter.name_contains)
+        .fetch_one(self.pool())
+        .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {} FROM repositories r WHERE {conditions} ORDER BY r.name LIMIT $4 OFFSET $5",
+            repository_columns()
+        ))
+        .bind(project)
+        .bind(&filter.exact_name)
+        .bind(&filter.name_contains)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(self.pool())
+        .await?;
+        let rows = rows
+            .iter()
+            .map(repository_from_row)
+            .collect::<Result<_, _>>()?;
+        Ok((rows, total))
+    }
+
+    pub async fn repository(&self, name: &RepoName) -> Result<Option<RepositoryRow>, StorageError> {
+        let row = sqlx::query(&format!(
+            "SELECT {} FROM repositories r WHERE r.name = $1",
+            repository_columns()
+        ))
+        .bind(name.as_str())
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(repository_from_row).transpose()
+    }
+
+    /// Repositories whose name contains `needle`, by name after `after`,
+    /// at most `limit`, with their projects. Callers filter by who may see
+    /// them.
+    pub async fn search_repositories(
+        &self,
+        needle: &str,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<RepositoryHit>, StorageError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {}, p.id AS project_id, p.name AS project_name, p.public AS project_public \
+             FROM repositories r JOIN projects p ON p.name = CASE WHEN instr(r.name, '/') > 0 \
+               THEN substr(r.name, 1, instr(r.name, '/') - 1) ELSE r.name END \
+             WHERE instr(r.name, $1) > 0 AND r.name > $2 ORDER BY r.name LIMIT $3",
+            repository_columns()
+        ))
+        .bind(needle)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(RepositoryHit {
+                    repository: repository_from_row(row)?,
+                    project_id: row.try_get("project_id")?,
+                    project_name: row.try_get("project_name")?,
+                    project_public: row.try_get("project_public")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes a repository with its manifests, tags, blob links and
+    /// upload sessions, in one transaction. Blob bytes stay until garbage
+    /// collection; so do the bytes of cancelled uploads. False when there
+    /// is no such repository.
+    pub async fn delete_repository(&self, name: &RepoName) -> Result<bool, StorageError> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let Some(id): Option<i64> =
+            sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
+                .bind(name.as_str())
+                .fetch_optional(&mut *tx)
+                .await?
+        else {
+            return Ok(false);
+        };
+        // Tags reference manifests, and references hang off manifests:
+        // clear them in that order before the repository itself.
+        for table in [
+            "tags",
+            "manifest_refs",
+            "manifests",
+            "uploads",
+            "repo_blobs",
+        ] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE repo_id = $1"))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM repositories WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    // ---- artifacts ----
+
+    /// One page of a repository's top-level artifacts, newest push first,
+    /// with their tags, and the total.
+    pub async fn list_artifacts(
+        &self,
+        repo_id: i64,
+        tags: &TagFilter,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<ArtifactRow>, i64), StorageError> {
+        let (kind, value) = tags.params();
+        let conditions = format!("m.repo_id = $1 AND {TOP_LEVEL} AND {TAGGED}");
+        let total: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM manifests m WHERE {conditions}"
+        ))
+        .bind(repo_id)
+        .bind(kind)
+        .bind(value)
+        .fetch_one(self.pool())
+        .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {ARTIFACT_COLUMNS} FROM manifests m WHERE {conditions} \
+             ORDER BY m.created_at DESC, m.rowid DESC LIMIT $4 OFFSET $5"
+        ))
+        .bind(repo_id)
+        .bind(kind)
+        .bind(value)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(self.pool())
+        .await?;
+        let partials = rows
+            .iter()
+            .map(partial_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((self.complete(repo_id, partials).await?, total))
+    }
+
+    /// One artifact by digest (top-level or not).
+    pub async fn artifact(
+        &self,
+        repo_id: i64,
+        digest: &Digest,
+    ) -> Result<Option<ArtifactRow>, StorageError> {
+        let row = sqlx::query(&format!(
+            "SELECT {ARTIFACT_COLUMNS} FROM manifests m WHERE m.repo_id = $1 AND m.digest = $2"
+        ))
+        .bind(repo_id)
+        .bind(digest.to_string())
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let partial = partial_from_row(&row)?;
+        Ok(self.complete(repo_id, vec![partial]).await?.pop())
+    }
+
+    /// Whether the repository has this manifest.
+    pub async fn has_artifact(&self, repo_id: i64, digest: &Digest) -> Result<bool, StorageError> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM manifests WHERE repo_id = $1 AND digest = $2")
+                .bind(repo_id)
+                .bind(digest.to_string())
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(found.is_some())
+    }
+
+    /// The digest a tag points at.
+    pub async fn tagged_digest(
+        &self,
+        repo_id: i64,
+        tag: &Tag,
+    ) -> Result<Option<Digest>, StorageError> {
+        let digest: Option<String> =
+            sqlx::query_scalar("SELECT manifest_digest FROM tags WHERE repo_id = $1 AND name = $2")
+                .bind(repo_id)
+                .bind(tag.as_str())
+                .fetch_optional(self.pool())
+                .await?;
+        digest.map(|d| d.parse()).transpose()
+    }
+
+    /// Adds sizes, children and tags to artifact rows.
+    async fn complete(
+        &self,
+        repo_id: i64,
+        partials: Vec<Partial>,
+    ) -> Result<Vec<ArtifactRow>, StorageError> {
+        let digests: Vec<String> = partials.iter().map(|p| p.row.digest.to_string()).collect();
+        let mut tags: HashMap<String, Vec<TagRow>> = HashMap::new();
+        if !digests.is_empty() {
+            let rows = sqlx::query(&format!(
+                "SELECT {TAG_COLUMNS} FROM tags t JOIN manifests m \
+                   ON m.repo_id = t.repo_id AND m.digest = t.manifest_digest \
+                 WHERE t.repo_id = $1 AND t.manifest_digest IN (SELECT value FROM json_each($2)) \
+                 ORDER BY t.updated_at DESC, t.name"
+            ))
+            .bind(repo_id)
+            .bind(serde_json::to_string(&digests).unwrap_or_else(|_| "[]".into()))
+            .fetch_all(self.pool())
+            .await?;
+            for row in &rows {
+                let digest: String = row.try_get("manifest_digest")?;
+                tags.entry(digest).or_default().push(tag_from_row(row)?);
+            }
+        }
+        let mut out = Vec::with_capacity(partials.len());
+        for Partial {
+            mut row,
+            index_content,
+        } in partials
+        {
+            let digest = row.digest.to_string();
+            row.size = self.artifact_size(repo_id, &digest).await?;
+            row.tags = tags.remove(&digest).unwrap_or_default();
+            if let Some(content) = index_content {
+                row.children = self.children(repo_id, &content).await?;
+            }
+            out.push(row);
+        }
+        Ok(out)
+    }
+
+    /// The manifest and everything it references, each blob once.
+    async fn artifact_size(&self, repo_id: i64, digest: &str) -> Result<i64, StorageError> {
+        Ok(sqlx::query_scalar(
+            "WITH RECURSIVE tree(digest) AS (SELECT $2 UNION \
+               SELECT r.child_digest FROM manifest_refs r JOIN tree ON r.manifest_digest = tree.digest \
+               WHERE r.repo_id = $1 AND r.is_manifest = 1) \
+             SELECT (SELECT coalesce(sum(size), 0) FROM manifests \
+                       WHERE repo_id = $1 AND digest IN (SELECT digest FROM tree)) \
+                  + (SELECT coalesce(sum(size), 0) FROM blobs WHERE digest IN \
+                       (SELECT child_digest FROM manifest_refs WHERE repo_id = $1 AND is_manifest = 0 \
+                          AND manifest_digest IN (SELECT digest FROM tree)))",
+        )
+        .bind(repo_id)
+        .bind(digest)
+        .fetch_one(self.pool())
+        .await?)
+    }
+
+    /// An index's entries, in its order, with the ids of those stored.
+    async fn children(&self, repo_id: i64, content: &[u8]) -> Result<Vec<ChildRef>, StorageError> {
+        // Stored manifests were validated at push; an unreadable one shows
+        // no children rather than failing the listing.
+        let Ok(shape) = serde_json::from_slice::<IndexShape>(content) else {
+            return Ok(Vec::new());
+        };
+        let digests: Vec<&str> = shape.manifests.iter().map(|e| e.digest.as_str()).collect();
+        let rows = sqlx::query(
+            "SELECT digest, rowid AS id FROM manifests WHERE repo_id = $1 \
+             AND digest IN (SELECT value FROM json_each($2))",
+        )
+        .bind(repo_id)
+        .bind(serde_json::to_string(&digests).unwrap_or_else(|_| "[]".into()))
+        .fetch_all(self.pool())
+        .await?;
+        let mut ids = HashMap::new();
+        for row in &rows {
+            ids.insert(
+                row.try_get::<String, _>("digest")?,
+                row.try_get::<i64, _>("id")?,
+            );
+        }
+        Ok(shape
+            .manifests
+            .into_iter()
+            .filter_map(|e| {
+                let digest = e.digest.parse().ok()?;
+                Some(ChildRef {
+                    id: ids.get(&e.digest).copied(),
+                    digest,
+                    platform: e.platform,
+                })
+            })
+            .collect())
+    }
+
+    /// Deletes an artifact and its tags in one transaction. An index takes
+    /// along the children nothing else uses (untagged, listed by no other
+    /// index), as Harbor does. An artifact an index lists is refused.
+    pub async fn delete_artifact(
+        &self,
+        repo_id: i64,
+        digest: &Digest,
+    ) -> Result<ArtifactDeletion, StorageError> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let exists: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM manifests WHERE repo_id = $1 AND digest = $2")
+                .bind(repo_id)
+                .bind(digest.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if exists.is_none() {
+            return Ok(ArtifactDeletion::NotFound);
+        }
+        if let Some(parent) = parent_index(&mut tx, repo_id, &digest.to_string(), &[]).await? {
+            return Ok(ArtifactDeletion::Referenced {
+                by: parent.parse()?,
+            });
+        }
+        // Breadth first through the index tree: a child goes too when it
+        // has no tags and every index listing it is going.
+        let mut doomed: Vec<String> = vec![digest.to_string()];
+        let mut next = 0;
+        while next < doomed.len() {
+            let children: Vec<String> = sqlx::query_scalar(
+                "SELECT child_digest FROM manifest_refs WHERE repo_id = $1 AND manifest_digest = $2 \
+                 AND is_manifest = 1 AND child_digest IN (SELECT digest FROM manifests WHERE repo_id = $1)",
+            )
+            .bind(repo_id)
+            .bind(&doomed[next])
+            .fetch_all(&mut *tx)
+            .await?;
+            next += 1;
+            for child in children {
+                if doomed.contains(&child) {
+                    continue;
+                }
+                let tagged: Option<i64> = sqlx::query_scalar(
+                    "SELECT 1 FROM tags WHERE repo_id = $1 AND manifest_digest = $2 LIMIT 1",
+                )
+                .bind(repo_id)
+                .bind(&child)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if tagged.is_none()
+                    && parent_index(&mut tx, repo_id, &child, &doomed)
+                        .await?
+                        .is_none()
+                {
+                    doomed.push(child);
+                }
+            }
+        }
+        let doomed_json = serde_json::to_string(&doomed).unwrap_or_else(|_| "[]".into());
+        let tags: Vec<String> = sqlx::query_scalar(
+            "DELETE FROM tags WHERE repo_id = $1 AND manifest_digest IN (SELECT value FROM json_each($2)) \
+             RETURNING name",
+        )
+        .bind(repo_id)
+        .bind(&doomed_json)
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM manifests WHERE repo_id = $1 AND digest IN (SELECT value FROM json_each($2))",
+        )
+        .bind(repo_id)
+        .bind(&doomed_json)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut tags = tags
+            .into_iter()
+            .map(|t| t.parse())
+            .collect::<Result<Vec<Tag>, _>>()?;
+        tags.sort();
+        Ok(ArtifactDeletion::Deleted {
+            manifests: doomed.iter().map(|d| d.parse()).collect::<Result<_, _>>()?,
+            tags,
+        })
+    }
+
+    // ---- tags ----
+
+    /// One page of an artifact's tags (newest first), optionally filtered
+    /// by name, and the total.
+    pub async fn list_artifact_tags(
+        &self,
+        repo_id: i64,
+        digest: &Digest,
+        exact: Option<&str>,
+        contains: Option<&str>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<TagRow>, i64), StorageError> {
+        let conditions =
+            "t.repo_id = $1 AND t.manifest_digest = $2 AND ($3 IS NULL OR t.name = $3) \
+             AND ($4 IS NULL OR instr(t.name, $4) > 0)";
+        let total: i64 =
+            sqlx::query_scalar(&format!("SELECT count(*) FROM tags t WHERE {conditions}"))
+                .bind(repo_id)
+                .bind(digest.to_string())
+                .bind(exact)
+                .bind(contains)
+                .fetch_one(self.pool())
+                .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {TAG_COLUMNS} FROM tags t JOIN manifests m \
+               ON m.repo_id = t.repo_id AND m.digest = t.manifest_digest \
+             WHERE {conditions} ORDER BY t.updated_at DESC, t.name LIMIT $5 OFFSET $6"
+        ))
+        .bind(repo_id)
+        .bind(digest.to_string())
+        .bind(exact)
+        .bind(contains)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(self.pool())
+        .await?;
+        let rows = rows.iter().map(tag_from_row).collect::<Result<_, _>>()?;
+        Ok((rows, total))
+    }
+
+    /// Tags an artifact. A tag the repository already has is not moved.
+    pub async fn add_tag(
+        &self,
+        repo_id: i64,
+        digest: &Digest,
+        tag: &Tag,
+    ) -> Result<TagAddition, StorageError> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let existing: Option<String> =
+            sqlx::query_scalar("SELECT manifest_digest FROM tags WHERE repo_id = $1 AND name = $2")
+                .bind(repo_id)
+                .bind(tag.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(on) = existing {
+            return Ok(TagAddition::Exists { on: on.parse()? });
+        }
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO tags (repo_id, name, manifest_digest, updated_at) \
+             SELECT $1, $2, $3, $4 WHERE EXISTS \
+               (SELECT 1 FROM manifests WHERE repo_id = $1 AND digest = $3) \
+             RETURNING rowid",
+        )
+        .bind(repo_id)
+        .bind(tag.as_str())
+        .bind(digest.to_string())
+        .bind(now())
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(match id {
+            Some(id) => TagAddition::Added { id },
+            None => TagAddition::NoArtifact,
+        })
+    }
+
+    /// Removes a tag if it points at this artifact.
+    pub async fn remove_artifact_tag(
+        &self,
+        repo_id: i64,
+        digest: &Digest,
+        tag: &Tag,
+    ) -> Result<bool, StorageError> {
+        let done = sqlx::query(
+            "DELETE FROM tags WHERE repo_id = $1 AND manifest_digest = $2 AND name = $3",
+        )
+        .bind(repo_id)
+        .bind(digest.to_string())
+        .bind(tag.as_str())
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+/// An index (not among `except`) that lists `digest`.
+async fn parent_index(
+    tx: &mut Transaction<'_, Sqlite>,
+    repo_id: i64,
+    digest: &str,
+    except: &[String],
+) -> Result<Option<String>, StorageError> {
+    let except: BTreeSet<&str> = except.iter().map(String::as_str).collect();
+    let parents: Vec<String> = sqlx::query_scalar(
+        "SELECT manifest_digest FROM manifest_refs WHERE repo_id = $1 AND child_digest = $2 \
+         AND is_manifest = 1 ORDER BY manifest_digest",
+    )
+    .bind(repo_id)
+    .bind(digest)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(parents.into_iter().find(|p| !except.contains(p.as_str())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::{manifest, Algorithm, Reference};
+
+    const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+
+    async fn meta() -> (tempfile::TempDir, Meta) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        (dir, Meta::connect(&url).await.unwrap())
+    }
+
+    /// Links a blob of `len` bytes and returns its descriptor.
+    async fn blob(meta: &Meta, repo: &RepoName, seed: &str, len: u64) -> serde_json::Value {
+        let d = Digest::compute(Algorithm::Sha256, seed.as_bytes());
+        meta.link_blob(repo, &d, len).await.unwrap();
+        serde_json::json!({"mediaType": CONFIG, "digest": d.to_string(), "size": len})
+    }
+
+    async fn push(meta: &Meta, repo: &RepoName, body: serde_json::Value, tags: &[&str]) -> Digest {
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let parsed = manifest::parse(None, &bytes).unwrap();
+        let digest = Digest::compute(Algorithm::Sha256, &bytes);
+        let tags: Vec<Tag> = tags.iter().map(|t| t.parse().unwrap()).collect();
+        meta.put_manifest(repo, &digest, &parsed, &bytes, &tags)
+            .await
+            .unwrap();
+        digest
+    }
+
+    async fn image(meta: &Meta, repo: &RepoName, seed: &str, tags: &[&str]) -> (Digest, i64) {
+        let config = blob(meta, repo, &format!("{seed}-config"), 100).await;
+        let layer = blob(meta, repo, &format!("{seed}-layer"), 1000).await;
+        let body = serde_json::json!({
+            "schemaVersion": 2, "mediaType": manifest::OCI_MANIFEST,
+            "config": config, "layers": [layer],
+        });
+        let len = serde_json::to_vec(&body).unwrap().len() as i64;
+        (push(meta, repo, body, tags).await, len + 1100)
+    }
+
+    #[tokio::test]
+    async fn artifacts_sizes_tags_and_index_deletion() {
+        let (_dir, meta) = meta().await;
+        let repo: RepoName = "team/app".parse().unwrap();
+        let (amd, amd_size) = image(&meta, &repo, "amd", &[]).await;
+        let (arm, arm_size) = image(&meta, &repo, "arm", &["arm-only"]).await;
+        let index_body = serde_json::json!({
+            "schemaVersion": 2, "mediaType": manifest::OCI_INDEX,
+            "manifests": [
+                {"mediaType": manifest::OCI_MANIFEST, "digest": amd.to_string(), "size": 1,
+                 "platform": {"architecture": "amd64", "os": "linux"}},
+                {"mediaType": manifest::OCI_MANIFEST, "digest": arm.to_string(), "size": 1,
+                 "platform": {"architecture": "arm64", "os": "linux", "variant": "v8"}},
+            ],
+        });
+        let index_len = serde_json::to_vec(&index_body).unwrap().len() as i64;
+        let index = push(&meta, &repo, index_body, &["v1", "latest"]).await;
+        let (single, single_size) = image(&meta, &repo, "single", &["solo"]).await;
+
+        let repo_row = meta.repository(&repo).await.unwrap().unwrap();
+        assert_eq!(repo_row.artifact_count, 2, "children are not top-level");
+        let (rows, total) = meta
+            .list_artifacts(repo_row.id, &TagFilter::Any, 0, 10)
+            .await
+            .unwrap();
+        assert_eq!(total, 2);
+        let digests: BTreeSet<_> = rows.iter().map(|r| r.digest.clone()).collect();
+        assert_eq!(digests, BTreeSet::from([index.clone(), single.clone()]));
+        let idx = rows.iter().find(|r| r.digest == index).unwrap();
+        assert!(idx.is_index());
+        assert_eq!(idx.size, index_len + amd_size + arm_size);
+        let names: Vec<&str> = idx.tags.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names.len(), 2);
+        assert_eq!(idx.children.len(), 2);
+        assert_eq!(idx.children[1].digest, arm);
+        assert!(idx.children[1].id.is_some());
+        assert_eq!(
+            idx.children[1]
+                .platform
+                .as_ref()
+                .unwrap()
+                .variant
+                .as_deref(),
+            Some("v8")
+        );
+        let one = rows.iter().find(|r| r.digest == single).unwrap();
+        assert_eq!(one.size, single_size);
+        assert_eq!(one.config_media_type.as_deref(), Some(CONFIG));
+
+        let (only, n) = meta
+            .list_artifacts(repo_row.id, &TagFilter::Exact("solo".into()), 0, 10)
+            .await
+            .unwrap();
+        assert_eq!((n, only[0].digest.clone()), (1, single.clone()));
+        let (_, n) = meta
+            .list_artifacts(repo_row.id, &TagFilter::Untagged, 0, 10)
+            .await
+            .unwrap();
+        assert_eq!(n, 0);
+
+        // A child cannot go on its own.
+        assert_eq!(
+            meta.delete_artifact(repo_row.id, &amd).await.unwrap(),
+            ArtifactDeletion::Referenced { by: index.clone() }
+        );
+        // The index takes its untagged child along; the tagged one stays.
+        match meta.delete_artifact(repo_row.id, &index).await.unwrap() {
+            ArtifactDeletion::Deleted { manifests, tags } => {
+                assert_eq!(manifests, vec![index.clone(), amd.clone()]);
+                assert_eq!(tags.len(), 2);
+            }
+            other => panic!("{other:?}"),
+        }
+        let amd_ref = Reference::Digest(amd.clone());
+        assert!(meta.get_manifest(&repo, &amd_ref).await.unwrap().is_none());
+        assert!(meta.artifact(repo_row.id, &arm).await.unwrap().is_some());
+        assert_eq!(
+            meta.delete_artifact(repo_row.id, &index).await.unwrap(),
+            ArtifactDeletion::NotFound
+        );
+    }
+
+    #[tokio::test]
+    async fn tags_are_added_but_not_moved() {
+        let (_dir, meta) = meta().await;
+        let repo: RepoName = "team/app".parse().unwrap();
+        let (a, _) = image(&meta, &repo, "a", &["v1"]).await;
+        let (b, _) = image(&meta, &repo, "b", &[]).await;
+        let id = meta.repository(&repo).await.unwrap().unwrap().id;
+        let v1: Tag = "v1".parse().unwrap();
+        let v2: Tag = "v2".parse().unwrap();
+        assert_eq!(
+            meta.add_tag(id, &b, &v1).await.unwrap(),
+            TagAddition::Exists { on: a.clone() }
+        );
+        assert!(matches!(
+            meta.add_tag(id, &b, &v2).await.unwrap(),
+            TagAddition::Added { .. }
+        ));
+        assert_eq!(meta.tagged_digest(id, &v2).await.unwrap(), Some(b.clone()));
+        let (tags, n) = meta
+            .list_artifact_tags(id, &b, None, Some("v"), 0, 10)
+            .await
+            .unwrap();
+        assert_eq!((n, tags[0].name.clone()), (1, v2.clone()));
+        assert!(!meta.remove_artifact_tag(id, &a, &v2).await.unwrap());
+        assert!(meta.remove_artifact_tag(id, &b, &v2).await.unwrap());
+        let gone = Digest::compute(Algorithm::Sha256, b"gone");
+        assert_eq!(
+            meta.add_tag(id, &gone, &v2).await.unwrap(),
+            TagAddition::NoArtifact
+        );
+    }
+
+    #[tokio::test]
+    async fn repositories_are_listed_and_deleted_whole() {
+        let (_dir, meta) = meta().await;
+        meta.ensure_project("team", false).await.unwrap();
+        for name in ["team/a", "team/b/c", "teamx/a"] {
+            let repo: RepoName = name.parse().unwrap();
+            image(&meta, &repo, name, &["v1"]).await;
+        }
+        meta.ping().await.unwrap();
+        let (rows, total) = meta
+            .list_repositories("team", &RepositoryFilter::default(), 0, 1)
+            .await
+            .unwrap();
+        assert_eq!((total, rows[0].name.as_str()), (2, "team/a"));
+        assert_eq!(rows[0].artifact_count, 1);
+        assert!(rows[0].updated_at >= rows[0].created_at);
+        let filter = RepositoryFilter {
+            name_contains: Some("b/".into()),
+            ..RepositoryFilter::default()
+        };
+        let (rows, _) = meta
+            .list_repositories("team", &filter, 0, 10)
+            .await
+            .unwrap();
+        assert_eq!(rows[0].name.as_str(), "team/b/c");
+        let hits = meta.search_repositories("/a", "", 10).await.unwrap();
+        assert_eq!(hits.len(), 1, "teamx has no project: {hits:?}");
+        assert_eq!(hits[0].project_name, "team");
+
+        let repo: RepoName = "team/a".parse().unwrap();
+        assert!(meta.delete_repository(&repo).await.unwrap());
+        assert!(!meta.delete_repository(&repo).await.unwrap());
+        assert!(meta.repository(&repo).await.unwrap().is_none());
+        let v1 = Reference::Tag("v1".parse().unwrap());
+        assert!(meta.get_manifest(&repo, &v1).await.unwrap().is_none());
+    }
+}
