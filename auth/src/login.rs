@@ -104,6 +104,11 @@ impl LoginService {
         h.finalize().into()
     }
 
+    /// Whether logins go to an LDAP directory (after local users).
+    pub fn uses_directory(&self) -> bool {
+        self.ldap.is_some()
+    }
+
     /// Checks a username and password.
     pub async fn login(
         &self,

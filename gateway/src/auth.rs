@@ -163,9 +163,10 @@ async fn decide(
         Decision::NeedsLogin => Err(GatewayError::Unauthenticated {
             scope: Some(scope_for(repo, action)),
         }),
+        Decision::Deny(why) => Err(GatewayError::Denied(why)),
         // On /v2 a hidden project is denied with the message that names
-        // it: docker and podman print it, and it says what to do.
-        Decision::Deny(why) | Decision::Hidden(why) => Err(GatewayError::Denied(why)),
+        // it (docker and podman print it, and it says what to do).
+        Decision::Hidden(why) => Err(GatewayError::Hidden(why)),
     }
 }
 

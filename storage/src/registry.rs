@@ -72,6 +72,26 @@ impl Registry {
         &self.meta
     }
 
+    /// Whether the blob store takes writes: a probe file is created,
+    /// synced and removed in its uploads directory (for health checks).
+    pub async fn probe_storage(&self) -> Result<(), StorageError> {
+        let path = self
+            .blobs
+            .uploads_dir()
+            .join(format!(".probe-{}", Uuid::new_v4().simple()));
+        tokio::task::spawn_blocking(move || {
+            let result = std::fs::write(&path, b"probe")
+                .and_then(|()| std::fs::File::open(&path)?.sync_all());
+            let _ = std::fs::remove_file(&path);
+            result.map_err(StorageError::io(format!("writing {}", path.display())))
+        })
+        .await
+        .map_err(|e| StorageError::Io {
+            context: "storage probe".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?
+    }
+
     // ---- blobs ----
 
     /// Size of a blob readable in `repo`.

@@ -12,6 +12,8 @@
 //!   assertions on its responses (OCI error bodies, headers).
 //! - [`tar`]: a minimal ustar writer, so layers are real archives.
 //! - [`users`]: local users through the `berth user` command line.
+//! - [`api`]: the management API (`/api/v2.0`): projects, users, members
+//!   and robot accounts.
 //! - [`tokens`]: `WWW-Authenticate` challenges and the token service.
 //! - [`jwt`]: decode, verify and forge the token service's JWTs.
 //! - [`tools`]: podman, skopeo and docker with login state of their own,
@@ -19,6 +21,7 @@
 //!
 //! Not for: anything the server itself uses; no test logic lives here.
 
+pub mod api;
 pub mod content;
 pub mod jwt;
 pub mod registry;
@@ -28,6 +31,7 @@ pub mod tokens;
 pub mod tools;
 pub mod users;
 
+pub use api::Api;
 pub use content::{Blob, Image, Layer};
 pub use registry::Registry;
 pub use server::Berth;

@@ -18,16 +18,21 @@ use berth_tests::tools::{
     assert_login_refused, layout_digest, run, skopeo_copy, skopeo_login, text, write_oci_layout,
     Podman,
 };
-use berth_tests::{Berth, Image, Registry};
+use berth_tests::{Api, Berth, Image, Registry};
 use serde_json::Value;
-use slapd::{SilentServer, Slapd, User, ADMINS_DN, ALICE, BOB, CAROL, PEOPLE_DN, READER_DN};
+use slapd::{
+    SilentServer, Slapd, User, ADMINS_DN, ALICE, BOB, CAROL, DEVELOPERS_DN, PEOPLE_DN, READER_DN,
+};
 
 const INVALID: &str = "invalid username or password";
 
 /// berth in LDAP mode against the directory at `url`, groups read from
-/// `memberOf`, the fixture's registry-admins group as admins.
+/// `memberOf`, the fixture's registry-admins group as admins; with the
+/// private project `team`, whose Developers are the developers group
+/// (alice and bob): pushes go to existing projects only, and only members
+/// may use a private one.
 fn berth_with_ldap(url: &str, timeout: &str) -> Berth {
-    Berth::start_with_env(&[
+    let berth = Berth::start_with_env(&[
         ("BERTH_AUTH__MODE", "ldap"),
         ("BERTH_LDAP__URL", url),
         ("BERTH_LDAP__SEARCH_DN", READER_DN),
@@ -40,7 +45,11 @@ fn berth_with_ldap(url: &str, timeout: &str) -> Berth {
         ("BERTH_LDAP__CACHE_TTL", "60s"),
         ("BERTH_LDAP__GROUP_MEMBERSHIP_ATTRIBUTE", "memberOf"),
         ("BERTH_LDAP__GROUP_ADMIN_DN", ADMINS_DN),
-    ])
+    ]);
+    let api = Api::admin(&berth);
+    api.create_project("team", false);
+    api.add_group_member("team", DEVELOPERS_DN, 2);
+    berth
 }
 
 fn creds(user: User) -> (&'static str, &'static str) {
@@ -138,6 +147,12 @@ fn ldap_users_log_in_push_and_pull_with_podman_and_skopeo() {
 fn ldap_admin_group_members_get_the_catalog() {
     let slapd = Slapd::start();
     let berth = berth_with_ldap(&slapd.url(), "5s");
+    // Public, so that carol (in no group, so no member) may pull too.
+    let (status, _, body) = Api::admin(&berth).put(
+        "/projects/team",
+        &serde_json::json!({"metadata": {"public": "true"}}),
+    );
+    assert_eq!(status, 200, "make team public: {body}");
     berth
         .registry()
         .push_image("team/app", "1", &Image::random(1));
@@ -165,7 +180,8 @@ fn ldap_admin_group_members_get_the_catalog() {
             user.uid,
             describe(resp)
         );
-        // Both may still pull and push repositories.
+        // Both may still pull (bob as a Developer through his group,
+        // carol from the public project).
         let token = fetch_token(
             &berth.url(),
             Some(creds(user)),

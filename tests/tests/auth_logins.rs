@@ -14,11 +14,19 @@ use berth_tests::tools::{
     skopeo_login, text, write_oci_layout, Podman,
 };
 use berth_tests::users::{add_user, disable_user};
-use berth_tests::{Berth, Image, Registry};
+use berth_tests::{Api, Berth, Image, Registry};
 use serde_json::Value;
 
 /// What berth answers for a wrong password or an unknown user.
 const INVALID: &str = "invalid username or password";
+
+/// berth with the private project `team` these tests push to: pushes to a
+/// missing project are refused.
+fn start() -> Berth {
+    let berth = Berth::start();
+    Api::admin(&berth).create_projects(&["team"]);
+    berth
+}
 
 /// The hosts an auth file holds logins for.
 fn logged_in_hosts(authfile: &Path) -> Vec<String> {
@@ -34,9 +42,11 @@ fn logged_in_hosts(authfile: &Path) -> Vec<String> {
 
 #[test]
 fn podman_and_skopeo_log_in_then_push_and_pull_as_a_database_user() {
-    let berth = Berth::start();
+    let berth = start();
     let host = berth.host_port();
     add_user(&berth, "henry", "henry-password", false);
+    // A Developer of `team`, to push and pull there.
+    Api::admin(&berth).add_member("team", "henry", 2);
 
     let podman = Podman::new(&berth.scratch_dir().join("podman"));
     let out = podman.login(&host, "henry", "henry-password");
@@ -102,7 +112,7 @@ fn podman_and_skopeo_log_in_then_push_and_pull_as_a_database_user() {
 
 #[test]
 fn wrong_unknown_and_disabled_users_cannot_log_in() {
-    let berth = Berth::start();
+    let berth = start();
     add_user(&berth, "iris", "iris-password", false);
     add_user(&berth, "jack", "jack-password", false);
     disable_user(&berth, "jack");
@@ -145,8 +155,10 @@ fn wrong_unknown_and_disabled_users_cannot_log_in() {
 
 #[test]
 fn http_basic_on_v2_works_for_curl() {
-    let berth = Berth::start();
+    let berth = start();
     add_user(&berth, "kate", "kate-password", false);
+    // A Developer of `team`, to push and pull there.
+    Api::admin(&berth).add_member("team", "kate", 2);
     let image = Image::random(1);
     berth.registry().push_image("team/app", "1", &image);
 
@@ -180,7 +192,7 @@ fn http_basic_on_v2_works_for_curl() {
 
 #[test]
 fn failed_logins_are_rate_limited_per_user() {
-    let berth = Berth::start();
+    let berth = start();
     add_user(&berth, "liam", "liam-password", false);
     add_user(&berth, "mona", "mona-password", false);
     let scope = [("scope", "repository:team/app:pull")];
@@ -220,9 +232,11 @@ fn docker_logs_in_pushes_and_pulls_as_a_database_user() {
         println!("skipping docker test: {why}");
         return;
     }
-    let berth = Berth::start();
+    let berth = start();
     let host = berth.host_port();
     add_user(&berth, "nora", "nora-password", false);
+    // A Developer of `team`, to push and pull there.
+    Api::admin(&berth).add_member("team", "nora", 2);
     let config = berth.scratch_dir().join("docker-config");
     std::fs::create_dir_all(&config).unwrap();
     let env: [(&str, &OsStr); 1] = [("DOCKER_CONFIG", config.as_os_str())];

@@ -10,12 +10,20 @@ use berth_tests::tokens::{
     BearerClient, Challenge,
 };
 use berth_tests::users::{add_user, disable_user, enable_user};
-use berth_tests::{Berth, Image, Registry};
+use berth_tests::{Api, Berth, Image, Registry};
 use reqwest::blocking::Response;
 use serde_json::{json, Value};
 
 const ISSUER: &str = "berth-token-service";
 const SERVICE: &str = "berth";
+
+/// berth with the private project `team` these tests use: pushes to a
+/// missing project are refused.
+fn start() -> Berth {
+    let berth = Berth::start();
+    Api::admin(&berth).create_projects(&["team"]);
+    berth
+}
 
 /// Asserts a 401 with an OCI UNAUTHORIZED body and a Bearer challenge
 /// naming this server's realm and service; returns the challenge.
@@ -72,7 +80,7 @@ fn repo_access(name: &str, actions: &[&str]) -> (String, String, Vec<String>) {
 
 #[test]
 fn v2_challenges_name_realm_service_and_scope() {
-    let berth = Berth::start();
+    let berth = start();
     let http = plain_client();
 
     let c = assert_challenge(&berth, http.get(berth.url() + "/v2/").send().unwrap());
@@ -130,8 +138,10 @@ fn v2_challenges_name_realm_service_and_scope() {
 
 #[test]
 fn token_get_with_basic_grants_the_scopes_asked_for() {
-    let berth = Berth::start();
+    let berth = start();
     add_user(&berth, "dave", "dave-password-1", false);
+    // A Maintainer may pull, push and delete: every scope asked for below.
+    Api::admin(&berth).add_member("team", "dave", 4);
     let resp = token_get(
         &berth.url(),
         Some(("dave", "dave-password-1")),
@@ -256,7 +266,7 @@ fn token_get_with_basic_grants_the_scopes_asked_for() {
 
 #[test]
 fn anonymous_tokens_grant_pull_on_public_projects_only() {
-    let berth = Berth::start();
+    let berth = start();
     let body = token_body(token_get(
         &berth.url(),
         None,
@@ -295,7 +305,7 @@ fn anonymous_tokens_grant_pull_on_public_projects_only() {
 
 #[test]
 fn anonymous_pulls_public_images_without_a_token() {
-    let berth = Berth::start();
+    let berth = start();
     let admin = berth.registry();
     let public = Image::random(2);
     let private = Image::random(1);
@@ -320,7 +330,7 @@ fn anonymous_pulls_public_images_without_a_token() {
 
 #[test]
 fn only_administrators_get_the_catalog() {
-    let berth = Berth::start();
+    let berth = start();
     berth
         .registry()
         .push_image("team/app", "1", &Image::random(1));
@@ -382,8 +392,10 @@ fn only_administrators_get_the_catalog() {
 
 #[test]
 fn oauth2_password_and_refresh_token_grants() {
-    let berth = Berth::start();
+    let berth = start();
     add_user(&berth, "erin", "erin-password", false);
+    // A Developer, to pull and push.
+    Api::admin(&berth).add_member("team", "erin", 2);
     let base = berth.url();
     let body = token_body(token_post(
         &base,
@@ -485,7 +497,7 @@ fn oauth2_password_and_refresh_token_grants() {
 
 #[test]
 fn jwks_publishes_the_key_that_signs_tokens() {
-    let berth = Berth::start();
+    let berth = start();
     let resp = plain_client()
         .get(berth.url() + "/service/jwks")
         .send()
@@ -535,7 +547,7 @@ fn jwks_publishes_the_key_that_signs_tokens() {
 
 #[test]
 fn forged_and_altered_tokens_are_refused() {
-    let berth = Berth::start();
+    let berth = start();
     let image = Image::random(1);
     berth.registry().push_image("team/app", "v1", &image);
     let path = "/v2/team/app/manifests/v1";
@@ -667,7 +679,7 @@ fn forged_and_altered_tokens_are_refused() {
 
 #[test]
 fn forged_refresh_tokens_are_refused() {
-    let berth = Berth::start();
+    let berth = start();
     let server_key = jwt::server_key(berth.data_dir());
     let real = fetch_token(&berth.url(), Some(berth.admin_credentials()), &[]);
     let (header, _) = jwt::decode(&real);

@@ -9,8 +9,16 @@ use std::process::{Command, Output};
 use berth_tests::content::{
     image_index, random_layer, random_suffix, sha256_digest, to_json, OCI_INDEX, OCI_MANIFEST,
 };
-use berth_tests::{Berth, Blob, Image};
+use berth_tests::{Api, Berth, Blob, Image};
 use serde_json::{json, Value};
+
+/// berth with the project these tests push to: pushes to a missing
+/// project are refused.
+fn start() -> Berth {
+    let berth = Berth::start();
+    Api::admin(&berth).create_projects(&["team"]);
+    berth
+}
 
 /// Runs a command and asserts success, showing its output otherwise.
 fn run(program: &str, args: &[&str]) -> Output {
@@ -92,7 +100,7 @@ fn layout_ref(dir: &Path, name: &str) -> String {
 
 #[test]
 fn skopeo_copies_a_multi_layer_oci_image_in_and_out() {
-    let berth = Berth::start();
+    let berth = start();
     let registry = berth.registry();
     let creds = format!("admin:{}", berth.admin_password());
     let image = Image::with_layers((0..3).map(|i| random_layer(4, 10_000 * (i + 1))).collect());
@@ -194,7 +202,7 @@ fn skopeo_copies_a_multi_layer_oci_image_in_and_out() {
 
 #[test]
 fn skopeo_copies_a_multi_arch_index_and_deletes() {
-    let berth = Berth::start();
+    let berth = start();
     let registry = berth.registry();
     let creds = format!("admin:{}", berth.admin_password());
     let amd = Image::random(2);
@@ -273,7 +281,7 @@ fn skopeo_copies_a_multi_arch_index_and_deletes() {
 
 #[test]
 fn podman_pushes_and_pulls() {
-    let berth = Berth::start();
+    let berth = start();
     let registry = berth.registry();
     let creds = format!("admin:{}", berth.admin_password());
     let scratch = berth.scratch_dir().join("podman");
@@ -368,7 +376,7 @@ fn oci_client_crate_pushes_pulls_and_lists_tags() {
     use oci_client::secrets::RegistryAuth;
     use oci_client::{Client, Reference};
 
-    let berth = Berth::start();
+    let berth = start();
     let registry = berth.registry();
     let image = Image::random(3);
     let auth = RegistryAuth::Basic("admin".to_string(), berth.admin_password().to_string());
@@ -455,7 +463,7 @@ fn docker_pushes_and_pulls() {
         println!("skipping docker test: {why}");
         return;
     }
-    let berth = Berth::start();
+    let berth = start();
     let registry = berth.registry();
     // A docker config of its own: the login stays out of ~/.docker.
     let config = berth.scratch_dir().join("docker-config");

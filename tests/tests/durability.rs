@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use berth_tests::content::{random_bytes, sha256_digest, sha512_digest, to_json, OCI_MANIFEST};
 use berth_tests::registry::{describe, header, with_query};
 use berth_tests::server::POLL;
-use berth_tests::{Berth, Blob, Image, Registry};
+use berth_tests::{Api, Berth, Blob, Image, Registry};
 use reqwest::blocking::Body;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
@@ -86,6 +86,14 @@ impl Read for Pattern {
     }
 }
 
+/// berth with the projects these tests push to: pushes to a missing
+/// project are refused.
+fn start() -> Berth {
+    let berth = Berth::start();
+    Api::admin(&berth).create_projects(&["team", "tools"]);
+    berth
+}
+
 fn dir_size(path: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(path) else {
         return 0;
@@ -114,7 +122,7 @@ fn upload_progress(registry: &Registry, location: &str) -> Option<u64> {
 
 #[test]
 fn restart_keeps_everything() {
-    let mut berth = Berth::start();
+    let mut berth = start();
     let registry = berth.registry();
     let app = Image::random(3);
     let tool = Image::random(1);
@@ -179,7 +187,7 @@ fn kill9_during_a_large_streamed_upload() {
     const TOTAL: u64 = 200 * MIB;
     const GATE: u64 = 64 * MIB;
     const SEED: u64 = 0x5eed_1234_abcd_0001;
-    let mut berth = Berth::start();
+    let mut berth = start();
     let registry = berth.registry();
     let before = Image::random(2);
     registry.push_image("team/big", "v1", &before);
@@ -277,7 +285,7 @@ fn kill9_during_a_large_streamed_upload() {
 
 #[test]
 fn upload_session_survives_restart() {
-    let mut berth = Berth::start();
+    let mut berth = start();
     let registry = berth.registry();
     let data = random_bytes(3 * 200_000);
     let digest = sha256_digest(&data);
@@ -352,7 +360,7 @@ fn kill9_during_a_stream_of_manifest_pushes() {
 /// survived, nothing is torn and every tag points to what was pushed for it.
 fn kill9_during_manifest_pushes(threads: usize) {
     const MANIFESTS: usize = 3000;
-    let mut berth = Berth::start();
+    let mut berth = start();
     let registry = Arc::new(berth.registry());
     let repo = "team/crash";
     let base = Image::random(1);

@@ -6,11 +6,14 @@ use std::io::Read;
 
 use berth_tests::content::{random_bytes, sha256_digest, sha512_digest, unknown_digest};
 use berth_tests::registry::{assert_error, assert_error_body, describe, header, with_query};
-use berth_tests::{Berth, Blob, Registry};
+use berth_tests::{Api, Berth, Blob, Registry};
 use reqwest::blocking::Body;
 
 fn setup() -> (Berth, Registry) {
     let berth = Berth::start();
+    // Pushes go to existing projects only. `never` stays empty: its
+    // repositories are unknown (404), not in a missing project (403).
+    Api::admin(&berth).create_projects(&["team", "other", "never"]);
     let registry = berth.registry();
     (berth, registry)
 }

@@ -3,11 +3,16 @@
 
 use berth_tests::content::OCI_MANIFEST;
 use berth_tests::registry::{assert_error, assert_error_body, header};
-use berth_tests::{Berth, Blob, Image, Registry};
+use berth_tests::{Api, Berth, Blob, Image, Registry};
 use serde_json::Value;
 
 fn setup() -> (Berth, Registry) {
     let berth = Berth::start();
+    // Pushes go to existing projects only. `no` stays empty: its
+    // repositories are unknown (404), not in a missing project (403).
+    Api::admin(&berth).create_projects(&[
+        "team", "a", "alpha", "bravo", "charlie", "delta", "echo", "one", "x.y", "no",
+    ]);
     let registry = berth.registry();
     (berth, registry)
 }

@@ -10,12 +10,15 @@ use berth_tests::content::{
 use berth_tests::registry::{
     assert_error, assert_error_body, describe, header, header_values, ALL_MANIFEST_TYPES,
 };
-use berth_tests::{Berth, Blob, Image, Registry};
+use berth_tests::{Api, Berth, Blob, Image, Registry};
 use reqwest::blocking::Response;
 use serde_json::json;
 
 fn setup() -> (Berth, Registry) {
     let berth = Berth::start();
+    // Pushes go to existing projects only. `never` stays empty: its
+    // repositories are unknown (404), not in a missing project (403).
+    Api::admin(&berth).create_projects(&["team", "never"]);
     let registry = berth.registry();
     (berth, registry)
 }

@@ -5,7 +5,7 @@ use berth_tests::content::{
     artifact_manifest, random_suffix, to_json, unknown_digest, OCI_INDEX, OCI_MANIFEST,
 };
 use berth_tests::registry::{assert_error, describe, header};
-use berth_tests::{Berth, Blob, Image, Registry};
+use berth_tests::{Api, Berth, Blob, Image, Registry};
 use serde_json::{json, Value};
 
 const SBOM: &str = "application/vnd.example.sbom.v1";
@@ -13,6 +13,9 @@ const SIGNATURE: &str = "application/vnd.example.signature.v1";
 
 fn setup() -> (Berth, Registry) {
     let berth = Berth::start();
+    // Pushes go to existing projects only. `never` stays empty: its
+    // repositories are unknown (404), not in a missing project (403).
+    Api::admin(&berth).create_projects(&["team", "never"]);
     let registry = berth.registry();
     (berth, registry)
 }

@@ -90,7 +90,8 @@ pub async fn list_all(app: &App, req: &ApiRequest) -> Result<Reply, GatewayError
     responses((status = 200, description = "The project's audit records, newest first", body = [AuditLog],
         headers(("X-Total-Count" = i64, description = "Total matching"), ("Link" = String, description = "prev/next pages"))),
         (status = 400, body = super::Errors), (status = 403, body = super::Errors),
-        (status = 404, body = super::Errors)))]
+        (status = 404, body = super::Errors),
+        (status = 401, description = "Wrong credentials, or none where the project is private", body = super::Errors)))]
 pub async fn list_project(
     app: &App,
     session: &Session,

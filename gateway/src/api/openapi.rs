@@ -39,7 +39,45 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(repositories::Doc::openapi());
     doc.merge(logs::Doc::openapi());
     doc.merge(system::Doc::openapi());
+    add_unauthorized(&mut doc);
     doc
+}
+
+/// Endpoints that answer without looking at credentials.
+const PUBLIC: &[&str] = &["/api/v2.0/ping", "/api/v2.0/health"];
+
+/// Every other operation may answer 401 (bad credentials, or none where
+/// they are needed): documented once here rather than on each handler.
+fn add_unauthorized(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let response = ResponseBuilder::new()
+        .description("Missing or invalid credentials")
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Errors")))
+                .build(),
+        )
+        .build();
+    for (path, item) in doc.paths.paths.iter_mut() {
+        if PUBLIC.contains(&path.as_str()) {
+            continue;
+        }
+        let ops = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.head,
+            &mut item.patch,
+        ];
+        for op in ops.into_iter().flatten() {
+            op.responses
+                .responses
+                .entry("401".into())
+                .or_insert_with(|| response.clone().into());
+        }
+    }
 }
 
 pub fn document() -> Reply {

@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use berth_policy::{Action, Namespace, Resource, Role};
+use berth_policy::{Action, Resource, Role};
 use berth_storage::oci::ProjectName;
-use berth_storage::projects::{ProjectDeletion, ProjectFilter, ProjectRow, Visibility};
+use berth_storage::projects::{ProjectDeletion, ProjectFilter, ProjectRow};
 use pingora::proxy::Session;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -158,26 +158,7 @@ pub async fn list(app: &App, req: &ApiRequest) -> Result<Reply, GatewayError> {
         }),
         _ => None,
     };
-    let visibility = match &req.identity {
-        None => Visibility::Public,
-        Some(_) if req.is_admin() => Visibility::All,
-        Some(id) => match (&id.robot, id.user_id) {
-            (Some(perms), _) if perms.iter().any(|p| p.namespace == Namespace::All) => {
-                Visibility::All
-            }
-            (Some(perms), _) => Visibility::Named(
-                perms
-                    .iter()
-                    .map(|p| p.namespace.as_str().to_owned())
-                    .collect(),
-            ),
-            (None, Some(user_id)) => Visibility::Member {
-                user_id,
-                groups: id.groups.clone(),
-            },
-            (None, None) => Visibility::Public,
-        },
-    };
+    let visibility = req.visibility();
     let filter = ProjectFilter {
         exact_name: exact,
         name_contains: contains,

@@ -347,7 +347,9 @@ async fn resolve(
         ("page_size" = Option<i64>, Query, description = "Items per page, at most 100")),
     responses((status = 200, description = "The project's repositories, by name", body = [Repository],
         headers(("X-Total-Count" = i64, description = "Total matching"), ("Link" = String, description = "prev/next pages"))),
-        (status = 400, body = super::Errors), (status = 404, body = super::Errors)))]
+        (status = 400, body = super::Errors), (status = 404, body = super::Errors),
+        (status = 401, description = "Wrong credentials, or none where the project is private", body = super::Errors),
+        (status = 403, description = "The caller's role does not allow this", body = super::Errors)))]
 pub async fn list(
     app: &App,
     session: &Session,
@@ -377,7 +379,9 @@ pub async fn list(
     params(("project_name_or_id" = String, Path, description = "Project name or id"),
         ("repository_name" = String, Path, description = "Name without the project; encode `/` as %2F")),
     responses((status = 200, body = Repository), (status = 400, body = super::Errors),
-        (status = 404, body = super::Errors)))]
+        (status = 404, body = super::Errors),
+        (status = 401, description = "Wrong credentials, or none where the project is private", body = super::Errors),
+        (status = 403, description = "The caller's role does not allow this", body = super::Errors)))]
 pub async fn get(
     app: &App,
     session: &Session,
@@ -394,7 +398,9 @@ pub async fn get(
     params(("project_name_or_id" = String, Path, description = "Project name or id"),
         ("repository_name" = String, Path, description = "Name without the project; encode `/` as %2F")),
     responses((status = 200, description = "Deleted with its artifacts, tags and blob links; blob bytes stay until garbage collection"),
-        (status = 403, body = super::Errors), (status = 404, body = super::Errors)))]
+        (status = 403, body = super::Errors), (status = 404, body = super::Errors),
+        (status = 400, description = "Invalid name, reference, query or body", body = super::Errors),
+        (status = 401, description = "Wrong credentials, or none where the project is private", body = super::Errors)))]
 pub async fn delete(
     app: &App,
     session: &Session,
@@ -430,7 +436,9 @@ pub async fn delete(
         ("page_size" = Option<i64>, Query, description = "Items per page, at most 100")),
     responses((status = 200, description = "Top-level artifacts (not an index's children), newest push first", body = [Artifact],
         headers(("X-Total-Count" = i64, description = "Total matching"), ("Link" = String, description = "prev/next pages"))),
-        (status = 400, body = super::Errors), (status = 404, body = super::Errors)))]
+        (status = 400, body = super::Errors), (status = 404, body = super::Errors),
+        (status = 401, description = "Wrong credentials, or none where the project is private", body = super::Errors),
+        (status = 403, description = "The caller's role does not allow this", body = super::Errors)))]
 pub async fn list_artifacts(
     app: &App,
     session: &Session,
@@ -483,7 +491,9 @@ fn encode(repo: &str) -> String {
         ("reference" = String, Path, description = "Digest or tag"),
         ("with_tag" = Option<bool>, Query, description = "Include the tags (default true)")),
     responses((status = 200, body = Artifact), (status = 400, body = super::Errors),
-        (status = 404, body = super::Errors)))]
+        (status = 404, body = super::Errors),
+        (status = 401, description = "Wrong credentials, or none where the project is private", body = super::Errors),
+        (status = 403, description = "The caller's role does not allow this", body = super::Errors)))]
 pub async fn get_artifact(
     app: &App,
     session: &Session,
@@ -516,7 +526,9 @@ pub async fn get_artifact(
         ("reference" = String, Path, description = "Digest or tag; a tag deletes the artifact it points at")),
     responses((status = 200, description = "Deleted with its tags (an index also with the children nothing else uses)"),
         (status = 403, body = super::Errors), (status = 404, body = super::Errors),
-        (status = 412, description = "An index lists this artifact; delete the index", body = super::Errors)))]
+        (status = 412, description = "An index lists this artifact; delete the index", body = super::Errors),
+        (status = 400, description = "Invalid name, reference, query or body", body = super::Errors),
+        (status = 401, description = "Wrong credentials, or none where the project is private", body = super::Errors)))]
 pub async fn delete_artifact(
     app: &App,
     session: &Session,
@@ -561,7 +573,9 @@ pub async fn delete_artifact(
         ("page_size" = Option<i64>, Query, description = "Items per page, at most 100")),
     responses((status = 200, description = "The artifact's tags, newest first", body = [Tag],
         headers(("X-Total-Count" = i64, description = "Total matching"), ("Link" = String, description = "prev/next pages"))),
-        (status = 400, body = super::Errors), (status = 404, body = super::Errors)))]
+        (status = 400, body = super::Errors), (status = 404, body = super::Errors),
+        (status = 401, description = "Wrong credentials, or none where the project is private", body = super::Errors),
+        (status = 403, description = "The caller's role does not allow this", body = super::Errors)))]
 pub async fn list_tags(
     app: &App,
     session: &Session,
@@ -606,7 +620,8 @@ pub async fn list_tags(
         headers(("Location" = String, description = ".../artifacts/{digest}/tags/{name}"))),
         (status = 400, description = "Missing or invalid tag name", body = super::Errors),
         (status = 403, body = super::Errors), (status = 404, body = super::Errors),
-        (status = 409, description = "The repository already has this tag (tags are not moved this way)", body = super::Errors)))]
+        (status = 409, description = "The repository already has this tag (tags are not moved this way)", body = super::Errors),
+        (status = 401, description = "Wrong credentials, or none where the project is private", body = super::Errors)))]
 pub async fn create_tag(
     app: &App,
     session: &mut Session,
@@ -665,7 +680,8 @@ pub async fn create_tag(
         ("tag_name" = String, Path, description = "The tag to remove")),
     responses((status = 200, description = "Removed; the artifact stays"),
         (status = 400, body = super::Errors), (status = 403, body = super::Errors),
-        (status = 404, description = "No such artifact, or the tag is not on it", body = super::Errors)))]
+        (status = 404, description = "No such artifact, or the tag is not on it", body = super::Errors),
+        (status = 401, description = "Wrong credentials, or none where the project is private", body = super::Errors)))]
 pub async fn delete_tag(
     app: &App,
     session: &Session,

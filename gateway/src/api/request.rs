@@ -4,9 +4,9 @@
 use std::net::IpAddr;
 
 use berth_auth::{AuthError, Identity};
-use berth_policy::{authorize, Action, Decision, Resource, Subject};
+use berth_policy::{authorize, Action, Decision, Namespace, Resource, Subject};
 use berth_storage::audit::{now_ms, AuditRecord};
-use berth_storage::projects::ProjectRow;
+use berth_storage::projects::{ProjectRow, Visibility};
 use pingora::proxy::Session;
 use serde::de::DeserializeOwned;
 
@@ -62,6 +62,32 @@ impl ApiRequest {
         self.subject().is_admin()
     }
 
+    /// Which projects listings may show this caller: everything to system
+    /// administrators (and robots on `*`), public projects plus their own
+    /// to members and robots, public projects to anonymous callers.
+    pub fn visibility(&self) -> Visibility {
+        match &self.identity {
+            None => Visibility::Public,
+            Some(_) if self.is_admin() => Visibility::All,
+            Some(id) => match (&id.robot, id.user_id) {
+                (Some(perms), _) if perms.iter().any(|p| p.namespace == Namespace::All) => {
+                    Visibility::All
+                }
+                (Some(perms), _) => Visibility::Named(
+                    perms
+                        .iter()
+                        .map(|p| p.namespace.as_str().to_owned())
+                        .collect(),
+                ),
+                (None, Some(user_id)) => Visibility::Member {
+                    user_id,
+                    groups: id.groups.clone(),
+                },
+                (None, None) => Visibility::Public,
+            },
+        }
+    }
+
     /// Policy's decision, as the API's error.
     pub fn require(&self, action: Action, resource: Resource<'_>) -> Result<(), GatewayError> {
         decision_to_result(authorize(&self.subject(), action, resource))
@@ -85,6 +111,11 @@ impl ApiRequest {
             _ => meta.project(name_or_id).await?,
         };
         let Some(row) = row else {
+            // Anonymous callers get the same answer for a missing project
+            // as for a private one, so existence does not leak.
+            if self.identity.is_none() {
+                return Err(GatewayError::Unauthenticated { scope: None });
+            }
             return Err(GatewayError::ApiNotFound(format!(
                 "project `{name_or_id}` not found"
             )));

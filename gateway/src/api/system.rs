@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use berth_policy::{Action, Resource};
-use berth_storage::projects::{ProjectFilter, Visibility};
+use berth_storage::projects::ProjectFilter;
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
@@ -104,10 +104,26 @@ pub fn ping() -> Reply {
 
 #[utoipa::path(get, path = "/api/v2.0/health", tag = "health",
     responses((status = 200, description = "Health of each component (200 also when unhealthy, as Harbor); no credentials needed",
-        body = OverallHealthStatus)))]
+        body = OverallHealthStatus),
+        (status = 401, description = "Wrong credentials (none are needed)", body = super::Errors)))]
 pub async fn health(app: &App) -> Result<Reply, GatewayError> {
-    // The blob store is not checked here: its location is not known to
-    // the API (a failing store shows in the registry's own errors).
+    let storage = match app.registry.probe_storage().await {
+        Ok(()) => ComponentHealthStatus {
+            name: "storage".into(),
+            status: "healthy".into(),
+            error: None,
+        },
+        Err(e) => {
+            tracing::error!(error = %cause_chain(&e), "health check: blob store write failed");
+            ComponentHealthStatus {
+                name: "storage".into(),
+                status: "unhealthy".into(),
+                error: Some(
+                    "the blob store does not take writes; the registry log has the cause".into(),
+                ),
+            }
+        }
+    };
     let database = match app.registry.meta().ping().await {
         Ok(()) => ComponentHealthStatus {
             name: "database".into(),
@@ -123,7 +139,7 @@ pub async fn health(app: &App) -> Result<Reply, GatewayError> {
             }
         }
     };
-    let components = vec![database];
+    let components = vec![database, storage];
     let healthy = components.iter().all(|c| c.status == "healthy");
     Ok(json_reply(&OverallHealthStatus {
         status: if healthy { "healthy" } else { "unhealthy" }.into(),
@@ -132,7 +148,8 @@ pub async fn health(app: &App) -> Result<Reply, GatewayError> {
 }
 
 #[utoipa::path(get, path = "/api/v2.0/systeminfo", tag = "systeminfo",
-    responses((status = 200, body = GeneralInfo)))]
+    responses((status = 200, body = GeneralInfo),
+        (status = 401, description = "Wrong credentials (none are needed)", body = super::Errors)))]
 pub async fn systeminfo(app: &App, _req: &ApiRequest) -> Result<Reply, GatewayError> {
     let registry_url = app.external_url.as_deref().map(|u| {
         u.split_once("://")
@@ -145,9 +162,12 @@ pub async fn systeminfo(app: &App, _req: &ApiRequest) -> Result<Reply, GatewayEr
         current_time: humantime::format_rfc3339_millis(now).to_string(),
         registry_url,
         external_url: app.external_url.clone(),
-        // The API has no view of the login configuration; LDAP
-        // installations report db_auth too (see the report).
-        auth_mode: "db_auth".into(),
+        auth_mode: if app.login.uses_directory() {
+            "ldap_auth"
+        } else {
+            "db_auth"
+        }
+        .into(),
         project_creation_restriction: "everyone".into(),
         self_registration: false,
         has_ca_root: false,
@@ -158,34 +178,14 @@ pub async fn systeminfo(app: &App, _req: &ApiRequest) -> Result<Reply, GatewayEr
     }))
 }
 
-/// Which projects a listing may show the caller, as `projects::list`.
-pub(super) fn visibility(req: &ApiRequest) -> Visibility {
-    match &req.identity {
-        None => Visibility::Public,
-        Some(_) if req.is_admin() => Visibility::All,
-        Some(id) => match (&id.robot, id.user_id) {
-            (Some(perms), _) => Visibility::Named(
-                perms
-                    .iter()
-                    .map(|p| p.namespace.as_str().to_owned())
-                    .collect(),
-            ),
-            (None, Some(user_id)) => Visibility::Member {
-                user_id,
-                groups: id.groups.clone(),
-            },
-            (None, None) => Visibility::Public,
-        },
-    }
-}
-
 /// Repositories examined per query while filtering by visibility.
 const SEARCH_BATCH: i64 = 500;
 
 #[utoipa::path(get, path = "/api/v2.0/search", tag = "search",
     params(("q" = String, Query, description = "Part of a project or repository name")),
     responses((status = 200, description = "Projects and repositories the caller can see whose names contain `q`, by name, at most 100 of each",
-        body = Search), (status = 400, body = super::Errors)))]
+        body = Search), (status = 400, body = super::Errors),
+        (status = 401, description = "Wrong credentials (none are needed)", body = super::Errors)))]
 pub async fn search(app: &App, req: &ApiRequest) -> Result<Reply, GatewayError> {
     let needle = req
         .query
@@ -199,7 +199,7 @@ pub async fn search(app: &App, req: &ApiRequest) -> Result<Reply, GatewayError> 
         ..ProjectFilter::default()
     };
     let (rows, _) = meta
-        .list_projects(&visibility(req), &filter, 0, MAX_PAGE_SIZE)
+        .list_projects(&req.visibility(), &filter, 0, MAX_PAGE_SIZE)
         .await?;
     let mut projects = Vec::with_capacity(rows.len());
     for row in &rows {

@@ -9,6 +9,7 @@ mod uploads;
 use berth_policy::Action;
 use berth_storage::audit::{now_ms, AuditRecord};
 use berth_storage::oci::{Reference, RepoName};
+use berth_storage::StorageError;
 use pingora::http::Method;
 use pingora::proxy::Session;
 
@@ -29,7 +30,16 @@ pub async fn handle(app: &App, session: &mut Session) -> Result<Reply, GatewayEr
         Some(action) => {
             if let Err(e) = check(app, &caller, action, route.repo()).await {
                 audit(app, session, &caller, &route, &method, Err(&e));
-                return Err(with_mount_scope(e, &route, &query));
+                return Err(match (e, route.repo()) {
+                    // A HEAD answer has no body to carry the message. Say
+                    // "not here" instead (true, and no more than a missing
+                    // project tells): podman and skopeo then go on to the
+                    // upload POST, whose DENIED message they print.
+                    (GatewayError::Hidden(_), Some(repo)) if method == Method::HEAD => {
+                        StorageError::NameUnknown(repo.clone()).into()
+                    }
+                    (e, _) => with_mount_scope(e, &route, &query),
+                });
             }
         }
         // The version check tells clients where to log in.

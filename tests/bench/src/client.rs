@@ -278,6 +278,31 @@ impl Registry {
         })
     }
 
+    /// Creates a private project with the admin credentials (berth's
+    /// management API, Harbor's shape): berth refuses pushes to a project
+    /// that does not exist.
+    pub async fn create_project(&self, name: &str) -> anyhow::Result<()> {
+        let creds = self
+            .creds
+            .as_ref()
+            .ok_or_else(|| anyhow!("creating a project needs the admin credentials"))?;
+        let basic = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", creds.user, creds.password));
+        let body = serde_json::json!({"project_name": name, "metadata": {"public": "false"}});
+        let req = Request::post("/api/v2.0/projects")
+            .header(AUTHORIZATION, format!("Basic {basic}"))
+            .header(CONTENT_TYPE, "application/json")
+            .body(ReqBody::Full(Bytes::from(body.to_string())))?;
+        let mut conn = self.conn().await?;
+        expect(
+            conn.send(req).await?,
+            StatusCode::CREATED,
+            &format!("creating project {name}"),
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn fetch_token(&self, challenge: &str, repo: &str) -> anyhow::Result<String> {
         let params = parse_challenge(challenge)?;
         let realm = params

@@ -16,7 +16,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tempfile::TempDir;
 
-use crate::client::{Conn, Credentials};
+use crate::client::{Conn, Credentials, Registry};
 use crate::procfs::ProcessSet;
 
 /// How long a server may take to answer `GET /v2/`.
@@ -198,7 +198,12 @@ impl Server {
             password,
         });
         self.spawn("berth", cmd)?;
-        self.wait_ready(self.addr).await
+        self.wait_ready(self.addr).await?;
+        // The scenarios push to `bench/...`, and berth refuses pushes to a
+        // project that does not exist.
+        Registry::new(self.addr, self.creds.clone())
+            .create_project("bench")
+            .await
     }
 
     async fn start_registry(&mut self, bins: &Binaries, addr: SocketAddr) -> anyhow::Result<()> {

@@ -1,0 +1,177 @@
+//! A small blocking client for berth's management API (`/api/v2.0`, Harbor's
+//! shapes) with HTTP Basic on every request: projects, users, members and
+//! robot accounts, the setup that registry tests need before they push.
+
+use reqwest::blocking::{Client, RequestBuilder};
+use reqwest::header::HeaderMap;
+use serde_json::{json, Value};
+
+use crate::registry::http_client;
+use crate::server::Berth;
+
+const PREFIX: &str = "/api/v2.0";
+
+/// A status, the headers and the body of an answer; the body is JSON, or
+/// the text as a JSON string when it is not JSON, or `null` when empty.
+pub type Answer = (u16, HeaderMap, Value);
+
+pub struct Api {
+    base: String,
+    http: Client,
+}
+
+impl Api {
+    /// As the system administrator `admin`.
+    pub fn admin(berth: &Berth) -> Api {
+        let (user, password) = berth.admin_credentials();
+        Api::as_user(berth, user, password)
+    }
+
+    /// As any account, robots included (`robot$...`).
+    pub fn as_user(berth: &Berth, user: &str, password: &str) -> Api {
+        Api {
+            base: format!("{}{PREFIX}", berth.url()),
+            http: http_client(Some((user, password))),
+        }
+    }
+
+    /// Without credentials.
+    pub fn anonymous(berth: &Berth) -> Api {
+        Api {
+            base: format!("{}{PREFIX}", berth.url()),
+            http: http_client(None),
+        }
+    }
+
+    /// `path` is relative to `/api/v2.0` and starts with `/`.
+    pub fn get(&self, path: &str) -> Answer {
+        send(self.http.get(self.url(path)))
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> Answer {
+        send(self.http.post(self.url(path)).json(body))
+    }
+
+    pub fn put(&self, path: &str, body: &Value) -> Answer {
+        send(self.http.put(self.url(path)).json(body))
+    }
+
+    pub fn delete(&self, path: &str) -> Answer {
+        send(self.http.delete(self.url(path)))
+    }
+
+    /// Creates a project; returns its id.
+    pub fn create_project(&self, name: &str, public: bool) -> i64 {
+        let body = json!({"project_name": name, "metadata": {"public": public.to_string()}});
+        created(self.post("/projects", &body), &format!("project {name}"))
+    }
+
+    /// Creates private projects (Harbor's default) for tests that only need
+    /// them to exist.
+    pub fn create_projects(&self, names: &[&str]) {
+        for name in names {
+            self.create_project(name, false);
+        }
+    }
+
+    /// Creates a local user (not an administrator); returns its id.
+    pub fn create_user(&self, name: &str, password: &str) -> i64 {
+        let body = json!({
+            "username": name,
+            "password": password,
+            "email": format!("{name}@example.org"),
+            "realname": name,
+        });
+        created(self.post("/users", &body), &format!("user {name}"))
+    }
+
+    /// Makes `username` a member of `project` with Harbor's `role_id`
+    /// (1 ProjectAdmin, 2 Developer, 3 Guest, 4 Maintainer, 5 LimitedGuest);
+    /// returns the membership id.
+    pub fn add_member(&self, project: &str, username: &str, role_id: i64) -> i64 {
+        let body = json!({"role_id": role_id, "member_user": {"username": username}});
+        created(
+            self.post(&format!("/projects/{project}/members"), &body),
+            &format!("member {username} of {project}"),
+        )
+    }
+
+    /// Makes the LDAP group `group_dn` a member of `project`; returns the
+    /// membership id.
+    pub fn add_group_member(&self, project: &str, group_dn: &str, role_id: i64) -> i64 {
+        // The group's name: the value of the DN's first RDN (`cn=devs,...`).
+        let name = group_dn
+            .split(',')
+            .next()
+            .and_then(|rdn| rdn.split_once('='))
+            .map_or(group_dn, |(_, value)| value);
+        let body = json!({
+            "role_id": role_id,
+            "member_group": {"ldap_group_dn": group_dn, "group_type": 1, "group_name": name},
+        });
+        created(
+            self.post(&format!("/projects/{project}/members"), &body),
+            &format!("group member {group_dn} of {project}"),
+        )
+    }
+
+    /// Creates a robot account from Harbor's `RobotCreate` JSON; returns its
+    /// full name (`robot$...`) and secret.
+    pub fn create_robot(&self, robot: &Value) -> (String, String) {
+        let (_, name, secret) = self.create_robot_with_id(robot);
+        (name, secret)
+    }
+
+    /// [`Api::create_robot`], also returning the robot's id.
+    pub fn create_robot_with_id(&self, robot: &Value) -> (i64, String, String) {
+        let (status, _, body) = self.post("/robots", robot);
+        assert_eq!(status, 201, "create robot {robot}: {body}");
+        let field = |key: &str| {
+            body[key]
+                .as_str()
+                .unwrap_or_else(|| panic!("no {key} in {body}"))
+                .to_string()
+        };
+        let id = body["id"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no id in {body}"));
+        (id, field("name"), field("secret"))
+    }
+
+    /// Replaces a robot account with Harbor's full `Robot` JSON.
+    pub fn update_robot(&self, id: i64, robot: &Value) {
+        let (status, _, body) = self.put(&format!("/robots/{id}"), robot);
+        assert_eq!(status, 200, "update robot {id} with {robot}: {body}");
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+fn send(request: RequestBuilder) -> Answer {
+    let resp = request.send().expect("management API request");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = resp.text().expect("read management API answer");
+    let body = if text.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, headers, body)
+}
+
+/// Asserts a 201 and returns the id at the end of its Location.
+fn created((status, headers, body): Answer, what: &str) -> i64 {
+    assert_eq!(status, 201, "create {what}: {body}");
+    let location = headers
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_else(|| panic!("create {what}: no Location header"));
+    location
+        .rsplit('/')
+        .next()
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("create {what}: no id at the end of Location {location}"))
+}

@@ -1,0 +1,353 @@
+//! The served OpenAPI document describes what the server really answers:
+//! every response below is checked against the document's schema for its
+//! path, method and status (and that status must be documented at all).
+
+use berth_tests::{Berth, Image, Registry};
+use reqwest::blocking::{Client, RequestBuilder};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+struct Spec {
+    doc: Value,
+}
+
+impl Spec {
+    fn fetch(berth: &Berth) -> Spec {
+        let resp = Client::new()
+            .get(format!("{}/api/v2.0/openapi.json", berth.url()))
+            .send()
+            .expect("openapi.json");
+        assert_eq!(resp.status(), 200);
+        let doc: Value = resp.json().expect("openapi.json is JSON");
+        assert!(
+            doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
+            "not an OpenAPI 3 document: {}",
+            doc["openapi"]
+        );
+        Spec { doc }
+    }
+
+    /// The document's path template matching a concrete path.
+    fn template(&self, path: &str) -> Option<String> {
+        let want: Vec<&str> = path.split('/').collect();
+        let paths = self.doc["paths"].as_object()?;
+        paths
+            .keys()
+            .find(|t| {
+                let segs: Vec<&str> = t.split('/').collect();
+                segs.len() == want.len()
+                    && segs
+                        .iter()
+                        .zip(&want)
+                        .all(|(s, w)| s == w || (s.starts_with('{') && s.ends_with('}')))
+            })
+            .cloned()
+    }
+
+    /// Checks a response against the document and returns its body.
+    fn check(&self, method: &Method, path: &str, status: u16, body: &str) -> Value {
+        let template = self
+            .template(path)
+            .unwrap_or_else(|| panic!("{method} {path}: no such path in the OpenAPI document"));
+        let op = &self.doc["paths"][&template][method.as_str().to_lowercase()];
+        assert!(
+            op.is_object(),
+            "{method} {template}: method not in the OpenAPI document"
+        );
+        let resp = &op["responses"][status.to_string()];
+        assert!(
+            resp.is_object(),
+            "{method} {template}: status {status} is not documented (body: {body})"
+        );
+        let value: Value = if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(body).unwrap_or(Value::String(body.to_owned()))
+        };
+        if let Some(schema) = resp["content"]["application/json"]["schema"].as_object() {
+            let root = json!({
+                "$schema": "https://json-schema.org/draft/2020-12/schema",
+                "allOf": [Value::Object(schema.clone())],
+                "components": self.doc["components"].clone(),
+            });
+            let validator = jsonschema::validator_for(&root)
+                .unwrap_or_else(|e| panic!("{method} {template}: schema does not compile: {e}"));
+            let errors: Vec<String> = validator
+                .iter_errors(&value)
+                .map(|e| format!("{} at {}", e, e.instance_path))
+                .collect();
+            assert!(
+                errors.is_empty(),
+                "{method} {path} -> {status}: body does not match the documented schema:\n{}\nbody: {body}",
+                errors.join("\n")
+            );
+        }
+        value
+    }
+}
+
+struct Caller<'a> {
+    berth: &'a Berth,
+    spec: &'a Spec,
+    http: Client,
+    auth: Option<(String, String)>,
+}
+
+impl Caller<'_> {
+    fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let url = format!("{}{path}", self.berth.url());
+        let mut req: RequestBuilder = self.http.request(method.clone(), url);
+        if let Some((u, p)) = &self.auth {
+            req = req.basic_auth(u, Some(p));
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().unwrap_or_default();
+        let bare = path.split('?').next().unwrap_or(path);
+        let value = self.spec.check(&method, bare, status, &text);
+        (status, value)
+    }
+
+    fn expect(&self, method: Method, path: &str, body: Option<Value>, status: u16) -> Value {
+        let (got, value) = self.call(method.clone(), path, body);
+        assert_eq!(got, status, "{method} {path}: {value}");
+        value
+    }
+}
+
+#[test]
+fn real_responses_match_the_served_openapi_document() {
+    let berth = Berth::start();
+    let spec = Spec::fetch(&berth);
+    let admin = Caller {
+        berth: &berth,
+        spec: &spec,
+        http: Client::new(),
+        auth: Some(("admin".into(), berth.admin_password().into())),
+    };
+    let anon = Caller {
+        auth: None,
+        http: Client::new(),
+        ..admin
+    };
+    use Method as M;
+
+    // Projects and members.
+    admin.expect(
+        M::POST,
+        "/api/v2.0/projects",
+        Some(json!({"project_name": "team", "metadata": {"public": "false"}})),
+        201,
+    );
+    admin.expect(
+        M::POST,
+        "/api/v2.0/projects",
+        Some(json!({"project_name": "team"})),
+        409,
+    );
+    admin.expect(
+        M::POST,
+        "/api/v2.0/projects",
+        Some(json!({"project_name": "Bad Name"})),
+        400,
+    );
+    admin.expect(M::POST, "/api/v2.0/projects", Some(json!({"nope": 1})), 400);
+    let list = admin.expect(M::GET, "/api/v2.0/projects?page=1&page_size=1", None, 200);
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+    let team = admin.expect(M::GET, "/api/v2.0/projects/team", None, 200);
+    let team_id = team["project_id"].as_i64().expect("project_id");
+    admin.expect(M::GET, &format!("/api/v2.0/projects/{team_id}"), None, 200);
+    admin.expect(M::GET, "/api/v2.0/projects/team/summary", None, 200);
+    admin.expect(
+        M::PUT,
+        "/api/v2.0/projects/team",
+        Some(json!({"metadata": {"public": "maybe"}})),
+        400,
+    );
+    admin.expect(M::GET, "/api/v2.0/projects/nothing-here", None, 404);
+    // Anonymous callers cannot tell a private project from a missing one.
+    anon.expect(M::GET, "/api/v2.0/projects/team", None, 401);
+    anon.expect(M::GET, "/api/v2.0/projects/nothing-here", None, 401);
+    anon.expect(M::GET, "/api/v2.0/projects", None, 200);
+
+    // Users.
+    admin.expect(M::POST, "/api/v2.0/users", Some(json!({"username": "alice", "password": "alice-pass-1", "email": "alice@example.org", "realname": "Alice"})), 201);
+    admin.expect(
+        M::POST,
+        "/api/v2.0/users",
+        Some(json!({"username": "alice", "password": "alice-pass-1"})),
+        409,
+    );
+    admin.expect(
+        M::POST,
+        "/api/v2.0/users",
+        Some(json!({"username": "bob", "password": "short"})),
+        400,
+    );
+    let users = admin.expect(M::GET, "/api/v2.0/users?q=username%3D~ali", None, 200);
+    let alice_id = users[0]["user_id"].as_i64().expect("user_id");
+    admin.expect(M::GET, &format!("/api/v2.0/users/{alice_id}"), None, 200);
+    admin.expect(M::GET, "/api/v2.0/users/current", None, 200);
+    admin.expect(M::GET, "/api/v2.0/users/search?username=al", None, 200);
+    admin.expect(
+        M::PUT,
+        &format!("/api/v2.0/users/{alice_id}"),
+        Some(json!({"realname": "Alice A."})),
+        200,
+    );
+    anon.expect(M::GET, "/api/v2.0/users", None, 401);
+    let alice = Caller {
+        auth: Some(("alice".into(), "alice-pass-1".into())),
+        http: Client::new(),
+        ..admin
+    };
+    alice.expect(M::GET, "/api/v2.0/users", None, 403);
+    alice.expect(M::GET, "/api/v2.0/users/current", None, 200);
+    alice.expect(M::GET, "/api/v2.0/projects/team", None, 404);
+
+    let member = admin.expect(
+        M::POST,
+        "/api/v2.0/projects/team/members",
+        Some(json!({"role_id": 2, "member_user": {"username": "alice"}})),
+        201,
+    );
+    assert_eq!(member, Value::Null);
+    admin.expect(
+        M::POST,
+        "/api/v2.0/projects/team/members",
+        Some(json!({"role_id": 9, "member_user": {"username": "alice"}})),
+        400,
+    );
+    let members = admin.expect(M::GET, "/api/v2.0/projects/team/members", None, 200);
+    let mid = members
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["entity_name"] == "alice"))
+        .and_then(|m| m["id"].as_i64())
+        .expect("alice is a member");
+    admin.expect(
+        M::GET,
+        &format!("/api/v2.0/projects/team/members/{mid}"),
+        None,
+        200,
+    );
+    admin.expect(
+        M::PUT,
+        &format!("/api/v2.0/projects/team/members/{mid}"),
+        Some(json!({"role_id": 4})),
+        200,
+    );
+    let seen = alice.expect(M::GET, "/api/v2.0/projects/team", None, 200);
+    assert_eq!(seen["current_user_role_id"], 4);
+
+    // Robots.
+    let robot = admin.expect(M::POST, "/api/v2.0/robots", Some(json!({
+        "name": "ci", "level": "project", "duration": -1, "disable": false, "description": "",
+        "permissions": [{"kind": "project", "namespace": "team", "access": [{"resource": "repository", "action": "pull"}]}]
+    })), 201);
+    assert_eq!(robot["name"], "robot$team+ci");
+    let robot_id = robot["id"].as_i64().expect("robot id");
+    admin.expect(
+        M::POST,
+        "/api/v2.0/robots",
+        Some(json!({"name": "empty", "level": "system", "duration": -1, "permissions": []})),
+        400,
+    );
+    let got = admin.expect(M::GET, &format!("/api/v2.0/robots/{robot_id}"), None, 200);
+    assert!(
+        got.get("secret").is_none(),
+        "the secret is never shown again"
+    );
+    admin.expect(M::GET, "/api/v2.0/robots", None, 200);
+    admin.expect(
+        M::PATCH,
+        &format!("/api/v2.0/robots/{robot_id}"),
+        Some(json!({})),
+        200,
+    );
+    admin.expect(M::GET, "/api/v2.0/robots/999", None, 404);
+
+    // Repositories, artifacts and tags of a pushed image.
+    let reg = Registry::with_basic_auth(&berth.url(), "admin", berth.admin_password());
+    reg.push_image("team/app", "v1", &Image::random(2));
+    admin.expect(M::GET, "/api/v2.0/projects/team/repositories", None, 200);
+    admin.expect(
+        M::GET,
+        "/api/v2.0/projects/team/repositories/app",
+        None,
+        200,
+    );
+    let arts = admin.expect(
+        M::GET,
+        "/api/v2.0/projects/team/repositories/app/artifacts",
+        None,
+        200,
+    );
+    let digest = arts[0]["digest"]
+        .as_str()
+        .expect("artifact digest")
+        .to_owned();
+    admin.expect(
+        M::GET,
+        &format!("/api/v2.0/projects/team/repositories/app/artifacts/{digest}"),
+        None,
+        200,
+    );
+    admin.expect(
+        M::GET,
+        "/api/v2.0/projects/team/repositories/app/artifacts/v1/tags",
+        None,
+        200,
+    );
+    admin.expect(
+        M::POST,
+        "/api/v2.0/projects/team/repositories/app/artifacts/v1/tags",
+        Some(json!({"name": "v1-copy"})),
+        201,
+    );
+    admin.expect(
+        M::DELETE,
+        "/api/v2.0/projects/team/repositories/app/artifacts/v1/tags/v1-copy",
+        None,
+        200,
+    );
+    admin.expect(
+        M::GET,
+        "/api/v2.0/projects/team/repositories/nothing/artifacts",
+        None,
+        404,
+    );
+
+    // Logs and system endpoints.
+    admin.expect(M::GET, "/api/v2.0/audit-logs", None, 200);
+    admin.expect(M::GET, "/api/v2.0/projects/team/logs", None, 200);
+    alice.expect(M::GET, "/api/v2.0/audit-logs", None, 403);
+    anon.expect(M::GET, "/api/v2.0/systeminfo", None, 200);
+    anon.expect(M::GET, "/api/v2.0/health", None, 200);
+    admin.expect(M::GET, "/api/v2.0/search?q=te", None, 200);
+
+    // Deletions last.
+    admin.expect(
+        M::DELETE,
+        &format!("/api/v2.0/robots/{robot_id}"),
+        None,
+        200,
+    );
+    admin.expect(
+        M::DELETE,
+        &format!("/api/v2.0/projects/team/members/{mid}"),
+        None,
+        200,
+    );
+    admin.expect(M::DELETE, "/api/v2.0/projects/team", None, 412);
+    admin.expect(
+        M::DELETE,
+        "/api/v2.0/projects/team/repositories/app",
+        None,
+        200,
+    );
+    admin.expect(M::DELETE, "/api/v2.0/projects/team", None, 200);
+    admin.expect(M::DELETE, &format!("/api/v2.0/users/{alice_id}"), None, 200);
+}
