@@ -103,7 +103,13 @@ fn misconfigured<T: std::fmt::Debug>(result: Result<T, AuthError>, what: &str) -
 async fn users_log_in_with_their_groups_from_member_of() {
     let slapd = Slapd::start();
     let directory = LdapDirectory::new(&config(&slapd.url()));
-    // The fixture's own readiness probes and ldapadd connected before us.
+    // The fixture's own readiness probes and ldapadd connected before us;
+    // slapd may log the last of their closes a moment later, so wait for
+    // them before taking the baseline.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while slapd.closed_count() < slapd.connection_count() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let connections_before = slapd.connection_count();
     let closed_before = slapd.closed_count();
 

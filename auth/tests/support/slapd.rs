@@ -248,11 +248,12 @@ impl Slapd {
             .count()
     }
 
-    /// Connections closed so far (by either side).
+    /// Connections closed so far (by either side; `closed` or `closed
+    /// (connection lost)`).
     pub fn closed_count(&self) -> usize {
         self.log()
             .lines()
-            .filter(|line| line.ends_with(" closed"))
+            .filter(|line| line.contains(" fd=") && line.contains(" closed"))
             .count()
     }
 
