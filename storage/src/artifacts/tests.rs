@@ -1,0 +1,192 @@
+//! Repositories, artifacts and tags against a real SQLite database.
+
+use super::*;
+use crate::oci::{manifest, Algorithm, Reference};
+
+const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+
+async fn meta() -> (tempfile::TempDir, Meta) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/t.db", dir.path().display());
+    (dir, Meta::connect(&url).await.unwrap())
+}
+
+/// Links a blob of `len` bytes and returns its descriptor.
+async fn blob(meta: &Meta, repo: &RepoName, seed: &str, len: u64) -> serde_json::Value {
+    let d = Digest::compute(Algorithm::Sha256, seed.as_bytes());
+    meta.link_blob(repo, &d, len).await.unwrap();
+    serde_json::json!({"mediaType": CONFIG, "digest": d.to_string(), "size": len})
+}
+
+async fn push(meta: &Meta, repo: &RepoName, body: serde_json::Value, tags: &[&str]) -> Digest {
+    let bytes = serde_json::to_vec(&body).unwrap();
+    let parsed = manifest::parse(None, &bytes).unwrap();
+    let digest = Digest::compute(Algorithm::Sha256, &bytes);
+    let tags: Vec<Tag> = tags.iter().map(|t| t.parse().unwrap()).collect();
+    meta.put_manifest(repo, &digest, &parsed, &bytes, &tags)
+        .await
+        .unwrap();
+    digest
+}
+
+async fn image(meta: &Meta, repo: &RepoName, seed: &str, tags: &[&str]) -> (Digest, i64) {
+    let config = blob(meta, repo, &format!("{seed}-config"), 100).await;
+    let layer = blob(meta, repo, &format!("{seed}-layer"), 1000).await;
+    let body = serde_json::json!({
+        "schemaVersion": 2, "mediaType": manifest::OCI_MANIFEST,
+        "config": config, "layers": [layer],
+    });
+    let len = serde_json::to_vec(&body).unwrap().len() as i64;
+    (push(meta, repo, body, tags).await, len + 1100)
+}
+
+#[tokio::test]
+async fn artifacts_sizes_tags_and_index_deletion() {
+    let (_dir, meta) = meta().await;
+    let repo: RepoName = "team/app".parse().unwrap();
+    let (amd, amd_size) = image(&meta, &repo, "amd", &[]).await;
+    let (arm, arm_size) = image(&meta, &repo, "arm", &["arm-only"]).await;
+    let index_body = serde_json::json!({
+        "schemaVersion": 2, "mediaType": manifest::OCI_INDEX,
+        "manifests": [
+            {"mediaType": manifest::OCI_MANIFEST, "digest": amd.to_string(), "size": 1,
+             "platform": {"architecture": "amd64", "os": "linux"}},
+            {"mediaType": manifest::OCI_MANIFEST, "digest": arm.to_string(), "size": 1,
+             "platform": {"architecture": "arm64", "os": "linux", "variant": "v8"}},
+        ],
+    });
+    let index_len = serde_json::to_vec(&index_body).unwrap().len() as i64;
+    let index = push(&meta, &repo, index_body, &["v1", "latest"]).await;
+    let (single, single_size) = image(&meta, &repo, "single", &["solo"]).await;
+
+    let repo_row = meta.repository(&repo).await.unwrap().unwrap();
+    assert_eq!(repo_row.artifact_count, 2, "children are not top-level");
+    let (rows, total) = meta
+        .list_artifacts(repo_row.id, &TagFilter::Any, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(total, 2);
+    let digests: BTreeSet<_> = rows.iter().map(|r| r.digest.clone()).collect();
+    assert_eq!(digests, BTreeSet::from([index.clone(), single.clone()]));
+    let idx = rows.iter().find(|r| r.digest == index).unwrap();
+    assert!(idx.is_index());
+    assert_eq!(idx.size, index_len + amd_size + arm_size);
+    let names: Vec<&str> = idx.tags.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names.len(), 2);
+    assert_eq!(idx.children.len(), 2);
+    assert_eq!(idx.children[1].digest, arm);
+    assert!(idx.children[1].id.is_some());
+    assert_eq!(
+        idx.children[1]
+            .platform
+            .as_ref()
+            .unwrap()
+            .variant
+            .as_deref(),
+        Some("v8")
+    );
+    let one = rows.iter().find(|r| r.digest == single).unwrap();
+    assert_eq!(one.size, single_size);
+    assert_eq!(one.config_media_type.as_deref(), Some(CONFIG));
+
+    let (only, n) = meta
+        .list_artifacts(repo_row.id, &TagFilter::Exact("solo".into()), 0, 10)
+        .await
+        .unwrap();
+    assert_eq!((n, only[0].digest.clone()), (1, single.clone()));
+    let (_, n) = meta
+        .list_artifacts(repo_row.id, &TagFilter::Untagged, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+
+    // A child cannot go on its own.
+    assert_eq!(
+        meta.delete_artifact(repo_row.id, &amd).await.unwrap(),
+        ArtifactDeletion::Referenced { by: index.clone() }
+    );
+    // The index takes its untagged child along; the tagged one stays.
+    match meta.delete_artifact(repo_row.id, &index).await.unwrap() {
+        ArtifactDeletion::Deleted { manifests, tags } => {
+            assert_eq!(manifests, vec![index.clone(), amd.clone()]);
+            assert_eq!(tags.len(), 2);
+        }
+        other => panic!("{other:?}"),
+    }
+    let amd_ref = Reference::Digest(amd.clone());
+    assert!(meta.get_manifest(&repo, &amd_ref).await.unwrap().is_none());
+    assert!(meta.artifact(repo_row.id, &arm).await.unwrap().is_some());
+    assert_eq!(
+        meta.delete_artifact(repo_row.id, &index).await.unwrap(),
+        ArtifactDeletion::NotFound
+    );
+}
+
+#[tokio::test]
+async fn tags_are_added_but_not_moved() {
+    let (_dir, meta) = meta().await;
+    let repo: RepoName = "team/app".parse().unwrap();
+    let (a, _) = image(&meta, &repo, "a", &["v1"]).await;
+    let (b, _) = image(&meta, &repo, "b", &[]).await;
+    let id = meta.repository(&repo).await.unwrap().unwrap().id;
+    let v1: Tag = "v1".parse().unwrap();
+    let v2: Tag = "v2".parse().unwrap();
+    assert_eq!(
+        meta.add_tag(id, &b, &v1).await.unwrap(),
+        TagAddition::Exists { on: a.clone() }
+    );
+    assert!(matches!(
+        meta.add_tag(id, &b, &v2).await.unwrap(),
+        TagAddition::Added { .. }
+    ));
+    assert_eq!(meta.tagged_digest(id, &v2).await.unwrap(), Some(b.clone()));
+    let (tags, n) = meta
+        .list_artifact_tags(id, &b, None, Some("v"), 0, 10)
+        .await
+        .unwrap();
+    assert_eq!((n, tags[0].name.clone()), (1, v2.clone()));
+    assert!(!meta.remove_artifact_tag(id, &a, &v2).await.unwrap());
+    assert!(meta.remove_artifact_tag(id, &b, &v2).await.unwrap());
+    let gone = Digest::compute(Algorithm::Sha256, b"gone");
+    assert_eq!(
+        meta.add_tag(id, &gone, &v2).await.unwrap(),
+        TagAddition::NoArtifact
+    );
+}
+
+#[tokio::test]
+async fn repositories_are_listed_and_deleted_whole() {
+    let (_dir, meta) = meta().await;
+    meta.ensure_project("team", false).await.unwrap();
+    for name in ["team/a", "team/b/c", "teamx/a"] {
+        let repo: RepoName = name.parse().unwrap();
+        image(&meta, &repo, name, &["v1"]).await;
+    }
+    meta.ping().await.unwrap();
+    let (rows, total) = meta
+        .list_repositories("team", &RepositoryFilter::default(), 0, 1)
+        .await
+        .unwrap();
+    assert_eq!((total, rows[0].name.as_str()), (2, "team/a"));
+    assert_eq!(rows[0].artifact_count, 1);
+    assert!(rows[0].updated_at >= rows[0].created_at);
+    let filter = RepositoryFilter {
+        name_contains: Some("b/".into()),
+        ..RepositoryFilter::default()
+    };
+    let (rows, _) = meta
+        .list_repositories("team", &filter, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(rows[0].name.as_str(), "team/b/c");
+    let hits = meta.search_repositories("/a", "", 10).await.unwrap();
+    assert_eq!(hits.len(), 1, "teamx has no project: {hits:?}");
+    assert_eq!(hits[0].project_name, "team");
+
+    let repo: RepoName = "team/a".parse().unwrap();
+    assert!(meta.delete_repository(&repo).await.unwrap());
+    assert!(!meta.delete_repository(&repo).await.unwrap());
+    assert!(meta.repository(&repo).await.unwrap().is_none());
+    let v1 = Reference::Tag("v1".parse().unwrap());
+    assert!(meta.get_manifest(&repo, &v1).await.unwrap().is_none());
+}
