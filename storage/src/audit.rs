@@ -5,6 +5,7 @@
 //! [`AuditLog::flush`] waits until everything sent before it is committed:
 //! the server calls it on shutdown so a clean stop loses nothing.
 
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::sqlite::SqliteRow;
@@ -15,7 +16,7 @@ use crate::error::StorageError;
 use crate::meta::Meta;
 
 /// Records per transaction at most.
-const BATCH: usize = 512;
+const BATCH: usize = 4096;
 
 /// One audit record.
 #[derive(Debug, Clone, PartialEq)]
@@ -142,15 +143,54 @@ async fn writer(meta: Meta, mut rx: mpsc::UnboundedReceiver<Event>) {
     }
 }
 
+/// Audit rows per INSERT statement (8 parameters each).
+const ROWS_PER_INSERT: usize = 64;
+
 async fn write_batch(meta: &Meta, batch: &[Event]) -> Result<(), StorageError> {
-    let mut tx = meta.pool().begin_with("BEGIN IMMEDIATE").await?;
+    // A pull storm sends one event per manifest GET: counts are summed per
+    // repository and artifact first, so the batch costs one UPDATE per
+    // distinct target rather than per pull, and records go in multi-row
+    // INSERTs. This keeps the writer ahead of the request path.
+    let mut repo_pulls: HashMap<&str, i64> = HashMap::new();
+    let mut last_pull: HashMap<(&str, &str), i64> = HashMap::new();
+    let mut records: Vec<&AuditRecord> = Vec::new();
     for event in batch {
         match event {
-            Event::Audit(r) => {
-                sqlx::query(
-                    "INSERT INTO audit_logs (op_time, username, operation, resource_type, resource, \
-                     project, success, client_ip) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            Event::Audit(r) => records.push(r),
+            Event::Pull { repo, digest, at } => {
+                *repo_pulls.entry(repo).or_default() += 1;
+                let t = last_pull.entry((repo, digest)).or_default();
+                *t = (*t).max(*at);
+            }
+            Event::Flush(_) => {}
+        }
+    }
+    let mut tx = meta.pool().begin_with("BEGIN IMMEDIATE").await?;
+    for chunk in records.chunks(ROWS_PER_INSERT) {
+        let values = (0..chunk.len())
+            .map(|i| {
+                let b = i * 8;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6,
+                    b + 7,
+                    b + 8
                 )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO audit_logs (op_time, username, operation, resource_type, resource, \
+             project, success, client_ip) VALUES {values}"
+        );
+        let mut q = sqlx::query(&sql);
+        for r in chunk {
+            q = q
                 .bind(r.op_time)
                 .bind(&r.username)
                 .bind(&r.operation)
@@ -158,27 +198,27 @@ async fn write_batch(meta: &Meta, batch: &[Event]) -> Result<(), StorageError> {
                 .bind(&r.resource)
                 .bind(&r.project)
                 .bind(r.success)
-                .bind(&r.client_ip)
-                .execute(&mut *tx)
-                .await?;
-            }
-            Event::Pull { repo, digest, at } => {
-                sqlx::query("UPDATE repositories SET pull_count = pull_count + 1 WHERE name = $1")
-                    .bind(repo)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(
-                    "UPDATE manifests SET pulled_at = $3 WHERE digest = $2 \
-                     AND repo_id = (SELECT id FROM repositories WHERE name = $1)",
-                )
-                .bind(repo)
-                .bind(digest)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
-            }
-            Event::Flush(_) => {}
+                .bind(&r.client_ip);
         }
+        q.execute(&mut *tx).await?;
+    }
+    for (repo, n) in repo_pulls {
+        sqlx::query("UPDATE repositories SET pull_count = pull_count + $2 WHERE name = $1")
+            .bind(repo)
+            .bind(n)
+            .execute(&mut *tx)
+            .await?;
+    }
+    for ((repo, digest), at) in last_pull {
+        sqlx::query(
+            "UPDATE manifests SET pulled_at = $3 WHERE digest = $2 \
+             AND repo_id = (SELECT id FROM repositories WHERE name = $1)",
+        )
+        .bind(repo)
+        .bind(digest)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await?;
     Ok(())
