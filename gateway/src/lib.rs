@@ -8,6 +8,8 @@
 //! - [`auth`]: who is calling `/v2`, and the policy decision.
 //! - [`token_endpoint`]: `/service/token` and `/service/jwks`.
 //! - [`users_cli`]: `berth user ...` commands.
+//! - [`cert_cli`]: `berth cert init`, a local CA and server certificate.
+//! - [`tls`]: certificate files checked at start and reloaded while running.
 //! - [`http`]: reading bodies, writing replies, streaming blobs.
 //! - [`bufpool`]: reused read buffers for streaming blobs.
 //! - [`error`]: every error mapped to its OCI code and status, in one place.
@@ -19,11 +21,13 @@ pub mod app;
 pub mod auth;
 pub mod bootstrap;
 pub mod bufpool;
+pub mod cert_cli;
 pub mod error;
 pub mod http;
 pub mod proxy;
 pub mod route;
 pub mod server;
+pub mod tls;
 pub mod token_endpoint;
 pub mod users_cli;
 pub mod v2;

@@ -1,11 +1,12 @@
 //! The `berth` binary: parse the command line, load config, build, run.
 
-use std::net::TcpListener;
+use std::net::{IpAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use berth_conf::{Config, LogFormat};
-use berth_gateway::bootstrap;
+use berth_conf::{Config, LogFormat, TlsConfig};
+use berth_gateway::tls::{CertFiles, ReloadingCert};
+use berth_gateway::{bootstrap, cert_cli};
 use berth_gateway::server::{self, ServerSettings};
 use berth_gateway::users_cli::{self, UserCommand};
 use berth_storage::Registry;
@@ -36,12 +37,36 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Create a local CA and a server certificate for this registry's
+    /// names (written to <data_dir>/tls; `serve` then uses them).
+    Cert {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: CertCommand,
+    },
     /// Manage local users.
     User {
         #[arg(long)]
         config: Option<PathBuf>,
         #[command(subcommand)]
         command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CertCommand {
+    /// Write ca.crt, server.crt and server.key and print how to trust them.
+    Init {
+        /// A DNS name clients use for the registry (repeatable).
+        #[arg(long = "hostname")]
+        hostnames: Vec<String>,
+        /// An IP address clients use for the registry (repeatable).
+        #[arg(long = "ip")]
+        ips: Vec<IpAddr>,
+        /// Replace an existing CA (clients must trust the new one).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -54,6 +79,30 @@ fn main() -> ExitCode {
                 println!("{}", c.redacted());
                 ExitCode::SUCCESS
             }
+            Err(e) => {
+                eprintln!("berth: invalid configuration: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Cert {
+            config,
+            command:
+                CertCommand::Init {
+                    hostnames,
+                    ips,
+                    force,
+                },
+        } => match berth_conf::load(config.as_deref(), &env) {
+            Ok(c) => match cert_cli::init(&c.data_dir, &hostnames, &ips, c.listen.port(), force) {
+                Ok(msg) => {
+                    println!("{msg}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("berth: {e}");
+                    ExitCode::FAILURE
+                }
+            },
             Err(e) => {
                 eprintln!("berth: invalid configuration: {e}");
                 ExitCode::FAILURE
@@ -114,8 +163,30 @@ fn init_logging(config: &Config) {
     }
 }
 
-fn serve(config: Config) -> ExitCode {
+fn serve(mut config: Config) -> ExitCode {
     init_logging(&config);
+    // Without [tls], the files `berth cert init` writes are used if present.
+    if config.tls.is_none() {
+        let (cert, key) = cert_cli::default_files(&config.data_dir);
+        if cert.exists() && key.exists() {
+            tracing::info!(cert = %cert.display(), "serving HTTPS with the certificate from `berth cert init`");
+            config.tls = Some(TlsConfig { cert, key });
+        }
+    }
+    // Checked before anything starts: Pingora would panic on a bad file.
+    let tls = match &config.tls {
+        Some(t) => match ReloadingCert::open(CertFiles {
+            cert: t.cert.clone(),
+            key: t.key.clone(),
+        }) {
+            Ok(cert) => Some(cert),
+            Err(e) => {
+                eprintln!("berth: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
     // Pingora binds later and only logs a failure; check now so that a busy
     // port is a clear error and a non-zero exit.
     if let Err(e) = TcpListener::bind(config.listen) {
@@ -159,16 +230,24 @@ fn serve(config: Config) -> ExitCode {
             config.data_dir.join("initial-admin-password").display()
         );
     }
-    tracing::info!(listen = %config.listen, data_dir = %config.data_dir.display(), "berth starting");
-    server::run(
+    if let Some(cert) = &tls {
+        cert.watch(runtime.handle());
+    }
+    tracing::info!(listen = %config.listen, tls = tls.is_some(), data_dir = %config.data_dir.display(), "berth starting");
+    let ran = server::run(
         &ServerSettings {
             listen: config.listen,
             threads: config.server.threads,
             grace_period_secs: config.server.grace_period.as_secs(),
+            tls,
         },
         built.app.clone(),
         Box::new(UnixShutdownSignalWatch),
     );
+    if let Err(e) = ran {
+        eprintln!("berth: {e}");
+        return ExitCode::FAILURE;
+    }
     // In-flight requests have finished: commit the audit records they
     // left before exiting.
     runtime.block_on(built.app.audit.flush());

@@ -8,16 +8,24 @@ use pingora::server::{RunArgs, Server, ShutdownSignalWatch};
 
 use crate::app::App;
 use crate::proxy::Gateway;
+use crate::tls::ReloadingCert;
+use pingora::listeners::tls::TlsSettings;
 
 pub struct ServerSettings {
     pub listen: SocketAddr,
     pub threads: usize,
     pub grace_period_secs: u64,
+    /// Serve HTTPS (HTTP/1.1 and HTTP/2 by ALPN) with this certificate.
+    pub tls: Option<Arc<ReloadingCert>>,
 }
 
 /// Runs until `shutdown` fires. Blocks the calling thread; must not be
 /// called from inside a tokio runtime (Pingora builds its own).
-pub fn run(settings: &ServerSettings, app: Arc<App>, shutdown: Box<dyn ShutdownSignalWatch>) {
+pub fn run(
+    settings: &ServerSettings,
+    app: Arc<App>,
+    shutdown: Box<dyn ShutdownSignalWatch>,
+) -> Result<(), String> {
     let conf = ServerConf {
         threads: settings.threads,
         // Pingora's defaults wait minutes before exiting; a registry being
@@ -29,9 +37,22 @@ pub fn run(settings: &ServerSettings, app: Arc<App>, shutdown: Box<dyn ShutdownS
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
     let mut service = pingora::proxy::http_proxy_service(&server.configuration, Gateway { app });
-    service.add_tcp(&settings.listen.to_string());
+    let addr = settings.listen.to_string();
+    match &settings.tls {
+        Some(cert) => {
+            // Paths stay empty: the resolver serves the certificate, so a
+            // reload reaches new handshakes without a restart.
+            let mut tls = TlsSettings::intermediate("", "")
+                .map_err(|e| format!("cannot set up TLS on {addr}: {e}"))?;
+            tls.set_cert_resolver(cert.clone());
+            tls.enable_h2();
+            service.add_tls_with_settings(&addr, None, tls);
+        }
+        None => service.add_tcp(&addr),
+    }
     server.add_service(service);
     server.run(RunArgs {
         shutdown_signal: shutdown,
     });
+    Ok(())
 }
