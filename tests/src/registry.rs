@@ -26,6 +26,21 @@ impl Registry {
         }
     }
 
+    /// A client with Basic credentials that also trusts the CA at `ca`
+    /// (for a registry serving HTTPS).
+    pub fn with_basic_auth_trusting(
+        base: &str,
+        user: &str,
+        password: &str,
+        ca: Option<&std::path::Path>,
+    ) -> Registry {
+        Registry {
+            base: base.trim_end_matches('/').to_string(),
+            http: http_client_trusting(Some((user, password)), ca),
+            credentials: Some((user.to_string(), password.to_string())),
+        }
+    }
+
     /// A client that sends HTTP Basic credentials with every request.
     pub fn with_basic_auth(base: &str, user: &str, password: &str) -> Registry {
         Registry {
@@ -281,6 +296,14 @@ pub const ALL_MANIFEST_TYPES: &str = "application/vnd.oci.image.manifest.v1+json
 /// A blocking client without proxies or redirects, sending HTTP Basic
 /// credentials with every request when given.
 pub fn http_client(credentials: Option<(&str, &str)>) -> Client {
+    http_client_trusting(credentials, None)
+}
+
+/// Like [`http_client`], trusting also the CA certificate (PEM) at `ca`.
+pub fn http_client_trusting(
+    credentials: Option<(&str, &str)>,
+    ca: Option<&std::path::Path>,
+) -> Client {
     let mut headers = reqwest::header::HeaderMap::new();
     if let Some((user, password)) = credentials {
         let value = format!("Basic {}", base64(format!("{user}:{password}").as_bytes()));
@@ -288,7 +311,14 @@ pub fn http_client(credentials: Option<(&str, &str)>) -> Client {
         value.set_sensitive(true);
         headers.insert(reqwest::header::AUTHORIZATION, value);
     }
-    Client::builder()
+    let mut builder = Client::builder();
+    if let Some(ca) = ca {
+        let pem = std::fs::read(ca).expect("read CA certificate");
+        builder = builder.add_root_certificate(
+            reqwest::Certificate::from_pem(&pem).expect("CA certificate PEM"),
+        );
+    }
+    builder
         .no_proxy()
         .default_headers(headers)
         .timeout(Duration::from_secs(300))

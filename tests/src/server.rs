@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use crate::content::random_suffix;
-use crate::registry::{http_client, Registry};
+use crate::registry::{http_client_trusting, Registry};
 
 /// How long berth may take to answer `GET /v2/` after it is started.
 const READY_DEADLINE: Duration = Duration::from_secs(30);
@@ -33,6 +33,8 @@ pub struct Berth {
     /// Extra environment for the process, after the harness's own.
     extra_env: Vec<(String, String)>,
     child: Option<Child>,
+    /// The CA of `berth cert init` when serving HTTPS.
+    tls_ca: Option<PathBuf>,
 }
 
 impl Berth {
@@ -73,7 +75,41 @@ impl Berth {
         Berth::launch(root, data_dir, env)
     }
 
+    /// Starts berth serving HTTPS with a certificate from `berth cert init
+    /// --hostname localhost --ip 127.0.0.1` in a fresh data directory.
+    pub fn start_tls() -> Berth {
+        let root = tempfile::Builder::new()
+            .prefix("berth-test-")
+            .tempdir()
+            .expect("create temp dir");
+        let data_dir = root.path().join("data");
+        std::fs::create_dir_all(&data_dir).expect("create data dir");
+        cert_init(&data_dir, &[]);
+        let mut berth = Berth::launch_with(
+            root,
+            data_dir.clone(),
+            Vec::new(),
+            Some(data_dir.join("tls/ca.crt")),
+        );
+        berth.tls_ca = Some(data_dir.join("tls/ca.crt"));
+        berth
+    }
+
+    /// The CA clients must trust, when serving HTTPS.
+    pub fn tls_ca(&self) -> Option<&Path> {
+        self.tls_ca.as_deref()
+    }
+
     fn launch(root: TempDir, data_dir: PathBuf, extra_env: Vec<(String, String)>) -> Berth {
+        Berth::launch_with(root, data_dir, extra_env, None)
+    }
+
+    fn launch_with(
+        root: TempDir,
+        data_dir: PathBuf,
+        extra_env: Vec<(String, String)>,
+        tls_ca: Option<PathBuf>,
+    ) -> Berth {
         let log_path = root.path().join("berth.log");
         let mut berth = Berth {
             root,
@@ -83,6 +119,7 @@ impl Berth {
             admin_password: format!("pw-{}-{}", random_suffix(), random_suffix()),
             extra_env,
             child: None,
+            tls_ca,
         };
         // Another process may take the free port between our probe and
         // berth's bind: then try another one.
@@ -97,9 +134,14 @@ impl Berth {
         unreachable!()
     }
 
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT`, or `https://` when serving TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.host_port())
+        let scheme = if self.tls_ca.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.host_port())
     }
 
     /// `127.0.0.1:PORT`
@@ -128,7 +170,38 @@ impl Berth {
     /// A client for this server, authenticated as the administrator with
     /// HTTP Basic on every request.
     pub fn registry(&self) -> Registry {
-        Registry::with_basic_auth(&self.url(), "admin", &self.admin_password)
+        Registry::with_basic_auth_trusting(
+            &self.url(),
+            "admin",
+            &self.admin_password,
+            self.tls_ca.as_deref(),
+        )
+    }
+
+    /// Sends a signal (`HUP`, `TERM`, ...) to the process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.pid().expect("berth is running");
+        let ok = Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill -{signal} {pid} failed");
+    }
+
+    /// Waits for the process to exit by itself; its exit code.
+    pub fn wait_exit(&mut self, deadline: Duration) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let until = Instant::now() + deadline;
+        while Instant::now() < until {
+            if let Some(status) = child.try_wait().expect("poll berth process") {
+                return status.code();
+            }
+            std::thread::sleep(POLL);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("berth did not exit within {deadline:?}");
     }
 
     /// A scratch directory that lives as long as this server.
@@ -253,7 +326,7 @@ impl Berth {
     }
 
     fn wait_ready(&mut self) -> Result<(), String> {
-        let http = http_client(Some(self.admin_credentials()));
+        let http = http_client_trusting(Some(self.admin_credentials()), self.tls_ca.as_deref());
         let url = format!("{}/v2/", self.url());
         let deadline = Instant::now() + READY_DEADLINE;
         let mut last = String::from("no answer yet");
@@ -309,6 +382,32 @@ impl Drop for Berth {
             );
         }
     }
+}
+
+/// Runs `berth cert init --hostname localhost --ip 127.0.0.1` (plus
+/// `extra` arguments) for a data directory.
+pub fn cert_init(data_dir: &Path, extra: &[&str]) -> String {
+    let out = Command::new(berth_bin())
+        .args([
+            "cert",
+            "init",
+            "--hostname",
+            "localhost",
+            "--ip",
+            "127.0.0.1",
+        ])
+        .args(extra)
+        .env("BERTH_DATA_DIR", data_dir)
+        .env_remove("BERTH_CONFIG")
+        .output()
+        .expect("run berth cert init");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "berth cert init failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }
 
 fn free_port() -> u16 {
