@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use berth_conf::{Config, LogFormat, TlsConfig};
-use berth_gateway::tls::{CertFiles, ReloadingCert};
-use berth_gateway::{bootstrap, cert_cli};
 use berth_gateway::server::{self, ServerSettings};
+use berth_gateway::tls::{CertFiles, ReloadingCert};
 use berth_gateway::users_cli::{self, UserCommand};
+use berth_gateway::{bootstrap, cert_cli};
 use berth_storage::Registry;
 use clap::{Parser, Subcommand};
 use pingora::server::UnixShutdownSignalWatch;

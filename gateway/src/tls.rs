@@ -32,7 +32,8 @@ pub struct CertFiles {
 /// Reads and checks a certificate chain and its key.
 pub fn load(files: &CertFiles) -> Result<Arc<CertifiedKey>, String> {
     let read = |path: &Path, what: &str| {
-        std::fs::read(path).map_err(|e| format!("cannot read the TLS {what} {}: {e}", path.display()))
+        std::fs::read(path)
+            .map_err(|e| format!("cannot read the TLS {what} {}: {e}", path.display()))
     };
     let cert_pem = read(&files.cert, "certificate")?;
     let key_pem = read(&files.key, "key")?;
