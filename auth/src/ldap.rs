@@ -16,11 +16,13 @@ mod dn;
 mod filter;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use berth_conf::{LdapConfig, LdapScope};
 use ldap3::{Scope, SearchEntry};
 
 use crate::error::AuthError;
+use crate::stats::LdapStats;
 use conn::{describe, rc, result_error, Connection, Step};
 use filter::{BadSetting, Filters};
 
@@ -37,6 +39,8 @@ struct Inner {
     /// Checked once here so a bad `ldap.filter` fails every login with the
     /// key named, without a round trip to the server.
     filters: Result<Filters, BadSetting>,
+    /// Requests that reached the directory, for the metrics.
+    stats: LdapStats,
 }
 
 /// Who logged in, as the directory describes them.
@@ -78,6 +82,7 @@ impl LdapDirectory {
             inner: Arc::new(Inner {
                 config: config.clone(),
                 filters,
+                stats: LdapStats::default(),
             }),
         }
     }
@@ -103,9 +108,15 @@ impl LdapDirectory {
             return Err(AuthError::InvalidCredentials);
         }
         let filters = self.filters()?;
-        let mut conn = Connection::open(&self.inner.config).await?;
-        let result = self.login(&mut conn, filters, username, password).await;
-        finish(conn, &result).await;
+        let started = Instant::now();
+        let result = async {
+            let mut conn = Connection::open(&self.inner.config).await?;
+            let result = self.login(&mut conn, filters, username, password).await;
+            finish(conn, &result).await;
+            result
+        }
+        .await;
+        self.inner.stats.record(&result, started.elapsed());
         match &result {
             Ok(user) => tracing::debug!(
                 username = %user.username,
@@ -123,10 +134,21 @@ impl LdapDirectory {
     /// `search_dn`): for health checks. A rejected service account is
     /// `DirectoryMisconfigured`, no answer `DirectoryUnavailable`.
     pub async fn ping(&self) -> Result<(), AuthError> {
-        let mut conn = Connection::open(&self.inner.config).await?;
-        let result = self.service_bind(&mut conn).await;
-        finish(conn, &result).await;
+        let started = Instant::now();
+        let result = async {
+            let mut conn = Connection::open(&self.inner.config).await?;
+            let result = self.service_bind(&mut conn).await;
+            finish(conn, &result).await;
+            result
+        }
+        .await;
+        self.inner.stats.record(&result, started.elapsed());
         result
+    }
+
+    /// Requests made to the directory (logins and pings), for metrics.
+    pub fn stats(&self) -> &LdapStats {
+        &self.inner.stats
     }
 
     fn filters(&self) -> Result<&Filters, AuthError> {

@@ -10,6 +10,8 @@
 //! - [`robot`]: robot account secrets and permissions.
 //! - [`login`]: the login service: local users, robots, LDAP, login
 //!   caching and rate limiting of failures.
+//! - [`stats`]: cache and directory counters (plain atomics) that the
+//!   gateway reads for its metrics.
 //!
 //! It knows nothing of HTTP: the gateway parses headers and forms, this
 //! crate answers who the caller is and what a token grants.
@@ -21,6 +23,7 @@ pub mod login;
 pub mod password;
 pub mod robot;
 pub mod scope;
+pub mod stats;
 pub mod token;
 
 pub use error::AuthError;

@@ -22,6 +22,7 @@ use crate::error::AuthError;
 use crate::ldap::LdapDirectory;
 use crate::password;
 use crate::robot;
+use crate::stats::CacheStats;
 
 /// Failed attempts allowed per user and address within `FAILURE_WINDOW`.
 const MAX_FAILURES: u32 = 10;
@@ -79,6 +80,7 @@ pub struct LoginService {
     /// for guessing passwords offline.
     pepper: [u8; 32],
     failures: Mutex<HashMap<(String, Option<IpAddr>), Failures>>,
+    cache_stats: CacheStats,
 }
 
 impl LoginService {
@@ -92,6 +94,7 @@ impl LoginService {
                 .build(),
             pepper: rand::random(),
             failures: Mutex::default(),
+            cache_stats: CacheStats::default(),
         }
     }
 
@@ -109,6 +112,17 @@ impl LoginService {
         self.ldap.is_some()
     }
 
+    /// The LDAP directory, when logins go to one (for health checks and
+    /// its request counters).
+    pub fn directory(&self) -> Option<&LdapDirectory> {
+        self.ldap.as_ref()
+    }
+
+    /// Hits and misses of the login cache.
+    pub fn cache_stats(&self) -> &CacheStats {
+        &self.cache_stats
+    }
+
     /// Checks a username and password.
     pub async fn login(
         &self,
@@ -118,8 +132,10 @@ impl LoginService {
     ) -> Result<Identity, AuthError> {
         let key = self.cache_key(username, password);
         if let Some(id) = self.cache.get(&key) {
+            self.cache_stats.hit();
             return Ok((*id).clone());
         }
+        self.cache_stats.miss();
         self.check_rate(username, client)?;
         match self.check(username, password).await {
             Ok(id) => {

@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use crate::error::AuthError;
 use crate::keys::SigningKeyPair;
 use crate::scope::{claim_entry, from_claim_entry};
+use crate::stats::CacheStats;
 
 /// Clock skew tolerated between issuer and verifier.
 const LEEWAY_SECS: i64 = 10;
@@ -56,6 +57,7 @@ pub struct TokenService {
     /// cache on a path every request takes. Entries expire with the token
     /// (checked on each hit); the map is swept when it grows large.
     cache: RwLock<HashMap<Box<str>, Arc<Verified>>>,
+    cache_stats: CacheStats,
 }
 
 fn now() -> i64 {
@@ -73,6 +75,7 @@ impl TokenService {
             service: service.to_owned(),
             ttl,
             cache: RwLock::default(),
+            cache_stats: CacheStats::default(),
         }
     }
 
@@ -157,9 +160,11 @@ impl TokenService {
             .get(token)
             .cloned();
         if let Some(v) = hit {
+            self.cache_stats.hit();
             check_window(v.not_before, v.expires_at, t)?;
             return Ok(v);
         }
+        self.cache_stats.miss();
         let claims = self.verify_signed(token)?;
         if claims.get("typ").and_then(Value::as_str) == Some("refresh") {
             return Err(AuthError::TokenInvalid(
@@ -194,6 +199,22 @@ impl TokenService {
         }
         cache.insert(token.into(), v.clone());
         Ok(v)
+    }
+
+    /// The subject of a token this service already verified and whose
+    /// validity window has not closed; `None` otherwise (also for the
+    /// anonymous subject). A cache lookup only: no crypto, not counted as a
+    /// cache hit. For the access log, after a handler verified the token.
+    pub fn verified_subject(&self, token: &str) -> Option<String> {
+        let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
+        let v = cache.get(token)?;
+        check_window(v.not_before, v.expires_at, now()).ok()?;
+        Some(v.subject.clone()).filter(|s| !s.is_empty())
+    }
+
+    /// Hits and misses of the verified-token cache.
+    pub fn cache_stats(&self) -> &CacheStats {
+        &self.cache_stats
     }
 
     /// Verifies a refresh token; returns its subject.

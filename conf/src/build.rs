@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::config::{
     AuthConfig, AuthMode, Config, DatabaseConfig, LdapConfig, LdapScope, LogConfig, LogFormat,
-    ServerConfig, StorageConfig, StorageDriver, TlsConfig,
+    MetricsConfig, ServerConfig, StorageConfig, StorageDriver, TlsConfig,
 };
 use crate::duration;
 use crate::error::ConfError;
@@ -33,8 +33,10 @@ pub(crate) fn build(s: &Settings) -> Result<Config, ConfError> {
         None => s.resolve("data_dir", Path::new(DEFAULT_DATA_DIR)),
     };
     let auth = auth(s)?;
+    let listen = listen(s)?;
     Ok(Config {
-        listen: listen(s)?,
+        metrics: metrics(s, listen)?,
+        listen,
         external_url: external_url(s)?,
         tls: tls(s)?,
         database: database(s, &data_dir)?,
@@ -277,6 +279,29 @@ fn log(s: &Settings) -> Result<LogConfig, ConfError> {
         format: choice(s, "log.format", LogFormat::WORDS)?.unwrap_or(LogFormat::Text),
         level: s.non_empty("log.level")?.unwrap_or("info").to_owned(),
     })
+}
+
+fn metrics(s: &Settings, main: SocketAddr) -> Result<MetricsConfig, ConfError> {
+    let Some(text) = s.non_empty("metrics.listen")? else {
+        return Ok(MetricsConfig { listen: None });
+    };
+    let addr: SocketAddr = text.parse().map_err(|e| {
+        s.invalid(
+            "metrics.listen",
+            format!(
+                "invalid socket address `{text}`: {e} (expected IP:PORT, such as 127.0.0.1:9090)"
+            ),
+        )
+    })?;
+    if addr.port() == main.port()
+        && (addr.ip() == main.ip() || addr.ip().is_unspecified() || main.ip().is_unspecified())
+    {
+        return Err(s.invalid(
+            "metrics.listen",
+            format!("`{addr}` is the main listener's address ({main}); use another port, or leave it unset to serve /metrics there"),
+        ));
+    }
+    Ok(MetricsConfig { listen: Some(addr) })
 }
 
 /// Reads an enum key by its config words; case is ignored because env

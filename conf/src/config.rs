@@ -25,6 +25,7 @@ pub struct Config {
     pub ldap: Option<LdapConfig>,
     pub server: ServerConfig,
     pub log: LogConfig,
+    pub metrics: MetricsConfig,
 }
 
 /// Paths only: reading and parsing the PEM files is the gateway's job.
@@ -125,6 +126,14 @@ pub struct LogConfig {
     /// A tracing filter directive such as `info` or `info,berth=debug`.
     /// Default `info`.
     pub level: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// A separate address for `/metrics` (plain HTTP), so scrapes can stay
+    /// on an internal interface; when set, the main listener answers 404
+    /// there. Default: unset, `/metrics` is served on the main listener.
+    pub listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

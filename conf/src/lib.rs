@@ -34,7 +34,7 @@ mod settings;
 
 pub use config::{
     AuthConfig, AuthMode, Config, DatabaseConfig, LdapConfig, LdapScope, LogConfig, LogFormat,
-    ServerConfig, StorageConfig, StorageDriver, TlsConfig,
+    MetricsConfig, ServerConfig, StorageConfig, StorageDriver, TlsConfig,
 };
 pub use error::{ConfError, Location};
 pub use external_url::ExternalUrl;

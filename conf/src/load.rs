@@ -141,6 +141,7 @@ mod tests {
         assert_eq!(config.server.upload_purge_age, secs(24 * 3600));
         assert_eq!(config.log.format, LogFormat::Text);
         assert_eq!(config.log.level, "info");
+        assert_eq!(config.metrics.listen, None);
     }
 
     const FULL: &str = r#"
@@ -189,6 +190,9 @@ upload_purge_age = "2h"
 [log]
 format = "json"
 level = "info,berth=debug"
+
+[metrics]
+listen = "127.0.0.1:9090"
 "#;
 
     #[test]
@@ -249,6 +253,10 @@ level = "info,berth=debug"
         assert_eq!(config.server.upload_purge_age, secs(7200));
         assert_eq!(config.log.format, LogFormat::Json);
         assert_eq!(config.log.level, "info,berth=debug");
+        assert_eq!(
+            config.metrics.listen,
+            Some("127.0.0.1:9090".parse::<SocketAddr>().expect("addr"))
+        );
     }
 
     #[test]
@@ -267,6 +275,7 @@ level = "info,berth=debug"
                 ("BERTH_LOG__FORMAT", "text"),
                 ("BERTH_DATABASE__URL", "postgresql://other/db"),
                 ("berth_external_url", "http://localhost:5001"),
+                ("BERTH_METRICS__LISTEN", "[::1]:9100"),
             ]),
         )
         .expect("overrides are valid");
@@ -286,6 +295,10 @@ level = "info,berth=debug"
         assert_eq!(
             config.external_url.as_ref().map(|url| url.as_str()),
             Some("http://localhost:5001")
+        );
+        assert_eq!(
+            config.metrics.listen,
+            Some("[::1]:9100".parse::<SocketAddr>().expect("addr"))
         );
         // Untouched keys keep the file's values.
         assert_eq!(config.data_dir, PathBuf::from("/srv/berth"));
@@ -597,6 +610,7 @@ level = "info,berth=debug"
         assert!(text.contains("# admin_password is not set: generated on first start"));
         assert!(text.contains("token_ttl = \"30m\""));
         assert!(text.contains("upload_purge_age = \"24h\""));
+        assert!(text.contains("# [metrics] is not set"));
         let table: Table = toml::from_str(&text).expect("redacted output is TOML");
         assert_eq!(schema::check(&table), Ok(()));
     }
@@ -673,6 +687,21 @@ level = "info,berth=debug"
             (
                 &[("BERTH_DATA_DIR", "")],
                 "env BERTH_DATA_DIR: must not be empty",
+            ),
+            (
+                &[("BERTH_METRICS__LISTEN", "localhost")],
+                "env BERTH_METRICS__LISTEN: invalid socket address `localhost`",
+            ),
+            (
+                &[("BERTH_METRICS__LISTEN", "")],
+                "env BERTH_METRICS__LISTEN: must not be empty",
+            ),
+            (
+                &[
+                    ("BERTH_LISTEN", "127.0.0.1:5000"),
+                    ("BERTH_METRICS__LISTEN", "0.0.0.0:5000"),
+                ],
+                "env BERTH_METRICS__LISTEN: `0.0.0.0:5000` is the main listener's address",
             ),
             (
                 &[

@@ -84,6 +84,14 @@ impl Config {
         doc.section("log");
         doc.text("format", self.log.format.word());
         doc.text("level", &self.log.level);
+
+        match &self.metrics.listen {
+            Some(addr) => {
+                doc.section("metrics");
+                doc.text("listen", &addr.to_string());
+            }
+            None => doc.unset_section("metrics", "/metrics is served on the main listener"),
+        }
         doc.0
     }
 }

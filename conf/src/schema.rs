@@ -83,6 +83,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("server.upload_purge_age", Kind::Duration),
     key("log.format", Kind::Text),
     key("log.level", Kind::Text),
+    key("metrics.listen", Kind::Text),
 ];
 
 pub(crate) fn lookup(path: &str) -> Option<&'static Key> {

@@ -12,6 +12,7 @@ use pingora::proxy::Session;
 use crate::bufpool::BufPool;
 use crate::error::GatewayError;
 use crate::http::header;
+use crate::metrics::Metrics;
 
 pub struct App {
     pub registry: Arc<Registry>,
@@ -29,6 +30,8 @@ pub struct App {
     /// Callers' roles per project, so Basic-auth requests on the data path
     /// do not query memberships each time. Cleared when members change.
     pub roles: moka::sync::Cache<(i64, String), Option<Role>>,
+    /// The Prometheus registry and the handles requests record into.
+    pub metrics: Metrics,
 }
 
 /// How long a cached role may lag a membership change made by another

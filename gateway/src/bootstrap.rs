@@ -14,6 +14,7 @@ use berth_storage::{Registry, Settings};
 use crate::app::{App, ROLE_TTL};
 use crate::bufpool::BufPool;
 use crate::http::{POOL_IDLE, READ_CHUNK};
+use crate::metrics::{Metrics, Sampled};
 
 /// Token issuer and audience (`service`) names.
 pub const ISSUER: &str = "berth-token-service";
@@ -67,13 +68,18 @@ pub async fn build(config: &Config) -> Result<Built, String> {
     meta.ensure_project("library", true)
         .await
         .map_err(|e| format!("cannot create the library project: {e}"))?;
-    let login = LoginService::new(meta.clone(), ldap, cache_ttl);
+    let login = Arc::new(LoginService::new(meta.clone(), ldap, cache_ttl));
     let audit = AuditLog::start(meta.clone());
+    let registry = Arc::new(registry);
+    let tokens = Arc::new(tokens);
+    let metrics = Sampled::new(tokens.clone(), login.clone(), registry.clone())
+        .and_then(|sampled| Metrics::new(config.metrics.listen.is_none(), sampled))
+        .map_err(|e| format!("cannot set up metrics: {e}"))?;
     Ok(Built {
         app: Arc::new(App {
-            registry: Arc::new(registry),
-            tokens: Arc::new(tokens),
-            login: Arc::new(login),
+            registry,
+            tokens,
+            login,
             external_url: config.external_url.as_ref().map(|u| u.as_str().to_owned()),
             tls: config.tls.is_some(),
             read_pool: BufPool::new(READ_CHUNK, POOL_IDLE),
@@ -82,6 +88,7 @@ pub async fn build(config: &Config) -> Result<Built, String> {
                 .max_capacity(100_000)
                 .time_to_live(ROLE_TTL)
                 .build(),
+            metrics,
         }),
         generated_admin_password,
     })

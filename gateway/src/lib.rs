@@ -13,6 +13,7 @@
 //! - [`http`]: reading bodies, writing replies, streaming blobs.
 //! - [`bufpool`]: reused read buffers for streaming blobs.
 //! - [`error`]: every error mapped to its OCI code and status, in one place.
+//! - [`metrics`]: Prometheus metrics, `/metrics` and its own listener.
 //! - [`app`]: the shared state handlers receive.
 //! - [`bootstrap`]: builds that state from the config.
 
@@ -24,6 +25,7 @@ pub mod bufpool;
 pub mod cert_cli;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod proxy;
 pub mod route;
 pub mod server;

@@ -3,7 +3,7 @@
 //! the built-in store; nothing goes to a second hop.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use pingora::http::Method;
@@ -13,9 +13,10 @@ use pingora::{Error, ErrorType};
 use uuid::Uuid;
 
 use crate::app::App;
-use crate::auth::challenge;
+use crate::auth::{basic_credentials, challenge};
 use crate::error::{cause_chain, harbor_body, oci_body, GatewayError};
 use crate::http::{header, send, Reply, API_VERSION};
+use crate::metrics::{self, Finished, InFlight, RouteClass};
 use crate::{api, token_endpoint, v2};
 
 /// Unread request bodies up to this size are read and dropped before an
@@ -26,11 +27,17 @@ pub struct Gateway {
     pub app: Arc<App>,
 }
 
-/// Per-request state kept for the access log.
+/// Per-request state kept for the access log and the metrics.
 pub struct RequestCtx {
     start: Instant,
     request_id: String,
     status: u16,
+    class: RouteClass,
+    /// Who the caller said they are: the Basic username (as given; the
+    /// status says whether it was accepted), or the subject of a bearer
+    /// token a handler verified. Never a password or a token.
+    pub user: Option<String>,
+    _in_flight: InFlight,
 }
 
 #[async_trait]
@@ -42,6 +49,9 @@ impl ProxyHttp for Gateway {
             start: Instant::now(),
             request_id: Uuid::new_v4().simple().to_string(),
             status: 0,
+            class: RouteClass::Other,
+            user: None,
+            _in_flight: self.app.metrics.in_flight(),
         }
     }
 
@@ -52,12 +62,24 @@ impl ProxyHttp for Gateway {
     ) -> pingora::Result<bool> {
         let path = session.req_header().uri.path();
         let head = session.req_header().method == Method::HEAD;
+        ctx.class = RouteClass::of(path);
+        ctx.user = header(session, "authorization")
+            .and_then(basic_credentials)
+            .map(|(user, _password)| user);
         let result = if path == "/v2" || path.starts_with("/v2/") {
             v2::handle(&self.app, session).await
         } else if path == api::PREFIX || path.starts_with("/api/v2.0/") {
             api::handle(&self.app, session).await
         } else if path.starts_with("/service/") {
             token_endpoint::handle(&self.app, session).await
+        } else if path == "/livez" {
+            // The process is up and serving: nothing else is checked, so
+            // a restart is never triggered by a dependency.
+            Ok(text_reply(200, "ok\n"))
+        } else if path == "/readyz" {
+            Ok(readiness(&self.app).await)
+        } else if path == metrics::PATH && self.app.metrics.on_main_listener {
+            Ok(metrics::scrape(&self.app).await)
         } else if path == "/" {
             Ok(Reply::new(200)
                 .header("Content-Type", "text/plain; charset=utf-8")
@@ -70,6 +92,9 @@ impl ProxyHttp for Gateway {
             Err(e) => error_reply(&self.app, session, &e, ctx).await,
         };
         ctx.status = reply.status;
+        if ctx.user.is_none() {
+            ctx.user = bearer_subject(&self.app, session);
+        }
         let reply = reply
             .header(API_VERSION.0, API_VERSION.1)
             .header("X-Request-Id", ctx.request_id.clone());
@@ -90,17 +115,111 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        let duration = ctx.start.elapsed();
+        let downstream = session.as_downstream();
+        let bytes_in = downstream.body_bytes_read() as u64;
+        let bytes_out = downstream.body_bytes_sent() as u64;
+        let status = match ctx.status {
+            0 => session.response_written().map_or(0, |r| r.status.as_u16()),
+            status => status,
+        };
         let req = session.req_header();
-        tracing::info!(
-            target: "access",
-            request_id = %ctx.request_id,
-            method = %req.method,
-            path = %req.uri.path(),
-            status = ctx.status,
-            duration_ms = ctx.start.elapsed().as_secs_f64() * 1000.0,
-            error = e.map(|e| e.to_string()),
-            "request"
-        );
+        self.app.metrics.record(&Finished {
+            class: ctx.class,
+            method: &req.method,
+            status,
+            duration,
+            bytes_in,
+            bytes_out,
+        });
+        access_log(&Access {
+            request_id: Some(&ctx.request_id),
+            method: &req.method,
+            path: req.uri.path(),
+            class: ctx.class,
+            status,
+            user: ctx.user.as_deref(),
+            bytes_in,
+            bytes_out,
+            duration,
+            error: e,
+        });
+    }
+}
+
+/// One line of the access log.
+pub struct Access<'a> {
+    /// Also sent to the client as `X-Request-Id`.
+    pub request_id: Option<&'a str>,
+    pub method: &'a Method,
+    /// The path only: queries are left out.
+    pub path: &'a str,
+    pub class: RouteClass,
+    pub status: u16,
+    pub user: Option<&'a str>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub duration: Duration,
+    pub error: Option<&'a Error>,
+}
+
+/// Writes the access log line (target `access`; JSON or text as
+/// `[log] format` says). Headers are never logged: they carry passwords
+/// and tokens.
+pub fn access_log(a: &Access) {
+    tracing::info!(
+        target: "access",
+        request_id = a.request_id,
+        method = %a.method,
+        path = %a.path,
+        route = a.class.as_str(),
+        status = a.status,
+        user = a.user,
+        bytes_in = a.bytes_in,
+        bytes_out = a.bytes_out,
+        duration_ms = a.duration.as_secs_f64() * 1000.0,
+        error = a.error.map(|e| e.to_string()),
+        "request"
+    );
+}
+
+/// The subject of the request's bearer token if a handler verified it
+/// (looked up in the token cache; nothing is verified here).
+fn bearer_subject(app: &App, session: &Session) -> Option<String> {
+    let value = header(session, "authorization")?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    app.tokens.verified_subject(token.trim())
+}
+
+fn text_reply(status: u16, text: &str) -> Reply {
+    Reply::new(status)
+        .header("Content-Type", "text/plain; charset=utf-8")
+        .header("Cache-Control", "no-store")
+        .bytes(text.to_owned().into())
+}
+
+/// `/readyz`: 200 when the database answers and the blob store takes
+/// writes; 503 naming what failed otherwise (the cause goes to the log,
+/// not to an unauthenticated caller).
+async fn readiness(app: &App) -> Reply {
+    let (database, storage) =
+        tokio::join!(app.registry.meta().ping(), app.registry.probe_storage());
+    let mut failed = Vec::new();
+    if let Err(e) = database {
+        tracing::warn!(error = %cause_chain(&e), "readiness: the database did not answer");
+        failed.push("database: not answering\n");
+    }
+    if let Err(e) = storage {
+        tracing::warn!(error = %cause_chain(&e), "readiness: the blob store does not take writes");
+        failed.push("storage: not writable\n");
+    }
+    if failed.is_empty() {
+        text_reply(200, "ok\n")
+    } else {
+        text_reply(503, &failed.concat())
     }
 }
 

@@ -11,6 +11,7 @@
 //! - [`artifacts`]: repositories, artifacts and tags as the management API shows them.
 //! - `cache`: in-memory caches in front of the database (caches only).
 //! - [`registry`]: the operations the gateway calls, keeping both in step.
+//! - [`usage`]: bytes stored per project and pool state, for metrics.
 //!
 //! It is the only crate that runs SQL or touches blob bytes. It knows
 //! nothing of HTTP or of who is asking: authorization happens before a call
@@ -28,6 +29,7 @@ pub mod projects;
 pub mod registry;
 pub mod robots;
 mod uploads;
+pub mod usage;
 
 pub use error::StorageError;
 pub use registry::{ProjectInfo, Registry, Settings, UploadId};

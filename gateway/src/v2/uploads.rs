@@ -1,6 +1,8 @@
 //! Blob upload endpoints: `POST /v2/<name>/blobs/uploads/` (start, mount or
 //! monolithic), `PATCH`/`PUT`/`GET`/`DELETE` on the upload's location.
 
+use std::time::Instant;
+
 use berth_policy::Action;
 use berth_storage::oci::{Digest, RepoName};
 use berth_storage::{ChunkWriter, StorageError, UploadId};
@@ -61,9 +63,7 @@ pub async fn start(
         Some(digest) => {
             let writer = app.registry.append(repo, id, None).await?;
             let writer = pump(session, writer).await?;
-            app.registry
-                .complete_upload(repo, id, writer, &digest)
-                .await?;
+            complete(app, repo, id, writer, &digest).await?;
             Ok(created(app, repo, &digest))
         }
         None => Ok(in_progress(app, 202, repo, id, 0)),
@@ -187,10 +187,25 @@ pub async fn put(
         .await
         .map_err(|e| offset_error(app, repo, id, e.into()))?;
     let writer = pump(session, writer).await?;
-    app.registry
-        .complete_upload(repo, id, writer, &digest)
-        .await?;
+    complete(app, repo, id, writer, &digest).await?;
     Ok(created(app, repo, &digest))
+}
+
+/// Verifies the digest and commits the blob; a completed upload is timed
+/// for the `berth_upload_duration_seconds` histogram.
+async fn complete(
+    app: &App,
+    repo: &RepoName,
+    id: UploadId,
+    writer: ChunkWriter,
+    digest: &Digest,
+) -> Result<(), GatewayError> {
+    let started = Instant::now();
+    app.registry
+        .complete_upload(repo, id, writer, digest)
+        .await?;
+    app.metrics.upload_completed(started.elapsed());
+    Ok(())
 }
 
 /// GET: where the upload stands (204 with Range).
