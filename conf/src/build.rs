@@ -7,8 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::config::{
-    AuthConfig, AuthMode, Config, DatabaseConfig, LdapConfig, LdapScope, LogConfig, LogFormat,
-    MetricsConfig, ServerConfig, StorageConfig, StorageDriver, TlsConfig,
+    AuthConfig, AuthMode, Config, DatabaseConfig, IpNet, LdapConfig, LdapScope, LogConfig,
+    LogFormat, MetricsConfig, ServerConfig, StorageConfig, StorageDriver, TlsConfig,
 };
 use crate::duration;
 use crate::error::ConfError;
@@ -271,6 +271,23 @@ fn server(s: &Settings) -> Result<ServerConfig, ConfError> {
         upload_purge_age: s
             .duration("server.upload_purge_age")?
             .unwrap_or(DEFAULT_UPLOAD_PURGE_AGE),
+        http_redirect: match s.non_empty("server.http_redirect")? {
+            None => None,
+            Some(text) => Some(text.parse().map_err(|e| {
+                s.invalid(
+                    "server.http_redirect",
+                    format!("invalid socket address `{text}`: {e} (expected IP:PORT, such as 0.0.0.0:80)"),
+                )
+            })?),
+        },
+        trusted_proxies: match s.non_empty("server.trusted_proxies")? {
+            None => Vec::new(),
+            Some(text) => text
+                .split(',')
+                .filter(|p| !p.trim().is_empty())
+                .map(|p| p.trim().parse::<IpNet>().map_err(|e| s.invalid("server.trusted_proxies", e)))
+                .collect::<Result<_, _>>()?,
+        },
     })
 }
 

@@ -81,6 +81,8 @@ pub(crate) const KEYS: &[Key] = &[
     key("server.threads", Kind::Integer),
     key("server.grace_period", Kind::Duration),
     key("server.upload_purge_age", Kind::Duration),
+    key("server.http_redirect", Kind::Text),
+    key("server.trusted_proxies", Kind::Text),
     key("log.format", Kind::Text),
     key("log.level", Kind::Text),
     key("metrics.listen", Kind::Text),

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use berth_auth::{Identity, LoginService, TokenService};
+use berth_conf::IpNet;
 use berth_policy::Role;
 use berth_storage::audit::AuditLog;
 use berth_storage::Registry;
@@ -23,6 +24,8 @@ pub struct App {
     pub external_url: Option<String>,
     /// Whether this listener speaks TLS (for URLs derived from Host).
     pub tls: bool,
+    /// Proxies whose X-Forwarded-Proto/-Host are believed.
+    pub trusted_proxies: Vec<IpNet>,
     /// Buffers for streaming blobs to clients.
     pub read_pool: Arc<BufPool>,
     /// The audit log and pull statistics (written off the request path).
@@ -83,17 +86,37 @@ impl App {
         if let Some(base) = &self.external_url {
             return base.clone();
         }
-        let host = header(session, "host")
-            .map(str::to_owned)
+        // Behind a proxy berth trusts, the client's scheme and host are the
+        // proxy's X-Forwarded-* headers; from anyone else they are ignored.
+        let forwarded = crate::auth::client_ip(session)
+            .is_some_and(|ip| self.trusted_proxies.iter().any(|net| net.contains(ip)));
+        let first = |name: &str| {
+            header(session, name)
+                .and_then(|v| v.split(',').next())
+                .map(|v| v.trim().to_owned())
+        };
+        let host = forwarded
+            .then(|| first("x-forwarded-host"))
+            .flatten()
+            .filter(|h| valid_host(h))
+            .or_else(|| header(session, "host").map(str::to_owned))
             .or_else(|| session.req_header().uri.authority().map(|a| a.to_string()))
-            // The value ends up inside a quoted header parameter: allow
-            // only what a host[:port] can contain.
-            .filter(|h| {
-                h.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-            })
+            .filter(|h| valid_host(h))
             .unwrap_or_else(|| "localhost".to_owned());
-        let scheme = if self.tls { "https" } else { "http" };
+        let scheme = match forwarded.then(|| first("x-forwarded-proto")).flatten() {
+            Some(p) if p.eq_ignore_ascii_case("https") => "https",
+            Some(p) if p.eq_ignore_ascii_case("http") => "http",
+            _ if self.tls => "https",
+            _ => "http",
+        };
         format!("{scheme}://{host}")
     }
+}
+
+/// The value ends up inside a quoted header parameter: allow only what a
+/// host[:port] can contain.
+fn valid_host(h: &str) -> bool {
+    !h.is_empty()
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
 }

@@ -82,6 +82,7 @@ pub async fn build(config: &Config) -> Result<Built, String> {
             login,
             external_url: config.external_url.as_ref().map(|u| u.as_str().to_owned()),
             tls: config.tls.is_some(),
+            trusted_proxies: config.server.trusted_proxies.clone(),
             read_pool: BufPool::new(READ_CHUNK, POOL_IDLE),
             audit,
             roles: moka::sync::Cache::builder()

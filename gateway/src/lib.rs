@@ -10,6 +10,7 @@
 //! - [`users_cli`]: `berth user ...` commands.
 //! - [`cert_cli`]: `berth cert init`, a local CA and server certificate.
 //! - [`tls`]: certificate files checked at start and reloaded while running.
+//! - [`redirect`]: the optional plain-HTTP listener that redirects to HTTPS.
 //! - [`http`]: reading bodies, writing replies, streaming blobs.
 //! - [`bufpool`]: reused read buffers for streaming blobs.
 //! - [`error`]: every error mapped to its OCI code and status, in one place.
@@ -27,6 +28,7 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod proxy;
+pub mod redirect;
 pub mod route;
 pub mod server;
 pub mod tls;

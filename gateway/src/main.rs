@@ -240,6 +240,7 @@ fn serve(mut config: Config) -> ExitCode {
             threads: config.server.threads,
             grace_period_secs: config.server.grace_period.as_secs(),
             tls,
+            http_redirect: config.server.http_redirect,
         },
         built.app.clone(),
         Box::new(UnixShutdownSignalWatch),

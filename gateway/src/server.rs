@@ -8,6 +8,7 @@ use pingora::server::{RunArgs, Server, ShutdownSignalWatch};
 
 use crate::app::App;
 use crate::proxy::Gateway;
+use crate::redirect::Redirect;
 use crate::tls::ReloadingCert;
 use pingora::listeners::tls::TlsSettings;
 
@@ -17,6 +18,11 @@ pub struct ServerSettings {
     pub grace_period_secs: u64,
     /// Serve HTTPS (HTTP/1.1 and HTTP/2 by ALPN) with this certificate.
     pub tls: Option<Arc<ReloadingCert>>,
+    /// With TLS: a plain-HTTP listener that redirects to HTTPS.
+    pub http_redirect: Option<SocketAddr>,
+    /// `[metrics] listen`: serve `/metrics` there (plain HTTP) instead of
+    /// on the main listener.
+    pub metrics_listen: Option<String>,
 }
 
 /// Runs until `shutdown` fires. Blocks the calling thread; must not be
@@ -36,7 +42,8 @@ pub fn run(
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let mut service = pingora::proxy::http_proxy_service(&server.configuration, Gateway { app });
+    let mut service =
+        pingora::proxy::http_proxy_service(&server.configuration, Gateway { app: app.clone() });
     let addr = settings.listen.to_string();
     match &settings.tls {
         Some(cert) => {
@@ -50,7 +57,21 @@ pub fn run(
         }
         None => service.add_tcp(&addr),
     }
+    if let (Some(redirect), Some(_)) = (settings.http_redirect, &settings.tls) {
+        let mut plain = pingora::proxy::http_proxy_service(
+            &server.configuration,
+            Redirect {
+                external_url: app.external_url.clone(),
+                https_port: settings.listen.port(),
+            },
+        );
+        plain.add_tcp(&redirect.to_string());
+        server.add_service(plain);
+    }
     server.add_service(service);
+    if let Some(addr) = &settings.metrics_listen {
+        server.add_service(crate::metrics::metrics_service(app.clone(), addr));
+    }
     server.run(RunArgs {
         shutdown_signal: shutdown,
     });

@@ -78,6 +78,11 @@ impl Berth {
     /// Starts berth serving HTTPS with a certificate from `berth cert init
     /// --hostname localhost --ip 127.0.0.1` in a fresh data directory.
     pub fn start_tls() -> Berth {
+        Berth::start_tls_with_env(&[])
+    }
+
+    /// [`Berth::start_tls`] with extra environment for the process.
+    pub fn start_tls_with_env(env: &[(&str, &str)]) -> Berth {
         let root = tempfile::Builder::new()
             .prefix("berth-test-")
             .tempdir()
@@ -85,14 +90,12 @@ impl Berth {
         let data_dir = root.path().join("data");
         std::fs::create_dir_all(&data_dir).expect("create data dir");
         cert_init(&data_dir, &[]);
-        let mut berth = Berth::launch_with(
-            root,
-            data_dir.clone(),
-            Vec::new(),
-            Some(data_dir.join("tls/ca.crt")),
-        );
-        berth.tls_ca = Some(data_dir.join("tls/ca.crt"));
-        berth
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let ca = data_dir.join("tls/ca.crt");
+        Berth::launch_with(root, data_dir, env, Some(ca))
     }
 
     /// The CA clients must trust, when serving HTTPS.
@@ -410,7 +413,8 @@ pub fn cert_init(data_dir: &Path, extra: &[&str]) -> String {
     stdout
 }
 
-fn free_port() -> u16 {
+/// A TCP port that was free a moment ago.
+pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     listener.local_addr().expect("local addr").port()
 }

@@ -281,3 +281,102 @@ fn a_bad_certificate_fails_at_start_with_a_clear_message() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+#[test]
+fn the_plain_http_listener_redirects_to_https() {
+    let plain = berth_tests::server::free_port();
+    let berth = Berth::start_tls_with_env(&[(
+        "BERTH_SERVER__HTTP_REDIRECT",
+        &format!("127.0.0.1:{plain}"),
+    )]);
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{redirect_url}",
+        ])
+        .arg(format!(
+            "http://127.0.0.1:{plain}/v2/library/app/tags/list?n=5"
+        ))
+        .output()
+        .expect("run curl");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "308 https://127.0.0.1:{}/v2/library/app/tags/list?n=5",
+            berth.port()
+        )
+    );
+    // Following it with the CA works end to end.
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-L",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--cacert",
+        ])
+        .arg(berth.tls_ca().expect("TLS"))
+        .arg(format!("http://localhost:{plain}/v2/"))
+        .output()
+        .expect("run curl");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "401",
+        "the HTTPS endpoint answered"
+    );
+}
+
+/// The token realm a 401 names, for a request with these headers.
+fn realm(berth: &Berth, headers: &[&str]) -> String {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-o", "/dev/null", "-D", "-", "--cacert"])
+        .arg(berth.tls_ca().expect("TLS"));
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    let out = cmd
+        .arg(format!("https://localhost:{}/v2/", berth.port()))
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let line = text
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("www-authenticate"))
+        .unwrap_or_else(|| panic!("no challenge in {text}"));
+    line.split("realm=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("realm")
+        .to_owned()
+}
+
+#[test]
+fn forwarded_headers_count_only_from_trusted_proxies() {
+    let forwarded = [
+        "X-Forwarded-Proto: https",
+        "X-Forwarded-Host: registry.example.org",
+    ];
+    let trusting =
+        Berth::start_tls_with_env(&[("BERTH_SERVER__TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1")]);
+    assert_eq!(
+        realm(&trusting, &forwarded),
+        "https://registry.example.org/service/token"
+    );
+    let host = format!("localhost:{}", trusting.port());
+    assert_eq!(
+        realm(&trusting, &[]),
+        format!("https://{host}/service/token")
+    );
+    let other = Berth::start_tls_with_env(&[("BERTH_SERVER__TRUSTED_PROXIES", "10.0.0.0/8")]);
+    let host = format!("localhost:{}", other.port());
+    assert_eq!(
+        realm(&other, &forwarded),
+        format!("https://{host}/service/token"),
+        "a peer outside trusted_proxies cannot set the realm"
+    );
+}

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use berth_auth::AuthError;
 use berth_policy::{Action, Resource};
 use berth_storage::projects::ProjectFilter;
 use serde::{Deserialize, Serialize};
@@ -103,7 +104,7 @@ pub fn ping() -> Reply {
 }
 
 #[utoipa::path(get, path = "/api/v2.0/health", tag = "health",
-    responses((status = 200, description = "Health of each component (200 also when unhealthy, as Harbor); no credentials needed",
+    responses((status = 200, description = "Health of each component: database, storage, and ldap when LDAP is configured (200 also when unhealthy, as Harbor); no credentials needed",
         body = OverallHealthStatus),
         (status = 401, description = "Wrong credentials (none are needed)", body = super::Errors)))]
 pub async fn health(app: &App) -> Result<Reply, GatewayError> {
@@ -139,7 +140,41 @@ pub async fn health(app: &App) -> Result<Reply, GatewayError> {
             }
         }
     };
-    let components = vec![database, storage];
+    let mut components = vec![database, storage];
+    if let Some(directory) = app.login.directory() {
+        // Each step of the ping is bounded by `ldap.timeout`.
+        components.push(match directory.ping().await {
+            Ok(()) => ComponentHealthStatus {
+                name: "ldap".into(),
+                status: "healthy".into(),
+                error: None,
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "health check: ldap bind failed");
+                ComponentHealthStatus {
+                    name: "ldap".into(),
+                    status: "unhealthy".into(),
+                    // The details (URL, cause) stay in the log: this
+                    // endpoint needs no credentials.
+                    error: Some(
+                        match e {
+                            AuthError::DirectoryUnavailable(_) => {
+                                "the LDAP directory is unreachable or did not answer within \
+                                 ldap.timeout; the registry log has the cause"
+                            }
+                            AuthError::DirectoryMisconfigured(_) => {
+                                "the LDAP directory refused the search bind; check \
+                                 ldap.search_dn and ldap.search_password (the registry log has \
+                                 the cause)"
+                            }
+                            _ => "the LDAP check failed; the registry log has the cause",
+                        }
+                        .into(),
+                    ),
+                }
+            }
+        });
+    }
     let healthy = components.iter().all(|c| c.status == "healthy");
     Ok(json_reply(&OverallHealthStatus {
         status: if healthy { "healthy" } else { "unhealthy" }.into(),
