@@ -241,6 +241,7 @@ fn serve(mut config: Config) -> ExitCode {
             grace_period_secs: config.server.grace_period.as_secs(),
             tls,
             http_redirect: config.server.http_redirect,
+            metrics_listen: config.metrics.listen.map(|a| a.to_string()),
         },
         built.app.clone(),
         Box::new(UnixShutdownSignalWatch),
