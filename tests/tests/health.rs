@@ -4,10 +4,10 @@
 //! real slapd going away.
 #![allow(clippy::unwrap_used)]
 
-#[path = "../../auth/tests/support/slapd.rs"]
-mod slapd;
 #[path = "support/prom.rs"]
 mod prom;
+#[path = "../../auth/tests/support/slapd.rs"]
+mod slapd;
 
 use std::time::{Duration, Instant};
 
@@ -53,10 +53,7 @@ fn livez_and_readyz_answer_without_credentials() {
     let berth = Berth::start();
     assert_eq!(get(&(berth.url() + "/livez")), (200, "ok\n".to_owned()));
     assert_eq!(get(&(berth.url() + "/readyz")), (200, "ok\n".to_owned()));
-    let head = Client::new()
-        .head(berth.url() + "/readyz")
-        .send()
-        .unwrap();
+    let head = Client::new().head(berth.url() + "/readyz").send().unwrap();
     assert_eq!(head.status(), 200);
 
     // Without LDAP there is no ldap component.

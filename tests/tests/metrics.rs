@@ -100,7 +100,8 @@ fn push_and_pull_move_the_counters_and_histograms() {
         assert!(ROUTE_CLASSES.contains(&route), "route label {route:?}");
     }
     assert!(
-        m.0.iter().all(|s| s.labels.iter().all(|(_, v)| !v.contains("team/app"))),
+        m.0.iter()
+            .all(|s| s.labels.iter().all(|(_, v)| !v.contains("team/app"))),
         "a label carries a repository path"
     );
 
@@ -120,10 +121,7 @@ fn push_and_pull_move_the_counters_and_histograms() {
     assert!(m.value(&format!("{uploads}_count"), &[]) >= n);
     assert!(m.value(&format!("{uploads}_sum"), &[]) > 0.0);
 
-    let bytes_out = m.value(
-        "berth_http_response_bytes_total",
-        &[("route", "v2_blob")],
-    );
+    let bytes_out = m.value("berth_http_response_bytes_total", &[("route", "v2_blob")]);
     assert!(
         bytes_out >= blob_bytes as f64,
         "{bytes_out} bytes out, {blob_bytes} pulled"
@@ -138,7 +136,10 @@ fn push_and_pull_move_the_counters_and_histograms() {
         stored >= blob_bytes as f64,
         "{stored} bytes stored, {blob_bytes} pushed"
     );
-    assert_eq!(m.value("berth_storage_bytes", &[("project", "library")]), 0.0);
+    assert_eq!(
+        m.value("berth_storage_bytes", &[("project", "library")]),
+        0.0
+    );
 
     // This scrape is in flight while it is rendered.
     assert!(m.value("berth_http_requests_in_flight", &[]) >= 1.0);

@@ -93,10 +93,14 @@ impl Scrape {
     }
 
     /// Samples named `name` whose labels include every pair of `labels`.
-    pub fn find<'a>(&'a self, name: &'a str, labels: &'a [(&'a str, &'a str)]) -> impl Iterator<Item = &'a Sample> + 'a {
-        self.0.iter().filter(move |s| {
-            s.name == name && labels.iter().all(|(k, v)| s.label(k) == Some(*v))
-        })
+    pub fn find<'a>(
+        &'a self,
+        name: &'a str,
+        labels: &'a [(&'a str, &'a str)],
+    ) -> impl Iterator<Item = &'a Sample> + 'a {
+        self.0
+            .iter()
+            .filter(move |s| s.name == name && labels.iter().all(|(k, v)| s.label(k) == Some(*v)))
     }
 
     /// The sum of the samples [`Scrape::find`] selects; 0 when none.
