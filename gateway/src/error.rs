@@ -41,6 +41,9 @@ pub enum GatewayError {
     /// API, DENIED (naming it) on /v2.
     #[error("{0}")]
     Hidden(String),
+    /// `/metrics` on the main listener without credentials.
+    #[error("the metrics are for administrators: scrape with HTTP Basic credentials (Prometheus `basic_auth`), or set [metrics] listen for an internal listener")]
+    MetricsLogin,
     /// A management API object that does not exist.
     #[error("{0}")]
     ApiNotFound(String),
@@ -93,6 +96,12 @@ impl GatewayError {
         match self {
             GatewayError::RangeNotSatisfiable { size } => {
                 vec![("Content-Range", format!("bytes */{size}"))]
+            }
+            GatewayError::MetricsLogin => {
+                vec![(
+                    "WWW-Authenticate",
+                    "Basic realm=\"berth metrics\"".to_owned(),
+                )]
             }
             GatewayError::UploadOffset {
                 expected, location, ..
@@ -168,6 +177,7 @@ impl GatewayError {
             GatewayError::ClientGone(_) => p(400, "BLOB_UPLOAD_INVALID"),
             GatewayError::Denied(_) | GatewayError::Hidden(_) => p(403, "DENIED"),
             GatewayError::ApiNotFound(_) => p(404, "NOT_FOUND"),
+            GatewayError::MetricsLogin => p(401, "UNAUTHORIZED"),
             GatewayError::Conflict(_) => p(409, "CONFLICT"),
             GatewayError::Precondition(_) => p(412, "PRECONDITION"),
             GatewayError::UploadOffset { .. } => p(416, "BLOB_UPLOAD_INVALID"),

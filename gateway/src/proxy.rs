@@ -13,11 +13,13 @@ use pingora::{Error, ErrorType};
 use uuid::Uuid;
 
 use crate::app::App;
-use crate::auth::{basic_credentials, challenge};
+use crate::auth::challenge;
+use crate::auth::{basic_credentials, client_ip};
 use crate::error::{cause_chain, harbor_body, oci_body, GatewayError};
 use crate::http::{header, send, Reply, API_VERSION};
 use crate::metrics::{self, Finished, InFlight, RouteClass};
 use crate::{api, token_endpoint, v2};
+use berth_policy::{authorize, Action, Decision, Resource, Subject};
 
 /// Unread request bodies up to this size are read and dropped before an
 /// early error response rather than cutting the connection.
@@ -79,7 +81,14 @@ impl ProxyHttp for Gateway {
         } else if path == "/readyz" {
             Ok(readiness(&self.app).await)
         } else if path == metrics::PATH && self.app.metrics.on_main_listener {
-            Ok(metrics::scrape(&self.app).await)
+            // On the public listener the metrics name projects, private
+            // ones included: administrators only (Prometheus sends Basic
+            // credentials with `basic_auth`). The separate metrics
+            // listener is meant for an internal interface and is open.
+            match metrics_caller(&self.app, session).await {
+                Ok(()) => Ok(metrics::scrape(&self.app).await),
+                Err(e) => Err(e),
+            }
         } else if path == "/" {
             Ok(Reply::new(200)
                 .header("Content-Type", "text/plain; charset=utf-8")
@@ -220,6 +229,23 @@ async fn readiness(app: &App) -> Reply {
         text_reply(200, "ok\n")
     } else {
         text_reply(503, &failed.concat())
+    }
+}
+
+/// Whether the caller may scrape `/metrics` here, through policy.
+async fn metrics_caller(app: &App, session: &Session) -> Result<(), GatewayError> {
+    let subject = match header(session, "authorization").and_then(basic_credentials) {
+        Some((user, password)) => app
+            .login
+            .login(&user, &password, client_ip(session))
+            .await?
+            .subject(),
+        None => Subject::Anonymous,
+    };
+    match authorize(&subject, Action::ReadMetrics, Resource::System) {
+        Decision::Allow => Ok(()),
+        Decision::NeedsLogin => Err(GatewayError::MetricsLogin),
+        Decision::Deny(why) | Decision::Hidden(why) => Err(GatewayError::Denied(why)),
     }
 }
 

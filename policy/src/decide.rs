@@ -56,6 +56,8 @@ pub enum Action {
     ManageUsers,
     ReadAuditLogs,
     ManageSystemRobots,
+    /// Scrape `/metrics` on the main listener (it names projects).
+    ReadMetrics,
     // A user account (own or someone else's).
     ReadAccount,
     UpdateAccount,
@@ -82,6 +84,7 @@ impl Action {
             Action::ManageUsers => "manage users",
             Action::ReadAuditLogs => "read the audit log",
             Action::ManageSystemRobots => "manage system robot accounts",
+            Action::ReadMetrics => "read the metrics",
             Action::ReadAccount => "read this account",
             Action::UpdateAccount => "change this account",
         }

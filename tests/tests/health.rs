@@ -115,7 +115,7 @@ fn health_reports_the_ldap_directory_and_its_loss() {
     // Readiness is about this process's own state, not the directory's.
     assert_eq!(get(&(berth.url() + "/readyz")).0, 200);
 
-    let m = prom::scrape(&(berth.url() + "/metrics"));
+    let m = prom::scrape(&(berth.url() + "/metrics"), Some(berth.admin_credentials()));
     let requests = |result| m.value("berth_ldap_requests_total", &[("result", result)]);
     assert!(requests("success") >= 1.0);
     assert!(requests("unavailable") >= 1.0);

@@ -76,7 +76,14 @@ fn push_and_pull_move_the_counters_and_histograms() {
     let resp = reqwest::blocking::get(berth.url() + "/no/such/page").unwrap();
     assert_eq!(resp.status(), 404);
 
-    let m = scrape(&(berth.url() + "/metrics"));
+    // On the main listener the metrics name projects: administrators only.
+    let anonymous = reqwest::blocking::get(berth.url() + "/metrics").unwrap();
+    assert_eq!(
+        anonymous.status(),
+        401,
+        "anonymous scrape of the main listener"
+    );
+    let m = scrape(&(berth.url() + "/metrics"), Some(berth.admin_credentials()));
     let n = blobs.len() as f64;
     let req = "berth_http_requests_total";
     assert_eq!(m.kind_of(req), Some("counter"));
@@ -173,7 +180,7 @@ fn push_and_pull_move_the_counters_and_histograms() {
     assert_eq!(m.value("berth_build_info", &[("version", version)]), 1.0);
 
     // The next scrape counts the first one.
-    let again = scrape(&(berth.url() + "/metrics"));
+    let again = scrape(&(berth.url() + "/metrics"), Some(berth.admin_credentials()));
     assert!(
         again.sum(
             req,
@@ -226,7 +233,7 @@ fn a_separate_metrics_listener_is_the_only_place_metrics_are_served() {
             _ => std::thread::sleep(POLL),
         }
     }
-    let m = scrape(&url);
+    let m = scrape(&url, None);
     assert_eq!(
         m.value(
             "berth_build_info",
@@ -255,7 +262,7 @@ fn a_separate_metrics_listener_is_the_only_place_metrics_are_served() {
         let resp = reqwest::blocking::get(format!("http://{addr}{path}")).unwrap();
         assert_eq!(resp.status(), 404, "{path} on the metrics listener");
     }
-    let m = scrape(&url);
+    let m = scrape(&url, None);
     assert!(
         m.sum(
             "berth_http_requests_total",

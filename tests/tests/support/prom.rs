@@ -124,9 +124,14 @@ impl Scrape {
     }
 }
 
-/// `GET <url>` (no credentials), asserting 200 and the 0.0.4 text format.
-pub fn scrape(url: &str) -> Scrape {
-    let resp = reqwest::blocking::get(url).unwrap_or_else(|e| panic!("GET {url}: {e}"));
+/// `GET <url>` (with Basic credentials if given), asserting 200 and the
+/// 0.0.4 text format.
+pub fn scrape(url: &str, credentials: Option<(&str, &str)>) -> Scrape {
+    let mut req = reqwest::blocking::Client::new().get(url);
+    if let Some((user, password)) = credentials {
+        req = req.basic_auth(user, Some(password));
+    }
+    let resp = req.send().unwrap_or_else(|e| panic!("GET {url}: {e}"));
     assert_eq!(resp.status(), 200, "GET {url}");
     let content_type = resp
         .headers()
