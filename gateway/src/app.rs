@@ -115,7 +115,7 @@ impl App {
 
 /// The value ends up inside a quoted header parameter: allow only what a
 /// host[:port] can contain.
-fn valid_host(h: &str) -> bool {
+pub(crate) fn valid_host(h: &str) -> bool {
     !h.is_empty()
         && h.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))

@@ -10,6 +10,7 @@ use pingora::proxy::{ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType};
 
+use crate::app::valid_host;
 use crate::http::header;
 
 pub struct Redirect {
@@ -27,10 +28,7 @@ impl Redirect {
             return format!("{base}{path}");
         }
         let host = header(session, "host")
-            .filter(|h| {
-                h.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-            })
+            .filter(|h| valid_host(h))
             .unwrap_or("localhost");
         // Drop the plain listener's port; add the HTTPS one unless it is 443.
         let name = match host.rsplit_once(':') {

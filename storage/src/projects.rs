@@ -116,6 +116,12 @@ fn member_from_row(row: SqliteRow) -> Result<MemberRow, StorageError> {
     })
 }
 
+/// Members with their user's or group's name.
+const MEMBERS: &str = "SELECT m.id, m.project_id, m.entity_type, m.entity_id, m.role, \
+     CASE m.entity_type WHEN 'u' THEN (SELECT username FROM users WHERE id = m.entity_id) \
+     ELSE (SELECT group_name FROM user_groups WHERE id = m.entity_id) END AS entity_name \
+     FROM project_members m";
+
 /// The visibility clause, bound as parameters $1..$4 of the query.
 const VISIBLE: &str = "($1 = 'all' OR p.public = 1 \
      OR ($1 = 'named' AND p.name IN (SELECT value FROM json_each($4))) \
@@ -351,11 +357,10 @@ impl Meta {
         offset: i64,
         limit: i64,
     ) -> Result<(Vec<MemberRow>, i64), StorageError> {
-        let base = "SELECT * FROM (SELECT m.id, m.project_id, m.entity_type, m.entity_id, m.role, \
-             CASE m.entity_type WHEN 'u' THEN (SELECT username FROM users WHERE id = m.entity_id) \
-             ELSE (SELECT group_name FROM user_groups WHERE id = m.entity_id) END AS entity_name \
-             FROM project_members m WHERE m.project_id = $1) \
-             WHERE ($2 IS NULL OR instr(entity_name, $2) > 0)";
+        let base = format!(
+            "SELECT * FROM ({MEMBERS} WHERE m.project_id = $1) \
+             WHERE ($2 IS NULL OR instr(entity_name, $2) > 0)"
+        );
         let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM ({base})"))
             .bind(project_id)
             .bind(name_contains)
@@ -382,8 +387,12 @@ impl Meta {
         project_id: i64,
         member_id: i64,
     ) -> Result<Option<MemberRow>, StorageError> {
-        let (rows, _) = self.list_members(project_id, None, 0, i64::MAX).await?;
-        Ok(rows.into_iter().find(|m| m.id == member_id))
+        let row = sqlx::query(&format!("{MEMBERS} WHERE m.project_id = $1 AND m.id = $2"))
+            .bind(project_id)
+            .bind(member_id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(member_from_row).transpose()
     }
 
     /// Adds a member; `None` when the entity already is one.

@@ -48,7 +48,7 @@ pub async fn handle(app: &App, session: &mut Session) -> Result<Reply, GatewayEr
         }
         None => {}
     }
-    let result = dispatch(app, session, &caller, route.clone(), method.clone(), &query).await;
+    let result = dispatch(app, session, &caller, &route, &method, &query).await;
     audit(
         app,
         session,
@@ -112,30 +112,30 @@ async fn dispatch(
     app: &App,
     session: &mut Session,
     caller: &Caller,
-    route: Route,
-    method: Method,
+    route: &Route,
+    method: &Method,
     query: &Query,
 ) -> Result<Reply, GatewayError> {
     match (route, method) {
         // GET /v2/: the API version check.
-        (Route::Base, Method::GET | Method::HEAD) => Ok(Reply::json(200, &serde_json::json!({}))),
+        (Route::Base, &Method::GET | &Method::HEAD) => Ok(Reply::json(200, &serde_json::json!({}))),
         (Route::Catalog, _) => listing::catalog(app, query).await,
-        (Route::Tags(repo), _) => listing::tags(app, &repo, query).await,
-        (Route::Referrers(repo, digest), _) => listing::referrers(app, &repo, &digest, query).await,
-        (Route::Blob(repo, digest), Method::DELETE) => blobs::delete(app, &repo, &digest).await,
-        (Route::Blob(repo, digest), _) => blobs::get(app, session, &repo, &digest).await,
-        (Route::Manifest(repo, r), Method::PUT) => {
-            manifests::put(app, session, &repo, &r, query).await
+        (Route::Tags(repo), _) => listing::tags(app, repo, query).await,
+        (Route::Referrers(repo, digest), _) => listing::referrers(app, repo, digest, query).await,
+        (Route::Blob(repo, digest), &Method::DELETE) => blobs::delete(app, repo, digest).await,
+        (Route::Blob(repo, digest), _) => blobs::get(app, session, repo, digest).await,
+        (Route::Manifest(repo, r), &Method::PUT) => {
+            manifests::put(app, session, repo, r, query).await
         }
-        (Route::Manifest(repo, r), Method::DELETE) => manifests::delete(app, &repo, &r).await,
-        (Route::Manifest(repo, r), m) => manifests::get(app, &repo, &r, m == Method::GET).await,
-        (Route::UploadStart(repo), _) => uploads::start(app, session, caller, &repo, query).await,
-        (Route::Upload(repo, id), Method::PATCH) => uploads::patch(app, session, &repo, id).await,
-        (Route::Upload(repo, id), Method::PUT) => {
-            uploads::put(app, session, &repo, id, query).await
+        (Route::Manifest(repo, r), &Method::DELETE) => manifests::delete(app, repo, r).await,
+        (Route::Manifest(repo, r), m) => manifests::get(app, repo, r, *m == Method::GET).await,
+        (Route::UploadStart(repo), _) => uploads::start(app, session, caller, repo, query).await,
+        (Route::Upload(repo, id), &Method::PATCH) => uploads::patch(app, session, repo, *id).await,
+        (Route::Upload(repo, id), &Method::PUT) => {
+            uploads::put(app, session, repo, *id, query).await
         }
-        (Route::Upload(repo, id), Method::DELETE) => uploads::cancel(app, &repo, id).await,
-        (Route::Upload(repo, id), _) => uploads::status(app, &repo, id).await,
+        (Route::Upload(repo, id), &Method::DELETE) => uploads::cancel(app, repo, *id).await,
+        (Route::Upload(repo, id), _) => uploads::status(app, repo, *id).await,
         (Route::Base, m) => Err(GatewayError::MethodNotAllowed {
             method: m.to_string(),
         }),
