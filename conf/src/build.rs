@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::config::{
     AuthConfig, AuthMode, Config, DatabaseConfig, IpNet, LdapConfig, LdapScope, LogConfig,
-    LogFormat, MetricsConfig, ServerConfig, StorageConfig, StorageDriver, TlsConfig,
+    LogFormat, MetricsConfig, ProxyConfig, ServerConfig, StorageConfig, StorageDriver, TlsConfig,
 };
 use crate::duration;
 use crate::error::ConfError;
@@ -26,6 +26,7 @@ const DEFAULT_LDAP_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_LDAP_CACHE_TTL: Duration = Duration::from_secs(60);
 const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(10);
 const DEFAULT_UPLOAD_PURGE_AGE: Duration = Duration::from_secs(24 * 3600);
+const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 pub(crate) fn build(s: &Settings) -> Result<Config, ConfError> {
     let data_dir = match s.path("data_dir")? {
@@ -36,6 +37,7 @@ pub(crate) fn build(s: &Settings) -> Result<Config, ConfError> {
     let listen = listen(s)?;
     Ok(Config {
         metrics: metrics(s, listen)?,
+        proxy: proxy(s)?,
         listen,
         external_url: external_url(s)?,
         tls: tls(s)?,
@@ -410,5 +412,77 @@ mod tests {
         assert!(is_ldaps("LDAPS://ldap.example.org:636"));
         assert!(!is_ldaps("ldap://ldap.example.org"));
         assert!(!is_ldaps("ldap://ldaps.example.org"));
+    }
+}
+
+fn proxy(s: &Settings) -> Result<ProxyConfig, ConfError> {
+    let mirror_project = s.non_empty("proxy.mirror_project")?.unwrap_or("mirror");
+    let valid = !mirror_project.is_empty()
+        && mirror_project
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
+        && mirror_project.starts_with(|c: char| c.is_ascii_alphanumeric());
+    if !valid {
+        return Err(s.invalid(
+            "proxy.mirror_project",
+            format!("`{mirror_project}` is not a project name: lowercase letters, digits, `.`, `_` and `-`, starting with a letter or digit"),
+        ));
+    }
+    let cache_max_size = match s.non_empty("proxy.cache_max_size")? {
+        None => None,
+        Some(text) => Some(parse_size(text).ok_or_else(|| {
+            s.invalid(
+                "proxy.cache_max_size",
+                format!(
+                    "`{text}` is not a size: use bytes or a unit, such as \"50GiB\" or \"500MB\""
+                ),
+            )
+        })?),
+    };
+    Ok(ProxyConfig {
+        mirror: s.non_empty("proxy.mirror")?.map(str::to_owned),
+        mirror_project: mirror_project.to_owned(),
+        cache_max_size,
+        cache_ttl: s.duration("proxy.cache_ttl")?.unwrap_or(DEFAULT_CACHE_TTL),
+    })
+}
+
+/// `1024`, `500MB`, `50GiB`, `1.5 TiB`: decimal and binary units.
+fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let bytes = number * factor;
+    (bytes.is_finite() && bytes >= 1.0).then_some(bytes as u64)
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1024"), Some(1024));
+        assert_eq!(parse_size("500MB"), Some(500_000_000));
+        assert_eq!(parse_size("2 GiB"), Some(2 * 1024 * 1024 * 1024));
+        assert_eq!(parse_size("1.5KiB"), Some(1536));
+        assert_eq!(parse_size("ten"), None);
+        assert_eq!(parse_size("5 parsecs"), None);
+        assert_eq!(parse_size("0"), None);
     }
 }

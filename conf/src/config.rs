@@ -26,6 +26,23 @@ pub struct Config {
     pub server: ServerConfig,
     pub log: LogConfig,
     pub metrics: MetricsConfig,
+    pub proxy: ProxyConfig,
+}
+
+/// Pull-through caching and mirror mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyConfig {
+    /// The registry endpoint (by name) that requests for names that are
+    /// not projects are pulled from, as a registry mirror. Default: none.
+    pub mirror: Option<String>,
+    /// The proxy-cache project that holds the mirror's content. Default
+    /// `mirror`.
+    pub mirror_project: String,
+    /// Bytes that proxy-cache projects may hold together before the least
+    /// recently pulled images are evicted. Default: no limit.
+    pub cache_max_size: Option<u64>,
+    /// A cached image not pulled for this long may be evicted. Default 7 days.
+    pub cache_ttl: Duration,
 }
 
 /// Paths only: reading and parsing the PEM files is the gateway's job.

@@ -86,6 +86,10 @@ pub(crate) const KEYS: &[Key] = &[
     key("log.format", Kind::Text),
     key("log.level", Kind::Text),
     key("metrics.listen", Kind::Text),
+    key("proxy.mirror", Kind::Text),
+    key("proxy.mirror_project", Kind::Text),
+    key("proxy.cache_max_size", Kind::Text),
+    key("proxy.cache_ttl", Kind::Duration),
 ];
 
 pub(crate) fn lookup(path: &str) -> Option<&'static Key> {

@@ -14,6 +14,7 @@ use crate::bufpool::BufPool;
 use crate::error::GatewayError;
 use crate::http::header;
 use crate::metrics::Metrics;
+use crate::upstream::Upstreams;
 
 pub struct App {
     pub registry: Arc<Registry>,
@@ -35,6 +36,8 @@ pub struct App {
     pub roles: moka::sync::Cache<(i64, String), Option<Role>>,
     /// The Prometheus registry and the handles requests record into.
     pub metrics: Metrics,
+    /// Upstream registries: the pull-through cache, mirror and fronting.
+    pub upstreams: Arc<Upstreams>,
 }
 
 /// How long a cached role may lag a membership change made by another

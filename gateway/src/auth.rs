@@ -64,7 +64,11 @@ pub async fn project_facts(
     identity: Option<&Identity>,
     project: &str,
 ) -> Result<ProjectFacts, GatewayError> {
-    let info = app.registry.project_info(project).await?;
+    let info = match app.registry.project_info(project).await? {
+        Some(info) => Some(info),
+        // In mirror mode a name that is not a project is the mirror's.
+        None => crate::upstream::mirror::stand_in(app, project).await?,
+    };
     let role = match (info, identity) {
         (Some(info), Some(id)) if id.robot.is_none() => app.role_in(info.id, id).await?,
         _ => None,

@@ -15,6 +15,8 @@ use crate::app::{App, ROLE_TTL};
 use crate::bufpool::BufPool;
 use crate::http::{POOL_IDLE, READ_CHUNK};
 use crate::metrics::{Metrics, Sampled};
+use crate::upstream::mirror::Mirror;
+use crate::upstream::Upstreams;
 
 /// Token issuer and audience (`service`) names.
 pub const ISSUER: &str = "berth-token-service";
@@ -75,6 +77,11 @@ pub async fn build(config: &Config) -> Result<Built, String> {
     let metrics = Sampled::new(tokens.clone(), login.clone(), registry.clone())
         .and_then(|sampled| Metrics::new(config.metrics.listen.is_none(), sampled))
         .map_err(|e| format!("cannot set up metrics: {e}"))?;
+    let mirror = config.proxy.mirror.as_ref().map(|registry| Mirror {
+        registry: registry.clone(),
+        project: config.proxy.mirror_project.clone(),
+    });
+    let upstreams = Upstreams::new(mirror).map_err(|e| e.to_string())?;
     Ok(Built {
         app: Arc::new(App {
             registry,
@@ -90,6 +97,7 @@ pub async fn build(config: &Config) -> Result<Built, String> {
                 .time_to_live(ROLE_TTL)
                 .build(),
             metrics,
+            upstreams: Arc::new(upstreams),
         }),
         generated_admin_password,
     })

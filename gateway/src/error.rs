@@ -53,6 +53,28 @@ pub enum GatewayError {
     /// (deleting a project that still has repositories).
     #[error("{0}")]
     Precondition(String),
+    /// An upstream registry (of a proxy-cache or passthrough project)
+    /// could not be reached or timed out, and nothing cached can answer.
+    #[error("the upstream registry `{registry}` is unreachable ({detail}) and berth has no cached copy of {what}; try again when it is back, or ask an administrator to check the registry endpoint")]
+    UpstreamUnreachable {
+        registry: String,
+        detail: String,
+        what: String,
+    },
+    /// The upstream answered 429 and nothing cached can answer.
+    #[error("the upstream registry `{registry}` is rate-limiting berth and berth has no cached copy of {what}; retry later{}", .retry_after.as_deref().map(|s| format!(" (after {s} s)")).unwrap_or_default())]
+    UpstreamRateLimited {
+        registry: String,
+        what: String,
+        retry_after: Option<String>,
+    },
+    /// The upstream refused berth's credentials for the endpoint.
+    #[error("the upstream registry `{registry}` refused berth's credentials ({detail}); an administrator should fix the registry endpoint's credential")]
+    UpstreamRefused { registry: String, detail: String },
+    /// The upstream sent content whose digest is not the one asked for;
+    /// nothing was cached.
+    #[error("the upstream registry `{registry}` sent content for {digest} that does not match that digest; nothing was cached, the upstream may be corrupt")]
+    UpstreamCorrupt { registry: String, digest: String },
     /// An out-of-order chunk; the reply says where the upload stands.
     #[error(
         "chunk starts at byte {got} but the upload has {expected} bytes; resume at byte {expected}"
@@ -103,6 +125,10 @@ impl GatewayError {
                     "Basic realm=\"berth metrics\"".to_owned(),
                 )]
             }
+            GatewayError::UpstreamRateLimited {
+                retry_after: Some(s),
+                ..
+            } => vec![("Retry-After", s.clone())],
             GatewayError::UploadOffset {
                 expected, location, ..
             } => vec![
@@ -181,6 +207,11 @@ impl GatewayError {
             GatewayError::Conflict(_) => p(409, "CONFLICT"),
             GatewayError::Precondition(_) => p(412, "PRECONDITION"),
             GatewayError::UploadOffset { .. } => p(416, "BLOB_UPLOAD_INVALID"),
+            GatewayError::UpstreamUnreachable { .. } => p(503, "UNAVAILABLE"),
+            GatewayError::UpstreamRateLimited { .. } => p(429, "TOOMANYREQUESTS"),
+            GatewayError::UpstreamRefused { .. } | GatewayError::UpstreamCorrupt { .. } => {
+                p(502, "UNAVAILABLE")
+            }
         }
     }
 }
@@ -215,6 +246,7 @@ impl GatewayError {
             413 => "REQUEST_ENTITY_TOO_LARGE",
             416 => "BAD_REQUEST",
             429 => "TOO_MANY_REQUESTS",
+            502 => "BAD_GATEWAY",
             503 => "SERVICE_UNAVAILABLE",
             _ => "INTERNAL_SERVER_ERROR",
         };

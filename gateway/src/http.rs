@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 
 use crate::bufpool::BufPool;
 use crate::error::GatewayError;
+use crate::upstream::fetch::Fetch;
 
 /// Blob reads go to the socket in pieces of this size (from a pool): large
 /// enough that per-call costs vanish, small enough that 100 concurrent
@@ -42,6 +43,16 @@ pub enum Body {
         offset: u64,
         len: u64,
     },
+    /// `len` bytes from `offset` of a blob being fetched from an upstream,
+    /// sent as they arrive.
+    Fetch {
+        fetch: Arc<Fetch>,
+        offset: u64,
+        len: u64,
+    },
+    /// Only the length is known: for HEAD answers about content that is
+    /// not here yet.
+    Length(u64),
 }
 
 impl Reply {
@@ -64,6 +75,11 @@ impl Reply {
             .bytes(Bytes::from(value.to_string()))
     }
 
+    pub fn body(mut self, body: Body) -> Reply {
+        self.body = body;
+        self
+    }
+
     pub fn bytes(mut self, b: Bytes) -> Reply {
         self.body = Body::Bytes(b);
         self
@@ -73,7 +89,7 @@ impl Reply {
         match &self.body {
             Body::Empty => 0,
             Body::Bytes(b) => b.len() as u64,
-            Body::File { len, .. } => *len,
+            Body::File { len, .. } | Body::Fetch { len, .. } | Body::Length(len) => *len,
         }
     }
 }
@@ -100,10 +116,40 @@ pub async fn send(
         return Ok(());
     }
     match reply.body {
-        Body::Empty => Ok(()),
+        Body::Empty | Body::Length(_) => Ok(()),
         Body::Bytes(b) => session.write_response_body(Some(b), true).await,
         Body::File { file, offset, len } => stream_file(session, pool, file, offset, len).await,
+        Body::Fetch { fetch, offset, len } => stream_fetch(session, &fetch, offset, len).await,
     }
+}
+
+/// Streams part of a blob while the upstream fetch writes it. A failed
+/// fetch ends the response early, which every client treats as an error.
+async fn stream_fetch(
+    session: &mut Session,
+    fetch: &Fetch,
+    offset: u64,
+    len: u64,
+) -> pingora::Result<()> {
+    let end = offset + len;
+    let mut pos = offset;
+    while pos < end {
+        match fetch.read(pos, end, READ_CHUNK).await {
+            Ok(Some(chunk)) => {
+                pos += chunk.len() as u64;
+                session.write_response_body(Some(chunk), pos == end).await?;
+            }
+            Ok(None) => break,
+            Err(failure) => {
+                tracing::warn!(digest = %fetch.digest, ?failure, "upstream fetch failed while streaming");
+                return Err(pingora::Error::explain(
+                    pingora::ErrorType::ReadError,
+                    "upstream fetch failed",
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Streams a file region to the client. A blocking thread reads ahead in

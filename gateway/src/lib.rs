@@ -15,6 +15,7 @@
 //! - [`bufpool`]: reused read buffers for streaming blobs.
 //! - [`error`]: every error mapped to its OCI code and status, in one place.
 //! - [`metrics`]: Prometheus metrics, `/metrics` and its own listener.
+//! - [`upstream`]: upstream registries: pull-through cache, mirror, fronting.
 //! - [`app`]: the shared state handlers receive.
 //! - [`bootstrap`]: builds that state from the config.
 
@@ -33,5 +34,6 @@ pub mod route;
 pub mod server;
 pub mod tls;
 pub mod token_endpoint;
+pub mod upstream;
 pub mod users_cli;
 pub mod v2;

@@ -233,6 +233,14 @@ fn serve(mut config: Config) -> ExitCode {
     if let Some(cert) = &tls {
         cert.watch(runtime.handle());
     }
+    berth_gateway::upstream::evict::spawn(
+        runtime.handle(),
+        built.app.registry.clone(),
+        berth_gateway::upstream::evict::Limits {
+            max_bytes: config.proxy.cache_max_size,
+            ttl: config.proxy.cache_ttl,
+        },
+    );
     tracing::info!(listen = %config.listen, tls = tls.is_some(), data_dir = %config.data_dir.display(), "berth starting");
     let ran = server::run(
         &ServerSettings {

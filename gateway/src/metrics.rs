@@ -169,7 +169,15 @@ pub struct Metrics {
     response_bytes: IntCounterVec,
     byte_handles: Vec<OnceLock<(IntCounter, IntCounter)>>,
     uploads: Histogram,
+    pull_through: PullThrough,
     sampled: Arc<Sampled>,
+}
+
+struct PullThrough {
+    hits: IntCounter,
+    misses: IntCounter,
+    shared: IntCounter,
+    upstream_errors: IntCounter,
 }
 
 /// Keeps the in-flight gauge up while a request lives; dropped with the
@@ -229,26 +237,31 @@ impl Metrics {
             )
             .buckets(UPLOAD_BUCKETS.to_vec()),
         )?;
-        let pull_through = [
-            (
+        let counter = |name: &str, help: &str| -> Result<IntCounter, prometheus::Error> {
+            let c = IntCounter::new(name, help)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let pull_through = PullThrough {
+            hits: counter(
                 "berth_pull_through_hits_total",
-                "Pull-through cache hits. Always 0: the pull-through cache is not implemented \
-                 yet.",
-            ),
-            (
+                "Pull-through cache requests answered from the local store.",
+            )?,
+            misses: counter(
                 "berth_pull_through_misses_total",
-                "Pull-through cache misses. Always 0: the pull-through cache is not implemented \
-                 yet.",
-            ),
-            (
+                "Pull-through cache requests that went to the upstream for content.",
+            )?,
+            shared: counter(
+                "berth_pull_through_shared_fetches_total",
+                "Blob misses that joined a fetch already running instead of asking the upstream \
+                 again.",
+            )?,
+            upstream_errors: counter(
                 "berth_pull_through_upstream_errors_total",
-                "Errors from pull-through upstreams. Always 0: the pull-through cache is not \
-                 implemented yet.",
-            ),
-        ];
-        for (name, help) in pull_through {
-            registry.register(Box::new(IntCounter::new(name, help)?))?;
-        }
+                "Upstream registries unreachable, rate-limiting or erroring on a pull-through \
+                 request.",
+            )?,
+        };
         let build_info = prometheus::IntGaugeVec::new(
             Opts::new("berth_build_info", "Always 1; the version is the label."),
             &["version"],
@@ -278,6 +291,7 @@ impl Metrics {
             response_bytes,
             byte_handles: (0..RouteClass::COUNT).map(|_| OnceLock::new()).collect(),
             uploads,
+            pull_through,
             sampled,
         })
     }
@@ -312,6 +326,22 @@ impl Metrics {
     /// Records a completed blob upload.
     pub fn upload_completed(&self, took: Duration) {
         self.uploads.observe(took.as_secs_f64());
+    }
+
+    pub fn pull_through_hit(&self) {
+        self.pull_through.hits.inc();
+    }
+
+    pub fn pull_through_miss(&self) {
+        self.pull_through.misses.inc();
+    }
+
+    pub fn pull_through_shared(&self) {
+        self.pull_through.shared.inc();
+    }
+
+    pub fn pull_through_error(&self) {
+        self.pull_through.upstream_errors.inc();
     }
 
     /// The text exposition, after refreshing what is sampled from the

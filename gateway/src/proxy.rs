@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use pingora::http::Method;
-use pingora::proxy::{ProxyHttp, Session};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType};
 use uuid::Uuid;
@@ -18,6 +19,8 @@ use crate::auth::{basic_credentials, client_ip};
 use crate::error::{cause_chain, harbor_body, oci_body, GatewayError};
 use crate::http::{header, send, Reply, API_VERSION};
 use crate::metrics::{self, Finished, InFlight, RouteClass};
+use crate::upstream::passthrough::Forward;
+use crate::v2::Answer;
 use crate::{api, token_endpoint, v2};
 use berth_policy::{authorize, Action, Decision, Resource, Subject};
 
@@ -39,6 +42,8 @@ pub struct RequestCtx {
     /// status says whether it was accepted), or the subject of a bearer
     /// token a handler verified. Never a password or a token.
     pub user: Option<String>,
+    /// Set when the request goes to a fronted project's upstream.
+    forward: Option<Box<Forward>>,
     _in_flight: InFlight,
 }
 
@@ -53,6 +58,7 @@ impl ProxyHttp for Gateway {
             status: 0,
             class: RouteClass::Other,
             user: None,
+            forward: None,
             _in_flight: self.app.metrics.in_flight(),
         }
     }
@@ -69,7 +75,17 @@ impl ProxyHttp for Gateway {
             .and_then(basic_credentials)
             .map(|(user, _password)| user);
         let result = if path == "/v2" || path.starts_with("/v2/") {
-            v2::handle(&self.app, session).await
+            match v2::handle(&self.app, session).await {
+                Ok(Answer::Reply(reply)) => Ok(reply),
+                Ok(Answer::Forward(forward)) => {
+                    ctx.forward = Some(forward);
+                    if ctx.user.is_none() {
+                        ctx.user = bearer_subject(&self.app, session);
+                    }
+                    return Ok(false);
+                }
+                Err(e) => Err(e),
+            }
         } else if path == api::PREFIX || path.starts_with("/api/v2.0/") {
             api::handle(&self.app, session).await
         } else if path.starts_with("/service/") {
@@ -114,17 +130,99 @@ impl ProxyHttp for Gateway {
     async fn upstream_peer(
         &self,
         _session: &mut Session,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> pingora::Result<Box<HttpPeer>> {
-        // Every request is answered in request_filter; reaching here is a bug.
-        Err(Error::explain(
-            ErrorType::InternalError,
-            "berth has no upstream for this request",
-        ))
+        // Only fronted projects' requests get here; everything else was
+        // answered in request_filter.
+        match &ctx.forward {
+            Some(f) => Ok(Box::new(f.peer())),
+            None => Err(Error::explain(
+                ErrorType::InternalError,
+                "berth has no upstream for this request",
+            )),
+        }
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        match &ctx.forward {
+            Some(f) => f.request(upstream_request),
+            None => Ok(()),
+        }
+    }
+
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        let Some(f) = &ctx.forward else {
+            return Ok(());
+        };
+        let repo = f.local_repo.clone();
+        f.response(&self.app, upstream_response, || {
+            challenge(
+                &self.app,
+                session,
+                Some(&format!("repository:{repo}:pull")),
+                Some("invalid_token"),
+            )
+        })?;
+        upstream_response.insert_header(API_VERSION.0, API_VERSION.1)?;
+        upstream_response.insert_header("X-Request-Id", ctx.request_id.as_str())?;
+        ctx.status = upstream_response.status.as_u16();
+        Ok(())
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let registry = ctx
+            .forward
+            .as_ref()
+            .map_or_else(|| "upstream".to_owned(), |f| f.endpoint.name.clone());
+        tracing::warn!(request_id = %ctx.request_id, registry = %registry, error = %e, "forwarding to the upstream failed");
+        let gone = matches!(e.esource(), pingora::ErrorSource::Downstream);
+        if gone || session.response_written().is_some() {
+            return FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
+        }
+        let err = GatewayError::UpstreamUnreachable {
+            registry,
+            detail: e.etype().as_str().to_owned(),
+            what: session.req_header().uri.path().to_owned(),
+        };
+        let p = err.present();
+        ctx.status = p.status;
+        let reply = Reply::new(p.status)
+            .header("Content-Type", "application/json")
+            .header(API_VERSION.0, API_VERSION.1)
+            .header("X-Request-Id", ctx.request_id.clone())
+            .bytes(oci_body(p.code, &p.message).into());
+        session.set_keepalive(None);
+        let _ = send(session, reply, false, &self.app.read_pool).await;
+        FailToProxy {
+            error_code: p.status,
+            can_reuse_downstream: false,
+        }
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         let duration = ctx.start.elapsed();
+        if let Some(mut record) = ctx.forward.as_mut().and_then(|f| f.audit.take()) {
+            record.success = e.is_none() && (200..400).contains(&ctx.status);
+            self.app.audit.record(record);
+        }
         let downstream = session.as_downstream();
         let bytes_in = downstream.body_bytes_read() as u64;
         let bytes_out = downstream.body_bytes_sent() as u64;

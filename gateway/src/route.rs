@@ -40,6 +40,19 @@ impl Route {
             | Route::Referrers(r, _) => Some(r),
         }
     }
+
+    /// The same endpoint in another repository (the mirror's).
+    pub fn with_repo(&self, repo: RepoName) -> Route {
+        match self {
+            Route::Base | Route::Catalog => self.clone(),
+            Route::Tags(_) => Route::Tags(repo),
+            Route::Manifest(_, r) => Route::Manifest(repo, r.clone()),
+            Route::Blob(_, d) => Route::Blob(repo, d.clone()),
+            Route::UploadStart(_) => Route::UploadStart(repo),
+            Route::Upload(_, id) => Route::Upload(repo, *id),
+            Route::Referrers(_, d) => Route::Referrers(repo, d.clone()),
+        }
+    }
 }
 
 /// Parses a `/v2/...` path (already known to start with `/v2`).

@@ -58,6 +58,9 @@ pub enum Action {
     ManageSystemRobots,
     /// Scrape `/metrics` on the main listener (it names projects).
     ReadMetrics,
+    /// Registry endpoints (upstreams with their credentials) and the
+    /// projects that cache or front them.
+    ManageRegistries,
     // A user account (own or someone else's).
     ReadAccount,
     UpdateAccount,
@@ -85,6 +88,7 @@ impl Action {
             Action::ReadAuditLogs => "read the audit log",
             Action::ManageSystemRobots => "manage system robot accounts",
             Action::ReadMetrics => "read the metrics",
+            Action::ManageRegistries => "manage registry endpoints",
             Action::ReadAccount => "read this account",
             Action::UpdateAccount => "change this account",
         }

@@ -74,7 +74,9 @@ impl Role {
             UpdateProject | DeleteProject | ManageMembers | ManageRobots => self == ProjectAdmin,
             // System-wide actions are not granted by a project role.
             Catalog | CreateProject | ListUsers | ManageUsers | ReadAuditLogs
-            | ManageSystemRobots | ReadMetrics | ReadAccount | UpdateAccount => false,
+            | ManageSystemRobots | ReadMetrics | ManageRegistries | ReadAccount | UpdateAccount => {
+                false
+            }
         }
     }
 }

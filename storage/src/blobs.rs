@@ -31,6 +31,10 @@ impl BlobStore {
         Ok(store)
     }
 
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     pub fn uploads_dir(&self) -> PathBuf {
         self.root.join("_uploads")
     }

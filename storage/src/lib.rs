@@ -12,6 +12,9 @@
 //! - `cache`: in-memory caches in front of the database (caches only).
 //! - [`registry`]: the operations the gateway calls, keeping both in step.
 //! - [`usage`]: bytes stored per project and pool state, for metrics.
+//! - [`upstreams`]: registry endpoints that projects cache or front.
+//! - [`proxy_cache`]: what a pull-through cache stores (manifests without
+//!   their blobs, fetched blobs committed after verification).
 //!
 //! It is the only crate that runs SQL or touches blob bytes. It knows
 //! nothing of HTTP or of who is asking: authorization happens before a call
@@ -26,9 +29,11 @@ pub mod error;
 pub mod meta;
 pub mod oci;
 pub mod projects;
+pub mod proxy_cache;
 pub mod registry;
 pub mod robots;
 mod uploads;
+pub mod upstreams;
 pub mod usage;
 
 pub use error::StorageError;

@@ -6,6 +6,7 @@ use sqlx::Row;
 
 use crate::error::StorageError;
 use crate::meta::{now, Meta};
+use crate::upstreams::{ProjectUpstream, ProxyMode};
 
 /// A project row with what the API shows about it.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,6 +19,8 @@ pub struct ProjectRow {
     pub created_at: i64,
     pub updated_at: i64,
     pub repo_count: i64,
+    /// The registry endpoint a proxy-cache or passthrough project uses.
+    pub upstream: Option<ProjectUpstream>,
 }
 
 /// Which projects a listing may show.
@@ -83,6 +86,7 @@ pub enum ProjectDeletion {
 }
 
 const PROJECT_COLUMNS: &str = "p.id, p.name, p.public, p.owner_id, p.created_at, p.updated_at, \
+     p.registry_id, p.proxy_mode, \
      (SELECT username FROM users u WHERE u.id = p.owner_id) AS owner_name, \
      (SELECT count(*) FROM repositories r WHERE r.name = p.name \
         OR substr(r.name, 1, length(p.name) + 1) = p.name || '/') AS repo_count";
@@ -97,6 +101,17 @@ fn project_from_row(row: SqliteRow) -> Result<ProjectRow, StorageError> {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         repo_count: row.try_get("repo_count")?,
+        upstream: match row.try_get::<Option<i64>, _>("registry_id")? {
+            Some(registry_id) => Some(ProjectUpstream {
+                registry_id,
+                mode: row
+                    .try_get::<Option<String>, _>("proxy_mode")?
+                    .as_deref()
+                    .and_then(ProxyMode::parse)
+                    .unwrap_or(ProxyMode::Cache),
+            }),
+            None => None,
+        },
     })
 }
 

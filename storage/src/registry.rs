@@ -14,6 +14,7 @@ use crate::error::StorageError;
 use crate::meta::{Meta, Referrer, StoredManifest};
 use crate::oci::{manifest, Algorithm, Digest, Reference, RepoName, Tag, MAX_MANIFEST_SIZE};
 use crate::uploads::{ChunkWriter, Sessions};
+use crate::upstreams::ProjectUpstream;
 
 /// Where the registry keeps its state.
 #[derive(Debug, Clone)]
@@ -27,6 +28,8 @@ pub struct Settings {
 pub struct ProjectInfo {
     pub id: i64,
     pub public: bool,
+    /// Set for proxy-cache and passthrough projects.
+    pub upstream: Option<ProjectUpstream>,
 }
 
 pub struct Registry {
@@ -60,16 +63,32 @@ impl Registry {
         let blobs = BlobStore::open(&settings.blob_root)?;
         let meta = Meta::connect(&settings.database_url).await?;
         let sessions = Sessions::new(blobs.uploads_dir());
-        Ok(Registry {
+        let registry = Registry {
             blobs,
             meta,
             sessions,
             caches: Caches::new(),
-        })
+        };
+        registry.clear_fetches()?;
+        Ok(registry)
     }
 
     pub fn meta(&self) -> &Meta {
         &self.meta
+    }
+
+    pub(crate) fn blob_store(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    pub(crate) fn forget_tag(&self, repo: &RepoName, tag: &Tag) {
+        self.caches.by_tag.invalidate(&(repo.clone(), tag.clone()));
+    }
+
+    pub(crate) fn forget_blob_link(&self, repo: &RepoName, digest: &Digest) {
+        self.caches
+            .blob_links
+            .invalidate(&(repo.clone(), digest.clone()));
     }
 
     /// Whether the blob store takes writes: a probe file is created,
@@ -118,6 +137,7 @@ impl Registry {
         let p = self.meta.project(project).await?.map(|row| ProjectInfo {
             id: row.id,
             public: row.public,
+            upstream: row.upstream,
         });
         self.caches.projects.insert(project.to_owned(), p);
         Ok(p)

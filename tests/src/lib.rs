@@ -18,6 +18,8 @@
 //! - [`jwt`]: decode, verify and forge the token service's JWTs.
 //! - [`tools`]: podman, skopeo and docker with login state of their own,
 //!   and OCI image layouts on disk.
+//! - [`upstream`]: upstream registries for the pull-through cache and
+//!   fronting tests (Debian's docker-registry, and a corrupt one).
 //!
 //! Not for: anything the server itself uses; no test logic lives here.
 
@@ -29,6 +31,7 @@ pub mod server;
 pub mod tar;
 pub mod tokens;
 pub mod tools;
+pub mod upstream;
 pub mod users;
 
 pub use api::Api;

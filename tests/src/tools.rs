@@ -114,6 +114,15 @@ impl Podman {
         run("podman", &all, &[("REGISTRY_AUTH_FILE", auth)], stdin)
     }
 
+    /// [`Podman::run`] with extra environment (`CONTAINERS_REGISTRIES_CONF`...).
+    pub fn run_with_env(&self, args: &[&str], envs: &[(&str, &OsStr)]) -> Output {
+        let mut all: Vec<&str> = self.global.iter().map(String::as_str).collect();
+        all.extend_from_slice(args);
+        let mut env: Vec<(&str, &OsStr)> = vec![("REGISTRY_AUTH_FILE", self.authfile.as_os_str())];
+        env.extend_from_slice(envs);
+        run("podman", &all, &env, None)
+    }
+
     /// `podman login --tls-verify=false --authfile F -u USER --password-stdin HOST`.
     pub fn login(&self, host: &str, user: &str, password: &str) -> Output {
         self.login_with(&[], host, user, password)

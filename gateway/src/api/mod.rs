@@ -8,6 +8,7 @@
 //! - `projects`, `members`, `users`, `robots`: accounts and projects.
 //! - `repositories`: repositories, artifacts and tags of a project.
 //! - `logs`: the audit log.
+//! - `registries`: upstream registry endpoints.
 //! - `system`: systeminfo, health, ping, search.
 //! - `openapi`: the OpenAPI document, generated from the handlers.
 
@@ -16,6 +17,7 @@ mod members;
 mod openapi;
 mod page;
 mod projects;
+mod registries;
 mod repositories;
 mod request;
 mod robots;
@@ -119,6 +121,7 @@ pub async fn handle(app: &App, session: &mut Session) -> Result<Reply, GatewayEr
         }
         ["users", rest @ ..] => users::route(app, session, &req, rest).await,
         ["robots", rest @ ..] => robots::route(app, session, &req, rest).await,
+        ["registries", rest @ ..] => registries::route(app, session, &req, rest).await,
         _ if known_path(&segs) => Err(GatewayError::MethodNotAllowed {
             method: method.to_string(),
         }),

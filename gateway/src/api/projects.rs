@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use berth_policy::{Action, Resource, Role};
 use berth_storage::oci::ProjectName;
 use berth_storage::projects::{ProjectDeletion, ProjectFilter, ProjectRow};
+use berth_storage::upstreams::{ProjectUpstream, ProxyMode};
 use pingora::proxy::Session;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -43,6 +44,10 @@ pub struct Project {
 pub struct ProjectMetadata {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public: Option<String>,
+    /// With `registry_id`: `cache` (a read-only pull-through cache, the
+    /// default) or `passthrough` (every request forwarded upstream).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_mode: Option<String>,
 }
 
 /// Harbor's `ProjectReq` (create and update).
@@ -59,7 +64,8 @@ pub struct ProjectReq {
     /// so only -1 is accepted.
     #[serde(default)]
     pub storage_limit: Option<i64>,
-    /// Upstream registry for proxy-cache projects (not supported yet).
+    /// The registry endpoint a proxy-cache (or, with
+    /// `metadata.proxy_mode = "passthrough"`, fronted) project uses.
     #[serde(default)]
     pub registry_id: Option<i64>,
 }
@@ -88,11 +94,47 @@ pub fn project_json(row: &ProjectRow, role: Option<Role>) -> Project {
         current_user_role_id: role.map(Role::id),
         current_user_role_ids: role.map(Role::id).into_iter().collect(),
         togglable: true,
-        registry_id: None,
+        registry_id: row.upstream.map(|u| u.registry_id),
         metadata: ProjectMetadata {
             public: Some(row.public.to_string()),
+            proxy_mode: row.upstream.map(|u| u.mode.as_str().to_owned()),
         },
     }
+}
+
+/// `registry_id` and `metadata.proxy_mode`: a proxy-cache or fronted
+/// project, which only system administrators create (it spends the
+/// endpoint's credential on behalf of the project's members).
+async fn requested_upstream(
+    app: &App,
+    req: &ApiRequest,
+    body: &ProjectReq,
+) -> Result<Option<ProjectUpstream>, GatewayError> {
+    let mode = body.metadata.as_ref().and_then(|m| m.proxy_mode.as_deref());
+    let Some(registry_id) = body.registry_id else {
+        if mode.is_some() {
+            return Err(GatewayError::BadRequest(
+                "`metadata.proxy_mode` needs `registry_id`: the registry endpoint to cache or front"
+                    .into(),
+            ));
+        }
+        return Ok(None);
+    };
+    req.require(Action::ManageRegistries, Resource::System)?;
+    let mode = match mode {
+        None => ProxyMode::Cache,
+        Some(m) => ProxyMode::parse(m).ok_or_else(|| {
+            GatewayError::BadRequest(format!(
+                "`metadata.proxy_mode` must be \"cache\" or \"passthrough\", not \"{m}\""
+            ))
+        })?,
+    };
+    if app.registry.meta().endpoint(registry_id).await?.is_none() {
+        return Err(GatewayError::BadRequest(format!(
+            "`registry_id` {registry_id} is not a registry endpoint; create one with POST /api/v2.0/registries"
+        )));
+    }
+    Ok(Some(ProjectUpstream { registry_id, mode }))
 }
 
 /// `metadata.public` (or the older top-level `public`), as a bool.
@@ -113,11 +155,6 @@ fn reject_unsupported(req: &ProjectReq) -> Result<(), GatewayError> {
     if req.storage_limit.is_some_and(|l| l != -1) {
         return Err(GatewayError::BadRequest(
             "`storage_limit` is not supported yet; omit it or send -1 (unlimited)".into(),
-        ));
-    }
-    if req.registry_id.is_some() {
-        return Err(GatewayError::BadRequest(
-            "`registry_id` (proxy-cache projects) is not supported yet; omit it".into(),
         ));
     }
     Ok(())
@@ -218,6 +255,7 @@ pub async fn create(
     bounded("project_name", raw, 255)?;
     let name: ProjectName = raw.parse()?;
     let public = requested_public(&body)?.unwrap_or(false);
+    let upstream = requested_upstream(app, req, &body).await?;
     let owner = req.identity.as_ref().and_then(|i| i.user_id);
     let result = app
         .registry
@@ -237,6 +275,12 @@ pub async fn create(
             "project `{name}` already exists; choose another name"
         )));
     };
+    if upstream.is_some() {
+        app.registry
+            .meta()
+            .set_project_upstream(id, upstream)
+            .await?;
+    }
     app.registry.forget_project(name.as_str());
     app.forget_access();
     Ok(Reply::new(201).header("Location", format!("/api/v2.0/projects/{id}")))

@@ -1,7 +1,7 @@
 //! The OCI distribution API (`/v2/...`): dispatch by route and method,
 //! authorization through the policy crate, then the endpoint's handler.
 
-mod blobs;
+pub(crate) mod blobs;
 mod listing;
 mod manifests;
 mod uploads;
@@ -13,19 +13,32 @@ use berth_storage::StorageError;
 use pingora::http::Method;
 use pingora::proxy::Session;
 
+use berth_storage::upstreams::{ProjectUpstream, ProxyMode};
+
 use crate::app::App;
 use crate::auth::{authenticate, check, client_ip, Caller};
 use crate::error::GatewayError;
-use crate::http::Reply;
+use crate::http::{continue_if_expected, Reply};
 use crate::route::{self, Query, Route};
+use crate::upstream::passthrough::{self, Forward};
+use crate::upstream::{cache, mirror};
 
-/// Handles one `/v2` request; the caller writes the reply or the error.
-pub async fn handle(app: &App, session: &mut Session) -> Result<Reply, GatewayError> {
+/// What a `/v2` request gets: a reply from here, or forwarding to the
+/// upstream of a fronted project.
+pub enum Answer {
+    Reply(Reply),
+    Forward(Box<Forward>),
+}
+
+/// Handles one `/v2` request; the caller writes the reply or the error,
+/// or forwards it.
+pub async fn handle(app: &App, session: &mut Session) -> Result<Answer, GatewayError> {
     let route = route::parse(session.req_header().uri.path())?;
     let query = Query::parse(session.req_header().uri.query());
     let method = session.req_header().method.clone();
     let action = required_action(&route, &method)?;
     let caller = authenticate(app, session).await?;
+    let mirrored = mirror::resolve(app, &route, &method, &query).await?;
     match action {
         Some(action) => {
             if let Err(e) = check(app, &caller, action, route.repo()).await {
@@ -48,7 +61,31 @@ pub async fn handle(app: &App, session: &mut Session) -> Result<Reply, GatewayEr
         }
         None => {}
     }
-    let result = dispatch(app, session, &caller, &route, &method, &query).await;
+    // Policy decided on the name the client used; the mirror's content
+    // lives in its own project.
+    let route = match mirrored {
+        Some(repo) => route.with_repo(repo),
+        None => route,
+    };
+    let upstream = match route.repo() {
+        Some(repo) => app
+            .registry
+            .project_info(repo.project())
+            .await?
+            .and_then(|p| p.upstream),
+        None => None,
+    };
+    let result = match upstream {
+        Some(u) if u.mode == ProxyMode::Passthrough => {
+            let forward = forward(app, session, &caller, &route, &method, &query, u).await;
+            if let Err(e) = &forward {
+                audit(app, session, &caller, &route, &method, Err(e));
+            }
+            return forward.map(|f| Answer::Forward(Box::new(f)));
+        }
+        Some(u) => cached(app, session, &caller, &route, &method, &query, u).await,
+        None => dispatch(app, session, &caller, &route, &method, &query).await,
+    };
     audit(
         app,
         session,
@@ -57,7 +94,83 @@ pub async fn handle(app: &App, session: &mut Session) -> Result<Reply, GatewayEr
         &method,
         result.as_ref().map(|_| ()),
     );
-    result
+    result.map(Answer::Reply)
+}
+
+/// A request to a proxy-cache project: pulls through the cache, deletes
+/// of cached content locally, writes refused.
+async fn cached(
+    app: &App,
+    session: &mut Session,
+    caller: &Caller,
+    route: &Route,
+    method: &Method,
+    query: &Query,
+    upstream: ProjectUpstream,
+) -> Result<Reply, GatewayError> {
+    let read = matches!(*method, Method::GET | Method::HEAD);
+    match route {
+        Route::Manifest(repo, r) if read => {
+            let ep = app
+                .upstreams
+                .endpoint(&app.registry, upstream.registry_id)
+                .await?;
+            cache::manifest(app, session, &ep, repo, r, *method == Method::GET).await
+        }
+        Route::Blob(repo, d) if read => {
+            let ep = app
+                .upstreams
+                .endpoint(&app.registry, upstream.registry_id)
+                .await?;
+            cache::blob(app, session, &ep, repo, d, *method == Method::HEAD).await
+        }
+        Route::UploadStart(repo) | Route::Upload(repo, _) | Route::Manifest(repo, _)
+            if *method != Method::DELETE =>
+        {
+            let ep = app
+                .upstreams
+                .endpoint(&app.registry, upstream.registry_id)
+                .await?;
+            Err(GatewayError::Denied(format!(
+                "project `{}` is a pull-through cache of the registry `{}` and is read-only; push to a regular project",
+                repo.project(),
+                ep.name
+            )))
+        }
+        _ => dispatch(app, session, caller, route, method, query).await,
+    }
+}
+
+/// Prepares forwarding to a fronted project's upstream (after policy
+/// allowed the request).
+async fn forward(
+    app: &App,
+    session: &mut Session,
+    caller: &Caller,
+    route: &Route,
+    method: &Method,
+    query: &Query,
+    upstream: ProjectUpstream,
+) -> Result<Forward, GatewayError> {
+    let Some(repo) = route.repo() else {
+        return Err(GatewayError::NotFound(
+            session.req_header().uri.path().to_owned(),
+        ));
+    };
+    let ep = app
+        .upstreams
+        .endpoint(&app.registry, upstream.registry_id)
+        .await?;
+    let actions = match *method {
+        Method::GET | Method::HEAD => "pull",
+        Method::DELETE => "pull,push,delete",
+        _ => "pull,push",
+    };
+    let path = session.req_header().uri.path().to_owned();
+    let mut plan = passthrough::plan(app, ep, repo, &path, query, actions).await?;
+    plan.audit = audit_record(session, caller, route, method);
+    continue_if_expected(session).await?;
+    Ok(plan)
 }
 
 /// Records pushes, pulls and deletes of manifests (and blob deletes) in
@@ -77,6 +190,20 @@ fn audit(
     ) {
         return;
     }
+    if let Some(mut record) = audit_record(session, caller, route, method) {
+        record.success = outcome.is_ok();
+        app.audit.record(record);
+    }
+}
+
+/// The audit record of a request, if it is an event worth recording
+/// (marked successful; the caller corrects that).
+pub fn audit_record(
+    session: &Session,
+    caller: &Caller,
+    route: &Route,
+    method: &Method,
+) -> Option<AuditRecord> {
     let (operation, resource_type, resource, repo) = match (route, method) {
         (Route::Manifest(repo, r), &Method::GET) => ("pull", "artifact", reference(repo, r), repo),
         (Route::Manifest(repo, r), &Method::PUT) => ("push", "artifact", reference(repo, r), repo),
@@ -87,18 +214,18 @@ fn audit(
             ("delete", "artifact", reference(repo, r), repo)
         }
         (Route::Blob(repo, d), &Method::DELETE) => ("delete", "blob", format!("{repo}@{d}"), repo),
-        _ => return,
+        _ => return None,
     };
-    app.audit.record(AuditRecord {
+    Some(AuditRecord {
         op_time: now_ms(),
         username: caller.name().to_owned(),
         operation: operation.to_owned(),
         resource_type: resource_type.to_owned(),
         resource,
         project: Some(repo.project().to_owned()),
-        success: outcome.is_ok(),
+        success: true,
         client_ip: client_ip(session).map(|ip| ip.to_string()),
-    });
+    })
 }
 
 fn reference(repo: &RepoName, r: &Reference) -> String {

@@ -25,6 +25,18 @@ impl RepoName {
     pub fn project(&self) -> &str {
         self.0.split('/').next().unwrap_or(&self.0)
     }
+
+    /// The name inside its project (`app/api` in `team/app/api`); `None`
+    /// for a one-segment name.
+    pub fn in_project(&self) -> Option<&str> {
+        self.0.split_once('/').map(|(_, rest)| rest)
+    }
+
+    /// This name under `project` (`mirror/library/alpine`), for a mirror
+    /// that keeps upstream names inside one project.
+    pub fn under(&self, project: &str) -> Result<RepoName, StorageError> {
+        format!("{project}/{}", self.0).parse()
+    }
 }
 
 impl fmt::Display for RepoName {

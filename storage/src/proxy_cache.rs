@@ -1,0 +1,330 @@
+//! What a pull-through cache keeps: manifests fetched from an upstream
+//! (stored without their blobs, which arrive when clients ask for them)
+//! and blobs fetched into temp files, verified, then committed like an
+//! upload. The gateway does the fetching; this module only stores.
+
+use std::fs::File;
+use std::path::PathBuf;
+
+use uuid::Uuid;
+
+use crate::error::StorageError;
+use crate::meta::{now, Meta};
+use crate::oci::{manifest, Digest, ParsedManifest, RepoName, Tag, MAX_MANIFEST_SIZE};
+use crate::registry::Registry;
+
+/// A cached repository's footprint, for eviction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CachedManifest {
+    pub repo: RepoName,
+    pub digest: Digest,
+    /// Last pull, or when it was cached if never pulled (seconds).
+    pub last_used: i64,
+}
+
+impl Registry {
+    /// Stores a manifest fetched from an upstream under `repo`, tagging it
+    /// when fetched by tag. The blobs it names need not be here yet: a
+    /// cache fills them on demand. `digest` is what the client asked for or
+    /// the upstream announced; the content must hash to it.
+    pub async fn cache_manifest(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        content_type: Option<&str>,
+        content: &[u8],
+        tag: Option<&Tag>,
+    ) -> Result<(), StorageError> {
+        if content.len() > MAX_MANIFEST_SIZE {
+            return Err(StorageError::ManifestTooLarge);
+        }
+        let actual = Digest::compute(digest.algorithm(), content);
+        if &actual != digest {
+            return Err(StorageError::DigestMismatch {
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        let parsed = manifest::parse(content_type, content)?;
+        self.meta()
+            .put_cached_manifest(repo, digest, &parsed, content, tag)
+            .await?;
+        if let Some(tag) = tag {
+            self.forget_tag(repo, tag);
+        }
+        Ok(())
+    }
+
+    /// A new temp file for a blob being fetched from an upstream.
+    pub fn fetch_file(&self) -> Result<(PathBuf, File), StorageError> {
+        let dir = self.blob_store().root().join("_fetch");
+        std::fs::create_dir_all(&dir)
+            .map_err(StorageError::io(format!("creating {}", dir.display())))?;
+        let path = dir.join(Uuid::new_v4().simple().to_string());
+        let file = std::fs::OpenOptions::new()
+            .create_new(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(StorageError::io(format!("creating {}", path.display())))?;
+        Ok((path, file))
+    }
+
+    /// Removes temp files of fetches a previous process did not finish.
+    pub fn clear_fetches(&self) -> Result<(), StorageError> {
+        let dir = self.blob_store().root().join("_fetch");
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StorageError::io(format!("clearing {}", dir.display()))(e)),
+        }
+    }
+
+    /// Commits a fetched blob whose digest the caller verified, and links
+    /// it into `repo`.
+    pub async fn commit_fetched(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        temp: PathBuf,
+        file: File,
+        size: u64,
+    ) -> Result<(), StorageError> {
+        let blobs = self.blob_store().clone();
+        let d = digest.clone();
+        tokio::task::spawn_blocking(move || blobs.commit(&temp, &file, &d))
+            .await
+            .map_err(|e| StorageError::Io {
+                context: "committing fetched blob".into(),
+                source: std::io::Error::other(e),
+            })??;
+        self.link_existing(repo, digest, size).await
+    }
+
+    /// Whether a blob's bytes are in the store at all (in any repository).
+    pub async fn blob_stored(&self, digest: &Digest) -> Result<Option<u64>, StorageError> {
+        let size = self.meta().blob_size(digest).await?;
+        Ok(size.filter(|_| self.blob_store().exists(digest)))
+    }
+
+    /// Links a blob already in the store into `repo` (after the upstream
+    /// confirmed `repo` has it, so no download is needed).
+    pub async fn link_existing(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<(), StorageError> {
+        self.meta().link_blob(repo, digest, size).await?;
+        self.forget_blob_link(repo, digest);
+        Ok(())
+    }
+}
+
+/// What one eviction pass removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Eviction {
+    pub manifests: u64,
+    /// Blob links dropped from cache repositories; the bytes go at the
+    /// next garbage collection.
+    pub blob_links: u64,
+    /// Bytes the cache projects held before and after.
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+}
+
+impl Registry {
+    /// Evicts cached images from the cache projects named: every manifest
+    /// not pulled since `unused_before` (seconds), then the least recently
+    /// pulled ones while the projects hold more than `max_bytes`. An
+    /// evicted manifest takes its tags and its repository's links to blobs
+    /// no remaining manifest there references.
+    pub async fn evict_cached(
+        &self,
+        projects: &[String],
+        max_bytes: Option<u64>,
+        unused_before: i64,
+    ) -> Result<Eviction, StorageError> {
+        let meta = self.meta();
+        let mut done = Eviction {
+            bytes_before: meta.projects_blob_bytes(projects).await?,
+            ..Eviction::default()
+        };
+        let mut bytes = done.bytes_before;
+        for m in meta.cached_manifests_lru(projects).await? {
+            let stale = m.last_used < unused_before;
+            let over = max_bytes.is_some_and(|max| bytes > max);
+            if !stale && !over {
+                // The list is oldest first: nothing later is stale either.
+                break;
+            }
+            let (removed, links) = meta.evict_manifest(&m.repo, &m.digest).await?;
+            if removed {
+                done.manifests += 1;
+                done.blob_links += links;
+                if links > 0 {
+                    bytes = meta.projects_blob_bytes(projects).await?;
+                }
+            }
+        }
+        if done.manifests > 0 {
+            self.forget_content();
+        }
+        done.bytes_after = bytes;
+        Ok(done)
+    }
+}
+
+impl Meta {
+    /// Deletes a cached manifest (tags go with it) and its repository's
+    /// links to blobs no remaining manifest of the repository references,
+    /// in one transaction. Returns whether it existed and the links dropped.
+    pub async fn evict_manifest(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<(bool, u64), StorageError> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let repo_id: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
+                .bind(repo.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(repo_id) = repo_id else {
+            return Ok((false, 0));
+        };
+        sqlx::query("DELETE FROM tags WHERE repo_id = $1 AND manifest_digest = $2")
+            .bind(repo_id)
+            .bind(digest.to_string())
+            .execute(&mut *tx)
+            .await?;
+        let removed = sqlx::query("DELETE FROM manifests WHERE repo_id = $1 AND digest = $2")
+            .bind(repo_id)
+            .bind(digest.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            > 0;
+        let links = sqlx::query(
+            "DELETE FROM repo_blobs WHERE repo_id = $1 AND digest NOT IN \
+             (SELECT child_digest FROM manifest_refs WHERE repo_id = $1)",
+        )
+        .bind(repo_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok((removed, links))
+    }
+
+    pub async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>, StorageError> {
+        let size: Option<i64> = sqlx::query_scalar("SELECT size FROM blobs WHERE digest = $1")
+            .bind(digest.to_string())
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(size.map(|s| s as u64))
+    }
+
+    /// Stores a manifest and (if given) moves a tag to it, without the
+    /// check that its blobs are present: a cache fetches them lazily.
+    pub async fn put_cached_manifest(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        parsed: &ParsedManifest,
+        content: &[u8],
+        tag: Option<&Tag>,
+    ) -> Result<(), StorageError> {
+        let repo_id = self.ensure_repo(repo).await?;
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let inserted = sqlx::query(
+            "INSERT INTO manifests (repo_id, digest, media_type, content, size, artifact_type, subject, annotations, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (repo_id, digest) DO NOTHING",
+        )
+        .bind(repo_id)
+        .bind(digest.to_string())
+        .bind(parsed.kind.media_type())
+        .bind(content)
+        .bind(content.len() as i64)
+        .bind(parsed.artifact_type.as_deref())
+        .bind(parsed.subject.as_ref().map(|s| s.to_string()))
+        .bind(parsed.annotations.as_deref())
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() > 0 {
+            let refs = parsed
+                .blobs
+                .iter()
+                .map(|d| (d, false))
+                .chain(parsed.manifests.iter().map(|d| (d, true)));
+            for (child, is_manifest) in refs {
+                sqlx::query(
+                    "INSERT INTO manifest_refs (repo_id, manifest_digest, child_digest, is_manifest) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                )
+                .bind(repo_id)
+                .bind(digest.to_string())
+                .bind(child.to_string())
+                .bind(is_manifest)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        if let Some(tag) = tag {
+            sqlx::query(
+                "INSERT INTO tags (repo_id, name, manifest_digest, updated_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (repo_id, name) DO UPDATE SET manifest_digest = excluded.manifest_digest, \
+                 updated_at = excluded.updated_at",
+            )
+            .bind(repo_id)
+            .bind(tag.as_str())
+            .bind(digest.to_string())
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Manifests of the cache projects named, least recently used first.
+    pub async fn cached_manifests_lru(
+        &self,
+        projects: &[String],
+    ) -> Result<Vec<CachedManifest>, StorageError> {
+        let json = serde_json::to_string(projects).unwrap_or_else(|_| "[]".into());
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT r.name, m.digest, COALESCE(m.pulled_at, m.created_at) AS used \
+             FROM manifests m JOIN repositories r ON r.id = m.repo_id \
+             WHERE substr(r.name, 1, instr(r.name, '/') - 1) IN (SELECT value FROM json_each($1)) \
+             ORDER BY used, m.created_at",
+        )
+        .bind(json)
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|(repo, digest, used)| {
+                Ok(CachedManifest {
+                    repo: repo.parse()?,
+                    digest: digest.parse()?,
+                    last_used: used,
+                })
+            })
+            .collect()
+    }
+
+    /// Bytes of the distinct blobs linked into the projects named.
+    pub async fn projects_blob_bytes(&self, projects: &[String]) -> Result<u64, StorageError> {
+        let json = serde_json::to_string(projects).unwrap_or_else(|_| "[]".into());
+        let bytes: Option<i64> = sqlx::query_scalar(
+            "SELECT SUM(b.size) FROM blobs b WHERE b.digest IN (SELECT rb.digest FROM repo_blobs rb \
+             JOIN repositories r ON r.id = rb.repo_id \
+             WHERE substr(r.name, 1, instr(r.name, '/') - 1) IN (SELECT value FROM json_each($1)))",
+        )
+        .bind(json)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(bytes.unwrap_or(0) as u64)
+    }
+}

@@ -1,0 +1,533 @@
+//! The pull-through cache against a real upstream: Debian's
+//! `docker-registry` (distribution 2.8), seeded with skopeo, with and
+//! without htpasswd auth; another berth as a token-auth upstream; and a
+//! corrupt upstream that must never poison the cache.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Barrier};
+
+use berth_tests::content::{sha256_digest, Blob, OCI_MANIFEST};
+use berth_tests::tools::{
+    layout_digest, run, skopeo_copy, skopeo_login, text, write_oci_layout, Podman,
+};
+use berth_tests::upstream::{CorruptUpstream, DockerRegistry};
+use berth_tests::{Api, Berth, Image, Registry};
+use serde_json::{json, Value};
+
+/// Creates a registry endpoint and a proxy-cache project of it; returns
+/// the endpoint's id.
+fn cache_project(api: &Api, project: &str, url: &str, credential: Option<(&str, &str)>) -> i64 {
+    let mut body = json!({"name": format!("{project}-upstream"), "type": "docker-registry", "url": url, "insecure": false});
+    if let Some((key, secret)) = credential {
+        body["credential"] = json!({"type": "basic", "access_key": key, "access_secret": secret});
+    }
+    let (status, headers, answer) = api.post("/registries", &body);
+    assert_eq!(status, 201, "create registry: {answer}");
+    let id: i64 = headers["location"]
+        .to_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (status, _, answer) = api.post(
+        "/projects",
+        &json!({"project_name": project, "registry_id": id, "metadata": {"public": "false"}}),
+    );
+    assert_eq!(status, 201, "create proxy-cache project: {answer}");
+    id
+}
+
+/// Seeds the upstream with a random 3-layer image through skopeo; returns
+/// the image and its manifest digest.
+fn seed(
+    upstream: &DockerRegistry,
+    scratch: &std::path::Path,
+    repo: &str,
+    tag: &str,
+    auth: Option<(&str, &str)>,
+) -> (Image, String) {
+    let image = Image::random(3);
+    let layout = scratch.join(format!("seed-{}", berth_tests::content::random_suffix()));
+    let src = write_oci_layout(&layout, &image, tag);
+    let authfile = scratch.join("upstream-auth.json");
+    if let Some((user, password)) = auth {
+        let out = skopeo_login(&authfile, &upstream.host_port(), user, password);
+        assert!(
+            out.status.success(),
+            "skopeo login upstream: {}",
+            text(&out)
+        );
+    }
+    let out = skopeo_copy(
+        &authfile,
+        &src,
+        &format!("docker://{}/{repo}:{tag}", upstream.host_port()),
+    );
+    assert!(out.status.success(), "seed upstream: {}", text(&out));
+    let digest = layout_digest(&layout, tag);
+    (image, digest)
+}
+
+fn login(berth: &Berth, scratch: &std::path::Path) -> std::path::PathBuf {
+    let authfile = scratch.join(format!(
+        "auth-{}.json",
+        berth_tests::content::random_suffix()
+    ));
+    let (user, password) = berth.admin_credentials();
+    let out = skopeo_login(&authfile, &berth.host_port(), user, password);
+    assert!(out.status.success(), "skopeo login berth: {}", text(&out));
+    authfile
+}
+
+/// skopeo copies `reference` out of berth into an OCI layout; returns the
+/// manifest digest there.
+fn pull(
+    authfile: &std::path::Path,
+    reference: &str,
+    scratch: &std::path::Path,
+) -> Result<String, String> {
+    let dir = scratch.join(format!("pulled-{}", berth_tests::content::random_suffix()));
+    let out = skopeo_copy(
+        authfile,
+        &format!("docker://{reference}"),
+        &format!("oci:{}:t", dir.display()),
+    );
+    if !out.status.success() {
+        return Err(text(&out));
+    }
+    Ok(layout_digest(&dir, "t"))
+}
+
+#[test]
+fn skopeo_and_podman_pull_through_and_the_cache_outlives_the_upstream() {
+    let mut upstream = DockerRegistry::start();
+    let berth = Berth::start();
+    let scratch = berth.scratch_dir().to_path_buf();
+    let (image, digest) = seed(&upstream, &scratch, "library/app", "1", None);
+    let api = Api::admin(&berth);
+    let id = cache_project(&api, "cache", &upstream.url(), None);
+
+    // The endpoint answers its ping.
+    let (status, _, answer) = api.post("/registries/ping", &json!({"id": id}));
+    assert_eq!(status, 200, "ping: {answer}");
+
+    let authfile = login(&berth, &scratch);
+    let host = berth.host_port();
+    let got =
+        pull(&authfile, &format!("{host}/cache/library/app:1"), &scratch).expect("pull through");
+    assert_eq!(
+        got, digest,
+        "the cache serves the upstream's manifest bytes"
+    );
+    // Every layer came from the upstream once.
+    for blob in image.blobs() {
+        assert_eq!(
+            upstream.requests("GET", &format!("/v2/library/app/blobs/{}", blob.digest)),
+            1,
+            "one upstream GET for {}",
+            blob.digest
+        );
+    }
+
+    // A second pull is served from the cache: no new blob GETs.
+    let again =
+        pull(&authfile, &format!("{host}/cache/library/app:1"), &scratch).expect("pull again");
+    assert_eq!(again, digest);
+    for blob in image.blobs() {
+        assert_eq!(
+            upstream.requests("GET", &format!("/v2/library/app/blobs/{}", blob.digest)),
+            1
+        );
+    }
+
+    // podman pulls the same image through the cache.
+    let podman = Podman::new(&scratch.join("podman"));
+    let (user, password) = berth.admin_credentials();
+    let out = podman.login(&host, user, password);
+    assert!(out.status.success(), "podman login: {}", text(&out));
+    let out = podman.run(
+        &[
+            "pull",
+            "--tls-verify=false",
+            &format!("{host}/cache/library/app:1"),
+        ],
+        None,
+    );
+    assert!(out.status.success(), "podman pull: {}", text(&out));
+
+    // The cache is read-only.
+    let layout = scratch.join("push-attempt");
+    let src = write_oci_layout(&layout, &Image::random(1), "x");
+    let out = skopeo_copy(
+        &authfile,
+        &src,
+        &format!("docker://{host}/cache/library/mine:1"),
+    );
+    assert!(!out.status.success());
+    assert!(text(&out).contains("read-only"), "{}", text(&out));
+
+    // The upstream goes away: by tag (its last known digest) and by digest
+    // the cache still serves, and says it is stale.
+    upstream.stop();
+    let stale = pull(&authfile, &format!("{host}/cache/library/app:1"), &scratch)
+        .expect("pull with the upstream down");
+    assert_eq!(stale, digest);
+    let by_digest = pull(
+        &authfile,
+        &format!("{host}/cache/library/app@{digest}"),
+        &scratch,
+    )
+    .expect("pull by digest, upstream down");
+    assert_eq!(by_digest, digest);
+    let reg = Registry::with_basic_auth(&berth.url(), user, password);
+    let resp = reg
+        .http()
+        .get(reg.url("/v2/cache/library/app/manifests/1"))
+        .header("Accept", OCI_MANIFEST)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let warning = resp
+        .headers()
+        .get("warning")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert!(
+        warning.as_deref().is_some_and(|w| w.starts_with("110 ")),
+        "Warning header: {warning:?}"
+    );
+
+    // Nothing cached for this one: a clear error naming the upstream.
+    let resp = reg
+        .http()
+        .get(reg.url("/v2/cache/library/other/manifests/1"))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    let body: Value = resp.json().unwrap();
+    assert_eq!(body["errors"][0]["code"], "UNAVAILABLE");
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("cache-upstream") && message.contains("unreachable"),
+        "{message}"
+    );
+
+    // The upstream comes back with a new image under the same tag: the
+    // cache follows it.
+    upstream.resume();
+    let (_, new_digest) = seed(&upstream, &scratch, "library/app", "1", None);
+    assert_ne!(new_digest, digest);
+    let fresh = pull(&authfile, &format!("{host}/cache/library/app:1"), &scratch)
+        .expect("pull the new tag");
+    assert_eq!(fresh, new_digest, "a moved tag is fetched again");
+}
+
+#[test]
+fn an_htpasswd_upstream_needs_the_endpoint_credential() {
+    let upstream = DockerRegistry::start_with_htpasswd("mirror", "s3cret-upstream");
+    let berth = Berth::start();
+    let scratch = berth.scratch_dir().to_path_buf();
+    let (_, digest) = seed(
+        &upstream,
+        &scratch,
+        "team/tool",
+        "2.0",
+        Some(("mirror", "s3cret-upstream")),
+    );
+    let api = Api::admin(&berth);
+
+    // Wrong secret: ping says so, a pull says whose credential is refused.
+    let (status, _, answer) = api.post(
+        "/registries/ping",
+        &json!({"type": "docker-registry", "url": upstream.url(), "credential": {"type": "basic", "access_key": "mirror", "access_secret": "wrong"}}),
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.to_string().contains("credential"), "{answer}");
+
+    let bad = cache_project(&api, "badcreds", &upstream.url(), Some(("mirror", "wrong")));
+    let authfile = login(&berth, &scratch);
+    let host = berth.host_port();
+    pull(
+        &authfile,
+        &format!("{host}/badcreds/team/tool:2.0"),
+        &scratch,
+    )
+    .expect_err("bad credential");
+    // skopeo prints only the status of a 502; the body says what is wrong.
+    let (user, password) = berth.admin_credentials();
+    let reg = Registry::with_basic_auth(&berth.url(), user, password);
+    let resp = reg
+        .http()
+        .get(reg.url("/v2/badcreds/team/tool/manifests/2.0"))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 502);
+    let body: Value = resp.json().unwrap();
+    let message = body["errors"][0]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("refused berth's credentials"), "{message}");
+
+    // The secret is never shown back.
+    let (_, _, shown) = api.get(&format!("/registries/{bad}"));
+    assert_eq!(shown["credential"]["access_secret"], "*****");
+    assert_eq!(shown["credential"]["access_key"], "mirror");
+
+    // Fixed through the API, the same project works.
+    let (status, _, answer) = api.put(
+        &format!("/registries/{bad}"),
+        &json!({"credential": {"type": "basic", "access_key": "mirror", "access_secret": "s3cret-upstream"}}),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let got = pull(
+        &authfile,
+        &format!("{host}/badcreds/team/tool:2.0"),
+        &scratch,
+    )
+    .expect("pull with the right credential");
+    assert_eq!(got, digest);
+
+    // An endpoint in use cannot be deleted.
+    let (status, _, answer) = api.delete(&format!("/registries/{bad}"));
+    assert_eq!(status, 412, "{answer}");
+}
+
+#[test]
+fn a_token_auth_upstream_is_logged_into_with_the_bearer_dance() {
+    // Another berth is the upstream: it answers 401 with a Bearer
+    // challenge and issues tokens from its realm.
+    let origin = Berth::start();
+    let origin_api = Api::admin(&origin);
+    origin_api.create_project("private", false);
+    origin_api.create_user("puller", "Puller-pass-1");
+    origin_api.add_member("private", "puller", 3);
+    let scratch = origin.scratch_dir().to_path_buf();
+    let image = Image::random(2);
+    let layout = scratch.join("img");
+    let src = write_oci_layout(&layout, &image, "v1");
+    let origin_auth = login(&origin, &scratch);
+    let out = skopeo_copy(
+        &origin_auth,
+        &src,
+        &format!("docker://{}/private/app:v1", origin.host_port()),
+    );
+    assert!(out.status.success(), "seed origin: {}", text(&out));
+    let digest = layout_digest(&layout, "v1");
+
+    let berth = Berth::start();
+    let api = Api::admin(&berth);
+    let (status, headers, answer) = api.post(
+        "/registries",
+        &json!({"name": "origin", "type": "berth", "url": origin.url(),
+                "credential": {"type": "basic", "access_key": "puller", "access_secret": "Puller-pass-1"}}),
+    );
+    assert_eq!(status, 201, "{answer}");
+    let id: i64 = headers["location"]
+        .to_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (status, _, answer) = api.post(
+        "/projects",
+        &json!({"project_name": "edge", "registry_id": id}),
+    );
+    assert_eq!(status, 201, "{answer}");
+    let authfile = login(&berth, &scratch);
+    let got = pull(
+        &authfile,
+        &format!("{}/edge/private/app:v1", berth.host_port()),
+        &scratch,
+    )
+    .expect("pull through a token-auth upstream");
+    assert_eq!(got, digest);
+    // The listing shows the proxy project's endpoint.
+    let (_, _, project) = api.get("/projects/edge");
+    assert_eq!(project["registry_id"], id);
+    assert_eq!(project["metadata"]["proxy_mode"], "cache");
+}
+
+#[test]
+fn a_corrupt_upstream_never_poisons_the_cache() {
+    let layer = Blob::random(300_000);
+    let config = Blob::new(
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
+            .to_vec(),
+        "application/vnd.oci.image.config.v1+json",
+    );
+    let manifest = berth_tests::content::image_manifest(&config, std::slice::from_ref(&layer));
+    let upstream = CorruptUpstream::start(
+        "bad/app",
+        "1",
+        manifest,
+        OCI_MANIFEST,
+        (config.digest.clone(), config.data.clone()),
+        (layer.digest.clone(), layer.data.len()),
+    );
+    let berth = Berth::start();
+    let api = Api::admin(&berth);
+    cache_project(&api, "cache", &upstream.url(), None);
+    let (user, password) = berth.admin_credentials();
+    let reg = Registry::with_basic_auth(&berth.url(), user, password);
+
+    // The manifest is honest and cached.
+    let resp = reg
+        .http()
+        .get(reg.url("/v2/cache/bad/app/manifests/1"))
+        .header("Accept", OCI_MANIFEST)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+
+    // The layer's bytes are wrong: the client never receives a complete
+    // body, and nothing is stored.
+    for attempt in 1..=2 {
+        let result = reg
+            .http()
+            .get(reg.url(&format!("/v2/cache/bad/app/blobs/{}", layer.digest)))
+            .send()
+            .and_then(|r| r.bytes());
+        match result {
+            Ok(bytes) => assert_ne!(
+                sha256_digest(&bytes),
+                layer.digest,
+                "attempt {attempt}: corrupt bytes served as if verified"
+            ),
+            Err(_) => {} // cut off: the expected outcome
+        }
+        if let Ok(bytes) = reg
+            .http()
+            .get(reg.url(&format!("/v2/cache/bad/app/blobs/{}", layer.digest)))
+            .send()
+            .and_then(|r| r.bytes())
+        {
+            assert!(
+                bytes.len() < layer.data.len(),
+                "attempt {attempt}: a whole body of {} bytes was sent",
+                bytes.len()
+            );
+        }
+    }
+    // Each attempt went upstream again: nothing was cached.
+    assert!(upstream.layer_gets.load(Ordering::SeqCst) >= 2);
+    let hex = layer.digest.strip_prefix("sha256:").unwrap();
+    let stored = berth
+        .data_dir()
+        .join("blobs/sha256")
+        .join(&hex[..2])
+        .join(hex);
+    assert!(
+        !stored.exists(),
+        "a corrupt blob was committed at {}",
+        stored.display()
+    );
+    // skopeo, pulling the image, fails.
+    let scratch = berth.scratch_dir().to_path_buf();
+    let authfile = login(&berth, &scratch);
+    pull(
+        &authfile,
+        &format!("{}/cache/bad/app:1", berth.host_port()),
+        &scratch,
+    )
+    .expect_err("a corrupt layer fails the pull");
+}
+
+#[test]
+fn twenty_concurrent_pulls_of_a_missing_blob_make_one_upstream_get() {
+    let upstream = DockerRegistry::start();
+    let seeder = Registry::new(&upstream.url());
+    let big = Blob::random(48 * 1024 * 1024);
+    seeder.push_blob("big/app", &big);
+    let config = Blob::new(
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
+            .to_vec(),
+        "application/vnd.oci.image.config.v1+json",
+    );
+    seeder.push_blob("big/app", &config);
+    let manifest = Blob::new(
+        berth_tests::content::image_manifest(&config, std::slice::from_ref(&big)),
+        OCI_MANIFEST,
+    );
+    seeder.push_manifest("big/app", "1", &manifest);
+
+    let berth = Berth::start();
+    let api = Api::admin(&berth);
+    cache_project(&api, "cache", &upstream.url(), None);
+    let (user, password) = berth.admin_credentials();
+    let base = berth.url();
+    let path = format!("/v2/cache/big/app/blobs/{}", big.digest);
+    let barrier = Arc::new(Barrier::new(20));
+    let threads: Vec<_> = (0..20)
+        .map(|i| {
+            let barrier = barrier.clone();
+            let reg = Registry::with_basic_auth(&base, user, password);
+            let path = path.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                // Half ask for a range: served from the fetch in flight.
+                let req = reg.http().get(reg.url(&path));
+                let req = if i % 2 == 1 {
+                    req.header("Range", "bytes=1000-2000999")
+                } else {
+                    req
+                };
+                let resp = req.send().expect("GET blob");
+                let status = resp.status().as_u16();
+                (i, status, resp.bytes().expect("body").to_vec())
+            })
+        })
+        .collect();
+    for t in threads {
+        let (i, status, bytes) = t.join().unwrap();
+        if i % 2 == 1 {
+            assert_eq!(status, 206, "range request {i}");
+            assert_eq!(
+                bytes,
+                big.data[1000..=2000999].to_vec(),
+                "range bytes of request {i}"
+            );
+        } else {
+            assert_eq!(status, 200, "request {i}");
+            assert_eq!(sha256_digest(&bytes), big.digest, "body of request {i}");
+        }
+    }
+    assert_eq!(
+        upstream.requests("GET", &format!("/v2/big/app/blobs/{}", big.digest)),
+        1,
+        "exactly one upstream GET for the blob"
+    );
+    // Cached now: a Range request on the stored blob.
+    let reg = Registry::with_basic_auth(&base, user, password);
+    let resp = reg
+        .http()
+        .get(reg.url(&path))
+        .header("Range", "bytes=-10")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 206);
+    assert_eq!(
+        resp.bytes().unwrap().to_vec(),
+        big.data[big.data.len() - 10..].to_vec()
+    );
+    // curl sees the same through HEAD, from the store.
+    let out = run(
+        "curl",
+        &[
+            "-sS",
+            "-I",
+            "-u",
+            &format!("{user}:{password}"),
+            &format!("{base}{path}"),
+        ],
+        &[],
+        None,
+    );
+    assert!(
+        text(&out)
+            .to_ascii_lowercase()
+            .contains(&format!("content-length: {}", big.data.len())),
+        "{}",
+        text(&out)
+    );
+}
