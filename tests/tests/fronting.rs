@@ -256,7 +256,7 @@ fn podman_uses_berth_as_a_registry_mirror() {
     );
     assert!(
         text(&out).contains(&format!(
-            "Trying to access \"{}/tools/jq:3\"",
+            "GET http://{}/v2/tools/jq/manifests/3",
             berth.host_port()
         )),
         "podman did not try the mirror: {}",
