@@ -531,3 +531,128 @@ fn twenty_concurrent_pulls_of_a_missing_blob_make_one_upstream_get() {
         text(&out)
     );
 }
+
+/// Seeds `repo:1` on the upstream with one random layer of `len` bytes.
+fn seed_blob_image(upstream: &DockerRegistry, repo: &str, len: usize) -> Blob {
+    let seeder = Registry::new(&upstream.url());
+    let layer = Blob::random(len);
+    let config = Blob::new(
+        format!(r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}},"n":"{}"}}"#, berth_tests::content::random_suffix()).into_bytes(),
+        "application/vnd.oci.image.config.v1+json",
+    );
+    seeder.push_blob(repo, &layer);
+    seeder.push_blob(repo, &config);
+    let manifest = Blob::new(
+        berth_tests::content::image_manifest(&config, std::slice::from_ref(&layer)),
+        OCI_MANIFEST,
+    );
+    seeder.push_manifest(repo, "1", &manifest);
+    manifest
+}
+
+/// Pulls `repo:1` through the cache (manifest and every blob).
+fn pull_all(reg: &Registry, repo: &str) {
+    let resp = reg
+        .http()
+        .get(reg.url(&format!("/v2/cache/{repo}/manifests/1")))
+        .header("Accept", OCI_MANIFEST)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let manifest: Value = resp.json().unwrap();
+    let mut digests = vec![manifest["config"]["digest"].as_str().unwrap().to_owned()];
+    for l in manifest["layers"].as_array().unwrap() {
+        digests.push(l["digest"].as_str().unwrap().to_owned());
+    }
+    for d in digests {
+        let resp = reg
+            .http()
+            .get(reg.url(&format!("/v2/cache/{repo}/blobs/{d}")))
+            .send()
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        assert_eq!(sha256_digest(&resp.bytes().unwrap()), d);
+    }
+}
+
+/// Artifacts the management API lists in a cache repository.
+fn cached_artifacts(api: &Api, repo: &str) -> usize {
+    let (status, _, list) = api.get(&format!(
+        "/projects/cache/repositories/{}/artifacts",
+        repo.replace('/', "%2F")
+    ));
+    match status {
+        200 => list.as_array().map_or(0, Vec::len),
+        404 => 0,
+        other => panic!("artifacts of {repo}: {other} {list}"),
+    }
+}
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn the_least_recently_pulled_image_is_evicted_beyond_the_size_limit() {
+    let upstream = DockerRegistry::start();
+    seed_blob_image(&upstream, "old/app", 700_000);
+    seed_blob_image(&upstream, "new/app", 700_000);
+    let berth = Berth::start_with_env(&[("BERTH_PROXY__CACHE_MAX_SIZE", "1MB")]);
+    let api = Api::admin(&berth);
+    cache_project(&api, "cache", &upstream.url(), None);
+    let (user, password) = berth.admin_credentials();
+    let reg = Registry::with_basic_auth(&berth.url(), user, password);
+    pull_all(&reg, "old/app");
+    assert_eq!(cached_artifacts(&api, "old/app"), 1);
+    // Pulled later, so more recently used.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    pull_all(&reg, "new/app");
+    // 1.4 MB cached against a 1 MB limit: the older image goes.
+    wait_for("the older image's eviction", || {
+        cached_artifacts(&api, "old/app") == 0
+    });
+    assert_eq!(
+        cached_artifacts(&api, "new/app"),
+        1,
+        "the newer image stays"
+    );
+    // Evicted content is fetched again on the next pull.
+    pull_all(&reg, "old/app");
+    assert_eq!(cached_artifacts(&api, "old/app"), 1);
+}
+
+#[test]
+fn an_image_not_pulled_within_the_ttl_is_evicted() {
+    let upstream = DockerRegistry::start();
+    let manifest = seed_blob_image(&upstream, "ttl/app", 10_000);
+    let berth = Berth::start_with_env(&[("BERTH_PROXY__CACHE_TTL", "2s")]);
+    let api = Api::admin(&berth);
+    cache_project(&api, "cache", &upstream.url(), None);
+    let (user, password) = berth.admin_credentials();
+    let reg = Registry::with_basic_auth(&berth.url(), user, password);
+    pull_all(&reg, "ttl/app");
+    assert_eq!(cached_artifacts(&api, "ttl/app"), 1);
+    let before = upstream.requests("GET", &format!("/v2/ttl/app/manifests/{}", manifest.digest));
+    wait_for("the unused image's eviction", || {
+        cached_artifacts(&api, "ttl/app") == 0
+    });
+    // By digest it is no longer local: the upstream is asked again.
+    let resp = reg
+        .http()
+        .get(reg.url(&format!("/v2/cache/ttl/app/manifests/{}", manifest.digest)))
+        .header("Accept", OCI_MANIFEST)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(
+        upstream.requests("GET", &format!("/v2/ttl/app/manifests/{}", manifest.digest)),
+        before + 1
+    );
+}
