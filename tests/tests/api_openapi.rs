@@ -328,6 +328,75 @@ fn real_responses_match_the_served_openapi_document() {
     anon.expect(M::GET, "/api/v2.0/health", None, 200);
     admin.expect(M::GET, "/api/v2.0/search?q=te", None, 200);
 
+    // Registry endpoints and a proxy-cache project of one.
+    admin.expect(
+        M::POST,
+        "/api/v2.0/registries",
+        Some(
+            json!({"name": "up", "type": "docker-registry", "url": "http://127.0.0.1:1",
+            "credential": {"type": "basic", "access_key": "k", "access_secret": "s"}}),
+        ),
+        201,
+    );
+    admin.expect(
+        M::POST,
+        "/api/v2.0/registries",
+        Some(json!({"name": "up", "url": "http://127.0.0.1:1"})),
+        409,
+    );
+    admin.expect(
+        M::POST,
+        "/api/v2.0/registries",
+        Some(json!({"name": "bad", "url": "ftp://x"})),
+        400,
+    );
+    let registries = admin.expect(M::GET, "/api/v2.0/registries", None, 200);
+    let reg_id = registries[0]["id"].as_i64().expect("registry id");
+    assert_eq!(registries[0]["credential"]["access_secret"], "*****");
+    admin.expect(M::GET, &format!("/api/v2.0/registries/{reg_id}"), None, 200);
+    admin.expect(M::GET, "/api/v2.0/registries/999", None, 404);
+    admin.expect(
+        M::PUT,
+        &format!("/api/v2.0/registries/{reg_id}"),
+        Some(json!({"description": "nothing listens here"})),
+        200,
+    );
+    admin.expect(
+        M::POST,
+        "/api/v2.0/registries/ping",
+        Some(json!({"id": reg_id})),
+        400,
+    );
+    alice.expect(M::GET, "/api/v2.0/registries", None, 403);
+    anon.expect(M::GET, "/api/v2.0/registries", None, 401);
+    admin.expect(
+        M::POST,
+        "/api/v2.0/projects",
+        Some(json!({"project_name": "cache", "registry_id": reg_id})),
+        201,
+    );
+    admin.expect(
+        M::POST,
+        "/api/v2.0/projects",
+        Some(json!({"project_name": "nope", "registry_id": 999})),
+        400,
+    );
+    let cache = admin.expect(M::GET, "/api/v2.0/projects/cache", None, 200);
+    assert_eq!(cache["registry_id"], reg_id);
+    admin.expect(
+        M::DELETE,
+        &format!("/api/v2.0/registries/{reg_id}"),
+        None,
+        412,
+    );
+    admin.expect(M::DELETE, "/api/v2.0/projects/cache", None, 200);
+    admin.expect(
+        M::DELETE,
+        &format!("/api/v2.0/registries/{reg_id}"),
+        None,
+        200,
+    );
+
     // Deletions last.
     admin.expect(
         M::DELETE,
