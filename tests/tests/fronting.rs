@@ -1,5 +1,6 @@
 //! Fronted (passthrough) projects and mirror mode, against Debian's
 //! `docker-registry` as the upstream.
+#![allow(clippy::unwrap_used)]
 
 use berth_tests::tools::{
     layout_digest, run, skopeo_copy, skopeo_login, text, write_oci_layout, Podman,

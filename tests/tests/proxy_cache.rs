@@ -2,6 +2,7 @@
 //! `docker-registry` (distribution 2.8), seeded with skopeo, with and
 //! without htpasswd auth; another berth as a token-auth upstream; and a
 //! corrupt upstream that must never poison the cache.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Barrier};
@@ -388,20 +389,9 @@ fn a_corrupt_upstream_never_poisons_the_cache() {
             .get(reg.url(&format!("/v2/cache/bad/app/blobs/{}", layer.digest)))
             .send()
             .and_then(|r| r.bytes());
-        match result {
-            Ok(bytes) => assert_ne!(
-                sha256_digest(&bytes),
-                layer.digest,
-                "attempt {attempt}: corrupt bytes served as if verified"
-            ),
-            Err(_) => {} // cut off: the expected outcome
-        }
-        if let Ok(bytes) = reg
-            .http()
-            .get(reg.url(&format!("/v2/cache/bad/app/blobs/{}", layer.digest)))
-            .send()
-            .and_then(|r| r.bytes())
-        {
+        // Cut off (an error) is the expected outcome; a body that did
+        // arrive must be short of the whole.
+        if let Ok(bytes) = result {
             assert!(
                 bytes.len() < layer.data.len(),
                 "attempt {attempt}: a whole body of {} bytes was sent",
