@@ -27,6 +27,9 @@ use crate::error::GatewayError;
 
 /// The fetch task writes to the temp file in pieces of about this size.
 const WRITE_BATCH: usize = 1024 * 1024;
+/// The first piece is written as soon as this much arrived, so that the
+/// clients' first bytes follow the upstream's closely.
+const FIRST_BATCH: usize = 16 * 1024;
 
 /// Where a fetch stands.
 #[derive(Debug, Clone, PartialEq)]
@@ -168,7 +171,8 @@ async fn run(
             hasher.update(&c);
             batch.extend_from_slice(&c);
         }
-        if batch.len() >= WRITE_BATCH || (end && !batch.is_empty()) {
+        let due = if written == 0 { FIRST_BATCH } else { WRITE_BATCH };
+        if batch.len() >= due || (end && !batch.is_empty()) {
             let data = batch.split().freeze();
             let n = data.len() as u64;
             write_at(&file, data, written).await?;

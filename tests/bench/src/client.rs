@@ -278,6 +278,24 @@ impl Registry {
         })
     }
 
+    /// POSTs JSON to berth's management API with the admin credentials;
+    /// returns the answer's headers (201 expected).
+    pub async fn api_post(&self, path: &str, body: &serde_json::Value) -> anyhow::Result<HeaderMap> {
+        let creds = self
+            .creds
+            .as_ref()
+            .ok_or_else(|| anyhow!("the management API needs the admin credentials"))?;
+        let basic = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", creds.user, creds.password));
+        let req = Request::post(path)
+            .header(AUTHORIZATION, format!("Basic {basic}"))
+            .header(CONTENT_TYPE, "application/json")
+            .body(ReqBody::Full(Bytes::from(body.to_string())))?;
+        let mut conn = self.conn().await?;
+        let (headers, _) = expect(conn.send(req).await?, StatusCode::CREATED, path).await?;
+        Ok(headers)
+    }
+
     /// Creates a private project with the admin credentials (berth's
     /// management API, Harbor's shape): berth refuses pushes to a project
     /// that does not exist.
@@ -435,6 +453,39 @@ impl Repo {
             bail!("GET blob failed");
         }
         count_body(resp.into_body()).await
+    }
+
+    /// GETs a blob and times it: (time to the first body byte, time to
+    /// the last, bytes).
+    pub async fn pull_blob_timed(
+        &self,
+        conn: &mut Conn,
+        digest: &str,
+    ) -> anyhow::Result<(std::time::Duration, std::time::Duration, u64)> {
+        let req = self.request(
+            Method::GET,
+            &format!("/v2/{}/blobs/{digest}", self.name),
+            ReqBody::Empty,
+        )?;
+        let started = std::time::Instant::now();
+        let resp = conn.send(req).await?;
+        if resp.status() != StatusCode::OK {
+            expect(resp, StatusCode::OK, "GET blob").await?;
+            bail!("GET blob failed");
+        }
+        let mut body = resp.into_body();
+        let mut first = None;
+        let mut n = 0u64;
+        while let Some(frame) = body.frame().await {
+            if let Some(data) = frame?.data_ref() {
+                if first.is_none() && !data.is_empty() {
+                    first = Some(started.elapsed());
+                }
+                n += data.len() as u64;
+            }
+        }
+        let total = started.elapsed();
+        Ok((first.unwrap_or(total), total, n))
     }
 
     pub async fn head_blob(&self, conn: &mut Conn, digest: &str) -> anyhow::Result<()> {

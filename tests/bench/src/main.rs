@@ -11,6 +11,7 @@ mod image;
 mod limits;
 mod machine;
 mod procfs;
+mod pullthrough;
 mod report;
 mod scenarios;
 mod servers;
@@ -39,6 +40,10 @@ struct Args {
     /// HEAD, anonymous vs bearer token, public repository).
     #[arg(long)]
     auth_cost: bool,
+    /// Only measure the pull-through cache: berth's proxy-cache project
+    /// against distribution's proxy mode, in front of one upstream.
+    #[arg(long)]
+    pull_through: bool,
     /// Measure only these servers (comma-separated: berth, distribution,
     /// nginx+distribution); for profiling one of them.
     #[arg(long, value_delimiter = ',', value_parser = parse_kind)]
@@ -74,6 +79,8 @@ fn main() -> ExitCode {
         let work = async {
             if args.auth_cost {
                 authcost::run(&plan).await
+            } else if args.pull_through {
+                pullthrough::run(&plan).await
             } else {
                 bench::run(&plan, meta).await
             }

@@ -158,11 +158,11 @@ impl Server {
             Kind::Berth => server.start_berth(bins).await?,
             Kind::Distribution => {
                 let addr = server.addr;
-                server.start_registry(bins, addr).await?;
+                server.start_registry(bins, addr, "").await?;
             }
             Kind::NginxDistribution => {
                 let upstream = free_addr()?;
-                server.start_registry(bins, upstream).await?;
+                server.start_registry(bins, upstream, "").await?;
                 server.start_nginx(bins, upstream).await?;
             }
         }
@@ -206,7 +206,51 @@ impl Server {
             .await
     }
 
-    async fn start_registry(&mut self, bins: &Binaries, addr: SocketAddr) -> anyhow::Result<()> {
+    /// distribution with extra configuration (`proxy:` for its
+    /// pull-through mode) and its access log on, so requests can be counted
+    /// with [`Server::access_count`].
+    pub async fn start_distribution_with(
+        bins: &Binaries,
+        parent: &Path,
+        extra: &str,
+    ) -> anyhow::Result<Server> {
+        let dir = tempfile::Builder::new()
+            .prefix("distribution-")
+            .tempdir_in(parent)?;
+        let mut server = Server {
+            kind: Kind::Distribution,
+            addr: free_addr()?,
+            creds: None,
+            procs: Vec::new(),
+            dir,
+        };
+        let addr = server.addr;
+        let extra = format!("{extra}\nlog:\n  level: warn\n  accesslog:\n    disabled: false\n");
+        server.start_registry(bins, addr, &extra).await?;
+        Ok(server)
+    }
+
+    /// Access-log lines of distribution that contain `needle`.
+    pub fn access_count(&self, needle: &str) -> usize {
+        self.procs
+            .iter()
+            .filter(|p| p.name == "docker-registry")
+            .map(|p| {
+                std::fs::read_to_string(&p.log)
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|l| l.contains(needle) && l.contains("HTTP/1.1\" 200"))
+                    .count()
+            })
+            .sum()
+    }
+
+    async fn start_registry(
+        &mut self,
+        bins: &Binaries,
+        addr: SocketAddr,
+        extra: &str,
+    ) -> anyhow::Result<()> {
         let root = self.dir.path().join("registry");
         std::fs::create_dir_all(&root)?;
         let config = self.dir.path().join("config.yml");
@@ -214,11 +258,7 @@ impl Server {
             &config,
             format!(
                 "version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: true
-storage:
+{log}storage:
   filesystem:
     rootdirectory: {root}
   delete:
@@ -232,7 +272,12 @@ http:
     X-Content-Type-Options: [nosniff]
 ",
                 root = root.display(),
-                secret = rand::random::<u64>()
+                secret = rand::random::<u64>(),
+                log = if extra.is_empty() {
+                    "log:\n  level: warn\n  accesslog:\n    disabled: true\n".to_owned()
+                } else {
+                    format!("{}\n", extra.trim())
+                },
             ),
         )?;
         let mut cmd = Command::new(&bins.registry);
