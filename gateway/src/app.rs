@@ -35,6 +35,11 @@ pub struct App {
     pub roles: moka::sync::Cache<(i64, String), Option<Role>>,
     /// The Prometheus registry and the handles requests record into.
     pub metrics: Metrics,
+    /// `quota.default_storage_limit`: new projects' limit (`None`:
+    /// unlimited).
+    pub default_storage_limit: Option<u64>,
+    /// Starts tag retention runs.
+    pub retention: crate::retention::Runner,
 }
 
 /// How long a cached role may lag a membership change made by another

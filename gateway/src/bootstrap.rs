@@ -75,6 +75,12 @@ pub async fn build(config: &Config) -> Result<Built, String> {
     let metrics = Sampled::new(tokens.clone(), login.clone(), registry.clone())
         .and_then(|sampled| Metrics::new(config.metrics.listen.is_none(), sampled))
         .map_err(|e| format!("cannot set up metrics: {e}"))?;
+    let retention = crate::retention::Runner {
+        registry: registry.clone(),
+        audit: audit.clone(),
+    };
+    // On the runtime that builds the app: the side runtime when serving.
+    tokio::spawn(retention.clone().schedule());
     Ok(Built {
         app: Arc::new(App {
             registry,
@@ -90,6 +96,8 @@ pub async fn build(config: &Config) -> Result<Built, String> {
                 .time_to_live(ROLE_TTL)
                 .build(),
             metrics,
+            default_storage_limit: config.quota.default_storage_limit,
+            retention,
         }),
         generated_admin_password,
     })

@@ -17,6 +17,7 @@
 //! - [`metrics`]: Prometheus metrics, `/metrics` and its own listener.
 //! - [`app`]: the shared state handlers receive.
 //! - [`bootstrap`]: builds that state from the config.
+//! - [`retention`]: runs tag retention policies, on request and on schedule.
 
 pub mod api;
 pub mod app;
@@ -29,6 +30,7 @@ pub mod http;
 pub mod metrics;
 pub mod proxy;
 pub mod redirect;
+pub mod retention;
 pub mod route;
 pub mod server;
 pub mod tls;

@@ -50,6 +50,13 @@ pub enum Action {
     ReadProjectLogs,
     ReadRobots,
     ManageRobots,
+    /// Read the project's storage quota and usage.
+    ReadQuota,
+    /// Read the project's tag immutability rules and retention policy.
+    ReadTagRules,
+    ManageImmutableRules,
+    /// Change the retention policy and run it.
+    ManageRetention,
     // The system.
     CreateProject,
     ListUsers,
@@ -58,6 +65,8 @@ pub enum Action {
     ManageSystemRobots,
     /// Scrape `/metrics` on the main listener (it names projects).
     ReadMetrics,
+    /// Set storage quotas (raising one is an administrator's call).
+    ManageQuotas,
     // A user account (own or someone else's).
     ReadAccount,
     UpdateAccount,
@@ -85,6 +94,11 @@ impl Action {
             Action::ReadAuditLogs => "read the audit log",
             Action::ManageSystemRobots => "manage system robot accounts",
             Action::ReadMetrics => "read the metrics",
+            Action::ReadQuota => "read the project's quota",
+            Action::ReadTagRules => "read the tag immutability and retention rules",
+            Action::ManageImmutableRules => "manage tag immutability rules",
+            Action::ManageRetention => "manage and run tag retention",
+            Action::ManageQuotas => "change storage quotas",
             Action::ReadAccount => "read this account",
             Action::UpdateAccount => "change this account",
         }
@@ -104,6 +118,10 @@ impl Action {
                 | Action::ReadProjectLogs
                 | Action::ReadRobots
                 | Action::ManageRobots
+                | Action::ReadQuota
+                | Action::ReadTagRules
+                | Action::ManageImmutableRules
+                | Action::ManageRetention
         )
     }
 }

@@ -12,6 +12,10 @@
 //! - `cache`: in-memory caches in front of the database (caches only).
 //! - [`registry`]: the operations the gateway calls, keeping both in step.
 //! - [`usage`]: bytes stored per project and pool state, for metrics.
+//! - [`quota`]: per-project storage limits, checked in the pushing transaction.
+//! - [`selector`]: doublestar repository and tag selectors of rules.
+//! - [`immutable`]: tag immutability rules and the guards that enforce them.
+//! - [`retention`]: tag retention policies, their evaluation and executions.
 //!
 //! It is the only crate that runs SQL or touches blob bytes. It knows
 //! nothing of HTTP or of who is asking: authorization happens before a call
@@ -23,11 +27,15 @@ pub mod audit;
 pub mod blobs;
 mod cache;
 pub mod error;
+pub mod immutable;
 pub mod meta;
 pub mod oci;
 pub mod projects;
+pub mod quota;
 pub mod registry;
+pub mod retention;
 pub mod robots;
+pub mod selector;
 mod uploads;
 pub mod usage;
 

@@ -4,7 +4,10 @@
 
 use utoipa::OpenApi;
 
-use super::{logs, members, projects, repositories, robots, system, users, ErrorItem, Errors};
+use super::{
+    immutable, logs, members, projects, quotas, repositories, retention, robots, system, users,
+    ErrorItem, Errors,
+};
 use crate::http::Reply;
 
 #[derive(OpenApi)]
@@ -39,6 +42,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(repositories::Doc::openapi());
     doc.merge(logs::Doc::openapi());
     doc.merge(system::Doc::openapi());
+    doc.merge(quotas::Doc::openapi());
+    doc.merge(immutable::Doc::openapi());
+    doc.merge(retention::Doc::openapi());
     add_unauthorized(&mut doc);
     doc
 }

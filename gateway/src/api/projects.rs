@@ -43,6 +43,9 @@ pub struct Project {
 pub struct ProjectMetadata {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public: Option<String>,
+    /// The project's tag retention policy id (read only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_id: Option<String>,
 }
 
 /// Harbor's `ProjectReq` (create and update).
@@ -55,8 +58,10 @@ pub struct ProjectReq {
     pub public: Option<bool>,
     #[serde(default)]
     pub metadata: Option<ProjectMetadata>,
-    /// Storage quota in bytes (-1: unlimited); quotas are not enforced yet,
-    /// so only -1 is accepted.
+    /// Storage quota in bytes (-1: unlimited) of a new project; without
+    /// it, `quota.default_storage_limit` applies. Only system
+    /// administrators may choose another than the default. Updates change
+    /// quotas through `/quotas/{id}`.
     #[serde(default)]
     pub storage_limit: Option<i64>,
     /// Upstream registry for proxy-cache projects (not supported yet).
@@ -91,6 +96,7 @@ pub fn project_json(row: &ProjectRow, role: Option<Role>) -> Project {
         registry_id: None,
         metadata: ProjectMetadata {
             public: Some(row.public.to_string()),
+            retention_id: None,
         },
     }
 }
@@ -110,11 +116,6 @@ fn requested_public(req: &ProjectReq) -> Result<Option<bool>, GatewayError> {
 }
 
 fn reject_unsupported(req: &ProjectReq) -> Result<(), GatewayError> {
-    if req.storage_limit.is_some_and(|l| l != -1) {
-        return Err(GatewayError::BadRequest(
-            "`storage_limit` is not supported yet; omit it or send -1 (unlimited)".into(),
-        ));
-    }
     if req.registry_id.is_some() {
         return Err(GatewayError::BadRequest(
             "`registry_id` (proxy-cache projects) is not supported yet; omit it".into(),
@@ -219,10 +220,18 @@ pub async fn create(
     let name: ProjectName = raw.parse()?;
     let public = requested_public(&body)?.unwrap_or(false);
     let owner = req.identity.as_ref().and_then(|i| i.user_id);
+    let mut storage_limit = app.default_storage_limit;
+    if let Some(requested) = body.storage_limit {
+        let requested = super::quotas::storage_limit(requested, "storage_limit")?;
+        if requested != storage_limit {
+            req.require(Action::ManageQuotas, Resource::System)?;
+            storage_limit = requested;
+        }
+    }
     let result = app
         .registry
         .meta()
-        .create_project(name.as_str(), public, owner)
+        .create_project(name.as_str(), public, owner, storage_limit)
         .await?;
     req.audit(
         app,
@@ -255,7 +264,10 @@ pub async fn get(
     let (row, facts) = req
         .project(app, session, name_or_id, Action::ReadProject)
         .await?;
-    let json = serde_json::to_value(project_json(&row, facts.role)).unwrap_or_default();
+    let mut project = project_json(&row, facts.role);
+    let retention = app.registry.meta().project_retention_id(row.id).await?;
+    project.metadata.retention_id = retention.map(|id| id.to_string());
+    let json = serde_json::to_value(project).unwrap_or_default();
     Ok(Reply::json(200, &json))
 }
 
@@ -275,6 +287,13 @@ pub async fn update(
         .await?;
     let body: ProjectReq = read_json(session).await?;
     reject_unsupported(&body)?;
+    if body.storage_limit.is_some() {
+        return Err(GatewayError::BadRequest(
+            "`storage_limit` is set when a project is created; change it with \
+             PUT /api/v2.0/quotas/{id} (an administrator's call)"
+                .into(),
+        ));
+    }
     if body.project_name.as_deref().is_some_and(|n| n != row.name) {
         return Err(GatewayError::BadRequest(
             "`project_name` cannot be changed; create a new project instead".into(),
