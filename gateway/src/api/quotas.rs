@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
 use super::page::Page;
-use super::request::{path_id, read_json, time, ApiRequest};
+use super::request::{decision_to_result, path_id, read_json, time, ApiRequest};
 use crate::app::App;
 use crate::auth::project_facts;
 use crate::error::GatewayError;
@@ -100,7 +100,7 @@ pub async fn route(
     let method = session.req_header().method.clone();
     match rest {
         [] if method == Method::GET => list(app, req).await,
-        [id] if method == Method::GET => get(app, session, req, id).await,
+        [id] if method == Method::GET => get(app, req, id).await,
         [id] if method == Method::PUT => update(app, session, req, id).await,
         [] | [_] => Err(GatewayError::MethodNotAllowed {
             method: method.to_string(),
@@ -108,6 +108,23 @@ pub async fn route(
         _ => Err(GatewayError::NotFound(
             session.req_header().uri.path().to_owned(),
         )),
+    }
+}
+
+/// Checks `action` on a project found by a stored id (a quota's or a
+/// policy's), not by what the caller typed: a project named `42` is not
+/// project 42. One the caller may not see is `not_found`.
+pub(super) async fn require_on(
+    app: &App,
+    req: &ApiRequest,
+    project: &str,
+    action: Action,
+    not_found: impl FnOnce() -> GatewayError,
+) -> Result<(), GatewayError> {
+    let facts = project_facts(app, req.identity.as_ref(), project).await?;
+    match authorize(&req.subject(), action, Resource::Project(facts.view())) {
+        Decision::Hidden(_) => Err(not_found()),
+        d => decision_to_result(d),
     }
 }
 
@@ -166,7 +183,6 @@ pub async fn list(app: &App, req: &ApiRequest) -> Result<Reply, GatewayError> {
 /// project it may not see).
 async fn readable(
     app: &App,
-    session: &Session,
     req: &ApiRequest,
     id: &str,
     action: Action,
@@ -174,12 +190,7 @@ async fn readable(
     let id = path_id(id, "id")?;
     let not_found = || GatewayError::ApiNotFound(format!("quota {id} not found"));
     let row = app.registry.meta().quota(id).await?.ok_or_else(not_found)?;
-    req.project(app, session, &row.project_name, action)
-        .await
-        .map_err(|e| match e {
-            GatewayError::ApiNotFound(_) => not_found(),
-            e => e,
-        })?;
+    require_on(app, req, &row.project_name, action, not_found).await?;
     Ok(row)
 }
 
@@ -187,13 +198,8 @@ async fn readable(
     params(("id" = i64, Path, description = "Quota id")),
     responses((status = 200, body = Quota), (status = 400, body = super::Errors),
         (status = 403, body = super::Errors), (status = 404, body = super::Errors)))]
-pub async fn get(
-    app: &App,
-    session: &Session,
-    req: &ApiRequest,
-    id: &str,
-) -> Result<Reply, GatewayError> {
-    let row = readable(app, session, req, id, Action::ReadQuota).await?;
+pub async fn get(app: &App, req: &ApiRequest, id: &str) -> Result<Reply, GatewayError> {
+    let row = readable(app, req, id, Action::ReadQuota).await?;
     Ok(Reply::json(
         200,
         &serde_json::to_value(quota_json(&row)).unwrap_or_default(),
@@ -212,7 +218,7 @@ pub async fn update(
     req: &ApiRequest,
     id: &str,
 ) -> Result<Reply, GatewayError> {
-    let row = readable(app, session, req, id, Action::ReadQuota).await?;
+    let row = readable(app, req, id, Action::ReadQuota).await?;
     req.require(Action::ManageQuotas, Resource::System)?;
     let body: QuotaUpdateReq = read_json(session).await?;
     let hard = body.hard.ok_or_else(|| {

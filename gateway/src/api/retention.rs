@@ -22,6 +22,7 @@ use utoipa::{OpenApi, ToSchema};
 
 use super::immutable::{from_selector, selectors, RuleSelector, ScopeSelectors};
 use super::page::Page;
+use super::quotas::require_on;
 use super::request::{path_id, read_json, time, ApiRequest};
 use crate::app::App;
 use crate::error::GatewayError;
@@ -296,16 +297,14 @@ pub async fn route(
     let m = session.req_header().method.clone();
     match rest {
         [] if m == Method::POST => create(app, session, req).await,
-        [id] if m == Method::GET => get(app, session, req, id).await,
+        [id] if m == Method::GET => get(app, req, id).await,
         [id] if m == Method::PUT => update(app, session, req, id).await,
-        [id] if m == Method::DELETE => delete(app, session, req, id).await,
-        [id, "executions"] if m == Method::GET => executions(app, session, req, id).await,
+        [id] if m == Method::DELETE => delete(app, req, id).await,
+        [id, "executions"] if m == Method::GET => executions(app, req, id).await,
         [id, "executions"] if m == Method::POST => run(app, session, req, id).await,
-        [id, "executions", eid, "tasks"] if m == Method::GET => {
-            tasks(app, session, req, id, eid).await
-        }
+        [id, "executions", eid, "tasks"] if m == Method::GET => tasks(app, req, id, eid).await,
         [id, "executions", eid, "tasks", tid] if m == Method::GET => {
-            task_log(app, session, req, id, eid, tid).await
+            task_log(app, req, id, eid, tid).await
         }
         []
         | [_]
@@ -323,7 +322,6 @@ pub async fn route(
 /// The policy `id` and its project, if the caller may do `action` there.
 async fn policy(
     app: &App,
-    session: &Session,
     req: &ApiRequest,
     id: &str,
     action: Action,
@@ -336,13 +334,13 @@ async fn policy(
         .retention_policy(id)
         .await?
         .ok_or_else(not_found)?;
-    let (row, _) = req
-        .project(app, session, &policy.project_id.to_string(), action)
-        .await
-        .map_err(|e| match e {
-            GatewayError::ApiNotFound(_) => not_found(),
-            e => e,
-        })?;
+    let row = app
+        .registry
+        .meta()
+        .project_by_id(policy.project_id)
+        .await?
+        .ok_or_else(not_found)?;
+    require_on(app, req, &row.name, action, not_found).await?;
     Ok((policy, row))
 }
 
@@ -369,14 +367,14 @@ pub async fn create(
                     .into(),
             )
         })?;
-    let (row, _) = req
-        .project(
-            app,
-            session,
-            &scope.reference.to_string(),
-            Action::ManageRetention,
-        )
-        .await?;
+    let not_found = || GatewayError::ApiNotFound(format!("project {} not found", scope.reference));
+    let row = app
+        .registry
+        .meta()
+        .project_by_id(scope.reference)
+        .await?
+        .ok_or_else(not_found)?;
+    require_on(app, req, &row.name, Action::ManageRetention, not_found).await?;
     let rules = to_rules(&body.rules)?;
     let trigger = to_trigger(body.trigger.as_ref())?;
     let created = app
@@ -407,13 +405,8 @@ pub async fn create(
     params(("id" = i64, Path, description = "Policy id")),
     responses((status = 200, body = RetentionPolicy), (status = 400, body = super::Errors),
         (status = 403, body = super::Errors), (status = 404, body = super::Errors)))]
-pub async fn get(
-    app: &App,
-    session: &Session,
-    req: &ApiRequest,
-    id: &str,
-) -> Result<Reply, GatewayError> {
-    let (policy, _) = policy(app, session, req, id, Action::ReadTagRules).await?;
+pub async fn get(app: &App, req: &ApiRequest, id: &str) -> Result<Reply, GatewayError> {
+    let (policy, _) = policy(app, req, id, Action::ReadTagRules).await?;
     Ok(json_reply(&policy_json(&policy)))
 }
 
@@ -428,7 +421,7 @@ pub async fn update(
     req: &ApiRequest,
     id: &str,
 ) -> Result<Reply, GatewayError> {
-    let (policy, row) = policy(app, session, req, id, Action::ManageRetention).await?;
+    let (policy, row) = policy(app, req, id, Action::ManageRetention).await?;
     let body: RetentionPolicy = read_json(session).await?;
     let rules = to_rules(&body.rules)?;
     let trigger = to_trigger(body.trigger.as_ref())?;
@@ -453,13 +446,8 @@ pub async fn update(
     responses((status = 200, description = "Deleted with its executions"),
         (status = 400, body = super::Errors), (status = 403, body = super::Errors),
         (status = 404, body = super::Errors)))]
-pub async fn delete(
-    app: &App,
-    session: &Session,
-    req: &ApiRequest,
-    id: &str,
-) -> Result<Reply, GatewayError> {
-    let (policy, row) = policy(app, session, req, id, Action::ManageRetention).await?;
+pub async fn delete(app: &App, req: &ApiRequest, id: &str) -> Result<Reply, GatewayError> {
+    let (policy, row) = policy(app, req, id, Action::ManageRetention).await?;
     let deleted = app
         .registry
         .meta()
@@ -489,7 +477,7 @@ pub async fn run(
     req: &ApiRequest,
     id: &str,
 ) -> Result<Reply, GatewayError> {
-    let (policy, row) = policy(app, session, req, id, Action::ManageRetention).await?;
+    let (policy, row) = policy(app, req, id, Action::ManageRetention).await?;
     let body: RunRequest = read_json(session).await?;
     let policy_id = policy.id;
     let execution = app
@@ -518,13 +506,8 @@ pub async fn run(
         headers(("X-Total-Count" = i64, description = "Total"), ("Link" = String, description = "prev/next pages"))),
         (status = 400, body = super::Errors), (status = 403, body = super::Errors),
         (status = 404, body = super::Errors)))]
-pub async fn executions(
-    app: &App,
-    session: &Session,
-    req: &ApiRequest,
-    id: &str,
-) -> Result<Reply, GatewayError> {
-    let (policy, _) = policy(app, session, req, id, Action::ReadTagRules).await?;
+pub async fn executions(app: &App, req: &ApiRequest, id: &str) -> Result<Reply, GatewayError> {
+    let (policy, _) = policy(app, req, id, Action::ReadTagRules).await?;
     let page = Page::parse(&req.query)?;
     let (rows, total) = app
         .registry
@@ -555,12 +538,11 @@ async fn execution(app: &App, policy: &Policy, eid: &str) -> Result<ExecutionRow
         (status = 404, body = super::Errors)))]
 pub async fn tasks(
     app: &App,
-    session: &Session,
     req: &ApiRequest,
     id: &str,
     eid: &str,
 ) -> Result<Reply, GatewayError> {
-    let (policy, _) = policy(app, session, req, id, Action::ReadTagRules).await?;
+    let (policy, _) = policy(app, req, id, Action::ReadTagRules).await?;
     let execution = execution(app, &policy, eid).await?;
     let page = Page::parse(&req.query)?;
     let (rows, total) = app
@@ -585,13 +567,12 @@ pub async fn tasks(
         (status = 404, body = super::Errors)))]
 pub async fn task_log(
     app: &App,
-    session: &Session,
     req: &ApiRequest,
     id: &str,
     eid: &str,
     tid: &str,
 ) -> Result<Reply, GatewayError> {
-    let (policy, _) = policy(app, session, req, id, Action::ReadTagRules).await?;
+    let (policy, _) = policy(app, req, id, Action::ReadTagRules).await?;
     let execution = execution(app, &policy, eid).await?;
     let tid = path_id(tid, "tid")?;
     let log = app
