@@ -312,6 +312,34 @@ mod tests {
         assert_eq!(meta.project_usage("team").await.unwrap(), 1000);
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_links_never_overshoot() {
+        let (_dir, meta) = meta().await;
+        meta.ensure_project("team", false).await.unwrap();
+        let id = quota_id(&meta, "team").await;
+        meta.set_quota(id, Some(1000)).await.unwrap();
+        let tasks: Vec<_> = (0..25)
+            .map(|i| {
+                let meta = meta.clone();
+                tokio::spawn(async move {
+                    let repo: RepoName = format!("team/r{}", i % 3).parse().unwrap();
+                    meta.link_blob(&repo, &digest(format!("blob {i}").as_bytes()), 100)
+                        .await
+                })
+            })
+            .collect();
+        let mut linked = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(()) => linked += 1,
+                Err(StorageError::QuotaExceeded(_)) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(linked, 10);
+        assert_eq!(meta.project_usage("team").await.unwrap(), 1000);
+    }
+
     #[tokio::test]
     async fn limit_refuses_new_digests_but_not_held_ones() {
         let (_dir, meta) = meta().await;
