@@ -384,6 +384,8 @@ fn real_responses_match_the_served_openapi_document() {
         Some(json!({"rules": []})),
         400,
     );
+    let meta = alice.expect(M::GET, "/api/v2.0/retentions/metadatas", None, 200);
+    assert_eq!(meta["templates"][0]["rule_template"], "latestPushedK");
     admin.expect(M::POST, "/api/v2.0/retentions", Some(policy("")), 201);
     admin.expect(M::POST, "/api/v2.0/retentions", Some(policy("")), 409);
     let team = admin.expect(M::GET, "/api/v2.0/projects/team", None, 200);

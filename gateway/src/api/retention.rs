@@ -1,6 +1,7 @@
 //! Tag retention (Harbor's `retention` API):
 //!
 //! - `/retentions` POST (one policy per project)
+//! - `/retentions/metadatas` GET (the templates and selectors on offer)
 //! - `/retentions/{id}` GET, PUT, DELETE
 //! - `/retentions/{id}/executions` GET, POST (`{"dry_run": true}`)
 //! - `/retentions/{id}/executions/{eid}/tasks` GET
@@ -30,7 +31,9 @@ use crate::http::Reply;
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(create, get, update, delete, run, executions, tasks, task_log),
+    paths(
+        metadatas, create, get, update, delete, run, executions, tasks, task_log
+    ),
     components(schemas(
         RetentionPolicy,
         RetentionRule,
@@ -38,7 +41,11 @@ use crate::http::Reply;
         RetentionScope,
         RetentionExecution,
         RetentionExecutionTask,
-        RunRequest
+        RunRequest,
+        RetentionMetadata,
+        TemplateMetadata,
+        TemplateParam,
+        SelectorMetadata
     ))
 )]
 pub struct Doc;
@@ -143,6 +150,93 @@ pub struct RetentionExecutionTask {
 pub struct RunRequest {
     #[serde(default)]
     pub dry_run: bool,
+}
+
+/// Harbor's `RetentionMetadata`: what a policy may use.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RetentionMetadata {
+    pub templates: Vec<TemplateMetadata>,
+    pub scope_selectors: Vec<SelectorMetadata>,
+    pub tag_selectors: Vec<SelectorMetadata>,
+}
+
+/// Harbor's `RetentionRuleMetadata`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TemplateMetadata {
+    pub rule_template: String,
+    pub display_text: String,
+    pub action: String,
+    pub params: Vec<TemplateParam>,
+}
+
+/// Harbor's `RetentionRuleParamMetadata`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TemplateParam {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub unit: String,
+    pub required: bool,
+}
+
+/// Harbor's `RetentionSelectorMetadata`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SelectorMetadata {
+    pub display_text: String,
+    pub kind: String,
+    pub decorations: Vec<String>,
+}
+
+#[utoipa::path(get, path = "/api/v2.0/retentions/metadatas", tag = "retention",
+    responses((status = 200, body = RetentionMetadata)))]
+pub fn metadatas(req: &ApiRequest) -> Result<Reply, GatewayError> {
+    if req.identity.is_none() {
+        return Err(GatewayError::Unauthenticated { scope: None });
+    }
+    let template = |id: &str, text: &str, unit: Option<&str>| TemplateMetadata {
+        rule_template: id.into(),
+        display_text: text.into(),
+        action: "retain".into(),
+        params: unit
+            .map(|unit| TemplateParam {
+                kind: "int".into(),
+                unit: unit.into(),
+                required: true,
+            })
+            .into_iter()
+            .collect(),
+    };
+    let selector = |text: &str, decorations: [&str; 2]| SelectorMetadata {
+        display_text: text.into(),
+        kind: "doublestar".into(),
+        decorations: decorations.map(String::from).to_vec(),
+    };
+    Ok(json_reply(&RetentionMetadata {
+        templates: vec![
+            template(
+                "latestPushedK",
+                "the most recently pushed # artifacts",
+                Some("count"),
+            ),
+            template(
+                "latestPulledN",
+                "the most recently pulled # artifacts",
+                Some("count"),
+            ),
+            template(
+                "nDaysSinceLastPush",
+                "pushed within the last # days",
+                Some("days"),
+            ),
+            template(
+                "nDaysSinceLastPull",
+                "pulled within the last # days",
+                Some("days"),
+            ),
+            template("always", "always", None),
+        ],
+        scope_selectors: vec![selector("Repositories", ["repoMatches", "repoExcludes"])],
+        tag_selectors: vec![selector("Tags", ["matches", "excludes"])],
+    }))
 }
 
 fn param(rule: &RetentionRule) -> Result<Option<u64>, GatewayError> {
@@ -297,6 +391,7 @@ pub async fn route(
     let m = session.req_header().method.clone();
     match rest {
         [] if m == Method::POST => create(app, session, req).await,
+        ["metadatas"] if m == Method::GET => metadatas(req),
         [id] if m == Method::GET => get(app, req, id).await,
         [id] if m == Method::PUT => update(app, session, req, id).await,
         [id] if m == Method::DELETE => delete(app, req, id).await,
