@@ -14,12 +14,14 @@
 //! blobs nothing references: as in Harbor, deleted images free their
 //! bytes (and quota) when GC runs.
 //!
-//! Usage is never stored: it is computed from those two tables by one
-//! indexed query, inside the same `BEGIN IMMEDIATE` transaction as the
-//! write it guards ([`check_growth`]). SQLite runs one writer at a time,
-//! so two concurrent pushes cannot both see room for their last layer, and
-//! nothing (GC included, wherever its code lives) can make a counter
-//! drift. Projects without a limit skip the query entirely.
+//! Usage is kept in `quotas.used_storage` by SQL triggers on those two
+//! tables (migration `0006_quotas.sql`), so it changes in the transaction
+//! of every insert or delete, whichever code runs it (pushes, API deletes,
+//! garbage collection). [`usage`] computes the same number from the
+//! definition; the tests hold the two equal. A push is checked against
+//! the limit ([`check_growth`]) inside the same `BEGIN IMMEDIATE`
+//! transaction as the write it guards: SQLite runs one writer at a time,
+//! so two concurrent pushes cannot both see room for their last layer.
 
 use sqlx::{Row, SqliteConnection};
 
@@ -112,7 +114,7 @@ pub(crate) async fn check_growth(
     size: u64,
 ) -> Result<(), StorageError> {
     let row = sqlx::query(
-        "SELECT p.name, q.hard_storage FROM repositories r \
+        "SELECT p.name, q.hard_storage, q.used_storage FROM repositories r \
          JOIN projects p ON p.name = CASE WHEN instr(r.name, '/') > 0 \
            THEN substr(r.name, 1, instr(r.name, '/') - 1) ELSE r.name END \
          JOIN quotas q ON q.project_id = p.id WHERE r.id = $1",
@@ -139,7 +141,7 @@ pub(crate) async fn check_growth(
     if held.is_some() {
         return Ok(());
     }
-    let used = usage(conn, &project).await?;
+    let used = u64::try_from(row.try_get::<i64, _>("used_storage")?).unwrap_or(0);
     let limit = hard as u64;
     if used.saturating_add(size) > limit {
         return Err(StorageError::QuotaExceeded(Exceeded {
@@ -152,7 +154,8 @@ pub(crate) async fn check_growth(
     Ok(())
 }
 
-const QUOTA_COLUMNS: &str = "q.id, q.project_id, q.hard_storage, q.created_at, q.updated_at, \
+const QUOTA_COLUMNS: &str =
+    "q.id, q.project_id, q.hard_storage, q.used_storage, q.created_at, q.updated_at, \
      p.name AS project_name, (SELECT username FROM users u WHERE u.id = p.owner_id) AS owner_name";
 
 impl Meta {
@@ -169,11 +172,7 @@ impl Meta {
         .bind(ids)
         .fetch_all(self.pool())
         .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            out.push(self.quota_from_row(&row).await?);
-        }
-        Ok(out)
+        rows.iter().map(quota_from_row).collect()
     }
 
     pub async fn quota(&self, id: i64) -> Result<Option<QuotaRow>, StorageError> {
@@ -183,29 +182,7 @@ impl Meta {
         .bind(id)
         .fetch_optional(self.pool())
         .await?;
-        match row {
-            Some(row) => Ok(Some(self.quota_from_row(&row).await?)),
-            None => Ok(None),
-        }
-    }
-
-    async fn quota_from_row(
-        &self,
-        row: &sqlx::sqlite::SqliteRow,
-    ) -> Result<QuotaRow, StorageError> {
-        let project_name: String = row.try_get("project_name")?;
-        let hard: i64 = row.try_get("hard_storage")?;
-        let mut conn = self.pool().acquire().await?;
-        Ok(QuotaRow {
-            id: row.try_get("id")?,
-            project_id: row.try_get("project_id")?,
-            used: usage(&mut conn, &project_name).await?,
-            project_name,
-            owner_name: row.try_get("owner_name")?,
-            hard: u64::try_from(hard).ok(),
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-        })
+        row.as_ref().map(quota_from_row).transpose()
     }
 
     /// Sets a quota's limit (`None`: unlimited). A limit below the current
@@ -221,11 +198,27 @@ impl Meta {
         Ok(done.rows_affected() > 0)
     }
 
-    /// A project's current usage, by the definition above.
+    /// A project's usage computed from the definition above (the counter
+    /// the quota shows must always equal it).
     pub async fn project_usage(&self, project: &str) -> Result<u64, StorageError> {
         let mut conn = self.pool().acquire().await?;
         usage(&mut conn, project).await
     }
+}
+
+fn quota_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<QuotaRow, StorageError> {
+    let hard: i64 = row.try_get("hard_storage")?;
+    let used: i64 = row.try_get("used_storage")?;
+    Ok(QuotaRow {
+        id: row.try_get("id")?,
+        project_id: row.try_get("project_id")?,
+        project_name: row.try_get("project_name")?,
+        owner_name: row.try_get("owner_name")?,
+        hard: u64::try_from(hard).ok(),
+        used: u64::try_from(used).unwrap_or(0),
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
 }
 
 /// Sets the limit of a just-created project inside its creating
@@ -310,6 +303,83 @@ mod tests {
         let repo: RepoName = "team/b/c".parse().unwrap();
         assert!(meta.unlink_blob(&repo, &own).await.unwrap());
         assert_eq!(meta.project_usage("team").await.unwrap(), 1000);
+    }
+
+    /// The counter the quota shows equals the usage computed from the
+    /// definition, for every project.
+    async fn assert_counters(meta: &Meta) {
+        for q in meta.list_quotas(None).await.unwrap() {
+            let computed = meta.project_usage(&q.project_name).await.unwrap();
+            assert_eq!(q.used, computed, "project {}", q.project_name);
+        }
+    }
+
+    fn image(config: &Digest, layer: &Digest) -> Vec<u8> {
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":1}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{layer}","size":1}}]}}"#
+        )
+        .into_bytes()
+    }
+
+    #[tokio::test]
+    async fn the_counter_follows_every_change() {
+        let (_dir, meta) = meta().await;
+        // A repository older than its project: the project starts with it.
+        let early: RepoName = "late/app".parse().unwrap();
+        meta.link_blob(&early, &digest(b"early"), 7).await.unwrap();
+        meta.ensure_project("late", false).await.unwrap();
+        meta.ensure_project("team", false).await.unwrap();
+        assert_counters(&meta).await;
+        let repos: Vec<RepoName> = ["team/a", "team/b", "team", "late/app"]
+            .iter()
+            .map(|r| r.parse().unwrap())
+            .collect();
+        let blobs: Vec<Digest> = (0..6).map(|i| digest(format!("b{i}").as_bytes())).collect();
+        for (i, repo) in repos.iter().enumerate() {
+            for blob in &blobs[i % 2..i % 2 + 4] {
+                meta.link_blob(repo, blob, 100 + blob.to_string().len() as u64)
+                    .await
+                    .unwrap();
+            }
+            let content = image(&blobs[i % 2], &blobs[i % 2 + 1]);
+            let parsed = manifest::parse(None, &content).unwrap();
+            meta.put_manifest(repo, &digest(&content), &parsed, &content, &[])
+                .await
+                .unwrap();
+            assert_counters(&meta).await;
+        }
+        // A manifest whose digest is also linked as a blob counts once.
+        let content = image(&blobs[0], &blobs[1]);
+        meta.link_blob(&repos[1], &digest(&content), content.len() as u64)
+            .await
+            .unwrap();
+        assert_counters(&meta).await;
+        assert!(meta.unlink_blob(&repos[0], &blobs[2]).await.unwrap());
+        assert_counters(&meta).await;
+        assert!(meta
+            .delete_manifest(&repos[0], &digest(&content))
+            .await
+            .unwrap());
+        assert_counters(&meta).await;
+        assert!(meta.delete_repository(&repos[1]).await.unwrap());
+        assert_counters(&meta).await;
+        // Rows that go with their repository by cascade, as garbage
+        // collection or other code may delete them.
+        sqlx::query("DELETE FROM repositories WHERE name = 'team'")
+            .execute(meta.pool())
+            .await
+            .unwrap();
+        assert_counters(&meta).await;
+        sqlx::query("DELETE FROM repo_blobs WHERE digest = $1")
+            .bind(blobs[3].to_string())
+            .execute(meta.pool())
+            .await
+            .unwrap();
+        assert_counters(&meta).await;
+        assert_eq!(
+            meta.project_usage("late").await.unwrap(),
+            meta.list_quotas(None).await.unwrap()[0].used
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
