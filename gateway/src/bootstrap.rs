@@ -75,10 +75,7 @@ pub async fn build(config: &Config) -> Result<Built, String> {
     let metrics = Sampled::new(tokens.clone(), login.clone(), registry.clone())
         .and_then(|sampled| Metrics::new(config.metrics.listen.is_none(), sampled))
         .map_err(|e| format!("cannot set up metrics: {e}"))?;
-    let retention = crate::retention::Runner {
-        registry: registry.clone(),
-        audit: audit.clone(),
-    };
+    let retention = crate::retention::Runner::new(registry.clone(), audit.clone());
     // On the runtime that builds the app: the side runtime when serving.
     tokio::spawn(retention.clone().schedule());
     Ok(Built {

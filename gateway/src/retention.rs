@@ -7,7 +7,8 @@
 //! Artifacts an immutability rule protects are kept. Deleting frees no
 //! bytes: garbage collection does.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth_storage::artifacts::ArtifactDeletion;
@@ -27,11 +28,39 @@ const SCHEDULER: &str = "retention-scheduler";
 /// What a run needs: the store and the audit log.
 #[derive(Clone)]
 pub struct Runner {
-    pub registry: Arc<Registry>,
-    pub audit: AuditLog,
+    registry: Arc<Registry>,
+    audit: AuditLog,
+    /// Policies with a run in progress in this process: a schedule does
+    /// not start another on top of it.
+    running: Arc<Mutex<HashSet<i64>>>,
 }
 
 impl Runner {
+    pub fn new(registry: Arc<Registry>, audit: AuditLog) -> Runner {
+        Runner {
+            registry,
+            audit,
+            running: Arc::default(),
+        }
+    }
+
+    fn is_running(&self, policy: i64) -> bool {
+        self.running
+            .lock()
+            .map(|r| r.contains(&policy))
+            .unwrap_or(false)
+    }
+
+    fn mark(&self, policy: i64, running: bool) {
+        if let Ok(mut set) = self.running.lock() {
+            if running {
+                set.insert(policy);
+            } else {
+                set.remove(&policy);
+            }
+        }
+    }
+
     /// Records a new execution and runs it in the background; returns its
     /// id at once.
     pub async fn start(
@@ -46,6 +75,7 @@ impl Runner {
             .start_retention_execution(policy.id, trigger, dry_run)
             .await?;
         let runner = self.clone();
+        self.mark(policy.id, true);
         tokio::spawn(async move {
             let status = match runner.execute(&policy, execution, dry_run, &operator).await {
                 Ok(()) => "Success",
@@ -62,6 +92,7 @@ impl Runner {
             {
                 tracing::error!(execution, error = %e, "cannot record the end of a retention run");
             }
+            runner.mark(policy.id, false);
         });
         Ok(execution)
     }
@@ -203,7 +234,9 @@ impl Runner {
             };
             for second in (checked + 1).max(current - 60)..=current {
                 for policy in &policies {
-                    if !policy.trigger.cron().is_some_and(|c| c.fires_at(second)) {
+                    if !policy.trigger.cron().is_some_and(|c| c.fires_at(second))
+                        || self.is_running(policy.id)
+                    {
                         continue;
                     }
                     match self

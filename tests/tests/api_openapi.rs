@@ -348,6 +348,8 @@ fn real_responses_match_the_served_openapi_document() {
     );
     admin.expect(M::PUT, &format!("/api/v2.0/quotas/{qid}"), storage(-7), 400);
     admin.expect(M::GET, "/api/v2.0/quotas/99999", None, 404);
+    let summary = alice.expect(M::GET, "/api/v2.0/projects/team/summary", None, 200);
+    assert_eq!(summary["quota"]["hard"]["storage"], 1 << 30, "{summary}");
 
     // Tag immutability rules.
     let sel = |d: &str, p: &str| json!({"kind": "doublestar", "decoration": d, "pattern": p});

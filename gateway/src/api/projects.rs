@@ -78,6 +78,9 @@ pub struct ProjectSummary {
     pub developer_count: i64,
     pub guest_count: i64,
     pub limited_guest_count: i64,
+    /// The project's storage quota, for callers who may read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<super::quotas::SummaryQuota>,
 }
 
 pub fn project_json(row: &ProjectRow, role: Option<Role>) -> Project {
@@ -364,9 +367,10 @@ pub async fn summary(
     req: &ApiRequest,
     name_or_id: &str,
 ) -> Result<Reply, GatewayError> {
-    let (row, _facts): (ProjectRow, ProjectFacts) = req
+    let (row, facts): (ProjectRow, ProjectFacts) = req
         .project(app, session, name_or_id, Action::ReadProject)
         .await?;
+    let quota = super::quotas::summary_quota(app, req, &facts, row.id).await?;
     let counts: BTreeMap<i64, i64> = app
         .registry
         .meta()
@@ -382,6 +386,7 @@ pub async fn summary(
         developer_count: count(Role::Developer),
         guest_count: count(Role::Guest),
         limited_guest_count: count(Role::LimitedGuest),
+        quota,
     };
     Ok(Reply::json(
         200,

@@ -13,14 +13,14 @@ use utoipa::{OpenApi, ToSchema};
 use super::page::Page;
 use super::request::{decision_to_result, path_id, read_json, time, ApiRequest};
 use crate::app::App;
-use crate::auth::project_facts;
+use crate::auth::{project_facts, ProjectFacts};
 use crate::error::GatewayError;
 use crate::http::Reply;
 
 #[derive(OpenApi)]
 #[openapi(
     paths(list, get, update),
-    components(schemas(Quota, QuotaRef, ResourceList, QuotaUpdateReq))
+    components(schemas(Quota, QuotaRef, ResourceList, QuotaUpdateReq, SummaryQuota))
 )]
 pub struct Doc;
 
@@ -58,6 +58,38 @@ pub struct ResourceList {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct QuotaUpdateReq {
     pub hard: Option<ResourceList>,
+}
+
+/// Harbor's `ProjectSummaryQuota`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SummaryQuota {
+    pub hard: ResourceList,
+    pub used: ResourceList,
+}
+
+/// The quota part of a project's summary, if the caller may read it.
+pub(super) async fn summary_quota(
+    app: &App,
+    req: &ApiRequest,
+    facts: &ProjectFacts,
+    project_id: i64,
+) -> Result<Option<SummaryQuota>, GatewayError> {
+    if authorize(
+        &req.subject(),
+        Action::ReadQuota,
+        Resource::Project(facts.view()),
+    ) != Decision::Allow
+    {
+        return Ok(None);
+    }
+    let quotas = app.registry.meta().list_quotas(Some(&[project_id])).await?;
+    Ok(quotas.first().map(|q| {
+        let json = quota_json(q);
+        SummaryQuota {
+            hard: json.hard,
+            used: json.used,
+        }
+    }))
 }
 
 fn quota_json(q: &QuotaRow) -> Quota {
