@@ -21,7 +21,7 @@ const DAY: i64 = 86_400;
 pub enum Template {
     /// Keep the K most recently pushed.
     LatestPushedK(u64),
-    /// Keep the N most recently pulled.
+    /// Keep the N most recently pulled (never pulled counts as oldest).
     LatestPulledN(u64),
     /// Keep what was pushed in the last N days.
     NDaysSinceLastPush(u64),
@@ -140,7 +140,8 @@ pub fn retained(
                 selected.into_iter().take(k as usize).collect()
             }
             Template::LatestPulledN(n) => {
-                selected.retain(|&i| candidates[i].pulled_at.is_some());
+                // Never pulled sorts last: kept only when fewer than N
+                // were pulled, as in Harbor.
                 newest_first(|c| c.pulled_at, &mut selected);
                 selected.into_iter().take(n as usize).collect()
             }
@@ -268,7 +269,8 @@ mod tests {
         let now = 30 * DAY;
         let keep = |t| retained(&[rule(t, "**", false, "**")], "app", &c, now).unwrap();
         assert_eq!(keep(Template::LatestPulledN(1)), [false, false, true]);
-        assert_eq!(keep(Template::LatestPulledN(5)), [true, false, true]);
+        assert_eq!(keep(Template::LatestPulledN(2)), [true, false, true]);
+        assert_eq!(keep(Template::LatestPulledN(5)), [true, true, true]);
         assert_eq!(keep(Template::NDaysSinceLastPush(15)), [false, true, false]);
         assert_eq!(keep(Template::NDaysSinceLastPush(20)), [true, true, false]);
         assert_eq!(keep(Template::NDaysSinceLastPull(5)), [false, false, true]);
