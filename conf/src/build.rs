@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::config::{
     AuthConfig, AuthMode, Config, DatabaseConfig, IpNet, LdapConfig, LdapScope, LogConfig,
-    LogFormat, MetricsConfig, ProxyConfig, ServerConfig, StorageConfig, StorageDriver, TlsConfig,
+    LogFormat, MetricsConfig, ProxyConfig, QuotaConfig, ServerConfig, StorageConfig, StorageDriver, TlsConfig,
 };
 use crate::duration;
 use crate::error::ConfError;
@@ -38,6 +38,7 @@ pub(crate) fn build(s: &Settings) -> Result<Config, ConfError> {
     Ok(Config {
         metrics: metrics(s, listen)?,
         proxy: proxy(s)?,
+        quota: quota(s)?,
         listen,
         external_url: external_url(s)?,
         tls: tls(s)?,
@@ -321,6 +322,21 @@ fn metrics(s: &Settings, main: SocketAddr) -> Result<MetricsConfig, ConfError> {
         ));
     }
     Ok(MetricsConfig { listen: Some(addr) })
+}
+
+fn quota(s: &Settings) -> Result<QuotaConfig, ConfError> {
+    let default_storage_limit = match s.integer("quota.default_storage_limit") {
+        None | Some(-1) => None,
+        Some(n) => Some(u64::try_from(n).map_err(|_| {
+            s.invalid(
+                "quota.default_storage_limit",
+                format!("must be a number of bytes, or -1 for unlimited; found {n}"),
+            )
+        })?),
+    };
+    Ok(QuotaConfig {
+        default_storage_limit,
+    })
 }
 
 /// Reads an enum key by its config words; case is ignored because env

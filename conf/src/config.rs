@@ -26,6 +26,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub log: LogConfig,
     pub metrics: MetricsConfig,
+    pub quota: QuotaConfig,
     pub proxy: ProxyConfig,
 }
 
@@ -215,6 +216,13 @@ pub struct MetricsConfig {
     /// on an internal interface; when set, the main listener answers 404
     /// there. Default: unset, `/metrics` is served on the main listener.
     pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QuotaConfig {
+    /// The storage limit, in bytes, of projects created from now on;
+    /// `None` (the file's -1, the default) is unlimited.
+    pub default_storage_limit: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -34,7 +34,7 @@ mod settings;
 
 pub use config::{
     AuthConfig, AuthMode, Config, DatabaseConfig, IpNet, LdapConfig, LdapScope, LogConfig,
-    LogFormat, MetricsConfig, ProxyConfig, ServerConfig, StorageConfig, StorageDriver, TlsConfig,
+    LogFormat, MetricsConfig, ProxyConfig, QuotaConfig, ServerConfig, StorageConfig, StorageDriver, TlsConfig,
 };
 pub use error::{ConfError, Location};
 pub use external_url::ExternalUrl;

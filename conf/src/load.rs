@@ -142,6 +142,27 @@ mod tests {
         assert_eq!(config.log.format, LogFormat::Text);
         assert_eq!(config.log.level, "info");
         assert_eq!(config.metrics.listen, None);
+        assert_eq!(config.quota.default_storage_limit, None);
+    }
+
+    #[test]
+    fn quota_default_from_file_and_env() {
+        let from_env = |value: &str| {
+            load(
+                None,
+                &[("BERTH_QUOTA__DEFAULT_STORAGE_LIMIT".into(), value.into())],
+            )
+        };
+        let config = from_env("1048576").expect("a byte count");
+        assert_eq!(config.quota.default_storage_limit, Some(1_048_576));
+        let config = from_env("-1").expect("unlimited");
+        assert_eq!(config.quota.default_storage_limit, None);
+        let message = from_env("-5").expect_err("negative").to_string();
+        assert!(
+            message.contains("BERTH_QUOTA__DEFAULT_STORAGE_LIMIT")
+                && message.contains("-1 for unlimited"),
+            "{message}"
+        );
     }
 
     const FULL: &str = r#"

@@ -92,6 +92,13 @@ impl Config {
             }
             None => doc.unset_section("metrics", "/metrics is served on the main listener"),
         }
+        doc.section("quota");
+        doc.line(format!(
+            "default_storage_limit = {}",
+            self.quota
+                .default_storage_limit
+                .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX))
+        ));
         doc.0
     }
 }

@@ -90,6 +90,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("proxy.mirror_project", Kind::Text),
     key("proxy.cache_max_size", Kind::Text),
     key("proxy.cache_ttl", Kind::Duration),
+    key("quota.default_storage_limit", Kind::Integer),
 ];
 
 pub(crate) fn lookup(path: &str) -> Option<&'static Key> {

@@ -38,6 +38,11 @@ pub struct App {
     pub metrics: Metrics,
     /// Upstream registries: the pull-through cache, mirror and fronting.
     pub upstreams: Arc<Upstreams>,
+    /// `quota.default_storage_limit`: new projects' limit (`None`:
+    /// unlimited).
+    pub default_storage_limit: Option<u64>,
+    /// Starts tag retention runs.
+    pub retention: crate::retention::Runner,
 }
 
 /// How long a cached role may lag a membership change made by another

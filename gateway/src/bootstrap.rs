@@ -82,6 +82,9 @@ pub async fn build(config: &Config) -> Result<Built, String> {
         project: config.proxy.mirror_project.clone(),
     });
     let upstreams = Upstreams::new(mirror).map_err(|e| e.to_string())?;
+    let retention = crate::retention::Runner::new(registry.clone(), audit.clone());
+    // On the runtime that builds the app: the side runtime when serving.
+    tokio::spawn(retention.clone().schedule());
     Ok(Built {
         app: Arc::new(App {
             registry,
@@ -98,6 +101,8 @@ pub async fn build(config: &Config) -> Result<Built, String> {
                 .build(),
             metrics,
             upstreams: Arc::new(upstreams),
+            default_storage_limit: config.quota.default_storage_limit,
+            retention,
         }),
         generated_admin_password,
     })

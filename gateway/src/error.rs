@@ -163,14 +163,18 @@ impl GatewayError {
                 StorageError::ManifestBlobUnknown(_) => p(400, "MANIFEST_BLOB_UNKNOWN"),
                 StorageError::ManifestTooLarge => p(413, "SIZE_INVALID"),
                 StorageError::ManifestSchema1Unsupported => p(400, "MANIFEST_INVALID"),
-                StorageError::Io { .. } | StorageError::Db(_) | StorageError::Migrate(_) => {
-                    Presented {
-                        status: 500,
-                        code: "UNKNOWN",
-                        message: "internal server error; the registry log has the cause".into(),
-                        internal: true,
-                    }
+                StorageError::QuotaExceeded(_) | StorageError::TagImmutable { .. } => {
+                    p(403, "DENIED")
                 }
+                StorageError::Io { .. }
+                | StorageError::Db(_)
+                | StorageError::Migrate(_)
+                | StorageError::Corrupt(_) => Presented {
+                    status: 500,
+                    code: "UNKNOWN",
+                    message: "internal server error; the registry log has the cause".into(),
+                    internal: true,
+                },
             },
             GatewayError::Auth(e) => match e {
                 AuthError::InvalidCredentials

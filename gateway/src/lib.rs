@@ -18,6 +18,7 @@
 //! - [`upstream`]: upstream registries: pull-through cache, mirror, fronting.
 //! - [`app`]: the shared state handlers receive.
 //! - [`bootstrap`]: builds that state from the config.
+//! - [`retention`]: runs tag retention policies, on request and on schedule.
 
 pub mod api;
 pub mod app;
@@ -30,6 +31,7 @@ pub mod http;
 pub mod metrics;
 pub mod proxy;
 pub mod redirect;
+pub mod retention;
 pub mod route;
 pub mod server;
 pub mod tls;

@@ -50,6 +50,13 @@ pub enum Action {
     ReadProjectLogs,
     ReadRobots,
     ManageRobots,
+    /// Read the project's storage quota and usage.
+    ReadQuota,
+    /// Read the project's tag immutability rules and retention policy.
+    ReadTagRules,
+    ManageImmutableRules,
+    /// Change the retention policy and run it.
+    ManageRetention,
     // The system.
     CreateProject,
     ListUsers,
@@ -61,6 +68,8 @@ pub enum Action {
     /// Registry endpoints (upstreams with their credentials) and the
     /// projects that cache or front them.
     ManageRegistries,
+    /// Set storage quotas (raising one is an administrator's call).
+    ManageQuotas,
     // A user account (own or someone else's).
     ReadAccount,
     UpdateAccount,
@@ -89,6 +98,11 @@ impl Action {
             Action::ManageSystemRobots => "manage system robot accounts",
             Action::ReadMetrics => "read the metrics",
             Action::ManageRegistries => "manage registry endpoints",
+            Action::ReadQuota => "read the project's quota",
+            Action::ReadTagRules => "read the tag immutability and retention rules",
+            Action::ManageImmutableRules => "manage tag immutability rules",
+            Action::ManageRetention => "manage and run tag retention",
+            Action::ManageQuotas => "change storage quotas",
             Action::ReadAccount => "read this account",
             Action::UpdateAccount => "change this account",
         }
@@ -108,6 +122,10 @@ impl Action {
                 | Action::ReadProjectLogs
                 | Action::ReadRobots
                 | Action::ManageRobots
+                | Action::ReadQuota
+                | Action::ReadTagRules
+                | Action::ManageImmutableRules
+                | Action::ManageRetention
         )
     }
 }

@@ -70,11 +70,16 @@ impl Role {
             Pull | ReadProject => true,
             Push => matches!(self, ProjectAdmin | Maintainer | Developer),
             Delete | ReadRobots => matches!(self, ProjectAdmin | Maintainer),
-            ListMembers | ReadProjectLogs => !matches!(self, LimitedGuest),
+            ListMembers | ReadProjectLogs | ReadQuota | ReadTagRules => {
+                !matches!(self, LimitedGuest)
+            }
+            // Harbor: project admins and maintainers manage immutable tag
+            // rules and tag retention.
+            ManageImmutableRules | ManageRetention => matches!(self, ProjectAdmin | Maintainer),
             UpdateProject | DeleteProject | ManageMembers | ManageRobots => self == ProjectAdmin,
             // System-wide actions are not granted by a project role.
             Catalog | CreateProject | ListUsers | ManageUsers | ReadAuditLogs
-            | ManageSystemRobots | ReadMetrics | ManageRegistries | ReadAccount | UpdateAccount => {
+            | ManageSystemRobots | ReadMetrics | ManageRegistries | ManageQuotas | ReadAccount | UpdateAccount => {
                 false
             }
         }
@@ -147,6 +152,11 @@ mod tests {
             (DeleteProject, [true, false, false, false, false]),
             (ManageMembers, [true, false, false, false, false]),
             (ManageRobots, [true, false, false, false, false]),
+            (ReadQuota, [true, true, true, true, false]),
+            (ReadTagRules, [true, true, true, true, false]),
+            (ManageImmutableRules, [true, true, false, false, false]),
+            (ManageRetention, [true, true, false, false, false]),
+            (ManageQuotas, [false; 5]),
             (Catalog, [false; 5]),
             (CreateProject, [false; 5]),
             (ManageUsers, [false; 5]),

@@ -122,6 +122,34 @@ fn project_decisions() {
         (&sys, Push, project("any", false, None), 'D'),
         // System actions are not project actions.
         (&boss, Catalog, private(None), 'D'),
+        (&boss, ManageQuotas, private(None), 'D'),
+        // Quotas: members read them; tag rules: admins and maintainers.
+        (&alice, ReadQuota, private(Some(Role::Guest)), 'A'),
+        (&alice, ReadQuota, private(Some(Role::LimitedGuest)), 'D'),
+        (&alice, ReadQuota, private(None), 'H'),
+        (&anon, ReadQuota, public(None), 'L'),
+        (&alice, ReadTagRules, private(Some(Role::Developer)), 'A'),
+        (
+            &alice,
+            ManageImmutableRules,
+            private(Some(Role::Maintainer)),
+            'A',
+        ),
+        (
+            &alice,
+            ManageImmutableRules,
+            private(Some(Role::Developer)),
+            'D',
+        ),
+        (
+            &alice,
+            ManageRetention,
+            private(Some(Role::ProjectAdmin)),
+            'A',
+        ),
+        (&alice, ManageRetention, private(Some(Role::Guest)), 'D'),
+        (&boss, ManageRetention, private(None), 'A'),
+        (&ci, ManageRetention, private(None), 'D'),
     ];
     for (subject, action, resource, expected) in cases {
         let d = authorize(subject, *action, *resource);
@@ -170,6 +198,9 @@ fn system_and_account_decisions() {
         (&anon, ManageRegistries, Resource::System, 'L'),
         (&cat, ManageRegistries, Resource::System, 'D'),
         (&ci, ManageRegistries, Resource::System, 'D'),
+        (&boss, ManageQuotas, Resource::System, 'A'),
+        (&alice, ManageQuotas, Resource::System, 'D'),
+        (&anon, ManageQuotas, Resource::System, 'L'),
         (&cat, ManageUsers, Resource::System, 'D'),
         (&anon, ReadAccount, own, 'L'),
         (&alice, ReadAccount, own, 'A'),

@@ -388,6 +388,7 @@ impl Meta {
         else {
             return Ok(false);
         };
+        crate::immutable::guard_repository(&mut tx, id).await?;
         // Tags reference manifests, and references hang off manifests:
         // clear them in that order before the repository itself.
         for table in [
@@ -648,6 +649,7 @@ impl Meta {
                 }
             }
         }
+        crate::immutable::guard_manifests(&mut tx, repo_id, &doomed).await?;
         let doomed_json = serde_json::to_string(&doomed).unwrap_or_else(|_| "[]".into());
         let tags: Vec<String> = sqlx::query_scalar(
             "DELETE FROM tags WHERE repo_id = $1 AND manifest_digest IN (SELECT value FROM json_each($2)) \
@@ -760,14 +762,17 @@ impl Meta {
         digest: &Digest,
         tag: &Tag,
     ) -> Result<bool, StorageError> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        crate::immutable::guard_tag(&mut tx, repo_id, tag.as_str()).await?;
         let done = sqlx::query(
             "DELETE FROM tags WHERE repo_id = $1 AND manifest_digest = $2 AND name = $3",
         )
         .bind(repo_id)
         .bind(digest.to_string())
         .bind(tag.as_str())
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
 }

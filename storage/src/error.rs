@@ -33,6 +33,15 @@ pub enum StorageError {
     ManifestTooLarge,
     #[error("Docker schema1 manifests are not supported (deprecated since 2017); push with a current client, which sends schema2 or OCI manifests")]
     ManifestSchema1Unsupported,
+    /// A push would take its project past its storage quota.
+    #[error("{0}")]
+    QuotaExceeded(crate::quota::Exceeded),
+    /// A tag an immutability rule protects cannot be moved or deleted.
+    #[error("tag `{tag}` is immutable by {rule}: it cannot be overwritten or deleted; push under a new tag, or ask a project admin or maintainer to disable the rule")]
+    TagImmutable { tag: String, rule: String },
+    /// A stored row berth cannot read back (written by a newer version?).
+    #[error("unreadable stored data: {0}")]
+    Corrupt(String),
     #[error("{context}: {source}")]
     Io {
         context: String,

@@ -15,6 +15,10 @@
 //! - [`upstreams`]: registry endpoints that projects cache or front.
 //! - [`proxy_cache`]: what a pull-through cache stores (manifests without
 //!   their blobs, fetched blobs committed after verification).
+//! - [`quota`]: per-project storage limits, checked in the pushing transaction.
+//! - [`selector`]: doublestar repository and tag selectors of rules.
+//! - [`immutable`]: tag immutability rules and the guards that enforce them.
+//! - [`retention`]: tag retention policies, their evaluation and executions.
 //!
 //! It is the only crate that runs SQL or touches blob bytes. It knows
 //! nothing of HTTP or of who is asking: authorization happens before a call
@@ -26,12 +30,16 @@ pub mod audit;
 pub mod blobs;
 mod cache;
 pub mod error;
+pub mod immutable;
 pub mod meta;
 pub mod oci;
 pub mod projects;
 pub mod proxy_cache;
+pub mod quota;
 pub mod registry;
+pub mod retention;
 pub mod robots;
+pub mod selector;
 mod uploads;
 pub mod upstreams;
 pub mod usage;

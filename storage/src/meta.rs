@@ -153,6 +153,9 @@ impl Meta {
             .bind(now())
             .execute(&mut *tx)
             .await?;
+        // In the same transaction as the link: concurrent pushes cannot
+        // both fit under the limit.
+        crate::quota::check_growth(&mut tx, repo_id, &digest.to_string(), size).await?;
         sqlx::query("INSERT INTO repo_blobs (repo_id, digest, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
             .bind(repo_id)
             .bind(digest.to_string())
@@ -215,6 +218,9 @@ impl Meta {
                 return Err(StorageError::ManifestBlobUnknown(child.clone()));
             }
         }
+        crate::quota::check_growth(&mut tx, repo_id, &digest.to_string(), content.len() as u64)
+            .await?;
+        crate::immutable::guard_retag(&mut tx, repo_id, tags, digest).await?;
         let inserted = sqlx::query(
             "INSERT INTO manifests (repo_id, digest, media_type, content, size, artifact_type, subject, annotations, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (repo_id, digest) DO NOTHING",
@@ -313,6 +319,7 @@ impl Meta {
             return Ok(false);
         };
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        crate::immutable::guard_manifests(&mut tx, repo_id, &[digest.to_string()]).await?;
         sqlx::query("DELETE FROM tags WHERE repo_id = $1 AND manifest_digest = $2")
             .bind(repo_id)
             .bind(digest.to_string())
@@ -328,13 +335,17 @@ impl Meta {
     }
 
     pub async fn delete_tag(&self, repo: &RepoName, tag: &Tag) -> Result<bool, StorageError> {
-        let done = sqlx::query(
-            "DELETE FROM tags WHERE name = $2 AND repo_id = (SELECT id FROM repositories WHERE name = $1)",
-        )
-        .bind(repo.as_str())
-        .bind(tag.as_str())
-        .execute(&self.pool)
-        .await?;
+        let Some(repo_id) = self.repo_id(repo).await? else {
+            return Ok(false);
+        };
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        crate::immutable::guard_tag(&mut tx, repo_id, tag.as_str()).await?;
+        let done = sqlx::query("DELETE FROM tags WHERE repo_id = $1 AND name = $2")
+            .bind(repo_id)
+            .bind(tag.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
 

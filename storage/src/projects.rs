@@ -176,13 +176,15 @@ impl Meta {
         row.map(project_from_row).transpose()
     }
 
-    /// Creates a project, with its owner (if any) as its ProjectAdmin, in
-    /// one transaction. `None` when the name is taken.
+    /// Creates a project, with its owner (if any) as its ProjectAdmin and
+    /// its storage limit (`None`: unlimited), in one transaction. `None`
+    /// when the name is taken.
     pub async fn create_project(
         &self,
         name: &str,
         public: bool,
         owner_id: Option<i64>,
+        storage_limit: Option<u64>,
     ) -> Result<Option<i64>, StorageError> {
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
         let t = now();
@@ -206,6 +208,9 @@ impl Meta {
             .bind(t)
             .execute(&mut *tx)
             .await?;
+        }
+        if let Some(pid) = id {
+            crate::quota::set_project_limit(&mut tx, pid, storage_limit).await?;
         }
         tx.commit().await?;
         Ok(id)

@@ -287,7 +287,14 @@ impl Registry {
         })?;
         match verified {
             Ok(size) => {
-                self.meta.link_blob(repo, digest, size).await?;
+                let linked = self.meta.link_blob(repo, digest, size).await;
+                // Over the quota the session ends too: its bytes were
+                // committed to the store, so it cannot be completed again
+                // (unreferenced bytes are garbage collection's).
+                if matches!(linked, Err(StorageError::QuotaExceeded(_))) {
+                    self.finish_session(id).await?;
+                }
+                linked?;
                 self.finish_session(id).await?;
                 drop(guard);
                 Ok(size)

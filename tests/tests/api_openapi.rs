@@ -396,6 +396,103 @@ fn real_responses_match_the_served_openapi_document() {
         None,
         200,
     );
+    // Quotas: members read their project's, administrators change them.
+    let quotas = admin.expect(
+        M::GET,
+        &format!("/api/v2.0/quotas?reference=project&reference_id={team_id}"),
+        None,
+        200,
+    );
+    let qid = quotas[0]["id"].as_i64().expect("quota id");
+    admin.expect(M::GET, "/api/v2.0/quotas", None, 200);
+    alice.expect(M::GET, &format!("/api/v2.0/quotas/{qid}"), None, 200);
+    let storage = |n: i64| Some(json!({"hard": {"storage": n}}));
+    alice.expect(M::PUT, &format!("/api/v2.0/quotas/{qid}"), storage(-1), 403);
+    admin.expect(
+        M::PUT,
+        &format!("/api/v2.0/quotas/{qid}"),
+        storage(1 << 30),
+        200,
+    );
+    admin.expect(M::PUT, &format!("/api/v2.0/quotas/{qid}"), storage(-7), 400);
+    admin.expect(M::GET, "/api/v2.0/quotas/99999", None, 404);
+    let summary = alice.expect(M::GET, "/api/v2.0/projects/team/summary", None, 200);
+    assert_eq!(summary["quota"]["hard"]["storage"], 1 << 30, "{summary}");
+
+    // Tag immutability rules.
+    let sel = |d: &str, p: &str| json!({"kind": "doublestar", "decoration": d, "pattern": p});
+    let rule = |disabled: bool| {
+        json!({"disabled": disabled, "action": "immutable", "template": "immutable_template",
+            "tag_selectors": [sel("matches", "v1*")],
+            "scope_selectors": {"repository": [sel("repoMatches", "**")]}})
+    };
+    let rules_path = "/api/v2.0/projects/team/immutabletagrules";
+    admin.expect(M::POST, rules_path, Some(rule(false)), 201);
+    admin.expect(M::POST, rules_path, Some(json!({"tag_selectors": []})), 400);
+    let rules = alice.expect(M::GET, rules_path, None, 200);
+    let rid = rules[0]["id"].as_i64().expect("rule id");
+    admin.expect(
+        M::PUT,
+        &format!("{rules_path}/{rid}"),
+        Some(rule(true)),
+        200,
+    );
+    admin.expect(M::DELETE, &format!("{rules_path}/{rid}"), None, 200);
+    admin.expect(M::DELETE, &format!("{rules_path}/{rid}"), None, 404);
+
+    // Tag retention: a policy, a dry run, its tasks and their log.
+    let policy = |cron: &str| {
+        json!({"algorithm": "or", "rules": [{"action": "retain", "template": "latestPushedK",
+            "params": {"latestPushedK": 1}, "tag_selectors": [sel("matches", "**")],
+            "scope_selectors": {"repository": [sel("repoMatches", "**")]}}],
+            "trigger": {"kind": "Schedule", "settings": {"cron": cron}},
+            "scope": {"level": "project", "ref": team_id}})
+    };
+    admin.expect(
+        M::POST,
+        "/api/v2.0/retentions",
+        Some(json!({"rules": []})),
+        400,
+    );
+    let meta = alice.expect(M::GET, "/api/v2.0/retentions/metadatas", None, 200);
+    assert_eq!(meta["templates"][0]["rule_template"], "latestPushedK");
+    admin.expect(M::POST, "/api/v2.0/retentions", Some(policy("")), 201);
+    admin.expect(M::POST, "/api/v2.0/retentions", Some(policy("")), 409);
+    let team = admin.expect(M::GET, "/api/v2.0/projects/team", None, 200);
+    let pol: i64 = team["metadata"]["retention_id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .expect("retention_id");
+    alice.expect(M::GET, &format!("/api/v2.0/retentions/{pol}"), None, 200);
+    admin.expect(
+        M::PUT,
+        &format!("/api/v2.0/retentions/{pol}"),
+        Some(policy("0 0 * * * *")),
+        200,
+    );
+    admin.expect(
+        M::PUT,
+        &format!("/api/v2.0/retentions/{pol}"),
+        Some(policy("bad cron")),
+        400,
+    );
+    admin.expect(M::GET, "/api/v2.0/retentions/99999", None, 404);
+    let runs = format!("/api/v2.0/retentions/{pol}/executions");
+    admin.expect(M::POST, &runs, Some(json!({"dry_run": true})), 201);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let eid = loop {
+        let list = admin.expect(M::GET, &runs, None, 200);
+        if list[0]["status"] != "Running" {
+            break list[0]["id"].as_i64().expect("execution id");
+        }
+        assert!(std::time::Instant::now() < deadline, "{list}");
+        std::thread::sleep(berth_tests::server::POLL);
+    };
+    let tasks = admin.expect(M::GET, &format!("{runs}/{eid}/tasks"), None, 200);
+    let tid = tasks[0]["id"].as_i64().expect("task id");
+    admin.expect(M::GET, &format!("{runs}/{eid}/tasks/{tid}"), None, 200);
+    admin.expect(M::GET, &format!("{runs}/{eid}/tasks/99999"), None, 404);
+    admin.expect(M::DELETE, &format!("/api/v2.0/retentions/{pol}"), None, 200);
 
     // Deletions last.
     admin.expect(

@@ -7,19 +7,24 @@
 //! - `page`: pagination and the `q` query language.
 //! - `projects`, `members`, `users`, `robots`: accounts and projects.
 //! - `repositories`: repositories, artifacts and tags of a project.
+//! - `quotas`, `immutable`, `retention`: storage quotas, tag immutability
+//!   rules and tag retention policies.
 //! - `logs`: the audit log.
 //! - `registries`: upstream registry endpoints.
 //! - `system`: systeminfo, health, ping, search.
 //! - `openapi`: the OpenAPI document, generated from the handlers.
 
+mod immutable;
 mod logs;
 mod members;
 mod openapi;
 mod page;
 mod projects;
 mod registries;
+mod quotas;
 mod repositories;
 mod request;
+mod retention;
 mod robots;
 mod system;
 mod users;
@@ -119,6 +124,11 @@ pub async fn handle(app: &App, session: &mut Session) -> Result<Reply, GatewayEr
         ["projects", p, "repositories", rest @ ..] => {
             repositories::route(app, session, &req, p, rest).await
         }
+        ["projects", p, "immutabletagrules", rest @ ..] => {
+            immutable::route(app, session, &req, p, rest).await
+        }
+        ["quotas", rest @ ..] => quotas::route(app, session, &req, rest).await,
+        ["retentions", rest @ ..] => retention::route(app, session, &req, rest).await,
         ["users", rest @ ..] => users::route(app, session, &req, rest).await,
         ["robots", rest @ ..] => robots::route(app, session, &req, rest).await,
         ["registries", rest @ ..] => registries::route(app, session, &req, rest).await,

@@ -5,7 +5,8 @@
 use utoipa::OpenApi;
 
 use super::{
-    logs, members, projects, registries, repositories, robots, system, users, ErrorItem, Errors,
+    immutable, logs, members, projects, quotas, registries, repositories, retention, robots, system,
+    users, ErrorItem, Errors,
 };
 use crate::http::Reply;
 
@@ -42,6 +43,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(logs::Doc::openapi());
     doc.merge(system::Doc::openapi());
     doc.merge(registries::Doc::openapi());
+    doc.merge(quotas::Doc::openapi());
+    doc.merge(immutable::Doc::openapi());
+    doc.merge(retention::Doc::openapi());
     add_unauthorized(&mut doc);
     doc
 }

@@ -48,6 +48,9 @@ pub struct ProjectMetadata {
     /// default) or `passthrough` (every request forwarded upstream).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy_mode: Option<String>,
+    /// The project's tag retention policy id (read only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_id: Option<String>,
 }
 
 /// Harbor's `ProjectReq` (create and update).
@@ -60,8 +63,10 @@ pub struct ProjectReq {
     pub public: Option<bool>,
     #[serde(default)]
     pub metadata: Option<ProjectMetadata>,
-    /// Storage quota in bytes (-1: unlimited); quotas are not enforced yet,
-    /// so only -1 is accepted.
+    /// Storage quota in bytes (-1: unlimited) of a new project; without
+    /// it, `quota.default_storage_limit` applies. Only system
+    /// administrators may choose another than the default. Updates change
+    /// quotas through `/quotas/{id}`.
     #[serde(default)]
     pub storage_limit: Option<i64>,
     /// The registry endpoint a proxy-cache (or, with
@@ -79,6 +84,9 @@ pub struct ProjectSummary {
     pub developer_count: i64,
     pub guest_count: i64,
     pub limited_guest_count: i64,
+    /// The project's storage quota, for callers who may read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<super::quotas::SummaryQuota>,
 }
 
 pub fn project_json(row: &ProjectRow, role: Option<Role>) -> Project {
@@ -98,6 +106,7 @@ pub fn project_json(row: &ProjectRow, role: Option<Role>) -> Project {
         metadata: ProjectMetadata {
             public: Some(row.public.to_string()),
             proxy_mode: row.upstream.map(|u| u.mode.as_str().to_owned()),
+            retention_id: None,
         },
     }
 }
@@ -149,15 +158,6 @@ fn requested_public(req: &ProjectReq) -> Result<Option<bool>, GatewayError> {
         };
     }
     Ok(req.public)
-}
-
-fn reject_unsupported(req: &ProjectReq) -> Result<(), GatewayError> {
-    if req.storage_limit.is_some_and(|l| l != -1) {
-        return Err(GatewayError::BadRequest(
-            "`storage_limit` is not supported yet; omit it or send -1 (unlimited)".into(),
-        ));
-    }
-    Ok(())
 }
 
 #[utoipa::path(get, path = "/api/v2.0/projects", tag = "project",
@@ -247,7 +247,6 @@ pub async fn create(
 ) -> Result<Reply, GatewayError> {
     req.require(Action::CreateProject, Resource::System)?;
     let body: ProjectReq = read_json(session).await?;
-    reject_unsupported(&body)?;
     let raw = body
         .project_name
         .as_deref()
@@ -257,10 +256,18 @@ pub async fn create(
     let public = requested_public(&body)?.unwrap_or(false);
     let upstream = requested_upstream(app, req, &body).await?;
     let owner = req.identity.as_ref().and_then(|i| i.user_id);
+    let mut storage_limit = app.default_storage_limit;
+    if let Some(requested) = body.storage_limit {
+        let requested = super::quotas::storage_limit(requested, "storage_limit")?;
+        if requested != storage_limit {
+            req.require(Action::ManageQuotas, Resource::System)?;
+            storage_limit = requested;
+        }
+    }
     let result = app
         .registry
         .meta()
-        .create_project(name.as_str(), public, owner)
+        .create_project(name.as_str(), public, owner, storage_limit)
         .await?;
     req.audit(
         app,
@@ -299,7 +306,10 @@ pub async fn get(
     let (row, facts) = req
         .project(app, session, name_or_id, Action::ReadProject)
         .await?;
-    let json = serde_json::to_value(project_json(&row, facts.role)).unwrap_or_default();
+    let mut project = project_json(&row, facts.role);
+    let retention = app.registry.meta().project_retention_id(row.id).await?;
+    project.metadata.retention_id = retention.map(|id| id.to_string());
+    let json = serde_json::to_value(project).unwrap_or_default();
     Ok(Reply::json(200, &json))
 }
 
@@ -318,7 +328,19 @@ pub async fn update(
         .project(app, session, name_or_id, Action::UpdateProject)
         .await?;
     let body: ProjectReq = read_json(session).await?;
-    reject_unsupported(&body)?;
+    if body.registry_id.is_some() {
+        return Err(GatewayError::BadRequest(
+            "`registry_id` is set when a project is created; create a new project to cache or front another registry"
+                .into(),
+        ));
+    }
+    if body.storage_limit.is_some() {
+        return Err(GatewayError::BadRequest(
+            "`storage_limit` is set when a project is created; change it with \
+             PUT /api/v2.0/quotas/{id} (an administrator's call)"
+                .into(),
+        ));
+    }
     if body.project_name.as_deref().is_some_and(|n| n != row.name) {
         return Err(GatewayError::BadRequest(
             "`project_name` cannot be changed; create a new project instead".into(),
@@ -389,9 +411,10 @@ pub async fn summary(
     req: &ApiRequest,
     name_or_id: &str,
 ) -> Result<Reply, GatewayError> {
-    let (row, _facts): (ProjectRow, ProjectFacts) = req
+    let (row, facts): (ProjectRow, ProjectFacts) = req
         .project(app, session, name_or_id, Action::ReadProject)
         .await?;
+    let quota = super::quotas::summary_quota(app, req, &facts, row.id).await?;
     let counts: BTreeMap<i64, i64> = app
         .registry
         .meta()
@@ -407,6 +430,7 @@ pub async fn summary(
         developer_count: count(Role::Developer),
         guest_count: count(Role::Guest),
         limited_guest_count: count(Role::LimitedGuest),
+        quota,
     };
     Ok(Reply::json(
         200,
