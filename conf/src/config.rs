@@ -26,6 +26,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub log: LogConfig,
     pub metrics: MetricsConfig,
+    pub gc: GcConfig,
 }
 
 /// Paths only: reading and parsing the PEM files is the gateway's job.
@@ -198,6 +199,14 @@ pub struct MetricsConfig {
     /// on an internal interface; when set, the main listener answers 404
     /// there. Default: unset, `/metrics` is served on the main listener.
     pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GcConfig {
+    /// How long an unreferenced blob (or untagged manifest) stays after it
+    /// was last pushed, mounted or linked, so that a push whose manifest
+    /// has not arrived yet never loses its layers. Default 1h.
+    pub grace_period: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -33,7 +33,7 @@ mod secret;
 mod settings;
 
 pub use config::{
-    AuthConfig, AuthMode, Config, DatabaseConfig, IpNet, LdapConfig, LdapScope, LogConfig,
+    AuthConfig, AuthMode, Config, DatabaseConfig, GcConfig, IpNet, LdapConfig, LdapScope, LogConfig,
     LogFormat, MetricsConfig, ServerConfig, StorageConfig, StorageDriver, TlsConfig,
 };
 pub use error::{ConfError, Location};

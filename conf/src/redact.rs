@@ -92,6 +92,9 @@ impl Config {
             }
             None => doc.unset_section("metrics", "/metrics is served on the main listener"),
         }
+
+        doc.section("gc");
+        doc.duration("grace_period", self.gc.grace_period);
         doc.0
     }
 }

@@ -86,6 +86,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("log.format", Kind::Text),
     key("log.level", Kind::Text),
     key("metrics.listen", Kind::Text),
+    key("gc.grace_period", Kind::Duration),
 ];
 
 pub(crate) fn lookup(path: &str) -> Option<&'static Key> {

@@ -35,6 +35,8 @@ pub struct App {
     pub roles: moka::sync::Cache<(i64, String), Option<Role>>,
     /// The Prometheus registry and the handles requests record into.
     pub metrics: Metrics,
+    /// The side runtime, for work that outlives a request (a GC run).
+    pub side: tokio::runtime::Handle,
 }
 
 /// How long a cached role may lag a membership change made by another

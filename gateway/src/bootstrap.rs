@@ -32,6 +32,8 @@ pub fn storage_settings(config: &Config) -> Settings {
     Settings {
         blob_root: config.storage.root.clone(),
         database_url: config.database.url.expose().to_owned(),
+        gc_grace: config.gc.grace_period,
+        upload_purge_age: config.server.upload_purge_age,
     }
 }
 
@@ -90,6 +92,7 @@ pub async fn build(config: &Config) -> Result<Built, String> {
                 .time_to_live(ROLE_TTL)
                 .build(),
             metrics,
+            side: tokio::runtime::Handle::current(),
         }),
         generated_admin_password,
     })

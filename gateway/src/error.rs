@@ -137,7 +137,9 @@ impl GatewayError {
                 StorageError::ManifestBlobUnknown(_) => p(400, "MANIFEST_BLOB_UNKNOWN"),
                 StorageError::ManifestTooLarge => p(413, "SIZE_INVALID"),
                 StorageError::ManifestSchema1Unsupported => p(400, "MANIFEST_INVALID"),
-                StorageError::Io { .. } | StorageError::Db(_) | StorageError::Migrate(_) => {
+                StorageError::GcRunning { .. } => p(409, "CONFLICT"),
+                StorageError::GcLockLost
+                | StorageError::Io { .. } | StorageError::Db(_) | StorageError::Migrate(_) => {
                     Presented {
                         status: 500,
                         code: "UNKNOWN",

@@ -58,6 +58,8 @@ pub enum Action {
     ManageSystemRobots,
     /// Scrape `/metrics` on the main listener (it names projects).
     ReadMetrics,
+    /// Run garbage collection, see its history and set its schedule.
+    ManageGc,
     // A user account (own or someone else's).
     ReadAccount,
     UpdateAccount,
@@ -85,6 +87,7 @@ impl Action {
             Action::ReadAuditLogs => "read the audit log",
             Action::ManageSystemRobots => "manage system robot accounts",
             Action::ReadMetrics => "read the metrics",
+            Action::ManageGc => "run or schedule garbage collection",
             Action::ReadAccount => "read this account",
             Action::UpdateAccount => "change this account",
         }

@@ -74,7 +74,7 @@ impl Role {
             UpdateProject | DeleteProject | ManageMembers | ManageRobots => self == ProjectAdmin,
             // System-wide actions are not granted by a project role.
             Catalog | CreateProject | ListUsers | ManageUsers | ReadAuditLogs
-            | ManageSystemRobots | ReadMetrics | ReadAccount | UpdateAccount => false,
+            | ManageSystemRobots | ReadMetrics | ManageGc | ReadAccount | UpdateAccount => false,
         }
     }
 }

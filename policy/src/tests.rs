@@ -165,6 +165,12 @@ fn system_and_account_decisions() {
         (&alice, ReadMetrics, Resource::System, 'D'),
         (&anon, ReadMetrics, Resource::System, 'L'),
         (&cat, ReadMetrics, Resource::System, 'D'),
+        // Garbage collection: system administrators only.
+        (&boss, ManageGc, Resource::System, 'A'),
+        (&alice, ManageGc, Resource::System, 'D'),
+        (&anon, ManageGc, Resource::System, 'L'),
+        (&cat, ManageGc, Resource::System, 'D'),
+        (&ci, ManageGc, Resource::System, 'D'),
         (&cat, ManageUsers, Resource::System, 'D'),
         (&anon, ReadAccount, own, 'L'),
         (&alice, ReadAccount, own, 'A'),

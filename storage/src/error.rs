@@ -33,6 +33,10 @@ pub enum StorageError {
     ManifestTooLarge,
     #[error("Docker schema1 manifests are not supported (deprecated since 2017); push with a current client, which sends schema2 or OCI manifests")]
     ManifestSchema1Unsupported,
+    #[error("garbage collection {run_id} is running; wait for it to finish (GET /api/v2.0/system/gc/{run_id})")]
+    GcRunning { run_id: i64 },
+    #[error("garbage collection lost its lock to another process (its lease expired); this run stopped")]
+    GcLockLost,
     #[error("{context}: {source}")]
     Io {
         context: String,

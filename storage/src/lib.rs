@@ -11,6 +11,8 @@
 //! - [`artifacts`]: repositories, artifacts and tags as the management API shows them.
 //! - `cache`: in-memory caches in front of the database (caches only).
 //! - [`registry`]: the operations the gateway calls, keeping both in step.
+//! - [`gc`]: online garbage collection, its lock, history and schedule,
+//!   and the purge of abandoned uploads.
 //! - [`usage`]: bytes stored per project and pool state, for metrics.
 //!
 //! It is the only crate that runs SQL or touches blob bytes. It knows
@@ -23,6 +25,7 @@ pub mod audit;
 pub mod blobs;
 mod cache;
 pub mod error;
+pub mod gc;
 pub mod meta;
 pub mod oci;
 pub mod projects;

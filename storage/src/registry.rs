@@ -5,6 +5,7 @@
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use uuid::Uuid;
 
@@ -20,6 +21,11 @@ use crate::uploads::{ChunkWriter, Sessions};
 pub struct Settings {
     pub blob_root: PathBuf,
     pub database_url: String,
+    /// How long GC leaves an unreferenced blob after it was last pushed,
+    /// mounted or linked (and an untagged manifest after its push).
+    pub gc_grace: Duration,
+    /// Upload sessions idle longer than this are purged.
+    pub upload_purge_age: Duration,
 }
 
 /// What authorization needs to know about a project, cached.
@@ -30,10 +36,12 @@ pub struct ProjectInfo {
 }
 
 pub struct Registry {
-    blobs: BlobStore,
-    meta: Meta,
-    sessions: Sessions,
-    caches: Caches,
+    pub(crate) blobs: BlobStore,
+    pub(crate) meta: Meta,
+    pub(crate) sessions: Sessions,
+    pub(crate) caches: Caches,
+    pub(crate) gc_grace: Duration,
+    pub(crate) upload_purge_age: Duration,
 }
 
 /// An open upload session id, parsed from the URL.
@@ -60,16 +68,26 @@ impl Registry {
         let blobs = BlobStore::open(&settings.blob_root)?;
         let meta = Meta::connect(&settings.database_url).await?;
         let sessions = Sessions::new(blobs.uploads_dir());
+        // A GC killed mid-delete may have left files in the trash: put back
+        // those whose rows survived before anything is served.
+        crate::gc::reconcile_trash(&blobs, &meta).await?;
         Ok(Registry {
             blobs,
             meta,
             sessions,
             caches: Caches::new(),
+            gc_grace: settings.gc_grace,
+            upload_purge_age: settings.upload_purge_age,
         })
     }
 
     pub fn meta(&self) -> &Meta {
         &self.meta
+    }
+
+    /// `server.upload_purge_age`, for the task that purges uploads.
+    pub fn upload_purge_age(&self) -> Duration {
+        self.upload_purge_age
     }
 
     /// Whether the blob store takes writes: a probe file is created,
@@ -168,13 +186,14 @@ impl Registry {
         digest: &Digest,
         from: &RepoName,
     ) -> Result<bool, StorageError> {
-        match self.meta.blob_in_repo(from, digest).await? {
-            Some(size) if self.blobs.exists(digest) => {
-                self.meta.link_blob(repo, digest, size).await?;
-                Ok(true)
-            }
-            _ => Ok(false),
+        if !self.blobs.exists(digest) {
+            return Ok(false);
         }
+        let mounted = self.meta.mount_blob(repo, digest, from).await?;
+        if mounted.is_some() {
+            self.caches.blob_links.invalidate(&(repo.clone(), digest.clone()));
+        }
+        Ok(mounted.is_some())
     }
 
     /// Repositories holding `digest`, candidates for a mount without `from`.
@@ -247,8 +266,9 @@ impl Registry {
         let mut guard = writer.finish().await?;
         let progress = self.sessions.take_progress(id.0, &mut guard).await?;
         let path = self.sessions.path(id.0);
-        let blobs = self.blobs.clone();
         let expected = digest.clone();
+        // Hash check and fsync happen here, outside the database lock; the
+        // rename into place happens in `commit_blob`, under it.
         let verified = tokio::task::spawn_blocking(move || -> Result<u64, StorageError> {
             let actual = match expected.algorithm() {
                 Algorithm::Sha256 => progress.hasher.finish(),
@@ -257,7 +277,7 @@ impl Registry {
             if actual != expected {
                 return Err(StorageError::DigestMismatch { expected, actual });
             }
-            blobs.commit(&path, &progress.file, &expected)?;
+            BlobStore::sync_upload(&progress.file, &expected)?;
             Ok(progress.len)
         })
         .await
@@ -267,7 +287,11 @@ impl Registry {
         })?;
         match verified {
             Ok(size) => {
-                self.meta.link_blob(repo, digest, size).await?;
+                let blobs = self.blobs.clone();
+                let (temp, placed) = (self.sessions.path(id.0), digest.clone());
+                self.meta
+                    .commit_blob(repo, digest, size, move || blobs.place(&temp, &placed))
+                    .await?;
                 self.finish_session(id).await?;
                 drop(guard);
                 Ok(size)

@@ -9,8 +9,10 @@
 //! - `repositories`: repositories, artifacts and tags of a project.
 //! - `logs`: the audit log.
 //! - `system`: systeminfo, health, ping, search.
+//! - `gc`: garbage collection runs, logs and schedule.
 //! - `openapi`: the OpenAPI document, generated from the handlers.
 
+mod gc;
 mod logs;
 mod members;
 mod openapi;
@@ -117,6 +119,7 @@ pub async fn handle(app: &App, session: &mut Session) -> Result<Reply, GatewayEr
         ["projects", p, "repositories", rest @ ..] => {
             repositories::route(app, session, &req, p, rest).await
         }
+        ["system", "gc", rest @ ..] => gc::route(app, session, &req, rest).await,
         ["users", rest @ ..] => users::route(app, session, &req, rest).await,
         ["robots", rest @ ..] => robots::route(app, session, &req, rest).await,
         _ if known_path(&segs) => Err(GatewayError::MethodNotAllowed {

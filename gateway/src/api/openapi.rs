@@ -4,7 +4,7 @@
 
 use utoipa::OpenApi;
 
-use super::{logs, members, projects, repositories, robots, system, users, ErrorItem, Errors};
+use super::{gc, logs, members, projects, repositories, robots, system, users, ErrorItem, Errors};
 use crate::http::Reply;
 
 #[derive(OpenApi)]
@@ -39,6 +39,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(repositories::Doc::openapi());
     doc.merge(logs::Doc::openapi());
     doc.merge(system::Doc::openapi());
+    doc.merge(gc::Doc::openapi());
     add_unauthorized(&mut doc);
     doc
 }
