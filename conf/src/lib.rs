@@ -33,8 +33,8 @@ mod secret;
 mod settings;
 
 pub use config::{
-    AuthConfig, AuthMode, Config, DatabaseConfig, GcConfig, IpNet, LdapConfig, LdapScope, LogConfig,
-    LogFormat, MetricsConfig, ServerConfig, StorageConfig, StorageDriver, TlsConfig,
+    AuthConfig, AuthMode, Config, DatabaseConfig, GcConfig, IpNet, LdapConfig, LdapScope,
+    LogConfig, LogFormat, MetricsConfig, ServerConfig, StorageConfig, StorageDriver, TlsConfig,
 };
 pub use error::{ConfError, Location};
 pub use external_url::ExternalUrl;

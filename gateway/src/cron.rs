@@ -172,7 +172,11 @@ impl Cron {
             let weekday = (days + 4).rem_euclid(7) as u32;
             let (hour, minute, second) = (secs / 3600, secs / 60 % 60, secs % 60);
             if self.months & (1 << month) == 0 {
-                let (ny, nm) = if month == 12 { (y + 1, 1) } else { (y, month + 1) };
+                let (ny, nm) = if month == 12 {
+                    (y + 1, 1)
+                } else {
+                    (y, month + 1)
+                };
                 t = days_from_civil(ny, nm, 1) * DAY;
             } else if !self.day_matches(day, weekday) {
                 t = (days + 1) * DAY;
@@ -232,12 +236,24 @@ mod tests {
         assert_eq!(next("0 0 0 15 * 5", t0), t0 + 4 * DAY);
         assert_eq!(next("10,20 * * * * *", t0 + 15), t0 + 20);
         assert_eq!(next("5-7/2 * * * * *", t0 + 5), t0 + 7);
-        assert_eq!("0 0 0 30 2 *".parse::<Cron>().map(|c| c.next_after(t0)), Ok(None));
+        assert_eq!(
+            "0 0 0 30 2 *".parse::<Cron>().map(|c| c.next_after(t0)),
+            Ok(None)
+        );
     }
 
     #[test]
     fn rejects_bad_expressions() {
-        for bad in ["", "* * *", "60 * * * * *", "* * 24 * * *", "*/0 * * * * *", "5-1 * * * * *", "x * * * * *", "* * * * * * *"] {
+        for bad in [
+            "",
+            "* * *",
+            "60 * * * * *",
+            "* * 24 * * *",
+            "*/0 * * * * *",
+            "5-1 * * * * *",
+            "x * * * * *",
+            "* * * * * * *",
+        ] {
             assert!(bad.parse::<Cron>().is_err(), "{bad:?} accepted");
         }
     }

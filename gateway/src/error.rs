@@ -139,14 +139,14 @@ impl GatewayError {
                 StorageError::ManifestSchema1Unsupported => p(400, "MANIFEST_INVALID"),
                 StorageError::GcRunning { .. } => p(409, "CONFLICT"),
                 StorageError::GcLockLost
-                | StorageError::Io { .. } | StorageError::Db(_) | StorageError::Migrate(_) => {
-                    Presented {
-                        status: 500,
-                        code: "UNKNOWN",
-                        message: "internal server error; the registry log has the cause".into(),
-                        internal: true,
-                    }
-                }
+                | StorageError::Io { .. }
+                | StorageError::Db(_)
+                | StorageError::Migrate(_) => Presented {
+                    status: 500,
+                    code: "UNKNOWN",
+                    message: "internal server error; the registry log has the cause".into(),
+                    internal: true,
+                },
             },
             GatewayError::Auth(e) => match e {
                 AuthError::InvalidCredentials

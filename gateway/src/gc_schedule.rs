@@ -93,7 +93,9 @@ pub async fn run(registry: Arc<Registry>) {
                     tracing::info!(count = ids.len(), "purged abandoned uploads");
                 }
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %cause_chain(&e), "purging abandoned uploads failed"),
+                Err(e) => {
+                    tracing::warn!(error = %cause_chain(&e), "purging abandoned uploads failed")
+                }
             }
             next_purge = Instant::now() + purge_every;
         }

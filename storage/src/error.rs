@@ -35,7 +35,9 @@ pub enum StorageError {
     ManifestSchema1Unsupported,
     #[error("garbage collection {run_id} is running; wait for it to finish (GET /api/v2.0/system/gc/{run_id})")]
     GcRunning { run_id: i64 },
-    #[error("garbage collection lost its lock to another process (its lease expired); this run stopped")]
+    #[error(
+        "garbage collection lost its lock to another process (its lease expired); this run stopped"
+    )]
     GcLockLost,
     #[error("{context}: {source}")]
     Io {

@@ -63,8 +63,8 @@ use crate::oci::{Digest, RepoName};
 use crate::registry::Registry;
 
 pub use purge::purge_interval;
-pub use runs::{GcRun, GcSchedule, GcStatus};
 use runs::Lease;
+pub use runs::{GcRun, GcSchedule, GcStatus};
 
 /// How a run was started (Harbor's `job_kind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -370,7 +370,11 @@ impl Registry {
     }
 
     /// The GC history, newest first, and how many runs there are.
-    pub async fn gc_runs(&self, offset: i64, limit: i64) -> Result<(Vec<GcRun>, i64), StorageError> {
+    pub async fn gc_runs(
+        &self,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<GcRun>, i64), StorageError> {
         runs::list(&self.meta, offset, limit).await
     }
 
@@ -421,7 +425,6 @@ pub(crate) async fn reconcile_trash(blobs: &BlobStore, meta: &Meta) -> Result<()
     }
     runs::clear_dead_holder(meta).await
 }
-
 
 #[cfg(test)]
 mod tests;

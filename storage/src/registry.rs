@@ -191,7 +191,9 @@ impl Registry {
         }
         let mounted = self.meta.mount_blob(repo, digest, from).await?;
         if mounted.is_some() {
-            self.caches.blob_links.invalidate(&(repo.clone(), digest.clone()));
+            self.caches
+                .blob_links
+                .invalidate(&(repo.clone(), digest.clone()));
         }
         Ok(mounted.is_some())
     }

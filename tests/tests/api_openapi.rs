@@ -341,7 +341,12 @@ fn real_responses_match_the_served_openapi_document() {
     let runs = admin.expect(M::GET, "/api/v2.0/system/gc", None, 200);
     let gc_id = runs[0]["id"].as_i64().expect("a GC run");
     admin.expect(M::GET, &format!("/api/v2.0/system/gc/{gc_id}"), None, 200);
-    admin.expect(M::GET, &format!("/api/v2.0/system/gc/{gc_id}/log"), None, 200);
+    admin.expect(
+        M::GET,
+        &format!("/api/v2.0/system/gc/{gc_id}/log"),
+        None,
+        200,
+    );
     admin.expect(M::GET, "/api/v2.0/system/gc/999999", None, 404);
 
     // Deletions last.

@@ -17,11 +17,11 @@ use berth_tests::registry::{assert_error, describe};
 use berth_tests::server::POLL;
 use berth_tests::tools::{layout_digest, skopeo_copy, skopeo_login, text, write_oci_layout};
 use berth_tests::{Api, Berth, Image};
-use serde_json::json;
 use gc_support::{
     assert_rows_have_files, berth_gc, blob_files, gc, gc_log, referenced_blobs, sql, start_gc,
     wait_gc,
 };
+use serde_json::json;
 
 /// Polls `f` until it is true, for at most `limit`.
 fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
@@ -66,19 +66,32 @@ fn gc_frees_a_deleted_images_own_blobs_and_keeps_the_shared_base() {
         serde_json::from_str::<serde_json::Value>(dry["job_parameters"].as_str().unwrap()).unwrap(),
         json!({"delete_untagged": false, "dry_run": true})
     );
-    assert_eq!(blob_files(berth.data_dir()), before, "a dry run deleted files");
+    assert_eq!(
+        blob_files(berth.data_dir()),
+        before,
+        "a dry run deleted files"
+    );
     let dry_log = gc_log(&api, dry["id"].as_i64().unwrap());
     assert!(dry_log.contains("would delete blob"), "{dry_log}");
 
     let run = gc(&api, false, false);
     let after = blob_files(berth.data_dir());
-    let removed: Vec<(&String, &u64)> = before.iter().filter(|(d, _)| !after.contains_key(*d)).collect();
+    let removed: Vec<(&String, &u64)> = before
+        .iter()
+        .filter(|(d, _)| !after.contains_key(*d))
+        .collect();
     let removed_bytes: u64 = removed.iter().map(|(_, s)| **s).sum();
     let own: BTreeSet<String> = [&drop.layers[1].blob.digest, &drop.config.digest]
         .into_iter()
         .cloned()
         .collect();
-    assert_eq!(removed.iter().map(|(d, _)| (*d).clone()).collect::<BTreeSet<_>>(), own);
+    assert_eq!(
+        removed
+            .iter()
+            .map(|(d, _)| (*d).clone())
+            .collect::<BTreeSet<_>>(),
+        own
+    );
     assert_eq!(run["freed_bytes"].as_u64(), Some(removed_bytes), "{run}");
     assert_eq!(run["blobs_deleted"].as_u64(), Some(2));
     // The dry run said the same.
@@ -89,7 +102,10 @@ fn gc_frees_a_deleted_images_own_blobs_and_keeps_the_shared_base() {
         assert!(log.contains(&format!("deleted blob {digest}")), "{log}");
         assert_error(r.get_blob("team/app", digest), 404, &["BLOB_UNKNOWN"]);
     }
-    assert!(log.contains(&format!("{removed_bytes} bytes freed")), "{log}");
+    assert!(
+        log.contains(&format!("{removed_bytes} bytes freed")),
+        "{log}"
+    );
 
     // The kept image pulls whole with skopeo, the shared base included.
     r.assert_image("team/app", "keep", &keep);
@@ -103,7 +119,10 @@ fn gc_frees_a_deleted_images_own_blobs_and_keeps_the_shared_base() {
     assert_eq!(layout_digest(&back, "keep"), keep.manifest.digest);
     for blob in keep.blobs() {
         let hex = blob.digest.strip_prefix("sha256:").unwrap();
-        assert_eq!(std::fs::read(back.join("blobs/sha256").join(hex)).unwrap(), blob.data);
+        assert_eq!(
+            std::fs::read(back.join("blobs/sha256").join(hex)).unwrap(),
+            blob.data
+        );
     }
     assert_rows_have_files(berth.data_dir());
 
@@ -131,12 +150,20 @@ fn untagged_manifests_go_with_delete_untagged_and_a_fresh_push_is_protected() {
     let pending = random_bytes(5000);
     r.push_bytes("team/app", &pending, &sha256_digest(&pending));
     let run = gc(&api, false, true);
-    assert_eq!(run["manifests_deleted"].as_u64(), Some(0), "inside the grace window: {run}");
+    assert_eq!(
+        run["manifests_deleted"].as_u64(),
+        Some(0),
+        "inside the grace window: {run}"
+    );
     std::thread::sleep(Duration::from_millis(2100));
     let run = gc(&api, false, true);
     assert_eq!(run["manifests_deleted"].as_u64(), Some(1), "{run}");
     assert_eq!(run["blobs_deleted"].as_u64(), Some(3), "{run}");
-    assert_eq!(r.get_manifest("team/app", &untagged.manifest.digest).status(), 404);
+    assert_eq!(
+        r.get_manifest("team/app", &untagged.manifest.digest)
+            .status(),
+        404
+    );
     r.assert_image("team/app", "v1", &tagged);
     assert_rows_have_files(berth.data_dir());
 }
@@ -159,7 +186,10 @@ fn only_system_administrators_may_run_or_schedule_gc() {
     let bad = |body| admin.put("/system/gc/schedule", &body).0;
     assert_eq!(bad(json!({"schedule": {"type": "Sometimes"}})), 400);
     assert_eq!(bad(json!({"schedule": {"type": "Custom"}})), 400);
-    assert_eq!(bad(json!({"schedule": {"type": "Custom", "cron": "61 * * * * *"}})), 400);
+    assert_eq!(
+        bad(json!({"schedule": {"type": "Custom", "cron": "61 * * * * *"}})),
+        400
+    );
 }
 
 #[test]
@@ -179,9 +209,15 @@ fn the_command_line_runs_gc_and_refuses_while_another_one_holds_the_lock() {
     let out = berth_gc(&berth, &["--dry-run"]);
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("(dry run): would delete 0 manifests, 3 blobs"), "{stdout}");
+    assert!(
+        stdout.contains("(dry run): would delete 0 manifests, 3 blobs"),
+        "{stdout}"
+    );
     let size: u64 = image.blobs().iter().map(|b| b.size()).sum();
-    assert!(stdout.contains(&format!("bytes to free: {size}")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("bytes to free: {size}")),
+        "{stdout}"
+    );
     assert_eq!(blob_files(berth.data_dir()), before);
 
     // Another GC holds the lock: a live process of this machine.
@@ -196,8 +232,16 @@ fn the_command_line_runs_gc_and_refuses_while_another_one_holds_the_lock() {
     );
     let out = berth_gc(&berth, &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("another garbage collection (run 1) is running"), "{}", text(&out));
-    let (status, _, body) = api.post("/system/gc/schedule", &json!({"schedule": {"type": "Manual"}}));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("another garbage collection (run 1) is running"),
+        "{}",
+        text(&out)
+    );
+    let (status, _, body) = api.post(
+        "/system/gc/schedule",
+        &json!({"schedule": {"type": "Manual"}}),
+    );
     assert_eq!(status, 409, "{body}");
     sql(berth.data_dir(), "DELETE FROM gc_lock;");
 
@@ -228,22 +272,36 @@ fn a_custom_schedule_runs_gc_and_none_stops_it() {
     let (_, _, schedule) = api.get("/system/gc/schedule");
     assert_eq!(schedule["schedule"]["type"], "Custom");
     assert_eq!(schedule["schedule"]["cron"], "*/2 * * * * *");
-    assert!(schedule["schedule"]["next_scheduled_time"].is_string(), "{schedule}");
+    assert!(
+        schedule["schedule"]["next_scheduled_time"].is_string(),
+        "{schedule}"
+    );
     assert_eq!(schedule["parameters"]["delete_untagged"], true);
     wait_until(Duration::from_secs(30), "a scheduled run", || {
         let (_, _, list) = api.get("/system/gc");
         list.as_array().unwrap().iter().any(|run| {
             run["job_kind"] == "SCHEDULE"
                 && run["job_status"] == "Success"
-                && run["job_parameters"].as_str().unwrap().contains("\"delete_untagged\":true")
+                && run["job_parameters"]
+                    .as_str()
+                    .unwrap()
+                    .contains("\"delete_untagged\":true")
         })
     });
-    let (status, _, _) = api.put("/system/gc/schedule", &json!({"schedule": {"type": "None"}}));
+    let (status, _, _) = api.put(
+        "/system/gc/schedule",
+        &json!({"schedule": {"type": "None"}}),
+    );
     assert_eq!(status, 200);
     assert_eq!(api.get("/system/gc/schedule").2["schedule"]["type"], "None");
     // Let a run that had started finish, then nothing more comes.
     std::thread::sleep(Duration::from_millis(500));
-    let count = |api: &Api| api.get("/system/gc").1["x-total-count"].to_str().unwrap().to_owned();
+    let count = |api: &Api| {
+        api.get("/system/gc").1["x-total-count"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
     let settled = count(&api);
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(count(&api), settled);
@@ -259,36 +317,65 @@ fn abandoned_uploads_are_purged_and_active_ones_are_not() {
     let active = r.start_upload("team/app");
     let uploads = berth.data_dir().join("blobs/_uploads");
     let file_of = |location: &str| {
-        let id = location.split('?').next().unwrap().rsplit('/').next().unwrap().to_owned();
+        let id = location
+            .split('?')
+            .next()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_owned();
         uploads.join(id)
     };
     assert!(file_of(&abandoned).exists());
     let data = random_bytes(4096);
     let mut location = active.clone();
     let mut sent = 0;
-    wait_until(Duration::from_secs(30), "the abandoned upload's purge", || {
-        // The active upload gets a chunk now and then.
-        let chunk = &data[sent..sent + 64];
-        let resp = r
-            .http()
-            .patch(&location)
-            .header("content-type", "application/octet-stream")
-            .body(chunk.to_vec())
-            .send()
-            .unwrap();
-        assert_eq!(resp.status(), 202, "PATCH the active upload: {}", describe(resp));
-        location = r.location(&resp);
-        sent += 64;
-        std::thread::sleep(Duration::from_millis(300));
-        !file_of(&abandoned).exists()
-    });
-    assert_error(r.http().get(&abandoned).send().unwrap(), 404, &["BLOB_UPLOAD_UNKNOWN"]);
+    wait_until(
+        Duration::from_secs(30),
+        "the abandoned upload's purge",
+        || {
+            // The active upload gets a chunk now and then.
+            let chunk = &data[sent..sent + 64];
+            let resp = r
+                .http()
+                .patch(&location)
+                .header("content-type", "application/octet-stream")
+                .body(chunk.to_vec())
+                .send()
+                .unwrap();
+            assert_eq!(
+                resp.status(),
+                202,
+                "PATCH the active upload: {}",
+                describe(resp)
+            );
+            location = r.location(&resp);
+            sent += 64;
+            std::thread::sleep(Duration::from_millis(300));
+            !file_of(&abandoned).exists()
+        },
+    );
+    assert_error(
+        r.http().get(&abandoned).send().unwrap(),
+        404,
+        &["BLOB_UPLOAD_UNKNOWN"],
+    );
     let done = r
         .http()
-        .put(berth_tests::registry::with_query(&location, "digest", &sha256_digest(&data[..sent])))
+        .put(berth_tests::registry::with_query(
+            &location,
+            "digest",
+            &sha256_digest(&data[..sent]),
+        ))
         .send()
         .unwrap();
-    assert_eq!(done.status(), 201, "completing the active upload: {}", describe(done));
+    assert_eq!(
+        done.status(),
+        201,
+        "completing the active upload: {}",
+        describe(done)
+    );
     assert!(!file_of(&active).exists());
 }
 
@@ -316,7 +403,10 @@ fn kill_9_during_gc_loses_nothing_and_the_next_gc_completes() {
     }
     sql(
         berth.data_dir(),
-        &format!("INSERT INTO blobs (digest, size, created_at, touched_ms) VALUES {};", values.join(",")),
+        &format!(
+            "INSERT INTO blobs (digest, size, created_at, touched_ms) VALUES {};",
+            values.join(",")
+        ),
     );
     let total = blob_files(berth.data_dir()).len();
     let id = start_gc(&api, false, false).unwrap();
@@ -325,7 +415,10 @@ fn kill_9_during_gc_loses_nothing_and_the_next_gc_completes() {
     });
     berth.kill9();
     let left = blob_files(berth.data_dir()).len();
-    assert!(left > kept.len() * 3, "GC finished before the kill ({left} files left)");
+    assert!(
+        left > kept.len() * 3,
+        "GC finished before the kill ({left} files left)"
+    );
 
     berth.restart();
     assert_rows_have_files(berth.data_dir());

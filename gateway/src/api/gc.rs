@@ -263,9 +263,9 @@ async fn apply_schedule(
     status: u16,
 ) -> Result<Reply, GatewayError> {
     let body: Schedule = read_json(session).await?;
-    let obj = body.schedule.ok_or_else(|| {
-        GatewayError::BadRequest("`schedule` (with `type`) is required".into())
-    })?;
+    let obj = body
+        .schedule
+        .ok_or_else(|| GatewayError::BadRequest("`schedule` (with `type`) is required".into()))?;
     let word = obj.kind.as_deref().unwrap_or("");
     let kind = ScheduleType::parse(word).ok_or_else(|| {
         GatewayError::BadRequest(format!(
@@ -310,7 +310,9 @@ fn spawn_run(app: &App, job: berth_storage::gc::GcJob) {
                 bytes = report.bytes_freed,
                 "garbage collection finished"
             ),
-            Err(e) => tracing::error!(run = id, error = %cause_chain(&e), "garbage collection failed"),
+            Err(e) => {
+                tracing::error!(run = id, error = %cause_chain(&e), "garbage collection failed")
+            }
         }
     });
 }

@@ -82,7 +82,8 @@ pub(crate) async fn load(meta: &Meta) -> Result<Graph, StorageError> {
         .fetch_all(pool)
         .await?
     {
-        g.links.push((row.try_get("repo_id")?, digest(&row, "digest")?));
+        g.links
+            .push((row.try_get("repo_id")?, digest(&row, "digest")?));
     }
     for row in sqlx::query("SELECT repo_id, digest, subject, created_at FROM manifests")
         .fetch_all(pool)

@@ -150,7 +150,10 @@ pub(crate) async fn acquire(
     })
 }
 
-async fn mark_interrupted(conn: &mut sqlx::SqliteConnection, run_id: i64) -> Result<(), StorageError> {
+async fn mark_interrupted(
+    conn: &mut sqlx::SqliteConnection,
+    run_id: i64,
+) -> Result<(), StorageError> {
     sqlx::query(
         "UPDATE gc_runs SET status = 'Error', log = log || $2, updated_at = $3 \
          WHERE id = $1 AND status = 'Running'",

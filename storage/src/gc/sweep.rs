@@ -28,12 +28,13 @@ pub(crate) async fn delete_manifest(
 ) -> Result<bool, StorageError> {
     let d = digest.to_string();
     let mut tx = meta.pool().begin_with("BEGIN IMMEDIATE").await?;
-    let row: Option<(i64, Option<String>)> =
-        sqlx::query_as("SELECT created_at, subject FROM manifests WHERE repo_id = $1 AND digest = $2")
-            .bind(repo_id)
-            .bind(&d)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let row: Option<(i64, Option<String>)> = sqlx::query_as(
+        "SELECT created_at, subject FROM manifests WHERE repo_id = $1 AND digest = $2",
+    )
+    .bind(repo_id)
+    .bind(&d)
+    .fetch_optional(&mut *tx)
+    .await?;
     let Some((created_at, subject)) = row else {
         return Ok(false);
     };
@@ -146,8 +147,9 @@ pub(crate) async fn delete_blob(
         Ok(m) => {
             std::fs::create_dir_all(blobs.trash_dir())
                 .map_err(StorageError::io("creating the GC trash directory"))?;
-            std::fs::rename(&path, &trash)
-                .map_err(StorageError::io(format!("moving blob {digest} to the trash")))?;
+            std::fs::rename(&path, &trash).map_err(StorageError::io(format!(
+                "moving blob {digest} to the trash"
+            )))?;
             Some(m.len())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -229,6 +231,9 @@ pub(crate) async fn settle_trash(
     match result {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(StorageError::io(format!("settling trash file {}", trash.display()))(e)),
+        Err(e) => Err(StorageError::io(format!(
+            "settling trash file {}",
+            trash.display()
+        ))(e)),
     }
 }

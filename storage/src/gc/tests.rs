@@ -108,26 +108,47 @@ async fn deletes_what_nothing_references_and_reports_its_bytes() {
     let r = registry(dir.path(), Duration::ZERO).await;
     let app = repo("team/app");
     let base = vec![1u8; 3000];
-    let kept = push_image(&r, &app, &[&base, b"kept-layer"], Some("v1")).await.unwrap();
-    let gone = push_image(&r, &app, &[&base, b"gone-layer-xyz"], Some("v2")).await.unwrap();
-    let gone_manifest = r.get_manifest(&app, &Reference::Digest(gone.clone())).await.unwrap();
+    let kept = push_image(&r, &app, &[&base, b"kept-layer"], Some("v1"))
+        .await
+        .unwrap();
+    let gone = push_image(&r, &app, &[&base, b"gone-layer-xyz"], Some("v2"))
+        .await
+        .unwrap();
+    let gone_manifest = r
+        .get_manifest(&app, &Reference::Digest(gone.clone()))
+        .await
+        .unwrap();
     let parsed = manifest::parse(Some(manifest::OCI_MANIFEST), &gone_manifest.content).unwrap();
-    r.delete_manifest(&app, &Reference::Digest(gone)).await.unwrap();
+    r.delete_manifest(&app, &Reference::Digest(gone))
+        .await
+        .unwrap();
 
     let dry = gc(&r, DRY).await;
     assert_eq!(dry.blobs_deleted, 2, "{dry:?}");
     let real = gc(&r, REAL).await;
-    assert_eq!((real.blobs_deleted, real.bytes_freed), (dry.blobs_deleted, dry.bytes_freed));
+    assert_eq!(
+        (real.blobs_deleted, real.bytes_freed),
+        (dry.blobs_deleted, dry.bytes_freed)
+    );
     let own_layer = Digest::compute(Algorithm::Sha256, b"gone-layer-xyz");
     assert!(!r.blobs.exists(&own_layer));
-    assert!(matches!(r.stat_blob(&app, &own_layer).await, Err(StorageError::BlobUnknown(_))));
+    assert!(matches!(
+        r.stat_blob(&app, &own_layer).await,
+        Err(StorageError::BlobUnknown(_))
+    ));
     // The config (its size varies) and the 14-byte layer.
     let config = &parsed.blobs[0];
     assert!(!r.blobs.exists(config));
     assert!(real.bytes_freed > 14);
     // The kept image is whole, the shared base included.
-    let m = r.get_manifest(&app, &Reference::Digest(kept)).await.unwrap();
-    for d in manifest::parse(Some(manifest::OCI_MANIFEST), &m.content).unwrap().blobs {
+    let m = r
+        .get_manifest(&app, &Reference::Digest(kept))
+        .await
+        .unwrap();
+    for d in manifest::parse(Some(manifest::OCI_MANIFEST), &m.content)
+        .unwrap()
+        .blobs
+    {
         assert!(r.blobs.exists(&d));
         r.stat_blob(&app, &d).await.unwrap();
     }
@@ -141,7 +162,9 @@ async fn the_grace_window_keeps_blobs_whose_manifest_has_not_come_yet() {
     let dir = tempfile::tempdir().unwrap();
     let r = registry(dir.path(), Duration::from_secs(3600)).await;
     let app = repo("team/app");
-    let d = upload(&r, &app, b"layer pushed, manifest still to come").await.unwrap();
+    let d = upload(&r, &app, b"layer pushed, manifest still to come")
+        .await
+        .unwrap();
     let report = gc(&r, REAL).await;
     assert_eq!(report.blobs_deleted, 0);
     assert!(r.blobs.exists(&d));
@@ -163,7 +186,10 @@ async fn a_mount_or_manifest_after_gc_deleted_the_blob_is_refused() {
     let put = r
         .put_manifest(&a, &Reference::Tag("x".parse().unwrap()), None, &body, &[])
         .await;
-    assert!(matches!(put, Err(StorageError::ManifestBlobUnknown(_))), "{put:?}");
+    assert!(
+        matches!(put, Err(StorageError::ManifestBlobUnknown(_))),
+        "{put:?}"
+    );
     // Uploading it again brings it back.
     upload(&r, &a, b"garbage soon").await.unwrap();
     assert!(r.mount_blob(&b, &d, &a).await.unwrap());
@@ -177,23 +203,49 @@ async fn untagged_manifests_go_only_when_asked_and_indexes_keep_children() {
     let app = repo("team/app");
     let loose = push_image(&r, &app, &[b"loose"], None).await.unwrap();
     let child = push_image(&r, &app, &[b"child"], None).await.unwrap();
-    let child_len = r.get_manifest(&app, &Reference::Digest(child.clone())).await.unwrap().content.len();
+    let child_len = r
+        .get_manifest(&app, &Reference::Digest(child.clone()))
+        .await
+        .unwrap()
+        .content
+        .len();
     let index = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2, "mediaType": manifest::OCI_INDEX,
         "manifests": [descriptor(manifest::OCI_MANIFEST, &child, child_len)],
     }))
     .unwrap();
-    r.put_manifest(&app, &Reference::Tag("multi".parse().unwrap()), Some(manifest::OCI_INDEX), &index, &[])
-        .await
-        .unwrap();
+    r.put_manifest(
+        &app,
+        &Reference::Tag("multi".parse().unwrap()),
+        Some(manifest::OCI_INDEX),
+        &index,
+        &[],
+    )
+    .await
+    .unwrap();
     // Manifests record whole seconds: wait until they are in the past.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(gc(&r, REAL).await.manifests_deleted, 0);
-    let report = gc(&r, GcOptions { dry_run: false, delete_untagged: true }).await;
+    let report = gc(
+        &r,
+        GcOptions {
+            dry_run: false,
+            delete_untagged: true,
+        },
+    )
+    .await;
     assert_eq!(report.manifests_deleted, 1, "{report:?}");
-    assert_eq!(report.blobs_deleted, 2, "the loose image's config and layer");
-    assert!(r.get_manifest(&app, &Reference::Digest(loose)).await.is_err());
-    r.get_manifest(&app, &Reference::Digest(child)).await.unwrap();
+    assert_eq!(
+        report.blobs_deleted, 2,
+        "the loose image's config and layer"
+    );
+    assert!(r
+        .get_manifest(&app, &Reference::Digest(loose))
+        .await
+        .is_err());
+    r.get_manifest(&app, &Reference::Digest(child))
+        .await
+        .unwrap();
     assert_rows_have_files(&r).await;
 }
 
@@ -259,7 +311,10 @@ async fn a_kill_mid_delete_is_repaired_at_the_next_start() {
     let r = registry(dir.path(), Duration::ZERO).await;
     assert!(r.blobs.exists(&kept));
     assert!(!r.blobs.exists(&deleted));
-    assert!(std::fs::read_dir(r.blobs.trash_dir()).unwrap().next().is_none());
+    assert!(std::fs::read_dir(r.blobs.trash_dir())
+        .unwrap()
+        .next()
+        .is_none());
     assert_rows_have_files(&r).await;
 }
 
@@ -286,7 +341,10 @@ async fn orphan_files_and_abandoned_uploads_are_removed() {
     r.upload_purge_age = Duration::ZERO;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(r.purge_uploads().await.unwrap(), [id.to_string()]);
-    assert!(matches!(r.upload_len(&app, id).await, Err(StorageError::UploadUnknown)));
+    assert!(matches!(
+        r.upload_len(&app, id).await,
+        Err(StorageError::UploadUnknown)
+    ));
     assert!(!r.sessions.path(id_uuid(id)).exists());
 }
 
@@ -326,7 +384,14 @@ async fn uploads_mounts_and_pushes_racing_gc_never_leave_a_row_without_its_file(
                 let d = Digest::compute(Algorithm::Sha256, shared.as_bytes());
                 let _ = r.mount_blob(&to, &d, &from).await;
                 let tag = format!("t{i}");
-                match push_image(&r, &from, &[shared.as_bytes(), format!("own-{p}-{i}").as_bytes()], Some(&tag)).await {
+                match push_image(
+                    &r,
+                    &from,
+                    &[shared.as_bytes(), format!("own-{p}-{i}").as_bytes()],
+                    Some(&tag),
+                )
+                .await
+                {
                     Ok(_) => accepted.push((from, tag)),
                     Err(StorageError::ManifestBlobUnknown(_)) => {}
                     Err(e) => panic!("{e}"),
@@ -345,8 +410,14 @@ async fn uploads_mounts_and_pushes_racing_gc_never_leave_a_row_without_its_file(
     assert!(!accepted.is_empty());
     assert_rows_have_files(&r).await;
     for (repo, tag) in accepted {
-        let m = r.get_manifest(&repo, &Reference::Tag(tag.parse().unwrap())).await.unwrap();
-        for d in manifest::parse(Some(manifest::OCI_MANIFEST), &m.content).unwrap().blobs {
+        let m = r
+            .get_manifest(&repo, &Reference::Tag(tag.parse().unwrap()))
+            .await
+            .unwrap();
+        for d in manifest::parse(Some(manifest::OCI_MANIFEST), &m.content)
+            .unwrap()
+            .blobs
+        {
             assert!(r.blobs.exists(&d), "{repo}:{tag} lost {d}");
         }
     }

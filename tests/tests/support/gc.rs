@@ -27,8 +27,16 @@ pub fn blob_files(data_dir: &Path) -> BTreeMap<String, u64> {
         if alg_name.starts_with('_') {
             continue;
         }
-        for prefix in std::fs::read_dir(alg.path()).into_iter().flatten().flatten() {
-            for file in std::fs::read_dir(prefix.path()).into_iter().flatten().flatten() {
+        for prefix in std::fs::read_dir(alg.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            for file in std::fs::read_dir(prefix.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
                 if let Ok(meta) = file.metadata() {
                     let name = file.file_name().to_string_lossy().into_owned();
                     out.insert(format!("{alg_name}:{name}"), meta.len());
@@ -43,11 +51,12 @@ pub fn blob_files(data_dir: &Path) -> BTreeMap<String, u64> {
 /// (waiting for a busy writer); its output lines.
 pub fn sql(data_dir: &Path, statement: &str) -> Vec<String> {
     let db = data_dir.join("berth.db");
+    // On standard input: a statement may be longer than an argument may.
     let out = run(
         "sqlite3",
-        &["-cmd", ".timeout 10000", db.to_str().expect("utf-8 path"), statement],
+        &["-cmd", ".timeout 10000", db.to_str().expect("utf-8 path")],
         &[],
-        None,
+        Some(statement),
     );
     assert!(out.status.success(), "sqlite3 {statement}: {}", text(&out));
     String::from_utf8_lossy(&out.stdout)
@@ -59,7 +68,9 @@ pub fn sql(data_dir: &Path, statement: &str) -> Vec<String> {
 
 /// Blob digests the database has rows for.
 pub fn blob_rows(data_dir: &Path) -> BTreeSet<String> {
-    sql(data_dir, "SELECT digest FROM blobs;").into_iter().collect()
+    sql(data_dir, "SELECT digest FROM blobs;")
+        .into_iter()
+        .collect()
 }
 
 /// Blob digests some manifest references (config or layer).

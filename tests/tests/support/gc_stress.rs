@@ -18,7 +18,9 @@ use berth_tests::registry::{header, with_query};
 use berth_tests::tools::{skopeo_copy, skopeo_login, text, write_oci_layout};
 use berth_tests::{Api, Berth, Image, Registry};
 
-use super::gc_support::{assert_rows_have_files, blob_files, gc, referenced_blobs, start_gc, wait_gc};
+use super::gc_support::{
+    assert_rows_have_files, blob_files, gc, referenced_blobs, start_gc, wait_gc,
+};
 
 const SKOPEO_PUSHERS: usize = 3;
 const IMAGES_PER_PUSHER: usize = 2;
@@ -41,7 +43,10 @@ fn http_push(r: &Registry, repo: &str, tag: &str, image: &Image, from: &str) -> 
         }
         let mount = r
             .http()
-            .post(r.url(&format!("/v2/{repo}/blobs/uploads/?mount={}&from={from}", blob.digest)))
+            .post(r.url(&format!(
+                "/v2/{repo}/blobs/uploads/?mount={}&from={from}",
+                blob.digest
+            )))
             .send()
             .unwrap();
         if mount.status() == 201 {
@@ -61,12 +66,18 @@ fn http_push(r: &Registry, repo: &str, tag: &str, image: &Image, from: &str) -> 
     let resp = r.put_manifest(repo, tag, &image.manifest.media_type, &image.manifest.data);
     match resp.status().as_u16() {
         201 => {
-            assert_eq!(header(&resp, "docker-content-digest").as_deref(), Some(image.manifest.digest.as_str()));
+            assert_eq!(
+                header(&resp, "docker-content-digest").as_deref(),
+                Some(image.manifest.digest.as_str())
+            );
             true
         }
         400 => {
             let body = resp.text().unwrap();
-            assert!(body.contains("MANIFEST_BLOB_UNKNOWN"), "manifest refused: {body}");
+            assert!(
+                body.contains("MANIFEST_BLOB_UNKNOWN"),
+                "manifest refused: {body}"
+            );
             false
         }
         other => panic!("manifest PUT answered {other}: {}", resp.text().unwrap()),
@@ -116,7 +127,12 @@ fn pushes_mounts_and_deletes_racing_gc_lose_nothing() {
     for iteration in 0..iterations {
         let mut workers = Vec::new();
         for p in 0..SKOPEO_PUSHERS {
-            let (auth, host, expected, figures) = (auth.clone(), host.clone(), expected.clone(), figures.clone());
+            let (auth, host, expected, figures) = (
+                auth.clone(),
+                host.clone(),
+                expected.clone(),
+                figures.clone(),
+            );
             let scratch = berth.scratch_dir().join(format!("layouts-{iteration}-{p}"));
             let bases = bases.clone();
             workers.push(thread::spawn(move || {
@@ -155,12 +171,18 @@ fn pushes_mounts_and_deletes_racing_gc_lose_nothing() {
             let bases = bases.clone();
             workers.push(thread::spawn(move || {
                 for k in 0..IMAGES_PER_PUSHER {
-                    let image = Image::with_layers(vec![bases[k % bases.len()].clone(), random_layer(1, 4096)]);
+                    let image = Image::with_layers(vec![
+                        bases[k % bases.len()].clone(),
+                        random_layer(1, 4096),
+                    ]);
                     let tag = format!("h{iteration}-{k}");
                     let mut attempt = 0;
                     while !http_push(&r, "team/h", &tag, &image, "team/s0") {
                         attempt += 1;
-                        assert!(attempt < ATTEMPTS, "HTTP push {tag} refused {attempt} times");
+                        assert!(
+                            attempt < ATTEMPTS,
+                            "HTTP push {tag} refused {attempt} times"
+                        );
                         figures.retries.fetch_add(1, Ordering::Relaxed);
                     }
                     figures.pushed.fetch_add(1, Ordering::Relaxed);
@@ -174,7 +196,10 @@ fn pushes_mounts_and_deletes_racing_gc_lose_nothing() {
             let r = berth.registry();
             let doomed: Vec<(String, String, Image)> = {
                 let mut list = expected.lock().unwrap();
-                let first = [format!("i{}-0", iteration - 1), format!("h{}-0", iteration - 1)];
+                let first = [
+                    format!("i{}-0", iteration - 1),
+                    format!("h{}-0", iteration - 1),
+                ];
                 let (gone, kept): (Vec<_>, Vec<_>) =
                     list.drain(..).partition(|(_, tag, _)| first.contains(tag));
                 *list = kept;
@@ -186,7 +211,12 @@ fn pushes_mounts_and_deletes_racing_gc_lose_nothing() {
                     .delete(r.url(&format!("/v2/{repo}/manifests/{}", image.manifest.digest)))
                     .send()
                     .unwrap();
-                assert_eq!(resp.status(), 202, "delete {repo}@{}", image.manifest.digest);
+                assert_eq!(
+                    resp.status(),
+                    202,
+                    "delete {repo}@{}",
+                    image.manifest.digest
+                );
             }
         }
         for w in workers {
@@ -207,7 +237,8 @@ fn pushes_mounts_and_deletes_racing_gc_lose_nothing() {
     // Past the grace window, a last GC leaves exactly what is referenced.
     thread::sleep(Duration::from_millis(1100));
     gc(&api, false, false);
-    let files: std::collections::BTreeSet<String> = blob_files(berth.data_dir()).into_keys().collect();
+    let files: std::collections::BTreeSet<String> =
+        blob_files(berth.data_dir()).into_keys().collect();
     assert_eq!(files, referenced_blobs(berth.data_dir()));
     for (repo, tag, image) in expected.iter() {
         r.assert_image(repo, tag, image);
