@@ -148,7 +148,7 @@ impl Meta {
     ) -> Result<(), StorageError> {
         let repo_id = self.ensure_repo(repo).await?;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        touch_and_link(&mut *tx, repo_id, digest, size).await?;
+        touch_and_link(&mut tx, repo_id, digest, size).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -175,7 +175,7 @@ impl Meta {
                 context: "placing blob".into(),
                 source: std::io::Error::other(e),
             })??;
-        touch_and_link(&mut *tx, repo_id, digest, size).await?;
+        touch_and_link(&mut tx, repo_id, digest, size).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -203,7 +203,7 @@ impl Meta {
         let Some(size) = size else {
             return Ok(None);
         };
-        touch_and_link(&mut *tx, repo_id, digest, size as u64).await?;
+        touch_and_link(&mut tx, repo_id, digest, size as u64).await?;
         tx.commit().await?;
         Ok(Some(size as u64))
     }

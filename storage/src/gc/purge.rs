@@ -51,7 +51,7 @@ impl Registry {
             .collect();
         for entry in read_dir(&self.blobs.uploads_dir())? {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if live.contains(&name) || !modified(&entry.path()).is_some_and(|t| t <= cutoff) {
+            if live.contains(&name) || modified(&entry.path()).is_none_or(|t| t > cutoff) {
                 continue;
             }
             if std::fs::remove_file(entry.path()).is_ok() {

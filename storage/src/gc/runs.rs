@@ -120,7 +120,7 @@ pub(crate) async fn acquire(
         if expires_ms > now_ms && !holder_dead(&other) {
             return Err(StorageError::GcRunning { run_id });
         }
-        mark_interrupted(&mut *tx, run_id).await?;
+        mark_interrupted(&mut tx, run_id).await?;
     }
     let run_id: i64 = sqlx::query_scalar(
         "INSERT INTO gc_runs (kind, dry_run, delete_untagged, status, created_at, updated_at) \
@@ -185,7 +185,7 @@ pub(crate) async fn clear_dead_holder(meta: &Meta) -> Result<(), StorageError> {
         .execute(&mut *tx)
         .await?;
     if gone.rows_affected() > 0 {
-        mark_interrupted(&mut *tx, run_id).await?;
+        mark_interrupted(&mut tx, run_id).await?;
     }
     tx.commit().await?;
     Ok(())
