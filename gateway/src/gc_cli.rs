@@ -11,9 +11,11 @@ use berth_storage::{Registry, StorageError};
 pub async fn run(registry: &Registry, options: GcOptions) -> Result<String, String> {
     let job = match registry.start_gc(GcKind::Manual, options).await {
         Ok(job) => job,
-        Err(StorageError::GcRunning { run_id }) => return Err(format!(
+        Err(StorageError::GcRunning { run_id }) => {
+            return Err(format!(
             "another garbage collection (run {run_id}) is running; try again when it has finished"
-        )),
+        ))
+        }
         Err(e) => return Err(e.to_string()),
     };
     let id = job.run_id;
