@@ -25,7 +25,10 @@
 //!   deleted the blob first, the mount is refused and the client uploads;
 //! - a manifest PUT checks every blob link inside its own transaction, so it
 //!   either commits first (GC then sees the reference) or fails with
-//!   MANIFEST_BLOB_UNKNOWN; it never commits a reference to a deleted blob.
+//!   MANIFEST_BLOB_UNKNOWN; it never commits a reference to a deleted blob;
+//! - a HEAD or GET that answers "exists" touches the blob too (throttled to
+//!   once per half window per process), so a client that skips an upload
+//!   because the blob exists has at least half the window for its manifest.
 //!
 //! GC decides from a snapshot, then deletes each item in its own write
 //! transaction that re-checks, under the lock, that the item is still

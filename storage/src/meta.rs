@@ -208,6 +208,17 @@ impl Meta {
         Ok(Some(size as u64))
     }
 
+    /// Marks a blob as just used (GC's grace window counts from here).
+    pub async fn touch_blob(&self, digest: &Digest) -> Result<(), StorageError> {
+        let now = now_ms();
+        sqlx::query("UPDATE blobs SET touched_ms = $2 WHERE digest = $1 AND touched_ms < $2")
+            .bind(digest.to_string())
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Removes a blob's link from a repository; the bytes stay until GC.
     pub async fn unlink_blob(
         &self,

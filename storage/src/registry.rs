@@ -42,6 +42,9 @@ pub struct Registry {
     pub(crate) caches: Caches,
     pub(crate) gc_grace: Duration,
     pub(crate) upload_purge_age: Duration,
+    /// Blobs this process touched lately on a HEAD or GET (a throttle on
+    /// those writes, not state: see `keep_alive`).
+    recently_touched: moka::sync::Cache<Digest, ()>,
 }
 
 /// An open upload session id, parsed from the URL.
@@ -78,6 +81,10 @@ impl Registry {
             caches: Caches::new(),
             gc_grace: settings.gc_grace,
             upload_purge_age: settings.upload_purge_age,
+            recently_touched: moka::sync::Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_live((settings.gc_grace / 2).max(Duration::from_millis(1)))
+                .build(),
         })
     }
 
@@ -115,16 +122,33 @@ impl Registry {
     /// Size of a blob readable in `repo`.
     pub async fn stat_blob(&self, repo: &RepoName, digest: &Digest) -> Result<u64, StorageError> {
         let key = (repo.clone(), digest.clone());
-        if let Some(size) = self.caches.blob_links.get(&key) {
-            return Ok(size);
-        }
-        let size = self
-            .meta
-            .blob_in_repo(repo, digest)
-            .await?
-            .ok_or_else(|| StorageError::BlobUnknown(digest.clone()))?;
-        self.caches.blob_links.insert(key, size);
+        let size = match self.caches.blob_links.get(&key) {
+            Some(size) => size,
+            None => {
+                let size = self
+                    .meta
+                    .blob_in_repo(repo, digest)
+                    .await?
+                    .ok_or_else(|| StorageError::BlobUnknown(digest.clone()))?;
+                self.caches.blob_links.insert(key, size);
+                size
+            }
+        };
+        self.keep_alive(digest).await?;
         Ok(size)
+    }
+
+    /// A client told that a blob exists may skip its upload and send a
+    /// manifest next: the blob is touched so that GC leaves it for at
+    /// least half the grace window. At most one write per blob per half
+    /// window in this process.
+    async fn keep_alive(&self, digest: &Digest) -> Result<(), StorageError> {
+        if self.gc_grace.is_zero() || self.recently_touched.contains_key(digest) {
+            return Ok(());
+        }
+        self.meta.touch_blob(digest).await?;
+        self.recently_touched.insert(digest.clone(), ());
+        Ok(())
     }
 
     /// A project's id and whether it is public (`None`: no such project),

@@ -422,3 +422,22 @@ async fn uploads_mounts_and_pushes_racing_gc_never_leave_a_row_without_its_file(
         }
     }
 }
+
+#[tokio::test]
+async fn a_blob_a_client_was_told_exists_stays_for_the_grace_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = registry(dir.path(), Duration::from_secs(3600)).await;
+    let app = repo("team/app");
+    let asked = upload(&r, &app, b"HEAD says it exists").await.unwrap();
+    let forgotten = upload(&r, &app, b"nobody asked").await.unwrap();
+    // Both were last touched long ago.
+    sqlx::query("UPDATE blobs SET touched_ms = 0")
+        .execute(r.meta.pool())
+        .await
+        .unwrap();
+    r.stat_blob(&app, &asked).await.unwrap();
+    let report = gc(&r, REAL).await;
+    assert_eq!(report.blobs_deleted, 1);
+    assert!(r.blobs.exists(&asked));
+    assert!(!r.blobs.exists(&forgotten));
+}
