@@ -221,14 +221,19 @@ fn the_command_line_runs_gc_and_refuses_while_another_one_holds_the_lock() {
     );
     assert_eq!(blob_files(berth.data_dir()), before);
 
-    // Another GC holds the lock: a live process of this machine.
-    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    // Another GC holds the lock: a live process of this machine (this
+    // test's), as `boot/host/pid/nonce`.
+    let read = |path: &str| std::fs::read_to_string(path).unwrap().trim().to_owned();
+    let holder = format!(
+        "{}/{}/{}/test",
+        read("/proc/sys/kernel/random/boot_id"),
+        read("/proc/sys/kernel/hostname"),
+        std::process::id()
+    );
     sql(
         berth.data_dir(),
         &format!(
-            "INSERT INTO gc_lock (id, holder, run_id, expires_ms) VALUES (1, '{}/{}/test', 1, 99999999999999);",
-            boot.trim(),
-            std::process::id()
+            "INSERT INTO gc_lock (id, holder, run_id, expires_ms) VALUES (1, '{holder}', 1, 99999999999999);"
         ),
     );
     let out = berth_gc(&berth, &[]);

@@ -74,23 +74,39 @@ pub(crate) struct Lease {
     renewed: Instant,
 }
 
-fn boot_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_default()
+/// This machine's boot and this container's host name: a holder with the
+/// same pair lives in the same process-id space as we do.
+fn machine() -> String {
+    let read = |path: &str| {
+        std::fs::read_to_string(path)
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default()
+    };
+    let (boot, host) = (
+        read("/proc/sys/kernel/random/boot_id"),
+        read("/proc/sys/kernel/hostname"),
+    );
+    if boot.is_empty() || host.is_empty() {
+        String::new()
+    } else {
+        format!("{boot}/{host}")
+    }
 }
 
-/// Whether a holder (`boot/pid/nonce`) is a process of this boot that no
-/// longer exists: then its lock is stale at once, not after the lease.
+/// Whether a holder (`boot/host/pid/nonce`) is a process of this machine
+/// (same boot, same container) that no longer exists: then its lock is
+/// stale at once, not only after the lease.
 fn holder_dead(holder: &str) -> bool {
-    let mut parts = holder.splitn(3, '/');
-    let (Some(boot), Some(pid)) = (parts.next(), parts.next()) else {
+    let Some((place, rest)) = holder
+        .rsplit_once('/')
+        .and_then(|(head, _nonce)| head.rsplit_once('/'))
+    else {
         return false;
     };
-    let ours = boot_id();
+    let ours = machine();
     !ours.is_empty()
-        && boot == ours
-        && pid
+        && place == ours
+        && rest
             .parse::<u32>()
             .is_ok_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
 }
@@ -106,7 +122,7 @@ pub(crate) async fn acquire(
 ) -> Result<Lease, StorageError> {
     let holder = format!(
         "{}/{}/{}",
-        boot_id(),
+        machine(),
         std::process::id(),
         Uuid::new_v4().simple()
     );
@@ -360,4 +376,9 @@ pub(crate) async fn claim_firing(meta: &Meta, last_fired_ms: i64) -> Result<bool
     .execute(meta.pool())
     .await?;
     Ok(done.rows_affected() > 0)
+}
+
+#[cfg(test)]
+pub(crate) fn holder_for_test(pid: u32) -> String {
+    format!("{}/{pid}/test", machine())
 }

@@ -262,7 +262,7 @@ async fn one_gc_at_a_time_and_a_dead_holder_does_not_block() {
     let second = r.start_gc(GcKind::Schedule, REAL).await.unwrap();
     // As if its process had been killed: a holder whose pid is gone.
     sqlx::query("UPDATE gc_lock SET holder = $1")
-        .bind(format!("{}/{}/x", runs_boot_id(), u32::MAX - 1))
+        .bind(runs::holder_for_test(u32::MAX - 1))
         .execute(r.meta.pool())
         .await
         .unwrap();
@@ -275,12 +275,6 @@ async fn one_gc_at_a_time_and_a_dead_holder_does_not_block() {
     assert_eq!(total, 3);
     assert_eq!(runs[0].status, GcStatus::Success);
     assert_eq!(runs[0].kind, GcKind::Manual);
-}
-
-fn runs_boot_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_default()
 }
 
 #[tokio::test]
