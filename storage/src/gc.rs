@@ -412,6 +412,19 @@ impl Registry {
     }
 }
 
+/// Settles one blob's trash file, if there is one.
+pub(crate) async fn settle_from_trash(
+    blobs: &BlobStore,
+    meta: &Meta,
+    digest: &Digest,
+) -> Result<(), StorageError> {
+    let trash = blobs.trash_path(digest);
+    if trash.exists() {
+        sweep::settle_trash(meta, blobs, digest, &trash).await?;
+    }
+    Ok(())
+}
+
 /// Puts back blobs that a killed GC moved to the trash before its delete
 /// committed, and removes those whose delete did commit. Each file is
 /// decided under the write lock, so no GC transaction is half-way then.

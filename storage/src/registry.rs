@@ -186,9 +186,22 @@ impl Registry {
         digest: &Digest,
     ) -> Result<(File, u64), StorageError> {
         self.stat_blob(repo, digest).await?;
+        if let Some(opened) = self.blobs.open_blob(digest)? {
+            return Ok(opened);
+        }
+        // A GC process killed between moving the file to its trash and
+        // committing leaves the row and the file apart: put it back now
+        // rather than at the next GC or start.
+        crate::gc::settle_from_trash(&self.blobs, &self.meta, digest).await?;
         self.blobs
             .open_blob(digest)?
             .ok_or_else(|| StorageError::BlobUnknown(digest.clone()))
+    }
+
+    /// Settles what killed GC runs left in the trash (see `gc`); the
+    /// server does this now and then, in case no GC or start comes soon.
+    pub async fn reconcile_gc_trash(&self) -> Result<(), StorageError> {
+        crate::gc::reconcile_trash(&self.blobs, &self.meta).await
     }
 
     pub async fn delete_blob(&self, repo: &RepoName, digest: &Digest) -> Result<(), StorageError> {

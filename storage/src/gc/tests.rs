@@ -77,6 +77,9 @@ async fn push_image(
 }
 
 async fn gc(r: &Registry, options: GcOptions) -> GcReport {
+    // With no grace window, what was touched in this very millisecond is
+    // still not "older than" the cutoff: step past it.
+    tokio::time::sleep(Duration::from_millis(2)).await;
     let job = r.start_gc(GcKind::Manual, options).await.unwrap();
     r.run_gc(job).await.unwrap()
 }
@@ -434,4 +437,18 @@ async fn a_blob_a_client_was_told_exists_stays_for_the_grace_window() {
     assert_eq!(report.blobs_deleted, 1);
     assert!(r.blobs.exists(&asked));
     assert!(!r.blobs.exists(&forgotten));
+}
+
+#[tokio::test]
+async fn a_read_puts_back_a_blob_a_killed_gc_left_in_the_trash() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = registry(dir.path(), Duration::ZERO).await;
+    let app = repo("team/app");
+    let d = upload(&r, &app, b"moved, never deleted").await.unwrap();
+    // A `berth gc` killed after the rename, before its commit.
+    std::fs::create_dir_all(r.blobs.trash_dir()).unwrap();
+    std::fs::rename(r.blobs.path(&d), r.blobs.trash_path(&d)).unwrap();
+    let (_, size) = r.open_blob(&app, &d).await.unwrap();
+    assert_eq!(size, 20);
+    assert!(!r.blobs.trash_path(&d).exists());
 }

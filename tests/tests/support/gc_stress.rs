@@ -5,7 +5,7 @@
 //! its file, and once the grace window has passed a last GC leaves exactly
 //! the referenced blobs on disk.
 //!
-//! `BERTH_GC_SOAK_ITERATIONS` (default 2) sets the rounds; a soak runs many
+//! `BERTH_GC_SOAK_ITERATIONS` (default 10) sets the rounds; a soak runs many
 //! with `--nocapture` and reads the figures printed at the end.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -89,7 +89,7 @@ fn pushes_mounts_and_deletes_racing_gc_lose_nothing() {
     let iterations: usize = std::env::var("BERTH_GC_SOAK_ITERATIONS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(2);
+        .unwrap_or(10);
     let berth = Berth::start_with_env(&[("BERTH_GC__GRACE_PERIOD", "1s")]);
     let api = Api::admin(&berth);
     api.create_project("team", false);
