@@ -7,8 +7,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::config::{
-    AuthConfig, AuthMode, Config, DatabaseConfig, IpNet, LdapConfig, LdapScope, LogConfig,
-    LogFormat, MetricsConfig, ProxyConfig, QuotaConfig, ServerConfig, StorageConfig, StorageDriver, TlsConfig,
+    AuthConfig, AuthMode, Config, DatabaseConfig, GcConfig, IpNet, LdapConfig, LdapScope,
+    LogConfig, LogFormat, MetricsConfig, ProxyConfig, QuotaConfig, ServerConfig, StorageConfig,
+    StorageDriver, TlsConfig,
 };
 use crate::duration;
 use crate::error::ConfError;
@@ -27,6 +28,7 @@ const DEFAULT_LDAP_CACHE_TTL: Duration = Duration::from_secs(60);
 const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(10);
 const DEFAULT_UPLOAD_PURGE_AGE: Duration = Duration::from_secs(24 * 3600);
 const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+const DEFAULT_GC_GRACE_PERIOD: Duration = Duration::from_secs(3600);
 
 pub(crate) fn build(s: &Settings) -> Result<Config, ConfError> {
     let data_dir = match s.path("data_dir")? {
@@ -48,6 +50,11 @@ pub(crate) fn build(s: &Settings) -> Result<Config, ConfError> {
         auth,
         server: server(s)?,
         log: log(s)?,
+        gc: GcConfig {
+            grace_period: s
+                .duration("gc.grace_period")?
+                .unwrap_or(DEFAULT_GC_GRACE_PERIOD),
+        },
         data_dir,
     })
 }

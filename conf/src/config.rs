@@ -26,6 +26,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub log: LogConfig,
     pub metrics: MetricsConfig,
+    pub gc: GcConfig,
     pub quota: QuotaConfig,
     pub proxy: ProxyConfig,
 }
@@ -223,6 +224,14 @@ pub struct QuotaConfig {
     /// The storage limit, in bytes, of projects created from now on;
     /// `None` (the file's -1, the default) is unlimited.
     pub default_storage_limit: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GcConfig {
+    /// How long an unreferenced blob (or untagged manifest) stays after it
+    /// was last pushed, mounted or linked, so that a push whose manifest
+    /// has not arrived yet never loses its layers. Default 1h.
+    pub grace_period: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -33,8 +33,9 @@ mod secret;
 mod settings;
 
 pub use config::{
-    AuthConfig, AuthMode, Config, DatabaseConfig, IpNet, LdapConfig, LdapScope, LogConfig,
-    LogFormat, MetricsConfig, ProxyConfig, QuotaConfig, ServerConfig, StorageConfig, StorageDriver, TlsConfig,
+    AuthConfig, AuthMode, Config, DatabaseConfig, GcConfig, IpNet, LdapConfig, LdapScope,
+    LogConfig, LogFormat, MetricsConfig, ProxyConfig, QuotaConfig, ServerConfig, StorageConfig,
+    StorageDriver, TlsConfig,
 };
 pub use error::{ConfError, Location};
 pub use external_url::ExternalUrl;

@@ -142,6 +142,7 @@ mod tests {
         assert_eq!(config.log.format, LogFormat::Text);
         assert_eq!(config.log.level, "info");
         assert_eq!(config.metrics.listen, None);
+        assert_eq!(config.gc.grace_period, secs(3600));
         assert_eq!(config.quota.default_storage_limit, None);
     }
 
@@ -297,9 +298,11 @@ listen = "127.0.0.1:9090"
                 ("BERTH_DATABASE__URL", "postgresql://other/db"),
                 ("berth_external_url", "http://localhost:5001"),
                 ("BERTH_METRICS__LISTEN", "[::1]:9100"),
+                ("BERTH_GC__GRACE_PERIOD", "90s"),
             ]),
         )
         .expect("overrides are valid");
+        assert_eq!(config.gc.grace_period, secs(90));
         assert_eq!(
             config.listen,
             "127.0.0.1:5001".parse::<SocketAddr>().expect("addr")

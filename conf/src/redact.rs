@@ -99,6 +99,9 @@ impl Config {
                 .default_storage_limit
                 .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX))
         ));
+
+        doc.section("gc");
+        doc.duration("grace_period", self.gc.grace_period);
         doc.0
     }
 }

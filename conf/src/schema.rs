@@ -91,6 +91,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("proxy.cache_max_size", Kind::Text),
     key("proxy.cache_ttl", Kind::Duration),
     key("quota.default_storage_limit", Kind::Integer),
+    key("gc.grace_period", Kind::Duration),
 ];
 
 pub(crate) fn lookup(path: &str) -> Option<&'static Key> {

@@ -43,6 +43,8 @@ pub struct App {
     pub default_storage_limit: Option<u64>,
     /// Starts tag retention runs.
     pub retention: crate::retention::Runner,
+    /// The side runtime, for work that outlives a request (a GC run).
+    pub side: tokio::runtime::Handle,
 }
 
 /// How long a cached role may lag a membership change made by another

@@ -34,6 +34,8 @@ pub fn storage_settings(config: &Config) -> Settings {
     Settings {
         blob_root: config.storage.root.clone(),
         database_url: config.database.url.expose().to_owned(),
+        gc_grace: config.gc.grace_period,
+        upload_purge_age: config.server.upload_purge_age,
     }
 }
 
@@ -103,6 +105,7 @@ pub async fn build(config: &Config) -> Result<Built, String> {
             upstreams: Arc::new(upstreams),
             default_storage_limit: config.quota.default_storage_limit,
             retention,
+            side: tokio::runtime::Handle::current(),
         }),
         generated_admin_password,
     })

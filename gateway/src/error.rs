@@ -166,7 +166,9 @@ impl GatewayError {
                 StorageError::QuotaExceeded(_) | StorageError::TagImmutable { .. } => {
                     p(403, "DENIED")
                 }
-                StorageError::Io { .. }
+                StorageError::GcRunning { .. } => p(409, "CONFLICT"),
+                StorageError::GcLockLost
+                | StorageError::Io { .. }
                 | StorageError::Db(_)
                 | StorageError::Migrate(_)
                 | StorageError::Corrupt(_) => Presented {

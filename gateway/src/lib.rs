@@ -9,6 +9,9 @@
 //! - [`token_endpoint`]: `/service/token` and `/service/jwks`.
 //! - [`users_cli`]: `berth user ...` commands.
 //! - [`cert_cli`]: `berth cert init`, a local CA and server certificate.
+//! - [`gc_cli`]: `berth gc`, one garbage collection from the command line.
+//! - [`gc_schedule`]: scheduled GC runs and the purge of abandoned uploads.
+//! - [`cron`]: Harbor's six-field cron expressions.
 //! - [`tls`]: certificate files checked at start and reloaded while running.
 //! - [`redirect`]: the optional plain-HTTP listener that redirects to HTTPS.
 //! - [`http`]: reading bodies, writing replies, streaming blobs.
@@ -26,7 +29,10 @@ pub mod auth;
 pub mod bootstrap;
 pub mod bufpool;
 pub mod cert_cli;
+pub mod cron;
 pub mod error;
+pub mod gc_cli;
+pub mod gc_schedule;
 pub mod http;
 pub mod metrics;
 pub mod proxy;

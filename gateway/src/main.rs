@@ -8,7 +8,8 @@ use berth_conf::{Config, LogFormat, TlsConfig};
 use berth_gateway::server::{self, ServerSettings};
 use berth_gateway::tls::{CertFiles, ReloadingCert};
 use berth_gateway::users_cli::{self, UserCommand};
-use berth_gateway::{bootstrap, cert_cli};
+use berth_gateway::{bootstrap, cert_cli, gc_cli, gc_schedule};
+use berth_storage::gc::GcOptions;
 use berth_storage::Registry;
 use clap::{Parser, Subcommand};
 use pingora::server::UnixShutdownSignalWatch;
@@ -44,6 +45,18 @@ enum Command {
         config: Option<PathBuf>,
         #[command(subcommand)]
         command: CertCommand,
+    },
+    /// Run one garbage collection: delete unreferenced blobs (and, with
+    /// --delete-untagged, untagged manifests). Safe while the server runs.
+    Gc {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Report what would be deleted and the bytes it would free; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also delete manifests that no tag, index or kept subject references.
+        #[arg(long)]
+        delete_untagged: bool,
     },
     /// Manage local users.
     User {
@@ -108,6 +121,23 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Gc {
+            config,
+            dry_run,
+            delete_untagged,
+        } => match berth_conf::load(config.as_deref(), &env) {
+            Ok(c) => gc_command(
+                c,
+                GcOptions {
+                    dry_run,
+                    delete_untagged,
+                },
+            ),
+            Err(e) => {
+                eprintln!("berth: invalid configuration: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::User { config, command } => match berth_conf::load(config.as_deref(), &env) {
             Ok(c) => user_command(c, command),
             Err(e) => {
@@ -139,6 +169,31 @@ fn user_command(config: Config, command: UserCommand) -> ExitCode {
                     std::io::read_to_string(std::io::stdin())
                 })
                 .await
+            })
+        });
+    match result {
+        Ok(msg) => {
+            println!("{msg}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("berth: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn gc_command(config: Config, options: GcOptions) -> ExitCode {
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| {
+            rt.block_on(async {
+                let registry = Registry::open(&bootstrap::storage_settings(&config))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                gc_cli::run(&registry, options).await
             })
         });
     match result {
@@ -241,6 +296,7 @@ fn serve(mut config: Config) -> ExitCode {
             ttl: config.proxy.cache_ttl,
         },
     );
+    runtime.spawn(gc_schedule::run(built.app.registry.clone()));
     tracing::info!(listen = %config.listen, tls = tls.is_some(), data_dir = %config.data_dir.display(), "berth starting");
     let ran = server::run(
         &ServerSettings {

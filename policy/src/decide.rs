@@ -70,6 +70,8 @@ pub enum Action {
     ManageRegistries,
     /// Set storage quotas (raising one is an administrator's call).
     ManageQuotas,
+    /// Run garbage collection, see its history and set its schedule.
+    ManageGc,
     // A user account (own or someone else's).
     ReadAccount,
     UpdateAccount,
@@ -103,6 +105,7 @@ impl Action {
             Action::ManageImmutableRules => "manage tag immutability rules",
             Action::ManageRetention => "manage and run tag retention",
             Action::ManageQuotas => "change storage quotas",
+            Action::ManageGc => "run or schedule garbage collection",
             Action::ReadAccount => "read this account",
             Action::UpdateAccount => "change this account",
         }

@@ -79,9 +79,8 @@ impl Role {
             UpdateProject | DeleteProject | ManageMembers | ManageRobots => self == ProjectAdmin,
             // System-wide actions are not granted by a project role.
             Catalog | CreateProject | ListUsers | ManageUsers | ReadAuditLogs
-            | ManageSystemRobots | ReadMetrics | ManageRegistries | ManageQuotas | ReadAccount | UpdateAccount => {
-                false
-            }
+            | ManageSystemRobots | ReadMetrics | ManageRegistries | ManageQuotas | ManageGc
+            | ReadAccount | UpdateAccount => false,
         }
     }
 }

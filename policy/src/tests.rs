@@ -201,6 +201,12 @@ fn system_and_account_decisions() {
         (&boss, ManageQuotas, Resource::System, 'A'),
         (&alice, ManageQuotas, Resource::System, 'D'),
         (&anon, ManageQuotas, Resource::System, 'L'),
+        // Garbage collection: system administrators only.
+        (&boss, ManageGc, Resource::System, 'A'),
+        (&alice, ManageGc, Resource::System, 'D'),
+        (&anon, ManageGc, Resource::System, 'L'),
+        (&cat, ManageGc, Resource::System, 'D'),
+        (&ci, ManageGc, Resource::System, 'D'),
         (&cat, ManageUsers, Resource::System, 'D'),
         (&anon, ReadAccount, own, 'L'),
         (&alice, ReadAccount, own, 'A'),

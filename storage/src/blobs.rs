@@ -8,6 +8,7 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use crate::error::StorageError;
 use crate::oci::{Algorithm, Digest, Hasher};
@@ -66,18 +67,34 @@ impl BlobStore {
         self.path(digest).is_file()
     }
 
-    /// Moves a fully written, already verified temp file to its content
-    /// address. The data is synced first so that the rename never exposes a
-    /// blob whose bytes could still be lost.
-    pub fn commit(&self, temp: &Path, file: &File, digest: &Digest) -> Result<(), StorageError> {
+    /// Where GC moves a blob while the transaction that deletes its row
+    /// is open; see `gc` for why.
+    pub fn trash_dir(&self) -> PathBuf {
+        self.root.join("_trash")
+    }
+
+    pub(crate) fn trash_path(&self, digest: &Digest) -> PathBuf {
+        self.trash_dir()
+            .join(format!("{}-{}", digest.algorithm().as_str(), digest.hex()))
+    }
+
+    /// Makes an upload's bytes durable, before the rename that can expose
+    /// them (done early, outside any database lock: it may take a while).
+    pub fn sync_upload(file: &File, digest: &Digest) -> Result<(), StorageError> {
+        file.sync_data()
+            .map_err(StorageError::io(format!("syncing upload for {digest}")))
+    }
+
+    /// Moves a fully written, verified and synced temp file to its content
+    /// address. Called while the database write lock is held (see `gc`):
+    /// the file and its row then appear together for every other writer.
+    pub fn place(&self, temp: &Path, digest: &Digest) -> Result<(), StorageError> {
         let dest = self.path(digest);
         if dest.is_file() {
             // Same content already stored: keep the existing file.
             let _ = std::fs::remove_file(temp);
             return Ok(());
         }
-        file.sync_data()
-            .map_err(StorageError::io(format!("syncing upload for {digest}")))?;
         let dir = dest.parent().unwrap_or(&self.root);
         std::fs::create_dir_all(dir)
             .map_err(StorageError::io(format!("creating {}", dir.display())))?;
@@ -88,6 +105,48 @@ impl BlobStore {
             let _ = d.sync_all();
         }
         Ok(())
+    }
+
+    /// Every committed blob file: its digest, size and modification time.
+    /// Names that are not a digest (and the `_uploads`/`_trash`
+    /// directories) are skipped.
+    pub(crate) fn list(&self) -> Result<Vec<(Digest, u64, SystemTime)>, StorageError> {
+        let mut out = Vec::new();
+        for alg in read_dir(&self.root)? {
+            let alg_name = alg.file_name().to_string_lossy().into_owned();
+            if alg_name.starts_with('_') || !alg.path().is_dir() {
+                continue;
+            }
+            for prefix in read_dir(&alg.path())? {
+                if !prefix.path().is_dir() {
+                    continue;
+                }
+                for file in read_dir(&prefix.path())? {
+                    let name = file.file_name().to_string_lossy().into_owned();
+                    let Ok(digest) = format!("{alg_name}:{name}").parse::<Digest>() else {
+                        continue;
+                    };
+                    if let Ok(meta) = file.metadata() {
+                        if meta.is_file() {
+                            let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+                            out.push((digest, meta.len(), mtime));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The entries of a directory (none when it does not exist).
+pub(crate) fn read_dir(dir: &Path) -> Result<Vec<std::fs::DirEntry>, StorageError> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(StorageError::io(format!("listing {}", dir.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(StorageError::io(format!("listing {}", dir.display()))(e)),
     }
 }
 

@@ -42,6 +42,12 @@ pub enum StorageError {
     /// A stored row berth cannot read back (written by a newer version?).
     #[error("unreadable stored data: {0}")]
     Corrupt(String),
+    #[error("garbage collection {run_id} is running; wait for it to finish (GET /api/v2.0/system/gc/{run_id})")]
+    GcRunning { run_id: i64 },
+    #[error(
+        "garbage collection lost its lock to another process (its lease expired); this run stopped"
+    )]
+    GcLockLost,
     #[error("{context}: {source}")]
     Io {
         context: String,

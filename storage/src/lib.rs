@@ -11,6 +11,8 @@
 //! - [`artifacts`]: repositories, artifacts and tags as the management API shows them.
 //! - `cache`: in-memory caches in front of the database (caches only).
 //! - [`registry`]: the operations the gateway calls, keeping both in step.
+//! - [`gc`]: online garbage collection, its lock, history and schedule,
+//!   and the purge of abandoned uploads.
 //! - [`usage`]: bytes stored per project and pool state, for metrics.
 //! - [`upstreams`]: registry endpoints that projects cache or front.
 //! - [`proxy_cache`]: what a pull-through cache stores (manifests without
@@ -30,6 +32,7 @@ pub mod audit;
 pub mod blobs;
 mod cache;
 pub mod error;
+pub mod gc;
 pub mod immutable;
 pub mod meta;
 pub mod oci;

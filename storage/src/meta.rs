@@ -6,8 +6,9 @@ use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{Row, SqliteConnection, SqlitePool};
 
+use crate::audit::now_ms;
 use crate::error::StorageError;
 use crate::oci::{Digest, ParsedManifest, Reference, RepoName, Tag};
 
@@ -147,22 +148,74 @@ impl Meta {
     ) -> Result<(), StorageError> {
         let repo_id = self.ensure_repo(repo).await?;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING")
-            .bind(digest.to_string())
-            .bind(size as i64)
-            .bind(now())
-            .execute(&mut *tx)
-            .await?;
-        // In the same transaction as the link: concurrent pushes cannot
-        // both fit under the limit.
-        crate::quota::check_growth(&mut tx, repo_id, &digest.to_string(), size).await?;
-        sqlx::query("INSERT INTO repo_blobs (repo_id, digest, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-            .bind(repo_id)
-            .bind(digest.to_string())
-            .bind(now())
-            .execute(&mut *tx)
-            .await?;
+        touch_and_link(&mut tx, repo_id, digest, size).await?;
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// Puts an upload's file at its content address (`place`) and records
+    /// it, in one write transaction: GC deletes a blob's row and file under
+    /// the same lock, so it can never remove the file between the rename
+    /// and the row (see `gc`).
+    pub(crate) async fn commit_blob<F>(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        size: u64,
+        place: F,
+    ) -> Result<(), StorageError>
+    where
+        F: FnOnce() -> Result<(), StorageError> + Send + 'static,
+    {
+        let repo_id = self.ensure_repo(repo).await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        tokio::task::spawn_blocking(place)
+            .await
+            .map_err(|e| StorageError::Io {
+                context: "placing blob".into(),
+                source: std::io::Error::other(e),
+            })??;
+        touch_and_link(&mut tx, repo_id, digest, size).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Links a blob of `from` into `repo` if `from` still has it, in one
+    /// write transaction (so a concurrent GC either deleted it first, and
+    /// the mount is refused, or sees it freshly touched and keeps it).
+    /// Returns its size, or `None` when `from` does not have it.
+    pub async fn mount_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        from: &RepoName,
+    ) -> Result<Option<u64>, StorageError> {
+        let repo_id = self.ensure_repo(repo).await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let size: Option<i64> = sqlx::query_scalar(
+            "SELECT b.size FROM repo_blobs rb JOIN repositories r ON r.id = rb.repo_id \
+             JOIN blobs b ON b.digest = rb.digest WHERE r.name = $1 AND rb.digest = $2",
+        )
+        .bind(from.as_str())
+        .bind(digest.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(size) = size else {
+            return Ok(None);
+        };
+        touch_and_link(&mut tx, repo_id, digest, size as u64).await?;
+        tx.commit().await?;
+        Ok(Some(size as u64))
+    }
+
+    /// Marks a blob as just used (GC's grace window counts from here).
+    pub async fn touch_blob(&self, digest: &Digest) -> Result<(), StorageError> {
+        let now = now_ms();
+        sqlx::query("UPDATE blobs SET touched_ms = $2 WHERE digest = $1 AND touched_ms < $2")
+            .bind(digest.to_string())
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -444,4 +497,35 @@ impl Meta {
             .await?;
         Ok(())
     }
+}
+
+/// Records a blob (or marks it reachable again: `touched_ms`, which GC's
+/// grace window counts from) and links it into a repository. Runs inside
+/// the caller's write transaction.
+async fn touch_and_link(
+    conn: &mut SqliteConnection,
+    repo_id: i64,
+    digest: &Digest,
+    size: u64,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "INSERT INTO blobs (digest, size, created_at, touched_ms) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (digest) DO UPDATE SET touched_ms = excluded.touched_ms",
+    )
+    .bind(digest.to_string())
+    .bind(size as i64)
+    .bind(now())
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    // In the same transaction as the link: concurrent pushes cannot both
+    // fit under the project's quota.
+    crate::quota::check_growth(&mut *conn, repo_id, &digest.to_string(), size).await?;
+    sqlx::query("INSERT INTO repo_blobs (repo_id, digest, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+        .bind(repo_id)
+        .bind(digest.to_string())
+        .bind(now())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use uuid::Uuid;
 
+use crate::blobs::BlobStore;
 use crate::error::StorageError;
 use crate::meta::{now, Meta};
 use crate::oci::{manifest, Digest, ParsedManifest, RepoName, Tag, MAX_MANIFEST_SIZE};
@@ -90,15 +91,22 @@ impl Registry {
         file: File,
         size: u64,
     ) -> Result<(), StorageError> {
-        let blobs = self.blob_store().clone();
         let d = digest.clone();
-        tokio::task::spawn_blocking(move || blobs.commit(&temp, &file, &d))
+        tokio::task::spawn_blocking(move || BlobStore::sync_upload(&file, &d))
             .await
             .map_err(|e| StorageError::Io {
-                context: "committing fetched blob".into(),
+                context: "syncing fetched blob".into(),
                 source: std::io::Error::other(e),
             })??;
-        self.link_existing(repo, digest, size).await
+        // Placed under the database's write lock, like an upload: GC can
+        // never remove the file between the rename and the row.
+        let blobs = self.blob_store().clone();
+        let placed = digest.clone();
+        self.meta()
+            .commit_blob(repo, digest, size, move || blobs.place(&temp, &placed))
+            .await?;
+        self.forget_blob_link(repo, digest);
+        Ok(())
     }
 
     /// Whether a blob's bytes are in the store at all (in any repository).

@@ -5,6 +5,7 @@
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use uuid::Uuid;
 
@@ -21,6 +22,11 @@ use crate::upstreams::ProjectUpstream;
 pub struct Settings {
     pub blob_root: PathBuf,
     pub database_url: String,
+    /// How long GC leaves an unreferenced blob after it was last pushed,
+    /// mounted or linked (and an untagged manifest after its push).
+    pub gc_grace: Duration,
+    /// Upload sessions idle longer than this are purged.
+    pub upload_purge_age: Duration,
 }
 
 /// What authorization needs to know about a project, cached.
@@ -33,10 +39,15 @@ pub struct ProjectInfo {
 }
 
 pub struct Registry {
-    blobs: BlobStore,
-    meta: Meta,
-    sessions: Sessions,
-    caches: Caches,
+    pub(crate) blobs: BlobStore,
+    pub(crate) meta: Meta,
+    pub(crate) sessions: Sessions,
+    pub(crate) caches: Caches,
+    pub(crate) gc_grace: Duration,
+    pub(crate) upload_purge_age: Duration,
+    /// Blobs this process touched lately on a HEAD or GET (a throttle on
+    /// those writes, not state: see `keep_alive`).
+    recently_touched: moka::sync::Cache<Digest, ()>,
 }
 
 /// An open upload session id, parsed from the URL.
@@ -63,11 +74,20 @@ impl Registry {
         let blobs = BlobStore::open(&settings.blob_root)?;
         let meta = Meta::connect(&settings.database_url).await?;
         let sessions = Sessions::new(blobs.uploads_dir());
+        // A GC killed mid-delete may have left files in the trash: put back
+        // those whose rows survived before anything is served.
+        crate::gc::reconcile_trash(&blobs, &meta).await?;
         let registry = Registry {
             blobs,
             meta,
             sessions,
             caches: Caches::new(),
+            gc_grace: settings.gc_grace,
+            upload_purge_age: settings.upload_purge_age,
+            recently_touched: moka::sync::Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_live((settings.gc_grace / 2).max(Duration::from_millis(1)))
+                .build(),
         };
         registry.clear_fetches()?;
         Ok(registry)
@@ -89,6 +109,11 @@ impl Registry {
         self.caches
             .blob_links
             .invalidate(&(repo.clone(), digest.clone()));
+    }
+
+    /// `server.upload_purge_age`, for the task that purges uploads.
+    pub fn upload_purge_age(&self) -> Duration {
+        self.upload_purge_age
     }
 
     /// Whether the blob store takes writes: a probe file is created,
@@ -116,16 +141,33 @@ impl Registry {
     /// Size of a blob readable in `repo`.
     pub async fn stat_blob(&self, repo: &RepoName, digest: &Digest) -> Result<u64, StorageError> {
         let key = (repo.clone(), digest.clone());
-        if let Some(size) = self.caches.blob_links.get(&key) {
-            return Ok(size);
-        }
-        let size = self
-            .meta
-            .blob_in_repo(repo, digest)
-            .await?
-            .ok_or_else(|| StorageError::BlobUnknown(digest.clone()))?;
-        self.caches.blob_links.insert(key, size);
+        let size = match self.caches.blob_links.get(&key) {
+            Some(size) => size,
+            None => {
+                let size = self
+                    .meta
+                    .blob_in_repo(repo, digest)
+                    .await?
+                    .ok_or_else(|| StorageError::BlobUnknown(digest.clone()))?;
+                self.caches.blob_links.insert(key, size);
+                size
+            }
+        };
+        self.keep_alive(digest).await?;
         Ok(size)
+    }
+
+    /// A client told that a blob exists may skip its upload and send a
+    /// manifest next: the blob is touched so that GC leaves it for at
+    /// least half the grace window. At most one write per blob per half
+    /// window in this process.
+    async fn keep_alive(&self, digest: &Digest) -> Result<(), StorageError> {
+        if self.gc_grace.is_zero() || self.recently_touched.contains_key(digest) {
+            return Ok(());
+        }
+        self.meta.touch_blob(digest).await?;
+        self.recently_touched.insert(digest.clone(), ());
+        Ok(())
     }
 
     /// A project's id and whether it is public (`None`: no such project),
@@ -164,9 +206,22 @@ impl Registry {
         digest: &Digest,
     ) -> Result<(File, u64), StorageError> {
         self.stat_blob(repo, digest).await?;
+        if let Some(opened) = self.blobs.open_blob(digest)? {
+            return Ok(opened);
+        }
+        // A GC process killed between moving the file to its trash and
+        // committing leaves the row and the file apart: put it back now
+        // rather than at the next GC or start.
+        crate::gc::settle_from_trash(&self.blobs, &self.meta, digest).await?;
         self.blobs
             .open_blob(digest)?
             .ok_or_else(|| StorageError::BlobUnknown(digest.clone()))
+    }
+
+    /// Settles what killed GC runs left in the trash (see `gc`); the
+    /// server does this now and then, in case no GC or start comes soon.
+    pub async fn reconcile_gc_trash(&self) -> Result<(), StorageError> {
+        crate::gc::reconcile_trash(&self.blobs, &self.meta).await
     }
 
     pub async fn delete_blob(&self, repo: &RepoName, digest: &Digest) -> Result<(), StorageError> {
@@ -188,13 +243,16 @@ impl Registry {
         digest: &Digest,
         from: &RepoName,
     ) -> Result<bool, StorageError> {
-        match self.meta.blob_in_repo(from, digest).await? {
-            Some(size) if self.blobs.exists(digest) => {
-                self.meta.link_blob(repo, digest, size).await?;
-                Ok(true)
-            }
-            _ => Ok(false),
+        if !self.blobs.exists(digest) {
+            return Ok(false);
         }
+        let mounted = self.meta.mount_blob(repo, digest, from).await?;
+        if mounted.is_some() {
+            self.caches
+                .blob_links
+                .invalidate(&(repo.clone(), digest.clone()));
+        }
+        Ok(mounted.is_some())
     }
 
     /// Repositories holding `digest`, candidates for a mount without `from`.
@@ -267,8 +325,9 @@ impl Registry {
         let mut guard = writer.finish().await?;
         let progress = self.sessions.take_progress(id.0, &mut guard).await?;
         let path = self.sessions.path(id.0);
-        let blobs = self.blobs.clone();
         let expected = digest.clone();
+        // Hash check and fsync happen here, outside the database lock; the
+        // rename into place happens in `commit_blob`, under it.
         let verified = tokio::task::spawn_blocking(move || -> Result<u64, StorageError> {
             let actual = match expected.algorithm() {
                 Algorithm::Sha256 => progress.hasher.finish(),
@@ -277,7 +336,7 @@ impl Registry {
             if actual != expected {
                 return Err(StorageError::DigestMismatch { expected, actual });
             }
-            blobs.commit(&path, &progress.file, &expected)?;
+            BlobStore::sync_upload(&progress.file, &expected)?;
             Ok(progress.len)
         })
         .await
@@ -287,9 +346,14 @@ impl Registry {
         })?;
         match verified {
             Ok(size) => {
-                let linked = self.meta.link_blob(repo, digest, size).await;
+                let blobs = self.blobs.clone();
+                let (temp, placed) = (self.sessions.path(id.0), digest.clone());
+                let linked = self
+                    .meta
+                    .commit_blob(repo, digest, size, move || blobs.place(&temp, &placed))
+                    .await;
                 // Over the quota the session ends too: its bytes were
-                // committed to the store, so it cannot be completed again
+                // placed in the store, so it cannot be completed again
                 // (unreferenced bytes are garbage collection's).
                 if matches!(linked, Err(StorageError::QuotaExceeded(_))) {
                     self.finish_session(id).await?;

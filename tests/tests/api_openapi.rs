@@ -493,6 +493,26 @@ fn real_responses_match_the_served_openapi_document() {
     admin.expect(M::GET, &format!("{runs}/{eid}/tasks/{tid}"), None, 200);
     admin.expect(M::GET, &format!("{runs}/{eid}/tasks/99999"), None, 404);
     admin.expect(M::DELETE, &format!("/api/v2.0/retentions/{pol}"), None, 200);
+    // Garbage collection: history, runs, logs, schedule.
+    alice.expect(M::GET, "/api/v2.0/system/gc", None, 403);
+    admin.expect(M::GET, "/api/v2.0/system/gc/schedule", None, 200);
+    let daily = json!({"schedule": {"type": "Daily"}, "parameters": {"delete_untagged": true}});
+    admin.expect(M::PUT, "/api/v2.0/system/gc/schedule", Some(daily), 200);
+    admin.expect(M::GET, "/api/v2.0/system/gc/schedule", None, 200);
+    let bad = json!({"schedule": {"type": "Custom", "cron": "every day"}});
+    admin.expect(M::POST, "/api/v2.0/system/gc/schedule", Some(bad), 400);
+    let manual = json!({"schedule": {"type": "Manual"}, "parameters": {"dry_run": true}});
+    admin.expect(M::POST, "/api/v2.0/system/gc/schedule", Some(manual), 201);
+    let runs = admin.expect(M::GET, "/api/v2.0/system/gc", None, 200);
+    let gc_id = runs[0]["id"].as_i64().expect("a GC run");
+    admin.expect(M::GET, &format!("/api/v2.0/system/gc/{gc_id}"), None, 200);
+    admin.expect(
+        M::GET,
+        &format!("/api/v2.0/system/gc/{gc_id}/log"),
+        None,
+        200,
+    );
+    admin.expect(M::GET, "/api/v2.0/system/gc/999999", None, 404);
 
     // Deletions last.
     admin.expect(

@@ -12,16 +12,18 @@
 //! - `logs`: the audit log.
 //! - `registries`: upstream registry endpoints.
 //! - `system`: systeminfo, health, ping, search.
+//! - `gc`: garbage collection runs, logs and schedule.
 //! - `openapi`: the OpenAPI document, generated from the handlers.
 
+mod gc;
 mod immutable;
 mod logs;
 mod members;
 mod openapi;
 mod page;
 mod projects;
-mod registries;
 mod quotas;
+mod registries;
 mod repositories;
 mod request;
 mod retention;
@@ -129,6 +131,7 @@ pub async fn handle(app: &App, session: &mut Session) -> Result<Reply, GatewayEr
         }
         ["quotas", rest @ ..] => quotas::route(app, session, &req, rest).await,
         ["retentions", rest @ ..] => retention::route(app, session, &req, rest).await,
+        ["system", "gc", rest @ ..] => gc::route(app, session, &req, rest).await,
         ["users", rest @ ..] => users::route(app, session, &req, rest).await,
         ["robots", rest @ ..] => robots::route(app, session, &req, rest).await,
         ["registries", rest @ ..] => registries::route(app, session, &req, rest).await,

@@ -5,8 +5,8 @@
 use utoipa::OpenApi;
 
 use super::{
-    immutable, logs, members, projects, quotas, registries, repositories, retention, robots, system,
-    users, ErrorItem, Errors,
+    gc, immutable, logs, members, projects, quotas, registries, repositories, retention, robots,
+    system, users, ErrorItem, Errors,
 };
 use crate::http::Reply;
 
@@ -46,6 +46,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(quotas::Doc::openapi());
     doc.merge(immutable::Doc::openapi());
     doc.merge(retention::Doc::openapi());
+    doc.merge(gc::Doc::openapi());
     add_unauthorized(&mut doc);
     doc
 }

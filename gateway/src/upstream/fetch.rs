@@ -171,7 +171,11 @@ async fn run(
             hasher.update(&c);
             batch.extend_from_slice(&c);
         }
-        let due = if written == 0 { FIRST_BATCH } else { WRITE_BATCH };
+        let due = if written == 0 {
+            FIRST_BATCH
+        } else {
+            WRITE_BATCH
+        };
         if batch.len() >= due || (end && !batch.is_empty()) {
             let data = batch.split().freeze();
             let n = data.len() as u64;

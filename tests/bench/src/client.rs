@@ -280,7 +280,11 @@ impl Registry {
 
     /// POSTs JSON to berth's management API with the admin credentials;
     /// returns the answer's headers (201 expected).
-    pub async fn api_post(&self, path: &str, body: &serde_json::Value) -> anyhow::Result<HeaderMap> {
+    pub async fn api_post(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> anyhow::Result<HeaderMap> {
         let creds = self
             .creds
             .as_ref()

@@ -45,9 +45,13 @@ fn median(v: &[f64]) -> f64 {
 async fn push(reg: &Registry, repo: &Repo, seed: u64, len: u64) -> anyhow::Result<String> {
     let content = Content::new(seed, len).await?;
     let mut conn = reg.conn().await?;
-    repo.push_blob(&mut conn, ReqBody::Stream(content.pieces()), &content.digest)
-        .await
-        .context("seeding a blob")?;
+    repo.push_blob(
+        &mut conn,
+        ReqBody::Stream(content.pieces()),
+        &content.digest,
+    )
+    .await
+    .context("seeding a blob")?;
     Ok(content.digest)
 }
 
@@ -64,12 +68,22 @@ async fn timed(
 }
 
 /// `CONCURRENT` simultaneous GETs of one blob; all must get every byte.
-async fn concurrent(reg: &Registry, repo: &Repo, digest: &str, len: u64) -> anyhow::Result<Duration> {
+async fn concurrent(
+    reg: &Registry,
+    repo: &Repo,
+    digest: &str,
+    len: u64,
+) -> anyhow::Result<Duration> {
     let barrier = Arc::new(Barrier::new(CONCURRENT));
     let started = std::time::Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..CONCURRENT {
-        let (reg, repo, digest, barrier) = (reg.clone(), repo.clone(), digest.to_owned(), barrier.clone());
+        let (reg, repo, digest, barrier) = (
+            reg.clone(),
+            repo.clone(),
+            digest.to_owned(),
+            barrier.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut conn = reg.conn().await?;
             barrier.wait().await;
@@ -84,7 +98,9 @@ async fn concurrent(reg: &Registry, repo: &Repo, digest: &str, len: u64) -> anyh
 }
 
 pub async fn run(plan: &Plan) -> anyhow::Result<String> {
-    let work = tempfile::Builder::new().prefix("berth-pullthrough-").tempdir()?;
+    let work = tempfile::Builder::new()
+        .prefix("berth-pullthrough-")
+        .tempdir()?;
     let bins = Binaries::locate()?.snapshot_berth(work.path())?;
     let upstream = Server::start_distribution_with(&bins, work.path(), "").await?;
     let proxy = Server::start_distribution_with(

@@ -1,0 +1,451 @@
+//! Garbage collection end to end: what it frees and what it keeps, dry
+//! runs, the API and its permissions, the command line, the schedule, the
+//! purge of abandoned uploads, kill -9 in the middle of a run, and pushes
+//! racing GC (the stress test; `BERTH_GC_SOAK_ITERATIONS` makes it a soak).
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/gc.rs"]
+mod gc_support;
+#[path = "support/gc_stress.rs"]
+mod stress;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use berth_tests::content::{random_bytes, random_layer, sha256_digest};
+use berth_tests::registry::{assert_error, describe};
+use berth_tests::server::POLL;
+use berth_tests::tools::{layout_digest, skopeo_copy, skopeo_login, text, write_oci_layout};
+use berth_tests::{Api, Berth, Image};
+use gc_support::{
+    assert_rows_have_files, berth_gc, blob_files, gc, gc_log, referenced_blobs, sql, start_gc,
+    wait_gc,
+};
+use serde_json::json;
+
+/// Polls `f` until it is true, for at most `limit`.
+fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(POLL * 5);
+    }
+}
+
+#[test]
+fn gc_frees_a_deleted_images_own_blobs_and_keeps_the_shared_base() {
+    let berth = Berth::start_with_env(&[("BERTH_GC__GRACE_PERIOD", "0s")]);
+    let api = Api::admin(&berth);
+    api.create_project("team", false);
+    let host = berth.host_port();
+    let auth = berth.scratch_dir().join("auth.json");
+    let (user, password) = berth.admin_credentials();
+    assert!(skopeo_login(&auth, &host, user, password).status.success());
+
+    let base = random_layer(4, 64 * 1024);
+    let keep = Image::with_layers(vec![base.clone(), random_layer(2, 16 * 1024)]);
+    let drop = Image::with_layers(vec![base.clone(), random_layer(3, 32 * 1024)]);
+    for (image, tag) in [(&keep, "keep"), (&drop, "drop")] {
+        let layout = write_oci_layout(&berth.scratch_dir().join(tag), image, tag);
+        let out = skopeo_copy(&auth, &layout, &format!("docker://{host}/team/app:{tag}"));
+        assert!(out.status.success(), "skopeo push {tag}: {}", text(&out));
+    }
+    let r = berth.registry();
+    let resp = r
+        .http()
+        .delete(r.url(&format!("/v2/team/app/manifests/{}", drop.manifest.digest)))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 202, "delete by digest: {}", describe(resp));
+
+    // The dry run reports, and changes nothing.
+    let before = blob_files(berth.data_dir());
+    let dry = gc(&api, true, false);
+    assert_eq!(dry["job_kind"], "MANUAL");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(dry["job_parameters"].as_str().unwrap()).unwrap(),
+        json!({"delete_untagged": false, "dry_run": true})
+    );
+    assert_eq!(
+        blob_files(berth.data_dir()),
+        before,
+        "a dry run deleted files"
+    );
+    let dry_log = gc_log(&api, dry["id"].as_i64().unwrap());
+    assert!(dry_log.contains("would delete blob"), "{dry_log}");
+
+    let run = gc(&api, false, false);
+    let after = blob_files(berth.data_dir());
+    let removed: Vec<(&String, &u64)> = before
+        .iter()
+        .filter(|(d, _)| !after.contains_key(*d))
+        .collect();
+    let removed_bytes: u64 = removed.iter().map(|(_, s)| **s).sum();
+    let own: BTreeSet<String> = [&drop.layers[1].blob.digest, &drop.config.digest]
+        .into_iter()
+        .cloned()
+        .collect();
+    assert_eq!(
+        removed
+            .iter()
+            .map(|(d, _)| (*d).clone())
+            .collect::<BTreeSet<_>>(),
+        own
+    );
+    assert_eq!(run["freed_bytes"].as_u64(), Some(removed_bytes), "{run}");
+    assert_eq!(run["blobs_deleted"].as_u64(), Some(2));
+    // The dry run said the same.
+    assert_eq!(dry["freed_bytes"], run["freed_bytes"]);
+    assert_eq!(dry["blobs_deleted"], run["blobs_deleted"]);
+    let log = gc_log(&api, run["id"].as_i64().unwrap());
+    for digest in &own {
+        assert!(log.contains(&format!("deleted blob {digest}")), "{log}");
+        assert_error(r.get_blob("team/app", digest), 404, &["BLOB_UNKNOWN"]);
+    }
+    assert!(
+        log.contains(&format!("{removed_bytes} bytes freed")),
+        "{log}"
+    );
+
+    // The kept image pulls whole with skopeo, the shared base included.
+    r.assert_image("team/app", "keep", &keep);
+    let back = berth.scratch_dir().join("back");
+    let out = skopeo_copy(
+        &auth,
+        &format!("docker://{host}/team/app:keep"),
+        &format!("oci:{}:keep", back.display()),
+    );
+    assert!(out.status.success(), "skopeo pull: {}", text(&out));
+    assert_eq!(layout_digest(&back, "keep"), keep.manifest.digest);
+    for blob in keep.blobs() {
+        let hex = blob.digest.strip_prefix("sha256:").unwrap();
+        assert_eq!(
+            std::fs::read(back.join("blobs/sha256").join(hex)).unwrap(),
+            blob.data
+        );
+    }
+    assert_rows_have_files(berth.data_dir());
+
+    // History: newest first, with its total.
+    let (status, headers, list) = api.get("/system/gc");
+    assert_eq!(status, 200);
+    assert_eq!(headers["x-total-count"], "2");
+    assert_eq!(list[0]["id"], run["id"]);
+    assert_eq!(list[0]["job_name"], "GARBAGE_COLLECTION");
+    assert_eq!(list[1]["id"], dry["id"]);
+    assert_eq!(api.get("/system/gc/999").0, 404);
+}
+
+#[test]
+fn untagged_manifests_go_with_delete_untagged_and_a_fresh_push_is_protected() {
+    let berth = Berth::start_with_env(&[("BERTH_GC__GRACE_PERIOD", "2s")]);
+    let api = Api::admin(&berth);
+    api.create_project("team", false);
+    let r = berth.registry();
+    let tagged = Image::random(1);
+    let untagged = Image::random(1);
+    r.push_image("team/app", "v1", &tagged);
+    r.push_image("team/app", &untagged.manifest.digest, &untagged);
+    // A layer pushed but whose manifest has not come yet.
+    let pending = random_bytes(5000);
+    r.push_bytes("team/app", &pending, &sha256_digest(&pending));
+    let run = gc(&api, false, true);
+    assert_eq!(
+        run["manifests_deleted"].as_u64(),
+        Some(0),
+        "inside the grace window: {run}"
+    );
+    // Past the window (manifests record whole seconds: one more).
+    std::thread::sleep(Duration::from_millis(3100));
+    let run = gc(&api, false, true);
+    assert_eq!(run["manifests_deleted"].as_u64(), Some(1), "{run}");
+    assert_eq!(run["blobs_deleted"].as_u64(), Some(3), "{run}");
+    assert_eq!(
+        r.get_manifest("team/app", &untagged.manifest.digest)
+            .status(),
+        404
+    );
+    r.assert_image("team/app", "v1", &tagged);
+    assert_rows_have_files(berth.data_dir());
+}
+
+#[test]
+fn only_system_administrators_may_run_or_schedule_gc() {
+    let berth = Berth::start();
+    let admin = Api::admin(&berth);
+    admin.create_user("alice", "alice-password-1");
+    let alice = Api::as_user(&berth, "alice", "alice-password-1");
+    let anonymous = Api::anonymous(&berth);
+    let manual = json!({"schedule": {"type": "Manual"}});
+    for (api, status) in [(&alice, 403), (&anonymous, 401)] {
+        assert_eq!(api.get("/system/gc").0, status);
+        assert_eq!(api.get("/system/gc/schedule").0, status);
+        assert_eq!(api.post("/system/gc/schedule", &manual).0, status);
+        assert_eq!(api.put("/system/gc/schedule", &manual).0, status);
+    }
+    assert_eq!(admin.get("/system/gc").2, json!([]));
+    let bad = |body| admin.put("/system/gc/schedule", &body).0;
+    assert_eq!(bad(json!({"schedule": {"type": "Sometimes"}})), 400);
+    assert_eq!(bad(json!({"schedule": {"type": "Custom"}})), 400);
+    assert_eq!(
+        bad(json!({"schedule": {"type": "Custom", "cron": "61 * * * * *"}})),
+        400
+    );
+}
+
+#[test]
+fn the_command_line_runs_gc_and_refuses_while_another_one_holds_the_lock() {
+    let mut berth = Berth::start_with_env(&[("BERTH_GC__GRACE_PERIOD", "0s")]);
+    let api = Api::admin(&berth);
+    api.create_project("team", false);
+    let r = berth.registry();
+    let image = Image::random(2);
+    r.push_image("team/app", "v1", &image);
+    r.http()
+        .delete(r.url(&format!("/v2/team/app/manifests/{}", image.manifest.digest)))
+        .send()
+        .unwrap();
+    let before = blob_files(berth.data_dir());
+
+    let out = berth_gc(&berth, &["--dry-run"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("(dry run): would delete 0 manifests, 3 blobs"),
+        "{stdout}"
+    );
+    let size: u64 = image.blobs().iter().map(|b| b.size()).sum();
+    assert!(
+        stdout.contains(&format!("bytes to free: {size}")),
+        "{stdout}"
+    );
+    assert_eq!(blob_files(berth.data_dir()), before);
+
+    // Another GC holds the lock: a live process of this machine (this
+    // test's), as `boot/host/pid/nonce`.
+    let read = |path: &str| std::fs::read_to_string(path).unwrap().trim().to_owned();
+    let holder = format!(
+        "{}/{}/{}/test",
+        read("/proc/sys/kernel/random/boot_id"),
+        read("/proc/sys/kernel/hostname"),
+        std::process::id()
+    );
+    sql(
+        berth.data_dir(),
+        &format!(
+            "INSERT INTO gc_lock (id, holder, run_id, expires_ms) VALUES (1, '{holder}', 1, 99999999999999);"
+        ),
+    );
+    let out = berth_gc(&berth, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("another garbage collection (run 1) is running"),
+        "{}",
+        text(&out)
+    );
+    let (status, _, body) = api.post(
+        "/system/gc/schedule",
+        &json!({"schedule": {"type": "Manual"}}),
+    );
+    assert_eq!(status, 409, "{body}");
+    sql(berth.data_dir(), "DELETE FROM gc_lock;");
+
+    let out = berth_gc(&berth, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&format!("bytes freed: {size}")), "{stdout}");
+    for blob in image.blobs() {
+        assert_error(r.get_blob("team/app", &blob.digest), 404, &["BLOB_UNKNOWN"]);
+    }
+    assert!(blob_files(berth.data_dir()).is_empty());
+    // The server's history shows the command line's runs too.
+    let (_, _, list) = api.get("/system/gc");
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    berth.stop();
+}
+
+#[test]
+fn a_custom_schedule_runs_gc_and_none_stops_it() {
+    let berth = Berth::start();
+    let api = Api::admin(&berth);
+    let every_two_seconds = json!({
+        "schedule": {"type": "Custom", "cron": "*/2 * * * * *"},
+        "parameters": {"delete_untagged": true, "dry_run": false},
+    });
+    let (status, _, body) = api.put("/system/gc/schedule", &every_two_seconds);
+    assert_eq!(status, 200, "{body}");
+    let (_, _, schedule) = api.get("/system/gc/schedule");
+    assert_eq!(schedule["schedule"]["type"], "Custom");
+    assert_eq!(schedule["schedule"]["cron"], "*/2 * * * * *");
+    assert!(
+        schedule["schedule"]["next_scheduled_time"].is_string(),
+        "{schedule}"
+    );
+    assert_eq!(schedule["parameters"]["delete_untagged"], true);
+    wait_until(Duration::from_secs(30), "a scheduled run", || {
+        let (_, _, list) = api.get("/system/gc");
+        list.as_array().unwrap().iter().any(|run| {
+            run["job_kind"] == "SCHEDULE"
+                && run["job_status"] == "Success"
+                && run["job_parameters"]
+                    .as_str()
+                    .unwrap()
+                    .contains("\"delete_untagged\":true")
+        })
+    });
+    let (status, _, _) = api.put(
+        "/system/gc/schedule",
+        &json!({"schedule": {"type": "None"}}),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(api.get("/system/gc/schedule").2["schedule"]["type"], "None");
+    // Let a run that had started finish, then nothing more comes.
+    std::thread::sleep(Duration::from_millis(500));
+    let count = |api: &Api| {
+        api.get("/system/gc").1["x-total-count"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let settled = count(&api);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(count(&api), settled);
+}
+
+#[test]
+fn abandoned_uploads_are_purged_and_active_ones_are_not() {
+    let berth = Berth::start_with_env(&[("BERTH_SERVER__UPLOAD_PURGE_AGE", "3s")]);
+    let api = Api::admin(&berth);
+    api.create_project("team", false);
+    let r = berth.registry();
+    let abandoned = r.start_upload("team/app");
+    let active = r.start_upload("team/app");
+    let uploads = berth.data_dir().join("blobs/_uploads");
+    let file_of = |location: &str| {
+        let id = location
+            .split('?')
+            .next()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_owned();
+        uploads.join(id)
+    };
+    assert!(file_of(&abandoned).exists());
+    let data = random_bytes(4096);
+    let mut location = active.clone();
+    let mut sent = 0;
+    wait_until(
+        Duration::from_secs(30),
+        "the abandoned upload's purge",
+        || {
+            // The active upload gets a chunk now and then.
+            let chunk = &data[sent..sent + 64];
+            let resp = r
+                .http()
+                .patch(&location)
+                .header("content-type", "application/octet-stream")
+                .body(chunk.to_vec())
+                .send()
+                .unwrap();
+            assert_eq!(
+                resp.status(),
+                202,
+                "PATCH the active upload: {}",
+                describe(resp)
+            );
+            location = r.location(&resp);
+            sent += 64;
+            std::thread::sleep(Duration::from_millis(300));
+            !file_of(&abandoned).exists()
+        },
+    );
+    assert_error(
+        r.http().get(&abandoned).send().unwrap(),
+        404,
+        &["BLOB_UPLOAD_UNKNOWN"],
+    );
+    let done = r
+        .http()
+        .put(berth_tests::registry::with_query(
+            &location,
+            "digest",
+            &sha256_digest(&data[..sent]),
+        ))
+        .send()
+        .unwrap();
+    assert_eq!(
+        done.status(),
+        201,
+        "completing the active upload: {}",
+        describe(done)
+    );
+    assert!(!file_of(&active).exists());
+}
+
+#[test]
+fn kill_9_during_gc_loses_nothing_and_the_next_gc_completes() {
+    let mut berth = Berth::start_with_env(&[("BERTH_GC__GRACE_PERIOD", "0s")]);
+    let api = Api::admin(&berth);
+    api.create_project("team", false);
+    let r = berth.registry();
+    let kept: Vec<Image> = (0..3).map(|_| Image::random(2)).collect();
+    for (i, image) in kept.iter().enumerate() {
+        r.push_image("team/app", &format!("v{i}"), image);
+    }
+    // Lots of garbage, made quickly: rows and files of blobs nothing uses.
+    let garbage = 4000;
+    let root = berth.data_dir().join("blobs/sha256");
+    let mut values = Vec::new();
+    for i in 0..garbage {
+        let data = format!("garbage {i} {}", random_bytes(8)[0]);
+        let digest = sha256_digest(data.as_bytes());
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        std::fs::create_dir_all(root.join(&hex[..2])).unwrap();
+        std::fs::write(root.join(&hex[..2]).join(hex), &data).unwrap();
+        values.push(format!("('{digest}', {}, 0, 0)", data.len()));
+    }
+    sql(
+        berth.data_dir(),
+        &format!(
+            "INSERT INTO blobs (digest, size, created_at, touched_ms) VALUES {};",
+            values.join(",")
+        ),
+    );
+    let total = blob_files(berth.data_dir()).len();
+    let id = start_gc(&api, false, false).unwrap();
+    wait_until(Duration::from_secs(60), "GC to be half-way", || {
+        blob_files(berth.data_dir()).len() < total - 100
+    });
+    berth.kill9();
+    let left = blob_files(berth.data_dir()).len();
+    assert!(
+        left > kept.len() * 3,
+        "GC finished before the kill ({left} files left)"
+    );
+
+    berth.restart();
+    assert_rows_have_files(berth.data_dir());
+    for (i, image) in kept.iter().enumerate() {
+        r.assert_image("team/app", &format!("v{i}"), image);
+    }
+    let killed = wait_gc(&api, id);
+    assert_eq!(killed["job_status"], "Error", "{killed}");
+    assert!(gc_log(&api, id).contains("interrupted"));
+    // The stale lock does not block: the next GC runs and finishes the job.
+    let run = gc(&api, false, false);
+    assert!(run["blobs_deleted"].as_u64().unwrap() > 0, "{run}");
+    let files: BTreeSet<String> = blob_files(berth.data_dir()).into_keys().collect();
+    assert_eq!(files, referenced_blobs(berth.data_dir()));
+    assert!(
+        std::fs::read_dir(berth.data_dir().join("blobs/_trash"))
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(true),
+        "the trash is empty"
+    );
+    for (i, image) in kept.iter().enumerate() {
+        r.assert_image("team/app", &format!("v{i}"), image);
+    }
+}
