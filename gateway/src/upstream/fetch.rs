@@ -18,7 +18,7 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use berth_storage::oci::{Digest, RepoName};
+use berth_storage::oci::{Digest, Hasher, RepoName};
 use berth_storage::Registry;
 use bytes::{Bytes, BytesMut};
 use tokio::sync::watch;
@@ -96,6 +96,7 @@ impl Fetches {
         let (path, file) = registry.fetch_file()?;
         let file = Arc::new(file);
         let (tx, rx) = watch::channel(Progress::Starting);
+        let tx = Arc::new(tx);
         let fetch = Arc::new(Fetch {
             digest: digest.clone(),
             file: file.clone(),
@@ -130,7 +131,7 @@ async fn run(
     digest: &Digest,
     path: PathBuf,
     file: Arc<File>,
-    tx: &watch::Sender<Progress>,
+    tx: &Arc<watch::Sender<Progress>>,
 ) -> Result<(), FetchFailure> {
     let Source {
         mut response,
@@ -154,8 +155,12 @@ async fn run(
         )
     })?;
     tx.send_replace(Progress::Streaming { size, written: 0 });
-    let mut hasher = digest.algorithm().hasher();
-    let mut written = 0u64;
+    // Receiving and storing overlap: each batch is hashed and written on a
+    // blocking thread (which then tells the readers) while the next one
+    // arrives; at most one batch is in flight, so the hash stays in order.
+    let mut hasher = Some(digest.algorithm().hasher());
+    let mut pending: Option<tokio::task::JoinHandle<Result<Hasher, FetchFailure>>> = None;
+    let mut received = 0u64;
     let mut batch = BytesMut::with_capacity(WRITE_BATCH);
     loop {
         let chunk = response.chunk().await.map_err(|e| {
@@ -165,29 +170,48 @@ async fn run(
         })?;
         let end = chunk.is_none();
         if let Some(c) = chunk {
-            if written + (batch.len() + c.len()) as u64 > size {
+            if received + (batch.len() + c.len()) as u64 > size {
                 return Err(corrupt());
             }
-            hasher.update(&c);
             batch.extend_from_slice(&c);
         }
-        let due = if written == 0 {
+        let due = if received == 0 {
             FIRST_BATCH
         } else {
             WRITE_BATCH
         };
         if batch.len() >= due || (end && !batch.is_empty()) {
             let data = batch.split().freeze();
-            let n = data.len() as u64;
-            write_at(&file, data, written).await?;
-            written += n;
-            tx.send_replace(Progress::Streaming { size, written });
+            let offset = received;
+            received += data.len() as u64;
+            let mut h = match pending.take() {
+                Some(job) => job.await.map_err(|e| FetchFailure::Io(e.to_string()))??,
+                None => hasher
+                    .take()
+                    .ok_or_else(|| FetchFailure::Io("fetch hasher missing".into()))?,
+            };
+            let (file, tx) = (file.clone(), tx.clone());
+            pending = Some(tokio::task::spawn_blocking(move || {
+                h.update(&data);
+                file.write_all_at(&data, offset).map_err(|e| io(&e))?;
+                tx.send_replace(Progress::Streaming {
+                    size,
+                    written: offset + data.len() as u64,
+                });
+                Ok(h)
+            }));
         }
         if end {
             break;
         }
     }
-    if written != size || hasher.finish() != *digest {
+    let hasher = match pending.take() {
+        Some(job) => job.await.map_err(|e| FetchFailure::Io(e.to_string()))??,
+        None => hasher
+            .take()
+            .ok_or_else(|| FetchFailure::Io("fetch hasher missing".into()))?,
+    };
+    if received != size || hasher.finish() != *digest {
         return Err(corrupt());
     }
     let file = Arc::try_unwrap(file).or_else(|shared| shared.try_clone().map_err(|e| io(&e)))?;
@@ -197,14 +221,6 @@ async fn run(
         .map_err(|e| FetchFailure::Io(e.to_string()))?;
     tx.send_replace(Progress::Done { size });
     Ok(())
-}
-
-async fn write_at(file: &Arc<File>, data: Bytes, offset: u64) -> Result<(), FetchFailure> {
-    let file = file.clone();
-    tokio::task::spawn_blocking(move || file.write_all_at(&data, offset))
-        .await
-        .map_err(|e| FetchFailure::Io(e.to_string()))?
-        .map_err(|e| io(&e))
 }
 
 fn io(e: &std::io::Error) -> FetchFailure {
