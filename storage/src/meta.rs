@@ -274,52 +274,7 @@ impl Meta {
         crate::quota::check_growth(&mut tx, repo_id, &digest.to_string(), content.len() as u64)
             .await?;
         crate::immutable::guard_retag(&mut tx, repo_id, tags, digest).await?;
-        let inserted = sqlx::query(
-            "INSERT INTO manifests (repo_id, digest, media_type, content, size, artifact_type, subject, annotations, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (repo_id, digest) DO NOTHING",
-        )
-        .bind(repo_id)
-        .bind(digest.to_string())
-        .bind(parsed.kind.media_type())
-        .bind(content)
-        .bind(content.len() as i64)
-        .bind(parsed.artifact_type.as_deref())
-        .bind(parsed.subject.as_ref().map(|s| s.to_string()))
-        .bind(parsed.annotations.as_deref())
-        .bind(now())
-        .execute(&mut *tx)
-        .await?;
-        if inserted.rows_affected() > 0 {
-            let refs = parsed
-                .blobs
-                .iter()
-                .map(|d| (d, false))
-                .chain(parsed.manifests.iter().map(|d| (d, true)));
-            for (child, is_manifest) in refs {
-                sqlx::query(
-                    "INSERT INTO manifest_refs (repo_id, manifest_digest, child_digest, is_manifest) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                )
-                .bind(repo_id)
-                .bind(digest.to_string())
-                .bind(child.to_string())
-                .bind(is_manifest)
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
-        for tag in tags {
-            sqlx::query(
-                "INSERT INTO tags (repo_id, name, manifest_digest, updated_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (repo_id, name) DO UPDATE SET manifest_digest = excluded.manifest_digest, updated_at = excluded.updated_at",
-            )
-            .bind(repo_id)
-            .bind(tag.as_str())
-            .bind(digest.to_string())
-            .bind(now())
-            .execute(&mut *tx)
-            .await?;
-        }
+        write_manifest(&mut tx, repo_id, digest, parsed, content, tags).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -527,5 +482,64 @@ async fn touch_and_link(
         .bind(now())
         .execute(&mut *conn)
         .await?;
+    Ok(())
+}
+
+/// Writes a manifest's row, its references and its tags (the caller holds
+/// the write transaction and has made its checks).
+pub(crate) async fn write_manifest(
+    conn: &mut SqliteConnection,
+    repo_id: i64,
+    digest: &Digest,
+    parsed: &ParsedManifest,
+    content: &[u8],
+    tags: &[Tag],
+) -> Result<(), StorageError> {
+    let inserted = sqlx::query(
+        "INSERT INTO manifests (repo_id, digest, media_type, content, size, artifact_type, subject, annotations, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (repo_id, digest) DO NOTHING",
+    )
+    .bind(repo_id)
+    .bind(digest.to_string())
+    .bind(parsed.kind.media_type())
+    .bind(content)
+    .bind(content.len() as i64)
+    .bind(parsed.artifact_type.as_deref())
+    .bind(parsed.subject.as_ref().map(|s| s.to_string()))
+    .bind(parsed.annotations.as_deref())
+    .bind(now())
+    .execute(&mut *conn)
+    .await?;
+    if inserted.rows_affected() > 0 {
+        let refs = parsed
+            .blobs
+            .iter()
+            .map(|d| (d, false))
+            .chain(parsed.manifests.iter().map(|d| (d, true)));
+        for (child, is_manifest) in refs {
+            sqlx::query(
+                "INSERT INTO manifest_refs (repo_id, manifest_digest, child_digest, is_manifest) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            )
+            .bind(repo_id)
+            .bind(digest.to_string())
+            .bind(child.to_string())
+            .bind(is_manifest)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    for tag in tags {
+        sqlx::query(
+            "INSERT INTO tags (repo_id, name, manifest_digest, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (repo_id, name) DO UPDATE SET manifest_digest = excluded.manifest_digest, updated_at = excluded.updated_at",
+        )
+        .bind(repo_id)
+        .bind(tag.as_str())
+        .bind(digest.to_string())
+        .bind(now())
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(())
 }

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::blobs::BlobStore;
 use crate::error::StorageError;
-use crate::meta::{now, Meta};
+use crate::meta::Meta;
 use crate::oci::{manifest, Digest, ParsedManifest, RepoName, Tag, MAX_MANIFEST_SIZE};
 use crate::registry::Registry;
 
@@ -245,53 +245,8 @@ impl Meta {
     ) -> Result<(), StorageError> {
         let repo_id = self.ensure_repo(repo).await?;
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
-        let inserted = sqlx::query(
-            "INSERT INTO manifests (repo_id, digest, media_type, content, size, artifact_type, subject, annotations, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (repo_id, digest) DO NOTHING",
-        )
-        .bind(repo_id)
-        .bind(digest.to_string())
-        .bind(parsed.kind.media_type())
-        .bind(content)
-        .bind(content.len() as i64)
-        .bind(parsed.artifact_type.as_deref())
-        .bind(parsed.subject.as_ref().map(|s| s.to_string()))
-        .bind(parsed.annotations.as_deref())
-        .bind(now())
-        .execute(&mut *tx)
-        .await?;
-        if inserted.rows_affected() > 0 {
-            let refs = parsed
-                .blobs
-                .iter()
-                .map(|d| (d, false))
-                .chain(parsed.manifests.iter().map(|d| (d, true)));
-            for (child, is_manifest) in refs {
-                sqlx::query(
-                    "INSERT INTO manifest_refs (repo_id, manifest_digest, child_digest, is_manifest) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                )
-                .bind(repo_id)
-                .bind(digest.to_string())
-                .bind(child.to_string())
-                .bind(is_manifest)
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
-        if let Some(tag) = tag {
-            sqlx::query(
-                "INSERT INTO tags (repo_id, name, manifest_digest, updated_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (repo_id, name) DO UPDATE SET manifest_digest = excluded.manifest_digest, \
-                 updated_at = excluded.updated_at",
-            )
-            .bind(repo_id)
-            .bind(tag.as_str())
-            .bind(digest.to_string())
-            .bind(now())
-            .execute(&mut *tx)
-            .await?;
-        }
+        let tags: Vec<Tag> = tag.into_iter().cloned().collect();
+        crate::meta::write_manifest(&mut tx, repo_id, digest, parsed, content, &tags).await?;
         tx.commit().await?;
         Ok(())
     }
