@@ -254,9 +254,11 @@ pub async fn blob(
         let name = name.clone();
         let what = what.clone();
         let wanted = digest.clone();
-        app.upstreams
-            .fetches
-            .join_or_start(&app.registry, digest, move || async move {
+        app.upstreams.fetches.join_or_start(
+            &app.side,
+            &app.registry,
+            digest,
+            move || async move {
                 let resp = client
                     .client
                     .send(&Call {
@@ -285,7 +287,8 @@ pub async fn blob(
                     repo,
                     registry_name: ep.name.clone(),
                 })
-            })?
+            },
+        )?
     };
     if !started {
         app.metrics.pull_through_shared();

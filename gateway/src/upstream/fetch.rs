@@ -77,10 +77,11 @@ pub struct Source {
 
 impl Fetches {
     /// Joins the fetch of `digest` if one runs, or starts one with the
-    /// response `start` obtains. `start` runs inside the task, so the
+    /// response `start` obtains, on `runtime`. `start` runs inside the task, so the
     /// upstream request goes out once however many callers arrive.
     pub fn join_or_start<F, Fut>(
         self: &Arc<Self>,
+        runtime: &tokio::runtime::Handle,
         registry: &Registry,
         digest: &Digest,
         start: F,
@@ -106,7 +107,9 @@ impl Fetches {
         drop(running);
         let fetches = self.clone();
         let digest = digest.clone();
-        tokio::spawn(async move {
+        // On the side runtime: the download then runs beside the request
+        // threads that stream it to clients, not in turns with them.
+        runtime.spawn(async move {
             let outcome = match start().await {
                 Ok(source) => run(source, &digest, path.clone(), file, &tx).await,
                 Err(e) => Err(FetchFailure::Refused(e.present().status, e.to_string())),
