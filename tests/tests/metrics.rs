@@ -262,17 +262,26 @@ fn a_separate_metrics_listener_is_the_only_place_metrics_are_served() {
         let resp = reqwest::blocking::get(format!("http://{addr}{path}")).unwrap();
         assert_eq!(resp.status(), 404, "{path} on the metrics listener");
     }
-    let m = scrape(&url, None);
-    assert!(
-        m.sum(
+    // A request is counted in its logging phase, just after its answer
+    // went out: poll until the last ones are in.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let m = scrape(&url, None);
+        let ok = m.sum(
             "berth_http_requests_total",
-            &[("route", "metrics"), ("method", "GET"), ("status", "200")]
+            &[("route", "metrics"), ("method", "GET"), ("status", "200")],
         ) >= 2.0
-    );
-    assert!(
-        m.sum(
-            "berth_http_requests_total",
-            &[("route", "metrics"), ("status", "404")]
-        ) >= 2.0
-    );
+            && m.sum(
+                "berth_http_requests_total",
+                &[("route", "metrics"), ("status", "404")],
+            ) >= 2.0;
+        if ok {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the metrics listener's own requests were not counted"
+        );
+        std::thread::sleep(berth_tests::server::POLL);
+    }
 }
