@@ -119,7 +119,9 @@ pub async fn send(
         Body::Empty | Body::Length(_) => Ok(()),
         Body::Bytes(b) => session.write_response_body(Some(b), true).await,
         Body::File { file, offset, len } => stream_file(session, pool, file, offset, len).await,
-        Body::Fetch { fetch, offset, len } => stream_fetch(session, &fetch, offset, len).await,
+        Body::Fetch { fetch, offset, len } => {
+            stream_fetch(session, pool, &fetch, offset, len).await
+        }
     }
 }
 
@@ -127,6 +129,7 @@ pub async fn send(
 /// fetch ends the response early, which every client treats as an error.
 async fn stream_fetch(
     session: &mut Session,
+    pool: &Arc<BufPool>,
     fetch: &Fetch,
     offset: u64,
     len: u64,
@@ -134,7 +137,7 @@ async fn stream_fetch(
     let end = offset + len;
     let mut pos = offset;
     while pos < end {
-        match fetch.read(pos, end, READ_CHUNK).await {
+        match fetch.read(pos, end, pool).await {
             Ok(Some(chunk)) => {
                 pos += chunk.len() as u64;
                 session.write_response_body(Some(chunk), pos == end).await?;

@@ -6,11 +6,12 @@
 use std::fs::File;
 use std::path::PathBuf;
 
+use bytes::Bytes;
 use uuid::Uuid;
 
 use crate::blobs::BlobStore;
 use crate::error::StorageError;
-use crate::meta::Meta;
+use crate::meta::{Meta, StoredManifest};
 use crate::oci::{manifest, Digest, ParsedManifest, RepoName, Tag, MAX_MANIFEST_SIZE};
 use crate::registry::Registry;
 
@@ -27,33 +28,38 @@ impl Registry {
     /// Stores a manifest fetched from an upstream under `repo`, tagging it
     /// when fetched by tag. The blobs it names need not be here yet: a
     /// cache fills them on demand. `digest` is what the client asked for or
-    /// the upstream announced; the content must hash to it.
+    /// the upstream announced; the content must hash to it. Returns the
+    /// manifest as a later GET would read it.
     pub async fn cache_manifest(
         &self,
         repo: &RepoName,
         digest: &Digest,
         content_type: Option<&str>,
-        content: &[u8],
+        content: Bytes,
         tag: Option<&Tag>,
-    ) -> Result<(), StorageError> {
+    ) -> Result<StoredManifest, StorageError> {
         if content.len() > MAX_MANIFEST_SIZE {
             return Err(StorageError::ManifestTooLarge);
         }
-        let actual = Digest::compute(digest.algorithm(), content);
+        let actual = Digest::compute(digest.algorithm(), &content);
         if &actual != digest {
             return Err(StorageError::DigestMismatch {
                 expected: digest.clone(),
                 actual,
             });
         }
-        let parsed = manifest::parse(content_type, content)?;
+        let parsed = manifest::parse(content_type, &content)?;
         self.meta()
-            .put_cached_manifest(repo, digest, &parsed, content, tag)
+            .put_cached_manifest(repo, digest, &parsed, &content, tag)
             .await?;
         if let Some(tag) = tag {
             self.forget_tag(repo, tag);
         }
-        Ok(())
+        Ok(StoredManifest {
+            digest: digest.clone(),
+            media_type: parsed.kind.media_type().to_owned(),
+            content,
+        })
     }
 
     /// A new temp file for a blob being fetched from an upstream.

@@ -152,8 +152,9 @@ pub async fn manifest(
         Reference::Tag(t) => Some(t),
         Reference::Digest(_) => None,
     };
-    app.registry
-        .cache_manifest(repo, &digest, content_type.as_deref(), &body, tag)
+    let m = app
+        .registry
+        .cache_manifest(repo, &digest, content_type.as_deref(), body, tag)
         .await
         .map_err(|e| match e {
             StorageError::DigestMismatch { .. } => GatewayError::UpstreamCorrupt {
@@ -162,10 +163,6 @@ pub async fn manifest(
             },
             other => other.into(),
         })?;
-    let m = app
-        .registry
-        .get_manifest(repo, &Reference::Digest(digest))
-        .await?;
     Ok(served(app, repo, &m, is_get, None))
 }
 

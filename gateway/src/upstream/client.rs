@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use berth_storage::upstreams::Endpoint;
+use berth_storage::upstreams::{Credential, Endpoint};
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::{Method, Response, StatusCode};
 
@@ -22,6 +22,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 /// Tokens are dropped this long before the upstream says they expire.
 const TOKEN_MARGIN: Duration = Duration::from_secs(10);
+/// How long an upstream that asked for Basic (or for nothing) is believed
+/// to keep doing so, before a passthrough request probes it again.
+const SCHEME_TTL: Duration = Duration::from_secs(300);
 
 /// Every manifest type berth stores, for upstreams that pick by Accept.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
@@ -32,12 +35,13 @@ pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
 pub struct UpstreamClient {
     verifying: reqwest::Client,
     insecure: reqwest::Client,
-    /// Bearer tokens by (endpoint id, scope).
+    /// What to send as `Authorization` by (endpoint id, scope): a Bearer
+    /// token from the upstream's realm, the Basic credential, or nothing.
     tokens: moka::sync::Cache<(i64, String), Arc<Token>>,
 }
 
 struct Token {
-    value: String,
+    header: Option<String>,
     expires: Instant,
 }
 
@@ -92,20 +96,32 @@ impl UpstreamClient {
             .invalidate_entries_if(move |(id, _), _| *id == endpoint_id);
     }
 
+    /// What the upstream last took for `scope`, while it is fresh:
+    /// `Some(None)` means it asked for nothing.
+    fn cached(&self, endpoint: &Endpoint, scope: &str) -> Option<Option<String>> {
+        self.tokens
+            .get(&(endpoint.id, scope.to_owned()))
+            .filter(|t| t.expires > Instant::now())
+            .map(|t| t.header.clone())
+    }
+
+    fn remember(&self, endpoint: &Endpoint, scope: &str, header: Option<String>, ttl: Duration) {
+        self.tokens.insert(
+            (endpoint.id, scope.to_owned()),
+            Arc::new(Token {
+                header,
+                expires: Instant::now() + ttl,
+            }),
+        );
+    }
+
     /// The `Authorization` value to use for `repo` on `endpoint`, if one is
     /// known already (a cached token, or the endpoint's Basic credential).
     pub fn known_authorization(&self, endpoint: &Endpoint, scope: &str) -> Option<String> {
-        if let Some(t) = self.tokens.get(&(endpoint.id, scope.to_owned())) {
-            if t.expires > Instant::now() {
-                return Some(format!("Bearer {}", t.value));
-            }
+        match self.cached(endpoint, scope) {
+            Some(header) => header,
+            None => endpoint.credential.as_ref().map(basic),
         }
-        endpoint.credential.as_ref().map(|c| {
-            format!(
-                "Basic {}",
-                STANDARD.encode(format!("{}:{}", c.access_key, c.access_secret))
-            )
-        })
     }
 
     /// Sends a request, logging in upstream when it answers 401 (once).
@@ -141,10 +157,8 @@ impl UpstreamClient {
         actions: &'static str,
     ) -> Result<Option<String>, GatewayError> {
         let scope = scope(repo, actions);
-        if let Some(t) = self.tokens.get(&(endpoint.id, scope.clone())) {
-            if t.expires > Instant::now() {
-                return Ok(Some(format!("Bearer {}", t.value)));
-            }
+        if let Some(header) = self.cached(endpoint, &scope) {
+            return Ok(header);
         }
         let probe = self
             .attempt(
@@ -161,7 +175,10 @@ impl UpstreamClient {
             )
             .await?;
         if probe.status() != StatusCode::UNAUTHORIZED {
-            return Ok(self.known_authorization(endpoint, &scope));
+            // An open upstream: no need to probe again for a while.
+            let header = endpoint.credential.as_ref().map(basic);
+            self.remember(endpoint, &scope, header.clone(), SCHEME_TTL);
+            return Ok(header);
         }
         let challenge = probe
             .headers()
@@ -206,10 +223,11 @@ impl UpstreamClient {
         let (scheme, params) = parse_challenge(challenge);
         if scheme.eq_ignore_ascii_case("basic") {
             return match &endpoint.credential {
-                Some(c) => Ok(format!(
-                    "Basic {}",
-                    STANDARD.encode(format!("{}:{}", c.access_key, c.access_secret))
-                )),
+                Some(c) => {
+                    let header = basic(c);
+                    self.remember(endpoint, scope, Some(header.clone()), SCHEME_TTL);
+                    Ok(header)
+                }
                 None => Err(refused(
                     endpoint,
                     "it asks for a username and password and the endpoint has none",
@@ -269,15 +287,14 @@ impl UpstreamClient {
             .get("expires_in")
             .and_then(|v| v.as_u64())
             .unwrap_or(60);
-        let expires = Instant::now() + Duration::from_secs(ttl).saturating_sub(TOKEN_MARGIN);
-        self.tokens.insert(
-            (endpoint.id, scope.to_owned()),
-            Arc::new(Token {
-                value: value.clone(),
-                expires,
-            }),
+        let header = format!("Bearer {value}");
+        self.remember(
+            endpoint,
+            scope,
+            Some(header.clone()),
+            Duration::from_secs(ttl).saturating_sub(TOKEN_MARGIN),
         );
-        Ok(format!("Bearer {value}"))
+        Ok(header)
     }
 
     /// Whether the endpoint answers the API version check (its ping).
@@ -332,6 +349,14 @@ pub fn upstream_repo(endpoint: &Endpoint, name: &str) -> String {
     } else {
         name.to_owned()
     }
+}
+
+/// `Basic base64(key:secret)`.
+fn basic(c: &Credential) -> String {
+    format!(
+        "Basic {}",
+        STANDARD.encode(format!("{}:{}", c.access_key, c.access_secret))
+    )
 }
 
 fn scope(repo: &str, actions: &str) -> String {

@@ -23,6 +23,7 @@ use berth_storage::Registry;
 use bytes::{Bytes, BytesMut};
 use tokio::sync::watch;
 
+use crate::bufpool::BufPool;
 use crate::error::GatewayError;
 
 /// The fetch task writes to the temp file in pieces of about this size.
@@ -246,14 +247,14 @@ impl Fetch {
         }
     }
 
-    /// Reads up to `max` bytes at `offset`, waiting until they have
-    /// arrived. The blob's last byte is released only once the whole blob
+    /// Reads up to one buffer of `pool` at `offset`, waiting until the
+    /// bytes have arrived. The blob's last byte is released only once the whole blob
     /// is verified. `Ok(None)`: nothing left before `end` (exclusive).
     pub async fn read(
         &self,
         offset: u64,
         end: u64,
-        max: usize,
+        pool: &Arc<BufPool>,
     ) -> Result<Option<Bytes>, FetchFailure> {
         if offset >= end {
             return Ok(None);
@@ -274,12 +275,12 @@ impl Fetch {
                 return Err(FetchFailure::Io("the fetch ended without a result".into()));
             }
         };
-        let len = (available.min(end) - offset).min(max as u64) as usize;
-        let file = self.file.clone();
+        let len = (available.min(end) - offset).min(pool.size() as u64) as usize;
+        let (file, pool) = (self.file.clone(), pool.clone());
         tokio::task::spawn_blocking(move || {
-            let mut buf = vec![0u8; len];
-            file.read_exact_at(&mut buf, offset)
-                .map(|()| Bytes::from(buf))
+            let mut buf = pool.take();
+            file.read_exact_at(&mut buf[..len], offset)
+                .map(|()| pool.freeze(buf, len))
         })
         .await
         .map_err(|e| FetchFailure::Io(e.to_string()))?

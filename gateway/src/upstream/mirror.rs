@@ -74,9 +74,11 @@ pub async fn resolve(
 async fn mirrored(app: &App, repo: &RepoName) -> Result<bool, GatewayError> {
     match app.registry.project_info(repo.project()).await? {
         None => Ok(true),
-        Some(info) if repo.project() == "library" && info.upstream.is_none() => {
-            Ok(!app.registry.meta().repo_exists(repo).await?)
-        }
+        Some(info) if repo.project() == "library" && info.upstream.is_none() => app
+            .upstreams
+            .is_local_repo(&app.registry, repo)
+            .await
+            .map(|local| !local),
         Some(_) => Ok(false),
     }
 }

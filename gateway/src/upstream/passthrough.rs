@@ -66,15 +66,13 @@ pub async fn plan(
     let port = url
         .port_or_known_default()
         .unwrap_or(if tls { 443 } else { 80 });
-    let addr = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .ok()
-        .and_then(|mut a| a.next())
-        .ok_or_else(|| GatewayError::UpstreamUnreachable {
+    let addr = app.upstreams.resolve(&host, port).await.ok_or_else(|| {
+        GatewayError::UpstreamUnreachable {
             registry: ep.name.clone(),
             detail: format!("cannot resolve {host}"),
             what: repo.to_string(),
-        })?;
+        }
+    })?;
     let authorization = app
         .upstreams
         .client

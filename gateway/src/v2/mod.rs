@@ -109,35 +109,31 @@ async fn cached(
     upstream: ProjectUpstream,
 ) -> Result<Reply, GatewayError> {
     let read = matches!(*method, Method::GET | Method::HEAD);
+    let cached_content = matches!(route, Route::Manifest(..) | Route::Blob(..)) && read;
+    let write = matches!(
+        route,
+        Route::UploadStart(_) | Route::Upload(..) | Route::Manifest(..)
+    ) && *method != Method::DELETE;
+    if !cached_content && !write {
+        // Listings, and deletes of cached content, are local.
+        return dispatch(app, session, caller, route, method, query).await;
+    }
+    let ep = app
+        .upstreams
+        .endpoint(&app.registry, upstream.registry_id)
+        .await?;
     match route {
         Route::Manifest(repo, r) if read => {
-            let ep = app
-                .upstreams
-                .endpoint(&app.registry, upstream.registry_id)
-                .await?;
             cache::manifest(app, session, &ep, repo, r, *method == Method::GET).await
         }
-        Route::Blob(repo, d) if read => {
-            let ep = app
-                .upstreams
-                .endpoint(&app.registry, upstream.registry_id)
-                .await?;
+        Route::Blob(repo, d) => {
             cache::blob(app, session, &ep, repo, d, *method == Method::HEAD).await
         }
-        Route::UploadStart(repo) | Route::Upload(repo, _) | Route::Manifest(repo, _)
-            if *method != Method::DELETE =>
-        {
-            let ep = app
-                .upstreams
-                .endpoint(&app.registry, upstream.registry_id)
-                .await?;
-            Err(GatewayError::Denied(format!(
-                "project `{}` is a pull-through cache of the registry `{}` and is read-only; push to a regular project",
-                repo.project(),
-                ep.name
-            )))
-        }
-        _ => dispatch(app, session, caller, route, method, query).await,
+        _ => Err(GatewayError::Denied(format!(
+            "project `{}` is a pull-through cache of the registry `{}` and is read-only; push to a regular project",
+            route.repo().map_or("", |r| r.project()),
+            ep.name
+        ))),
     }
 }
 
