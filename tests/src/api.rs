@@ -66,6 +66,34 @@ impl Api {
         created(self.post("/projects", &body), &format!("project {name}"))
     }
 
+    /// Creates a registry endpoint (`type` docker-registry unless `kind`
+    /// says otherwise) with an optional Basic credential; returns its id.
+    pub fn create_registry(
+        &self,
+        name: &str,
+        kind: &str,
+        url: &str,
+        credential: Option<(&str, &str)>,
+    ) -> i64 {
+        let mut body = json!({"name": name, "type": kind, "url": url});
+        if let Some((key, secret)) = credential {
+            body["credential"] =
+                json!({"type": "basic", "access_key": key, "access_secret": secret});
+        }
+        created(self.post("/registries", &body), &format!("registry {name}"))
+    }
+
+    /// Creates a private project that caches (`proxy_mode` `cache`) or
+    /// fronts (`passthrough`) registry endpoint `registry_id`; returns its id.
+    pub fn create_upstream_project(&self, name: &str, registry_id: i64, proxy_mode: &str) -> i64 {
+        let body = json!({
+            "project_name": name,
+            "registry_id": registry_id,
+            "metadata": {"public": "false", "proxy_mode": proxy_mode},
+        });
+        created(self.post("/projects", &body), &format!("project {name}"))
+    }
+
     /// Creates private projects (Harbor's default) for tests that only need
     /// them to exist.
     pub fn create_projects(&self, names: &[&str]) {

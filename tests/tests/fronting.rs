@@ -7,24 +7,6 @@ use berth_tests::tools::{
 };
 use berth_tests::upstream::DockerRegistry;
 use berth_tests::{Api, Berth, Image};
-use serde_json::json;
-
-fn endpoint(api: &Api, name: &str, url: &str, credential: Option<(&str, &str)>) -> i64 {
-    let mut body = json!({"name": name, "type": "docker-registry", "url": url});
-    if let Some((key, secret)) = credential {
-        body["credential"] = json!({"type": "basic", "access_key": key, "access_secret": secret});
-    }
-    let (status, headers, answer) = api.post("/registries", &body);
-    assert_eq!(status, 201, "create registry: {answer}");
-    headers["location"]
-        .to_str()
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
 
 fn login(berth: &Berth, user: &str, password: &str) -> std::path::PathBuf {
     let authfile = berth.scratch_dir().join(format!("auth-{user}.json"));
@@ -38,17 +20,13 @@ fn pushes_and_pulls_go_through_a_fronted_project_to_the_upstream() {
     let upstream = DockerRegistry::start_with_htpasswd("front", "Front-secret-9");
     let berth = Berth::start();
     let api = Api::admin(&berth);
-    let id = endpoint(
-        &api,
+    let id = api.create_registry(
         "legacy",
+        "docker-registry",
         &upstream.url(),
         Some(("front", "Front-secret-9")),
     );
-    let (status, _, answer) = api.post(
-        "/projects",
-        &json!({"project_name": "legacy", "registry_id": id, "metadata": {"proxy_mode": "passthrough"}}),
-    );
-    assert_eq!(status, 201, "{answer}");
+    api.create_upstream_project("legacy", id, "passthrough");
     api.create_user("dev", "Dev-pass-123");
     api.create_user("guest", "Guest-pass-123");
     api.add_member("legacy", "dev", 2);
@@ -193,7 +171,7 @@ fn podman_uses_berth_as_a_registry_mirror() {
 
     let berth = Berth::start_with_env(&[("BERTH_PROXY__MIRROR", "hub")]);
     let api = Api::admin(&berth);
-    endpoint(&api, "hub", &upstream.url(), None);
+    api.create_registry("hub", "docker-registry", &upstream.url(), None);
 
     // containerd names the mirrored registry in `ns`; another one is not
     // mirrored.
@@ -238,7 +216,17 @@ fn podman_uses_berth_as_a_registry_mirror() {
         ),
     )
     .unwrap();
-    let before = upstream.requests("GET", &format!("/v2/tools/jq/manifests/{digest}"));
+    // Requests for the image that reached the upstream from anyone but
+    // berth (its access log names the user agent; skopeo seeded it).
+    let direct = || {
+        upstream
+            .log_text()
+            .lines()
+            .filter(|l| l.contains("/v2/tools/jq/") && l.contains(" HTTP/1.1\""))
+            .filter(|l| !l.contains("\"berth/") && !l.contains("\"skopeo/"))
+            .count()
+    };
+    let before = direct();
     let podman = Podman::new(&scratch.path().join("podman"));
     // Anonymous: an empty auth file.
     std::fs::write(&podman.authfile, "{}").unwrap();
@@ -263,13 +251,29 @@ fn podman_uses_berth_as_a_registry_mirror() {
         "podman did not try the mirror: {}",
         text(&out)
     );
-    // berth's mirror project now holds the image; the upstream was asked
-    // by berth, not by podman (podman never fetched from it directly).
+    // berth's mirror project now holds the image, fetched by berth: no
+    // request from podman reached the upstream.
     let (status, _, repos) = api.get("/projects/mirror/repositories");
     assert_eq!(status, 200, "{repos}");
     assert!(repos.to_string().contains("mirror/tools/jq"), "{repos}");
-    assert_eq!(
-        upstream.requests("GET", &format!("/v2/tools/jq/manifests/{digest}")),
-        before
+    assert_eq!(direct(), before, "podman went to the upstream directly");
+    let head = run(
+        "curl",
+        &[
+            "-sS",
+            "-I",
+            &format!("{}/v2/tools/jq/manifests/3", berth.url()),
+        ],
+        &[],
+        None,
+    );
+    assert!(
+        text(&head).contains(&digest),
+        "the mirror serves the upstream's digest: {}",
+        text(&head)
+    );
+    assert!(
+        upstream.requests("GET", "/v2/tools/jq/manifests/3") >= 1,
+        "berth fetched the manifest from the upstream"
     );
 }

@@ -18,25 +18,13 @@ use serde_json::{json, Value};
 /// Creates a registry endpoint and a proxy-cache project of it; returns
 /// the endpoint's id.
 fn cache_project(api: &Api, project: &str, url: &str, credential: Option<(&str, &str)>) -> i64 {
-    let mut body = json!({"name": format!("{project}-upstream"), "type": "docker-registry", "url": url, "insecure": false});
-    if let Some((key, secret)) = credential {
-        body["credential"] = json!({"type": "basic", "access_key": key, "access_secret": secret});
-    }
-    let (status, headers, answer) = api.post("/registries", &body);
-    assert_eq!(status, 201, "create registry: {answer}");
-    let id: i64 = headers["location"]
-        .to_str()
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let (status, _, answer) = api.post(
-        "/projects",
-        &json!({"project_name": project, "registry_id": id, "metadata": {"public": "false"}}),
+    let id = api.create_registry(
+        &format!("{project}-upstream"),
+        "docker-registry",
+        url,
+        credential,
     );
-    assert_eq!(status, 201, "create proxy-cache project: {answer}");
+    api.create_upstream_project(project, id, "cache");
     id
 }
 
@@ -316,20 +304,13 @@ fn a_token_auth_upstream_is_logged_into_with_the_bearer_dance() {
 
     let berth = Berth::start();
     let api = Api::admin(&berth);
-    let (status, headers, answer) = api.post(
-        "/registries",
-        &json!({"name": "origin", "type": "berth", "url": origin.url(),
-                "credential": {"type": "basic", "access_key": "puller", "access_secret": "Puller-pass-1"}}),
+    let id = api.create_registry(
+        "origin",
+        "berth",
+        &origin.url(),
+        Some(("puller", "Puller-pass-1")),
     );
-    assert_eq!(status, 201, "{answer}");
-    let id: i64 = headers["location"]
-        .to_str()
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    // No `proxy_mode`: a project with a registry is a cache by default.
     let (status, _, answer) = api.post(
         "/projects",
         &json!({"project_name": "edge", "registry_id": id}),
