@@ -107,16 +107,7 @@ impl LdapDirectory {
         if username.is_empty() || password.is_empty() {
             return Err(AuthError::InvalidCredentials);
         }
-        let filters = self.filters()?;
-        let started = Instant::now();
-        let result = async {
-            let mut conn = Connection::open(&self.inner.config).await?;
-            let result = self.login(&mut conn, filters, username, password).await;
-            finish(conn, &result).await;
-            result
-        }
-        .await;
-        self.inner.stats.record(&result, started.elapsed());
+        let result = self.run(username, Some(password)).await;
         match &result {
             Ok(user) => tracing::debug!(
                 username = %user.username,
@@ -127,6 +118,32 @@ impl LdapDirectory {
             ),
             Err(e) => tracing::debug!(username, error = %e, "ldap login failed"),
         }
+        result
+    }
+
+    /// Finds `username` with the service account and reads its groups,
+    /// without a password: whether an account that logged in earlier (a
+    /// refresh token's) is still in the directory, and still an admin.
+    /// Errors as `authenticate`; a user no longer found is
+    /// `InvalidCredentials`.
+    pub async fn lookup(&self, username: &str) -> Result<LdapUser, AuthError> {
+        if username.is_empty() {
+            return Err(AuthError::InvalidCredentials);
+        }
+        self.run(username, None).await
+    }
+
+    async fn run(&self, username: &str, password: Option<&str>) -> Result<LdapUser, AuthError> {
+        let filters = self.filters()?;
+        let started = Instant::now();
+        let result = async {
+            let mut conn = Connection::open(&self.inner.config).await?;
+            let result = self.login(&mut conn, filters, username, password).await;
+            finish(conn, &result).await;
+            result
+        }
+        .await;
+        self.inner.stats.record(&result, started.elapsed());
         result
     }
 
@@ -163,13 +180,15 @@ impl LdapDirectory {
         conn: &mut Connection,
         filters: &Filters,
         username: &str,
-        password: &str,
+        password: Option<&str>,
     ) -> Result<LdapUser, AuthError> {
         let config = &self.inner.config;
         self.service_bind(conn).await?;
         let entry = self.find_user(conn, &filters.user(username)).await?;
         tracing::debug!(username, dn = %entry.dn, "ldap user found");
-        self.user_bind(conn, &entry.dn, username, password).await?;
+        if let Some(password) = password {
+            self.user_bind(conn, &entry.dn, username, password).await?;
+        }
 
         let mut groups = Vec::new();
         if let Some(attribute) = config.group_membership_attribute.as_deref() {

@@ -4,8 +4,16 @@
 //! the LDAP directory when one is configured. Successful logins are cached
 //! for a short time under a keyed hash of the credentials (never the
 //! password itself), so a `docker pull` of many layers with HTTP Basic
-//! costs one password check. Failures are counted per user and client
-//! address, and a burst of them is refused for a while.
+//! costs one password check; concurrent requests with the same
+//! credentials wait for one check. Attempts are counted per user and
+//! client address when they start (a success clears the count), and a
+//! burst of them is refused for a while.
+//!
+//! Usernames: local accounts match exactly (case-sensitively). A
+//! directory login is matched as the directory matches `uid` (usually
+//! ignoring case) and recorded under the name the directory spells; it
+//! never resolves to a local account: a directory account whose name
+//! equals a local one's, ignoring case, cannot log in.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -19,8 +27,8 @@ use berth_storage::robots::RobotRow;
 use sha2::{Digest, Sha256};
 
 use crate::error::AuthError;
-use crate::ldap::LdapDirectory;
-use crate::password;
+use crate::ldap::{LdapDirectory, LdapUser};
+use crate::password::{self, Verifier};
 use crate::robot;
 use crate::stats::CacheStats;
 
@@ -39,6 +47,12 @@ pub struct Identity {
     pub user_id: Option<i64>,
     /// A robot's permissions (`None` for users).
     pub robot: Option<Vec<RobotPermission>>,
+    /// When a robot's login stops being valid (Unix seconds).
+    pub expires_at: Option<i64>,
+    /// Fingerprint of the credential behind this login (see
+    /// `credential_fingerprint`): refresh tokens carry it, and a new
+    /// password or secret changes it.
+    pub credential: String,
 }
 
 impl Identity {
@@ -58,13 +72,51 @@ impl Identity {
 
     fn user(user: User, groups: Vec<String>, admin: bool) -> Identity {
         Identity {
+            credential: user_fingerprint(&user),
             username: user.username,
             admin,
             groups,
             user_id: Some(user.id),
             robot: None,
+            expires_at: None,
         }
     }
+
+    fn expired(&self, now: i64) -> bool {
+        self.expires_at.is_some_and(|t| t >= 0 && t <= now)
+    }
+}
+
+/// A stable fingerprint of an account's credential: the row's id and its
+/// stored password hash (local users), secret hash (robots) or DN (LDAP
+/// users, whose password lives in the directory). Not secret-bearing:
+/// the hashes inside are salted or of 190-bit secrets, and this is a
+/// SHA-256 of them.
+fn fingerprint(kind: &str, id: i64, stored: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"berth credential v1\0");
+    h.update(kind.as_bytes());
+    h.update(id.to_le_bytes());
+    h.update(stored.as_bytes());
+    hex::encode(&h.finalize()[..16])
+}
+
+fn user_fingerprint(user: &User) -> String {
+    match user.source {
+        UserSource::Db => fingerprint(
+            "db",
+            user.id,
+            user.password_hash.as_deref().unwrap_or_default(),
+        ),
+        UserSource::Ldap => fingerprint("ldap", user.id, user.ldap_dn.as_deref().unwrap_or("")),
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 struct Failures {
@@ -80,6 +132,16 @@ pub struct LoginService {
     /// for guessing passwords offline.
     pepper: [u8; 32],
     failures: Mutex<HashMap<(String, Option<IpAddr>), Failures>>,
+    /// One check at a time per set of credentials: the others wait for
+    /// its result in the cache instead of each counting as an attempt.
+    in_flight: Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
+    /// Directory users the directory confirmed within the cache TTL
+    /// (a login or a lookup): refreshes within it need no new lookup.
+    confirmed: moka::sync::Cache<String, ()>,
+    verifier: Arc<Verifier>,
+    /// A hash to check against when the user is unknown, so that an
+    /// unknown name costs as long as a wrong password.
+    decoy_hash: String,
     cache_stats: CacheStats,
 }
 
@@ -94,6 +156,13 @@ impl LoginService {
                 .build(),
             pepper: rand::random(),
             failures: Mutex::default(),
+            in_flight: Mutex::default(),
+            confirmed: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(cache_ttl)
+                .build(),
+            verifier: Arc::new(Verifier::new()),
+            decoy_hash: password::hash(&password::generate()).unwrap_or_default(),
             cache_stats: CacheStats::default(),
         }
     }
@@ -131,28 +200,112 @@ impl LoginService {
         client: Option<IpAddr>,
     ) -> Result<Identity, AuthError> {
         let key = self.cache_key(username, password);
-        if let Some(id) = self.cache.get(&key) {
-            self.cache_stats.hit();
-            return Ok((*id).clone());
+        if let Some(id) = self.cached(&key) {
+            return Ok(id);
         }
-        self.cache_stats.miss();
-        self.check_rate(username, client)?;
-        match self.check(username, password).await {
-            Ok(id) => {
-                self.cache.insert(key, Arc::new(id.clone()));
-                self.clear_failures(username, client);
-                Ok(id)
+        // Same credentials at the same time: one check, the rest use its
+        // result.
+        let gate = {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            in_flight.entry(key).or_default().clone()
+        };
+        let result = {
+            let _turn = gate.lock().await;
+            match self.cached(&key) {
+                Some(id) => Ok(id),
+                None => self.check_counted(key, username, password, client).await,
             }
-            Err(e @ AuthError::InvalidCredentials) => {
-                self.record_failure(username, client);
-                Err(e)
+        };
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        if Arc::strong_count(&gate) <= 2 {
+            in_flight.remove(&key);
+        }
+        result
+    }
+
+    /// A cached login that is still valid (a robot may have expired since).
+    fn cached(&self, key: &[u8; 32]) -> Option<Identity> {
+        match self.cache.get(key) {
+            Some(id) if !id.expired(unix_now()) => {
+                self.cache_stats.hit();
+                Some((*id).clone())
             }
-            Err(e) => Err(e),
+            Some(_) => {
+                self.cache.invalidate(key);
+                None
+            }
+            None => None,
         }
     }
 
-    /// Identity of an existing, enabled user, without a password: used for
-    /// refresh tokens, which prove an earlier login.
+    /// Checks credentials, counting the attempt before the check starts so
+    /// that concurrent attempts cannot all slip under the limit.
+    async fn check_counted(
+        &self,
+        key: [u8; 32],
+        username: &str,
+        password: &str,
+        client: Option<IpAddr>,
+    ) -> Result<Identity, AuthError> {
+        self.cache_stats.miss();
+        self.begin_attempt(username, client)?;
+        let result = self.check(username, password).await;
+        match &result {
+            Ok(id) => {
+                self.cache.insert(key, Arc::new(id.clone()));
+                self.clear_failures(username, client);
+            }
+            Err(
+                AuthError::InvalidCredentials
+                | AuthError::UserDisabled(_)
+                | AuthError::RobotExpired(_),
+            ) => {}
+            // The directory was down or misconfigured: not the caller's
+            // failure, so the attempt does not count.
+            Err(_) => self.end_attempt(username, client),
+        }
+        result
+    }
+
+    /// The identity a refresh token proves, if its account still holds the
+    /// credential the token was issued for: a new password, a refreshed
+    /// robot secret, a deleted or disabled account each end it. A directory
+    /// user is looked up again in the directory (unless it confirmed the
+    /// account within the login cache's TTL), which also brings its
+    /// groups and admin status up to date.
+    pub async fn refresh(&self, username: &str, credential: &str) -> Result<Identity, AuthError> {
+        let id = self.identity(username).await?;
+        if id.credential.is_empty() || id.credential != credential {
+            return Err(AuthError::InvalidCredentials);
+        }
+        if id.robot.is_some() {
+            return Ok(id);
+        }
+        let Some(user) = self.meta.user(username).await? else {
+            return Err(AuthError::InvalidCredentials);
+        };
+        if user.source == UserSource::Db || self.confirmed.contains_key(&user.username) {
+            return Ok(id);
+        }
+        let Some(ldap) = &self.ldap else {
+            // The server no longer logs in against a directory.
+            return Err(AuthError::InvalidCredentials);
+        };
+        let found = ldap.lookup(&user.username).await?;
+        if found.username != user.username {
+            return Err(AuthError::InvalidCredentials);
+        }
+        let stored = self.record_ldap_user(&found).await?;
+        if user_fingerprint(&stored) != credential {
+            // The name now belongs to another directory entry.
+            return Err(AuthError::InvalidCredentials);
+        }
+        let admin = found.admin || stored.admin;
+        Ok(Identity::user(stored, found.groups, admin))
+    }
+
+    /// Identity of an existing, enabled account, without a password: for a
+    /// token's subject, whose login was checked when it was issued.
     pub async fn identity(&self, username: &str) -> Result<Identity, AuthError> {
         if robot::is_robot_name(username) {
             let row = self
@@ -174,6 +327,12 @@ impl LoginService {
         Ok(Identity::user(user, groups, admin))
     }
 
+    /// Checks a password against a stored hash through the same bounded
+    /// verifier as logins (for "prove the old password" checks).
+    pub async fn verify_password(&self, password: &str, hash: &str) -> bool {
+        self.verifier.verify(password, hash).await
+    }
+
     /// Forgets cached logins, so a change to an account (disabled, new
     /// password, robot refreshed) takes effect on the next request.
     pub fn forget_logins(&self) {
@@ -185,24 +344,18 @@ impl LoginService {
             return Err(AuthError::InvalidCredentials);
         }
         if robot::is_robot_name(username) {
-            let row = self
-                .meta
-                .robot_by_name(username)
-                .await?
-                .ok_or(AuthError::InvalidCredentials)?;
-            if !robot::verify_secret(password, &row.secret_hash) {
+            let row = self.meta.robot_by_name(username).await?;
+            // An unknown robot costs the same hash as a wrong secret.
+            let stored = row.as_ref().map_or("", |r| r.secret_hash.as_str());
+            if !robot::verify_secret(password, stored) {
                 return Err(AuthError::InvalidCredentials);
             }
-            return robot_identity(row);
+            return row.map_or(Err(AuthError::InvalidCredentials), robot_identity);
         }
         let local = self.meta.user(username).await?;
         if let Some(user) = local.as_ref().filter(|u| u.source == UserSource::Db) {
-            let hash = user.password_hash.clone().unwrap_or_default();
-            let pw = password.to_owned();
-            let ok = tokio::task::spawn_blocking(move || password::verify(&pw, &hash))
-                .await
-                .unwrap_or(false);
-            if !ok {
+            let hash = user.password_hash.as_deref().unwrap_or_default();
+            if !self.verifier.verify(password, hash).await {
                 return Err(AuthError::InvalidCredentials);
             }
             if user.disabled {
@@ -212,9 +365,38 @@ impl LoginService {
             return Ok(Identity::user(user.clone(), Vec::new(), admin));
         }
         let Some(ldap) = &self.ldap else {
+            // An unknown name costs as long as a wrong password, so the
+            // time of the answer does not tell which names exist.
+            self.verifier.verify(password, &self.decoy_hash).await;
             return Err(AuthError::InvalidCredentials);
         };
         let found = ldap.authenticate(username, password).await?;
+        let stored = self.record_ldap_user(&found).await?;
+        if stored.disabled {
+            return Err(AuthError::UserDisabled(stored.username));
+        }
+        // The directory decides LDAP admins (group_admin_dn); a local
+        // administrator may also have granted it.
+        let admin = found.admin || stored.admin;
+        Ok(Identity::user(stored, found.groups, admin))
+    }
+
+    /// Records a directory account the directory just confirmed, and
+    /// returns its row. A directory login never becomes a local account:
+    /// when the name the directory gives is a local account's (ignoring
+    /// case, as directories match `uid`), the login is refused.
+    async fn record_ldap_user(&self, found: &LdapUser) -> Result<User, AuthError> {
+        let local = self.meta.users_named_ignoring_case(&found.username).await?;
+        if let Some(clash) = local.iter().find(|u| u.source == UserSource::Db) {
+            tracing::warn!(
+                directory_user = %found.username,
+                dn = %found.dn,
+                local_user = %clash.username,
+                "a directory account has the name of a local account; its login is refused \
+                 (rename one of them)"
+            );
+            return Err(AuthError::InvalidCredentials);
+        }
         let stored = self
             .meta
             .upsert_ldap_user(&LdapProfile {
@@ -225,30 +407,18 @@ impl LoginService {
                 admin: found.admin,
             })
             .await?;
-        if stored.disabled {
-            return Err(AuthError::UserDisabled(stored.username));
+        if stored.source != UserSource::Ldap {
+            // A local account was created under this name meanwhile.
+            return Err(AuthError::InvalidCredentials);
         }
-        // The directory decides LDAP admins (group_admin_dn); a local
-        // administrator may also have granted it.
-        let admin = found.admin || stored.admin;
-        Ok(Identity::user(stored, found.groups, admin))
+        self.confirmed.insert(stored.username.clone(), ());
+        Ok(stored)
     }
 
-    fn check_rate(&self, username: &str, client: Option<IpAddr>) -> Result<(), AuthError> {
-        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(f) = failures.get(&(username.to_owned(), client)) {
-            let elapsed = f.since.elapsed();
-            if f.count >= MAX_FAILURES && elapsed < FAILURE_WINDOW {
-                return Err(AuthError::TooManyAttempts {
-                    user: username.to_owned(),
-                    retry_after_secs: (FAILURE_WINDOW - elapsed).as_secs().max(1),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    fn record_failure(&self, username: &str, client: Option<IpAddr>) {
+    /// Counts an attempt as failed until it succeeds, or refuses it when
+    /// the window's budget is spent. Check and count are one step under
+    /// the lock, so concurrent attempts cannot all pass the check.
+    fn begin_attempt(&self, username: &str, client: Option<IpAddr>) -> Result<(), AuthError> {
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         // Keep the table bounded: forget windows that have passed.
         if failures.len() > 10_000 {
@@ -260,11 +430,26 @@ impl LoginService {
                 count: 0,
                 since: Instant::now(),
             });
-        if f.since.elapsed() >= FAILURE_WINDOW {
+        let elapsed = f.since.elapsed();
+        if elapsed >= FAILURE_WINDOW {
             f.count = 0;
             f.since = Instant::now();
+        } else if f.count >= MAX_FAILURES {
+            return Err(AuthError::TooManyAttempts {
+                user: username.to_owned(),
+                retry_after_secs: (FAILURE_WINDOW - elapsed).as_secs().max(1),
+            });
         }
         f.count += 1;
+        Ok(())
+    }
+
+    /// Takes back an attempt that failed for the server's reasons.
+    fn end_attempt(&self, username: &str, client: Option<IpAddr>) {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = failures.get_mut(&(username.to_owned(), client)) {
+            f.count = f.count.saturating_sub(1);
+        }
     }
 
     fn clear_failures(&self, username: &str, client: Option<IpAddr>) {
@@ -278,20 +463,18 @@ fn robot_identity(row: RobotRow) -> Result<Identity, AuthError> {
     if row.disabled {
         return Err(AuthError::UserDisabled(row.name));
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    if row.expires_at >= 0 && row.expires_at <= now {
+    if row.expires_at >= 0 && row.expires_at <= unix_now() {
         return Err(AuthError::RobotExpired(row.name));
     }
     let permissions = robot::to_policy(&robot::parse_stored(&row.permissions));
     Ok(Identity {
+        credential: fingerprint("robot", row.id, &row.secret_hash),
         username: row.name,
         admin: false,
         groups: Vec::new(),
         user_id: None,
         robot: Some(permissions),
+        expires_at: Some(row.expires_at),
     })
 }
 

@@ -40,11 +40,15 @@ pub fn verify_secret(secret: &str, stored_hash: &str) -> bool {
             == 0
 }
 
-/// Harbor's permission entry: `{kind, namespace, access: [{resource, action}]}`.
+/// Harbor's permission entry: `{kind, namespace, access: [{resource, action}]}`,
+/// stored with the id of the project `namespace` named when it was
+/// written: that id, not the name, is what the permission covers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PermissionSpec {
     pub kind: String,
     pub namespace: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<i64>,
     pub access: Vec<AccessSpec>,
 }
 
@@ -72,10 +76,14 @@ pub fn to_policy(specs: &[PermissionSpec]) -> Vec<RobotPermission> {
                 .collect();
             actions.sort();
             actions.dedup();
-            RobotPermission {
-                namespace: Namespace::parse(&s.namespace),
-                actions,
-            }
+            // A project entry without its id (its project was gone when
+            // the ids were recorded) covers nothing.
+            let namespace = match (s.namespace.as_str(), s.project_id) {
+                ("*", _) => Namespace::All,
+                (_, Some(id)) => Namespace::Project(id),
+                (_, None) => Namespace::Gone,
+            };
+            RobotPermission { namespace, actions }
         })
         .collect()
 }
@@ -101,7 +109,7 @@ mod tests {
 
     #[test]
     fn permissions_become_policy() {
-        let json = r#"[{"kind":"project","namespace":"team","access":[
+        let json = r#"[{"kind":"project","namespace":"team","project_id":4,"access":[
             {"resource":"repository","action":"pull"},
             {"resource":"repository","action":"push"},
             {"resource":"repository","action":"fly"},
@@ -110,9 +118,15 @@ mod tests {
         assert_eq!(
             p,
             vec![RobotPermission {
-                namespace: Namespace::Project("team".into()),
+                namespace: Namespace::Project(4),
                 actions: vec![Action::Pull, Action::Push],
             }]
+        );
+        let unresolved = r#"[{"kind":"project","namespace":"team","access":[
+            {"resource":"repository","action":"pull"}]}]"#;
+        assert_eq!(
+            to_policy(&parse_stored(unresolved))[0].namespace,
+            Namespace::Gone
         );
         assert!(to_policy(&parse_stored("not json")).is_empty());
     }

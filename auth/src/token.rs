@@ -130,8 +130,17 @@ impl TokenService {
 
     /// An access token for `subject` (empty for anonymous) with `access`.
     pub fn issue(&self, subject: &str, access: &[Access]) -> Issued {
+        self.issue_until(subject, access, None)
+    }
+
+    /// `issue`, expiring no later than `not_after` (Unix seconds; a
+    /// robot's own expiry, so that its tokens end with it).
+    pub fn issue_until(&self, subject: &str, access: &[Access], not_after: Option<i64>) -> Issued {
         let iat = now();
-        let ttl = self.ttl.as_secs() as i64;
+        let mut ttl = self.ttl.as_secs() as i64;
+        if let Some(end) = not_after.filter(|t| *t >= 0) {
+            ttl = ttl.min(end - iat).max(0);
+        }
         let mut claims = self.base_claims(subject, iat, iat + ttl);
         claims["access"] = Value::Array(access.iter().map(claim_entry).collect());
         Issued {
@@ -141,12 +150,15 @@ impl TokenService {
         }
     }
 
-    /// A refresh token: proves a past login of `subject`, grants nothing
-    /// by itself.
-    pub fn issue_refresh(&self, subject: &str) -> String {
+    /// A refresh token: proves a past login of `subject` with the
+    /// credential whose fingerprint is `credential` (`Identity::credential`),
+    /// grants nothing by itself. A new password or secret changes the
+    /// fingerprint, and with it every refresh token issued before.
+    pub fn issue_refresh(&self, subject: &str, credential: &str) -> String {
         let iat = now();
         let mut claims = self.base_claims(subject, iat, iat + REFRESH_TTL_SECS);
         claims["typ"] = json!("refresh");
+        claims["cred"] = json!(credential);
         self.sign(&claims)
     }
 
@@ -217,8 +229,10 @@ impl TokenService {
         &self.cache_stats
     }
 
-    /// Verifies a refresh token; returns its subject.
-    pub fn verify_refresh(&self, token: &str) -> Result<String, AuthError> {
+    /// Verifies a refresh token; returns its subject and the credential
+    /// fingerprint it was issued for (tokens from before fingerprints were
+    /// recorded have none, and match no account).
+    pub fn verify_refresh(&self, token: &str) -> Result<(String, String), AuthError> {
         let claims = self.verify_signed(token)?;
         if claims.get("typ").and_then(Value::as_str) != Some("refresh") {
             return Err(AuthError::TokenInvalid("not a refresh token".into()));
@@ -228,12 +242,18 @@ impl TokenService {
             .and_then(Value::as_i64)
             .unwrap_or(i64::MIN);
         check_window(nbf, int_claim(&claims, "exp")?, now())?;
-        claims
+        let subject = claims
             .get("sub")
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
-            .ok_or_else(|| AuthError::TokenInvalid("refresh token without subject".into()))
+            .ok_or_else(|| AuthError::TokenInvalid("refresh token without subject".into()))?;
+        let credential = claims
+            .get("cred")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        Ok((subject, credential))
     }
 
     /// Signature, algorithm, key id, issuer and audience; returns claims.
@@ -395,7 +415,7 @@ mod tests {
                     .encode(claims(&s, "berth", "berth-registry", t, t + 60).to_string());
                 format!("{h}.{p}.")
             }),
-            ("refresh as access", s.issue_refresh("alice")),
+            ("refresh as access", s.issue_refresh("alice", "fp")),
             ("garbage", "a.b.c".to_owned()),
         ];
         for (name, token) in cases {
@@ -429,8 +449,11 @@ mod tests {
     fn refresh_tokens() {
         let dir = tempfile::tempdir().unwrap();
         let s = service(dir.path());
-        let r = s.issue_refresh("bob");
-        assert_eq!(s.verify_refresh(&r).unwrap(), "bob");
+        let r = s.issue_refresh("bob", "fp1");
+        assert_eq!(
+            s.verify_refresh(&r).unwrap(),
+            ("bob".to_owned(), "fp1".to_owned())
+        );
         let access_token = s.issue("bob", &[]).token;
         assert!(s.verify_refresh(&access_token).is_err());
     }

@@ -9,7 +9,7 @@ use berth_policy::{Action, Namespace, RobotPermission, Subject};
 use berth_storage::meta::Meta;
 use berth_storage::robots::NewRobot;
 
-const PERMS: &str = r#"[{"kind":"project","namespace":"team","access":[
+const PERMS: &str = r#"[{"kind":"project","namespace":"team","project_id":7,"access":[
     {"resource":"repository","action":"pull"},{"resource":"repository","action":"push"}]}]"#;
 
 fn now() -> i64 {
@@ -59,7 +59,7 @@ async fn a_robot_logs_in_with_its_secret_and_carries_its_permissions() {
         Subject::Robot {
             name: "robot$ci".into(),
             permissions: vec![RobotPermission {
-                namespace: Namespace::Project("team".into()),
+                namespace: Namespace::Project(7),
                 actions: vec![Action::Pull, Action::Push],
             }],
         }

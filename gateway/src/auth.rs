@@ -44,15 +44,20 @@ pub struct ProjectFacts {
     pub name: String,
     pub info: Option<ProjectInfo>,
     pub role: Option<Role>,
+    /// `info` is the mirror project's, standing in for a name that is not
+    /// a project (mirror mode): for pulls only.
+    pub stand_in: bool,
 }
 
 impl ProjectFacts {
     pub fn view(&self) -> Project<'_> {
         Project {
             name: &self.name,
+            id: self.info.map(|i| i.id),
             exists: self.info.is_some(),
             public: self.info.is_some_and(|i| i.public),
             role: self.role,
+            stand_in: self.stand_in,
         }
     }
 }
@@ -64,10 +69,13 @@ pub async fn project_facts(
     identity: Option<&Identity>,
     project: &str,
 ) -> Result<ProjectFacts, GatewayError> {
-    let info = match app.registry.project_info(project).await? {
-        Some(info) => Some(info),
+    let (info, stand_in) = match app.registry.project_info(project).await? {
+        Some(info) => (Some(info), false),
         // In mirror mode a name that is not a project is the mirror's.
-        None => crate::upstream::mirror::stand_in(app, project).await?,
+        None => {
+            let info = crate::upstream::mirror::stand_in(app, project).await?;
+            (info, info.is_some())
+        }
     };
     let role = match (info, identity) {
         (Some(info), Some(id)) if id.robot.is_none() => app.role_in(info.id, id).await?,
@@ -77,6 +85,7 @@ pub async fn project_facts(
         name: project.to_owned(),
         info,
         role,
+        stand_in,
     })
 }
 

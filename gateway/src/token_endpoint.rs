@@ -51,7 +51,7 @@ async fn get(app: &App, session: &mut Session) -> Result<Reply, GatewayError> {
     let offline = query.get("offline_token") == Some("true");
     let mut body = issue(app, identity.as_ref(), &scopes).await?;
     if let (true, Some(id)) = (offline, &identity) {
-        body["refresh_token"] = json!(app.tokens.issue_refresh(&id.username));
+        body["refresh_token"] = json!(app.tokens.issue_refresh(&id.username, &id.credential));
     }
     Ok(Reply::json(200, &body))
 }
@@ -106,14 +106,15 @@ async fn post(app: &App, session: &mut Session) -> Result<Reply, GatewayError> {
             let password = form.get("password").unwrap_or("");
             let id = login(app, session, user, password).await?;
             let refresh = (form.get("access_type") == Some("offline"))
-                .then(|| app.tokens.issue_refresh(&id.username));
+                .then(|| app.tokens.issue_refresh(&id.username, &id.credential));
             (id, refresh)
         }
         Some("refresh_token") => {
             let token = form.get("refresh_token").unwrap_or("");
-            let user = app.tokens.verify_refresh(token)?;
-            // The user may have been disabled or deleted since.
-            let id = app.login.identity(&user).await?;
+            let (user, credential) = app.tokens.verify_refresh(token)?;
+            // The account may have been disabled, deleted, given a new
+            // password or secret, or left the directory since.
+            let id = app.login.refresh(&user, &credential).await?;
             (id, Some(token.to_owned()))
         }
         other => {
@@ -152,6 +153,7 @@ async fn issue(
                 name: String::new(),
                 info: None,
                 role: None,
+                stand_in: false,
             },
         };
         let actions = grant(&subject, &target, facts.view(), &requested);
@@ -168,7 +170,9 @@ async fn issue(
         }
     }
     let name = identity.map(|i| i.username.as_str()).unwrap_or("");
-    let t = app.tokens.issue(name, &access);
+    let t = app
+        .tokens
+        .issue_until(name, &access, identity.and_then(|i| i.expires_at));
     Ok(json!({
         "token": t.token,
         "access_token": t.token,

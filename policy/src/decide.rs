@@ -52,8 +52,10 @@ pub enum Action {
     ManageRobots,
     /// Read the project's storage quota and usage.
     ReadQuota,
-    /// Read the project's tag immutability rules and retention policy.
-    ReadTagRules,
+    /// Read the project's tag immutability rules.
+    ReadImmutableRules,
+    /// Read the project's retention policy and its runs.
+    ReadRetention,
     ManageImmutableRules,
     /// Change the retention policy and run it.
     ManageRetention,
@@ -101,7 +103,8 @@ impl Action {
             Action::ReadMetrics => "read the metrics",
             Action::ManageRegistries => "manage registry endpoints",
             Action::ReadQuota => "read the project's quota",
-            Action::ReadTagRules => "read the tag immutability and retention rules",
+            Action::ReadImmutableRules => "read the tag immutability rules",
+            Action::ReadRetention => "read the tag retention policy",
             Action::ManageImmutableRules => "manage tag immutability rules",
             Action::ManageRetention => "manage and run tag retention",
             Action::ManageQuotas => "change storage quotas",
@@ -126,22 +129,29 @@ impl Action {
                 | Action::ReadRobots
                 | Action::ManageRobots
                 | Action::ReadQuota
-                | Action::ReadTagRules
+                | Action::ReadImmutableRules
+                | Action::ReadRetention
                 | Action::ManageImmutableRules
                 | Action::ManageRetention
         )
     }
 }
 
-/// What policy needs to know about a project: whether it exists, whether
-/// it is public, and the caller's strongest role in it (directly or
-/// through an LDAP group). Gathered by the caller, decided here.
+/// What policy needs to know about a project: whether it exists (and its
+/// id), whether it is public, and the caller's strongest role in it
+/// (directly or through an LDAP group). Gathered by the caller, decided
+/// here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Project<'a> {
     pub name: &'a str,
+    /// The stored project's id (`None` when it does not exist).
+    pub id: Option<i64>,
     pub exists: bool,
     pub public: bool,
     pub role: Option<Role>,
+    /// The name is not a project: in mirror mode the mirror project stands
+    /// in for it, for pulls only (the facts above are the mirror's).
+    pub stand_in: bool,
 }
 
 impl<'a> Project<'a> {
@@ -149,9 +159,11 @@ impl<'a> Project<'a> {
     pub fn missing(name: &'a str) -> Project<'a> {
         Project {
             name,
+            id: None,
             exists: false,
             public: false,
             role: None,
+            stand_in: false,
         }
     }
 }
@@ -220,6 +232,15 @@ fn not_found_or_denied(name: &str) -> Decision {
 }
 
 fn on_project(subject: &Subject, action: Action, p: Project<'_>) -> Decision {
+    // A mirror stand-in serves pulls of what the upstream has; anything
+    // else would write into (or read the settings of) a project that does
+    // not exist, under the mirror's roles.
+    if p.stand_in && action != Action::Pull {
+        return match subject {
+            Subject::Anonymous => Decision::NeedsLogin,
+            _ => missing_project(subject, p.name),
+        };
+    }
     let public_read = p.exists && p.public && matches!(action, Action::Pull | Action::ReadProject);
     match subject {
         Subject::Anonymous if public_read => Decision::Allow,
@@ -245,7 +266,7 @@ fn on_project(subject: &Subject, action: Action, p: Project<'_>) -> Decision {
         Subject::Robot { name, permissions } => {
             let mine: Vec<&RobotPermission> = permissions
                 .iter()
-                .filter(|perm| perm.namespace.covers(p.name))
+                .filter(|perm| perm.namespace.covers(&p))
                 .collect();
             let granted = mine.iter().any(|perm| perm.actions.contains(&action))
                 || (action == Action::ReadProject && !mine.is_empty());

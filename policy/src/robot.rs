@@ -1,36 +1,30 @@
 //! Robot account permissions: Harbor's `{kind, namespace, access:
 //! [{resource, action}]}` entries, turned into the actions policy checks.
 
-use crate::decide::Action;
+use crate::decide::{Action, Project};
 
 /// Which projects a robot permission covers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// A project is named by its id, as Harbor records robot scope: a project
+/// deleted and created again under the same name is another project, and
+/// a robot of the old one has no access to it. Project ids are never
+/// reused (storage keeps a high-water mark).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Namespace {
     /// `*`: every project (system robots only).
     All,
-    Project(String),
+    /// The project with this id.
+    Project(i64),
+    /// A project that no longer exists: covers nothing.
+    Gone,
 }
 
 impl Namespace {
-    pub fn parse(s: &str) -> Namespace {
-        if s == "*" {
-            Namespace::All
-        } else {
-            Namespace::Project(s.to_owned())
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        match self {
-            Namespace::All => "*",
-            Namespace::Project(p) => p,
-        }
-    }
-
-    pub fn covers(&self, project: &str) -> bool {
+    pub fn covers(&self, project: &Project<'_>) -> bool {
         match self {
             Namespace::All => true,
-            Namespace::Project(p) => p == project,
+            Namespace::Project(id) => project.id == Some(*id),
+            Namespace::Gone => false,
         }
     }
 }
@@ -80,9 +74,19 @@ mod tests {
 
     #[test]
     fn namespaces() {
-        assert!(Namespace::parse("*").covers("anything"));
-        assert!(Namespace::parse("team").covers("team"));
-        assert!(!Namespace::parse("team").covers("other"));
-        assert_eq!(Namespace::parse("*").as_str(), "*");
+        let team = Project {
+            id: Some(7),
+            ..Project::missing("team")
+        };
+        // The same name under another id is another project.
+        let again = Project {
+            id: Some(8),
+            ..Project::missing("team")
+        };
+        assert!(Namespace::All.covers(&team));
+        assert!(Namespace::Project(7).covers(&team));
+        assert!(!Namespace::Project(7).covers(&again));
+        assert!(!Namespace::Project(7).covers(&Project::missing("team")));
+        assert!(!Namespace::Gone.covers(&team));
     }
 }

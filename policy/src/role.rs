@@ -67,14 +67,21 @@ impl Role {
         use Action::*;
         use Role::*;
         match action {
-            Pull | ReadProject => true,
+            // Harbor grants LimitedGuest quota reads too.
+            Pull | ReadProject | ReadQuota => true,
             Push => matches!(self, ProjectAdmin | Maintainer | Developer),
-            Delete | ReadRobots => matches!(self, ProjectAdmin | Maintainer),
-            ListMembers | ReadProjectLogs | ReadQuota | ReadTagRules => {
-                !matches!(self, LimitedGuest)
-            }
+            Delete => matches!(self, ProjectAdmin | Maintainer),
+            // Harbor: robot read/list for every role but LimitedGuest (the
+            // secrets are never shown back).
+            ListMembers | ReadProjectLogs | ReadRobots => !matches!(self, LimitedGuest),
+            // Harbor: immutable tag rules are listed by project admins and
+            // maintainers only; retention is read by developers too.
+            ReadImmutableRules => matches!(self, ProjectAdmin | Maintainer),
+            ReadRetention => matches!(self, ProjectAdmin | Maintainer | Developer),
             // Harbor: project admins and maintainers manage immutable tag
-            // rules and tag retention.
+            // rules. Harbor also lets developers change and run retention;
+            // berth keeps that to the roles that may delete artifacts,
+            // since a retention run deletes them.
             ManageImmutableRules | ManageRetention => matches!(self, ProjectAdmin | Maintainer),
             UpdateProject | DeleteProject | ManageMembers | ManageRobots => self == ProjectAdmin,
             // System-wide actions are not granted by a project role.
@@ -144,15 +151,16 @@ mod tests {
             (ReadProject, [true, true, true, true, true]),
             (Push, [true, true, true, false, false]),
             (Delete, [true, true, false, false, false]),
-            (ReadRobots, [true, true, false, false, false]),
+            (ReadRobots, [true, true, true, true, false]),
             (ListMembers, [true, true, true, true, false]),
             (ReadProjectLogs, [true, true, true, true, false]),
             (UpdateProject, [true, false, false, false, false]),
             (DeleteProject, [true, false, false, false, false]),
             (ManageMembers, [true, false, false, false, false]),
             (ManageRobots, [true, false, false, false, false]),
-            (ReadQuota, [true, true, true, true, false]),
-            (ReadTagRules, [true, true, true, true, false]),
+            (ReadQuota, [true, true, true, true, true]),
+            (ReadImmutableRules, [true, true, false, false, false]),
+            (ReadRetention, [true, true, true, false, false]),
             (ManageImmutableRules, [true, true, false, false, false]),
             (ManageRetention, [true, true, false, false, false]),
             (ManageQuotas, [false; 5]),

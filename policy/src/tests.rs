@@ -25,19 +25,29 @@ fn robot(perms: &[(&str, &[Action])]) -> Subject {
         permissions: perms
             .iter()
             .map(|(ns, actions)| RobotPermission {
-                namespace: Namespace::parse(ns),
+                namespace: match *ns {
+                    "*" => Namespace::All,
+                    name => Namespace::Project(id_of(name)),
+                },
                 actions: actions.to_vec(),
             })
             .collect(),
     }
 }
 
+/// The id the tables' projects are stored under.
+fn id_of(name: &str) -> i64 {
+    name.bytes().fold(0, |acc, b| acc * 31 + i64::from(b))
+}
+
 fn project(name: &str, public: bool, role: Option<Role>) -> Resource<'_> {
     Resource::Project(Project {
         name,
+        id: Some(id_of(name)),
         exists: true,
         public,
         role,
+        stand_in: false,
     })
 }
 
@@ -63,6 +73,22 @@ fn project_decisions() {
     let private = |role| project("team", false, role);
     let public = |role| project("library", true, role);
     let missing = Resource::Project(Project::missing("nope"));
+    let recreated = Resource::Project(Project {
+        name: "team",
+        id: Some(id_of("team") + 1),
+        exists: true,
+        public: false,
+        role: None,
+        stand_in: false,
+    });
+    let stand_in = Resource::Project(Project {
+        name: "phantom",
+        id: Some(id_of("mirror")),
+        exists: true,
+        public: true,
+        role: Some(Role::Developer),
+        stand_in: true,
+    });
     let cases: &[(&Subject, Action, Resource, char)] = &[
         // Anonymous: pull and read public projects, log in for the rest.
         (&anon, Pull, public(None), 'A'),
@@ -120,15 +146,40 @@ fn project_decisions() {
         (&ci, Push, missing, 'H'),
         (&sys, Pull, project("any", false, None), 'A'),
         (&sys, Push, project("any", false, None), 'D'),
+        // A project created again under the name of a robot's deleted one
+        // is another project (another id).
+        (&ci, Pull, recreated, 'H'),
+        (&ci, Push, recreated, 'H'),
+        // A mirror stand-in (a name that is not a project, in mirror
+        // mode) is for pulls only, whatever the role in the mirror.
+        (&alice, Pull, stand_in, 'A'),
+        (&alice, Push, stand_in, 'H'),
+        (&alice, Delete, stand_in, 'H'),
+        (&alice, ReadProject, stand_in, 'H'),
+        (&anon, Push, stand_in, 'L'),
+        (&boss, Push, stand_in, 'H'),
         // System actions are not project actions.
         (&boss, Catalog, private(None), 'D'),
         (&boss, ManageQuotas, private(None), 'D'),
         // Quotas: members read them; tag rules: admins and maintainers.
         (&alice, ReadQuota, private(Some(Role::Guest)), 'A'),
-        (&alice, ReadQuota, private(Some(Role::LimitedGuest)), 'D'),
+        (&alice, ReadQuota, private(Some(Role::LimitedGuest)), 'A'),
         (&alice, ReadQuota, private(None), 'H'),
         (&anon, ReadQuota, public(None), 'L'),
-        (&alice, ReadTagRules, private(Some(Role::Developer)), 'A'),
+        (
+            &alice,
+            ReadImmutableRules,
+            private(Some(Role::Developer)),
+            'D',
+        ),
+        (
+            &alice,
+            ReadImmutableRules,
+            private(Some(Role::Maintainer)),
+            'A',
+        ),
+        (&alice, ReadRetention, private(Some(Role::Developer)), 'A'),
+        (&alice, ReadRetention, private(Some(Role::Guest)), 'D'),
         (
             &alice,
             ManageImmutableRules,
@@ -267,15 +318,19 @@ fn grants_the_intersection() {
     let all = [Pull, Push, Delete];
     let public = Project {
         name: "library",
+        id: Some(id_of("library")),
         exists: true,
         public: true,
         role: None,
+        stand_in: false,
     };
     let as_dev = Project {
         name: "team",
+        id: Some(id_of("team")),
         exists: true,
         public: false,
         role: Some(Role::Developer),
+        stand_in: false,
     };
     let missing = Project::missing("nope");
     let repo = |n: &str| Target::Repository(n.into());

@@ -98,7 +98,22 @@ impl Meta {
         row.map(user_from_row).transpose()
     }
 
-    /// Creates a local user; `None` if the name is taken.
+    /// Users whose name equals `username` ignoring ASCII case (directories
+    /// match `uid` that way): at most a few rows.
+    pub async fn users_named_ignoring_case(
+        &self,
+        username: &str,
+    ) -> Result<Vec<User>, StorageError> {
+        let rows = sqlx::query("SELECT * FROM users WHERE username = $1 COLLATE NOCASE LIMIT 10")
+            .bind(username)
+            .fetch_all(self.pool())
+            .await?;
+        rows.into_iter().map(user_from_row).collect()
+    }
+
+    /// Creates a local user; `None` if the name is taken, also by a user
+    /// whose name differs only in case (a directory account of that name
+    /// could otherwise never log in, or worse, be confused with it).
     pub async fn create_user(
         &self,
         username: &str,
@@ -108,7 +123,9 @@ impl Meta {
     ) -> Result<Option<i64>, StorageError> {
         Ok(sqlx::query_scalar(
             "INSERT INTO users (username, password_hash, email, admin, disabled, source, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, 0, $5, $6, $6) ON CONFLICT (username) DO NOTHING RETURNING id",
+             SELECT $1, $2, $3, $4, 0, $5, $6, $6 \
+             WHERE NOT EXISTS (SELECT 1 FROM users WHERE username = $1 COLLATE NOCASE) \
+             ON CONFLICT (username) DO NOTHING RETURNING id",
         )
         .bind(username)
         .bind(password_hash)

@@ -31,8 +31,8 @@ pub enum Visibility {
     /// Public projects plus those the user belongs to, directly or through
     /// one of these LDAP group DNs.
     Member { user_id: i64, groups: Vec<String> },
-    /// Public projects plus these (a robot's namespaces).
-    Named(Vec<String>),
+    /// Public projects plus these ids (a robot's namespaces).
+    Projects(Vec<i64>),
     /// Public projects only (anonymous callers).
     Public,
 }
@@ -137,9 +137,16 @@ const MEMBERS: &str = "SELECT m.id, m.project_id, m.entity_type, m.entity_id, m.
      ELSE (SELECT group_name FROM user_groups WHERE id = m.entity_id) END AS entity_name \
      FROM project_members m";
 
+/// The id of the next project. SQLite would hand a deleted project's id
+/// (the highest) to the next one; robot permissions, members and quotas
+/// name projects by id, so an id is never given out twice: the
+/// `projects_high_water` trigger remembers the highest id deleted.
+const NEXT_PROJECT_ID: &str = "(SELECT max(coalesce((SELECT max(id) FROM projects), 0), \
+     coalesce((SELECT last FROM id_high_water WHERE name = 'projects'), 0)) + 1)";
+
 /// The visibility clause, bound as parameters $1..$4 of the query.
 const VISIBLE: &str = "($1 = 'all' OR p.public = 1 \
-     OR ($1 = 'named' AND p.name IN (SELECT value FROM json_each($4))) \
+     OR ($1 = 'ids' AND p.id IN (SELECT value FROM json_each($4))) \
      OR ($1 = 'member' AND EXISTS (SELECT 1 FROM project_members m WHERE m.project_id = p.id AND \
         ((m.entity_type = 'u' AND m.entity_id = $2) OR (m.entity_type = 'g' AND m.entity_id IN \
           (SELECT g.id FROM user_groups g WHERE lower(g.ldap_group_dn) IN \
@@ -151,7 +158,12 @@ fn visibility_params(v: &Visibility) -> (&'static str, i64, String, String) {
         Visibility::All => ("all", 0, "[]".into(), "[]".into()),
         Visibility::Public => ("public", 0, "[]".into(), "[]".into()),
         Visibility::Member { user_id, groups } => ("member", *user_id, json(groups), "[]".into()),
-        Visibility::Named(names) => ("named", 0, "[]".into(), json(names)),
+        Visibility::Projects(ids) => (
+            "ids",
+            0,
+            "[]".into(),
+            serde_json::to_string(ids).unwrap_or_else(|_| "[]".into()),
+        ),
     }
 }
 
@@ -188,10 +200,10 @@ impl Meta {
     ) -> Result<Option<i64>, StorageError> {
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
         let t = now();
-        let id: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO projects (name, public, owner_id, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $4) ON CONFLICT (name) DO NOTHING RETURNING id",
-        )
+        let id: Option<i64> = sqlx::query_scalar(&format!(
+            "INSERT INTO projects (id, name, public, owner_id, created_at, updated_at) \
+             VALUES ({NEXT_PROJECT_ID}, $1, $2, $3, $4, $4) ON CONFLICT (name) DO NOTHING RETURNING id"
+        ))
         .bind(name)
         .bind(public)
         .bind(owner_id)
@@ -218,11 +230,11 @@ impl Meta {
 
     /// Creates a project owned by the administrator if it does not exist.
     pub async fn ensure_project(&self, name: &str, public: bool) -> Result<(), StorageError> {
-        sqlx::query(
-            "INSERT INTO projects (name, public, owner_id, created_at, updated_at) \
-             VALUES ($1, $2, (SELECT id FROM users WHERE username = 'admin'), $3, $3) \
-             ON CONFLICT (name) DO NOTHING",
-        )
+        sqlx::query(&format!(
+            "INSERT INTO projects (id, name, public, owner_id, created_at, updated_at) \
+             VALUES ({NEXT_PROJECT_ID}, $1, $2, (SELECT id FROM users WHERE username = 'admin'), $3, $3) \
+             ON CONFLICT (name) DO NOTHING"
+        ))
         .bind(name)
         .bind(public)
         .bind(now())

@@ -56,6 +56,15 @@ impl Api {
         send(self.http.put(self.url(path)).json(body))
     }
 
+    pub fn patch(&self, path: &str, body: &Value) -> Answer {
+        send(self.http.patch(self.url(path)).json(body))
+    }
+
+    /// `HEAD`; the answer has no body.
+    pub fn head(&self, path: &str) -> Answer {
+        send(self.http.head(self.url(path)))
+    }
+
     pub fn delete(&self, path: &str) -> Answer {
         send(self.http.delete(self.url(path)))
     }

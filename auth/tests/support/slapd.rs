@@ -212,6 +212,27 @@ impl Slapd {
         }
     }
 
+    /// Deletes an entry as the rootdn.
+    pub fn delete(&self, dn: &str) {
+        let output = run(Command::new("ldapdelete").args([
+            "-x",
+            "-H",
+            &self.url(),
+            "-D",
+            ADMIN_DN,
+            "-w",
+            ADMIN_PASSWORD,
+            dn,
+        ]));
+        assert!(
+            output.status.success(),
+            "ldapdelete {dn} failed ({}): {}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+        );
+    }
+
     /// Kills the server (the directory then refuses connections). The
     /// temp dir stays until drop.
     pub fn stop(&mut self) {

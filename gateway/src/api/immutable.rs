@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
 use super::page::Page;
-use super::request::{path_id, read_json, ApiRequest};
+use super::request::{path_id, read_json, ApiRequest, ProjectRef};
 use crate::app::App;
 use crate::error::GatewayError;
 use crate::http::Reply;
@@ -210,7 +210,11 @@ pub async fn list(
     project: &str,
 ) -> Result<Reply, GatewayError> {
     let (row, _) = req
-        .project(app, session, project, Action::ReadTagRules)
+        .project(
+            app,
+            ProjectRef::name_or_id(session, project),
+            Action::ReadImmutableRules,
+        )
         .await?;
     let page = Page::parse(&req.query)?;
     let rules = app.registry.meta().immutable_rules(row.id).await?;
@@ -238,7 +242,11 @@ pub async fn create(
     project: &str,
 ) -> Result<Reply, GatewayError> {
     let (row, _) = req
-        .project(app, session, project, Action::ManageImmutableRules)
+        .project(
+            app,
+            ProjectRef::name_or_id(session, project),
+            Action::ManageImmutableRules,
+        )
         .await?;
     let body: ImmutableRule = read_json(session).await?;
     let spec = spec(&body)?;
@@ -276,7 +284,11 @@ pub async fn update(
     id: &str,
 ) -> Result<Reply, GatewayError> {
     let (row, _) = req
-        .project(app, session, project, Action::ManageImmutableRules)
+        .project(
+            app,
+            ProjectRef::name_or_id(session, project),
+            Action::ManageImmutableRules,
+        )
         .await?;
     let id = path_id(id, "immutable_rule_id")?;
     let body: ImmutableRule = read_json(session).await?;
@@ -327,7 +339,11 @@ pub async fn delete(
     id: &str,
 ) -> Result<Reply, GatewayError> {
     let (row, _) = req
-        .project(app, session, project, Action::ManageImmutableRules)
+        .project(
+            app,
+            ProjectRef::name_or_id(session, project),
+            Action::ManageImmutableRules,
+        )
         .await?;
     let id = path_id(id, "immutable_rule_id")?;
     let deleted = app

@@ -11,12 +11,13 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use berth_policy::{Action, Resource};
 use berth_storage::audit::{AuditEntry, AuditFilter};
+use berth_storage::projects::ProjectRow;
 use pingora::proxy::Session;
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
 use super::page::{Page, Term, Q};
-use super::request::ApiRequest;
+use super::request::{ApiRequest, ProjectRef};
 use crate::app::App;
 use crate::error::GatewayError;
 use crate::http::Reply;
@@ -99,21 +100,32 @@ pub async fn list_project(
     project: &str,
 ) -> Result<Reply, GatewayError> {
     let (row, _) = req
-        .project(app, session, project, Action::ReadProjectLogs)
+        .project(
+            app,
+            ProjectRef::name_or_id(session, project),
+            Action::ReadProjectLogs,
+        )
         .await?;
     let path = format!("/api/v2.0/projects/{project}/logs");
-    page_of(app, req, Some(row.name), &path).await
+    page_of(app, req, Some(&row), &path).await
 }
 
 async fn page_of(
     app: &App,
     req: &ApiRequest,
-    project: Option<String>,
+    project: Option<&ProjectRow>,
     path: &str,
 ) -> Result<Reply, GatewayError> {
     let page = Page::parse(&req.query)?;
     let mut filter = filter(&Q::parse(&req.query)?)?;
-    filter.project = project;
+    if let Some(row) = project {
+        // Records are kept by project name; a project deleted and created
+        // again under the same name (by someone else, perhaps) must not
+        // inherit its predecessor's log, client addresses included.
+        let since = row.created_at.saturating_mul(1000);
+        filter.from_ms = Some(filter.from_ms.map_or(since, |f| f.max(since)));
+        filter.project = Some(row.name.clone());
+    }
     let (entries, total) = app
         .registry
         .meta()

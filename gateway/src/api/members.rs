@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::page::Page;
-use super::request::{bounded, path_id, read_json, ApiRequest};
+use super::request::{bounded, path_id, read_json, ApiRequest, ProjectRef};
 use crate::app::App;
 use crate::error::GatewayError;
 use crate::http::Reply;
@@ -102,7 +102,11 @@ pub async fn list(
     project: &str,
 ) -> Result<Reply, GatewayError> {
     let (row, _) = req
-        .project(app, session, project, Action::ListMembers)
+        .project(
+            app,
+            ProjectRef::name_or_id(session, project),
+            Action::ListMembers,
+        )
         .await?;
     let page = Page::parse(&req.query)?;
     let name = req.query.get("entityname").filter(|n| !n.is_empty());
@@ -128,7 +132,11 @@ pub async fn get(
     mid: &str,
 ) -> Result<Reply, GatewayError> {
     let (row, _) = req
-        .project(app, session, project, Action::ListMembers)
+        .project(
+            app,
+            ProjectRef::name_or_id(session, project),
+            Action::ListMembers,
+        )
         .await?;
     let mid = path_id(mid, "mid")?;
     let member = app
@@ -159,7 +167,11 @@ pub async fn create(
     project: &str,
 ) -> Result<Reply, GatewayError> {
     let (row, _) = req
-        .project(app, session, project, Action::ManageMembers)
+        .project(
+            app,
+            ProjectRef::name_or_id(session, project),
+            Action::ManageMembers,
+        )
         .await?;
     let body: ProjectMember = read_json(session).await?;
     let role = role(body.role_id)?;
@@ -255,7 +267,11 @@ pub async fn update(
     mid: &str,
 ) -> Result<Reply, GatewayError> {
     let (row, _) = req
-        .project(app, session, project, Action::ManageMembers)
+        .project(
+            app,
+            ProjectRef::name_or_id(session, project),
+            Action::ManageMembers,
+        )
         .await?;
     let mid = path_id(mid, "mid")?;
     let body: RoleRequest = read_json(session).await?;
@@ -295,7 +311,11 @@ pub async fn delete(
     mid: &str,
 ) -> Result<Reply, GatewayError> {
     let (row, _) = req
-        .project(app, session, project, Action::ManageMembers)
+        .project(
+            app,
+            ProjectRef::name_or_id(session, project),
+            Action::ManageMembers,
+        )
         .await?;
     let mid = path_id(mid, "mid")?;
     let done = app.registry.meta().remove_member(row.id, mid).await?;

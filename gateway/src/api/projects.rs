@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use berth_policy::{Action, Resource, Role};
+use berth_policy::{authorize, Action, Decision, Resource, Role};
 use berth_storage::oci::ProjectName;
 use berth_storage::projects::{ProjectDeletion, ProjectFilter, ProjectRow};
 use berth_storage::upstreams::{ProjectUpstream, ProxyMode};
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::page::{Page, Term, Q};
-use super::request::{bounded, read_json, time, ApiRequest};
+use super::request::{bounded, read_json, time, ApiRequest, ProjectRef};
 use crate::app::App;
 use crate::auth::ProjectFacts;
 use crate::error::GatewayError;
@@ -79,11 +79,18 @@ pub struct ProjectReq {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ProjectSummary {
     pub repo_count: i64,
-    pub project_admin_count: i64,
-    pub maintainer_count: i64,
-    pub developer_count: i64,
-    pub guest_count: i64,
-    pub limited_guest_count: i64,
+    /// Member counts per role, for callers who may list the members
+    /// (Harbor leaves them out for the others).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_admin_count: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintainer_count: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub developer_count: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest_count: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limited_guest_count: Option<i64>,
     /// The project's storage quota, for callers who may read it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota: Option<super::quotas::SummaryQuota>,
@@ -222,7 +229,11 @@ pub async fn list(app: &App, req: &ApiRequest) -> Result<Reply, GatewayError> {
     responses((status = 200, description = "A project with this name exists"),
         (status = 404, description = "No project has this name")))]
 pub async fn head(app: &App, req: &ApiRequest) -> Result<Reply, GatewayError> {
-    req.require(Action::CreateProject, Resource::System)?;
+    // Harbor answers any authenticated caller, robots included (CI jobs
+    // check a project before pushing); anonymous callers log in first.
+    if req.identity.is_none() {
+        return Err(GatewayError::Unauthenticated { scope: None });
+    }
     let name = req.query.get("project_name").ok_or_else(|| {
         GatewayError::BadRequest("`project_name` query parameter is required".into())
     })?;
@@ -304,7 +315,11 @@ pub async fn get(
     name_or_id: &str,
 ) -> Result<Reply, GatewayError> {
     let (row, facts) = req
-        .project(app, session, name_or_id, Action::ReadProject)
+        .project(
+            app,
+            ProjectRef::name_or_id(session, name_or_id),
+            Action::ReadProject,
+        )
         .await?;
     let mut project = project_json(&row, facts.role);
     let retention = app.registry.meta().project_retention_id(row.id).await?;
@@ -325,7 +340,11 @@ pub async fn update(
     name_or_id: &str,
 ) -> Result<Reply, GatewayError> {
     let (row, _) = req
-        .project(app, session, name_or_id, Action::UpdateProject)
+        .project(
+            app,
+            ProjectRef::name_or_id(session, name_or_id),
+            Action::UpdateProject,
+        )
         .await?;
     let body: ProjectReq = read_json(session).await?;
     if body.registry_id.is_some() {
@@ -370,7 +389,11 @@ pub async fn delete(
     name_or_id: &str,
 ) -> Result<Reply, GatewayError> {
     let (row, _) = req
-        .project(app, session, name_or_id, Action::DeleteProject)
+        .project(
+            app,
+            ProjectRef::name_or_id(session, name_or_id),
+            Action::DeleteProject,
+        )
         .await?;
     let force = req.query.get("force") == Some("true");
     let outcome = app.registry.meta().delete_project(row.id, force).await?;
@@ -412,17 +435,37 @@ pub async fn summary(
     name_or_id: &str,
 ) -> Result<Reply, GatewayError> {
     let (row, facts): (ProjectRow, ProjectFacts) = req
-        .project(app, session, name_or_id, Action::ReadProject)
+        .project(
+            app,
+            ProjectRef::name_or_id(session, name_or_id),
+            Action::ReadProject,
+        )
         .await?;
     let quota = super::quotas::summary_quota(app, req, &facts, row.id).await?;
-    let counts: BTreeMap<i64, i64> = app
-        .registry
-        .meta()
-        .member_counts(row.id)
-        .await?
-        .into_iter()
-        .collect();
-    let count = |r: Role| counts.get(&r.id()).copied().unwrap_or(0);
+    let may_list_members = matches!(
+        authorize(
+            &req.subject(),
+            Action::ListMembers,
+            Resource::Project(facts.view())
+        ),
+        Decision::Allow
+    );
+    let counts: Option<BTreeMap<i64, i64>> = match may_list_members {
+        true => Some(
+            app.registry
+                .meta()
+                .member_counts(row.id)
+                .await?
+                .into_iter()
+                .collect(),
+        ),
+        false => None,
+    };
+    let count = |r: Role| {
+        counts
+            .as_ref()
+            .map(|c| c.get(&r.id()).copied().unwrap_or(0))
+    };
     let summary = ProjectSummary {
         repo_count: row.repo_count,
         project_admin_count: count(Role::ProjectAdmin),

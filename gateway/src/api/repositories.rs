@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
 use super::page::{Page, Term, Q};
-use super::request::{read_json, time, ApiRequest};
+use super::request::{read_json, time, ApiRequest, ProjectRef};
 use crate::app::App;
 use crate::error::GatewayError;
 use crate::http::Reply;
@@ -256,26 +256,24 @@ pub async fn route(
     let method = session.req_header().method.clone();
     let m = &method;
     match rest {
-        [] if m == Method::GET => list(app, session, req, project).await,
-        [repo] if m == Method::GET => get(app, session, req, project, repo).await,
-        [repo] if m == Method::DELETE => delete(app, session, req, project, repo).await,
-        [repo, "artifacts"] if m == Method::GET => {
-            list_artifacts(app, session, req, project, repo).await
-        }
+        [] if m == Method::GET => list(app, req, project).await,
+        [repo] if m == Method::GET => get(app, req, project, repo).await,
+        [repo] if m == Method::DELETE => delete(app, req, project, repo).await,
+        [repo, "artifacts"] if m == Method::GET => list_artifacts(app, req, project, repo).await,
         [repo, "artifacts", r] if m == Method::GET => {
-            get_artifact(app, session, req, project, repo, r).await
+            get_artifact(app, req, project, repo, r).await
         }
         [repo, "artifacts", r] if m == Method::DELETE => {
-            delete_artifact(app, session, req, project, repo, r).await
+            delete_artifact(app, req, project, repo, r).await
         }
         [repo, "artifacts", r, "tags"] if m == Method::GET => {
-            list_tags(app, session, req, project, repo, r).await
+            list_tags(app, req, project, repo, r).await
         }
         [repo, "artifacts", r, "tags"] if m == Method::POST => {
             create_tag(app, session, req, project, repo, r).await
         }
         [repo, "artifacts", r, "tags", tag] if m == Method::DELETE => {
-            delete_tag(app, session, req, project, repo, r, tag).await
+            delete_tag(app, req, project, repo, r, tag).await
         }
         []
         | [_]
@@ -296,13 +294,12 @@ pub async fn route(
 /// The project (checked for `action`) and the repository's full name.
 async fn target(
     app: &App,
-    session: &Session,
     req: &ApiRequest,
     project: &str,
     repo: &str,
     action: Action,
 ) -> Result<(ProjectRow, oci::RepoName), GatewayError> {
-    let (row, _) = req.project(app, session, project, action).await?;
+    let (row, _) = req.project(app, ProjectRef::Name(project), action).await?;
     let name: oci::RepoName = format!("{}/{repo}", row.name).parse()?;
     Ok((row, name))
 }
@@ -350,13 +347,10 @@ async fn resolve(
         (status = 400, body = super::Errors), (status = 404, body = super::Errors),
         (status = 401, description = "Wrong credentials, or none where the project is private", body = super::Errors),
         (status = 403, description = "The caller's role does not allow this", body = super::Errors)))]
-pub async fn list(
-    app: &App,
-    session: &Session,
-    req: &ApiRequest,
-    project: &str,
-) -> Result<Reply, GatewayError> {
-    let (row, _) = req.project(app, session, project, Action::Pull).await?;
+pub async fn list(app: &App, req: &ApiRequest, project: &str) -> Result<Reply, GatewayError> {
+    let (row, _) = req
+        .project(app, ProjectRef::Name(project), Action::Pull)
+        .await?;
     let page = Page::parse(&req.query)?;
     let q = Q::parse(&req.query)?;
     q.reject_unknown(&["name"])?;
@@ -384,12 +378,11 @@ pub async fn list(
         (status = 403, description = "The caller's role does not allow this", body = super::Errors)))]
 pub async fn get(
     app: &App,
-    session: &Session,
     req: &ApiRequest,
     project: &str,
     repo: &str,
 ) -> Result<Reply, GatewayError> {
-    let (row, name) = target(app, session, req, project, repo, Action::Pull).await?;
+    let (row, name) = target(app, req, project, repo, Action::Pull).await?;
     let r = repository(app, &name).await?;
     Ok(json_reply(200, &repository_json(&row, &r)))
 }
@@ -403,12 +396,11 @@ pub async fn get(
         (status = 401, description = "Wrong credentials, or none where the project is private", body = super::Errors)))]
 pub async fn delete(
     app: &App,
-    session: &Session,
     req: &ApiRequest,
     project: &str,
     repo: &str,
 ) -> Result<Reply, GatewayError> {
-    let (row, name) = target(app, session, req, project, repo, Action::Delete).await?;
+    let (row, name) = target(app, req, project, repo, Action::Delete).await?;
     let deleted = app.registry.meta().delete_repository(&name).await?;
     req.audit(
         app,
@@ -441,12 +433,11 @@ pub async fn delete(
         (status = 403, description = "The caller's role does not allow this", body = super::Errors)))]
 pub async fn list_artifacts(
     app: &App,
-    session: &Session,
     req: &ApiRequest,
     project: &str,
     repo: &str,
 ) -> Result<Reply, GatewayError> {
-    let (row, name) = target(app, session, req, project, repo, Action::Pull).await?;
+    let (row, name) = target(app, req, project, repo, Action::Pull).await?;
     let page = Page::parse(&req.query)?;
     let with_tags = flag(req, "with_tag", true)?;
     let q = Q::parse(&req.query)?;
@@ -496,13 +487,12 @@ fn encode(repo: &str) -> String {
         (status = 403, description = "The caller's role does not allow this", body = super::Errors)))]
 pub async fn get_artifact(
     app: &App,
-    session: &Session,
     req: &ApiRequest,
     project: &str,
     repo: &str,
     reference: &str,
 ) -> Result<Reply, GatewayError> {
-    let (row, name) = target(app, session, req, project, repo, Action::Pull).await?;
+    let (row, name) = target(app, req, project, repo, Action::Pull).await?;
     let with_tags = flag(req, "with_tag", true)?;
     let r = repository(app, &name).await?;
     let digest = resolve(app, &r, reference).await?;
@@ -531,13 +521,12 @@ pub async fn get_artifact(
         (status = 401, description = "Wrong credentials, or none where the project is private", body = super::Errors)))]
 pub async fn delete_artifact(
     app: &App,
-    session: &Session,
     req: &ApiRequest,
     project: &str,
     repo: &str,
     reference: &str,
 ) -> Result<Reply, GatewayError> {
-    let (row, name) = target(app, session, req, project, repo, Action::Delete).await?;
+    let (row, name) = target(app, req, project, repo, Action::Delete).await?;
     let r = repository(app, &name).await?;
     let digest = resolve(app, &r, reference).await?;
     let outcome = app.registry.meta().delete_artifact(r.id, &digest).await?;
@@ -578,13 +567,12 @@ pub async fn delete_artifact(
         (status = 403, description = "The caller's role does not allow this", body = super::Errors)))]
 pub async fn list_tags(
     app: &App,
-    session: &Session,
     req: &ApiRequest,
     project: &str,
     repo: &str,
     reference: &str,
 ) -> Result<Reply, GatewayError> {
-    let (_, name) = target(app, session, req, project, repo, Action::Pull).await?;
+    let (_, name) = target(app, req, project, repo, Action::Pull).await?;
     let page = Page::parse(&req.query)?;
     let q = Q::parse(&req.query)?;
     q.reject_unknown(&["name"])?;
@@ -630,7 +618,7 @@ pub async fn create_tag(
     repo: &str,
     reference: &str,
 ) -> Result<Reply, GatewayError> {
-    let (row, name) = target(app, session, req, project, repo, Action::Push).await?;
+    let (row, name) = target(app, req, project, repo, Action::Push).await?;
     let body: NewTag = read_json(session).await?;
     let tag: oci::Tag = body
         .name
@@ -684,14 +672,13 @@ pub async fn create_tag(
         (status = 401, description = "Wrong credentials, or none where the project is private", body = super::Errors)))]
 pub async fn delete_tag(
     app: &App,
-    session: &Session,
     req: &ApiRequest,
     project: &str,
     repo: &str,
     reference: &str,
     tag: &str,
 ) -> Result<Reply, GatewayError> {
-    let (row, name) = target(app, session, req, project, repo, Action::Delete).await?;
+    let (row, name) = target(app, req, project, repo, Action::Delete).await?;
     let tag: oci::Tag = tag.parse()?;
     let r = repository(app, &name).await?;
     let digest = resolve(app, &r, reference).await?;

@@ -73,10 +73,13 @@ impl ApiRequest {
                 (Some(perms), _) if perms.iter().any(|p| p.namespace == Namespace::All) => {
                     Visibility::All
                 }
-                (Some(perms), _) => Visibility::Named(
+                (Some(perms), _) => Visibility::Projects(
                     perms
                         .iter()
-                        .map(|p| p.namespace.as_str().to_owned())
+                        .filter_map(|p| match p.namespace {
+                            Namespace::Project(id) => Some(id),
+                            Namespace::All | Namespace::Gone => None,
+                        })
                         .collect(),
                 ),
                 (None, Some(user_id)) => Visibility::Member {
@@ -93,23 +96,21 @@ impl ApiRequest {
         decision_to_result(authorize(&self.subject(), action, resource))
     }
 
-    /// Loads a project by name or id (Harbor's `project_name_or_id`; with
-    /// `X-Is-Resource-Name: true` the value is always a name) and checks
-    /// `action` on it. A project the caller may not see is a 404, exactly
-    /// like one that does not exist.
+    /// Loads the project `which` names and checks `action` on it. A
+    /// project the caller may not see is a 404, exactly like one that does
+    /// not exist.
     pub async fn project(
         &self,
         app: &App,
-        session: &Session,
-        name_or_id: &str,
+        which: ProjectRef<'_>,
         action: Action,
     ) -> Result<(ProjectRow, ProjectFacts), GatewayError> {
-        let by_name = header(session, "x-is-resource-name").is_some_and(|v| v == "true");
         let meta = app.registry.meta();
-        let row = match name_or_id.parse::<i64>() {
-            Ok(id) if !by_name => meta.project_by_id(id).await?,
-            _ => meta.project(name_or_id).await?,
+        let row = match which {
+            ProjectRef::Id(id) => meta.project_by_id(id).await?,
+            ProjectRef::Name(name) => meta.project(name).await?,
         };
+        let name_or_id = which.to_string();
         let Some(row) = row else {
             // Anonymous callers get the same answer for a missing project
             // as for a private one, so existence does not leak.
@@ -151,6 +152,38 @@ impl ApiRequest {
             success,
             client_ip: self.client_ip.map(|ip| ip.to_string()),
         });
+    }
+}
+
+/// Which project a request names. Harbor's `{project_name_or_id}` path
+/// parameter reads an all-digit value as an id unless `X-Is-Resource-Name:
+/// true` is sent; every other place that takes a project (`{project_name}`
+/// paths, a robot's `namespace`, a body's `project_name`) names it. The
+/// two are kept apart in the type so that the project a handler checks is
+/// always the one it then acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProjectRef<'a> {
+    Id(i64),
+    Name(&'a str),
+}
+
+impl<'a> ProjectRef<'a> {
+    /// Harbor's `{project_name_or_id}`.
+    pub fn name_or_id(session: &Session, value: &'a str) -> ProjectRef<'a> {
+        let by_name = header(session, "x-is-resource-name").is_some_and(|v| v == "true");
+        match value.parse::<i64>() {
+            Ok(id) if !by_name => ProjectRef::Id(id),
+            _ => ProjectRef::Name(value),
+        }
+    }
+}
+
+impl std::fmt::Display for ProjectRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProjectRef::Id(id) => write!(f, "{id}"),
+            ProjectRef::Name(name) => f.write_str(name),
+        }
     }
 }
 

@@ -501,7 +501,7 @@ pub async fn create(
     responses((status = 200, body = RetentionPolicy), (status = 400, body = super::Errors),
         (status = 403, body = super::Errors), (status = 404, body = super::Errors)))]
 pub async fn get(app: &App, req: &ApiRequest, id: &str) -> Result<Reply, GatewayError> {
-    let (policy, _) = policy(app, req, id, Action::ReadTagRules).await?;
+    let (policy, _) = policy(app, req, id, Action::ReadRetention).await?;
     Ok(json_reply(&policy_json(&policy)))
 }
 
@@ -602,7 +602,7 @@ pub async fn run(
         (status = 400, body = super::Errors), (status = 403, body = super::Errors),
         (status = 404, body = super::Errors)))]
 pub async fn executions(app: &App, req: &ApiRequest, id: &str) -> Result<Reply, GatewayError> {
-    let (policy, _) = policy(app, req, id, Action::ReadTagRules).await?;
+    let (policy, _) = policy(app, req, id, Action::ReadRetention).await?;
     let page = Page::parse(&req.query)?;
     let (rows, total) = app
         .registry
@@ -637,7 +637,7 @@ pub async fn tasks(
     id: &str,
     eid: &str,
 ) -> Result<Reply, GatewayError> {
-    let (policy, _) = policy(app, req, id, Action::ReadTagRules).await?;
+    let (policy, _) = policy(app, req, id, Action::ReadRetention).await?;
     let execution = execution(app, &policy, eid).await?;
     let page = Page::parse(&req.query)?;
     let (rows, total) = app
@@ -667,7 +667,7 @@ pub async fn task_log(
     eid: &str,
     tid: &str,
 ) -> Result<Reply, GatewayError> {
-    let (policy, _) = policy(app, req, id, Action::ReadTagRules).await?;
+    let (policy, _) = policy(app, req, id, Action::ReadRetention).await?;
     let execution = execution(app, &policy, eid).await?;
     let tid = path_id(tid, "tid")?;
     let log = app

@@ -7,6 +7,7 @@
 use berth_auth::robot::{self as secrets, AccessSpec, PermissionSpec};
 use berth_policy::{robot_action, Action, Resource, ROBOT_ACCESS};
 use berth_storage::oci::ProjectName;
+use berth_storage::projects::ProjectRow;
 use berth_storage::robots::{NewRobot, RobotRow};
 use pingora::http::Method;
 use pingora::proxy::Session;
@@ -14,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
 use super::page::{Page, Term, Q};
-use super::request::{bounded, path_id, read_json, time, ApiRequest};
+use super::request::{bounded, path_id, read_json, time, ApiRequest, ProjectRef};
 use crate::app::App;
 use crate::error::GatewayError;
 use crate::http::Reply;
@@ -192,6 +193,7 @@ async fn check_permissions(
     };
     let mut out = Vec::with_capacity(perms.len());
     for (i, p) in perms.iter().enumerate() {
+        let mut project_id = None;
         if p.kind != "project" {
             return Err(GatewayError::BadRequest(format!(
                 "`permissions[{i}].kind` must be `project`, not `{}`",
@@ -211,11 +213,13 @@ async fn check_permissions(
                     p.namespace
                 ))
             })?;
-            if app.registry.meta().project(name.as_str()).await?.is_none() {
+            // A namespace is a project name, always (never an id).
+            let Some(row) = app.registry.meta().project(name.as_str()).await? else {
                 return Err(GatewayError::BadRequest(format!(
                     "`permissions[{i}].namespace`: project `{name}` does not exist"
                 )));
-            }
+            };
+            project_id = Some(row.id);
         }
         for (j, a) in p.access.iter().enumerate() {
             let action = robot_action(&a.resource, &a.action).ok_or_else(|| {
@@ -243,6 +247,7 @@ async fn check_permissions(
         out.push(PermissionSpec {
             kind: p.kind.clone(),
             namespace: p.namespace.clone(),
+            project_id,
             access: p
                 .access
                 .iter()
@@ -260,54 +265,40 @@ async fn check_permissions(
 /// Who may manage (or read, with `read`) a robot of this level/project.
 async fn authorize(
     app: &App,
-    session: &Session,
     req: &ApiRequest,
-    project: Option<&str>,
+    project: Option<ProjectRef<'_>>,
     read: bool,
-) -> Result<(), GatewayError> {
+) -> Result<Option<ProjectRow>, GatewayError> {
     match project {
-        None => req.require(Action::ManageSystemRobots, Resource::System),
+        None => req
+            .require(Action::ManageSystemRobots, Resource::System)
+            .map(|()| None),
         Some(p) => {
             let action = if read {
                 Action::ReadRobots
             } else {
                 Action::ManageRobots
             };
-            req.project(app, session, p, action).await.map(|_| ())
+            let (row, _) = req.project(app, p, action).await?;
+            Ok(Some(row))
         }
     }
 }
 
 /// Loads a robot and checks the caller may see (or manage) it; robots the
 /// caller may not see are 404.
-async fn load(
-    app: &App,
-    session: &Session,
-    req: &ApiRequest,
-    id: &str,
-    read: bool,
-) -> Result<RobotRow, GatewayError> {
+async fn load(app: &App, req: &ApiRequest, id: &str, read: bool) -> Result<RobotRow, GatewayError> {
     let id = path_id(id, "robot_id")?;
     let not_found = || GatewayError::ApiNotFound(format!("robot {id} not found"));
     let row = app.registry.meta().robot(id).await?.ok_or_else(not_found)?;
-    let project = match row.project_id {
-        Some(pid) => Some(
-            app.registry
-                .meta()
-                .project_by_id(pid)
-                .await?
-                .ok_or_else(not_found)?
-                .name,
-        ),
-        None => None,
-    };
-    match authorize(app, session, req, project.as_deref(), read).await {
+    // A project robot is judged in the project its row belongs to, by id.
+    match authorize(app, req, row.project_id.map(ProjectRef::Id), read).await {
         Err(GatewayError::Denied(_) | GatewayError::Hidden(_) | GatewayError::ApiNotFound(_))
             if read =>
         {
             Err(not_found())
         }
-        r => r.map(|()| row),
+        r => r.map(|_| row),
     }
 }
 
@@ -319,12 +310,12 @@ pub async fn route(
 ) -> Result<Reply, GatewayError> {
     let m = session.req_header().method.clone();
     match rest {
-        [] if m == Method::GET => list(app, session, req).await,
+        [] if m == Method::GET => list(app, req).await,
         [] if m == Method::POST => create(app, session, req).await,
-        [id] if m == Method::GET => get(app, session, req, id).await,
+        [id] if m == Method::GET => get(app, req, id).await,
         [id] if m == Method::PUT => update(app, session, req, id).await,
         [id] if m == Method::PATCH => refresh(app, session, req, id).await,
-        [id] if m == Method::DELETE => delete(app, session, req, id).await,
+        [id] if m == Method::DELETE => delete(app, req, id).await,
         [] | [_] => Err(GatewayError::MethodNotAllowed {
             method: m.to_string(),
         }),
@@ -341,7 +332,7 @@ pub async fn route(
     responses((status = 200, body = [Robot],
         headers(("X-Total-Count" = i64, description = "Total matching"), ("Link" = String, description = "prev/next pages"))),
         (status = 403, body = super::Errors)))]
-pub async fn list(app: &App, session: &Session, req: &ApiRequest) -> Result<Reply, GatewayError> {
+pub async fn list(app: &App, req: &ApiRequest) -> Result<Reply, GatewayError> {
     let page = Page::parse(&req.query)?;
     let q = Q::parse(&req.query)?;
     q.reject_unknown(&["Level", "level", "ProjectID", "project_id", "name"])?;
@@ -360,7 +351,7 @@ pub async fn list(app: &App, session: &Session, req: &ApiRequest) -> Result<Repl
     // Project admins list their project's robots; all robots only admins.
     match project_id {
         Some(pid) => {
-            req.project(app, session, &pid.to_string(), Action::ReadRobots)
+            req.project(app, ProjectRef::Id(pid), Action::ReadRobots)
                 .await?;
         }
         None => req.require(Action::ManageSystemRobots, Resource::System)?,
@@ -391,7 +382,7 @@ pub async fn create(
 ) -> Result<Reply, GatewayError> {
     let body: RobotCreate = read_json(session).await?;
     let project = project_of(&body.level, &body.permissions)?;
-    authorize(app, session, req, project.as_deref(), false).await?;
+    let project_row = authorize(app, req, project.as_deref().map(ProjectRef::Name), false).await?;
     if body.name.is_empty()
         || !body
             .name
@@ -406,14 +397,17 @@ pub async fn create(
     bounded("name", &body.name, 128)?;
     bounded("description", &body.description, 1024)?;
     let specs = check_permissions(app, &body.level, &body.permissions).await?;
-    let full_name = match &project {
-        Some(p) => format!("{}{p}+{}", secrets::ROBOT_PREFIX, body.name),
+    let full_name = match &project_row {
+        Some(p) => format!("{}{}+{}", secrets::ROBOT_PREFIX, p.name, body.name),
         None => format!("{}{}", secrets::ROBOT_PREFIX, body.name),
     };
-    let project_id = match &project {
-        Some(p) => app.registry.meta().project(p).await?.map(|r| r.id),
-        None => None,
-    };
+    let project_id = project_row.as_ref().map(|r| r.id);
+    if project_id.is_some() && specs.first().and_then(|s| s.project_id) != project_id {
+        // The project was deleted and created again meanwhile.
+        return Err(GatewayError::Conflict(
+            "the robot's project changed while it was being created; try again".into(),
+        ));
+    }
     let created_at = now();
     let expires = expires_at(created_at, body.duration)?;
     let secret = secrets::generate_secret();
@@ -459,13 +453,8 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v2.0/robots/{robot_id}", tag = "robot",
     params(("robot_id" = i64, Path, description = "Robot id")),
     responses((status = 200, body = Robot), (status = 404, body = super::Errors)))]
-pub async fn get(
-    app: &App,
-    session: &Session,
-    req: &ApiRequest,
-    id: &str,
-) -> Result<Reply, GatewayError> {
-    let row = load(app, session, req, id, true).await?;
+pub async fn get(app: &App, req: &ApiRequest, id: &str) -> Result<Reply, GatewayError> {
+    let row = load(app, req, id, true).await?;
     Ok(Reply::json(
         200,
         &serde_json::to_value(robot_json(&row)).unwrap_or_default(),
@@ -482,7 +471,7 @@ pub async fn update(
     req: &ApiRequest,
     id: &str,
 ) -> Result<Reply, GatewayError> {
-    let row = load(app, session, req, id, false).await?;
+    let row = load(app, req, id, false).await?;
     let body: Robot = read_json(session).await?;
     if body.level != row.level {
         return Err(GatewayError::BadRequest(format!(
@@ -497,17 +486,16 @@ pub async fn update(
         )));
     }
     let project = project_of(&body.level, &body.permissions)?;
-    if row.project_id.is_some() {
-        // A project robot stays in its project.
-        let current = secrets::parse_stored(&row.permissions);
-        if current.first().map(|p| p.namespace.as_str()) != project.as_deref() {
-            return Err(GatewayError::BadRequest(
-                "a project robot's `namespace` cannot change".into(),
-            ));
-        }
-    }
     bounded("description", &body.description, 1024)?;
     let specs = check_permissions(app, &body.level, &body.permissions).await?;
+    if row.project_id.is_some() && specs.first().and_then(|s| s.project_id) != row.project_id {
+        // A project robot stays in its project (the one its row names, by
+        // id: a namespace that names another project, or the same name
+        // created again, is refused).
+        return Err(GatewayError::BadRequest(
+            "a project robot's `namespace` cannot change".into(),
+        ));
+    }
     let expires = expires_at(row.created_at, body.duration)?;
     let done = app
         .registry
@@ -536,7 +524,7 @@ pub async fn refresh(
     req: &ApiRequest,
     id: &str,
 ) -> Result<Reply, GatewayError> {
-    let row = load(app, session, req, id, false).await?;
+    let row = load(app, req, id, false).await?;
     let body = read_json::<RobotSec>(session).await.unwrap_or_default();
     let secret = match body.secret {
         Some(s) => {
@@ -580,13 +568,8 @@ pub async fn refresh(
 #[utoipa::path(delete, path = "/api/v2.0/robots/{robot_id}", tag = "robot",
     params(("robot_id" = i64, Path, description = "Robot id")),
     responses((status = 200, description = "Deleted"), (status = 404, body = super::Errors)))]
-pub async fn delete(
-    app: &App,
-    session: &Session,
-    req: &ApiRequest,
-    id: &str,
-) -> Result<Reply, GatewayError> {
-    let row = load(app, session, req, id, false).await?;
+pub async fn delete(app: &App, req: &ApiRequest, id: &str) -> Result<Reply, GatewayError> {
+    let row = load(app, req, id, false).await?;
     let done = app.registry.meta().delete_robot(row.id).await?;
     req.audit(app, "delete", "robot", &row.name, None, done);
     app.forget_access();

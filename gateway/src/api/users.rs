@@ -440,10 +440,7 @@ pub async fn set_password(
     if own || !req.is_admin() {
         let old = body.old_password.clone().unwrap_or_default();
         let stored = user.password_hash.clone().unwrap_or_default();
-        let ok = tokio::task::spawn_blocking(move || password::verify(&old, &stored))
-            .await
-            .unwrap_or(false);
-        if !ok {
+        if !app.login.verify_password(&old, &stored).await {
             return Err(GatewayError::BadRequest("`old_password` is wrong".into()));
         }
     }
