@@ -129,6 +129,9 @@ impl GatewayError {
                 retry_after: Some(s),
                 ..
             } => vec![("Retry-After", s.clone())],
+            GatewayError::Auth(AuthError::TooManyAttempts {
+                retry_after_secs, ..
+            }) => vec![("Retry-After", retry_after_secs.to_string())],
             GatewayError::UploadOffset {
                 expected, location, ..
             } => vec![

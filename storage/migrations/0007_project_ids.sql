@@ -24,3 +24,8 @@ UPDATE robots SET permissions = (
     FROM json_each(robots.permissions) e)
 WHERE json_valid(permissions) AND json_type(permissions) = 'array';
 CREATE INDEX users_username_nocase ON users(username COLLATE NOCASE);
+
+-- When a project was created, to the millisecond: its audit log starts
+-- there (records of an earlier project of the same name are not its own).
+ALTER TABLE projects ADD COLUMN created_ms INTEGER NOT NULL DEFAULT 0;
+UPDATE projects SET created_ms = created_at * 1000;

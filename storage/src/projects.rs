@@ -201,13 +201,14 @@ impl Meta {
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
         let t = now();
         let id: Option<i64> = sqlx::query_scalar(&format!(
-            "INSERT INTO projects (id, name, public, owner_id, created_at, updated_at) \
-             VALUES ({NEXT_PROJECT_ID}, $1, $2, $3, $4, $4) ON CONFLICT (name) DO NOTHING RETURNING id"
+            "INSERT INTO projects (id, name, public, owner_id, created_at, updated_at, created_ms) \
+             VALUES ({NEXT_PROJECT_ID}, $1, $2, $3, $4, $4, $5) ON CONFLICT (name) DO NOTHING RETURNING id"
         ))
         .bind(name)
         .bind(public)
         .bind(owner_id)
         .bind(t)
+        .bind(crate::audit::now_ms())
         .fetch_optional(&mut *tx)
         .await?;
         if let (Some(pid), Some(uid)) = (id, owner_id) {
@@ -231,16 +232,29 @@ impl Meta {
     /// Creates a project owned by the administrator if it does not exist.
     pub async fn ensure_project(&self, name: &str, public: bool) -> Result<(), StorageError> {
         sqlx::query(&format!(
-            "INSERT INTO projects (id, name, public, owner_id, created_at, updated_at) \
-             VALUES ({NEXT_PROJECT_ID}, $1, $2, (SELECT id FROM users WHERE username = 'admin'), $3, $3) \
+            "INSERT INTO projects (id, name, public, owner_id, created_at, updated_at, created_ms) \
+             VALUES ({NEXT_PROJECT_ID}, $1, $2, (SELECT id FROM users WHERE username = 'admin'), $3, $3, $4) \
              ON CONFLICT (name) DO NOTHING"
         ))
         .bind(name)
         .bind(public)
         .bind(now())
+        .bind(crate::audit::now_ms())
         .execute(self.pool())
         .await?;
         Ok(())
+    }
+
+    /// When project `id` was created, in Unix milliseconds (audit records
+    /// of a project are those written since: an earlier project of the
+    /// same name had its own).
+    pub async fn project_created_ms(&self, id: i64) -> Result<Option<i64>, StorageError> {
+        Ok(
+            sqlx::query_scalar("SELECT created_ms FROM projects WHERE id = $1")
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?,
+        )
     }
 
     /// Whether a project exists and is public (`None`: no such project).

@@ -112,10 +112,15 @@ fn a_directory_account_never_logs_in_as_the_local_account_of_its_name() {
 fn refresh_tokens_end_with_the_credential() {
     let berth = Berth::start();
     let admin = Api::admin(&berth);
-    admin.create_user("alice", "Alice-pw-1");
+    let id = admin.create_user("alice", "Alice-pw-1");
     let token = refresh_token(&berth, "alice", "Alice-pw-1");
     assert_eq!(refresh(&berth, &token), 200);
-    set_password(&berth, "alice", "Alice-pw-2");
+    // An administrator resets the password (the API), ...
+    let (status, _, body) = admin.put(
+        &format!("/users/{id}/password"),
+        &json!({"new_password": "Alice-pw-2"}),
+    );
+    assert_eq!(status, 200, "{body}");
     assert_eq!(current(&berth, "alice", "Alice-pw-1").0, 401);
     assert_eq!(
         refresh(&berth, &token),
@@ -124,6 +129,13 @@ fn refresh_tokens_end_with_the_credential() {
     );
     let fresh = refresh_token(&berth, "alice", "Alice-pw-2");
     assert_eq!(refresh(&berth, &fresh), 200);
+    // ... or the command line does, beside the running server.
+    set_password(&berth, "alice", "Alice-pw-3");
+    assert_eq!(
+        refresh(&berth, &fresh),
+        401,
+        "refresh after `berth user passwd`"
+    );
 
     let (id, robot, secret) = admin.create_robot_with_id(&json!({
         "name": "ci", "level": "system", "duration": -1,
@@ -165,40 +177,58 @@ fn a_directory_refresh_token_ends_when_the_entry_goes() {
     }
 }
 
-/// Review item 4: a robot whose expiry passes stops at once, although its
+/// Review item 4: a robot whose expiry passes stops then, although its
 /// login is cached for 60 s.
 #[test]
 fn an_expired_robot_stops_at_once() {
     let berth = Berth::start();
     let admin = Api::admin(&berth);
+    admin.create_project("team", false);
     let (robot, secret) = admin.create_robot(&json!({
         "name": "short", "level": "system", "duration": 1,
-        "permissions": [{"kind": "project", "namespace": "library",
+        "permissions": [{"kind": "project", "namespace": "team",
             "access": [{"resource": "repository", "action": "pull"}]}],
     }));
-    let catalog = |who: &str, pw: &str| {
-        http_client(Some((who, pw)))
-            .get(format!("{}/v2/library/none/tags/list", berth.url()))
+    // Durations are in days: move this one's end to 3 s from now, before
+    // its first login, so the cached login carries it.
+    let expires = berth_tests::jwt::now() + 3;
+    let db = berth.data_dir().join("berth.db");
+    let out = std::process::Command::new("sqlite3")
+        .arg(&db)
+        .arg(format!(
+            "PRAGMA busy_timeout=5000; UPDATE robots SET expires_at = {expires} WHERE name = '{robot}';"
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let tags = || {
+        http_client(Some((robot.as_str(), secret.as_str())))
+            .get(format!("{}/v2/team/none/tags/list", berth.url()))
             .send()
             .unwrap()
             .status()
             .as_u16()
     };
-    assert_ne!(catalog(&robot, &secret), 401);
-    let db = berth.data_dir().join("berth.db");
-    let out = std::process::Command::new("sqlite3")
-        .arg(&db)
-        .arg(format!(
-            "PRAGMA busy_timeout=5000; UPDATE robots SET expires_at = 1 WHERE name = '{robot}';"
-        ))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    assert_eq!(
-        catalog(&robot, &secret),
-        401,
-        "an expired robot's cached login"
-    );
+    assert_eq!(tags(), 404, "the robot may read `team` until it expires");
+    // Well within the 60 s the login stays cached.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while tags() != 401 {
+        assert!(
+            Instant::now() < deadline,
+            "the robot still works after its expiry"
+        );
+        std::thread::sleep(POLL);
+    }
+    assert!(berth_tests::jwt::now() >= expires);
+    // Tokens issued to it end with it too: none outlives the robot.
+    let (status, body) = {
+        let resp = http_client(Some((robot.as_str(), secret.as_str())))
+            .get(format!("{}/service/token?service=berth", berth.url()))
+            .send()
+            .unwrap();
+        (resp.status().as_u16(), resp.text().unwrap())
+    };
+    assert_eq!(status, 401, "{body}");
 }
 
 /// Review item 4: an unknown username takes about as long as a wrong
@@ -260,10 +290,9 @@ fn concurrent_wrong_passwords_are_throttled_and_bounded() {
     assert!(unauthorized <= 10, "{unauthorized} checked: {statuses:?}");
     let grown_mib = peak_rss_kib(pid).saturating_sub(before) / 1024;
     assert!(grown_mib < 150, "peak memory grew by {grown_mib} MiB");
-    // The right password from elsewhere is not locked out by this... but
-    // from the same address it waits for the window, with Retry-After.
-    let (user, pw) = berth.admin_credentials();
-    let resp = http_client(Some((user, pw)))
+    // The next guess from this address waits for the window, and is told
+    // how long.
+    let resp = http_client(Some(("admin", "one-more-guess")))
         .get(format!("{}/api/v2.0/users/current", berth.url()))
         .send()
         .unwrap();

@@ -11,7 +11,6 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use berth_policy::{Action, Resource};
 use berth_storage::audit::{AuditEntry, AuditFilter};
-use berth_storage::projects::ProjectRow;
 use pingora::proxy::Session;
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
@@ -106,25 +105,30 @@ pub async fn list_project(
             Action::ReadProjectLogs,
         )
         .await?;
+    let since = app
+        .registry
+        .meta()
+        .project_created_ms(row.id)
+        .await?
+        .unwrap_or(row.created_at.saturating_mul(1000));
     let path = format!("/api/v2.0/projects/{project}/logs");
-    page_of(app, req, Some(&row), &path).await
+    page_of(app, req, Some((&row.name, since)), &path).await
 }
 
 async fn page_of(
     app: &App,
     req: &ApiRequest,
-    project: Option<&ProjectRow>,
+    project: Option<(&str, i64)>,
     path: &str,
 ) -> Result<Reply, GatewayError> {
     let page = Page::parse(&req.query)?;
     let mut filter = filter(&Q::parse(&req.query)?)?;
-    if let Some(row) = project {
+    if let Some((name, since_ms)) = project {
         // Records are kept by project name; a project deleted and created
         // again under the same name (by someone else, perhaps) must not
         // inherit its predecessor's log, client addresses included.
-        let since = row.created_at.saturating_mul(1000);
-        filter.from_ms = Some(filter.from_ms.map_or(since, |f| f.max(since)));
-        filter.project = Some(row.name.clone());
+        filter.from_ms = Some(filter.from_ms.map_or(since_ms, |f| f.max(since_ms)));
+        filter.project = Some(name.to_owned());
     }
     let (entries, total) = app
         .registry
