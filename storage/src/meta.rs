@@ -406,14 +406,31 @@ impl Meta {
 
     // ---- uploads ----
 
-    pub async fn insert_upload(&self, id: &str, repo: &RepoName) -> Result<(), StorageError> {
+    /// Records a new upload session of `owner`, unless `owner` already has
+    /// `limit` open ones (0, or no owner: no limit). Counting and inserting are one
+    /// statement, so concurrent starts cannot overshoot the limit.
+    pub async fn insert_upload(
+        &self,
+        id: &str,
+        repo: &RepoName,
+        owner: Option<&str>,
+        limit: u32,
+    ) -> Result<(), StorageError> {
         let repo_id = self.ensure_repo(repo).await?;
-        sqlx::query("INSERT INTO uploads (id, repo_id, created_at) VALUES ($1, $2, $3)")
-            .bind(id)
-            .bind(repo_id)
-            .bind(now())
-            .execute(&self.pool)
-            .await?;
+        let inserted = sqlx::query(
+            "INSERT INTO uploads (id, repo_id, created_at, owner) SELECT $1, $2, $3, $4 \
+             WHERE $4 IS NULL OR $5 = 0 OR (SELECT COUNT(*) FROM uploads WHERE owner = $4) < $5",
+        )
+        .bind(id)
+        .bind(repo_id)
+        .bind(now())
+        .bind(owner)
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(StorageError::TooManyUploads { limit });
+        }
         Ok(())
     }
 
