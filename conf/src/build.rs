@@ -27,6 +27,9 @@ const DEFAULT_LDAP_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_LDAP_CACHE_TTL: Duration = Duration::from_secs(60);
 const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(10);
 const DEFAULT_UPLOAD_PURGE_AGE: Duration = Duration::from_secs(24 * 3600);
+const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(20);
+const DEFAULT_BODY_MIN_RATE: u64 = 1024;
+const DEFAULT_MAX_UPLOADS_PER_USER: u32 = 100;
 const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 const DEFAULT_GC_GRACE_PERIOD: Duration = Duration::from_secs(3600);
 
@@ -273,8 +276,31 @@ fn server(s: &Settings) -> Result<ServerConfig, ConfError> {
             .filter(|&n| n >= 1)
             .ok_or_else(|| s.invalid("server.threads", format!("must be at least 1, found {n}")))?,
     };
+    let body_min_rate = match s.non_empty("server.body_min_rate")? {
+        None => DEFAULT_BODY_MIN_RATE,
+        Some(text) => parse_size(text).ok_or_else(|| {
+            s.invalid(
+                "server.body_min_rate",
+                format!("`{text}` is not a rate: use bytes per second, with a unit if you like, such as \"1KiB\" or \"100000\""),
+            )
+        })?,
+    };
+    let max_uploads_per_user = match s.integer("server.max_uploads_per_user") {
+        None => DEFAULT_MAX_UPLOADS_PER_USER,
+        Some(n) => u32::try_from(n).map_err(|_| {
+            s.invalid(
+                "server.max_uploads_per_user",
+                format!("must be between 0 (no limit) and {}, found {n}", u32::MAX),
+            )
+        })?,
+    };
     Ok(ServerConfig {
         threads,
+        body_timeout: s
+            .duration("server.body_timeout")?
+            .unwrap_or(DEFAULT_BODY_TIMEOUT),
+        body_min_rate,
+        max_uploads_per_user,
         grace_period: s
             .duration("server.grace_period")?
             .unwrap_or(DEFAULT_GRACE_PERIOD),
@@ -507,5 +533,53 @@ mod size_tests {
         assert_eq!(parse_size("ten"), None);
         assert_eq!(parse_size("5 parsecs"), None);
         assert_eq!(parse_size("0"), None);
+    }
+}
+
+#[cfg(test)]
+mod body_limit_tests {
+    #![allow(clippy::unwrap_used)]
+    use std::time::Duration;
+
+    use crate::load::load;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn upload_limits_have_defaults_and_env_overrides() {
+        let config = load(None, &[]).unwrap();
+        assert_eq!(config.server.body_timeout, Duration::from_secs(20));
+        assert_eq!(config.server.body_min_rate, 1024);
+        assert_eq!(config.server.max_uploads_per_user, 100);
+        let config = load(
+            None,
+            &env(&[
+                ("BERTH_SERVER__BODY_TIMEOUT", "2s"),
+                ("BERTH_SERVER__BODY_MIN_RATE", "64KiB"),
+                ("BERTH_SERVER__MAX_UPLOADS_PER_USER", "0"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.server.body_timeout, Duration::from_secs(2));
+        assert_eq!(config.server.body_min_rate, 64 * 1024);
+        assert_eq!(config.server.max_uploads_per_user, 0);
+    }
+
+    #[test]
+    fn bad_upload_limits_name_their_key() {
+        let e = load(None, &env(&[("BERTH_SERVER__BODY_MIN_RATE", "fast")]))
+            .unwrap_err()
+            .to_string();
+        // From the environment, the error names the variable.
+        assert!(e.contains("BERTH_SERVER__BODY_MIN_RATE"), "{e}");
+        let e = load(None, &env(&[("BERTH_SERVER__MAX_UPLOADS_PER_USER", "-1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("BERTH_SERVER__MAX_UPLOADS_PER_USER"), "{e}");
     }
 }

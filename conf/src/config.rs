@@ -143,6 +143,15 @@ pub struct ServerConfig {
     /// Peers whose `X-Forwarded-Proto`/`X-Forwarded-Host` are believed
     /// (a proxy in front of berth). Default: none.
     pub trusted_proxies: Vec<IpNet>,
+    /// How long a request body (a blob upload) may take before
+    /// `body_min_rate` applies. Default 20s.
+    pub body_timeout: Duration,
+    /// Bytes per second a request body must average after `body_timeout`;
+    /// slower bodies are cut off. Default 1 KiB/s.
+    pub body_min_rate: u64,
+    /// Upload sessions one user may hold open at once; 0: no limit.
+    /// Default 100.
+    pub max_uploads_per_user: u32,
 }
 
 /// An address block such as `10.0.0.0/8` or a single address.

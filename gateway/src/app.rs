@@ -45,6 +45,8 @@ pub struct App {
     pub retention: crate::retention::Runner,
     /// The side runtime, for work that outlives a request (a GC run).
     pub side: tokio::runtime::Handle,
+    /// `server.body_timeout` and `server.body_min_rate`, for upload bodies.
+    pub body_pace: crate::v2::pace::BodyPace,
 }
 
 /// How long a cached role may lag a membership change made by another

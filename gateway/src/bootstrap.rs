@@ -52,7 +52,8 @@ pub fn make_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
 pub async fn build(config: &Config) -> Result<Built, String> {
     let registry = Registry::open(&storage_settings(config))
         .await
-        .map_err(|e| format!("cannot open the registry store: {e}"))?;
+        .map_err(|e| format!("cannot open the registry store: {e}"))?
+        .with_max_uploads_per_user(config.server.max_uploads_per_user);
     let tokens = TokenService::open(&config.data_dir, ISSUER, SERVICE, config.auth.token_ttl)
         .map_err(|e| format!("cannot set up tokens: {e}"))?;
     let ldap = match (&config.auth.mode, &config.ldap) {
@@ -106,6 +107,10 @@ pub async fn build(config: &Config) -> Result<Built, String> {
             default_storage_limit: config.quota.default_storage_limit,
             retention,
             side: tokio::runtime::Handle::current(),
+            body_pace: crate::v2::pace::BodyPace {
+                timeout: config.server.body_timeout,
+                min_rate: config.server.body_min_rate,
+            },
         }),
         generated_admin_password,
     })

@@ -75,6 +75,18 @@ pub enum GatewayError {
     /// nothing was cached.
     #[error("the upstream registry `{registry}` sent content for {digest} that does not match that digest; nothing was cached, the upstream may be corrupt")]
     UpstreamCorrupt { registry: String, digest: String },
+    /// A request body that fell behind `server.body_min_rate`; what
+    /// arrived was kept (`location`: where to resume) or, for a monolithic
+    /// upload, the session was dropped.
+    #[error("the request body arrived too slowly: {received} bytes in {elapsed_s} s, below the {min_rate} bytes/s this registry requires after the first {timeout_s} s; {}", match .location { Some(_) => format!("the upload keeps the {kept} bytes received: resume at byte {kept}"), None => "nothing was kept: upload again, or in chunks".to_owned() })]
+    BodyTooSlow {
+        received: u64,
+        elapsed_s: u64,
+        min_rate: u64,
+        timeout_s: u64,
+        kept: u64,
+        location: Option<String>,
+    },
     /// An out-of-order chunk; the reply says where the upload stands.
     #[error(
         "chunk starts at byte {got} but the upload has {expected} bytes; resume at byte {expected}"
@@ -132,6 +144,14 @@ impl GatewayError {
             GatewayError::Auth(AuthError::TooManyAttempts {
                 retry_after_secs, ..
             }) => vec![("Retry-After", retry_after_secs.to_string())],
+            GatewayError::BodyTooSlow {
+                kept,
+                location: Some(location),
+                ..
+            } => vec![
+                ("Location", location.clone()),
+                ("Range", format!("0-{}", kept.saturating_sub(1))),
+            ],
             GatewayError::UploadOffset {
                 expected, location, ..
             } => vec![
@@ -160,6 +180,8 @@ impl GatewayError {
                 StorageError::BlobUnknown(_) => p(404, "BLOB_UNKNOWN"),
                 StorageError::UploadUnknown => p(404, "BLOB_UPLOAD_UNKNOWN"),
                 StorageError::UploadOffsetMismatch { .. } => p(416, "BLOB_UPLOAD_INVALID"),
+                StorageError::UploadBusy => p(409, "BLOB_UPLOAD_INVALID"),
+                StorageError::TooManyUploads { .. } => p(429, "TOOMANYREQUESTS"),
                 StorageError::DigestMismatch { .. } => p(400, "DIGEST_INVALID"),
                 StorageError::ManifestUnknown(_) => p(404, "MANIFEST_UNKNOWN"),
                 StorageError::ManifestInvalid(_) => p(400, "MANIFEST_INVALID"),
@@ -216,6 +238,7 @@ impl GatewayError {
             GatewayError::Conflict(_) => p(409, "CONFLICT"),
             GatewayError::Precondition(_) => p(412, "PRECONDITION"),
             GatewayError::UploadOffset { .. } => p(416, "BLOB_UPLOAD_INVALID"),
+            GatewayError::BodyTooSlow { .. } => p(408, "BLOB_UPLOAD_INVALID"),
             GatewayError::UpstreamUnreachable { .. } => p(503, "UNAVAILABLE"),
             GatewayError::UpstreamRateLimited { .. } => p(429, "TOOMANYREQUESTS"),
             GatewayError::UpstreamRefused { .. } | GatewayError::UpstreamCorrupt { .. } => {
@@ -250,6 +273,7 @@ impl GatewayError {
             403 => "FORBIDDEN",
             404 => "NOT_FOUND",
             405 => "METHOD_NOT_ALLOWED",
+            408 => "REQUEST_TIMEOUT",
             409 => "CONFLICT",
             412 => "PRECONDITION",
             413 => "REQUEST_ENTITY_TOO_LARGE",

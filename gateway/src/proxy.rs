@@ -391,7 +391,9 @@ async fn error_reply(
         let too_large = header(session, "content-length")
             .and_then(|v| v.parse::<u64>().ok())
             .is_some_and(|len| len > DRAIN_LIMIT);
-        if waiting || too_large || !drain_body(session).await {
+        // A body cut off for its slowness is not waited for again.
+        let too_slow = matches!(e, GatewayError::BodyTooSlow { .. });
+        if too_slow || waiting || too_large || !drain_body(session).await {
             session.set_keepalive(None);
         }
     }

@@ -90,10 +90,16 @@ impl BlobStore {
     /// the file and its row then appear together for every other writer.
     pub fn place(&self, temp: &Path, digest: &Digest) -> Result<(), StorageError> {
         let dest = self.path(digest);
-        if dest.is_file() {
-            // Same content already stored: keep the existing file.
-            let _ = std::fs::remove_file(temp);
-            return Ok(());
+        if let Ok(existing) = std::fs::metadata(&dest) {
+            let verified = std::fs::metadata(temp).map(|m| m.len()).ok();
+            if existing.is_file() && Some(existing.len()) == verified {
+                // Same content already stored: keep the existing file.
+                let _ = std::fs::remove_file(temp);
+                return Ok(());
+            }
+            // A stored file of another length cannot be this digest's
+            // content (older versions could place unverified bytes): the
+            // verified upload replaces it.
         }
         let dir = dest.parent().unwrap_or(&self.root);
         std::fs::create_dir_all(dir)
@@ -150,23 +156,25 @@ pub(crate) fn read_dir(dir: &Path) -> Result<Vec<std::fs::DirEntry>, StorageErro
     }
 }
 
-/// Hashes a whole file from disk. Used only off the fast path: after a
-/// restart (the in-memory hash state is gone) or for non-sha256 digests.
-pub fn hash_file(path: &Path, algorithm: Algorithm) -> Result<(Hasher, u64), StorageError> {
-    let mut f =
-        File::open(path).map_err(StorageError::io(format!("opening {}", path.display())))?;
+/// Hashes what `file` (at `path`) holds from its current position to its
+/// end. Used only off the fast path: when an upload's hash in memory is
+/// missing or stale, or for non-sha256 digests.
+pub fn hash_reader(
+    file: &mut File,
+    algorithm: Algorithm,
+    path: &Path,
+) -> Result<(Hasher, u64), StorageError> {
     let mut hasher = algorithm.hasher();
     let mut buf = vec![0u8; READ_CHUNK];
     let mut total = 0u64;
     loop {
-        let n = f
+        let n = file
             .read(&mut buf)
             .map_err(StorageError::io(format!("reading {}", path.display())))?;
         if n == 0 {
-            break;
+            return Ok((hasher, total));
         }
         hasher.update(&buf[..n]);
         total += n as u64;
     }
-    Ok((hasher, total))
 }

@@ -17,6 +17,11 @@ pub enum StorageError {
     BlobUnknown(Digest),
     #[error("upload session not found: it was finished, cancelled or never started; start a new one with POST")]
     UploadUnknown,
+    #[error("the upload was changed by another request while this one wrote to it; check where it stands (GET its location) and resume from there")]
+    UploadBusy,
+    /// A user holds as many open upload sessions as allowed.
+    #[error("too many unfinished uploads: at most {limit} per user may be open at once; complete or cancel (DELETE) some, or wait for abandoned ones to be purged")]
+    TooManyUploads { limit: u32 },
     #[error("chunk starts at byte {got} but the upload has {expected} bytes; send chunks in order, resuming at {expected}")]
     UploadOffsetMismatch { expected: u64, got: u64 },
     #[error(

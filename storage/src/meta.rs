@@ -248,29 +248,13 @@ impl Meta {
         tags: &[Tag],
     ) -> Result<(), StorageError> {
         let repo_id = self.ensure_repo(repo).await?;
+        // Checked first without the write lock (a missing reference is
+        // refused without stalling other writers), then again under it:
+        // a blob may have been unlinked in between. Each check is one
+        // statement however many references there are.
+        check_references(&mut *self.pool.acquire().await?, repo_id, parsed).await?;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        for blob in &parsed.blobs {
-            let found: Option<i64> =
-                sqlx::query_scalar("SELECT 1 FROM repo_blobs WHERE repo_id = $1 AND digest = $2")
-                    .bind(repo_id)
-                    .bind(blob.to_string())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if found.is_none() {
-                return Err(StorageError::ManifestBlobUnknown(blob.clone()));
-            }
-        }
-        for child in &parsed.manifests {
-            let found: Option<i64> =
-                sqlx::query_scalar("SELECT 1 FROM manifests WHERE repo_id = $1 AND digest = $2")
-                    .bind(repo_id)
-                    .bind(child.to_string())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if found.is_none() {
-                return Err(StorageError::ManifestBlobUnknown(child.clone()));
-            }
-        }
+        check_references(&mut tx, repo_id, parsed).await?;
         crate::quota::check_growth(&mut tx, repo_id, &digest.to_string(), content.len() as u64)
             .await?;
         crate::immutable::guard_retag(&mut tx, repo_id, tags, digest).await?;
@@ -422,14 +406,31 @@ impl Meta {
 
     // ---- uploads ----
 
-    pub async fn insert_upload(&self, id: &str, repo: &RepoName) -> Result<(), StorageError> {
+    /// Records a new upload session of `owner`, unless `owner` already has
+    /// `limit` open ones (0, or no owner: no limit). Counting and inserting are one
+    /// statement, so concurrent starts cannot overshoot the limit.
+    pub async fn insert_upload(
+        &self,
+        id: &str,
+        repo: &RepoName,
+        owner: Option<&str>,
+        limit: u32,
+    ) -> Result<(), StorageError> {
         let repo_id = self.ensure_repo(repo).await?;
-        sqlx::query("INSERT INTO uploads (id, repo_id, created_at) VALUES ($1, $2, $3)")
-            .bind(id)
-            .bind(repo_id)
-            .bind(now())
-            .execute(&self.pool)
-            .await?;
+        let inserted = sqlx::query(
+            "INSERT INTO uploads (id, repo_id, created_at, owner) SELECT $1, $2, $3, $4 \
+             WHERE $4 IS NULL OR $5 = 0 OR (SELECT COUNT(*) FROM uploads WHERE owner = $4) < $5",
+        )
+        .bind(id)
+        .bind(repo_id)
+        .bind(now())
+        .bind(owner)
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(StorageError::TooManyUploads { limit });
+        }
         Ok(())
     }
 
@@ -452,6 +453,44 @@ impl Meta {
             .await?;
         Ok(())
     }
+}
+
+/// Refuses a manifest whose blobs or child manifests are not in the
+/// repository, naming the first one missing.
+async fn check_references(
+    conn: &mut SqliteConnection,
+    repo_id: i64,
+    parsed: &ParsedManifest,
+) -> Result<(), StorageError> {
+    let checks = [
+        (
+            &parsed.blobs,
+            "SELECT j.value FROM json_each($2) j WHERE NOT EXISTS \
+             (SELECT 1 FROM repo_blobs b WHERE b.repo_id = $1 AND b.digest = j.value) LIMIT 1",
+        ),
+        (
+            &parsed.manifests,
+            "SELECT j.value FROM json_each($2) j WHERE NOT EXISTS \
+             (SELECT 1 FROM manifests m WHERE m.repo_id = $1 AND m.digest = j.value) LIMIT 1",
+        ),
+    ];
+    for (digests, query) in checks {
+        if digests.is_empty() {
+            continue;
+        }
+        let list =
+            serde_json::to_string(&digests.iter().map(Digest::to_string).collect::<Vec<_>>())
+                .map_err(|e| StorageError::Corrupt(format!("encoding references: {e}")))?;
+        let missing: Option<String> = sqlx::query_scalar(query)
+            .bind(repo_id)
+            .bind(list)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if let Some(missing) = missing {
+            return Err(StorageError::ManifestBlobUnknown(parse_digest(missing)?));
+        }
+    }
+    Ok(())
 }
 
 /// Records a blob (or marks it reachable again: `touched_ms`, which GC's
@@ -511,20 +550,23 @@ pub(crate) async fn write_manifest(
     .execute(&mut *conn)
     .await?;
     if inserted.rows_affected() > 0 {
-        let refs = parsed
-            .blobs
-            .iter()
-            .map(|d| (d, false))
-            .chain(parsed.manifests.iter().map(|d| (d, true)));
-        for (child, is_manifest) in refs {
+        // One statement per kind, not one per reference: this runs under
+        // the write lock.
+        for (children, is_manifest) in [(&parsed.blobs, false), (&parsed.manifests, true)] {
+            if children.is_empty() {
+                continue;
+            }
+            let list =
+                serde_json::to_string(&children.iter().map(Digest::to_string).collect::<Vec<_>>())
+                    .map_err(|e| StorageError::Corrupt(format!("encoding references: {e}")))?;
             sqlx::query(
                 "INSERT INTO manifest_refs (repo_id, manifest_digest, child_digest, is_manifest) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                 SELECT $1, $2, value, $3 FROM json_each($4) WHERE true ON CONFLICT DO NOTHING",
             )
             .bind(repo_id)
             .bind(digest.to_string())
-            .bind(child.to_string())
             .bind(is_manifest)
+            .bind(list)
             .execute(&mut *conn)
             .await?;
         }

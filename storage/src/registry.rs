@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::blobs::{hash_file, BlobStore};
+use crate::blobs::BlobStore;
 use crate::cache::Caches;
 use crate::error::StorageError;
 use crate::meta::{Meta, Referrer, StoredManifest};
@@ -45,6 +45,8 @@ pub struct Registry {
     pub(crate) caches: Caches,
     pub(crate) gc_grace: Duration,
     pub(crate) upload_purge_age: Duration,
+    /// Open upload sessions allowed per user (0: no limit).
+    max_uploads_per_user: u32,
     /// Blobs this process touched lately on a HEAD or GET (a throttle on
     /// those writes, not state: see `keep_alive`).
     recently_touched: moka::sync::Cache<Digest, ()>,
@@ -84,6 +86,7 @@ impl Registry {
             caches: Caches::new(),
             gc_grace: settings.gc_grace,
             upload_purge_age: settings.upload_purge_age,
+            max_uploads_per_user: 0,
             recently_touched: moka::sync::Cache::builder()
                 .max_capacity(1_000_000)
                 .time_to_live((settings.gc_grace / 2).max(Duration::from_millis(1)))
@@ -91,6 +94,14 @@ impl Registry {
         };
         registry.clear_fetches()?;
         Ok(registry)
+    }
+
+    /// Caps the upload sessions each user may hold open at once (0: no
+    /// limit). Every session keeps a file and a row until it ends or is
+    /// purged; without a cap one client can pile them up.
+    pub fn with_max_uploads_per_user(mut self, limit: u32) -> Registry {
+        self.max_uploads_per_user = limit;
+        self
     }
 
     pub fn meta(&self) -> &Meta {
@@ -262,10 +273,35 @@ impl Registry {
 
     // ---- uploads ----
 
+    /// Starts an upload session owned by nobody (not counted against any
+    /// user's limit): for berth's own uploads.
     pub async fn start_upload(&self, repo: &RepoName) -> Result<UploadId, StorageError> {
+        self.start_upload_of(repo, None).await
+    }
+
+    /// Starts an upload session for `owner`, within the per-user limit.
+    pub async fn start_upload_as(
+        &self,
+        repo: &RepoName,
+        owner: &str,
+    ) -> Result<UploadId, StorageError> {
+        self.start_upload_of(repo, Some(owner)).await
+    }
+
+    async fn start_upload_of(
+        &self,
+        repo: &RepoName,
+        owner: Option<&str>,
+    ) -> Result<UploadId, StorageError> {
         let id = Uuid::new_v4();
-        self.sessions.create_file(id)?;
-        self.meta.insert_upload(&id.to_string(), repo).await?;
+        // The row first: a refused session leaves no file behind.
+        self.meta
+            .insert_upload(&id.to_string(), repo, owner, self.max_uploads_per_user)
+            .await?;
+        if let Err(e) = self.sessions.create_file(id) {
+            let _ = self.meta.delete_upload(&id.to_string()).await;
+            return Err(e);
+        }
         Ok(UploadId(id))
     }
 
@@ -277,11 +313,11 @@ impl Registry {
         }
     }
 
-    /// Bytes received so far.
+    /// Bytes received so far: what the file holds, even while a chunk is
+    /// being written (no need to wait for it).
     pub async fn upload_len(&self, repo: &RepoName, id: UploadId) -> Result<u64, StorageError> {
         self.check_upload(repo, id).await?;
-        let guard = self.sessions.lock(id.0).await;
-        self.sessions.len(id.0, &guard)
+        self.sessions.len(id.0)
     }
 
     /// Opens an upload for appending one request body. `start`, when the
@@ -294,7 +330,10 @@ impl Registry {
     ) -> Result<ChunkWriter, StorageError> {
         self.check_upload(repo, id).await?;
         let mut guard = self.sessions.lock(id.0).await;
-        let len = self.sessions.len(id.0, &guard)?;
+        // The file, not memory: another process may have appended a chunk
+        // this one never saw (a retried PATCH), and a chunk must not be
+        // accepted twice.
+        let len = self.sessions.len(id.0)?;
         if let Some(start) = start {
             if start != len {
                 return Err(StorageError::UploadOffsetMismatch {
@@ -303,14 +342,16 @@ impl Registry {
                 });
             }
         }
-        let progress = self.sessions.take_progress(id.0, &mut guard).await?;
-        Ok(ChunkWriter::spawn(guard, progress))
+        self.sessions.check_progress(id.0, &mut guard).await?;
+        Ok(ChunkWriter::new(guard, self.sessions.path(id.0)))
     }
 
     /// Ends a chunk; returns the upload's length.
     pub async fn end_chunk(&self, id: UploadId, writer: ChunkWriter) -> Result<u64, StorageError> {
         let guard = writer.finish().await?;
-        self.sessions.len(id.0, &guard)
+        let len = self.sessions.len(id.0);
+        drop(guard);
+        len
     }
 
     /// Verifies the upload against `digest` and commits it as a blob of
@@ -323,21 +364,24 @@ impl Registry {
         digest: &Digest,
     ) -> Result<u64, StorageError> {
         let mut guard = writer.finish().await?;
-        let progress = self.sessions.take_progress(id.0, &mut guard).await?;
         let path = self.sessions.path(id.0);
         let expected = digest.clone();
         // Hash check and fsync happen here, outside the database lock; the
-        // rename into place happens in `commit_blob`, under it.
-        let verified = tokio::task::spawn_blocking(move || -> Result<u64, StorageError> {
-            let actual = match expected.algorithm() {
-                Algorithm::Sha256 => progress.hasher.finish(),
-                other => hash_file(&path, other)?.0.finish(),
-            };
-            if actual != expected {
-                return Err(StorageError::DigestMismatch { expected, actual });
-            }
-            BlobStore::sync_upload(&progress.file, &expected)?;
-            Ok(progress.len)
+        // rename into place happens in `commit_blob`, under it. The hash
+        // in memory is used only if the file is exactly as this process
+        // left it; otherwise the file itself is hashed, so the digest is
+        // always checked against the bytes that get placed.
+        let (guard, verified) = tokio::task::spawn_blocking(move || {
+            let verified = (|| -> Result<u64, StorageError> {
+                let (len, actual, file) =
+                    Sessions::verify(&mut guard, &path, expected.algorithm())?;
+                if actual != expected {
+                    return Err(StorageError::DigestMismatch { expected, actual });
+                }
+                BlobStore::sync_upload(&file, &expected)?;
+                Ok(len)
+            })();
+            (guard, verified)
         })
         .await
         .map_err(|e| StorageError::Io {

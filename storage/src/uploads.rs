@@ -1,36 +1,77 @@
-//! Upload sessions: bytes stream to a temp file while being hashed, on a
-//! blocking thread of their own so that hashing and writing overlap with
-//! reading the next chunk from the network.
+//! Upload sessions: bytes stream to a temp file while being hashed.
 //!
-//! The running hash lives in memory. When it is missing (after a restart,
-//! or after a client dropped mid-chunk) it is rebuilt from the file, which
-//! is always the source of truth for how many bytes an upload holds.
+//! No thread and no file descriptor belongs to an upload between its
+//! chunks, nor while its client is slow: a request body is gathered into
+//! batches on the async side, and each batch is hashed and written by a
+//! short blocking task (one in flight per request, so that disk work
+//! overlaps with reading the next batch). The file is opened per request.
+//!
+//! The running hash lives in memory, with the file's length and mtime as
+//! this process last left them. The file is the source of truth: when it
+//! differs from what memory remembers (another process appended to it, a
+//! restart lost the memory, a client dropped mid-chunk), the hash is
+//! rebuilt from the file rather than trusted.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{IoSlice, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, OwnedMutexGuard};
+use tokio::sync::OwnedMutexGuard;
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::blobs::hash_file;
+use crate::blobs::hash_reader;
 use crate::error::StorageError;
 use crate::oci::{Algorithm, Hasher};
 
-/// Batches queued between the network side and the writer thread.
-const QUEUE_DEPTH: usize = 8;
-/// Network chunks (~64 KiB from Pingora) are handed over in batches of
-/// about this many bytes: one thread wake-up per batch, not per chunk.
+/// Network chunks (~64 KiB from Pingora) are handed to the disk in batches
+/// of about this many bytes: one blocking task per batch, not per chunk.
 const BATCH_BYTES: usize = 1024 * 1024;
 
-/// Hash and file position of an upload, valid while held in memory.
+/// What identifies the state of an upload file: if either changed since
+/// this process wrote, someone else wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+impl Stamp {
+    fn of(meta: &std::fs::Metadata) -> Stamp {
+        Stamp {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        }
+    }
+}
+
+/// Hash and length of an upload, valid while `stamp` matches its file.
 pub(crate) struct Progress {
-    pub(crate) file: File,
     pub(crate) len: u64,
     pub(crate) hasher: Hasher,
+    pub(crate) stamp: Stamp,
+}
+
+impl Progress {
+    /// Hashes the file behind `file` from its start (sha256, the upload
+    /// hash). The stamp is taken after the last read; if the length then
+    /// differs from what was read, a writer was at work meanwhile.
+    fn rebuild(file: &mut File, path: &Path) -> Result<Progress, StorageError> {
+        let (hasher, len) = hash_reader(file, Algorithm::Sha256, path)?;
+        let stamp = Stamp::of(
+            &file
+                .metadata()
+                .map_err(StorageError::io(format!("stat {}", path.display())))?,
+        );
+        if stamp.len != len {
+            return Err(StorageError::UploadBusy);
+        }
+        Ok(Progress { len, hasher, stamp })
+    }
 }
 
 #[derive(Default)]
@@ -79,89 +120,188 @@ impl Sessions {
         let _ = std::fs::remove_file(self.path(id));
     }
 
-    /// Current length of an upload (from memory, else from its file).
-    pub(crate) fn len(&self, id: Uuid, session: &Session) -> Result<u64, StorageError> {
-        match &session.progress {
-            Some(p) => Ok(p.len),
-            None => match std::fs::metadata(self.path(id)) {
-                Ok(m) => Ok(m.len()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    Err(StorageError::UploadUnknown)
-                }
-                Err(e) => Err(StorageError::io("stat upload file")(e)),
-            },
+    /// Current length of an upload: its file's, whatever memory says.
+    pub(crate) fn len(&self, id: Uuid) -> Result<u64, StorageError> {
+        match std::fs::metadata(self.path(id)) {
+            Ok(m) => Ok(m.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StorageError::UploadUnknown),
+            Err(e) => Err(StorageError::io("stat upload file")(e)),
         }
     }
 
-    /// Takes the progress out of the session, rebuilding it from the file
-    /// when memory does not have it.
-    pub(crate) async fn take_progress(
+    /// Makes sure the session's progress matches its file, rebuilding it
+    /// from the file when memory is missing or stale.
+    pub(crate) async fn check_progress(
         &self,
         id: Uuid,
         session: &mut Session,
-    ) -> Result<Progress, StorageError> {
-        if let Some(p) = session.progress.take() {
-            return Ok(p);
-        }
+    ) -> Result<(), StorageError> {
         let path = self.path(id);
-        tokio::task::spawn_blocking(move || -> Result<Progress, StorageError> {
-            if !path.is_file() {
-                return Err(StorageError::UploadUnknown);
+        let current = match std::fs::metadata(&path) {
+            Ok(m) => Stamp::of(&m),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StorageError::UploadUnknown)
             }
-            let (hasher, len) = hash_file(&path, Algorithm::Sha256)?;
-            let file = OpenOptions::new()
-                .append(true)
-                .open(&path)
-                .map_err(StorageError::io("reopening upload file"))?;
-            Ok(Progress { file, len, hasher })
+            Err(e) => return Err(StorageError::io("stat upload file")(e)),
+        };
+        if session
+            .progress
+            .as_ref()
+            .is_some_and(|p| p.stamp == current)
+        {
+            return Ok(());
+        }
+        if current.len == 0 {
+            // Nothing to hash (a new session): no trip to the blocking pool.
+            session.progress = Some(Progress {
+                len: 0,
+                hasher: Algorithm::Sha256.hasher(),
+                stamp: current,
+            });
+            return Ok(());
+        }
+        session.progress = None;
+        let rebuilt = blocking("upload recovery task", move || {
+            let mut file = File::open(&path).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => StorageError::UploadUnknown,
+                _ => StorageError::io("reopening upload file")(e),
+            })?;
+            Progress::rebuild(&mut file, &path)
         })
-        .await
-        .map_err(|e| StorageError::Io {
-            context: "upload recovery task".into(),
-            source: std::io::Error::other(e),
-        })?
+        .await?;
+        session.progress = Some(rebuilt);
+        Ok(())
+    }
+
+    /// Verifies that `session`'s progress still describes the file at
+    /// `path`, just before it is placed, and returns the upload's length
+    /// and its digest in `algorithm`. Memory is used only when the file is
+    /// exactly as this process left it; otherwise the file is hashed.
+    pub(crate) fn verify(
+        session: &mut Session,
+        path: &Path,
+        algorithm: Algorithm,
+    ) -> Result<(u64, crate::oci::Digest, File), StorageError> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => StorageError::UploadUnknown,
+                _ => StorageError::io("reopening upload file")(e),
+            })?;
+        let current = Stamp::of(
+            &file
+                .metadata()
+                .map_err(StorageError::io(format!("stat {}", path.display())))?,
+        );
+        let fresh = session
+            .progress
+            .as_ref()
+            .is_some_and(|p| p.stamp == current);
+        let (len, digest) = match (session.progress.take(), algorithm) {
+            (Some(p), Algorithm::Sha256) if fresh => (p.len, p.hasher.finish()),
+            _ => {
+                let (hasher, len) = hash_reader(&mut file, algorithm, path)?;
+                (len, hasher.finish())
+            }
+        };
+        Ok((len, digest, file))
     }
 }
 
-/// Streams one request body into an upload. Chunks go to a blocking thread
-/// that hashes and writes them. The thread owns the session lock until it
-/// has written everything it was sent, so even when the client vanishes
-/// mid-request the next request for this upload sees a quiet file.
+/// Runs `work` on the blocking pool: for short, bounded work only.
+async fn blocking<T: Send + 'static>(
+    what: &'static str,
+    work: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, StorageError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| StorageError::Io {
+            context: what.into(),
+            source: std::io::Error::other(e),
+        })?
+}
+
+/// The state a request's writes carry from one batch task to the next:
+/// the session (locked for the whole request) and the file, opened on the
+/// first write and closed when the request ends.
+struct Writing {
+    guard: OwnedMutexGuard<Session>,
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl Writing {
+    /// Hashes and appends one batch; on success the session's progress
+    /// covers it. On failure the progress is dropped: the file length is
+    /// the truth and the hash is rebuilt from it next time.
+    fn write(&mut self, batch: &[Bytes]) -> Result<(), StorageError> {
+        let io = StorageError::io;
+        let Some(mut p) = self.guard.progress.take() else {
+            return Err(StorageError::UploadBusy);
+        };
+        let file = match &mut self.file {
+            Some(f) => f,
+            None => self.file.insert(
+                OpenOptions::new()
+                    .append(true)
+                    .open(&self.path)
+                    .map_err(io("reopening upload file"))?,
+            ),
+        };
+        // Someone else wrote since this process did (another process
+        // serving the same upload): the hash in memory is no longer the
+        // file's; it is dropped and rebuilt by the next request.
+        if Stamp::of(&file.metadata().map_err(io("stat upload file"))?) != p.stamp {
+            return Err(StorageError::UploadBusy);
+        }
+        for chunk in batch {
+            p.hasher.update(chunk);
+        }
+        write_all_vectored(file, batch).map_err(io("writing upload"))?;
+        p.len += batch.iter().map(|c| c.len() as u64).sum::<u64>();
+        p.stamp = Stamp::of(&file.metadata().map_err(io("stat upload file"))?);
+        self.guard.progress = Some(p);
+        Ok(())
+    }
+}
+
+/// Streams one request body into an upload. The session stays locked for
+/// the request; a batch being written owns the lock until it is on disk,
+/// so even when the client vanishes mid-request the next request for this
+/// upload sees a quiet file.
 pub struct ChunkWriter {
-    tx: Option<mpsc::Sender<Vec<Bytes>>>,
     batch: Vec<Bytes>,
     batched: usize,
-    worker: tokio::task::JoinHandle<Result<OwnedMutexGuard<Session>, std::io::Error>>,
+    /// Idle between batches; `None` while `pending` writes one.
+    idle: Option<Writing>,
+    pending: Option<JoinHandle<(Writing, Result<(), StorageError>)>>,
+    /// The first failure; later chunks are dropped and `finish` reports it.
+    failed: Option<StorageError>,
 }
 
 impl ChunkWriter {
-    pub(crate) fn spawn(mut guard: OwnedMutexGuard<Session>, progress: Progress) -> ChunkWriter {
-        let (tx, mut rx) = mpsc::channel::<Vec<Bytes>>(QUEUE_DEPTH);
-        let worker = tokio::task::spawn_blocking(move || {
-            let mut p = progress;
-            while let Some(batch) = rx.blocking_recv() {
-                for chunk in &batch {
-                    p.hasher.update(chunk);
-                }
-                // On failure the progress is dropped: the file length is the
-                // truth and the hash is rebuilt from it next time.
-                write_all_vectored(&mut p.file, &batch)?;
-                p.len += batch.iter().map(|c| c.len() as u64).sum::<u64>();
-            }
-            guard.progress = Some(p);
-            Ok(guard)
-        });
+    pub(crate) fn new(guard: OwnedMutexGuard<Session>, path: PathBuf) -> ChunkWriter {
         ChunkWriter {
-            tx: Some(tx),
             batch: Vec::new(),
             batched: 0,
-            worker,
+            idle: Some(Writing {
+                guard,
+                path,
+                file: None,
+            }),
+            pending: None,
+            failed: None,
         }
     }
 
-    /// Queues a chunk; waits only when the writer is `QUEUE_DEPTH` batches
-    /// behind.
+    /// Queues a chunk; waits only when a full batch is ready while the
+    /// previous one is still being written.
     pub async fn write(&mut self, chunk: Bytes) {
+        if self.failed.is_some() {
+            return;
+        }
         self.batched += chunk.len();
         self.batch.push(chunk);
         if self.batched >= BATCH_BYTES {
@@ -169,27 +309,57 @@ impl ChunkWriter {
         }
     }
 
-    async fn flush(&mut self) {
-        let batch = std::mem::take(&mut self.batch);
-        self.batched = 0;
-        if let Some(tx) = &self.tx {
-            if !batch.is_empty() && tx.send(batch).await.is_err() {
-                // The worker stopped early: it failed; `finish` says why.
-                self.tx = None;
+    /// Waits for the batch in flight, if any.
+    async fn settle(&mut self) {
+        let Some(pending) = self.pending.take() else {
+            return;
+        };
+        match pending.await {
+            Ok((writing, result)) => {
+                self.idle = Some(writing);
+                if let Err(e) = result {
+                    self.failed = Some(e);
+                }
+            }
+            // The task panicked and took the session lock with it: the
+            // lock is released, the progress is gone, the file is truth.
+            Err(e) => {
+                self.failed = Some(StorageError::Io {
+                    context: "upload writer task".into(),
+                    source: std::io::Error::other(e),
+                })
             }
         }
+    }
+
+    async fn flush(&mut self) {
+        self.settle().await;
+        let batch = std::mem::take(&mut self.batch);
+        self.batched = 0;
+        if batch.is_empty() || self.failed.is_some() {
+            return;
+        }
+        let Some(mut writing) = self.idle.take() else {
+            return;
+        };
+        self.pending = Some(tokio::task::spawn_blocking(move || {
+            let result = writing.write(&batch);
+            (writing, result)
+        }));
     }
 
     /// Waits until every chunk is on disk; returns the session, still locked.
     pub(crate) async fn finish(mut self) -> Result<OwnedMutexGuard<Session>, StorageError> {
         self.flush().await;
-        self.tx = None;
-        match self.worker.await {
-            Ok(Ok(guard)) => Ok(guard),
-            Ok(Err(e)) => Err(StorageError::io("writing upload")(e)),
-            Err(e) => Err(StorageError::Io {
-                context: "upload writer task".into(),
-                source: std::io::Error::other(e),
+        self.settle().await;
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        match self.idle.take() {
+            Some(writing) => Ok(writing.guard),
+            None => Err(StorageError::Io {
+                context: "upload writer".into(),
+                source: std::io::Error::other("session lost"),
             }),
         }
     }

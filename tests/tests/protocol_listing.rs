@@ -165,6 +165,25 @@ fn catalog_with_pagination() {
     assert_eq!(pages, 3);
 }
 
+/// `n=0` asks for an empty page. A `Link` on it would point at the same
+/// empty page again, and a client that follows links would never stop.
+#[test]
+fn zero_page_size_is_an_empty_page_without_link() {
+    let (_berth, registry) = setup();
+    let repo = "team/zero";
+    registry.push_image(repo, "v1", &Image::random(1));
+    let (page, link) = list(
+        &registry,
+        &registry.url(&format!("/v2/{repo}/tags/list?n=0")),
+        "tags",
+    );
+    assert!(page.is_empty(), "tags for n=0: {page:?}");
+    assert!(link.is_none(), "no Link on an n=0 tags page: {link:?}");
+    let (page, link) = list(&registry, &registry.url("/v2/_catalog?n=0"), "repositories");
+    assert!(page.is_empty(), "catalog for n=0: {page:?}");
+    assert!(link.is_none(), "no Link on an n=0 catalog page: {link:?}");
+}
+
 #[test]
 fn repository_names_with_many_segments() {
     let (_berth, registry) = setup();

@@ -588,3 +588,60 @@ fn manifest_with_a_sha512_digest() {
         Some(manifest.len().to_string().as_str())
     );
 }
+
+/// References are capped (10,000 descriptors per manifest, with a clear
+/// MANIFEST_INVALID), and a large manifest below the cap, with repeated
+/// layers, is checked and stored in one go; a missing one is named.
+#[test]
+fn manifest_references_are_capped_and_checked_in_bulk() {
+    let (_berth, registry) = setup();
+    let repo = "team/many";
+    let config = Blob::new(b"{}".to_vec(), OCI_CONFIG);
+    registry.push_blob(repo, &config);
+    let layers: Vec<Blob> = (0..50).map(|_| Blob::random(64)).collect();
+    for layer in &layers {
+        registry.push_blob(repo, layer);
+    }
+    let manifest = |count: usize, extra: Option<&Blob>| {
+        let mut list: Vec<_> = (0..count)
+            .map(|i| layers[i % layers.len()].descriptor())
+            .collect();
+        if let Some(extra) = extra {
+            list[count / 2] = extra.descriptor();
+        }
+        to_json(&json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": config.descriptor(),
+            "layers": list,
+        }))
+    };
+    let started = std::time::Instant::now();
+    let resp = registry.put_manifest(repo, "big", OCI_MANIFEST, &manifest(9_999, None));
+    assert_eq!(resp.status(), 201, "9,999 layers: {}", describe(resp));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "a manifest of 10,000 descriptors took {:?}",
+        started.elapsed()
+    );
+
+    let resp = registry.put_manifest(repo, "toobig", OCI_MANIFEST, &manifest(10_000, None));
+    let body = assert_error(resp, 400, &["MANIFEST_INVALID"]);
+    assert!(
+        body.to_string().contains("10000"),
+        "the message names the limit: {body}"
+    );
+
+    let missing = Blob::random(64);
+    let resp = registry.put_manifest(
+        repo,
+        "missing",
+        OCI_MANIFEST,
+        &manifest(9_999, Some(&missing)),
+    );
+    let body = assert_error(resp, 400, &["MANIFEST_BLOB_UNKNOWN"]);
+    assert!(
+        body.to_string().contains(&missing.digest),
+        "the missing blob is named: {body}"
+    );
+}

@@ -29,7 +29,12 @@ fn page_size(query: &Query) -> Result<i64, GatewayError> {
 }
 
 /// Cuts a fetched page (asked for n+1) to n and builds the `Link` header.
+/// An empty page (`n=0`) has no next page: a `Link` there would point at
+/// the same empty page, and a client that follows links would never stop.
 fn paginate(mut items: Vec<String>, n: i64, path: &str) -> (Vec<String>, Option<String>) {
+    if n == 0 {
+        return (Vec::new(), None);
+    }
     if items.len() as i64 > n {
         items.truncate(n as usize);
         let last = items.last().cloned().unwrap_or_default();

@@ -4,6 +4,7 @@
 pub(crate) mod blobs;
 mod listing;
 mod manifests;
+pub mod pace;
 mod uploads;
 
 use berth_policy::Action;

@@ -3,6 +3,8 @@
 
 use std::time::Instant;
 
+use tokio::time::timeout_at;
+
 use berth_policy::Action;
 use berth_storage::oci::{Digest, RepoName};
 use berth_storage::{ChunkWriter, StorageError, UploadId};
@@ -13,6 +15,7 @@ use crate::auth::{check, Caller};
 use crate::error::GatewayError;
 use crate::http::{continue_if_expected, header, Reply};
 use crate::route::Query;
+use crate::v2::pace::BodyPace;
 
 fn upload_location(app: &App, repo: &RepoName, id: UploadId) -> String {
     app.url(&format!("/v2/{repo}/blobs/uploads/{id}"))
@@ -58,11 +61,20 @@ pub async fn start(
         }
         // Not mountable: fall back to a regular upload, as the spec says.
     }
-    let id = app.registry.start_upload(repo).await?;
+    let id = app.registry.start_upload_as(repo, caller.name()).await?;
     match parse_digest_param(query, "digest")? {
         Some(digest) => {
             let writer = app.registry.append(repo, id, None).await?;
-            let writer = pump(session, writer).await?;
+            let writer = match pump(app, session, writer).await? {
+                Pumped::Done(writer) => writer,
+                Pumped::TooSlow(writer, slow) => {
+                    // The client never learnt this session's location, so
+                    // it cannot resume: the session goes.
+                    drop(writer);
+                    app.registry.cancel_upload(repo, id).await?;
+                    return Err(slow.error(0, None));
+                }
+            };
             complete(app, repo, id, writer, &digest).await?;
             Ok(created(app, repo, &digest))
         }
@@ -98,15 +110,81 @@ async fn mount(
     Ok(false)
 }
 
-/// Streams the request body into the upload.
-async fn pump(session: &mut Session, mut writer: ChunkWriter) -> Result<ChunkWriter, GatewayError> {
+/// How a body ended that did not fail.
+enum Pumped {
+    Done(ChunkWriter),
+    /// Cut off for falling behind `server.body_min_rate`; what arrived is
+    /// in the writer.
+    TooSlow(ChunkWriter, Slow),
+}
+
+/// The figures of a body cut off for its slowness, for the error.
+struct Slow {
+    received: u64,
+    elapsed_s: u64,
+    pace: BodyPace,
+}
+
+impl Slow {
+    fn error(&self, kept: u64, location: Option<String>) -> GatewayError {
+        GatewayError::BodyTooSlow {
+            received: self.received,
+            elapsed_s: self.elapsed_s,
+            min_rate: self.pace.min_rate,
+            timeout_s: self.pace.timeout.as_secs(),
+            kept,
+            location,
+        }
+    }
+}
+
+/// Streams the request body into the upload, as long as it keeps the pace
+/// of `server.body_min_rate`.
+async fn pump(
+    app: &App,
+    session: &mut Session,
+    mut writer: ChunkWriter,
+) -> Result<Pumped, GatewayError> {
     continue_if_expected(session).await?;
+    let pace = app.body_pace;
+    let started = Instant::now();
+    let mut received = 0u64;
     loop {
-        match session.read_request_body().await {
-            Ok(Some(chunk)) => writer.write(chunk).await,
-            Ok(None) => return Ok(writer),
+        let deadline = pace.deadline(started, received);
+        match timeout_at(deadline.into(), session.read_request_body()).await {
+            Ok(Ok(Some(chunk))) => {
+                received += chunk.len() as u64;
+                writer.write(chunk).await;
+            }
+            Ok(Ok(None)) => return Ok(Pumped::Done(writer)),
             // Dropping the writer keeps what arrived; the client may resume.
-            Err(e) => return Err(GatewayError::ClientGone(e.to_string())),
+            Ok(Err(e)) => return Err(GatewayError::ClientGone(e.to_string())),
+            Err(_) => {
+                let slow = Slow {
+                    received,
+                    elapsed_s: started.elapsed().as_secs(),
+                    pace,
+                };
+                return Ok(Pumped::TooSlow(writer, slow));
+            }
+        }
+    }
+}
+
+/// Pumps a chunk's body; a body too slow is written as far as it came and
+/// answered with where to resume.
+async fn pump_chunk(
+    app: &App,
+    session: &mut Session,
+    repo: &RepoName,
+    id: UploadId,
+    writer: ChunkWriter,
+) -> Result<ChunkWriter, GatewayError> {
+    match pump(app, session, writer).await? {
+        Pumped::Done(writer) => Ok(writer),
+        Pumped::TooSlow(writer, slow) => {
+            let kept = app.registry.end_chunk(id, writer).await?;
+            Err(slow.error(kept, Some(upload_location(app, repo, id))))
         }
     }
 }
@@ -166,7 +244,7 @@ pub async fn patch(
         .append(repo, id, start)
         .await
         .map_err(|e| offset_error(app, repo, id, e.into()))?;
-    let writer = pump(session, writer).await?;
+    let writer = pump_chunk(app, session, repo, id, writer).await?;
     let len = app.registry.end_chunk(id, writer).await?;
     Ok(in_progress(app, 202, repo, id, len))
 }
@@ -186,7 +264,7 @@ pub async fn put(
         .append(repo, id, start)
         .await
         .map_err(|e| offset_error(app, repo, id, e.into()))?;
-    let writer = pump(session, writer).await?;
+    let writer = pump_chunk(app, session, repo, id, writer).await?;
     complete(app, repo, id, writer, &digest).await?;
     Ok(created(app, repo, &digest))
 }

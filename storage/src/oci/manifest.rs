@@ -18,6 +18,12 @@ const DOCKER_SCHEMA1_SIGNED: &str = "application/vnd.docker.distribution.manifes
 /// floor, and what distribution enforces.
 pub const MAX_MANIFEST_SIZE: usize = 4 * 1024 * 1024;
 
+/// Descriptors (config, layers, or an index's manifests) one manifest may
+/// list. Every one is checked and recorded while the push holds the
+/// database's write lock; real images have tens to hundreds of layers
+/// (Docker caps them at 127), so this only stops abuse.
+pub const MAX_MANIFEST_REFERENCES: usize = 10_000;
+
 /// The manifest kinds berth stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ManifestKind {
@@ -98,6 +104,12 @@ pub struct ParsedManifest {
     pub annotations: Option<String>,
 }
 
+/// Drops repeated digests, keeping the first of each in place.
+fn dedup(digests: &mut Vec<Digest>) {
+    let mut seen = std::collections::HashSet::with_capacity(digests.len());
+    digests.retain(|d| seen.insert(d.clone()));
+}
+
 /// Parses manifest bytes sent with `content_type`.
 pub fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<ParsedManifest, StorageError> {
     let header_kind = match content_type.map(base_media_type) {
@@ -152,6 +164,14 @@ pub fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<ParsedManifest,
             .map_err(|e| StorageError::ManifestInvalid(format!("bad descriptor digest: {e}")))
     };
 
+    let listed = raw.manifests.as_ref().map_or(0, Vec::len)
+        + raw.layers.as_ref().map_or(0, Vec::len)
+        + usize::from(raw.config.is_some());
+    if listed > MAX_MANIFEST_REFERENCES {
+        return Err(StorageError::ManifestInvalid(format!(
+            "the manifest lists {listed} descriptors; at most {MAX_MANIFEST_REFERENCES} are accepted (split the content into several images, or an index of them)"
+        )));
+    }
     let mut blobs = Vec::new();
     let mut manifests = Vec::new();
     if kind.is_index() {
@@ -178,6 +198,9 @@ pub fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<ParsedManifest,
             }
         }
     }
+    // A digest listed twice (the same layer repeated) is one reference.
+    dedup(&mut blobs);
+    dedup(&mut manifests);
     let subject = raw.subject.as_ref().map(descriptor).transpose()?;
     let artifact_type = raw.artifact_type.clone().or_else(|| {
         if kind.is_index() {
@@ -227,7 +250,8 @@ mod tests {
     fn image_manifest_references() {
         let m = parse(Some(OCI_MANIFEST), image("").as_bytes()).unwrap();
         assert_eq!(m.kind, ManifestKind::OciManifest);
-        assert_eq!(m.blobs.len(), 2);
+        // The config and the layer share a digest: one reference.
+        assert_eq!(m.blobs.len(), 1);
         assert!(m.subject.is_none());
         assert_eq!(
             m.artifact_type.as_deref(),
@@ -244,6 +268,31 @@ mod tests {
         assert_eq!(m.subject.unwrap().to_string(), D1);
         assert_eq!(m.artifact_type.as_deref(), Some("application/x-sig"));
         assert_eq!(m.annotations.as_deref(), Some(r#"{"a":"b"}"#));
+    }
+
+    #[test]
+    fn references_are_deduplicated_and_capped() {
+        let layer = |i: usize| {
+            format!(
+                r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:{:064x}","size":1}}"#,
+                i % 3
+            )
+        };
+        let manifest = |layers: usize| {
+            let list: Vec<String> = (0..layers).map(layer).collect();
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{D1}","size":0}},"layers":[{}]}}"#,
+                list.join(",")
+            )
+        };
+        let m = parse(None, manifest(MAX_MANIFEST_REFERENCES - 1).as_bytes()).unwrap();
+        assert_eq!(m.blobs.len(), 4, "config and three distinct layers");
+        match parse(None, manifest(MAX_MANIFEST_REFERENCES).as_bytes()) {
+            Err(StorageError::ManifestInvalid(msg)) => {
+                assert!(msg.contains("10000"), "{msg}")
+            }
+            other => panic!("over the cap: {other:?}"),
+        }
     }
 
     #[test]

@@ -248,6 +248,11 @@ impl Registry {
         Conn::open(self.addr).await
     }
 
+    /// Where the registry listens (for raw connections).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// A handle on one repository with push and pull rights. When `GET
     /// /v2/` answers 401, a token for the repository is fetched from the
     /// realm of the challenge with the admin credentials, and every request
@@ -384,6 +389,16 @@ impl Repo {
     /// Whether the registry asked for a login and requests carry a token.
     pub fn uses_token(&self) -> bool {
         self.auth.is_some()
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The `Authorization` value requests carry, if any (for raw
+    /// connections).
+    pub fn authorization(&self) -> Option<&HeaderValue> {
+        self.auth.as_ref()
     }
 
     fn request(

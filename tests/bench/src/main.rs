@@ -2,6 +2,7 @@
 //! on loopback, measured with the same client; prints a Markdown table.
 //!
 //! `cargo run --release -p berth-bench -- [--runs N] [--quick] [--out FILE]`
+//! (or `--auth-cost`, `--pull-through`, `--slow-uploads` for one scenario)
 
 mod authcost;
 mod bench;
@@ -15,6 +16,7 @@ mod pullthrough;
 mod report;
 mod scenarios;
 mod servers;
+mod slowuploads;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +46,10 @@ struct Args {
     /// against distribution's proxy mode, in front of one upstream.
     #[arg(long)]
     pull_through: bool,
+    /// Only measure blob-pull latency on berth with and without 500 slow
+    /// uploads (clients that stall mid-body), in one run.
+    #[arg(long)]
+    slow_uploads: bool,
     /// Measure only these servers (comma-separated: berth, distribution,
     /// nginx+distribution); for profiling one of them.
     #[arg(long, value_delimiter = ',', value_parser = parse_kind)]
@@ -81,6 +87,8 @@ fn main() -> ExitCode {
                 authcost::run(&plan).await
             } else if args.pull_through {
                 pullthrough::run(&plan).await
+            } else if args.slow_uploads {
+                slowuploads::run(&plan).await
             } else {
                 bench::run(&plan, meta).await
             }

@@ -56,6 +56,8 @@ pub struct Binaries {
     pub berth: PathBuf,
     pub registry: PathBuf,
     pub nginx: PathBuf,
+    /// Extra environment for berth (settings a scenario needs).
+    pub berth_env: Vec<(String, String)>,
 }
 
 impl Binaries {
@@ -76,6 +78,7 @@ impl Binaries {
             berth,
             registry: PathBuf::from("/usr/bin/docker-registry"),
             nginx: PathBuf::from("/usr/sbin/nginx"),
+            berth_env: Vec::new(),
         };
         for (what, path, hint) in [
             (
@@ -192,7 +195,8 @@ impl Server {
             .env("BERTH_LISTEN", self.addr.to_string())
             .env("BERTH_DATA_DIR", &data)
             .env("BERTH_ADMIN_PASSWORD", &password)
-            .env("RUST_LOG", "warn");
+            .env("RUST_LOG", "warn")
+            .envs(bins.berth_env.iter().map(|(k, v)| (k, v)));
         self.creds = Some(Credentials {
             user: "admin".into(),
             password,
