@@ -452,3 +452,40 @@ async fn a_read_puts_back_a_blob_a_killed_gc_left_in_the_trash() {
     assert_eq!(size, 20);
     assert!(!r.blobs.trash_path(&d).exists());
 }
+
+/// A power loss may roll back commits made with `synchronous = NORMAL`;
+/// a kill -9 cannot show it, so the order is checked here: the delete's
+/// commit is FULL (fsynced before it returns) while the file is still in
+/// the trash, and only then is the file unlinked.
+#[tokio::test]
+async fn a_blob_file_is_unlinked_only_after_its_delete_is_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = registry(dir.path(), Duration::ZERO).await;
+    let app = repo("team/app");
+    let d = upload(&r, &app, b"unreferenced").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let mut steps = Vec::new();
+    let deleted = sweep::delete_blob(&r.meta, &r.blobs, &d, now_ms(), &mut |s| steps.push(s))
+        .await
+        .unwrap();
+    assert!(deleted.is_some());
+    assert_eq!(
+        steps,
+        [
+            sweep::Step::Committed {
+                synchronous: 2,
+                in_trash: true
+            },
+            sweep::Step::Unlinked
+        ]
+    );
+    assert!(!r.blobs.exists(&d) && !r.blobs.trash_path(&d).exists());
+    // The pool's connections stay in the normal mode for everything else.
+    for _ in 0..8 {
+        let mode: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(r.meta.pool())
+            .await
+            .unwrap();
+        assert_eq!(mode, 1, "a connection went back to the pool in FULL mode");
+    }
+}
