@@ -65,7 +65,7 @@ use crate::blobs::{read_dir, BlobStore};
 use crate::error::StorageError;
 use crate::meta::Meta;
 use crate::oci::{Digest, RepoName};
-use crate::registry::Registry;
+use crate::registry::{Registry, Role};
 
 pub use purge::purge_interval;
 use runs::Lease;
@@ -298,9 +298,15 @@ impl Registry {
             }
         }
 
-        for id in self.purge_uploads().await? {
-            report.uploads_purged += 1;
-            log.push(format!("purged abandoned upload {id}"));
+        // Upload sessions belong to the server: a `berth gc` beside it
+        // cannot see which one it is writing or completing right now.
+        if self.role == Role::Server {
+            for id in self.purge_uploads().await? {
+                report.uploads_purged += 1;
+                log.push(format!("purged abandoned upload {id}"));
+            }
+        } else {
+            log.push("abandoned uploads are left to the server's purge".into());
         }
         Ok(report)
     }

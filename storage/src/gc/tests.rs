@@ -22,6 +22,7 @@ async fn registry(dir: &std::path::Path, grace: Duration) -> Registry {
         database_url: format!("sqlite://{}/t.db", dir.display()),
         gc_grace: grace,
         upload_purge_age: Duration::from_secs(3600),
+        role: crate::registry::Role::Server,
     })
     .await
     .unwrap()
