@@ -177,16 +177,18 @@ impl Registry {
     }
 
     /// Links a blob already in the store into `repo` (after the upstream
-    /// confirmed `repo` has it, so no download is needed).
+    /// confirmed `repo` has it, so no download is needed). False when GC
+    /// deleted it meanwhile: the caller downloads it instead.
     pub async fn link_existing(
         &self,
         repo: &RepoName,
         digest: &Digest,
-        size: u64,
-    ) -> Result<(), StorageError> {
-        self.meta().link_blob(repo, digest, size).await?;
-        self.forget_blob_link(repo, digest);
-        Ok(())
+    ) -> Result<bool, StorageError> {
+        let linked = self.meta().link_stored_blob(repo, digest).await?;
+        if linked {
+            self.forget_blob_link(repo, digest);
+        }
+        Ok(linked)
     }
 }
 
@@ -284,6 +286,30 @@ impl Meta {
         .rows_affected();
         tx.commit().await?;
         Ok((removed, links))
+    }
+
+    /// Links a stored blob into `repo` if its row still exists, re-read
+    /// under the write lock like a mount: GC deletes a blob's row and file
+    /// under that lock, so either it deleted first and nothing is linked
+    /// (a row recreated here would have no file), or it sees the fresh
+    /// touch and keeps the blob.
+    pub async fn link_stored_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<bool, StorageError> {
+        let repo_id = self.ensure_repo(repo).await?;
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let size: Option<i64> = sqlx::query_scalar("SELECT size FROM blobs WHERE digest = $1")
+            .bind(digest.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(size) = size else {
+            return Ok(false);
+        };
+        crate::meta::touch_and_link(&mut tx, repo_id, digest, size as u64).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     pub async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>, StorageError> {

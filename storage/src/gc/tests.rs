@@ -490,3 +490,58 @@ async fn a_blob_file_is_unlinked_only_after_its_delete_is_durable() {
         assert_eq!(mode, 1, "a connection went back to the pool in FULL mode");
     }
 }
+
+/// buildx pushes platform manifests before their index: a manifest
+/// pushed again (untagged, already stored from an old push) is young
+/// again for the grace window.
+#[tokio::test]
+async fn a_manifest_pushed_again_is_young_again_for_gc() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = registry(dir.path(), Duration::from_secs(3600)).await;
+    let app = repo("team/app");
+    let m = push_image(&r, &app, &[b"layer one"], None).await.unwrap();
+    // Its first push was long ago.
+    sqlx::query("UPDATE manifests SET created_at = 0")
+        .execute(r.meta.pool())
+        .await
+        .unwrap();
+    let stored = r
+        .get_manifest(&app, &Reference::Digest(m.clone()))
+        .await
+        .unwrap();
+    r.put_manifest(
+        &app,
+        &Reference::Digest(m.clone()),
+        Some(manifest::OCI_MANIFEST),
+        &stored.content,
+        &[],
+    )
+    .await
+    .unwrap();
+    let options = GcOptions {
+        dry_run: false,
+        delete_untagged: true,
+    };
+    let report = gc(&r, options).await;
+    assert_eq!(report.manifests_deleted, 0, "{report:?}");
+    assert!(r.get_manifest(&app, &Reference::Digest(m)).await.is_ok());
+}
+
+/// The pull-through cache links a blob another repository stored; if GC
+/// deleted the blob in between, the link must not bring back a row whose
+/// file is gone.
+#[tokio::test]
+async fn a_cache_link_after_gc_does_not_recreate_a_row_without_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = registry(dir.path(), Duration::ZERO).await;
+    let d = upload(&r, &repo("team/app"), b"collected").await.unwrap();
+    let size = r.blob_stored(&d).await.unwrap();
+    assert_eq!(size, Some(9));
+    // GC runs between the cache's check and its link.
+    let report = gc(&r, REAL).await;
+    assert_eq!(report.blobs_deleted, 1);
+    let cached = repo("cache/app");
+    assert!(!r.link_existing(&cached, &d).await.unwrap());
+    assert_rows_have_files(&r).await;
+    assert!(r.stat_blob(&cached, &d).await.is_err());
+}
