@@ -10,7 +10,7 @@ use pingora::proxy::Session;
 
 use crate::app::App;
 use crate::auth::{check, Caller};
-use crate::error::GatewayError;
+use crate::error::{BodyOf, GatewayError};
 use crate::http::{continue_if_expected, header, Reply};
 use crate::route::Query;
 
@@ -106,7 +106,12 @@ async fn pump(session: &mut Session, mut writer: ChunkWriter) -> Result<ChunkWri
             Ok(Some(chunk)) => writer.write(chunk).await,
             Ok(None) => return Ok(writer),
             // Dropping the writer keeps what arrived; the client may resume.
-            Err(e) => return Err(GatewayError::ClientGone(e.to_string())),
+            Err(e) => {
+                return Err(GatewayError::BodyUnreadable {
+                    of: BodyOf::Upload,
+                    detail: e.to_string(),
+                })
+            }
         }
     }
 }
