@@ -93,11 +93,11 @@ fn a_401_to_a_chunked_manifest_put_keeps_the_connection_usable() {
 /// status and body, and what else the connection delivered before it
 /// closed.
 fn send_malformed_chunked(berth: &Berth, head: &str) -> (String, String, String) {
-    let stream = TcpStream::connect(berth.host_port()).unwrap();
+    let stream = TcpStream::connect(berth.host_port()).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let mut writer = stream.try_clone().unwrap();
+        .expect("read timeout");
+    let mut writer = stream.try_clone().expect("clone");
     let mut reader = BufReader::new(stream);
     write!(
         writer,
@@ -106,8 +106,8 @@ fn send_malformed_chunked(berth: &Berth, head: &str) -> (String, String, String)
         berth.host_port(),
         berth.host_port()
     )
-    .unwrap();
-    writer.flush().unwrap();
+    .expect("write");
+    writer.flush().expect("flush");
     let mut status = String::new();
     reader.read_line(&mut status).expect("status line");
     let mut len = 0usize;
