@@ -132,16 +132,17 @@ pub(crate) async fn delete_blob(
         .bind(&d)
         .fetch_optional(&mut *tx)
         .await?;
-    if touched.is_none_or(|t| t >= cutoff_ms) {
-        return Ok(None);
-    }
     let used: Option<i64> = sqlx::query_scalar(
         "SELECT 1 FROM manifest_refs WHERE child_digest = $1 AND is_manifest = 0 LIMIT 1",
     )
     .bind(&d)
     .fetch_optional(&mut *tx)
     .await?;
-    if used.is_some() {
+    if touched.is_none_or(|t| t >= cutoff_ms) || used.is_some() {
+        // Kept after all: the connection goes back to the pool (an error
+        // above closes it instead).
+        tx.rollback().await?;
+        conn.release().await?;
         return Ok(None);
     }
     let repos: Vec<String> = sqlx::query_scalar(

@@ -464,8 +464,13 @@ async fn a_blob_file_is_unlinked_only_after_its_delete_is_durable() {
     let r = registry(dir.path(), Duration::ZERO).await;
     let app = repo("team/app");
     let d = upload(&r, &app, b"unreferenced").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(2)).await;
+    // Touched after the cutoff: kept, nothing committed or unlinked.
     let mut steps = Vec::new();
+    let kept = sweep::delete_blob(&r.meta, &r.blobs, &d, 0, &mut |s| steps.push(s))
+        .await
+        .unwrap();
+    assert!(kept.is_none() && steps.is_empty() && r.blobs.exists(&d));
+    tokio::time::sleep(Duration::from_millis(2)).await;
     let deleted = sweep::delete_blob(&r.meta, &r.blobs, &d, now_ms(), &mut |s| steps.push(s))
         .await
         .unwrap();
