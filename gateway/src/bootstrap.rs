@@ -9,7 +9,7 @@ use berth_auth::login::bootstrap_admin;
 use berth_auth::{LoginService, TokenService};
 use berth_conf::{AuthMode, Config};
 use berth_storage::audit::AuditLog;
-use berth_storage::{Registry, Settings};
+use berth_storage::{Registry, Role, Settings};
 
 use crate::app::{App, ROLE_TTL};
 use crate::bufpool::BufPool;
@@ -36,6 +36,16 @@ pub fn storage_settings(config: &Config) -> Settings {
         database_url: config.database.url.expose().to_owned(),
         gc_grace: config.gc.grace_period,
         upload_purge_age: config.server.upload_purge_age,
+        role: Role::Server,
+    }
+}
+
+/// The store's settings for a command run beside the server (`berth gc`,
+/// `berth user`): it leaves the server's uploads and fetches alone.
+pub fn tool_settings(config: &Config) -> Settings {
+    Settings {
+        role: Role::Tool,
+        ..storage_settings(config)
     }
 }
 

@@ -33,8 +33,12 @@ pub enum GatewayError {
     MethodNotAllowed { method: String },
     #[error("no such endpoint: {0}; the registry API is under /v2/")]
     NotFound(String),
-    #[error("the client stopped sending the request body: {0}")]
-    ClientGone(String),
+    /// The request body could not be read (the client went away, or sent
+    /// a malformed chunked encoding); reported as the error of the
+    /// endpoint the body was for. The connection is closed after the
+    /// answer: where the body ends cannot be known.
+    #[error("the request body could not be read: {detail}")]
+    BodyUnreadable { of: BodyOf, detail: String },
     #[error("{0}")]
     Denied(String),
     /// The caller may not learn whether this exists: 404 on the management
@@ -163,6 +167,17 @@ impl GatewayError {
     }
 }
 
+/// What a request body is, for the error when it cannot be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyOf {
+    /// Blob bytes for an upload.
+    Upload,
+    /// A manifest being pushed.
+    Manifest,
+    /// Anything else: a form, a JSON document.
+    Request,
+}
+
 impl GatewayError {
     pub fn present(&self) -> Presented {
         let p = |status, code| Presented {
@@ -231,7 +246,11 @@ impl GatewayError {
             GatewayError::BodyTooLarge { .. } => p(413, "SIZE_INVALID"),
             GatewayError::MethodNotAllowed { .. } => p(405, "UNSUPPORTED"),
             GatewayError::NotFound(_) => p(404, "NOT_FOUND"),
-            GatewayError::ClientGone(_) => p(400, "BLOB_UPLOAD_INVALID"),
+            GatewayError::BodyUnreadable { of, .. } => match of {
+                BodyOf::Upload => p(400, "BLOB_UPLOAD_INVALID"),
+                BodyOf::Manifest => p(400, "MANIFEST_INVALID"),
+                BodyOf::Request => p(400, "UNSUPPORTED"),
+            },
             GatewayError::Denied(_) | GatewayError::Hidden(_) => p(403, "DENIED"),
             GatewayError::ApiNotFound(_) => p(404, "NOT_FOUND"),
             GatewayError::MetricsLogin => p(401, "UNAUTHORIZED"),

@@ -12,7 +12,7 @@ use pingora::proxy::Session;
 use tokio::sync::mpsc;
 
 use crate::bufpool::BufPool;
-use crate::error::GatewayError;
+use crate::error::{BodyOf, GatewayError};
 use crate::upstream::fetch::Fetch;
 
 /// Blob reads go to the socket in pieces of this size (from a pool): large
@@ -226,13 +226,26 @@ pub async fn continue_if_expected(session: &mut Session) -> Result<(), GatewayEr
             .as_downstream_mut()
             .write_continue_response()
             .await
-            .map_err(|e| GatewayError::ClientGone(e.to_string()))?;
+            .map_err(|e| GatewayError::BodyUnreadable {
+                of: BodyOf::Request,
+                detail: e.to_string(),
+            })?;
     }
     Ok(())
 }
 
 /// Reads a whole (small) request body, refusing more than `limit` bytes.
 pub async fn read_body(session: &mut Session, limit: usize) -> Result<Bytes, GatewayError> {
+    read_body_of(session, limit, BodyOf::Request).await
+}
+
+/// `read_body` for a body that is `of` something, which names the error
+/// when it cannot be read.
+pub async fn read_body_of(
+    session: &mut Session,
+    limit: usize,
+    of: BodyOf,
+) -> Result<Bytes, GatewayError> {
     continue_if_expected(session).await?;
     if let Some(len) = header(session, "content-length").and_then(|v| v.parse::<usize>().ok()) {
         if len > limit {
@@ -240,10 +253,14 @@ pub async fn read_body(session: &mut Session, limit: usize) -> Result<Bytes, Gat
         }
     }
     let mut buf = BytesMut::new();
-    while let Some(chunk) = session
-        .read_request_body()
-        .await
-        .map_err(|e| GatewayError::ClientGone(e.to_string()))?
+    while let Some(chunk) =
+        session
+            .read_request_body()
+            .await
+            .map_err(|e| GatewayError::BodyUnreadable {
+                of,
+                detail: e.to_string(),
+            })?
     {
         if buf.len() + chunk.len() > limit {
             return Err(GatewayError::BodyTooLarge { limit });

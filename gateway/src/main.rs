@@ -162,7 +162,7 @@ fn user_command(config: Config, command: UserCommand) -> ExitCode {
         .map_err(|e| e.to_string())
         .and_then(|rt| {
             rt.block_on(async {
-                let registry = Registry::open(&bootstrap::storage_settings(&config))
+                let registry = Registry::open(&bootstrap::tool_settings(&config))
                     .await
                     .map_err(|e| e.to_string())?;
                 users_cli::run(registry.meta(), command, || {
@@ -190,7 +190,7 @@ fn gc_command(config: Config, options: GcOptions) -> ExitCode {
         .map_err(|e| e.to_string())
         .and_then(|rt| {
             rt.block_on(async {
-                let registry = Registry::open(&bootstrap::storage_settings(&config))
+                let registry = Registry::open(&bootstrap::tool_settings(&config))
                     .await
                     .map_err(|e| e.to_string())?;
                 gc_cli::run(&registry, options).await

@@ -385,7 +385,13 @@ async fn error_reply(
     // first, so the connection stays usable and the client never sees a
     // reset while it is still writing; a large upload gets the connection
     // closed instead.
-    if !session.as_downstream_mut().is_body_done() {
+    // A body that could not be read (malformed chunking, among others)
+    // leaves no known end to the request: what follows on the connection
+    // must never be read as another request. Pingora counts such a body as
+    // done, so the connection is closed here.
+    if matches!(e, GatewayError::BodyUnreadable { .. }) {
+        session.set_keepalive(None);
+    } else if !session.as_downstream_mut().is_body_done() {
         let waiting =
             header(session, "expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
         let too_large = header(session, "content-length")

@@ -22,7 +22,7 @@ pub enum Route {
     /// `/v2/<name>/blobs/uploads/`
     UploadStart(RepoName),
     /// `/v2/<name>/blobs/uploads/<id>`
-    Upload(RepoName, UploadId),
+    Upload(RepoName, UploadRef),
     /// `/v2/<name>/referrers/<digest>`
     Referrers(RepoName, Digest),
 }
@@ -49,14 +49,37 @@ impl Route {
             Route::Manifest(_, r) => Route::Manifest(repo, r.clone()),
             Route::Blob(_, d) => Route::Blob(repo, d.clone()),
             Route::UploadStart(_) => Route::UploadStart(repo),
-            Route::Upload(_, id) => Route::Upload(repo, *id),
+            Route::Upload(_, id) => Route::Upload(repo, id.clone()),
             Route::Referrers(_, d) => Route::Referrers(repo, d.clone()),
         }
     }
 }
 
+/// An upload id as the URL has it. berth's own are UUIDs; a fronted
+/// upstream's may be anything (the client only echoes its `Location`), so
+/// the id is parsed only when the upload is berth's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadRef(String);
+
+impl UploadRef {
+    /// As one of berth's own uploads (unknown if it is not a UUID).
+    pub fn local(&self) -> Result<UploadId, GatewayError> {
+        Ok(self.0.parse::<UploadId>()?)
+    }
+}
+
 /// Parses a `/v2/...` path (already known to start with `/v2`).
 pub fn parse(raw_path: &str) -> Result<Route, GatewayError> {
+    // An encoded slash would be one inside a path segment: decoded, it
+    // makes a different repository name than the one forwarded upstream
+    // (`front%2Fapp` is authorized as `front/app`). Names have no such
+    // thing.
+    if raw_path.to_ascii_lowercase().contains("%2f") {
+        return Err(berth_storage::StorageError::NameInvalid(format!(
+            "{raw_path}: an encoded `/` is not allowed in a repository name"
+        ))
+        .into());
+    }
     let decoded = percent_encoding::percent_decode_str(raw_path).decode_utf8_lossy();
     let path = decoded.as_ref();
     let rest = path
@@ -82,7 +105,10 @@ pub fn parse(raw_path: &str) -> Result<Route, GatewayError> {
         if segs[n - 1].is_empty() {
             return Ok(Route::UploadStart(name(n - 3)?));
         }
-        return Ok(Route::Upload(name(n - 3)?, segs[n - 1].parse()?));
+        return Ok(Route::Upload(
+            name(n - 3)?,
+            UploadRef(segs[n - 1].to_owned()),
+        ));
     }
     if n >= 3 && segs[n - 2] == "blobs" && segs[n - 1] == "uploads" {
         return Ok(Route::UploadStart(name(n - 2)?));
@@ -173,6 +199,35 @@ mod tests {
             parse(&format!("/v2/x/blobs/{}", D.replace(':', "%3A"))).unwrap(),
             Route::Blob(..)
         ));
+    }
+
+    #[test]
+    fn upload_ids_are_parsed_only_for_local_uploads() {
+        let Route::Upload(_, id) = parse("/v2/x/blobs/uploads/abc").unwrap() else {
+            panic!("not an upload route");
+        };
+        assert!(id.local().is_err());
+        let Route::Upload(_, id) =
+            parse("/v2/x/blobs/uploads/6f1d3c7e-8d9a-4f4e-9c1b-2a3b4c5d6e7f").unwrap()
+        else {
+            panic!("not an upload route");
+        };
+        assert!(id.local().is_ok());
+    }
+
+    #[test]
+    fn rejects_encoded_slashes_in_names() {
+        for path in ["/v2/front%2Fapp/manifests/t", "/v2/front%2fapp/tags/list"] {
+            assert!(
+                matches!(
+                    parse(path),
+                    Err(GatewayError::Storage(
+                        berth_storage::StorageError::NameInvalid(_)
+                    ))
+                ),
+                "{path}"
+            );
+        }
     }
 
     #[test]

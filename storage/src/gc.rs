@@ -34,7 +34,8 @@
 //! transaction that re-checks, under the lock, that the item is still
 //! unreferenced and older than the grace window. For a blob it deletes the
 //! rows and *renames the file into `_trash`* before committing, then unlinks
-//! the trash file. A kill -9 at any point leaves either the row with its
+//! the trash file, once the delete is durable (`durable`: a power loss
+//! must not bring back rows whose file is gone). A kill -9 at any point leaves either the row with its
 //! file in the trash (the rename happened, the commit did not), which
 //! [`reconcile_trash`] puts back at the next start or GC, or no row and a
 //! trash file, which it removes. Files at a content address without a row
@@ -50,6 +51,7 @@
 //! answer a HEAD from its cache for up to a minute; a manifest referencing
 //! such a blob is still refused, because that check reads the database.
 
+mod durable;
 mod plan;
 mod purge;
 mod runs;
@@ -63,7 +65,7 @@ use crate::blobs::{read_dir, BlobStore};
 use crate::error::StorageError;
 use crate::meta::Meta;
 use crate::oci::{Digest, RepoName};
-use crate::registry::Registry;
+use crate::registry::{Registry, Role};
 
 pub use purge::purge_interval;
 use runs::Lease;
@@ -273,7 +275,7 @@ impl Registry {
         for digest in &plan.blobs {
             job.lease.renew(&self.meta).await?;
             if let Some(deleted) =
-                sweep::delete_blob(&self.meta, &self.blobs, digest, cutoff_ms).await?
+                sweep::delete_blob(&self.meta, &self.blobs, digest, cutoff_ms, &mut |_| {}).await?
             {
                 report.blobs_deleted += 1;
                 report.bytes_freed += deleted.bytes;
@@ -296,9 +298,15 @@ impl Registry {
             }
         }
 
-        for id in self.purge_uploads().await? {
-            report.uploads_purged += 1;
-            log.push(format!("purged abandoned upload {id}"));
+        // Upload sessions belong to the server: a `berth gc` beside it
+        // cannot see which one it is writing or completing right now.
+        if self.role == Role::Server {
+            for id in self.purge_uploads().await? {
+                report.uploads_purged += 1;
+                log.push(format!("purged abandoned upload {id}"));
+            }
+        } else {
+            log.push("abandoned uploads are left to the server's purge".into());
         }
         Ok(report)
     }

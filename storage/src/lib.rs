@@ -11,6 +11,7 @@
 //! - [`artifacts`]: repositories, artifacts and tags as the management API shows them.
 //! - `cache`: in-memory caches in front of the database (caches only).
 //! - [`registry`]: the operations the gateway calls, keeping both in step.
+//! - `owner`: which process owns files left on disk, and whether it is gone.
 //! - [`gc`]: online garbage collection, its lock, history and schedule,
 //!   and the purge of abandoned uploads.
 //! - [`usage`]: bytes stored per project and pool state, for metrics.
@@ -36,6 +37,7 @@ pub mod gc;
 pub mod immutable;
 pub mod meta;
 pub mod oci;
+mod owner;
 pub mod projects;
 pub mod proxy_cache;
 pub mod quota;
@@ -48,5 +50,5 @@ pub mod upstreams;
 pub mod usage;
 
 pub use error::StorageError;
-pub use registry::{ProjectInfo, Registry, Settings, UploadId};
+pub use registry::{ProjectInfo, Registry, Role, Settings, UploadId};
 pub use uploads::ChunkWriter;

@@ -168,13 +168,29 @@ impl Meta {
         F: FnOnce() -> Result<(), StorageError> + Send + 'static,
     {
         let repo_id = self.ensure_repo(repo).await?;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        tokio::task::spawn_blocking(place)
+        // The blocking thread is running before the lock is taken: waiting
+        // for a free thread of the blocking pool (busy with parked uploads)
+        // while holding the database's write lock would stall every writer.
+        let (running_tx, running) = tokio::sync::oneshot::channel::<()>();
+        let (locked, locked_rx) = tokio::sync::oneshot::channel::<()>();
+        let placing = tokio::task::spawn_blocking(move || {
+            let _ = running_tx.send(());
+            match locked_rx.blocking_recv() {
+                Ok(()) => place(),
+                // No lock (the transaction failed to begin): nothing placed.
+                Err(_) => Ok(()),
+            }
+        });
+        let failed = |e: String| StorageError::Io {
+            context: "placing blob".into(),
+            source: std::io::Error::other(e),
+        };
+        running
             .await
-            .map_err(|e| StorageError::Io {
-                context: "placing blob".into(),
-                source: std::io::Error::other(e),
-            })??;
+            .map_err(|_| failed("the placing thread did not start".into()))?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let _ = locked.send(());
+        placing.await.map_err(|e| failed(e.to_string()))??;
         touch_and_link(&mut tx, repo_id, digest, size).await?;
         tx.commit().await?;
         Ok(())
@@ -496,7 +512,7 @@ async fn check_references(
 /// Records a blob (or marks it reachable again: `touched_ms`, which GC's
 /// grace window counts from) and links it into a repository. Runs inside
 /// the caller's write transaction.
-async fn touch_and_link(
+pub(crate) async fn touch_and_link(
     conn: &mut SqliteConnection,
     repo_id: i64,
     digest: &Digest,
@@ -536,7 +552,8 @@ pub(crate) async fn write_manifest(
 ) -> Result<(), StorageError> {
     let inserted = sqlx::query(
         "INSERT INTO manifests (repo_id, digest, media_type, content, size, artifact_type, subject, annotations, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (repo_id, digest) DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (repo_id, digest) DO UPDATE SET created_at = excluded.created_at",
     )
     .bind(repo_id)
     .bind(digest.to_string())
@@ -549,6 +566,9 @@ pub(crate) async fn write_manifest(
     .bind(now())
     .execute(&mut *conn)
     .await?;
+    // A push of a manifest already here counts as new for GC's grace
+    // window (`created_at`): clients push platform manifests before their
+    // index, and an untagged manifest pushed again just now must not go.
     if inserted.rows_affected() > 0 {
         // One statement per kind, not one per reference: this runs under
         // the write lock.

@@ -4,16 +4,39 @@
 //! upload. The gateway does the fetching; this module only stores.
 
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use uuid::Uuid;
 
-use crate::blobs::BlobStore;
+use crate::blobs::{read_dir, BlobStore};
 use crate::error::StorageError;
 use crate::meta::{Meta, StoredManifest};
 use crate::oci::{manifest, Digest, ParsedManifest, RepoName, Tag, MAX_MANIFEST_SIZE};
+use crate::owner::{self, Liveness};
 use crate::registry::Registry;
+
+/// A fetch directory of a process whose liveness cannot be told (another
+/// container on the same data) is removed when nothing in it changed for
+/// this long: a fetch that is still running writes all the time, and the
+/// upstream client gives up on a silent upstream long before.
+const FOREIGN_FETCH_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// When anything in `path` (a file, or a directory and its files) last
+/// changed.
+fn newest_change(path: &Path) -> Option<SystemTime> {
+    let own = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    if !path.is_dir() {
+        return own;
+    }
+    read_dir(path)
+        .ok()?
+        .iter()
+        .filter_map(|e| e.metadata().and_then(|m| m.modified()).ok())
+        .chain(own)
+        .max()
+}
 
 /// A cached repository's footprint, for eviction.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,9 +85,11 @@ impl Registry {
         })
     }
 
-    /// A new temp file for a blob being fetched from an upstream.
+    /// A new temp file for a blob being fetched from an upstream, in this
+    /// process's own fetch directory (`_fetch/<pid@host@boot>`): other
+    /// processes on the same data never take it for a leftover.
     pub fn fetch_file(&self) -> Result<(PathBuf, File), StorageError> {
-        let dir = self.blob_store().root().join("_fetch");
+        let dir = self.fetch_root().join(owner::this_process());
         std::fs::create_dir_all(&dir)
             .map_err(StorageError::io(format!("creating {}", dir.display())))?;
         let path = dir.join(Uuid::new_v4().simple().to_string());
@@ -77,14 +102,44 @@ impl Registry {
         Ok((path, file))
     }
 
-    /// Removes temp files of fetches a previous process did not finish.
-    pub fn clear_fetches(&self) -> Result<(), StorageError> {
-        let dir = self.blob_store().root().join("_fetch");
-        match std::fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(StorageError::io(format!("clearing {}", dir.display()))(e)),
+    fn fetch_root(&self) -> PathBuf {
+        self.blob_store().root().join("_fetch")
+    }
+
+    /// At the server's start, before it fetches anything: removes the
+    /// fetch directories of processes that are gone: of this machine when
+    /// their process no longer runs (or has this process's id, so it is a
+    /// predecessor's), of elsewhere once untouched for `FOREIGN_FETCH_AGE`.
+    /// A live process's fetches stay.
+    pub(crate) fn clear_stale_fetches(&self) -> Result<(), StorageError> {
+        let root = self.fetch_root();
+        let stale_before = SystemTime::now()
+            .checked_sub(FOREIGN_FETCH_AGE)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        for entry in read_dir(&root)? {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let stale = match owner::liveness(&name) {
+                Liveness::This | Liveness::Dead => true,
+                Liveness::Alive => false,
+                // Another container's, or a file of an older version.
+                Liveness::Unknown => newest_change(&path).is_some_and(|t| t < stale_before),
+            };
+            if !stale {
+                continue;
+            }
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            match removed {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StorageError::io(format!("clearing {}", path.display()))(e)),
+            }
         }
+        Ok(())
     }
 
     /// Commits a fetched blob whose digest the caller verified, and links
@@ -122,16 +177,18 @@ impl Registry {
     }
 
     /// Links a blob already in the store into `repo` (after the upstream
-    /// confirmed `repo` has it, so no download is needed).
+    /// confirmed `repo` has it, so no download is needed). False when GC
+    /// deleted it meanwhile: the caller downloads it instead.
     pub async fn link_existing(
         &self,
         repo: &RepoName,
         digest: &Digest,
-        size: u64,
-    ) -> Result<(), StorageError> {
-        self.meta().link_blob(repo, digest, size).await?;
-        self.forget_blob_link(repo, digest);
-        Ok(())
+    ) -> Result<bool, StorageError> {
+        let linked = self.meta().link_stored_blob(repo, digest).await?;
+        if linked {
+            self.forget_blob_link(repo, digest);
+        }
+        Ok(linked)
     }
 }
 
@@ -229,6 +286,30 @@ impl Meta {
         .rows_affected();
         tx.commit().await?;
         Ok((removed, links))
+    }
+
+    /// Links a stored blob into `repo` if its row still exists, re-read
+    /// under the write lock like a mount: GC deletes a blob's row and file
+    /// under that lock, so either it deleted first and nothing is linked
+    /// (a row recreated here would have no file), or it sees the fresh
+    /// touch and keeps the blob.
+    pub async fn link_stored_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<bool, StorageError> {
+        let repo_id = self.ensure_repo(repo).await?;
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let size: Option<i64> = sqlx::query_scalar("SELECT size FROM blobs WHERE digest = $1")
+            .bind(digest.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(size) = size else {
+            return Ok(false);
+        };
+        crate::meta::touch_and_link(&mut tx, repo_id, digest, size as u64).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     pub async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>, StorageError> {

@@ -27,6 +27,19 @@ pub struct Settings {
     pub gc_grace: Duration,
     /// Upload sessions idle longer than this are purged.
     pub upload_purge_age: Duration,
+    pub role: Role,
+}
+
+/// What kind of process opens the registry: several share one data
+/// directory, and only the server owns transient files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `berth serve`: owns upload sessions and upstream fetches, purges
+    /// abandoned ones and clears fetches dead processes left.
+    Server,
+    /// A command run beside a server (`berth gc`, `berth user`): it
+    /// removes nothing a live server may be writing.
+    Tool,
 }
 
 /// What authorization needs to know about a project, cached.
@@ -47,6 +60,7 @@ pub struct Registry {
     pub(crate) upload_purge_age: Duration,
     /// Open upload sessions allowed per user (0: no limit).
     max_uploads_per_user: u32,
+    pub(crate) role: Role,
     /// Blobs this process touched lately on a HEAD or GET (a throttle on
     /// those writes, not state: see `keep_alive`).
     recently_touched: moka::sync::Cache<Digest, ()>,
@@ -87,12 +101,15 @@ impl Registry {
             gc_grace: settings.gc_grace,
             upload_purge_age: settings.upload_purge_age,
             max_uploads_per_user: 0,
+            role: settings.role,
             recently_touched: moka::sync::Cache::builder()
                 .max_capacity(1_000_000)
                 .time_to_live((settings.gc_grace / 2).max(Duration::from_millis(1)))
                 .build(),
         };
-        registry.clear_fetches()?;
+        if registry.role == Role::Server {
+            registry.clear_stale_fetches()?;
+        }
         Ok(registry)
     }
 

@@ -20,12 +20,16 @@
 //!   and OCI image layouts on disk.
 //! - [`upstream`]: upstream registries for the pull-through cache and
 //!   fronting tests (Debian's docker-registry, and a corrupt one).
+//! - [`odd_upstream`]: an in-memory registry with the habits of hosted ones
+//!   (blob GETs redirected to object storage, upload ids that are not
+//!   UUIDs, a token realm elsewhere), recording where credentials went.
 //!
 //! Not for: anything the server itself uses; no test logic lives here.
 
 pub mod api;
 pub mod content;
 pub mod jwt;
+pub mod odd_upstream;
 pub mod registry;
 pub mod server;
 pub mod tar;

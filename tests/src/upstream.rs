@@ -2,14 +2,15 @@
 //! Debian's `docker-registry` (distribution 2.8) on a free port, with or
 //! without htpasswd auth and with its access log on, so a test can count
 //! the requests that reached it; and a tiny HTTP server that answers like a
-//! registry but sends wrong bytes for one blob (a corrupt upstream).
+//! registry but sends wrong bytes for one blob (a corrupt upstream), or
+//! the right bytes slowly (a stalled one), halting mid-layer until told.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
@@ -194,6 +195,28 @@ pub struct CorruptUpstream {
     pub layer_gets: Arc<AtomicUsize>,
     pub manifest: Vec<u8>,
     pub layer_digest: String,
+    gate: Arc<Gate>,
+}
+
+/// Whether layer bodies may go past their first half.
+#[derive(Default)]
+struct Gate {
+    held: Mutex<bool>,
+    opened: Condvar,
+    /// Layer bodies that reached the gate while it was held.
+    waiting: AtomicUsize,
+}
+
+impl Gate {
+    fn pass(&self) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if *held {
+            self.waiting.fetch_add(1, Ordering::SeqCst);
+        }
+        while *held {
+            held = self.opened.wait(held).unwrap_or_else(|p| p.into_inner());
+        }
+    }
 }
 
 impl CorruptUpstream {
@@ -206,6 +229,20 @@ impl CorruptUpstream {
         media_type: &str,
         config: (String, Vec<u8>),
         layer: (String, usize),
+    ) -> CorruptUpstream {
+        let bytes = vec![0x5a; layer.1];
+        CorruptUpstream::serving(repo, tag, manifest, media_type, config, (layer.0, bytes))
+    }
+
+    /// Like `start` but honest: the layer is served with `layer.1` as its
+    /// bytes (for tests that only want `hold_layers`).
+    pub fn serving(
+        repo: &str,
+        tag: &str,
+        manifest: Vec<u8>,
+        media_type: &str,
+        config: (String, Vec<u8>),
+        layer: (String, Vec<u8>),
     ) -> CorruptUpstream {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
@@ -222,14 +259,17 @@ impl CorruptUpstream {
             config_path: format!("/v2/{repo}/blobs/{}", config.0),
             config: config.1,
             layer_path: format!("/v2/{repo}/blobs/{}", layer.0),
-            layer_len: layer.1,
+            layer: layer.1,
         });
         let counter = layer_gets.clone();
+        let gate = Arc::new(Gate::default());
+        let shared = gate.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let routes = routes.clone();
                 let counter = counter.clone();
-                std::thread::spawn(move || serve(stream, &routes, &counter));
+                let gate = shared.clone();
+                std::thread::spawn(move || serve(stream, &routes, &counter, &gate));
             }
         });
         CorruptUpstream {
@@ -237,7 +277,25 @@ impl CorruptUpstream {
             layer_gets,
             manifest,
             layer_digest: layer.0,
+            gate,
         }
+    }
+
+    /// From now on a layer GET sends the first half of the body, then
+    /// waits for `release_layers`.
+    pub fn hold_layers(&self) {
+        *self.gate.held.lock().unwrap_or_else(|p| p.into_inner()) = true;
+    }
+
+    /// Lets held layer bodies (and later ones) finish.
+    pub fn release_layers(&self) {
+        *self.gate.held.lock().unwrap_or_else(|p| p.into_inner()) = false;
+        self.gate.opened.notify_all();
+    }
+
+    /// How many layer bodies have sent their first half and wait.
+    pub fn layers_waiting(&self) -> usize {
+        self.gate.waiting.load(Ordering::SeqCst)
     }
 
     pub fn url(&self) -> String {
@@ -253,10 +311,10 @@ struct Routes {
     config_path: String,
     config: Vec<u8>,
     layer_path: String,
-    layer_len: usize,
+    layer: Vec<u8>,
 }
 
-fn serve(stream: TcpStream, routes: &Routes, layer_gets: &AtomicUsize) {
+fn serve(stream: TcpStream, routes: &Routes, layer_gets: &AtomicUsize, gate: &Gate) {
     let mut reader = BufReader::new(stream.try_clone().expect("clone"));
     let mut out = stream;
     loop {
@@ -285,6 +343,7 @@ fn serve(stream: TcpStream, routes: &Routes, layer_gets: &AtomicUsize) {
         let method = parts.next().unwrap_or("");
         let path = parts.next().unwrap_or("").split('?').next().unwrap_or("");
         let head = method == "HEAD";
+        let is_layer = path == routes.layer_path;
         let (status, content_type, digest, data): (&str, &str, Option<&str>, Vec<u8>) =
             if path == "/v2/" || path == "/v2" {
                 ("200 OK", "application/json", None, b"{}".to_vec())
@@ -306,12 +365,12 @@ fn serve(stream: TcpStream, routes: &Routes, layer_gets: &AtomicUsize) {
                 if !head {
                     layer_gets.fetch_add(1, Ordering::SeqCst);
                 }
-                // Same length, wrong bytes.
+                // Same length, wrong bytes (unless serving honestly).
                 (
                     "200 OK",
                     "application/octet-stream",
                     None,
-                    vec![0x5a; routes.layer_len],
+                    routes.layer.clone(),
                 )
             } else {
                 (
@@ -332,7 +391,17 @@ fn serve(stream: TcpStream, routes: &Routes, layer_gets: &AtomicUsize) {
         if out.write_all(header.as_bytes()).is_err() {
             return;
         }
-        if !head && out.write_all(&data).is_err() {
+        if head {
+            continue;
+        }
+        let half = if is_layer { data.len() / 2 } else { 0 };
+        if out.write_all(&data[..half]).is_err() || out.flush().is_err() {
+            return;
+        }
+        if is_layer {
+            gate.pass();
+        }
+        if out.write_all(&data[half..]).is_err() {
             return;
         }
     }

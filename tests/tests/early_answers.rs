@@ -87,3 +87,76 @@ fn a_401_to_a_chunked_manifest_put_keeps_the_connection_usable() {
     let (status, _) = read_response(&mut reader);
     assert!(status.contains(" 401 "), "{status}");
 }
+
+/// Sends `head` and a chunked body whose second chunk size is not hex,
+/// followed by a request smuggled after it; returns the one answer's
+/// status and body, and what else the connection delivered before it
+/// closed.
+fn send_malformed_chunked(berth: &Berth, head: &str) -> (String, String, String) {
+    let stream = TcpStream::connect(berth.host_port()).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("read timeout");
+    let mut writer = stream.try_clone().expect("clone");
+    let mut reader = BufReader::new(stream);
+    write!(
+        writer,
+        "{head}Host: {}\r\nTransfer-Encoding: chunked\r\n\r\n\
+         5\r\nhello\r\nzz\r\nGET /v2/ HTTP/1.1\r\nHost: {}\r\n\r\n",
+        berth.host_port(),
+        berth.host_port()
+    )
+    .expect("write");
+    writer.flush().expect("flush");
+    let mut status = String::new();
+    reader.read_line(&mut status).expect("status line");
+    let mut len = 0usize;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("header line");
+        let line = line.trim_end().to_ascii_lowercase();
+        if line.is_empty() {
+            break;
+        }
+        if let Some(v) = line.strip_prefix("content-length:") {
+            len = v.trim().parse().expect("content-length");
+        }
+    }
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).expect("body");
+    // Closed: the rest reads as EOF, with nothing after the answer (the
+    // smuggled GET must not be answered).
+    let mut rest = Vec::new();
+    let _ = reader.read_to_end(&mut rest);
+    (
+        status.trim_end().to_owned(),
+        String::from_utf8_lossy(&body).into_owned(),
+        String::from_utf8_lossy(&rest).into_owned(),
+    )
+}
+
+#[test]
+fn a_malformed_chunked_body_closes_the_connection_with_the_endpoints_error() {
+    let berth = Berth::start();
+    let (user, password) = berth.admin_credentials();
+    let basic = berth_tests::registry::base64(format!("{user}:{password}").as_bytes());
+
+    let (status, body, rest) = send_malformed_chunked(
+        &berth,
+        &format!(
+            "PUT /v2/library/smuggle/manifests/v1 HTTP/1.1\r\nAuthorization: Basic {basic}\r\n\
+             Content-Type: application/vnd.oci.image.manifest.v1+json\r\n"
+        ),
+    );
+    assert!(status.contains(" 400 "), "{status} {body}");
+    assert!(body.contains("MANIFEST_INVALID"), "{body}");
+    assert_eq!(rest, "", "the connection went on after a broken body");
+
+    let (status, body, rest) = send_malformed_chunked(
+        &berth,
+        "POST /service/token HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\n",
+    );
+    assert!(status.contains(" 400 "), "{status} {body}");
+    assert!(!body.contains("BLOB_UPLOAD"), "{body}");
+    assert_eq!(rest, "", "the connection went on after a broken body");
+}

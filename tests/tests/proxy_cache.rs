@@ -404,6 +404,223 @@ fn a_corrupt_upstream_never_poisons_the_cache() {
     .expect_err("a corrupt layer fails the pull");
 }
 
+/// A corrupt upstream held mid-layer, its manifest cached in berth's
+/// `cache` project; returns the upstream, berth, a client and the layer.
+fn held_corrupt_upstream() -> (CorruptUpstream, Berth, Registry, Blob) {
+    let layer = Blob::random(300_000);
+    let config = Blob::new(
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
+            .to_vec(),
+        "application/vnd.oci.image.config.v1+json",
+    );
+    let manifest = berth_tests::content::image_manifest(&config, std::slice::from_ref(&layer));
+    let upstream = CorruptUpstream::start(
+        "bad/app",
+        "1",
+        manifest,
+        OCI_MANIFEST,
+        (config.digest.clone(), config.data.clone()),
+        (layer.digest.clone(), layer.data.len()),
+    );
+    upstream.hold_layers();
+    let berth = Berth::start();
+    let api = Api::admin(&berth);
+    cache_project(&api, "cache", &upstream.url(), None);
+    let (user, password) = berth.admin_credentials();
+    let reg = Registry::with_basic_auth(&berth.url(), user, password);
+    let resp = reg
+        .http()
+        .get(reg.url("/v2/cache/bad/app/manifests/1"))
+        .header("Accept", OCI_MANIFEST)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    (upstream, berth, reg, layer)
+}
+
+#[test]
+fn a_range_of_a_corrupt_blob_in_flight_never_completes() {
+    let (upstream, berth, reg, layer) = held_corrupt_upstream();
+    // A whole-blob GET starts the fetch; the upstream sends half the
+    // (wrong) bytes and waits, so the first 10 bytes are in berth's temp
+    // file long before the digest can be checked.
+    let url = reg.url(&format!("/v2/cache/bad/app/blobs/{}", layer.digest));
+    let whole = {
+        let (http, url) = (reg.http().clone(), url.clone());
+        std::thread::spawn(move || http.get(url).send().and_then(|r| r.bytes()))
+    };
+    wait_for("the upstream to send half the layer", || {
+        upstream.layers_waiting() >= 1
+    });
+    let fetch_dir = berth.data_dir().join("blobs/_fetch");
+    wait_for("berth to write the first bytes of the fetch", || {
+        largest_file(&fetch_dir) >= 10
+    });
+    // A range inside what arrived: its headers come at once, but its last
+    // byte must wait for the verification, which fails.
+    let resp = reg
+        .http()
+        .get(&url)
+        .header("Range", "bytes=0-9")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 206);
+    upstream.release_layers();
+    // Cut off (an error in every client) is the expected outcome.
+    if let Ok(bytes) = resp.bytes() {
+        assert!(
+            bytes.len() < 10,
+            "a complete 206 of unverified bytes was sent: {bytes:?}"
+        );
+    }
+    if let Ok(bytes) = whole.join().unwrap() {
+        assert!(
+            bytes.len() < layer.data.len(),
+            "a whole wrong body was sent"
+        );
+    }
+    // Nothing was kept.
+    let hex = layer.digest.strip_prefix("sha256:").unwrap();
+    assert!(!berth
+        .data_dir()
+        .join("blobs/sha256")
+        .join(&hex[..2])
+        .join(hex)
+        .exists());
+}
+
+/// `berth gc` and `berth user` are run beside a server, as the README
+/// allows: they must leave the server's in-flight downloads and uploads
+/// alone.
+#[test]
+fn commands_beside_the_server_leave_its_fetches_and_uploads_alone() {
+    let layer = Blob::random(300_000);
+    let config = Blob::new(
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
+            .to_vec(),
+        "application/vnd.oci.image.config.v1+json",
+    );
+    let manifest = berth_tests::content::image_manifest(&config, std::slice::from_ref(&layer));
+    // An honest upstream that stops halfway through the layer until told.
+    let upstream = CorruptUpstream::serving(
+        "slow/app",
+        "1",
+        manifest,
+        OCI_MANIFEST,
+        (config.digest.clone(), config.data.clone()),
+        (layer.digest.clone(), layer.data.clone()),
+    );
+    upstream.hold_layers();
+    let berth = Berth::start();
+    let api = Api::admin(&berth);
+    cache_project(&api, "cache", &upstream.url(), None);
+    api.create_project("team", false);
+    let (user, password) = berth.admin_credentials();
+    let reg = Registry::with_basic_auth(&berth.url(), user, password);
+    let resp = reg
+        .http()
+        .get(reg.url("/v2/cache/slow/app/manifests/1"))
+        .header("Accept", OCI_MANIFEST)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+
+    // An upload the server holds open, and a download it is in the middle of.
+    let upload = reg.start_upload("team/app");
+    let url = reg.url(&format!("/v2/cache/slow/app/blobs/{}", layer.digest));
+    let pull = {
+        let (http, url) = (reg.http().clone(), url.clone());
+        std::thread::spawn(move || http.get(url).send().and_then(|r| r.bytes()))
+    };
+    wait_for("the upstream to send half the layer", || {
+        upstream.layers_waiting() >= 1
+    });
+    let fetch_dir = berth.data_dir().join("blobs/_fetch");
+    wait_for("berth to write the first bytes of the fetch", || {
+        largest_file(&fetch_dir) > 0
+    });
+
+    // The commands, with a purge age that would call the upload abandoned.
+    let out = berth_command(&berth, &["gc"], None);
+    assert!(out.status.success(), "berth gc: {}", text(&out));
+    let out = berth_command(&berth, &["user", "add", "ops"], Some("Ops-pass-123\n"));
+    assert!(out.status.success(), "berth user add: {}", text(&out));
+
+    upstream.release_layers();
+    let pulled = pull.join().unwrap().expect("the pull completes");
+    assert_eq!(sha256_digest(&pulled), layer.digest);
+    // It was verified and kept: the next pull is served from the store.
+    let before = upstream.layer_gets.load(Ordering::SeqCst);
+    let again = reg.get_blob("cache/slow/app", &layer.digest);
+    assert_eq!(again.status().as_u16(), 200);
+    assert_eq!(sha256_digest(&again.bytes().unwrap()), layer.digest);
+    assert_eq!(upstream.layer_gets.load(Ordering::SeqCst), before);
+
+    // The upload is still the server's to complete.
+    let data = b"pushed after the commands ran".to_vec();
+    let resp = reg
+        .http()
+        .put(berth_tests::registry::with_query(
+            &upload,
+            "digest",
+            &sha256_digest(&data),
+        ))
+        .header("content-type", "application/octet-stream")
+        .body(data)
+        .send()
+        .unwrap();
+    assert_eq!(
+        resp.status().as_u16(),
+        201,
+        "{}",
+        berth_tests::registry::describe(resp)
+    );
+}
+
+/// Runs `berth <args>` on `berth`'s data directory, as an operator would
+/// beside the server; its upload purge age calls every upload abandoned.
+fn berth_command(berth: &Berth, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut cmd = Command::new(berth_tests::server::berth_bin());
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("BERTH_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.args(args)
+        .env("BERTH_DATA_DIR", berth.data_dir())
+        .env("BERTH_GC__GRACE_PERIOD", "0s")
+        .env("BERTH_SERVER__UPLOAD_PURGE_AGE", "0s")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("run berth");
+    let mut pipe = child.stdin.take().expect("piped stdin");
+    if let Some(input) = stdin {
+        pipe.write_all(input.as_bytes()).expect("write stdin");
+    }
+    drop(pipe);
+    child.wait_with_output().expect("wait for berth")
+}
+
+/// The size of the largest file under `dir` (recursively), 0 if none.
+fn largest_file(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => largest_file(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 #[test]
 fn twenty_concurrent_pulls_of_a_missing_blob_make_one_upstream_get() {
     let upstream = DockerRegistry::start();

@@ -233,13 +233,16 @@ pub async fn blob(
                 || StorageError::BlobUnknown(digest.clone()).into(),
             ));
         }
-        if let Some(size) = stored {
-            app.registry.link_existing(repo, digest, size).await?;
+        if stored.is_some() && app.registry.link_existing(repo, digest).await? {
             app.metrics.pull_through_hit();
             return blobs::get(app, session, repo, digest).await;
         }
-        let len = resp.content_length().unwrap_or(0);
-        return Ok(blob_reply(200, digest).body(Body::Length(len)));
+        // Not stored, or collected since: a HEAD answers from the
+        // upstream, a GET downloads it again.
+        if head {
+            let len = resp.content_length().unwrap_or(0);
+            return Ok(blob_reply(200, digest).body(Body::Length(len)));
+        }
     }
     app.metrics.pull_through_miss();
     let (fetch, started) = {

@@ -251,9 +251,20 @@ impl UpstreamClient {
             }
             q.append_pair("scope", scope);
         }
+        // The challenge names the realm, so whoever answers for the
+        // upstream chooses where the credential goes: only to the
+        // endpoint's own origin, or over TLS (Docker Hub's realm is
+        // auth.docker.io). Elsewhere the token is asked for anonymously.
+        let trusted = url.scheme() == "https" || same_origin(&url, registry_base(endpoint));
         let mut req = self.http(endpoint).get(url).timeout(REQUEST_TIMEOUT);
-        if let Some(c) = &endpoint.credential {
-            req = req.basic_auth(&c.access_key, Some(&c.access_secret));
+        match &endpoint.credential {
+            Some(c) if trusted => {
+                req = req.basic_auth(&c.access_key, Some(&c.access_secret));
+            }
+            Some(_) => {
+                tracing::warn!(registry = %endpoint.name, %realm, "not sending the endpoint's credential to a plain-HTTP token realm on another host");
+            }
+            None => {}
         }
         let resp = req.send().await.map_err(|e| unreachable(endpoint, &e))?;
         let status = resp.status();
@@ -334,6 +345,15 @@ pub fn registry_base(endpoint: &Endpoint) -> &str {
         }
         _ => url,
     }
+}
+
+/// Whether `url` is on the same scheme, host and port as `base`.
+pub fn same_origin(url: &reqwest::Url, base: &str) -> bool {
+    reqwest::Url::parse(base).is_ok_and(|b| {
+        b.scheme() == url.scheme()
+            && b.host_str() == url.host_str()
+            && b.port_or_known_default() == url.port_or_known_default()
+    })
 }
 
 /// Whether an endpoint is Docker Hub, whose one-segment names are
@@ -452,6 +472,16 @@ mod tests {
                 ("service".into(), "y".into())
             ]
         );
+    }
+
+    #[test]
+    fn origins() {
+        let u = |s: &str| reqwest::Url::parse(s).unwrap();
+        assert!(same_origin(&u("http://up:5000/v2/x"), "http://up:5000"));
+        assert!(same_origin(&u("https://up/v2/x"), "https://up:443"));
+        assert!(!same_origin(&u("http://up:5001/v2/x"), "http://up:5000"));
+        assert!(!same_origin(&u("https://up:5000/v2/x"), "http://up:5000"));
+        assert!(!same_origin(&u("https://s3.example/b?sig=1"), "https://up"));
     }
 
     #[test]

@@ -7,10 +7,11 @@
 //! `pread`, and may ask for any range of it. The task does not belong to
 //! any client: if the first client goes away the download goes on for the
 //! others and for the cache. When the body ends the digest is checked:
-//! only a verified blob is committed to the store, and no reader ever
-//! receives the last byte of a blob before that check passed, so a
-//! corrupt upstream yields a cut-off response (an error in every client),
-//! never a complete wrong one.
+//! only a verified blob is committed to the store, and no response ever
+//! receives its own last byte before that check passed: a whole-blob GET
+//! and a `Range` of any part alike. A corrupt upstream thus yields a
+//! cut-off response (an error in every client), never a complete wrong
+//! one, however early in the blob the requested range ends.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -248,8 +249,10 @@ impl Fetch {
     }
 
     /// Reads up to one buffer of `pool` at `offset`, waiting until the
-    /// bytes have arrived. The blob's last byte is released only once the whole blob
-    /// is verified. `Ok(None)`: nothing left before `end` (exclusive).
+    /// bytes have arrived. `end` is the end of the caller's response: its
+    /// last byte is released only once the whole blob is verified, so no
+    /// response (a range included) completes on unverified bytes.
+    /// `Ok(None)`: nothing left before `end` (exclusive).
     pub async fn read(
         &self,
         offset: u64,
@@ -263,8 +266,11 @@ impl Fetch {
         let available = loop {
             let available = match &*rx.borrow_and_update() {
                 Progress::Starting => 0,
-                // Hold back the final byte until the digest is checked.
-                Progress::Streaming { size, written } => (*written).min(size.saturating_sub(1)),
+                // Hold back the response's final byte until the digest is
+                // checked (`end` never exceeds the size). A range ending
+                // early in the blob waits for the whole download: the
+                // price of never completing on bytes that may be wrong.
+                Progress::Streaming { written, .. } => (*written).min(end - 1),
                 Progress::Done { size } => *size,
                 Progress::Failed(f) => return Err(f.clone()),
             };

@@ -13,11 +13,12 @@ use std::sync::Arc;
 
 use berth_storage::oci::RepoName;
 use berth_storage::upstreams::Endpoint;
+use berth_storage::StorageError;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::upstreams::peer::HttpPeer;
 
 use super::cache::upstream_name;
-use super::client::registry_base;
+use super::client::{registry_base, same_origin};
 use crate::app::App;
 use crate::error::GatewayError;
 use crate::route::Query;
@@ -49,9 +50,13 @@ pub async fn plan(
 ) -> Result<Forward, GatewayError> {
     let upstream_repo = upstream_name(&ep, repo);
     let local_prefix = format!("/v2/{repo}/");
-    let tail = raw_path.strip_prefix(&local_prefix).unwrap_or("");
+    // The route was parsed from this path; a path that does not spell the
+    // name the same way (an encoding) is not forwarded under another one.
+    let tail = raw_path
+        .strip_prefix(&local_prefix)
+        .ok_or_else(|| StorageError::NameInvalid(format!("{raw_path}: spell the name plainly")))?;
     let mut path_and_query = format!("/v2/{upstream_repo}/{tail}");
-    let rewritten = rewrite_query(query, repo.project(), &ep);
+    let rewritten = rewrite_query(query, repo.project(), &ep)?;
     if !rewritten.is_empty() {
         path_and_query.push('?');
         path_and_query.push_str(&rewritten);
@@ -98,12 +103,20 @@ pub async fn plan(
 /// The query for the upstream: a mount's `from` names the upstream's
 /// repository when it is in the same fronted project; a mount from
 /// anywhere else cannot happen upstream, so it becomes a plain upload.
-fn rewrite_query(query: &Query, project: &str, ep: &Endpoint) -> String {
-    let from = query.get("from").and_then(|f| {
-        f.strip_prefix(project)
-            .and_then(|rest| rest.strip_prefix('/'))
-            .map(|rest| super::client::upstream_repo(ep, rest))
-    });
+/// `from` must be a repository name (`front/../../x` is not).
+fn rewrite_query(query: &Query, project: &str, ep: &Endpoint) -> Result<String, GatewayError> {
+    let from = match query.get("from") {
+        Some(f) => {
+            let name = f.parse::<RepoName>()?;
+            match name.in_project() {
+                Some(rest) if name.project() == project => {
+                    Some(super::client::upstream_repo(ep, rest))
+                }
+                _ => None,
+            }
+        }
+        None => None,
+    };
     let mut out = form_urlencoded::Serializer::new(String::new());
     for (k, v) in query.pairs() {
         match (k, &from) {
@@ -116,7 +129,7 @@ fn rewrite_query(query: &Query, project: &str, ep: &Endpoint) -> String {
             }
         }
     }
-    out.finish()
+    Ok(out.finish())
 }
 
 impl Forward {
@@ -176,23 +189,33 @@ impl Forward {
         Ok(())
     }
 
+    /// Where the client should go instead of the upstream's `Location`:
     /// `http://upstream/v2/<upstream repo>/blobs/uploads/<id>?_state=...`
-    /// becomes `/v2/<project>/<repo>/blobs/uploads/<id>?_state=...`.
+    /// becomes `/v2/<project>/<repo>/blobs/uploads/<id>?_state=...`. A
+    /// redirect elsewhere (object storage holding a blob: Docker Hub, GHCR
+    /// and S3-backed registries answer blob GETs so) goes to the client
+    /// untouched: it carries its own signature, and the client follows it
+    /// without berth, so berth's credential never goes there.
     fn local_location(&self, app: &App, loc: &str) -> String {
         let base = registry_base(&self.endpoint);
-        let path = loc.strip_prefix(base).unwrap_or(loc);
-        let path = match reqwest::Url::parse(path) {
-            // Absolute, on another host name for the same upstream.
+        let path = match reqwest::Url::parse(loc) {
+            Ok(u) if !same_origin(&u, base) => return loc.to_owned(),
             Ok(u) => match u.query() {
                 Some(q) => format!("{}?{q}", u.path()),
                 None => u.path().to_owned(),
             },
-            Err(_) => path.to_owned(),
+            // A path on the upstream.
+            Err(_) => loc.to_owned(),
         };
         let upstream_prefix = format!("/v2/{}/", self.upstream_repo);
         match path.strip_prefix(&upstream_prefix) {
             Some(rest) => app.url(&format!("/v2/{}/{rest}", self.local_repo)),
-            None => path,
+            // Elsewhere on the upstream's host, outside the repository's
+            // API: only the upstream can answer it.
+            None => match reqwest::Url::parse(base).and_then(|b| b.join(&path)) {
+                Ok(u) => u.to_string(),
+                Err(_) => path,
+            },
         }
     }
 }

@@ -4,8 +4,8 @@ use berth_storage::oci::{Reference, RepoName, Tag, MAX_MANIFEST_SIZE};
 use pingora::proxy::Session;
 
 use crate::app::App;
-use crate::error::GatewayError;
-use crate::http::{header, read_body, Reply};
+use crate::error::{BodyOf, GatewayError};
+use crate::http::{header, read_body_of, Reply};
 use crate::route::Query;
 
 /// GET and HEAD: the exact bytes stored, with their media type. Manifests
@@ -42,7 +42,7 @@ pub async fn put(
         .map(|t| t.parse::<Tag>())
         .collect::<Result<Vec<_>, _>>()?;
     let content_type = header(session, "content-type").map(str::to_owned);
-    let body = read_body(session, MAX_MANIFEST_SIZE).await?;
+    let body = read_body_of(session, MAX_MANIFEST_SIZE, BodyOf::Manifest).await?;
     let (digest, subject) = app
         .registry
         .put_manifest(repo, reference, content_type.as_deref(), &body, &tags)

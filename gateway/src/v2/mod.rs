@@ -254,12 +254,14 @@ async fn dispatch(
         (Route::Manifest(repo, r), &Method::DELETE) => manifests::delete(app, repo, r).await,
         (Route::Manifest(repo, r), m) => manifests::get(app, repo, r, *m == Method::GET).await,
         (Route::UploadStart(repo), _) => uploads::start(app, session, caller, repo, query).await,
-        (Route::Upload(repo, id), &Method::PATCH) => uploads::patch(app, session, repo, *id).await,
-        (Route::Upload(repo, id), &Method::PUT) => {
-            uploads::put(app, session, repo, *id, query).await
+        (Route::Upload(repo, id), &Method::PATCH) => {
+            uploads::patch(app, session, repo, id.local()?).await
         }
-        (Route::Upload(repo, id), &Method::DELETE) => uploads::cancel(app, repo, *id).await,
-        (Route::Upload(repo, id), _) => uploads::status(app, repo, *id).await,
+        (Route::Upload(repo, id), &Method::PUT) => {
+            uploads::put(app, session, repo, id.local()?, query).await
+        }
+        (Route::Upload(repo, id), &Method::DELETE) => uploads::cancel(app, repo, id.local()?).await,
+        (Route::Upload(repo, id), _) => uploads::status(app, repo, id.local()?).await,
         (Route::Base, m) => Err(GatewayError::MethodNotAllowed {
             method: m.to_string(),
         }),

@@ -12,7 +12,7 @@ use pingora::proxy::Session;
 
 use crate::app::App;
 use crate::auth::{check, Caller};
-use crate::error::GatewayError;
+use crate::error::{BodyOf, GatewayError};
 use crate::http::{continue_if_expected, header, Reply};
 use crate::route::Query;
 use crate::v2::pace::BodyPace;
@@ -158,7 +158,12 @@ async fn pump(
             }
             Ok(Ok(None)) => return Ok(Pumped::Done(writer)),
             // Dropping the writer keeps what arrived; the client may resume.
-            Ok(Err(e)) => return Err(GatewayError::ClientGone(e.to_string())),
+            Ok(Err(e)) => {
+                return Err(GatewayError::BodyUnreadable {
+                    of: BodyOf::Upload,
+                    detail: e.to_string(),
+                })
+            }
             Err(_) => {
                 let slow = Slow {
                     received,

@@ -74,23 +74,10 @@ pub(crate) struct Lease {
     renewed: Instant,
 }
 
-/// This machine's boot and this container's host name: a holder with the
-/// same pair lives in the same process-id space as we do.
+/// This machine's boot and host name: a holder with the same pair lives
+/// in the same process-id space as we do.
 fn machine() -> String {
-    let read = |path: &str| {
-        std::fs::read_to_string(path)
-            .map(|s| s.trim().to_owned())
-            .unwrap_or_default()
-    };
-    let (boot, host) = (
-        read("/proc/sys/kernel/random/boot_id"),
-        read("/proc/sys/kernel/hostname"),
-    );
-    if boot.is_empty() || host.is_empty() {
-        String::new()
-    } else {
-        format!("{boot}/{host}")
-    }
+    crate::owner::machine()
 }
 
 /// Whether a holder (`boot/host/pid/nonce`) is a process of this machine

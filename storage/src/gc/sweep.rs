@@ -4,6 +4,9 @@
 use std::path::Path;
 use std::time::SystemTime;
 
+use sqlx::Connection;
+
+use super::durable::DurableConn;
 use crate::blobs::BlobStore;
 use crate::error::StorageError;
 use crate::meta::Meta;
@@ -99,32 +102,47 @@ pub(crate) async fn delete_link(
     Ok(done.rows_affected() > 0)
 }
 
+/// What `delete_blob` did, in order, for tests of its ordering.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// The delete committed; `synchronous` is the connection's setting
+    /// then (2: FULL, durable on return) and `in_trash` whether the file
+    /// was still in the trash.
+    Committed { synchronous: i64, in_trash: bool },
+    /// The trash file was unlinked.
+    Unlinked,
+}
+
 /// Deletes a blob, rows and file, if no manifest references it and nobody
 /// touched it since the cutoff. The file goes to the trash inside the
-/// transaction and is unlinked after the commit; if the commit fails it is
-/// put back.
+/// transaction and is unlinked after the commit, which is durable first
+/// (see `durable`); if the commit fails the file is put back. `observe`
+/// sees each step.
 pub(crate) async fn delete_blob(
     meta: &Meta,
     blobs: &BlobStore,
     digest: &Digest,
     cutoff_ms: i64,
+    observe: &mut (dyn FnMut(Step) + Send),
 ) -> Result<Option<DeletedBlob>, StorageError> {
     let d = digest.to_string();
-    let mut tx = meta.pool().begin_with("BEGIN IMMEDIATE").await?;
+    let mut conn = DurableConn::acquire(meta).await?;
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
     let touched: Option<i64> = sqlx::query_scalar("SELECT touched_ms FROM blobs WHERE digest = $1")
         .bind(&d)
         .fetch_optional(&mut *tx)
         .await?;
-    if touched.is_none_or(|t| t >= cutoff_ms) {
-        return Ok(None);
-    }
     let used: Option<i64> = sqlx::query_scalar(
         "SELECT 1 FROM manifest_refs WHERE child_digest = $1 AND is_manifest = 0 LIMIT 1",
     )
     .bind(&d)
     .fetch_optional(&mut *tx)
     .await?;
-    if used.is_some() {
+    if touched.is_none_or(|t| t >= cutoff_ms) || used.is_some() {
+        // Kept after all: the connection goes back to the pool (an error
+        // above closes it instead).
+        tx.rollback().await?;
+        conn.release().await?;
         return Ok(None);
     }
     let repos: Vec<String> = sqlx::query_scalar(
@@ -155,15 +173,23 @@ pub(crate) async fn delete_blob(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(StorageError::io(format!("stat blob {digest}"))(e)),
     };
+    let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+        .fetch_one(&mut *tx)
+        .await?;
     if let Err(e) = tx.commit().await {
         if bytes.is_some() {
             let _ = std::fs::rename(&trash, &path);
         }
         return Err(e.into());
     }
+    observe(Step::Committed {
+        synchronous,
+        in_trash: trash.exists(),
+    });
+    conn.release().await?;
     if bytes.is_some() {
         match std::fs::remove_file(&trash) {
-            Ok(()) => {}
+            Ok(()) => observe(Step::Unlinked),
             // A concurrent reconcile removed it already.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(StorageError::io(format!("removing blob {digest}"))(e)),

@@ -22,6 +22,7 @@ async fn registry(dir: &std::path::Path, grace: Duration) -> Registry {
         database_url: format!("sqlite://{}/t.db", dir.display()),
         gc_grace: grace,
         upload_purge_age: Duration::from_secs(3600),
+        role: crate::registry::Role::Server,
     })
     .await
     .unwrap()
@@ -451,4 +452,101 @@ async fn a_read_puts_back_a_blob_a_killed_gc_left_in_the_trash() {
     let (_, size) = r.open_blob(&app, &d).await.unwrap();
     assert_eq!(size, 20);
     assert!(!r.blobs.trash_path(&d).exists());
+}
+
+/// A power loss may roll back commits made with `synchronous = NORMAL`;
+/// a kill -9 cannot show it, so the order is checked here: the delete's
+/// commit is FULL (fsynced before it returns) while the file is still in
+/// the trash, and only then is the file unlinked.
+#[tokio::test]
+async fn a_blob_file_is_unlinked_only_after_its_delete_is_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = registry(dir.path(), Duration::ZERO).await;
+    let app = repo("team/app");
+    let d = upload(&r, &app, b"unreferenced").await.unwrap();
+    // Touched after the cutoff: kept, nothing committed or unlinked.
+    let mut steps = Vec::new();
+    let kept = sweep::delete_blob(&r.meta, &r.blobs, &d, 0, &mut |s| steps.push(s))
+        .await
+        .unwrap();
+    assert!(kept.is_none() && steps.is_empty() && r.blobs.exists(&d));
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let deleted = sweep::delete_blob(&r.meta, &r.blobs, &d, now_ms(), &mut |s| steps.push(s))
+        .await
+        .unwrap();
+    assert!(deleted.is_some());
+    assert_eq!(
+        steps,
+        [
+            sweep::Step::Committed {
+                synchronous: 2,
+                in_trash: true
+            },
+            sweep::Step::Unlinked
+        ]
+    );
+    assert!(!r.blobs.exists(&d) && !r.blobs.trash_path(&d).exists());
+    // The pool's connections stay in the normal mode for everything else.
+    for _ in 0..8 {
+        let mode: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(r.meta.pool())
+            .await
+            .unwrap();
+        assert_eq!(mode, 1, "a connection went back to the pool in FULL mode");
+    }
+}
+
+/// buildx pushes platform manifests before their index: a manifest
+/// pushed again (untagged, already stored from an old push) is young
+/// again for the grace window.
+#[tokio::test]
+async fn a_manifest_pushed_again_is_young_again_for_gc() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = registry(dir.path(), Duration::from_secs(3600)).await;
+    let app = repo("team/app");
+    let m = push_image(&r, &app, &[b"layer one"], None).await.unwrap();
+    // Its first push was long ago.
+    sqlx::query("UPDATE manifests SET created_at = 0")
+        .execute(r.meta.pool())
+        .await
+        .unwrap();
+    let stored = r
+        .get_manifest(&app, &Reference::Digest(m.clone()))
+        .await
+        .unwrap();
+    r.put_manifest(
+        &app,
+        &Reference::Digest(m.clone()),
+        Some(manifest::OCI_MANIFEST),
+        &stored.content,
+        &[],
+    )
+    .await
+    .unwrap();
+    let options = GcOptions {
+        dry_run: false,
+        delete_untagged: true,
+    };
+    let report = gc(&r, options).await;
+    assert_eq!(report.manifests_deleted, 0, "{report:?}");
+    assert!(r.get_manifest(&app, &Reference::Digest(m)).await.is_ok());
+}
+
+/// The pull-through cache links a blob another repository stored; if GC
+/// deleted the blob in between, the link must not bring back a row whose
+/// file is gone.
+#[tokio::test]
+async fn a_cache_link_after_gc_does_not_recreate_a_row_without_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = registry(dir.path(), Duration::ZERO).await;
+    let d = upload(&r, &repo("team/app"), b"collected").await.unwrap();
+    let size = r.blob_stored(&d).await.unwrap();
+    assert_eq!(size, Some(9));
+    // GC runs between the cache's check and its link.
+    let report = gc(&r, REAL).await;
+    assert_eq!(report.blobs_deleted, 1);
+    let cached = repo("cache/app");
+    assert!(!r.link_existing(&cached, &d).await.unwrap());
+    assert_rows_have_files(&r).await;
+    assert!(r.stat_blob(&cached, &d).await.is_err());
 }
