@@ -208,7 +208,10 @@ impl LdapDirectory {
             .as_deref()
             .is_some_and(|admin| groups.iter().any(|group| dn::same_dn(group, admin)));
         Ok(LdapUser {
-            username: canonical_name(&entry, &config.uid, username),
+            username: canonical_name(&entry, &config.uid, username).ok_or_else(|| {
+                tracing::warn!(dn = %entry.dn, uid = %config.uid, "the directory entry has no uid value; its login is refused");
+                AuthError::InvalidCredentials
+            })?,
             email: first(&entry, MAIL),
             display_name: first(&entry, DISPLAY_NAME).or_else(|| first(&entry, CN)),
             dn: entry.dn,
@@ -415,11 +418,18 @@ fn first(entry: &SearchEntry, attribute: &str) -> Option<String> {
 /// none compares equal. Directories match `uid` ignoring case and extra
 /// spaces, so `ALICE` and `alice ` log in as `alice`; recording the typed
 /// form would make them three local users.
-fn canonical_name(entry: &SearchEntry, uid: &str, typed: &str) -> String {
-    values(entry, uid)
-        .into_iter()
+/// The username as the directory spells it: the entry's `uid` value the
+/// typed name matches, else its first `uid` value. Never the typed name:
+/// the directory may match spellings berth does not fold the same way
+/// (`ſtaff` for `staff` under Unicode case folding), and each spelling
+/// would become another account of the same person.
+fn canonical_name(entry: &SearchEntry, uid: &str, typed: &str) -> Option<String> {
+    let values = values(entry, uid);
+    values
+        .iter()
         .find(|value| dn::same_value(value, typed))
-        .unwrap_or_else(|| typed.to_owned())
+        .or_else(|| values.first())
+        .cloned()
 }
 
 /// Adds group DNs not already present, comparing them as DNs.
@@ -536,10 +546,14 @@ mod tests {
         assert_eq!(values(&entry, "memberOf"), ["cn=a,dc=x", "cn=b,dc=x"]);
         assert_eq!(first(&entry, "mail").as_deref(), Some("alice@example.org"));
         assert_eq!(first(&entry, DISPLAY_NAME), None);
-        assert_eq!(canonical_name(&entry, "uid", "alice"), "Alice");
-        assert_eq!(canonical_name(&entry, "uid", "AL"), "al");
-        assert_eq!(canonical_name(&entry, "uid", " alice "), "Alice");
-        assert_eq!(canonical_name(&entry, "uid", "other"), "other");
+        let name = |typed| canonical_name(&entry, "uid", typed);
+        assert_eq!(name("alice").as_deref(), Some("Alice"));
+        assert_eq!(name("AL").as_deref(), Some("al"));
+        assert_eq!(name(" alice ").as_deref(), Some("Alice"));
+        // A spelling the directory matched but berth does not fold alike
+        // becomes the directory's own, never the typed one.
+        assert_eq!(name("ſ-alice").as_deref(), Some("Alice"));
+        assert_eq!(canonical_name(&entry, "nouid", "alice"), None);
     }
 
     #[test]

@@ -34,6 +34,11 @@ use crate::stats::CacheStats;
 
 /// Failed attempts allowed per user and address within `FAILURE_WINDOW`.
 const MAX_FAILURES: u32 = 10;
+/// Failed attempts allowed per address within `FAILURE_WINDOW`, whatever
+/// the names: spelling variants of one name (`Carol`, `cArol`; a directory
+/// matches them all) or made-up names (each costs a password check) do
+/// not multiply the budget.
+const MAX_FAILURES_PER_ADDRESS: u32 = 60;
 const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
 /// A logged-in caller: a user or a robot account.
@@ -87,6 +92,13 @@ impl Identity {
     }
 }
 
+/// The name failures are counted under: folded, so that spellings a
+/// directory matches alike (it ignores case) share one budget. Never
+/// empty (the empty name is the per-address count).
+fn failure_key(username: &str) -> String {
+    format!("u:{}", username.to_lowercase())
+}
+
 /// A stable fingerprint of an account's credential: the row's id and its
 /// stored password hash (local users), secret hash (robots) or DN (LDAP
 /// users, whose password lives in the directory). Not secret-bearing:
@@ -124,6 +136,39 @@ struct Failures {
     since: Instant,
 }
 
+type Gates = Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>;
+
+/// A turn at checking one set of credentials; the map entry goes when the
+/// last holder does, also when a login is abandoned half way (its client
+/// went away).
+struct InFlight<'a> {
+    map: &'a Gates,
+    key: [u8; 32],
+    gate: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl<'a> InFlight<'a> {
+    fn enter(map: &'a Gates, key: [u8; 32]) -> InFlight<'a> {
+        let gate = map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key)
+            .or_default()
+            .clone();
+        InFlight { map, key, gate }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        // The map's reference and ours: nobody else waits.
+        if Arc::strong_count(&self.gate) <= 2 {
+            map.remove(&self.key);
+        }
+    }
+}
+
 pub struct LoginService {
     meta: Meta,
     ldap: Option<LdapDirectory>,
@@ -134,7 +179,7 @@ pub struct LoginService {
     failures: Mutex<HashMap<(String, Option<IpAddr>), Failures>>,
     /// One check at a time per set of credentials: the others wait for
     /// its result in the cache instead of each counting as an attempt.
-    in_flight: Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
+    in_flight: Gates,
     /// Directory users the directory confirmed within the cache TTL
     /// (a login or a lookup): refreshes within it need no new lookup.
     confirmed: moka::sync::Cache<String, ()>,
@@ -205,22 +250,12 @@ impl LoginService {
         }
         // Same credentials at the same time: one check, the rest use its
         // result.
-        let gate = {
-            let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-            in_flight.entry(key).or_default().clone()
-        };
-        let result = {
-            let _turn = gate.lock().await;
-            match self.cached(&key) {
-                Some(id) => Ok(id),
-                None => self.check_counted(key, username, password, client).await,
-            }
-        };
-        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        if Arc::strong_count(&gate) <= 2 {
-            in_flight.remove(&key);
+        let gate = InFlight::enter(&self.in_flight, key);
+        let _turn = gate.gate.lock().await;
+        match self.cached(&key) {
+            Some(id) => Ok(id),
+            None => self.check_counted(key, username, password, client).await,
         }
-        result
     }
 
     /// A cached login that is still valid (a robot may have expired since).
@@ -262,7 +297,7 @@ impl LoginService {
             ) => {}
             // The directory was down or misconfigured: not the caller's
             // failure, so the attempt does not count.
-            Err(_) => self.end_attempt(username, client),
+            Err(_) => self.end_attempt(username, client, true),
         }
         result
     }
@@ -424,37 +459,55 @@ impl LoginService {
         if failures.len() > 10_000 {
             failures.retain(|_, f| f.since.elapsed() < FAILURE_WINDOW);
         }
-        let f = failures
-            .entry((username.to_owned(), client))
-            .or_insert(Failures {
+        let keys = [
+            (failure_key(username), client, MAX_FAILURES),
+            (String::new(), client, MAX_FAILURES_PER_ADDRESS),
+        ];
+        for (name, addr, max) in &keys {
+            let f = failures.entry((name.clone(), *addr)).or_insert(Failures {
                 count: 0,
                 since: Instant::now(),
             });
-        let elapsed = f.since.elapsed();
-        if elapsed >= FAILURE_WINDOW {
-            f.count = 0;
-            f.since = Instant::now();
-        } else if f.count >= MAX_FAILURES {
-            return Err(AuthError::TooManyAttempts {
-                user: username.to_owned(),
-                retry_after_secs: (FAILURE_WINDOW - elapsed).as_secs().max(1),
-            });
+            let elapsed = f.since.elapsed();
+            if elapsed >= FAILURE_WINDOW {
+                f.count = 0;
+                f.since = Instant::now();
+            } else if f.count >= *max {
+                return Err(AuthError::TooManyAttempts {
+                    user: username.to_owned(),
+                    retry_after_secs: (FAILURE_WINDOW - elapsed).as_secs().max(1),
+                });
+            }
         }
-        f.count += 1;
+        for (name, addr, _) in keys {
+            if let Some(f) = failures.get_mut(&(name, addr)) {
+                f.count += 1;
+            }
+        }
         Ok(())
     }
 
-    /// Takes back an attempt that failed for the server's reasons.
-    fn end_attempt(&self, username: &str, client: Option<IpAddr>) {
+    /// Takes back an attempt that failed for the server's reasons, or the
+    /// address's share of one that succeeded.
+    fn end_attempt(&self, username: &str, client: Option<IpAddr>, whole: bool) {
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(f) = failures.get_mut(&(username.to_owned(), client)) {
-            f.count = f.count.saturating_sub(1);
+        let mut keys = vec![(String::new(), client)];
+        if whole {
+            keys.push((failure_key(username), client));
+        }
+        for key in keys {
+            if let Some(f) = failures.get_mut(&key) {
+                f.count = f.count.saturating_sub(1);
+            }
         }
     }
 
     fn clear_failures(&self, username: &str, client: Option<IpAddr>) {
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        failures.remove(&(username.to_owned(), client));
+        {
+            let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+            failures.remove(&(failure_key(username), client));
+        }
+        self.end_attempt(username, client, false);
     }
 }
 

@@ -299,3 +299,58 @@ fn concurrent_wrong_passwords_are_throttled_and_bounded() {
     assert_eq!(resp.status().as_u16(), 429);
     assert!(resp.headers().get("retry-after").is_some());
 }
+
+/// Review finding: a spelling the directory matches but berth does not
+/// fold alike (`ſ`, U+017F, is `s` to OpenLDAP) is the same account, not
+/// a new one: disabled in berth, it stays disabled.
+#[test]
+fn unicode_spellings_of_a_directory_name_are_one_account() {
+    let slapd = Slapd::start();
+    slapd.add(&format!(
+        "dn: uid=staff,{PEOPLE_DN}\nobjectClass: inetOrgPerson\nuid: staff\ncn: Staff\nsn: Staff\n\
+         userPassword: staff-secret\n"
+    ));
+    let berth = berth_with_ldap(&slapd, "1s");
+    assert_eq!(current(&berth, "staff", "staff-secret").0, 200);
+    let (status, body) = current(&berth, "\u{17f}taff", "staff-secret");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["username"], "staff", "{body}");
+    berth_tests::users::disable_user(&berth, "staff");
+    // Logins stay cached for the TTL (1 s here); then every spelling is
+    // the disabled account.
+    for spelling in ["staff", "\u{17f}taff", "\u{17f}TAFF"] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while current(&berth, spelling, "staff-secret").0 != 401 {
+            assert!(Instant::now() < deadline, "{spelling} still logs in");
+            std::thread::sleep(POLL);
+        }
+    }
+    let users = Api::admin(&berth).get("/users?page_size=100").2;
+    let staff = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| {
+            u["username"]
+                .as_str()
+                .unwrap_or("")
+                .to_lowercase()
+                .ends_with("taff")
+        })
+        .count();
+    assert_eq!(staff, 1, "{users}");
+}
+
+/// Review finding: spellings of one directory name share its budget of
+/// failed logins (the directory matches them all).
+#[test]
+fn case_variants_share_the_failed_login_budget() {
+    let slapd = Slapd::start();
+    let berth = berth_with_ldap(&slapd, "60s");
+    for i in 0..10 {
+        assert_eq!(current(&berth, "carol", &format!("wrong-{i}")).0, 401);
+    }
+    for name in ["Carol", "cArol", "CAROL"] {
+        assert_eq!(current(&berth, name, CAROL.password).0, 429, "{name}");
+    }
+}
