@@ -684,10 +684,18 @@ fn forged_refresh_tokens_are_refused() {
     let real = fetch_token(&berth.url(), Some(berth.admin_credentials()), &[]);
     let (header, _) = jwt::decode(&real);
     let now = jwt::now();
+    // The credential fingerprint of the admin's password, from a real
+    // refresh token (a forged token without it is refused anyway).
+    let issued = token_body(token_get(
+        &berth.url(),
+        Some(berth.admin_credentials()),
+        &[("service", SERVICE), ("offline_token", "true")],
+    ));
+    let cred = jwt::claims(issued["refresh_token"].as_str().unwrap())["cred"].clone();
     let refresh = |iss: &str, aud: &str, nbf: i64, exp: i64| {
         json!({
             "iss": iss, "sub": "admin", "aud": aud, "exp": exp, "nbf": nbf, "iat": nbf,
-            "jti": format!("forged-{nbf}-{exp}-{iss}-{aud}"), "typ": "refresh",
+            "jti": format!("forged-{nbf}-{exp}-{iss}-{aud}"), "typ": "refresh", "cred": cred,
         })
     };
     let grant = |token: &str| {

@@ -105,7 +105,9 @@ fn protected_tags_are_neither_overwritten_nor_deleted() {
     assert_eq!(status, 201, "{body}");
     let location = headers["location"].to_str().unwrap().to_owned();
     let id: i64 = location.rsplit('/').next().unwrap().parse().unwrap();
-    let (status, _, list) = dev.get("/projects/team/immutabletagrules");
+    // Harbor's matrix: Developers do not read immutability rules.
+    assert_eq!(dev.get("/projects/team/immutabletagrules").0, 403);
+    let (status, _, list) = api.get("/projects/team/immutabletagrules");
     assert_eq!(status, 200, "{list}");
     assert_eq!(list[0]["id"], id, "{list}");
     assert_eq!(list[0]["tag_selectors"][0]["pattern"], "v1*", "{list}");

@@ -255,6 +255,7 @@ pub async fn route(
 ) -> Result<Reply, GatewayError> {
     let method = session.req_header().method.clone();
     let m = &method;
+    let project = ProjectRef::name_or_id(session, project);
     match rest {
         [] if m == Method::GET => list(app, req, project).await,
         [repo] if m == Method::GET => get(app, req, project, repo).await,
@@ -295,11 +296,11 @@ pub async fn route(
 async fn target(
     app: &App,
     req: &ApiRequest,
-    project: &str,
+    project: ProjectRef<'_>,
     repo: &str,
     action: Action,
 ) -> Result<(ProjectRow, oci::RepoName), GatewayError> {
-    let (row, _) = req.project(app, ProjectRef::Name(project), action).await?;
+    let (row, _) = req.project(app, project, action).await?;
     let name: oci::RepoName = format!("{}/{repo}", row.name).parse()?;
     Ok((row, name))
 }
@@ -347,10 +348,12 @@ async fn resolve(
         (status = 400, body = super::Errors), (status = 404, body = super::Errors),
         (status = 401, description = "Wrong credentials, or none where the project is private", body = super::Errors),
         (status = 403, description = "The caller's role does not allow this", body = super::Errors)))]
-pub async fn list(app: &App, req: &ApiRequest, project: &str) -> Result<Reply, GatewayError> {
-    let (row, _) = req
-        .project(app, ProjectRef::Name(project), Action::Pull)
-        .await?;
+pub async fn list(
+    app: &App,
+    req: &ApiRequest,
+    project: ProjectRef<'_>,
+) -> Result<Reply, GatewayError> {
+    let (row, _) = req.project(app, project, Action::Pull).await?;
     let page = Page::parse(&req.query)?;
     let q = Q::parse(&req.query)?;
     q.reject_unknown(&["name"])?;
@@ -379,7 +382,7 @@ pub async fn list(app: &App, req: &ApiRequest, project: &str) -> Result<Reply, G
 pub async fn get(
     app: &App,
     req: &ApiRequest,
-    project: &str,
+    project: ProjectRef<'_>,
     repo: &str,
 ) -> Result<Reply, GatewayError> {
     let (row, name) = target(app, req, project, repo, Action::Pull).await?;
@@ -397,7 +400,7 @@ pub async fn get(
 pub async fn delete(
     app: &App,
     req: &ApiRequest,
-    project: &str,
+    project: ProjectRef<'_>,
     repo: &str,
 ) -> Result<Reply, GatewayError> {
     let (row, name) = target(app, req, project, repo, Action::Delete).await?;
@@ -434,7 +437,7 @@ pub async fn delete(
 pub async fn list_artifacts(
     app: &App,
     req: &ApiRequest,
-    project: &str,
+    project: ProjectRef<'_>,
     repo: &str,
 ) -> Result<Reply, GatewayError> {
     let (row, name) = target(app, req, project, repo, Action::Pull).await?;
@@ -488,7 +491,7 @@ fn encode(repo: &str) -> String {
 pub async fn get_artifact(
     app: &App,
     req: &ApiRequest,
-    project: &str,
+    project: ProjectRef<'_>,
     repo: &str,
     reference: &str,
 ) -> Result<Reply, GatewayError> {
@@ -522,7 +525,7 @@ pub async fn get_artifact(
 pub async fn delete_artifact(
     app: &App,
     req: &ApiRequest,
-    project: &str,
+    project: ProjectRef<'_>,
     repo: &str,
     reference: &str,
 ) -> Result<Reply, GatewayError> {
@@ -568,7 +571,7 @@ pub async fn delete_artifact(
 pub async fn list_tags(
     app: &App,
     req: &ApiRequest,
-    project: &str,
+    project: ProjectRef<'_>,
     repo: &str,
     reference: &str,
 ) -> Result<Reply, GatewayError> {
@@ -614,7 +617,7 @@ pub async fn create_tag(
     app: &App,
     session: &mut Session,
     req: &ApiRequest,
-    project: &str,
+    project: ProjectRef<'_>,
     repo: &str,
     reference: &str,
 ) -> Result<Reply, GatewayError> {
@@ -673,7 +676,7 @@ pub async fn create_tag(
 pub async fn delete_tag(
     app: &App,
     req: &ApiRequest,
-    project: &str,
+    project: ProjectRef<'_>,
     repo: &str,
     reference: &str,
     tag: &str,
