@@ -547,8 +547,14 @@ pub async fn bootstrap_admin(
                 Some(p) => (p.to_owned(), false),
                 None => (password::generate(), true),
             };
-            meta.create_user("admin", &password::hash(&pw)?, None, true)
+            let created = meta
+                .create_user("admin", &password::hash(&pw)?, None, true)
                 .await?;
+            // Another process starting on the same database at the same
+            // time created it first: its password is the one.
+            if created.is_none() {
+                return Ok(None);
+            }
             if generated {
                 write_secret_file(&data_dir.join("initial-admin-password"), &pw)?;
                 return Ok(Some(pw));

@@ -7,6 +7,7 @@ use berth_auth::{Identity, LoginService, TokenService};
 use berth_conf::IpNet;
 use berth_policy::Role;
 use berth_storage::audit::AuditLog;
+use berth_storage::changes::Change;
 use berth_storage::Registry;
 use pingora::proxy::Session;
 
@@ -79,10 +80,41 @@ impl App {
     }
 
     /// Forgets cached roles and logins after an account or membership
-    /// changed.
+    /// changed, here and in the other processes sharing the database.
     pub fn forget_access(&self) {
-        self.roles.invalidate_all();
-        self.login.forget_logins();
+        self.registry.meta().announce_later(Change::Access);
+        self.apply_change(&Change::Access);
+    }
+
+    /// Forgets a registry endpoint after it changed or went, here and in
+    /// the other processes.
+    pub fn forget_endpoint(&self, id: i64) {
+        self.registry.meta().announce_later(Change::Endpoint { id });
+        self.apply_change(&Change::Endpoint { id });
+    }
+
+    /// Drops what a change (announced by any process) makes stale in this
+    /// process's caches.
+    pub fn apply_change(&self, change: &Change) {
+        self.registry.apply_change(change);
+        match change {
+            Change::Access => {
+                self.roles.invalidate_all();
+                self.login.forget_logins();
+            }
+            Change::Endpoint { id } => self.upstreams.forget_endpoint(*id),
+            Change::Content => self.upstreams.forget_local_repos(),
+            Change::Everything => {
+                self.roles.invalidate_all();
+                self.login.forget_logins();
+                self.upstreams.forget_everything();
+            }
+            Change::Tag { .. }
+            | Change::AnyTag
+            | Change::Manifest { .. }
+            | Change::BlobLink { .. }
+            | Change::Project { .. } => {}
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -98,30 +98,39 @@ pub async fn build(config: &Config) -> Result<Built, String> {
     let retention = crate::retention::Runner::new(registry.clone(), audit.clone());
     // On the runtime that builds the app: the side runtime when serving.
     tokio::spawn(retention.clone().schedule());
+    let app = Arc::new(App {
+        registry,
+        tokens,
+        login,
+        external_url: config.external_url.as_ref().map(|u| u.as_str().to_owned()),
+        tls: config.tls.is_some(),
+        trusted_proxies: config.server.trusted_proxies.clone(),
+        read_pool: BufPool::new(READ_CHUNK, POOL_IDLE),
+        audit,
+        roles: moka::sync::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(ROLE_TTL)
+            .build(),
+        metrics,
+        upstreams: Arc::new(upstreams),
+        default_storage_limit: config.quota.default_storage_limit,
+        retention,
+        side: tokio::runtime::Handle::current(),
+        body_pace: crate::v2::pace::BodyPace {
+            timeout: config.server.body_timeout,
+            min_rate: config.server.body_min_rate,
+        },
+    });
+    // Changes announced by the other processes sharing the database (and
+    // this one's own, which are already applied here: a no-op).
+    let listening = Arc::downgrade(&app);
+    app.registry.meta().listen(move |change| {
+        if let Some(app) = listening.upgrade() {
+            app.apply_change(&change);
+        }
+    });
     Ok(Built {
-        app: Arc::new(App {
-            registry,
-            tokens,
-            login,
-            external_url: config.external_url.as_ref().map(|u| u.as_str().to_owned()),
-            tls: config.tls.is_some(),
-            trusted_proxies: config.server.trusted_proxies.clone(),
-            read_pool: BufPool::new(READ_CHUNK, POOL_IDLE),
-            audit,
-            roles: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(ROLE_TTL)
-                .build(),
-            metrics,
-            upstreams: Arc::new(upstreams),
-            default_storage_limit: config.quota.default_storage_limit,
-            retention,
-            side: tokio::runtime::Handle::current(),
-            body_pace: crate::v2::pace::BodyPace {
-                timeout: config.server.body_timeout,
-                min_rate: config.server.body_min_rate,
-            },
-        }),
+        app,
         generated_admin_password,
     })
 }

@@ -3,6 +3,7 @@
 //! A running server may keep a cached login valid for up to a minute.
 
 use berth_auth::password;
+use berth_storage::changes::Change;
 use berth_storage::meta::Meta;
 
 #[derive(Debug, clap::Subcommand)]
@@ -66,7 +67,10 @@ pub async fn run(
             let pw = read_password(Box::new(stdin_password))?;
             let hash = password::hash(&pw).map_err(|e| e.to_string())?;
             match meta.set_password_hash(&username, &hash).await {
-                Ok(true) => Ok(format!("password of `{username}` changed")),
+                Ok(true) => {
+                    announce_access(meta).await;
+                    Ok(format!("password of `{username}` changed"))
+                }
                 Ok(false) => Err(format!("no user `{username}`")),
                 Err(e) => Err(e.to_string()),
             }
@@ -83,11 +87,23 @@ pub async fn run(
 
 async fn set_disabled(meta: &Meta, username: &str, disabled: bool) -> Result<String, String> {
     match meta.set_user_disabled(username, disabled).await {
-        Ok(true) => Ok(format!(
-            "user `{username}` {}",
-            if disabled { "disabled" } else { "enabled" }
-        )),
+        Ok(true) => {
+            announce_access(meta).await;
+            Ok(format!(
+                "user `{username}` {}",
+                if disabled { "disabled" } else { "enabled" }
+            ))
+        }
         Ok(false) => Err(format!("no user `{username}`")),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Tells running servers sharing a PostgreSQL database to drop cached
+/// logins now. The change itself is committed; a failed announcement
+/// only delays it until their caches expire, so it is a warning.
+async fn announce_access(meta: &Meta) {
+    if let Err(e) = meta.announce(&Change::Access).await {
+        eprintln!("warning: running servers could not be told at once ({e}); they see the change within their login cache lifetime");
     }
 }

@@ -63,7 +63,12 @@ pub struct LdapProfile<'a> {
     pub admin: bool,
 }
 
-fn user_from_row(row: sqlx::sqlite::SqliteRow) -> Result<User, StorageError> {
+/// `username` equals `$1` ignoring ASCII case, on each database (the
+/// PostgreSQL function is defined by its migration, with an index).
+const SAME_NAME_SQLITE: &str = "username = $1 COLLATE NOCASE";
+const SAME_NAME_POSTGRES: &str = "ascii_lower(username) = ascii_lower($1)";
+
+fn user_from_row(row: sqlx::any::AnyRow) -> Result<User, StorageError> {
     let source: String = row.try_get("source")?;
     let groups: Option<String> = row.try_get("ldap_groups")?;
     Ok(User {
@@ -71,8 +76,8 @@ fn user_from_row(row: sqlx::sqlite::SqliteRow) -> Result<User, StorageError> {
         username: row.try_get("username")?,
         password_hash: row.try_get("password_hash")?,
         email: row.try_get("email")?,
-        admin: row.try_get("admin")?,
-        disabled: row.try_get("disabled")?,
+        admin: crate::meta::flag(&row, "admin")?,
+        disabled: crate::meta::flag(&row, "disabled")?,
         source: if source == "ldap" {
             UserSource::Ldap
         } else {
@@ -104,7 +109,8 @@ impl Meta {
         &self,
         username: &str,
     ) -> Result<Vec<User>, StorageError> {
-        let rows = sqlx::query("SELECT * FROM users WHERE username = $1 COLLATE NOCASE LIMIT 10")
+        let same_name = self.backend().pick(SAME_NAME_SQLITE, SAME_NAME_POSTGRES);
+        let rows = sqlx::query(&format!("SELECT * FROM users WHERE {same_name} LIMIT 10"))
             .bind(username)
             .fetch_all(self.pool())
             .await?;
@@ -121,16 +127,17 @@ impl Meta {
         email: Option<&str>,
         admin: bool,
     ) -> Result<Option<i64>, StorageError> {
-        Ok(sqlx::query_scalar(
+        let same_name = self.backend().pick(SAME_NAME_SQLITE, SAME_NAME_POSTGRES);
+        Ok(sqlx::query_scalar(&format!(
             "INSERT INTO users (username, password_hash, email, admin, disabled, source, created_at, updated_at) \
              SELECT $1, $2, $3, $4, 0, $5, $6, $6 \
-             WHERE NOT EXISTS (SELECT 1 FROM users WHERE username = $1 COLLATE NOCASE) \
-             ON CONFLICT (username) DO NOTHING RETURNING id",
-        )
+             WHERE NOT EXISTS (SELECT 1 FROM users WHERE {same_name}) \
+             ON CONFLICT (username) DO NOTHING RETURNING id"
+        ))
         .bind(username)
         .bind(password_hash)
         .bind(email)
-        .bind(admin)
+        .bind(i64::from(admin))
         .bind(UserSource::Db.as_str())
         .bind(now())
         .fetch_optional(self.pool())
@@ -160,7 +167,7 @@ impl Meta {
         let done =
             sqlx::query("UPDATE users SET disabled = $2, updated_at = $3 WHERE username = $1")
                 .bind(username)
-                .bind(disabled)
+                .bind(i64::from(disabled))
                 .bind(now())
                 .execute(self.pool())
                 .await?;
@@ -180,7 +187,7 @@ impl Meta {
         )
         .bind(p.username)
         .bind(p.email)
-        .bind(p.admin)
+        .bind(i64::from(p.admin))
         .bind(UserSource::Ldap.as_str())
         .bind(p.dn)
         .bind(groups)
@@ -259,7 +266,7 @@ impl Meta {
     pub async fn set_user_admin(&self, id: i64, admin: bool) -> Result<bool, StorageError> {
         let done = sqlx::query("UPDATE users SET admin = $2, updated_at = $3 WHERE id = $1")
             .bind(id)
-            .bind(admin)
+            .bind(i64::from(admin))
             .bind(now())
             .execute(self.pool())
             .await?;
@@ -268,7 +275,7 @@ impl Meta {
 
     /// Deletes a user and their memberships in one transaction.
     pub async fn delete_user(&self, id: i64) -> Result<bool, StorageError> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         sqlx::query("DELETE FROM project_members WHERE entity_type = 'u' AND entity_id = $1")
             .bind(id)
             .execute(&mut *tx)

@@ -12,10 +12,11 @@
 use std::collections::{BTreeSet, HashMap};
 
 use serde::Deserialize;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
 
 use crate::error::StorageError;
+use crate::meta::Backend;
 use crate::meta::{now, Meta};
 use crate::oci::manifest::{DOCKER_MANIFEST_LIST, OCI_INDEX};
 use crate::oci::{Digest, RepoName, Tag};
@@ -167,27 +168,36 @@ pub enum TagAddition {
 const TOP_LEVEL: &str = "NOT EXISTS (SELECT 1 FROM manifest_refs c WHERE c.repo_id = m.repo_id \
      AND c.is_manifest = 1 AND c.child_digest = m.digest)";
 
-const REPOSITORY_COLUMNS: &str = "r.id, r.name, r.pull_count, r.created_at, \
-     max(r.created_at, r.updated_at, \
-       coalesce((SELECT max(m.created_at) FROM manifests m WHERE m.repo_id = r.id), 0), \
-       coalesce((SELECT max(t.updated_at) FROM tags t WHERE t.repo_id = r.id), 0)) AS updated_at";
-
-fn repository_columns() -> String {
+/// A repository row; `updated_at` is its last push, tagging or change.
+fn repository_columns(backend: Backend) -> String {
+    let latest = backend.pick("max", "GREATEST");
     format!(
-        "{REPOSITORY_COLUMNS}, (SELECT count(*) FROM manifests m WHERE m.repo_id = r.id AND {TOP_LEVEL}) \
-         AS artifact_count"
+        "r.id, r.name, r.pull_count, r.created_at, \
+         {latest}(r.created_at, r.updated_at, \
+           coalesce((SELECT max(m.created_at) FROM manifests m WHERE m.repo_id = r.id), 0), \
+           coalesce((SELECT max(t.updated_at) FROM tags t WHERE t.repo_id = r.id), 0)) AS updated_at, \
+         (SELECT count(*) FROM manifests m WHERE m.repo_id = r.id AND {TOP_LEVEL}) AS artifact_count"
     )
 }
 
 /// Repositories of the project bound as `$1`: `team` and `team/...`.
 const IN_PROJECT: &str = "(r.name = $1 OR substr(r.name, 1, length($1) + 1) = $1 || '/')";
 
-const ARTIFACT_COLUMNS: &str = "m.rowid AS id, m.repo_id, m.digest, m.media_type, m.artifact_type, \
-     m.annotations, m.created_at, m.pulled_at, \
-     CASE WHEN json_valid(CAST(m.content AS TEXT)) \
-       THEN json_extract(CAST(m.content AS TEXT), '$.config.mediaType') END AS config_media_type, \
-     CASE WHEN m.media_type IN ('application/vnd.oci.image.index.v1+json', \
-       'application/vnd.docker.distribution.manifest.list.v2+json') THEN m.content END AS index_content";
+/// The columns of an artifact row. The config's media type is read from
+/// the stored manifest (SQLite keeps it as a BLOB, PostgreSQL as bytea).
+fn artifact_columns(backend: Backend) -> String {
+    let config_media_type = backend.pick(
+        "CASE WHEN json_valid(CAST(m.content AS TEXT)) \
+           THEN json_extract(CAST(m.content AS TEXT), '$.config.mediaType') END",
+        "json_extract(convert_from(m.content, 'UTF8'), '$.config.mediaType')",
+    );
+    format!(
+        "m.rowid AS id, m.repo_id, m.digest, m.media_type, m.artifact_type, \
+         m.annotations, m.created_at, m.pulled_at, {config_media_type} AS config_media_type, \
+         CASE WHEN m.media_type IN ('application/vnd.oci.image.index.v1+json', \
+           'application/vnd.docker.distribution.manifest.list.v2+json') THEN m.content END AS index_content"
+    )
+}
 
 /// The tag condition of an artifact listing, bound as `$2` (kind) and `$3`.
 const TAGGED: &str = "($2 = 'any' \
@@ -208,7 +218,7 @@ impl TagFilter {
     }
 }
 
-fn repository_from_row(row: &SqliteRow) -> Result<RepositoryRow, StorageError> {
+fn repository_from_row(row: &AnyRow) -> Result<RepositoryRow, StorageError> {
     Ok(RepositoryRow {
         id: row.try_get("id")?,
         name: row.try_get::<String, _>("name")?.parse()?,
@@ -240,7 +250,7 @@ struct Partial {
     index_content: Option<Vec<u8>>,
 }
 
-fn partial_from_row(row: &SqliteRow) -> Result<Partial, StorageError> {
+fn partial_from_row(row: &AnyRow) -> Result<Partial, StorageError> {
     let annotations: Option<String> = row.try_get("annotations")?;
     let annotations = annotations
         .and_then(|a| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&a).ok())
@@ -269,7 +279,7 @@ fn partial_from_row(row: &SqliteRow) -> Result<Partial, StorageError> {
     })
 }
 
-fn tag_from_row(row: &SqliteRow) -> Result<TagRow, StorageError> {
+fn tag_from_row(row: &AnyRow) -> Result<TagRow, StorageError> {
     Ok(TagRow {
         id: row.try_get("id")?,
         repo_id: row.try_get("repo_id")?,
@@ -314,7 +324,7 @@ impl Meta {
         .await?;
         let rows = sqlx::query(&format!(
             "SELECT {} FROM repositories r WHERE {conditions} ORDER BY r.name LIMIT $4 OFFSET $5",
-            repository_columns()
+            repository_columns(self.backend())
         ))
         .bind(project)
         .bind(&filter.exact_name)
@@ -333,7 +343,7 @@ impl Meta {
     pub async fn repository(&self, name: &RepoName) -> Result<Option<RepositoryRow>, StorageError> {
         let row = sqlx::query(&format!(
             "SELECT {} FROM repositories r WHERE r.name = $1",
-            repository_columns()
+            repository_columns(self.backend())
         ))
         .bind(name.as_str())
         .fetch_optional(self.pool())
@@ -355,7 +365,7 @@ impl Meta {
              FROM repositories r JOIN projects p ON p.name = CASE WHEN instr(r.name, '/') > 0 \
                THEN substr(r.name, 1, instr(r.name, '/') - 1) ELSE r.name END \
              WHERE instr(r.name, $1) > 0 AND r.name > $2 ORDER BY r.name LIMIT $3",
-            repository_columns()
+            repository_columns(self.backend())
         ))
         .bind(needle)
         .bind(after)
@@ -368,7 +378,7 @@ impl Meta {
                     repository: repository_from_row(row)?,
                     project_id: row.try_get("project_id")?,
                     project_name: row.try_get("project_name")?,
-                    project_public: row.try_get("project_public")?,
+                    project_public: crate::meta::flag(row, "project_public")?,
                 })
             })
             .collect()
@@ -379,7 +389,7 @@ impl Meta {
     /// collection; so do the bytes of cancelled uploads. False when there
     /// is no such repository.
     pub async fn delete_repository(&self, name: &RepoName) -> Result<bool, StorageError> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         let Some(id): Option<i64> =
             sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
                 .bind(name.as_str())
@@ -432,8 +442,9 @@ impl Meta {
         .bind(value)
         .fetch_one(self.pool())
         .await?;
+        let columns = artifact_columns(self.backend());
         let rows = sqlx::query(&format!(
-            "SELECT {ARTIFACT_COLUMNS} FROM manifests m WHERE {conditions} \
+            "SELECT {columns} FROM manifests m WHERE {conditions} \
              ORDER BY m.created_at DESC, m.rowid DESC LIMIT $4 OFFSET $5"
         ))
         .bind(repo_id)
@@ -456,8 +467,9 @@ impl Meta {
         repo_id: i64,
         digest: &Digest,
     ) -> Result<Option<ArtifactRow>, StorageError> {
+        let columns = artifact_columns(self.backend());
         let row = sqlx::query(&format!(
-            "SELECT {ARTIFACT_COLUMNS} FROM manifests m WHERE m.repo_id = $1 AND m.digest = $2"
+            "SELECT {columns} FROM manifests m WHERE m.repo_id = $1 AND m.digest = $2"
         ))
         .bind(repo_id)
         .bind(digest.to_string())
@@ -543,11 +555,11 @@ impl Meta {
             "WITH RECURSIVE tree(digest) AS (SELECT $2 UNION \
                SELECT r.child_digest FROM manifest_refs r JOIN tree ON r.manifest_digest = tree.digest \
                WHERE r.repo_id = $1 AND r.is_manifest = 1) \
-             SELECT (SELECT coalesce(sum(size), 0) FROM manifests \
+             SELECT CAST((SELECT coalesce(sum(size), 0) FROM manifests \
                        WHERE repo_id = $1 AND digest IN (SELECT digest FROM tree)) \
                   + (SELECT coalesce(sum(size), 0) FROM blobs WHERE digest IN \
                        (SELECT child_digest FROM manifest_refs WHERE repo_id = $1 AND is_manifest = 0 \
-                          AND manifest_digest IN (SELECT digest FROM tree)))",
+                          AND manifest_digest IN (SELECT digest FROM tree))) AS BIGINT)",
         )
         .bind(repo_id)
         .bind(digest)
@@ -600,7 +612,7 @@ impl Meta {
         repo_id: i64,
         digest: &Digest,
     ) -> Result<ArtifactDeletion, StorageError> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         let exists: Option<i64> =
             sqlx::query_scalar("SELECT 1 FROM manifests WHERE repo_id = $1 AND digest = $2")
                 .bind(repo_id)
@@ -726,7 +738,7 @@ impl Meta {
         digest: &Digest,
         tag: &Tag,
     ) -> Result<TagAddition, StorageError> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         let existing: Option<String> =
             sqlx::query_scalar("SELECT manifest_digest FROM tags WHERE repo_id = $1 AND name = $2")
                 .bind(repo_id)
@@ -762,7 +774,7 @@ impl Meta {
         digest: &Digest,
         tag: &Tag,
     ) -> Result<bool, StorageError> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         crate::immutable::guard_tag(&mut tx, repo_id, tag.as_str()).await?;
         let done = sqlx::query(
             "DELETE FROM tags WHERE repo_id = $1 AND manifest_digest = $2 AND name = $3",
@@ -779,7 +791,7 @@ impl Meta {
 
 /// An index (not among `except`) that lists `digest`.
 async fn parent_index(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
     repo_id: i64,
     digest: &str,
     except: &[String],

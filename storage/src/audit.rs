@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 use tokio::sync::{mpsc, oneshot};
 
@@ -165,7 +165,7 @@ async fn write_batch(meta: &Meta, batch: &[Event]) -> Result<(), StorageError> {
             Event::Flush(_) => {}
         }
     }
-    let mut tx = meta.pool().begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = meta.write().await?;
     for chunk in records.chunks(ROWS_PER_INSERT) {
         let values = (0..chunk.len())
             .map(|i| {
@@ -197,7 +197,7 @@ async fn write_batch(meta: &Meta, batch: &[Event]) -> Result<(), StorageError> {
                 .bind(&r.resource_type)
                 .bind(&r.resource)
                 .bind(&r.project)
-                .bind(r.success)
+                .bind(i64::from(r.success))
                 .bind(&r.client_ip);
         }
         q.execute(&mut *tx).await?;
@@ -224,7 +224,7 @@ async fn write_batch(meta: &Meta, batch: &[Event]) -> Result<(), StorageError> {
     Ok(())
 }
 
-fn entry_from_row(row: SqliteRow) -> Result<AuditEntry, StorageError> {
+fn entry_from_row(row: AnyRow) -> Result<AuditEntry, StorageError> {
     Ok(AuditEntry {
         id: row.try_get("id")?,
         record: AuditRecord {
@@ -234,7 +234,7 @@ fn entry_from_row(row: SqliteRow) -> Result<AuditEntry, StorageError> {
             resource_type: row.try_get("resource_type")?,
             resource: row.try_get("resource")?,
             project: row.try_get("project")?,
-            success: row.try_get("success")?,
+            success: crate::meta::flag(&row, "success")?,
             client_ip: row.try_get("client_ip")?,
         },
     })

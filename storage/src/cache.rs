@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use moka::sync::Cache;
 
+use crate::changes::Change;
 use crate::meta::StoredManifest;
 use crate::oci::{Digest, RepoName, Tag};
 use crate::registry::ProjectInfo;
@@ -53,6 +54,46 @@ impl Caches {
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(30))
                 .build(),
+        }
+    }
+}
+
+impl Caches {
+    /// Drops what `change` makes stale (see `changes`).
+    pub(crate) fn apply(&self, change: &Change) {
+        match change {
+            Change::Tag { repo, tag } => {
+                if let (Ok(repo), Ok(tag)) = (repo.parse::<RepoName>(), tag.parse::<Tag>()) {
+                    self.by_tag.invalidate(&(repo, tag));
+                }
+            }
+            Change::AnyTag => self.by_tag.invalidate_all(),
+            Change::Manifest { repo, digest } => {
+                if let (Ok(repo), Ok(digest)) = (repo.parse::<RepoName>(), digest.parse::<Digest>())
+                {
+                    self.by_digest.invalidate(&(repo, digest));
+                }
+            }
+            Change::BlobLink { repo, digest } => {
+                if let (Ok(repo), Ok(digest)) = (repo.parse::<RepoName>(), digest.parse::<Digest>())
+                {
+                    self.blob_links.invalidate(&(repo, digest));
+                }
+            }
+            Change::Project { name } => self.projects.invalidate(name),
+            Change::Content => {
+                self.blob_links.invalidate_all();
+                self.by_digest.invalidate_all();
+                self.by_tag.invalidate_all();
+            }
+            Change::Everything => {
+                self.blob_links.invalidate_all();
+                self.by_digest.invalidate_all();
+                self.by_tag.invalidate_all();
+                self.projects.invalidate_all();
+            }
+            // Not cached here.
+            Change::Access | Change::Endpoint { .. } => {}
         }
     }
 }

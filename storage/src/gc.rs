@@ -47,9 +47,11 @@
 //! recognised at once on the same machine (its process is gone) and
 //! elsewhere when the lease expires (`runs`).
 //!
-//! Caches are invalidated in the process that runs GC. Another process may
-//! answer a HEAD from its cache for up to a minute; a manifest referencing
-//! such a blob is still refused, because that check reads the database.
+//! Caches are invalidated in the process that runs GC, and the others
+//! sharing a PostgreSQL database are told (`changes`). Another process on
+//! the same SQLite file may answer a HEAD from its cache for up to a
+//! minute; a manifest referencing such a blob is still refused, because
+//! that check reads the database.
 
 mod durable;
 mod plan;
@@ -62,9 +64,10 @@ use std::time::{Duration, SystemTime};
 
 use crate::audit::now_ms;
 use crate::blobs::{read_dir, BlobStore};
+use crate::changes::Change;
 use crate::error::StorageError;
 use crate::meta::Meta;
-use crate::oci::{Digest, RepoName};
+use crate::oci::Digest;
 use crate::registry::{Registry, Role};
 
 pub use purge::purge_interval;
@@ -246,15 +249,16 @@ impl Registry {
                     report.manifests_deleted += 1;
                     let repo = graph.repo_name(repo_id);
                     log.push(format!("deleted manifest {repo}@{digest}"));
-                    if let Ok(name) = repo.parse::<RepoName>() {
-                        self.caches.by_digest.invalidate(&(name, digest.clone()));
-                    }
+                    self.changed(Change::Manifest {
+                        repo: repo.to_string(),
+                        digest: digest.to_string(),
+                    });
                 } else {
                     next.push((repo_id, digest));
                 }
             }
             if report.manifests_deleted > 0 {
-                self.caches.by_tag.invalidate_all();
+                self.changed(Change::AnyTag);
             }
             if next.is_empty() || next.len() == before {
                 break;
@@ -375,9 +379,10 @@ impl Registry {
     }
 
     fn forget_link(&self, repo: &str, digest: &Digest) {
-        if let Ok(name) = repo.parse::<RepoName>() {
-            self.caches.blob_links.invalidate(&(name, digest.clone()));
-        }
+        self.changed(Change::BlobLink {
+            repo: repo.to_owned(),
+            digest: digest.to_string(),
+        });
     }
 
     /// The GC history, newest first, and how many runs there are.

@@ -7,7 +7,7 @@
 //! rule added concurrently either applies to the write or the write came
 //! first.
 
-use sqlx::{Row, SqliteConnection};
+use sqlx::{AnyConnection, Row};
 
 use crate::error::StorageError;
 use crate::meta::{now, Meta};
@@ -56,7 +56,7 @@ impl ImmutableRule {
     }
 }
 
-fn rule_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ImmutableRule, StorageError> {
+fn rule_from_row(row: &sqlx::any::AnyRow) -> Result<ImmutableRule, StorageError> {
     let tags: String = row.try_get("tag_selectors")?;
     let repos: String = row.try_get("scope_selectors")?;
     let bad =
@@ -65,7 +65,7 @@ fn rule_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ImmutableRule, Storage
         id: row.try_get("id")?,
         project_id: row.try_get("project_id")?,
         priority: row.try_get("priority")?,
-        disabled: row.try_get("disabled")?,
+        disabled: crate::meta::flag(row, "disabled")?,
         tag_selectors: serde_json::from_str(&tags).map_err(bad)?,
         repository_selectors: serde_json::from_str(&repos).map_err(bad)?,
     })
@@ -74,7 +74,7 @@ fn rule_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ImmutableRule, Storage
 const RULE_COLUMNS: &str = "id, project_id, priority, disabled, tag_selectors, scope_selectors";
 
 async fn project_rules(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     project_id: i64,
 ) -> Result<Vec<ImmutableRule>, StorageError> {
     let rows = sqlx::query(&format!(
@@ -89,7 +89,7 @@ async fn project_rules(
 /// Refuses the change when an enabled rule protects one of `tags` in
 /// repository `repo_id`.
 async fn guard(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     repo_id: i64,
     tags: &[String],
 ) -> Result<(), StorageError> {
@@ -124,7 +124,7 @@ async fn guard(
 /// Before pointing `tags` at `digest`: a tag that already points
 /// elsewhere must not be protected.
 pub(crate) async fn guard_retag(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     repo_id: i64,
     tags: &[Tag],
     digest: &Digest,
@@ -146,7 +146,7 @@ pub(crate) async fn guard_retag(
 
 /// Before deleting one tag.
 pub(crate) async fn guard_tag(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     repo_id: i64,
     tag: &str,
 ) -> Result<(), StorageError> {
@@ -155,7 +155,7 @@ pub(crate) async fn guard_tag(
 
 /// Before deleting manifests (with their tags), by digest.
 pub(crate) async fn guard_manifests(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     repo_id: i64,
     digests: &[String],
 ) -> Result<(), StorageError> {
@@ -172,7 +172,7 @@ pub(crate) async fn guard_manifests(
 
 /// Before deleting a whole repository.
 pub(crate) async fn guard_repository(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     repo_id: i64,
 ) -> Result<(), StorageError> {
     let tags: Vec<String> =
@@ -237,7 +237,7 @@ impl Meta {
         )
         .bind(project_id)
         .bind(spec.priority)
-        .bind(spec.disabled)
+        .bind(i64::from(spec.disabled))
         .bind(tags)
         .bind(repos)
         .bind(now())
@@ -259,7 +259,7 @@ impl Meta {
         .bind(project_id)
         .bind(id)
         .bind(spec.priority)
-        .bind(spec.disabled)
+        .bind(i64::from(spec.disabled))
         .bind(tags)
         .bind(repos)
         .execute(self.pool())

@@ -10,6 +10,8 @@
 //! - [`audit`]: the audit log and pull statistics, written in batches.
 //! - [`artifacts`]: repositories, artifacts and tags as the management API shows them.
 //! - `cache`: in-memory caches in front of the database (caches only).
+//! - [`changes`]: what each process drops from its caches, announced to
+//!   the others sharing a PostgreSQL database.
 //! - [`registry`]: the operations the gateway calls, keeping both in step.
 //! - `owner`: which process owns files left on disk, and whether it is gone.
 //! - [`gc`]: online garbage collection, its lock, history and schedule,
@@ -32,6 +34,7 @@ pub mod artifacts;
 pub mod audit;
 pub mod blobs;
 mod cache;
+pub mod changes;
 pub mod error;
 pub mod gc;
 pub mod immutable;

@@ -2,20 +2,113 @@
 //! has. Every change that must be all-or-nothing is one transaction.
 
 use std::path::Path;
-use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Row, Transaction};
+
+use sqlx::postgres::PgListener;
 
 use crate::audit::now_ms;
+use crate::changes::{Announcer, Change, CHANNEL};
 use crate::error::StorageError;
 use crate::oci::{Digest, ParsedManifest, Reference, RepoName, Tag};
 
+/// The database behind [`Meta`]. Queries are written once, in the SQL
+/// both understand; the few that differ ask for their dialect here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded default: one file under the data directory.
+    Sqlite,
+    /// Shared by every instance of a scaled-out installation.
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a `database.url` names.
+    pub fn of_url(url: &str) -> Result<Backend, StorageError> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(StorageError::Corrupt(
+                "database.url must start with sqlite:// or postgres://".into(),
+            ))
+        }
+    }
+
+    /// `sqlite` for SQLite, `postgres` for PostgreSQL, for the few
+    /// statements whose dialects differ.
+    pub(crate) fn pick<'a>(self, sqlite: &'a str, postgres: &'a str) -> &'a str {
+        match self {
+            Backend::Sqlite => sqlite,
+            Backend::Postgres => postgres,
+        }
+    }
+
+    fn of_conn(conn: &AnyConnection) -> Backend {
+        if conn.backend_name() == "PostgreSQL" {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+}
+
+/// Every write transaction of every berth process is serialized, as
+/// SQLite's single writer serializes them: checks made inside one (quota,
+/// references, GC's "unreferenced") hold until it commits. On PostgreSQL
+/// the lock is a transaction-scoped advisory lock of this key, so it
+/// covers all instances sharing the database and ends with the
+/// transaction, also when a process dies.
+const WRITE_LOCK_KEY: i64 = 0x6265_7274_6877; // "berthw"
+
+/// Begins a write transaction on `conn` (see [`WRITE_LOCK_KEY`]).
+pub(crate) async fn begin_write(
+    conn: &mut AnyConnection,
+) -> Result<Transaction<'_, Any>, StorageError> {
+    match Backend::of_conn(conn) {
+        Backend::Sqlite => Ok(conn.begin_with("BEGIN IMMEDIATE").await?),
+        Backend::Postgres => {
+            let mut tx = conn.begin().await?;
+            take_write_lock(&mut tx).await?;
+            Ok(tx)
+        }
+    }
+}
+
+async fn take_write_lock(conn: &mut AnyConnection) -> Result<(), StorageError> {
+    // In FROM, so that the void result is never decoded.
+    sqlx::query("SELECT 1 FROM pg_advisory_xact_lock($1)")
+        .bind(WRITE_LOCK_KEY)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 #[derive(Debug, Clone)]
 pub struct Meta {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
+    /// PostgreSQL: where announcements of changes go, and the URL the
+    /// listener connects to (it holds the password: never printed).
+    announcer: Option<Announcer>,
+    listen_url: Option<ListenUrl>,
 }
+
+#[derive(Clone)]
+struct ListenUrl(Arc<str>);
+
+impl std::fmt::Debug for ListenUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ListenUrl(<redacted>)")
+    }
+}
+
+/// How long a listener that lost its connection waits before retrying.
+const LISTEN_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A stored manifest, as served to clients.
 #[derive(Debug, Clone)]
@@ -48,32 +141,162 @@ fn parse_digest(s: String) -> Result<Digest, StorageError> {
 }
 
 impl Meta {
-    /// Opens (creating if needed) the database and applies migrations.
+    /// Opens the database (creating an SQLite file if needed) and applies
+    /// migrations. Several processes may do this at once: sqlx takes
+    /// PostgreSQL's migration advisory lock, and SQLite's write lock
+    /// serializes them.
     pub async fn connect(url: &str) -> Result<Meta, StorageError> {
-        let opts = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            // WAL survives kill -9 with committed transactions intact and
-            // lets readers proceed while one writer commits.
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(std::time::Duration::from_secs(10));
-        if let Some(path) = url.strip_prefix("sqlite://") {
-            if let Some(dir) = Path::new(path.split('?').next().unwrap_or(path)).parent() {
-                std::fs::create_dir_all(dir)
-                    .map_err(StorageError::io(format!("creating {}", dir.display())))?;
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of_url(url)?;
+        let (url, max) = match backend {
+            Backend::Sqlite => {
+                if let Some(path) = url.strip_prefix("sqlite://") {
+                    if let Some(dir) = Path::new(path.split('?').next().unwrap_or(path)).parent() {
+                        std::fs::create_dir_all(dir)
+                            .map_err(StorageError::io(format!("creating {}", dir.display())))?;
+                    }
+                }
+                // Create the file if missing (`mode=rwc`) unless the URL says.
+                let url = if url.contains("mode=") {
+                    url.to_string()
+                } else if url.contains('?') {
+                    format!("{url}&mode=rwc")
+                } else {
+                    format!("{url}?mode=rwc")
+                };
+                (url, 8)
             }
-        }
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(opts)
+            Backend::Postgres => (url.to_string(), 16),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL survives kill -9 with committed transactions
+                        // intact and lets readers proceed while one writer
+                        // commits.
+                        for pragma in [
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA synchronous = NORMAL",
+                            "PRAGMA foreign_keys = ON",
+                            "PRAGMA busy_timeout = 10000",
+                        ] {
+                            sqlx::query(pragma).execute(&mut *conn).await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
             .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Meta { pool })
+        let (announcer, listen_url) = match backend {
+            Backend::Sqlite => {
+                sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+                (None, None)
+            }
+            Backend::Postgres => {
+                sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+                (
+                    Some(Announcer::start(pool.clone())),
+                    Some(ListenUrl(url.as_str().into())),
+                )
+            }
+        };
+        Ok(Meta {
+            pool,
+            backend,
+            announcer,
+            listen_url,
+        })
     }
 
-    pub(crate) fn pool(&self) -> &SqlitePool {
+    /// Announces a change to the other processes sharing the database,
+    /// after what the caller has committed; returns at once.
+    pub fn announce_later(&self, change: Change) {
+        if let Some(announcer) = &self.announcer {
+            announcer.send(change);
+        }
+    }
+
+    /// Announces a change and waits until it is sent (for a command that
+    /// exits right after its change).
+    pub async fn announce(&self, change: &Change) -> Result<(), StorageError> {
+        if self.announcer.is_some() {
+            crate::changes::notify(&self.pool, change).await?;
+        }
+        Ok(())
+    }
+
+    /// Calls `on_change` with every change any process announces (this
+    /// one included), from a task of its own, for as long as the runtime
+    /// runs; `Change::Everything` after the connection was lost. Nothing
+    /// happens on SQLite.
+    pub fn listen<F>(&self, on_change: F)
+    where
+        F: Fn(Change) + Send + Sync + 'static,
+    {
+        let Some(ListenUrl(url)) = self.listen_url.clone() else {
+            return;
+        };
+        tokio::spawn(async move {
+            let mut listener: Option<PgListener> = None;
+            loop {
+                let Some(l) = listener.as_mut() else {
+                    match PgListener::connect(&url).await {
+                        Ok(mut l) => match l.listen(CHANNEL).await {
+                            Ok(()) => {
+                                // Whatever was announced while nobody listened.
+                                on_change(Change::Everything);
+                                listener = Some(l);
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "cannot listen for changes of other berth processes; retrying");
+                                tokio::time::sleep(LISTEN_RETRY).await;
+                            }
+                        },
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot connect to listen for changes of other berth processes; retrying");
+                            tokio::time::sleep(LISTEN_RETRY).await;
+                        }
+                    }
+                    continue;
+                };
+                match l.try_recv().await {
+                    Ok(Some(n)) => match Change::decode(n.payload()) {
+                        Some(change) => on_change(change),
+                        None => on_change(Change::Everything),
+                    },
+                    // The connection was lost; the next call reconnects.
+                    Ok(None) => on_change(Change::Everything),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "lost the connection that listens for changes; reconnecting");
+                        listener = None;
+                        tokio::time::sleep(LISTEN_RETRY).await;
+                    }
+                }
+            }
+        });
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Begins a write transaction (see [`WRITE_LOCK_KEY`]).
+    pub(crate) async fn write(&self) -> Result<Transaction<'static, Any>, StorageError> {
+        match self.backend {
+            Backend::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                take_write_lock(&mut tx).await?;
+                Ok(tx)
+            }
+        }
     }
 
     async fn repo_id(&self, repo: &RepoName) -> Result<Option<i64>, StorageError> {
@@ -147,7 +370,7 @@ impl Meta {
         size: u64,
     ) -> Result<(), StorageError> {
         let repo_id = self.ensure_repo(repo).await?;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         touch_and_link(&mut tx, repo_id, digest, size).await?;
         tx.commit().await?;
         Ok(())
@@ -188,7 +411,7 @@ impl Meta {
         running
             .await
             .map_err(|_| failed("the placing thread did not start".into()))?;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         let _ = locked.send(());
         placing.await.map_err(|e| failed(e.to_string()))??;
         touch_and_link(&mut tx, repo_id, digest, size).await?;
@@ -207,7 +430,7 @@ impl Meta {
         from: &RepoName,
     ) -> Result<Option<u64>, StorageError> {
         let repo_id = self.ensure_repo(repo).await?;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         let size: Option<i64> = sqlx::query_scalar(
             "SELECT b.size FROM repo_blobs rb JOIN repositories r ON r.id = rb.repo_id \
              JOIN blobs b ON b.digest = rb.digest WHERE r.name = $1 AND rb.digest = $2",
@@ -227,11 +450,15 @@ impl Meta {
     /// Marks a blob as just used (GC's grace window counts from here).
     pub async fn touch_blob(&self, digest: &Digest) -> Result<(), StorageError> {
         let now = now_ms();
+        // Under the write lock: GC's check of `touched_ms` and its delete
+        // see the touch entirely before or entirely after.
+        let mut tx = self.write().await?;
         sqlx::query("UPDATE blobs SET touched_ms = $2 WHERE digest = $1 AND touched_ms < $2")
             .bind(digest.to_string())
             .bind(now)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -241,13 +468,16 @@ impl Meta {
         repo: &RepoName,
         digest: &Digest,
     ) -> Result<bool, StorageError> {
+        // Under the write lock, as every change of usage (quota triggers).
+        let mut tx = self.write().await?;
         let done = sqlx::query(
             "DELETE FROM repo_blobs WHERE digest = $2 AND repo_id = (SELECT id FROM repositories WHERE name = $1)",
         )
         .bind(repo.as_str())
         .bind(digest.to_string())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -269,7 +499,7 @@ impl Meta {
         // a blob may have been unlinked in between. Each check is one
         // statement however many references there are.
         check_references(&mut *self.pool.acquire().await?, repo_id, parsed).await?;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         check_references(&mut tx, repo_id, parsed).await?;
         crate::quota::check_growth(&mut tx, repo_id, &digest.to_string(), content.len() as u64)
             .await?;
@@ -326,7 +556,7 @@ impl Meta {
         let Some(repo_id) = self.repo_id(repo).await? else {
             return Ok(false);
         };
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         crate::immutable::guard_manifests(&mut tx, repo_id, &[digest.to_string()]).await?;
         sqlx::query("DELETE FROM tags WHERE repo_id = $1 AND manifest_digest = $2")
             .bind(repo_id)
@@ -346,7 +576,7 @@ impl Meta {
         let Some(repo_id) = self.repo_id(repo).await? else {
             return Ok(false);
         };
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         crate::immutable::guard_tag(&mut tx, repo_id, tag.as_str()).await?;
         let done = sqlx::query("DELETE FROM tags WHERE repo_id = $1 AND name = $2")
             .bind(repo_id)
@@ -423,8 +653,10 @@ impl Meta {
     // ---- uploads ----
 
     /// Records a new upload session of `owner`, unless `owner` already has
-    /// `limit` open ones (0, or no owner: no limit). Counting and inserting are one
-    /// statement, so concurrent starts cannot overshoot the limit.
+    /// `limit` open ones (0, or no owner: no limit). Counting and inserting
+    /// are one statement under the write lock, so concurrent starts cannot
+    /// overshoot the limit (PostgreSQL would run two such statements side
+    /// by side, each counting without the other's row).
     pub async fn insert_upload(
         &self,
         id: &str,
@@ -433,6 +665,7 @@ impl Meta {
         limit: u32,
     ) -> Result<(), StorageError> {
         let repo_id = self.ensure_repo(repo).await?;
+        let mut tx = self.write().await?;
         let inserted = sqlx::query(
             "INSERT INTO uploads (id, repo_id, created_at, owner) SELECT $1, $2, $3, $4 \
              WHERE $4 IS NULL OR $5 = 0 OR (SELECT COUNT(*) FROM uploads WHERE owner = $4) < $5",
@@ -442,8 +675,9 @@ impl Meta {
         .bind(now())
         .bind(owner)
         .bind(i64::from(limit))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         if inserted.rows_affected() == 0 {
             return Err(StorageError::TooManyUploads { limit });
         }
@@ -474,7 +708,7 @@ impl Meta {
 /// Refuses a manifest whose blobs or child manifests are not in the
 /// repository, naming the first one missing.
 async fn check_references(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     repo_id: i64,
     parsed: &ParsedManifest,
 ) -> Result<(), StorageError> {
@@ -513,7 +747,7 @@ async fn check_references(
 /// grace window counts from) and links it into a repository. Runs inside
 /// the caller's write transaction.
 pub(crate) async fn touch_and_link(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     repo_id: i64,
     digest: &Digest,
     size: u64,
@@ -543,7 +777,7 @@ pub(crate) async fn touch_and_link(
 /// Writes a manifest's row, its references and its tags (the caller holds
 /// the write transaction and has made its checks).
 pub(crate) async fn write_manifest(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     repo_id: i64,
     digest: &Digest,
     parsed: &ParsedManifest,
@@ -585,7 +819,7 @@ pub(crate) async fn write_manifest(
             )
             .bind(repo_id)
             .bind(digest.to_string())
-            .bind(is_manifest)
+            .bind(i64::from(is_manifest))
             .bind(list)
             .execute(&mut *conn)
             .await?;
@@ -604,4 +838,10 @@ pub(crate) async fn write_manifest(
         .await?;
     }
     Ok(())
+}
+
+/// A yes/no column. Both databases store flags as integers (0 or 1), so
+/// that the same statements bind and compare them.
+pub(crate) fn flag(row: &AnyRow, column: &str) -> Result<bool, StorageError> {
+    Ok(row.try_get::<i64, _>(column)? != 0)
 }

@@ -1,7 +1,7 @@
 //! Projects and their members (users, and LDAP groups by DN). Role ids are
 //! Harbor's; what a role may do is the policy crate's business.
 
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::error::StorageError;
@@ -91,11 +91,11 @@ const PROJECT_COLUMNS: &str = "p.id, p.name, p.public, p.owner_id, p.created_at,
      (SELECT count(*) FROM repositories r WHERE r.name = p.name \
         OR substr(r.name, 1, length(p.name) + 1) = p.name || '/') AS repo_count";
 
-fn project_from_row(row: SqliteRow) -> Result<ProjectRow, StorageError> {
+fn project_from_row(row: AnyRow) -> Result<ProjectRow, StorageError> {
     Ok(ProjectRow {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
-        public: row.try_get("public")?,
+        public: crate::meta::flag(&row, "public")?,
         owner_id: row.try_get("owner_id")?,
         owner_name: row.try_get("owner_name")?,
         created_at: row.try_get("created_at")?,
@@ -115,7 +115,7 @@ fn project_from_row(row: SqliteRow) -> Result<ProjectRow, StorageError> {
     })
 }
 
-fn member_from_row(row: SqliteRow) -> Result<MemberRow, StorageError> {
+fn member_from_row(row: AnyRow) -> Result<MemberRow, StorageError> {
     let kind: String = row.try_get("entity_type")?;
     let entity_id: i64 = row.try_get("entity_id")?;
     Ok(MemberRow {
@@ -141,12 +141,13 @@ const MEMBERS: &str = "SELECT m.id, m.project_id, m.entity_type, m.entity_id, m.
 /// (the highest) to the next one; robot permissions, members and quotas
 /// name projects by id, so an id is never given out twice: the
 /// `projects_high_water` trigger remembers the highest id deleted.
-const NEXT_PROJECT_ID: &str = "(SELECT max(coalesce((SELECT max(id) FROM projects), 0), \
-     coalesce((SELECT last FROM id_high_water WHERE name = 'projects'), 0)) + 1)";
+const NEXT_PROJECT_ID: &str = "(SELECT CASE WHEN a > b THEN a ELSE b END + 1 FROM \
+     (SELECT coalesce((SELECT max(id) FROM projects), 0) AS a, \
+             coalesce((SELECT last FROM id_high_water WHERE name = 'projects'), 0) AS b) ids)";
 
 /// The visibility clause, bound as parameters $1..$4 of the query.
 const VISIBLE: &str = "($1 = 'all' OR p.public = 1 \
-     OR ($1 = 'ids' AND p.id IN (SELECT value FROM json_each($4))) \
+     OR ($1 = 'ids' AND p.id IN (SELECT CAST(value AS BIGINT) FROM json_each($4))) \
      OR ($1 = 'member' AND EXISTS (SELECT 1 FROM project_members m WHERE m.project_id = p.id AND \
         ((m.entity_type = 'u' AND m.entity_id = $2) OR (m.entity_type = 'g' AND m.entity_id IN \
           (SELECT g.id FROM user_groups g WHERE lower(g.ldap_group_dn) IN \
@@ -198,14 +199,14 @@ impl Meta {
         owner_id: Option<i64>,
         storage_limit: Option<u64>,
     ) -> Result<Option<i64>, StorageError> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         let t = now();
         let id: Option<i64> = sqlx::query_scalar(&format!(
             "INSERT INTO projects (id, name, public, owner_id, created_at, updated_at, created_ms) \
              VALUES ({NEXT_PROJECT_ID}, $1, $2, $3, $4, $4, $5) ON CONFLICT (name) DO NOTHING RETURNING id"
         ))
         .bind(name)
-        .bind(public)
+        .bind(i64::from(public))
         .bind(owner_id)
         .bind(t)
         .bind(crate::audit::now_ms())
@@ -237,7 +238,7 @@ impl Meta {
              ON CONFLICT (name) DO NOTHING"
         ))
         .bind(name)
-        .bind(public)
+        .bind(i64::from(public))
         .bind(now())
         .bind(crate::audit::now_ms())
         .execute(self.pool())
@@ -270,7 +271,7 @@ impl Meta {
     pub async fn set_project_public(&self, id: i64, public: bool) -> Result<bool, StorageError> {
         let done = sqlx::query("UPDATE projects SET public = $2, updated_at = $3 WHERE id = $1")
             .bind(id)
-            .bind(public)
+            .bind(i64::from(public))
             .bind(now())
             .execute(self.pool())
             .await?;
@@ -285,7 +286,7 @@ impl Meta {
         id: i64,
         force: bool,
     ) -> Result<ProjectDeletion, StorageError> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         let Some(name): Option<String> =
             sqlx::query_scalar("SELECT name FROM projects WHERE id = $1")
                 .bind(id)
@@ -348,7 +349,7 @@ impl Meta {
         .bind(&names)
         .bind(&filter.exact_name)
         .bind(&filter.name_contains)
-        .bind(filter.public)
+        .bind(filter.public.map(i64::from))
         .fetch_one(self.pool())
         .await?;
         let rows = sqlx::query(&format!(
@@ -361,7 +362,7 @@ impl Meta {
         .bind(&names)
         .bind(&filter.exact_name)
         .bind(&filter.name_contains)
-        .bind(filter.public)
+        .bind(filter.public.map(i64::from))
         .bind(limit)
         .bind(offset)
         .fetch_all(self.pool())

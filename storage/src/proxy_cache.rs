@@ -255,7 +255,7 @@ impl Meta {
         repo: &RepoName,
         digest: &Digest,
     ) -> Result<(bool, u64), StorageError> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         let repo_id: Option<i64> =
             sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
                 .bind(repo.as_str())
@@ -299,7 +299,7 @@ impl Meta {
         digest: &Digest,
     ) -> Result<bool, StorageError> {
         let repo_id = self.ensure_repo(repo).await?;
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         let size: Option<i64> = sqlx::query_scalar("SELECT size FROM blobs WHERE digest = $1")
             .bind(digest.to_string())
             .fetch_optional(&mut *tx)
@@ -331,7 +331,7 @@ impl Meta {
         tag: Option<&Tag>,
     ) -> Result<(), StorageError> {
         let repo_id = self.ensure_repo(repo).await?;
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         let tags: Vec<Tag> = tag.into_iter().cloned().collect();
         crate::meta::write_manifest(&mut tx, repo_id, digest, parsed, content, &tags).await?;
         tx.commit().await?;
@@ -368,7 +368,7 @@ impl Meta {
     pub async fn projects_blob_bytes(&self, projects: &[String]) -> Result<u64, StorageError> {
         let json = serde_json::to_string(projects).unwrap_or_else(|_| "[]".into());
         let bytes: Option<i64> = sqlx::query_scalar(
-            "SELECT SUM(b.size) FROM blobs b WHERE b.digest IN (SELECT rb.digest FROM repo_blobs rb \
+            "SELECT CAST(SUM(b.size) AS BIGINT) FROM blobs b WHERE b.digest IN (SELECT rb.digest FROM repo_blobs rb \
              JOIN repositories r ON r.id = rb.repo_id \
              WHERE substr(r.name, 1, instr(r.name, '/') - 1) IN (SELECT value FROM json_each($1)))",
         )

@@ -23,7 +23,7 @@
 //! transaction as the write it guards: SQLite runs one writer at a time,
 //! so two concurrent pushes cannot both see room for their last layer.
 
-use sqlx::{Row, SqliteConnection};
+use sqlx::{AnyConnection, Row};
 
 use crate::error::StorageError;
 use crate::meta::{now, Meta};
@@ -89,9 +89,9 @@ const PROJECT_REPOS: &str =
 
 /// The project's usage by the definition above, on any connection (inside
 /// a transaction: as that transaction sees it).
-pub(crate) async fn usage(conn: &mut SqliteConnection, project: &str) -> Result<u64, StorageError> {
+pub(crate) async fn usage(conn: &mut AnyConnection, project: &str) -> Result<u64, StorageError> {
     let used: i64 = sqlx::query_scalar(&format!(
-        "SELECT coalesce(sum(size), 0) FROM ( \
+        "SELECT CAST(coalesce(sum(size), 0) AS BIGINT) FROM ( \
            SELECT b.digest, b.size FROM repo_blobs rb JOIN blobs b ON b.digest = rb.digest \
              WHERE rb.repo_id IN ({PROJECT_REPOS}) \
            UNION \
@@ -108,7 +108,7 @@ pub(crate) async fn usage(conn: &mut SqliteConnection, project: &str) -> Result<
 /// transaction, before the write: a digest the project already holds adds
 /// nothing.
 pub(crate) async fn check_growth(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     repo_id: i64,
     digest: &str,
     size: u64,
@@ -167,7 +167,7 @@ impl Meta {
         let ids = project_ids.map(|ids| serde_json::to_string(ids).unwrap_or_else(|_| "[]".into()));
         let rows = sqlx::query(&format!(
             "SELECT {QUOTA_COLUMNS} FROM quotas q JOIN projects p ON p.id = q.project_id \
-             WHERE $1 IS NULL OR q.project_id IN (SELECT value FROM json_each($1)) ORDER BY p.name"
+             WHERE $1 IS NULL OR q.project_id IN (SELECT CAST(value AS BIGINT) FROM json_each($1)) ORDER BY p.name"
         ))
         .bind(ids)
         .fetch_all(self.pool())
@@ -206,7 +206,7 @@ impl Meta {
     }
 }
 
-fn quota_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<QuotaRow, StorageError> {
+fn quota_from_row(row: &sqlx::any::AnyRow) -> Result<QuotaRow, StorageError> {
     let hard: i64 = row.try_get("hard_storage")?;
     let used: i64 = row.try_get("used_storage")?;
     Ok(QuotaRow {
@@ -224,7 +224,7 @@ fn quota_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<QuotaRow, StorageErro
 /// Sets the limit of a just-created project inside its creating
 /// transaction (the trigger made the row unlimited).
 pub(crate) async fn set_project_limit(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     project_id: i64,
     hard: Option<u64>,
 ) -> Result<(), StorageError> {

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::blobs::BlobStore;
 use crate::cache::Caches;
+use crate::changes::Change;
 use crate::error::StorageError;
 use crate::meta::{Meta, Referrer, StoredManifest};
 use crate::oci::{manifest, Algorithm, Digest, Reference, RepoName, Tag, MAX_MANIFEST_SIZE};
@@ -129,14 +130,30 @@ impl Registry {
         &self.blobs
     }
 
+    /// Drops what `change` makes stale here and announces it to the other
+    /// processes (after the change was committed).
+    pub fn changed(&self, change: Change) {
+        self.caches.apply(&change);
+        self.meta.announce_later(change);
+    }
+
+    /// Drops what a change another process announced makes stale here.
+    pub fn apply_change(&self, change: &Change) {
+        self.caches.apply(change);
+    }
+
     pub(crate) fn forget_tag(&self, repo: &RepoName, tag: &Tag) {
-        self.caches.by_tag.invalidate(&(repo.clone(), tag.clone()));
+        self.changed(Change::Tag {
+            repo: repo.to_string(),
+            tag: tag.to_string(),
+        });
     }
 
     pub(crate) fn forget_blob_link(&self, repo: &RepoName, digest: &Digest) {
-        self.caches
-            .blob_links
-            .invalidate(&(repo.clone(), digest.clone()));
+        self.changed(Change::BlobLink {
+            repo: repo.to_string(),
+            digest: digest.to_string(),
+        });
     }
 
     /// `server.upload_purge_age`, for the task that purges uploads.
@@ -216,15 +233,15 @@ impl Registry {
     /// Drops a project from the cache after it was created, changed or
     /// deleted here.
     pub fn forget_project(&self, project: &str) {
-        self.caches.projects.invalidate(project);
+        self.changed(Change::Project {
+            name: project.to_owned(),
+        });
     }
 
     /// Drops cached manifests and blob links, after repositories were
     /// deleted wholesale (a project deletion).
     pub fn forget_content(&self) {
-        self.caches.blob_links.invalidate_all();
-        self.caches.by_digest.invalidate_all();
-        self.caches.by_tag.invalidate_all();
+        self.changed(Change::Content);
     }
 
     /// Opens a blob readable in `repo`, with its size.
@@ -253,10 +270,9 @@ impl Registry {
     }
 
     pub async fn delete_blob(&self, repo: &RepoName, digest: &Digest) -> Result<(), StorageError> {
-        self.caches
-            .blob_links
-            .invalidate(&(repo.clone(), digest.clone()));
-        if self.meta.unlink_blob(repo, digest).await? {
+        let unlinked = self.meta.unlink_blob(repo, digest).await?;
+        self.forget_blob_link(repo, digest);
+        if unlinked {
             Ok(())
         } else {
             Err(StorageError::BlobUnknown(digest.clone()))
@@ -486,7 +502,7 @@ impl Registry {
             .put_manifest(repo, &digest, &parsed, content, &tags)
             .await?;
         for tag in &tags {
-            self.caches.by_tag.invalidate(&(repo.clone(), tag.clone()));
+            self.forget_tag(repo, tag);
         }
         Ok((digest, parsed.subject))
     }
@@ -533,16 +549,20 @@ impl Registry {
     ) -> Result<(), StorageError> {
         let deleted = match reference {
             Reference::Digest(d) => {
-                self.caches.by_digest.invalidate(&(repo.clone(), d.clone()));
                 let deleted = self.meta.delete_manifest(repo, d).await?;
+                self.changed(Change::Manifest {
+                    repo: repo.to_string(),
+                    digest: d.to_string(),
+                });
                 // Which tags pointed here is not known without a query;
                 // deletes are rare, so drop every cached tag.
-                self.caches.by_tag.invalidate_all();
+                self.changed(Change::AnyTag);
                 deleted
             }
             Reference::Tag(t) => {
-                self.caches.by_tag.invalidate(&(repo.clone(), t.clone()));
-                self.meta.delete_tag(repo, t).await?
+                let deleted = self.meta.delete_tag(repo, t).await?;
+                self.forget_tag(repo, t);
+                deleted
             }
         };
         if deleted {

@@ -2,7 +2,7 @@
 //! permissions. Permissions are stored as Harbor's JSON; the auth crate
 //! turns them into policy terms.
 
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::error::StorageError;
@@ -54,7 +54,7 @@ pub struct NewRobot<'a> {
     pub permissions: &'a str,
 }
 
-fn robot_from_row(row: SqliteRow) -> Result<RobotRow, StorageError> {
+fn robot_from_row(row: AnyRow) -> Result<RobotRow, StorageError> {
     Ok(RobotRow {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
@@ -64,7 +64,7 @@ fn robot_from_row(row: SqliteRow) -> Result<RobotRow, StorageError> {
         project_id: row.try_get("project_id")?,
         duration: row.try_get("duration")?,
         expires_at: row.try_get("expires_at")?,
-        disabled: row.try_get("disabled")?,
+        disabled: crate::meta::flag(&row, "disabled")?,
         permissions: row.try_get("permissions")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -87,7 +87,7 @@ impl Meta {
         .bind(r.project_id)
         .bind(r.duration)
         .bind(r.expires_at)
-        .bind(r.disabled)
+        .bind(i64::from(r.disabled))
         .bind(r.permissions)
         .bind(now())
         .fetch_optional(self.pool())
@@ -163,7 +163,7 @@ impl Meta {
         .bind(description)
         .bind(duration)
         .bind(expires_at)
-        .bind(disabled)
+        .bind(i64::from(disabled))
         .bind(permissions)
         .bind(now())
         .execute(self.pool())

@@ -2,7 +2,7 @@
 //! projects cache (pull-through) or front (passthrough), with the
 //! credentials berth uses to log in there.
 
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::error::StorageError;
@@ -90,7 +90,7 @@ pub struct EndpointSpec {
 const COLUMNS: &str = "id, name, type, url, description, insecure, credential_type, access_key, \
      access_secret, created_at, updated_at";
 
-fn endpoint_from_row(row: SqliteRow) -> Result<Endpoint, StorageError> {
+fn endpoint_from_row(row: AnyRow) -> Result<Endpoint, StorageError> {
     let kind: Option<String> = row.try_get("credential_type")?;
     let credential = match kind.as_deref() {
         Some("basic") => Some(Credential {
@@ -109,7 +109,7 @@ fn endpoint_from_row(row: SqliteRow) -> Result<Endpoint, StorageError> {
         kind: row.try_get("type")?,
         url: row.try_get("url")?,
         description: row.try_get("description")?,
-        insecure: row.try_get("insecure")?,
+        insecure: crate::meta::flag(&row, "insecure")?,
         credential,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -153,7 +153,7 @@ impl Meta {
         .bind(&spec.kind)
         .bind(&spec.url)
         .bind(&spec.description)
-        .bind(spec.insecure)
+        .bind(i64::from(spec.insecure))
         .bind(kind)
         .bind(key)
         .bind(secret)
@@ -181,7 +181,7 @@ impl Meta {
         .bind(&spec.kind)
         .bind(&spec.url)
         .bind(&spec.description)
-        .bind(spec.insecure)
+        .bind(i64::from(spec.insecure))
         .bind(kind)
         .bind(key)
         .bind(secret)
@@ -197,7 +197,7 @@ impl Meta {
         &self,
         id: i64,
     ) -> Result<Result<bool, Vec<String>>, StorageError> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         let users: Vec<String> =
             sqlx::query_scalar("SELECT name FROM projects WHERE registry_id = $1 ORDER BY name")
                 .bind(id)

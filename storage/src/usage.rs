@@ -29,7 +29,7 @@ impl Meta {
     /// counts once), by project name. One query.
     pub async fn project_storage_bytes(&self) -> Result<Vec<(String, i64)>, StorageError> {
         let rows = sqlx::query(
-            "SELECT p.name, COALESCE(SUM(b.size), 0) AS bytes FROM projects p \
+            "SELECT p.name, CAST(COALESCE(SUM(b.size), 0) AS BIGINT) AS bytes FROM projects p \
              LEFT JOIN (SELECT DISTINCT CASE WHEN instr(r.name, '/') > 0 \
                           THEN substr(r.name, 1, instr(r.name, '/') - 1) ELSE r.name END \
                           AS project, rb.digest \

@@ -35,6 +35,15 @@ impl Api {
         }
     }
 
+    /// As any account, at any base URL (a load balancer in front of
+    /// several instances).
+    pub fn at(base: &str, user: &str, password: &str) -> Api {
+        Api {
+            base: format!("{base}{PREFIX}"),
+            http: http_client(Some((user, password))),
+        }
+    }
+
     /// Without credentials.
     pub fn anonymous(berth: &Berth) -> Api {
         Api {

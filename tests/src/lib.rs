@@ -4,6 +4,8 @@
 //! fresh data directory and drive it with real clients (reqwest, curl,
 //! skopeo, podman, the `oci-client` crate, docker). This crate gives them:
 //!
+//! - [`cluster`]: several instances behind haproxy.
+//! - [`postgres`]: a PostgreSQL server for the tests, one database per berth.
 //! - [`server`]: start, stop, kill -9 and restart a `berth` process, and show
 //!   its log when a test fails.
 //! - [`content`]: random tar.gz layers, image configs, OCI and Docker
@@ -27,9 +29,11 @@
 //! Not for: anything the server itself uses; no test logic lives here.
 
 pub mod api;
+pub mod cluster;
 pub mod content;
 pub mod jwt;
 pub mod odd_upstream;
+pub mod postgres;
 pub mod registry;
 pub mod server;
 pub mod tar;

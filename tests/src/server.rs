@@ -3,18 +3,44 @@
 //! The process's stdout and stderr go to a log file beside the data; when a
 //! test panics while a [`Berth`] is alive, the tail of that log is printed.
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
 use crate::content::random_suffix;
 use crate::registry::{http_client_trusting, Registry};
+
+/// Where the berths of a test process keep their metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite and files under the data directory: berth's default.
+    Embedded,
+    /// A database of the process's PostgreSQL server ([`crate::postgres`]).
+    Postgres,
+}
+
+/// The backend of this test process. Test binaries whose name starts with
+/// `postgres_` run the suites they include on PostgreSQL; all others on
+/// the embedded default.
+pub fn backend() -> Backend {
+    static BACKEND: OnceLock<Backend> = OnceLock::new();
+    *BACKEND.get_or_init(|| {
+        let exe = std::env::current_exe().unwrap_or_default();
+        let name = exe.file_name().unwrap_or_default().to_string_lossy();
+        if name.starts_with("postgres_") {
+            Backend::Postgres
+        } else {
+            Backend::Embedded
+        }
+    })
+}
 
 /// How long berth may take to answer `GET /v2/` after it is started.
 const READY_DEADLINE: Duration = Duration::from_secs(30);
@@ -98,6 +124,42 @@ impl Berth {
         Berth::launch_with(root, data_dir, env, Some(ca))
     }
 
+    /// Starts another instance beside this one: the same data directory,
+    /// database, administrator and extra environment, its own port and
+    /// log (for several instances behind a load balancer).
+    pub fn join(&self) -> Berth {
+        let root = tempfile::Builder::new()
+            .prefix("berth-test-")
+            .tempdir()
+            .expect("create temp dir");
+        let log_path = root.path().join("berth.log");
+        let berth = Berth {
+            root,
+            data_dir: self.data_dir.clone(),
+            log_path,
+            port: 0,
+            admin_password: self.admin_password.clone(),
+            extra_env: self.extra_env.clone(),
+            child: None,
+            tls_ca: self.tls_ca.clone(),
+        };
+        berth.spawn_on_free_port()
+    }
+
+    /// Another process may take the free port between our probe and
+    /// berth's bind: then try another one.
+    fn spawn_on_free_port(mut self) -> Berth {
+        for attempt in 0.. {
+            self.port = free_port();
+            match self.spawn_and_wait() {
+                Ok(()) => return self,
+                Err(e) if attempt < 3 && e.contains("in use") => continue,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        unreachable!()
+    }
+
     /// The CA clients must trust, when serving HTTPS.
     pub fn tls_ca(&self) -> Option<&Path> {
         self.tls_ca.as_deref()
@@ -114,7 +176,7 @@ impl Berth {
         tls_ca: Option<PathBuf>,
     ) -> Berth {
         let log_path = root.path().join("berth.log");
-        let mut berth = Berth {
+        let berth = Berth {
             root,
             data_dir,
             log_path,
@@ -124,17 +186,72 @@ impl Berth {
             child: None,
             tls_ca,
         };
-        // Another process may take the free port between our probe and
-        // berth's bind: then try another one.
-        for attempt in 0.. {
-            berth.port = free_port();
-            match berth.spawn_and_wait() {
-                Ok(()) => return berth,
-                Err(e) if attempt < 3 && e.contains("in use") => continue,
-                Err(e) => panic!("{e}"),
+        berth.spawn_on_free_port()
+    }
+
+    /// The database of this berth when the test process runs on
+    /// PostgreSQL (see [`backend`]): one per data directory, so that a
+    /// restart on the same directory finds its data again.
+    fn database_url(&self) -> Option<String> {
+        if backend() != Backend::Postgres {
+            return None;
+        }
+        static DATABASES: OnceLock<Mutex<HashMap<PathBuf, String>>> = OnceLock::new();
+        let mut known = DATABASES
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let url = known.entry(self.data_dir.clone()).or_insert_with(|| {
+            crate::postgres::shared().create_database(&format!("berth_{}", random_suffix()))
+        });
+        Some(url.clone())
+    }
+
+    /// `berth <args>` as an operator runs it beside this server: on its
+    /// data directory and database, with no settings from the developer's
+    /// shell. Output is not captured; callers add what they need.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(berth_bin());
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("BERTH_") {
+                cmd.env_remove(key);
             }
         }
-        unreachable!()
+        if let Some(url) = self.database_url() {
+            cmd.env("BERTH_DATABASE__URL", url);
+        }
+        cmd.args(args)
+            .env("BERTH_DATA_DIR", &self.data_dir)
+            .env("NO_COLOR", "1");
+        cmd
+    }
+
+    /// Runs one SQL statement on berth's database, behind its back (to set
+    /// up states the API cannot reach); returns the rows as `a|b` lines.
+    pub fn sql(&self, statement: &str) -> String {
+        match self.database_url() {
+            Some(url) => {
+                let name = url.rsplit('/').next().expect("database name");
+                crate::postgres::shared().psql(name, statement)
+            }
+            None => {
+                let db = self.data_dir.join("berth.db");
+                // On standard input: a statement may be longer than an
+                // argument may; waiting for a busy writer.
+                let out = crate::tools::run(
+                    "sqlite3",
+                    &["-cmd", ".timeout 10000", &db.to_string_lossy()],
+                    &[],
+                    Some(statement),
+                );
+                assert!(
+                    out.status.success(),
+                    "sqlite3 {statement}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                String::from_utf8_lossy(&out.stdout).into_owned()
+            }
+        }
     }
 
     /// `http://127.0.0.1:PORT`, or `https://` when serving TLS.
@@ -308,6 +425,9 @@ impl Berth {
             if key.to_string_lossy().starts_with("BERTH_") {
                 cmd.env_remove(key);
             }
+        }
+        if let Some(url) = self.database_url() {
+            cmd.env("BERTH_DATABASE__URL", url);
         }
         cmd.arg("serve")
             .env("BERTH_LISTEN", self.host_port())

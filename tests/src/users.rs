@@ -2,24 +2,15 @@
 //! data directory of a running [`Berth`].
 
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
-use crate::server::{berth_bin, Berth};
+use crate::server::Berth;
 
 /// Runs `berth user <args>` on `berth`'s data directory with `stdin` as
 /// standard input; returns the output whatever the exit status.
 pub fn berth_user(berth: &Berth, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut cmd = Command::new(berth_bin());
-    // As for the server: no settings from the developer's shell.
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("BERTH_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.arg("user")
-        .args(args)
-        .env("BERTH_DATA_DIR", berth.data_dir())
-        .env("NO_COLOR", "1")
+    let mut cmd = berth.command(&["user"]);
+    cmd.args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -124,7 +124,7 @@ fn gc_frees_a_deleted_images_own_blobs_and_keeps_the_shared_base() {
             blob.data
         );
     }
-    assert_rows_have_files(berth.data_dir());
+    assert_rows_have_files(&berth);
 
     // History: newest first, with its total.
     let (status, headers, list) = api.get("/system/gc");
@@ -166,7 +166,7 @@ fn untagged_manifests_go_with_delete_untagged_and_a_fresh_push_is_protected() {
         404
     );
     r.assert_image("team/app", "v1", &tagged);
-    assert_rows_have_files(berth.data_dir());
+    assert_rows_have_files(&berth);
 }
 
 #[test]
@@ -231,7 +231,7 @@ fn the_command_line_runs_gc_and_refuses_while_another_one_holds_the_lock() {
         std::process::id()
     );
     sql(
-        berth.data_dir(),
+        &berth,
         &format!(
             "INSERT INTO gc_lock (id, holder, run_id, expires_ms) VALUES (1, '{holder}', 1, 99999999999999);"
         ),
@@ -249,7 +249,7 @@ fn the_command_line_runs_gc_and_refuses_while_another_one_holds_the_lock() {
         &json!({"schedule": {"type": "Manual"}}),
     );
     assert_eq!(status, 409, "{body}");
-    sql(berth.data_dir(), "DELETE FROM gc_lock;");
+    sql(&berth, "DELETE FROM gc_lock;");
 
     let out = berth_gc(&berth, &[]);
     assert!(out.status.success(), "{}", text(&out));
@@ -408,7 +408,7 @@ fn kill_9_during_gc_loses_nothing_and_the_next_gc_completes() {
         values.push(format!("('{digest}', {}, 0, 0)", data.len()));
     }
     sql(
-        berth.data_dir(),
+        &berth,
         &format!(
             "INSERT INTO blobs (digest, size, created_at, touched_ms) VALUES {};",
             values.join(",")
@@ -427,7 +427,7 @@ fn kill_9_during_gc_loses_nothing_and_the_next_gc_completes() {
     );
 
     berth.restart();
-    assert_rows_have_files(berth.data_dir());
+    assert_rows_have_files(&berth);
     for (i, image) in kept.iter().enumerate() {
         r.assert_image("team/app", &format!("v{i}"), image);
     }
@@ -438,7 +438,7 @@ fn kill_9_during_gc_loses_nothing_and_the_next_gc_completes() {
     let run = gc(&api, false, false);
     assert!(run["blobs_deleted"].as_u64().unwrap() > 0, "{run}");
     let files: BTreeSet<String> = blob_files(berth.data_dir()).into_keys().collect();
-    assert_eq!(files, referenced_blobs(berth.data_dir()));
+    assert_eq!(files, referenced_blobs(&berth));
     assert!(
         std::fs::read_dir(berth.data_dir().join("blobs/_trash"))
             .map(|mut d| d.next().is_none())

@@ -445,10 +445,10 @@ fn robots_stay_in_their_project_and_disabled_or_expired_ones_cannot_log_in() {
     assert!(got["expires_at"].as_i64().unwrap() > 0, "{got}");
     Client::login(&berth, &name, &secret);
     berth.stop();
-    let db = berth.data_dir().join("berth.db");
-    let sql = format!("UPDATE robots SET expires_at = strftime('%s','now') - 60 WHERE id = {id};");
-    let out = run("sqlite3", &[db.to_str().unwrap(), &sql], &[], None);
-    ok("sqlite3 update", &out);
+    let past = berth_tests::jwt::now() - 60;
+    berth.sql(&format!(
+        "UPDATE robots SET expires_at = {past} WHERE id = {id};"
+    ));
     berth.restart();
     assert_login_refused(
         &berth.host_port(),

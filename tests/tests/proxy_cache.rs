@@ -581,18 +581,10 @@ fn commands_beside_the_server_leave_its_fetches_and_uploads_alone() {
 /// beside the server; its upload purge age calls every upload abandoned.
 fn berth_command(berth: &Berth, args: &[&str], stdin: Option<&str>) -> std::process::Output {
     use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut cmd = Command::new(berth_tests::server::berth_bin());
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("BERTH_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.args(args)
-        .env("BERTH_DATA_DIR", berth.data_dir())
-        .env("BERTH_GC__GRACE_PERIOD", "0s")
+    use std::process::Stdio;
+    let mut cmd = berth.command(args);
+    cmd.env("BERTH_GC__GRACE_PERIOD", "0s")
         .env("BERTH_SERVER__UPLOAD_PURGE_AGE", "0s")
-        .env("NO_COLOR", "1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -192,15 +192,9 @@ fn an_expired_robot_stops_at_once() {
     // Durations are in days: move this one's end to 3 s from now, before
     // its first login, so the cached login carries it.
     let expires = berth_tests::jwt::now() + 3;
-    let db = berth.data_dir().join("berth.db");
-    let out = std::process::Command::new("sqlite3")
-        .arg(&db)
-        .arg(format!(
-            "PRAGMA busy_timeout=5000; UPDATE robots SET expires_at = {expires} WHERE name = '{robot}';"
-        ))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    berth.sql(&format!(
+        "UPDATE robots SET expires_at = {expires} WHERE name = '{robot}';"
+    ));
     let tags = || {
         http_client(Some((robot.as_str(), secret.as_str())))
             .get(format!("{}/v2/team/none/tags/list", berth.url()))

@@ -89,6 +89,11 @@ impl UpstreamClient {
         }
     }
 
+    /// Forgets every endpoint's tokens.
+    pub fn forget_all(&self) {
+        self.tokens.invalidate_all();
+    }
+
     /// Forgets an endpoint's tokens (its URL or credential changed).
     pub fn forget(&self, endpoint_id: i64) {
         let _ = self

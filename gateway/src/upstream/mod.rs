@@ -117,9 +117,21 @@ impl Upstreams {
         Ok(local)
     }
 
-    /// After an endpoint changed or was deleted here.
+    /// After an endpoint changed or was deleted (see `App::forget_endpoint`).
     pub fn forget_endpoint(&self, id: i64) {
         self.endpoints.invalidate(&id);
         self.client.forget(id);
+    }
+
+    /// After repositories went wholesale: which exist here is asked again.
+    pub fn forget_local_repos(&self) {
+        self.local_repos.invalidate_all();
+    }
+
+    /// After announcements of other processes may have been missed.
+    pub fn forget_everything(&self) {
+        self.endpoints.invalidate_all();
+        self.local_repos.invalidate_all();
+        self.client.forget_all();
     }
 }

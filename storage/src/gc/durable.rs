@@ -17,48 +17,58 @@
 //! reconciliation, which removes a trash file when its row is absent,
 //! only ever acts on durable deletes: GC's deletes are the only ones of
 //! `blobs` rows.
+//!
+//! On PostgreSQL every commit is durable when it returns (unless its
+//! administrator set `synchronous_commit = off`), so nothing is switched.
 
 use std::ops::{Deref, DerefMut};
 
 use sqlx::pool::PoolConnection;
-use sqlx::Sqlite;
+use sqlx::Any;
 
 use crate::error::StorageError;
-use crate::meta::Meta;
+use crate::meta::{Backend, Meta};
 
 /// A pooled connection whose commits are durable when they return. It
 /// goes back to the pool in the normal mode after `release`; dropped
 /// without it (on an error), it is closed rather than returned in FULL
 /// mode.
 pub(crate) struct DurableConn {
-    conn: PoolConnection<Sqlite>,
+    conn: PoolConnection<Any>,
+    sqlite: bool,
     released: bool,
 }
 
 impl DurableConn {
     pub(crate) async fn acquire(meta: &Meta) -> Result<DurableConn, StorageError> {
         let mut conn = meta.pool().acquire().await?;
-        sqlx::query("PRAGMA synchronous = FULL")
-            .execute(&mut *conn)
-            .await?;
+        let sqlite = meta.backend() == Backend::Sqlite;
+        if sqlite {
+            sqlx::query("PRAGMA synchronous = FULL")
+                .execute(&mut *conn)
+                .await?;
+        }
         Ok(DurableConn {
             conn,
+            sqlite,
             released: false,
         })
     }
 
     /// Back to the pool's normal mode.
     pub(crate) async fn release(mut self) -> Result<(), StorageError> {
-        sqlx::query("PRAGMA synchronous = NORMAL")
-            .execute(&mut *self.conn)
-            .await?;
+        if self.sqlite {
+            sqlx::query("PRAGMA synchronous = NORMAL")
+                .execute(&mut *self.conn)
+                .await?;
+        }
         self.released = true;
         Ok(())
     }
 }
 
 impl Deref for DurableConn {
-    type Target = PoolConnection<Sqlite>;
+    type Target = PoolConnection<Any>;
     fn deref(&self) -> &Self::Target {
         &self.conn
     }

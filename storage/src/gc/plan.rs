@@ -52,7 +52,7 @@ pub(crate) struct Plan {
     pub(crate) blobs: Vec<Digest>,
 }
 
-fn digest(row: &sqlx::sqlite::SqliteRow, col: &str) -> Result<Digest, StorageError> {
+fn digest(row: &sqlx::any::AnyRow, col: &str) -> Result<Digest, StorageError> {
     row.try_get::<String, _>(col)?.parse()
 }
 
@@ -115,7 +115,7 @@ pub(crate) async fn load(meta: &Meta) -> Result<Graph, StorageError> {
             repo_id: row.try_get("repo_id")?,
             manifest: digest(&row, "manifest_digest")?,
             child: digest(&row, "child_digest")?,
-            is_manifest: row.try_get("is_manifest")?,
+            is_manifest: crate::meta::flag(&row, "is_manifest")?,
         });
     }
     Ok(g)

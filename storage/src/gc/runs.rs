@@ -114,7 +114,7 @@ pub(crate) async fn acquire(
         Uuid::new_v4().simple()
     );
     let now_ms = now_ms();
-    let mut tx = meta.pool().begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = meta.write().await?;
     let held: Option<(String, i64, i64)> =
         sqlx::query_as("SELECT holder, run_id, expires_ms FROM gc_lock WHERE id = 1")
             .fetch_optional(&mut *tx)
@@ -130,8 +130,8 @@ pub(crate) async fn acquire(
          VALUES ($1, $2, $3, 'Running', $4, $4) RETURNING id",
     )
     .bind(kind.as_str())
-    .bind(options.dry_run)
-    .bind(options.delete_untagged)
+    .bind(i64::from(options.dry_run))
+    .bind(i64::from(options.delete_untagged))
     .bind(now())
     .fetch_one(&mut *tx)
     .await?;
@@ -153,10 +153,7 @@ pub(crate) async fn acquire(
     })
 }
 
-async fn mark_interrupted(
-    conn: &mut sqlx::SqliteConnection,
-    run_id: i64,
-) -> Result<(), StorageError> {
+async fn mark_interrupted(conn: &mut sqlx::AnyConnection, run_id: i64) -> Result<(), StorageError> {
     sqlx::query(
         "UPDATE gc_runs SET status = 'Error', log = log || $2, updated_at = $3 \
          WHERE id = $1 AND status = 'Running'",
@@ -182,7 +179,7 @@ pub(crate) async fn clear_dead_holder(meta: &Meta) -> Result<(), StorageError> {
     if !holder_dead(&holder) {
         return Ok(());
     }
-    let mut tx = meta.pool().begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = meta.write().await?;
     let gone = sqlx::query("DELETE FROM gc_lock WHERE id = 1 AND holder = $1")
         .bind(&holder)
         .execute(&mut *tx)
@@ -227,7 +224,7 @@ pub(crate) async fn finish(
     report: &GcReport,
     log: &str,
 ) -> Result<(), StorageError> {
-    let mut tx = meta.pool().begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = meta.write().await?;
     sqlx::query(
         "UPDATE gc_runs SET status = $2, manifests_deleted = $3, blobs_deleted = $4, \
          bytes_freed = $5, log = log || $6, updated_at = $7 WHERE id = $1 AND status = 'Running'",
@@ -252,13 +249,13 @@ pub(crate) async fn finish(
 const RUN_COLUMNS: &str = "id, kind, dry_run, delete_untagged, status, manifests_deleted, \
                            blobs_deleted, bytes_freed, created_at, updated_at";
 
-fn run_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<GcRun, StorageError> {
+fn run_from_row(row: &sqlx::any::AnyRow) -> Result<GcRun, StorageError> {
     Ok(GcRun {
         id: row.try_get("id")?,
         kind: GcKind::parse(row.try_get::<&str, _>("kind")?),
         options: GcOptions {
-            dry_run: row.try_get("dry_run")?,
-            delete_untagged: row.try_get("delete_untagged")?,
+            dry_run: crate::meta::flag(row, "dry_run")?,
+            delete_untagged: crate::meta::flag(row, "delete_untagged")?,
         },
         status: GcStatus::parse(row.try_get::<&str, _>("status")?),
         report: GcReport {
@@ -320,8 +317,8 @@ pub(crate) async fn schedule(meta: &Meta) -> Result<Option<GcSchedule>, StorageE
             kind: row.try_get("kind")?,
             cron: row.try_get("cron")?,
             options: GcOptions {
-                dry_run: row.try_get("dry_run")?,
-                delete_untagged: row.try_get("delete_untagged")?,
+                dry_run: crate::meta::flag(&row, "dry_run")?,
+                delete_untagged: crate::meta::flag(&row, "delete_untagged")?,
             },
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
@@ -345,8 +342,8 @@ pub(crate) async fn set_schedule(
     )
     .bind(kind)
     .bind(cron)
-    .bind(options.delete_untagged)
-    .bind(options.dry_run)
+    .bind(i64::from(options.delete_untagged))
+    .bind(i64::from(options.dry_run))
     .bind(now())
     .bind(now_ms())
     .execute(meta.pool())

@@ -4,8 +4,6 @@
 use std::path::Path;
 use std::time::SystemTime;
 
-use sqlx::Connection;
-
 use super::durable::DurableConn;
 use crate::blobs::BlobStore;
 use crate::error::StorageError;
@@ -30,7 +28,7 @@ pub(crate) async fn delete_manifest(
     cutoff_s: i64,
 ) -> Result<bool, StorageError> {
     let d = digest.to_string();
-    let mut tx = meta.pool().begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = meta.write().await?;
     let row: Option<(i64, Option<String>)> = sqlx::query_as(
         "SELECT created_at, subject FROM manifests WHERE repo_id = $1 AND digest = $2",
     )
@@ -75,7 +73,7 @@ pub(crate) async fn delete_link(
     cutoff_ms: i64,
 ) -> Result<bool, StorageError> {
     let d = digest.to_string();
-    let mut tx = meta.pool().begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = meta.write().await?;
     let touched: Option<i64> = sqlx::query_scalar("SELECT touched_ms FROM blobs WHERE digest = $1")
         .bind(&d)
         .fetch_optional(&mut *tx)
@@ -127,7 +125,7 @@ pub(crate) async fn delete_blob(
 ) -> Result<Option<DeletedBlob>, StorageError> {
     let d = digest.to_string();
     let mut conn = DurableConn::acquire(meta).await?;
-    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = crate::meta::begin_write(&mut conn).await?;
     let touched: Option<i64> = sqlx::query_scalar("SELECT touched_ms FROM blobs WHERE digest = $1")
         .bind(&d)
         .fetch_optional(&mut *tx)
@@ -173,9 +171,14 @@ pub(crate) async fn delete_blob(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(StorageError::io(format!("stat blob {digest}"))(e)),
     };
-    let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
-        .fetch_one(&mut *tx)
-        .await?;
+    // PostgreSQL's commits are durable unless its administrator turned
+    // `synchronous_commit` off; reported in SQLite's numbers (2 = FULL).
+    let synchronous: i64 = sqlx::query_scalar(meta.backend().pick(
+        "PRAGMA synchronous",
+        "SELECT CASE WHEN current_setting('synchronous_commit') = 'off' THEN 0 ELSE 2 END",
+    ))
+    .fetch_one(&mut *tx)
+    .await?;
     if let Err(e) = tx.commit().await {
         if bytes.is_some() {
             let _ = std::fs::rename(&trash, &path);
@@ -211,7 +214,7 @@ pub(crate) async fn remove_orphan(
 ) -> Result<Option<u64>, StorageError> {
     // The write lock, held while deciding: an upload renames its file and
     // inserts its row under this same lock.
-    let mut tx = meta.pool().begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = meta.write().await?;
     let row: Option<i64> = sqlx::query_scalar("SELECT 1 FROM blobs WHERE digest = $1")
         .bind(digest.to_string())
         .fetch_optional(&mut *tx)
@@ -237,7 +240,7 @@ pub(crate) async fn settle_trash(
     digest: &Digest,
     trash: &Path,
 ) -> Result<(), StorageError> {
-    let mut tx = meta.pool().begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = meta.write().await?;
     let row: Option<i64> = sqlx::query_scalar("SELECT 1 FROM blobs WHERE digest = $1")
         .bind(digest.to_string())
         .fetch_optional(&mut *tx)

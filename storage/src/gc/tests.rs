@@ -10,6 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::*;
+use crate::oci::RepoName;
 use crate::oci::{manifest, Algorithm, Reference, Tag};
 use crate::registry::Settings;
 

@@ -12,7 +12,7 @@ pub mod cron;
 pub mod rules;
 
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::error::StorageError;
@@ -97,7 +97,7 @@ pub struct RepositoryArtifacts {
     pub candidates: Vec<Candidate>,
 }
 
-fn policy_from_row(row: &SqliteRow) -> Result<Policy, StorageError> {
+fn policy_from_row(row: &AnyRow) -> Result<Policy, StorageError> {
     let rules: String = row.try_get("rules")?;
     let trig: String = row.try_get("trig")?;
     let bad = |e: serde_json::Error| StorageError::Corrupt(format!("retention policy: {e}"));
@@ -109,19 +109,19 @@ fn policy_from_row(row: &SqliteRow) -> Result<Policy, StorageError> {
     })
 }
 
-fn execution_from_row(row: &SqliteRow) -> Result<ExecutionRow, StorageError> {
+fn execution_from_row(row: &AnyRow) -> Result<ExecutionRow, StorageError> {
     Ok(ExecutionRow {
         id: row.try_get("id")?,
         policy_id: row.try_get("policy_id")?,
         status: row.try_get("status")?,
         trigger: row.try_get("trig")?,
-        dry_run: row.try_get("dry_run")?,
+        dry_run: crate::meta::flag(row, "dry_run")?,
         start_time: row.try_get("start_time")?,
         end_time: row.try_get("end_time")?,
     })
 }
 
-fn task_from_row(row: &SqliteRow) -> Result<TaskRow, StorageError> {
+fn task_from_row(row: &AnyRow) -> Result<TaskRow, StorageError> {
     Ok(TaskRow {
         id: row.try_get("id")?,
         execution_id: row.try_get("execution_id")?,
@@ -245,16 +245,22 @@ impl Meta {
         let mut out = Vec::with_capacity(repos.len());
         for repo in repos {
             let repo_id: i64 = repo.try_get("id")?;
-            let rows = sqlx::query(
-                "SELECT m.digest, m.rowid AS ord, m.pulled_at, \
-                   max(m.created_at, coalesce((SELECT max(t.updated_at) FROM tags t \
-                     WHERE t.repo_id = m.repo_id AND t.manifest_digest = m.digest), 0)) AS pushed_at, \
-                   (SELECT json_group_array(t.name) FROM tags t \
+            // The tags as a JSON array: PostgreSQL has no json_group_array,
+            // and its json_agg of no rows is NULL.
+            let tag_list = self.backend().pick(
+                "json_group_array(t.name)",
+                "coalesce(CAST(json_agg(t.name) AS TEXT), '[]')",
+            );
+            let rows = sqlx::query(&format!(
+                "SELECT m.digest, m.rowid AS ord, m.pulled_at, m.created_at, \
+                   coalesce((SELECT max(t.updated_at) FROM tags t \
+                     WHERE t.repo_id = m.repo_id AND t.manifest_digest = m.digest), 0) AS tagged_at, \
+                   (SELECT {tag_list} FROM tags t \
                      WHERE t.repo_id = m.repo_id AND t.manifest_digest = m.digest) AS tags \
                  FROM manifests m WHERE m.repo_id = $1 AND NOT EXISTS (SELECT 1 FROM manifest_refs c \
                    WHERE c.repo_id = m.repo_id AND c.is_manifest = 1 AND c.child_digest = m.digest) \
                  ORDER BY m.rowid",
-            )
+            ))
             .bind(repo_id)
             .fetch_all(self.pool())
             .await?;
@@ -267,7 +273,10 @@ impl Meta {
                 candidates.push(Candidate {
                     digest: row.try_get("digest")?,
                     tags,
-                    pushed_at: row.try_get("pushed_at")?,
+                    // The later of the push and the last tagging.
+                    pushed_at: row
+                        .try_get::<i64, _>("created_at")?
+                        .max(row.try_get("tagged_at")?),
                     pulled_at: row.try_get("pulled_at")?,
                     order: row.try_get("ord")?,
                 });
@@ -293,7 +302,7 @@ impl Meta {
         )
         .bind(policy_id)
         .bind(trigger)
-        .bind(dry_run)
+        .bind(i64::from(dry_run))
         .bind(now())
         .fetch_one(self.pool())
         .await?)

@@ -4,11 +4,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_tests::server::{berth_bin, POLL};
-use berth_tests::tools::{run, text};
+use berth_tests::server::POLL;
 use berth_tests::{Api, Berth};
 use serde_json::{json, Value};
 
@@ -47,19 +46,11 @@ pub fn blob_files(data_dir: &Path) -> BTreeMap<String, u64> {
     out
 }
 
-/// Runs one SQL statement with the sqlite3 shell on berth's database
-/// (waiting for a busy writer); its output lines.
-pub fn sql(data_dir: &Path, statement: &str) -> Vec<String> {
-    let db = data_dir.join("berth.db");
-    // On standard input: a statement may be longer than an argument may.
-    let out = run(
-        "sqlite3",
-        &["-cmd", ".timeout 10000", db.to_str().expect("utf-8 path")],
-        &[],
-        Some(statement),
-    );
-    assert!(out.status.success(), "sqlite3 {statement}: {}", text(&out));
-    String::from_utf8_lossy(&out.stdout)
+/// Runs one SQL statement on berth's database (SQLite or PostgreSQL);
+/// its output lines.
+pub fn sql(berth: &Berth, statement: &str) -> Vec<String> {
+    berth
+        .sql(statement)
         .lines()
         .map(str::to_owned)
         .filter(|l| !l.is_empty())
@@ -67,16 +58,16 @@ pub fn sql(data_dir: &Path, statement: &str) -> Vec<String> {
 }
 
 /// Blob digests the database has rows for.
-pub fn blob_rows(data_dir: &Path) -> BTreeSet<String> {
-    sql(data_dir, "SELECT digest FROM blobs;")
+pub fn blob_rows(berth: &Berth) -> BTreeSet<String> {
+    sql(berth, "SELECT digest FROM blobs;")
         .into_iter()
         .collect()
 }
 
 /// Blob digests some manifest references (config or layer).
-pub fn referenced_blobs(data_dir: &Path) -> BTreeSet<String> {
+pub fn referenced_blobs(berth: &Berth) -> BTreeSet<String> {
     sql(
-        data_dir,
+        berth,
         "SELECT DISTINCT child_digest FROM manifest_refs WHERE is_manifest = 0;",
     )
     .into_iter()
@@ -84,9 +75,9 @@ pub fn referenced_blobs(data_dir: &Path) -> BTreeSet<String> {
 }
 
 /// Asserts the invariant GC keeps: every blob row has its file.
-pub fn assert_rows_have_files(data_dir: &Path) -> usize {
-    let files = blob_files(data_dir);
-    let rows = blob_rows(data_dir);
+pub fn assert_rows_have_files(berth: &Berth) -> usize {
+    let files = blob_files(berth.data_dir());
+    let rows = blob_rows(berth);
     let missing: Vec<&String> = rows.iter().filter(|d| !files.contains_key(*d)).collect();
     assert!(missing.is_empty(), "blob rows without files: {missing:?}");
     rows.len()
@@ -155,17 +146,9 @@ pub fn gc_log(api: &Api, id: i64) -> String {
 
 /// Runs `berth gc <args>` on `berth`'s data directory.
 pub fn berth_gc(berth: &Berth, args: &[&str]) -> Output {
-    let mut cmd = Command::new(berth_bin());
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("BERTH_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.arg("gc")
-        .args(args)
-        .env("BERTH_DATA_DIR", berth.data_dir())
+    let mut cmd = berth.command(&["gc"]);
+    cmd.args(args)
         .env("BERTH_GC__GRACE_PERIOD", "0s")
-        .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -1,0 +1,120 @@
+//! Changes every berth process must see at once.
+//!
+//! Each process keeps caches in memory (manifests by tag, blob links,
+//! projects, roles, logins). When a process changes what one of them
+//! holds, it drops the entry and announces the [`Change`]; on PostgreSQL
+//! the announcement is a `NOTIFY` on [`CHANNEL`], and every process
+//! sharing the database listens and drops the same entry. So a deleted
+//! tag, a disabled user or a removed member takes effect everywhere within
+//! the time a notification takes, not a cache lifetime. (On SQLite there
+//! is nothing to announce to: the caches' short lifetimes bound what
+//! another process on the same file may miss.)
+//!
+//! Caches stay caches: a lost notification delays a change by at most the
+//! cache's lifetime, and a listener that lost its connection drops
+//! everything ([`Change::Everything`]) before it trusts its caches again.
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::error::StorageError;
+
+/// The PostgreSQL channel the announcements go through.
+pub const CHANNEL: &str = "berth_changes";
+
+/// What cached entries a change makes stale.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Change {
+    /// A tag moved or went.
+    Tag { repo: String, tag: String },
+    /// Some tags of unknown names moved or went (a manifest deleted by
+    /// digest, GC).
+    AnyTag,
+    /// A manifest went.
+    Manifest { repo: String, digest: String },
+    /// A blob's link into a repository went.
+    BlobLink { repo: String, digest: String },
+    /// A project was created, changed or deleted.
+    Project { name: String },
+    /// Repositories went wholesale (a project or repository deletion).
+    Content,
+    /// Accounts, memberships or robots changed: roles and logins go.
+    Access,
+    /// A registry endpoint changed or went.
+    Endpoint { id: i64 },
+    /// Announcements may have been missed: every cache goes.
+    Everything,
+}
+
+impl Change {
+    pub(crate) fn encode(&self) -> Result<String, StorageError> {
+        serde_json::to_string(self)
+            .map_err(|e| StorageError::Corrupt(format!("encoding a change: {e}")))
+    }
+
+    /// A notification's payload; `None` for one this version does not know
+    /// (sent by a newer berth during a rolling upgrade).
+    pub fn decode(payload: &str) -> Option<Change> {
+        serde_json::from_str(payload).ok()
+    }
+}
+
+/// Sends announcements in order, off the caller's path.
+#[derive(Debug, Clone)]
+pub(crate) struct Announcer {
+    queue: mpsc::UnboundedSender<Change>,
+}
+
+impl Announcer {
+    /// Starts the task that sends what is queued with `send`.
+    pub(crate) fn start(pool: sqlx::AnyPool) -> Announcer {
+        let (queue, mut queued) = mpsc::unbounded_channel::<Change>();
+        tokio::spawn(async move {
+            while let Some(change) = queued.recv().await {
+                if let Err(e) = notify(&pool, &change).await {
+                    // The other processes see it when their caches expire.
+                    tracing::warn!(error = %e, ?change, "could not announce a change to the other berth processes");
+                }
+            }
+        });
+        Announcer { queue }
+    }
+
+    pub(crate) fn send(&self, change: Change) {
+        let _ = self.queue.send(change);
+    }
+}
+
+/// Sends one announcement now.
+pub(crate) async fn notify(pool: &sqlx::AnyPool, change: &Change) -> Result<(), StorageError> {
+    // In FROM, so that the void result is never decoded.
+    sqlx::query("SELECT 1 FROM pg_notify($1, $2)")
+        .bind(CHANNEL)
+        .bind(change.encode()?)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_survive_the_wire_and_unknown_ones_are_ignored() {
+        for change in [
+            Change::Tag {
+                repo: "team/app".into(),
+                tag: "v1".into(),
+            },
+            Change::AnyTag,
+            Change::Endpoint { id: 7 },
+            Change::Everything,
+        ] {
+            assert_eq!(Change::decode(&change.encode().unwrap()), Some(change));
+        }
+        assert_eq!(Change::decode(r#"{"kind":"from_the_future"}"#), None);
+        assert_eq!(Change::decode("not json"), None);
+    }
+}

@@ -1,0 +1,242 @@
+//! Three berth instances sharing one PostgreSQL database and one data
+//! directory, behind haproxy (round robin, every request anywhere): real
+//! clients push and pull through it, changes made on one instance take
+//! effect on the others at once, and an instance killed with -9 during a
+//! push loses nothing.
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use berth_tests::cluster::Cluster;
+use berth_tests::registry::{http_client, Registry};
+use berth_tests::tools::{
+    layout_digest, run, skopeo_copy, skopeo_login, text, write_oci_layout, Podman,
+};
+use berth_tests::{Api, Image};
+
+/// A change announced by one instance reaches the others within this.
+const PROPAGATION: Duration = Duration::from_secs(1);
+
+fn start(n: usize) -> (Cluster, Api) {
+    let cluster = Cluster::start(n);
+    let (user, pw) = cluster.admin_credentials();
+    let api = Api::at(&cluster.url(), user, pw);
+    api.create_projects(&["team"]);
+    (cluster, api)
+}
+
+fn ok(what: &str, out: &std::process::Output) {
+    assert!(out.status.success(), "{what}: {}", text(out));
+}
+
+/// Polls `done` until it holds; how long that took. Panics past `limit`.
+fn within(limit: Duration, what: &str, mut done: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    loop {
+        if done() {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn skopeo_and_podman_push_and_pull_through_any_instance() {
+    let (cluster, _api) = start(3);
+    let (user, pw) = cluster.admin_credentials();
+    let scratch = cluster.scratch_dir();
+    let image = Image::random(3);
+    let layout = write_oci_layout(&scratch.join("layout"), &image, "1.0");
+    let authfile = scratch.join("auth.json");
+    ok(
+        "skopeo login",
+        &skopeo_login(&authfile, &cluster.host_port(), user, pw),
+    );
+    let dest = format!("docker://{}/team/app:1.0", cluster.host_port());
+    ok("skopeo copy", &skopeo_copy(&authfile, &layout, &dest));
+    let digest = layout_digest(&scratch.join("layout"), "1.0");
+
+    // Every instance serves the image whole, by tag and by digest.
+    for node in &cluster.nodes {
+        let registry = node.registry();
+        registry.assert_image("team/app", "1.0", &image);
+        registry.assert_image("team/app", &digest, &image);
+    }
+
+    // podman pulls it back through the balancer; its layers arrive intact.
+    let podman = Podman::new(&scratch.join("podman"));
+    ok(
+        "podman login",
+        &podman.login(&cluster.host_port(), user, pw),
+    );
+    let reference = format!("{}/team/app:1.0", cluster.host_port());
+    ok(
+        "podman pull",
+        &podman.run(&["pull", "--tls-verify=false", &reference], None),
+    );
+    let out = podman.run(
+        &["image", "inspect", "--format", "{{.Digest}}", &reference],
+        None,
+    );
+    ok("podman inspect", &out);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), digest);
+
+    // A bearer token issued by one instance is accepted by every other.
+    let token = {
+        let resp = http_client(None)
+            .get(format!(
+                "{}/service/token?service=berth&scope=repository:team/app:pull",
+                cluster.nodes[0].url()
+            ))
+            .basic_auth(user, Some(pw))
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let body: serde_json::Value = resp.json().unwrap();
+        body["token"].as_str().unwrap().to_owned()
+    };
+    for node in &cluster.nodes {
+        let resp = http_client(None)
+            .get(format!("{}/v2/team/app/manifests/1.0", node.url()))
+            .bearer_auth(&token)
+            .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 200, "token of node 0 at {}", node.url());
+    }
+}
+
+/// A tag deleted through one instance is gone on the others at once,
+/// although each had it in its cache (which alone would keep it for
+/// seconds): the deleting instance announces the change.
+#[test]
+fn a_deleted_tag_and_a_disabled_user_take_effect_everywhere_within_a_second() {
+    let (cluster, api) = start(3);
+    let image = Image::random(1);
+    cluster.nodes[0]
+        .registry()
+        .push_image("team/app", "doomed", &image);
+    // Each instance reads the tag, so each has it cached.
+    for node in &cluster.nodes {
+        let resp = node.registry().get_manifest("team/app", "doomed");
+        assert_eq!(resp.status(), 200);
+    }
+    let resp = cluster.nodes[0]
+        .registry()
+        .http()
+        .delete(
+            cluster.nodes[0]
+                .registry()
+                .url("/v2/team/app/manifests/doomed"),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    for node in &cluster.nodes[1..] {
+        let registry = node.registry();
+        let took = within(
+            PROPAGATION,
+            "tag deletion reaching another instance",
+            || registry.get_manifest("team/app", "doomed").status() == 404,
+        );
+        eprintln!("tag deletion seen by {} after {took:?}", node.url());
+    }
+
+    // A user logs in on every instance (each caches the login), then is
+    // disabled through one: the others refuse the next request at once.
+    let (status, _, body) = api.post(
+        "/users",
+        &serde_json::json!({"username": "carol", "password": "Carol-pw-12345",
+                            "email": "carol@example.org", "realname": "Carol"}),
+    );
+    assert_eq!(status, 201, "{body}");
+    let carol: Vec<Registry> = cluster
+        .nodes
+        .iter()
+        .map(|n| Registry::with_basic_auth(&n.url(), "carol", "Carol-pw-12345"))
+        .collect();
+    for r in &carol {
+        assert_eq!(r.http().get(r.url("/v2/")).send().unwrap().status(), 200);
+    }
+    let out = cluster.nodes[0]
+        .command(&["user", "disable", "carol"])
+        .output()
+        .unwrap();
+    ok("berth user disable", &out);
+    for r in &carol[1..] {
+        let took = within(
+            PROPAGATION,
+            "a disabled user reaching another instance",
+            || r.http().get(r.url("/v2/")).send().unwrap().status() == 401,
+        );
+        eprintln!("disabled user refused by {} after {took:?}", r.base());
+    }
+}
+
+/// skopeo pushes a large image through the balancer while one instance
+/// is killed with -9; the push completes through the others (skopeo
+/// retries), and what is stored is whole on every surviving instance.
+#[test]
+fn an_instance_killed_during_a_push_loses_nothing() {
+    let (mut cluster, _api) = start(3);
+    let (user, pw) = cluster.admin_credentials();
+    let scratch = cluster.scratch_dir().to_path_buf();
+    let image = Image::with_layers(
+        (0..4)
+            .map(|_| berth_tests::content::random_layer(4, 4 * 1024 * 1024))
+            .collect(),
+    );
+    let layout = write_oci_layout(&scratch.join("layout"), &image, "big");
+    let authfile = scratch.join("auth.json");
+    ok(
+        "skopeo login",
+        &skopeo_login(&authfile, &cluster.host_port(), user, pw),
+    );
+    let dest = format!("docker://{}/team/big:1", cluster.host_port());
+    let authfile_arg = authfile.to_string_lossy().into_owned();
+    let push = std::thread::spawn(move || {
+        run(
+            "skopeo",
+            &[
+                "--insecure-policy",
+                "copy",
+                "--retry-times",
+                "5",
+                "--dest-tls-verify=false",
+                "--authfile",
+                &authfile_arg,
+                &layout,
+                &dest,
+            ],
+            &[],
+            None,
+        )
+    });
+    // Kill an instance once the push is under way (its first blob has
+    // begun to arrive somewhere).
+    let data_dir = cluster.nodes[0].data_dir().to_path_buf();
+    within(Duration::from_secs(60), "the push to begin", || {
+        std::fs::read_dir(data_dir.join("blobs/_uploads"))
+            .map(|d| d.count() > 0)
+            .unwrap_or(false)
+            || push.is_finished()
+    });
+    assert!(
+        !push.is_finished(),
+        "the push ended before an instance was killed"
+    );
+    cluster.nodes[1].kill9();
+    let out = push.join().unwrap();
+    ok("skopeo copy with an instance killed", &out);
+    cluster.wait_up(2);
+    for node in [&cluster.nodes[0], &cluster.nodes[2]] {
+        node.registry().assert_image("team/big", "1", &image);
+    }
+    // The killed instance comes back and serves the same.
+    cluster.nodes[1].restart();
+    cluster.wait_up(3);
+    cluster.nodes[1]
+        .registry()
+        .assert_image("team/big", "1", &image);
+}
