@@ -211,6 +211,7 @@ impl GatewayError {
                 | StorageError::Io { .. }
                 | StorageError::Db(_)
                 | StorageError::Migrate(_)
+                | StorageError::MigrationRefused(_)
                 | StorageError::Corrupt(_) => Presented {
                     status: 500,
                     code: "UNKNOWN",

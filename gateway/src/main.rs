@@ -8,7 +8,7 @@ use berth_conf::{Config, LogFormat, TlsConfig};
 use berth_gateway::server::{self, ServerSettings};
 use berth_gateway::tls::{CertFiles, ReloadingCert};
 use berth_gateway::users_cli::{self, UserCommand};
-use berth_gateway::{bootstrap, cert_cli, gc_cli, gc_schedule};
+use berth_gateway::{bootstrap, cert_cli, gc_cli, gc_schedule, migrate_cli};
 use berth_storage::gc::GcOptions;
 use berth_storage::Registry;
 use clap::{Parser, Subcommand};
@@ -57,6 +57,17 @@ enum Command {
         /// Also delete manifests that no tag, index or kept subject references.
         #[arg(long)]
         delete_untagged: bool,
+    },
+    /// Copy this installation (database and blobs, each blob's digest
+    /// verified) into the one NEW.toml describes, on PostgreSQL. Rerun it
+    /// to pick up what changed since the last run.
+    Migrate {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The destination's config file, read as written (environment
+        /// overrides apply to the source only).
+        #[arg(long, value_name = "NEW.toml")]
+        to_config: PathBuf,
     },
     /// Manage local users.
     User {
@@ -138,6 +149,25 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Migrate { config, to_config } => {
+            let from = match berth_conf::load(config.as_deref(), &env) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("berth: invalid configuration: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match berth_conf::load(Some(&to_config), &[]) {
+                Ok(to) => tool(async move { migrate_cli::run(&from, &to).await }),
+                Err(e) => {
+                    eprintln!(
+                        "berth: invalid destination configuration {}: {e}",
+                        to_config.display()
+                    );
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::User { config, command } => match berth_conf::load(config.as_deref(), &env) {
             Ok(c) => user_command(c, command),
             Err(e) => {
@@ -156,46 +186,34 @@ fn main() -> ExitCode {
 }
 
 fn user_command(config: Config, command: UserCommand) -> ExitCode {
-    let result = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())
-        .and_then(|rt| {
-            rt.block_on(async {
-                let registry = Registry::open(&bootstrap::tool_settings(&config))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                users_cli::run(registry.meta(), command, || {
-                    std::io::read_to_string(std::io::stdin())
-                })
-                .await
-            })
-        });
-    match result {
-        Ok(msg) => {
-            println!("{msg}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("berth: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    tool(async move {
+        let registry = Registry::open(&bootstrap::tool_settings(&config))
+            .await
+            .map_err(|e| e.to_string())?;
+        users_cli::run(registry.meta(), command, || {
+            std::io::read_to_string(std::io::stdin())
+        })
+        .await
+    })
 }
 
 fn gc_command(config: Config, options: GcOptions) -> ExitCode {
+    tool(async move {
+        let registry = Registry::open(&bootstrap::tool_settings(&config))
+            .await
+            .map_err(|e| e.to_string())?;
+        gc_cli::run(&registry, options).await
+    })
+}
+
+/// Runs a command's work on a runtime of its own; prints its message and
+/// exits 0, or prints why it failed and exits 1.
+fn tool(work: impl std::future::Future<Output = Result<String, String>>) -> ExitCode {
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())
-        .and_then(|rt| {
-            rt.block_on(async {
-                let registry = Registry::open(&bootstrap::tool_settings(&config))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                gc_cli::run(&registry, options).await
-            })
-        });
+        .and_then(|rt| rt.block_on(work));
     match result {
         Ok(msg) => {
             println!("{msg}");

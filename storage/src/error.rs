@@ -44,6 +44,10 @@ pub enum StorageError {
     /// A tag an immutability rule protects cannot be moved or deleted.
     #[error("tag `{tag}` is immutable by {rule}: it cannot be overwritten or deleted; push under a new tag, or ask a project admin or maintainer to disable the rule")]
     TagImmutable { tag: String, rule: String },
+    /// `berth migrate` cannot copy this installation (the message says why
+    /// and what to do).
+    #[error("{0}")]
+    MigrationRefused(String),
     /// A stored row berth cannot read back (written by a newer version?).
     #[error("unreadable stored data: {0}")]
     Corrupt(String),

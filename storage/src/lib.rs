@@ -12,6 +12,7 @@
 //! - `cache`: in-memory caches in front of the database (caches only).
 //! - [`changes`]: what each process drops from its caches, announced to
 //!   the others sharing a PostgreSQL database.
+//! - [`migrate`]: `berth migrate`, an installation copied to PostgreSQL.
 //! - [`registry`]: the operations the gateway calls, keeping both in step.
 //! - `owner`: which process owns files left on disk, and whether it is gone.
 //! - [`gc`]: online garbage collection, its lock, history and schedule,
@@ -39,6 +40,7 @@ pub mod error;
 pub mod gc;
 pub mod immutable;
 pub mod meta;
+pub mod migrate;
 pub mod oci;
 mod owner;
 pub mod projects;

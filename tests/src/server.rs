@@ -84,6 +84,20 @@ impl Berth {
         Berth::launch(root, data_dir.to_path_buf(), Vec::new())
     }
 
+    /// Starts berth on an existing data directory with extra environment
+    /// variables (after the harness's own).
+    pub fn start_in_with_env(data_dir: &Path, env: &[(&str, &str)]) -> Berth {
+        let root = tempfile::Builder::new()
+            .prefix("berth-test-")
+            .tempdir()
+            .expect("create temp dir");
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Berth::launch(root, data_dir.to_path_buf(), env)
+    }
+
     /// Starts berth with a fresh data directory and extra environment
     /// variables such as `("BERTH_AUTH__MODE", "ldap")`; they are set after
     /// the harness's own, so they may override them.

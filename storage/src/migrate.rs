@@ -1,0 +1,401 @@
+//! `berth migrate`: copies an installation (its metadata database and its
+//! blobs) into another one on PostgreSQL, the way to move an embedded
+//! installation (SQLite and files) to a scaled-out one.
+//!
+//! Blobs go first, each streamed into a temp file while its digest is
+//! computed and placed at its content address only when digest and size
+//! match what the source records; blobs already at the destination (from
+//! an earlier run) are skipped, so a rerun copies only what is new. The
+//! metadata then replaces the destination's in one transaction: a rerun
+//! picks up every change since the last (new pushes, deleted tags, moved
+//! tags, changed passwords), and a failure leaves the destination as it
+//! was. Manifests are checked against their digests on the way.
+//!
+//! The destination must be new, or last written by `berth migrate` and
+//! not used since (no audit record or push after the migration): a
+//! rerun would otherwise replace what its users did there.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use futures_util::TryStreamExt;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Column, Row, Transaction, ValueRef};
+
+use crate::blobs::{BlobStore, READ_CHUNK};
+use crate::error::StorageError;
+use crate::meta::{Backend, Meta};
+use crate::oci::Digest;
+
+/// One installation: where its metadata and its blobs are.
+pub struct Installation {
+    pub database_url: String,
+    pub blob_root: PathBuf,
+}
+
+/// What a run did, for the summary.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub blobs_copied: u64,
+    pub blobs_present: u64,
+    pub bytes_copied: u64,
+    pub rows_copied: u64,
+}
+
+/// The tables in an order that satisfies their foreign keys, each with
+/// the columns to copy (`*`, plus SQLite's implicit `rowid` where the API
+/// shows it as an id). Upload sessions, the GC lock and the migrations
+/// table stay behind: they belong to running processes and to each
+/// database.
+const TABLES: &[(&str, &str)] = &[
+    ("users", "*"),
+    ("registries", "*"),
+    ("projects", "*"),
+    ("quotas", "*"),
+    ("user_groups", "*"),
+    ("project_members", "*"),
+    ("robots", "*"),
+    ("repositories", "*"),
+    ("blobs", "*"),
+    ("repo_blobs", "*"),
+    ("manifests", "rowid, *"),
+    ("manifest_refs", "*"),
+    ("tags", "rowid, *"),
+    ("audit_logs", "*"),
+    ("gc_runs", "*"),
+    ("gc_schedule", "*"),
+    ("immutable_rules", "*"),
+    ("retention_policies", "*"),
+    ("retention_executions", "*"),
+    ("retention_tasks", "*"),
+    ("id_high_water", "*"),
+];
+
+/// Serial columns whose sequences must continue after the copied ids.
+const SEQUENCES: &[(&str, &str)] = &[
+    ("users", "id"),
+    ("registries", "id"),
+    ("quotas", "id"),
+    ("user_groups", "id"),
+    ("project_members", "id"),
+    ("robots", "id"),
+    ("repositories", "id"),
+    ("manifests", "rowid"),
+    ("tags", "rowid"),
+    ("audit_logs", "id"),
+    ("gc_runs", "id"),
+    ("immutable_rules", "id"),
+    ("retention_policies", "id"),
+    ("retention_executions", "id"),
+    ("retention_tasks", "id"),
+];
+
+/// Copies `from` into `to`; `progress` hears a line now and then.
+pub async fn copy_installation(
+    from: &Installation,
+    to: &Installation,
+    progress: &mut (dyn FnMut(String) + Send),
+) -> Result<Summary, StorageError> {
+    let source = Meta::connect(&from.database_url).await?;
+    let dest = Meta::connect(&to.database_url).await?;
+    if dest.backend() != Backend::Postgres {
+        return Err(StorageError::MigrationRefused(
+            "the destination's database.url must be postgres://...: berth migrate moves an \
+             installation to PostgreSQL"
+                .into(),
+        ));
+    }
+    if from.database_url == to.database_url {
+        return Err(StorageError::MigrationRefused(
+            "the source and the destination are the same database".into(),
+        ));
+    }
+    check_destination(&dest).await?;
+    let source_blobs = BlobStore::open(&from.blob_root)?;
+    let dest_blobs = BlobStore::open(&to.blob_root)?;
+    let mut summary = copy_blobs(&source, &source_blobs, &dest_blobs, progress).await?;
+    summary.rows_copied = copy_metadata(&source, &dest, progress).await?;
+    Ok(summary)
+}
+
+/// Refuses a destination that holds data of its own.
+async fn check_destination(dest: &Meta) -> Result<(), StorageError> {
+    let marker: Option<i64> =
+        sqlx::query_scalar("SELECT finished_ms FROM migrated_from WHERE id = 1")
+            .fetch_optional(dest.pool())
+            .await?;
+    let since = marker.unwrap_or(0);
+    // Pushes and API changes leave audit records (op_time in ms), pushes
+    // leave manifests (created_at in s); a fresh berth leaves neither, and
+    // the rows a migration copies are older than its marker.
+    let used: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM audit_logs WHERE op_time > $1) \
+              + (SELECT count(*) FROM manifests WHERE created_at * 1000 > $1)",
+    )
+    .bind(since)
+    .fetch_one(dest.pool())
+    .await?;
+    if used > 0 {
+        return Err(StorageError::MigrationRefused(if marker.is_some() {
+            "the destination was used after the last migration (it has pushes or audit records \
+             since): a rerun would replace them; migrate into a new database instead"
+                .into()
+        } else {
+            "the destination database already holds a registry; migrate into a new, empty \
+             database"
+                .into()
+        }));
+    }
+    Ok(())
+}
+
+async fn copy_blobs(
+    source: &Meta,
+    from: &BlobStore,
+    to: &BlobStore,
+    progress: &mut (dyn FnMut(String) + Send),
+) -> Result<Summary, StorageError> {
+    let blobs: Vec<(String, i64)> =
+        sqlx::query_as("SELECT digest, size FROM blobs ORDER BY digest")
+            .fetch_all(source.pool())
+            .await?;
+    let total = blobs.len();
+    let total_bytes: i64 = blobs.iter().map(|(_, s)| *s).sum();
+    progress(format!(
+        "blobs: {total} in the source, {} bytes",
+        total_bytes
+    ));
+    let mut summary = Summary::default();
+    for (i, (digest, size)) in blobs.into_iter().enumerate() {
+        let digest: Digest = digest.parse()?;
+        let size = u64::try_from(size).unwrap_or(0);
+        let present = std::fs::metadata(to.path(&digest))
+            .map(|m| m.is_file() && m.len() == size)
+            .unwrap_or(false);
+        if present {
+            summary.blobs_present += 1;
+        } else {
+            let (src, dst) = (from.clone(), to.clone());
+            let d = digest.clone();
+            tokio::task::spawn_blocking(move || copy_blob(&src, &dst, &d, size))
+                .await
+                .map_err(|e| StorageError::MigrationRefused(format!("copying {digest}: {e}")))??;
+            summary.blobs_copied += 1;
+            summary.bytes_copied += size;
+        }
+        if (i + 1) % 100 == 0 || i + 1 == total {
+            progress(format!(
+                "blobs: {}/{total} ({} copied, {} bytes; {} already there)",
+                i + 1,
+                summary.blobs_copied,
+                summary.bytes_copied,
+                summary.blobs_present
+            ));
+        }
+    }
+    Ok(summary)
+}
+
+/// Streams one blob into a temp file at the destination, hashing it, and
+/// places it only when it is what the source's database says.
+fn copy_blob(
+    from: &BlobStore,
+    to: &BlobStore,
+    digest: &Digest,
+    size: u64,
+) -> Result<(), StorageError> {
+    let path = from.path(digest);
+    let mut src = File::open(&path).map_err(|e| {
+        StorageError::MigrationRefused(format!(
+            "blob {digest} is recorded in the source database but its file {} cannot be read \
+             ({e}); run `berth gc` on the source, then migrate again",
+            path.display()
+        ))
+    })?;
+    let temp = to
+        .uploads_dir()
+        .join(format!("migrate-{}", uuid::Uuid::new_v4()));
+    let result = (|| {
+        let mut out = File::create(&temp)
+            .map_err(StorageError::io(format!("creating {}", temp.display())))?;
+        let mut hasher = digest.algorithm().hasher();
+        let mut buf = vec![0u8; READ_CHUNK];
+        let mut copied = 0u64;
+        loop {
+            let n = src
+                .read(&mut buf)
+                .map_err(StorageError::io(format!("reading {}", path.display())))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n])
+                .map_err(StorageError::io(format!("writing {}", temp.display())))?;
+            copied += n as u64;
+        }
+        let got = hasher.finish();
+        if &got != digest || copied != size {
+            return Err(StorageError::MigrationRefused(format!(
+                "blob {digest} in the source is damaged: its file has {copied} bytes with digest \
+                 {got}, the database says {size} bytes; it was not copied"
+            )));
+        }
+        BlobStore::sync_upload(&out, digest)?;
+        to.place(&temp, digest)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result
+}
+
+/// Replaces the destination's metadata with the source's, in one
+/// transaction; the number of rows copied.
+async fn copy_metadata(
+    source: &Meta,
+    dest: &Meta,
+    progress: &mut (dyn FnMut(String) + Send),
+) -> Result<u64, StorageError> {
+    let mut tx = dest.write().await?;
+    let all: Vec<&str> = TABLES.iter().map(|(t, _)| *t).collect();
+    sqlx::query(&format!("TRUNCATE {} CASCADE", all.join(", ")))
+        .execute(&mut *tx)
+        .await?;
+    let mut rows = 0u64;
+    for (table, columns) in TABLES {
+        // PostgreSQL's tables have their `rowid` as a column of their own.
+        let columns = match source.backend() {
+            Backend::Sqlite => columns,
+            Backend::Postgres => "*",
+        };
+        let n = copy_table(source, &mut tx, table, columns).await?;
+        if *table == "projects" {
+            // Each project inserted got a quota row from its trigger; the
+            // source's rows (with their ids and limits) replace them.
+            sqlx::query("DELETE FROM quotas").execute(&mut *tx).await?;
+        }
+        progress(format!("{table}: {n} rows"));
+        rows += n;
+    }
+    for (table, column) in SEQUENCES {
+        sqlx::query_scalar::<_, i64>(&format!(
+            "SELECT setval(pg_get_serial_sequence('{table}', '{column}'), \
+             coalesce((SELECT max({column}) FROM {table}), 0) + 1, false)"
+        ))
+        .fetch_one(&mut *tx)
+        .await?;
+    }
+    sqlx::query(
+        "INSERT INTO migrated_from (id, finished_ms) VALUES (1, $1) \
+         ON CONFLICT (id) DO UPDATE SET finished_ms = excluded.finished_ms",
+    )
+    .bind(crate::audit::now_ms())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(rows)
+}
+
+/// A column value as it crosses between the databases.
+enum Value {
+    Null,
+    Int(i64),
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+fn value(row: &AnyRow, i: usize) -> Result<Value, StorageError> {
+    if row.try_get_raw(i)?.is_null() {
+        return Ok(Value::Null);
+    }
+    if let Ok(v) = row.try_get::<i64, _>(i) {
+        return Ok(Value::Int(v));
+    }
+    if let Ok(v) = row.try_get::<String, _>(i) {
+        return Ok(Value::Text(v));
+    }
+    Ok(Value::Bytes(row.try_get::<Vec<u8>, _>(i)?))
+}
+
+async fn copy_table(
+    source: &Meta,
+    tx: &mut Transaction<'static, Any>,
+    table: &str,
+    columns: &str,
+) -> Result<u64, StorageError> {
+    // A NULL must be bound with its column's type (PostgreSQL does not
+    // turn a text NULL into a bigint one).
+    let types: std::collections::HashMap<String, String> = sqlx::query_as(
+        "SELECT CAST(column_name AS TEXT), CAST(data_type AS TEXT) FROM information_schema.columns \
+         WHERE table_schema = current_schema() AND table_name = $1",
+    )
+    .bind(table)
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .collect();
+    let select = format!("SELECT {columns} FROM {table}");
+    let mut rows = sqlx::query(&select).fetch(source.pool());
+    let mut n = 0u64;
+    let mut insert: Option<String> = None;
+    while let Some(row) = rows.try_next().await? {
+        let insert = insert.get_or_insert_with(|| {
+            let names: Vec<String> = row.columns().iter().map(|c| c.name().to_owned()).collect();
+            let params: Vec<String> = (1..=names.len()).map(|i| format!("${i}")).collect();
+            // The bootstrap row the destination's migration created.
+            let conflict = if table == "id_high_water" {
+                " ON CONFLICT (name) DO UPDATE SET last = excluded.last"
+            } else {
+                ""
+            };
+            format!(
+                "INSERT INTO {table} ({}) VALUES ({}){conflict}",
+                names.join(", "),
+                params.join(", ")
+            )
+        });
+        if table == "manifests" {
+            check_manifest(&row)?;
+        }
+        let mut query = sqlx::query(insert.as_str());
+        for (i, column) in row.columns().iter().enumerate() {
+            // A quota's usage is rebuilt by the triggers as its
+            // repositories' rows arrive.
+            let v = if table == "quotas" && column.name() == "used_storage" {
+                Value::Int(0)
+            } else {
+                value(&row, i)?
+            };
+            query = match v {
+                Value::Null => match types.get(column.name()).map(String::as_str) {
+                    Some("bigint") | Some("integer") => query.bind(None::<i64>),
+                    Some("bytea") => query.bind(None::<Vec<u8>>),
+                    _ => query.bind(None::<String>),
+                },
+                Value::Int(v) => query.bind(v),
+                Value::Text(v) => query.bind(v),
+                Value::Bytes(v) => query.bind(v),
+            };
+        }
+        query.execute(&mut **tx).await?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// A manifest is stored byte for byte under its digest: one that is not
+/// would be served as something it is not.
+fn check_manifest(row: &AnyRow) -> Result<(), StorageError> {
+    let digest: String = row.try_get("digest")?;
+    let digest: Digest = digest.parse()?;
+    let content: Vec<u8> = row.try_get("content")?;
+    let mut hasher = digest.algorithm().hasher();
+    hasher.update(&content);
+    if hasher.finish() != digest {
+        return Err(StorageError::MigrationRefused(format!(
+            "manifest {digest} in the source does not match its digest; nothing was migrated"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,116 @@
+//! `berth migrate --to-config NEW.toml`: an embedded installation (SQLite
+//! and files) moves to PostgreSQL (a real server this test starts) and a
+//! new data directory; a rerun picks up what changed; the moved registry
+//! serves every image with identical digests, its users and quotas; and a
+//! destination used since is never overwritten.
+#![allow(clippy::unwrap_used)]
+
+use berth_tests::content::random_suffix;
+use berth_tests::registry::Registry;
+use berth_tests::tools::text;
+use berth_tests::{Api, Berth, Image};
+use serde_json::Value;
+
+fn migrate(from: &Berth, to_config: &std::path::Path) -> std::process::Output {
+    from.command(&["migrate", "--to-config", to_config.to_str().unwrap()])
+        .output()
+        .unwrap()
+}
+
+fn used_storage(api: &Api, project: &str) -> i64 {
+    let (status, _, quotas) = api.get("/quotas");
+    assert_eq!(status, 200, "{quotas}");
+    quotas
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["ref"]["name"] == project)
+        .unwrap_or_else(|| panic!("no quota of {project}: {quotas}"))["used"]["storage"]
+        .as_i64()
+        .unwrap()
+}
+
+#[test]
+fn an_embedded_installation_moves_to_postgresql_and_reruns_pick_up_changes() {
+    let mut old = Berth::start();
+    let api = Api::admin(&old);
+    api.create_projects(&["team"]);
+    api.create_user("dave", "Dave-pw-12345");
+    let one = Image::random(2);
+    let two = Image::random(1);
+    old.registry().push_image("team/one", "1", &one);
+    old.registry().push_image("team/two", "latest", &two);
+
+    let pg = berth_tests::postgres::shared();
+    let url = pg.create_database(&format!("berth_migrate_{}", random_suffix()));
+    let dest = tempfile::tempdir().unwrap();
+    let new_data = dest.path().join("data");
+    let config = dest.path().join("new.toml");
+    std::fs::write(
+        &config,
+        format!("data_dir = \"data\"\n\n[database]\nurl = \"{url}\"\n"),
+    )
+    .unwrap();
+
+    // A first run while the old registry serves: every blob (3 + 2).
+    let out = migrate(&old, &config);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("5 blobs copied"), "{said}");
+    assert!(said.contains("0 already there"), "{said}");
+
+    // Changes after it: a new image, a deleted tag, a new password.
+    let three = Image::random(1);
+    old.registry().push_image("team/one", "2", &three);
+    let registry = old.registry();
+    let resp = registry
+        .http()
+        .delete(registry.url("/v2/team/two/manifests/latest"))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let used_before = used_storage(&api, "team");
+    old.stop();
+
+    // The last run copies only the new blobs and replaces the metadata.
+    let out = migrate(&old, &config);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("2 blobs copied"), "{said}");
+    assert!(said.contains("5 already there"), "{said}");
+    assert!(!new_data.join("berth.db").exists());
+
+    // The new installation serves everything, byte for byte.
+    let new = Berth::start_in_with_env(&new_data, &[("BERTH_DATABASE__URL", url.as_str())]);
+    let registry = new.registry();
+    registry.assert_image("team/one", "1", &one);
+    registry.assert_image("team/one", "2", &three);
+    assert_eq!(registry.get_manifest("team/two", "latest").status(), 404);
+    let dave = Registry::with_basic_auth(&new.url(), "dave", "Dave-pw-12345");
+    assert_eq!(
+        dave.http().get(dave.url("/v2/")).send().unwrap().status(),
+        200
+    );
+    let new_api = Api::admin(&new);
+    assert_eq!(used_storage(&new_api, "team"), used_before);
+    let (_, _, repos) = new_api.get("/projects/team/repositories");
+    let names: Vec<&str> = repos
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r: &Value| r["name"].as_str())
+        .collect();
+    assert!(names.contains(&"team/one"), "{repos}");
+
+    // Once the new registry is used, a rerun would replace its data: refused.
+    let four = Image::random(1);
+    new.registry().push_image("team/new", "1", &four);
+    let out = migrate(&old, &config);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("used after the last migration"),
+        "{}",
+        text(&out)
+    );
+    new.registry().assert_image("team/new", "1", &four);
+}
