@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use berth_policy::{RobotPermission, Subject};
 use berth_storage::accounts::{LdapProfile, User, UserSource};
+use berth_storage::changes::Epoch;
 use berth_storage::meta::Meta;
 use berth_storage::robots::RobotRow;
 use sha2::{Digest, Sha256};
@@ -188,6 +189,8 @@ pub struct LoginService {
     /// unknown name costs as long as a wrong password.
     decoy_hash: String,
     cache_stats: CacheStats,
+    /// Invalidations of `cache` (see `berth_storage::changes::Epoch`).
+    epoch: Epoch,
 }
 
 impl LoginService {
@@ -209,6 +212,7 @@ impl LoginService {
             verifier: Arc::new(Verifier::new()),
             decoy_hash: password::hash(&password::generate()).unwrap_or_default(),
             cache_stats: CacheStats::default(),
+            epoch: Epoch::default(),
         }
     }
 
@@ -284,10 +288,16 @@ impl LoginService {
     ) -> Result<Identity, AuthError> {
         self.cache_stats.miss();
         self.begin_attempt(username, client)?;
+        let epoch = self.epoch.current();
         let result = self.check(username, password).await;
         match &result {
             Ok(id) => {
                 self.cache.insert(key, Arc::new(id.clone()));
+                // Checked against rows a change (here or announced by
+                // another instance) made stale meanwhile: not kept.
+                if !self.epoch.still(epoch) {
+                    self.cache.invalidate(&key);
+                }
                 self.clear_failures(username, client);
             }
             Err(
@@ -371,6 +381,7 @@ impl LoginService {
     /// Forgets cached logins, so a change to an account (disabled, new
     /// password, robot refreshed) takes effect on the next request.
     pub fn forget_logins(&self) {
+        self.epoch.bump();
         self.cache.invalidate_all();
     }
 

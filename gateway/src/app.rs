@@ -7,7 +7,7 @@ use berth_auth::{Identity, LoginService, TokenService};
 use berth_conf::IpNet;
 use berth_policy::Role;
 use berth_storage::audit::AuditLog;
-use berth_storage::changes::Change;
+use berth_storage::changes::{Change, Epoch};
 use berth_storage::Registry;
 use pingora::proxy::Session;
 
@@ -35,6 +35,8 @@ pub struct App {
     /// Callers' roles per project, so Basic-auth requests on the data path
     /// do not query memberships each time. Cleared when members change.
     pub roles: moka::sync::Cache<(i64, String), Option<Role>>,
+    /// Invalidations of `roles` (see `berth_storage::changes::Epoch`).
+    pub roles_epoch: Epoch,
     /// The Prometheus registry and the handles requests record into.
     pub metrics: Metrics,
     /// Upstream registries: the pull-through cache, mirror and fronting.
@@ -50,8 +52,9 @@ pub struct App {
     pub body_pace: crate::v2::pace::BodyPace,
 }
 
-/// How long a cached role may lag a membership change made by another
-/// process (changes made here clear the cache at once).
+/// How long a cached role may lag a membership change when the change's
+/// announcement is lost (changes made here, and on PostgreSQL those
+/// announced by the other instances, clear the cache at once).
 pub const ROLE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl App {
@@ -66,6 +69,7 @@ impl App {
         if let Some(role) = self.roles.get(&key) {
             return Ok(role);
         }
+        let epoch = self.roles_epoch.current();
         let ids = self
             .registry
             .meta()
@@ -75,7 +79,11 @@ impl App {
             .into_iter()
             .filter_map(Role::from_id)
             .fold(None, |best, r| Role::strongest(best, Some(r)));
-        self.roles.insert(key, role);
+        self.roles.insert(key.clone(), role);
+        // Read before a membership change that was applied meanwhile.
+        if !self.roles_epoch.still(epoch) {
+            self.roles.invalidate(&key);
+        }
         Ok(role)
     }
 
@@ -99,12 +107,14 @@ impl App {
         self.registry.apply_change(change);
         match change {
             Change::Access => {
+                self.roles_epoch.bump();
                 self.roles.invalidate_all();
                 self.login.forget_logins();
             }
             Change::Endpoint { id } => self.upstreams.forget_endpoint(*id),
             Change::Content => self.upstreams.forget_local_repos(),
             Change::Everything => {
+                self.roles_epoch.bump();
                 self.roles.invalidate_all();
                 self.login.forget_logins();
                 self.upstreams.forget_everything();

@@ -111,6 +111,7 @@ pub async fn build(config: &Config) -> Result<Built, String> {
             .max_capacity(100_000)
             .time_to_live(ROLE_TTL)
             .build(),
+        roles_epoch: Default::default(),
         metrics,
         upstreams: Arc::new(upstreams),
         default_storage_limit: config.quota.default_storage_limit,

@@ -189,6 +189,7 @@ impl GatewayError {
         match self {
             GatewayError::Storage(e) => match e {
                 StorageError::NameInvalid(_) => p(400, "NAME_INVALID"),
+                StorageError::TextInvalid => p(400, "UNSUPPORTED"),
                 StorageError::TagInvalid(_) => p(400, "TAG_INVALID"),
                 StorageError::DigestInvalid(_) => p(400, "DIGEST_INVALID"),
                 StorageError::NameUnknown(_) => p(404, "NAME_UNKNOWN"),
@@ -229,6 +230,8 @@ impl GatewayError {
                 }
                 AuthError::TooManyAttempts { .. } => p(429, "TOOMANYREQUESTS"),
                 AuthError::ScopeInvalid(_) => p(400, "UNSUPPORTED"),
+                // Credentials with a NUL cannot be anyone's.
+                AuthError::Storage(StorageError::TextInvalid) => p(401, "UNAUTHORIZED"),
                 AuthError::Key { .. } | AuthError::PasswordHash(_) | AuthError::Storage(_) => {
                     Presented {
                         status: 500,

@@ -128,7 +128,10 @@ impl Meta {
         admin: bool,
     ) -> Result<Option<i64>, StorageError> {
         let same_name = self.backend().pick(SAME_NAME_SQLITE, SAME_NAME_POSTGRES);
-        Ok(sqlx::query_scalar(&format!(
+        // Under the write lock: on PostgreSQL two of these statements
+        // would otherwise run side by side, each blind to the other's row.
+        let mut tx = self.write().await?;
+        let id = sqlx::query_scalar(&format!(
             "INSERT INTO users (username, password_hash, email, admin, disabled, source, created_at, updated_at) \
              SELECT $1, $2, $3, $4, 0, $5, $6, $6 \
              WHERE NOT EXISTS (SELECT 1 FROM users WHERE {same_name}) \
@@ -140,8 +143,10 @@ impl Meta {
         .bind(i64::from(admin))
         .bind(UserSource::Db.as_str())
         .bind(now())
-        .fetch_optional(self.pool())
-        .await?)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(id)
     }
 
     pub async fn set_password_hash(
@@ -175,9 +180,24 @@ impl Meta {
     }
 
     /// Records (or refreshes) an LDAP user after a successful bind; returns
-    /// the stored row, whose `disabled` flag a local admin controls.
+    /// the stored row, whose `disabled` flag a local admin controls. When
+    /// a local user has the name ignoring case, nothing is written and
+    /// that user's row is returned (the caller refuses the login): checked
+    /// under the write lock, so a local user created at the same time on
+    /// another instance is seen.
     pub async fn upsert_ldap_user(&self, p: &LdapProfile<'_>) -> Result<User, StorageError> {
         let groups = serde_json::to_string(p.groups).unwrap_or_else(|_| "[]".into());
+        let same_name = self.backend().pick(SAME_NAME_SQLITE, SAME_NAME_POSTGRES);
+        let mut tx = self.write().await?;
+        let local = sqlx::query(&format!(
+            "SELECT * FROM users WHERE {same_name} AND source <> 'ldap' LIMIT 1"
+        ))
+        .bind(p.username)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(local) = local {
+            return user_from_row(local);
+        }
         sqlx::query(
             "INSERT INTO users (username, email, admin, disabled, source, ldap_dn, ldap_groups, created_at, updated_at) \
              VALUES ($1, $2, $3, 0, $4, $5, $6, $7, $7) \
@@ -192,10 +212,15 @@ impl Meta {
         .bind(p.dn)
         .bind(groups)
         .bind(now())
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
-        self.user(p.username)
-            .await?
+        let row = sqlx::query("SELECT * FROM users WHERE username = $1")
+            .bind(p.username)
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        row.map(user_from_row)
+            .transpose()?
             .ok_or_else(|| StorageError::Io {
                 context: format!("recording LDAP user {}", p.username),
                 source: std::io::Error::other("row vanished after upsert"),

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use moka::sync::Cache;
 
-use crate::changes::Change;
+use crate::changes::{Change, Epoch};
 use crate::meta::StoredManifest;
 use crate::oci::{Digest, RepoName, Tag};
 use crate::registry::ProjectInfo;
@@ -28,6 +28,9 @@ pub(crate) struct Caches {
     pub(crate) by_digest: Cache<(RepoName, Digest), Arc<StoredManifest>>,
     pub(crate) by_tag: Cache<(RepoName, Tag), Arc<StoredManifest>>,
     pub(crate) projects: Cache<String, Option<ProjectInfo>>,
+    /// Invalidations of any of them: a fill whose query ran across one is
+    /// not kept (see `changes::Epoch`).
+    pub(crate) epoch: Epoch,
 }
 
 fn manifest_cache<K>(ttl: Duration) -> Cache<K, Arc<StoredManifest>>
@@ -54,6 +57,7 @@ impl Caches {
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(30))
                 .build(),
+            epoch: Epoch::default(),
         }
     }
 }
@@ -61,6 +65,7 @@ impl Caches {
 impl Caches {
     /// Drops what `change` makes stale (see `changes`).
     pub(crate) fn apply(&self, change: &Change) {
+        self.epoch.bump();
         match change {
             Change::Tag { repo, tag } => {
                 if let (Ok(repo), Ok(tag)) = (repo.parse::<RepoName>(), tag.parse::<Tag>()) {

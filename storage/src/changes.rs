@@ -60,6 +60,32 @@ impl Change {
     }
 }
 
+/// Counts the invalidations of one cache, so that a fill computed from
+/// what the database said before an invalidation is not kept after it
+/// (a login checked against the old password while another instance
+/// changed it would otherwise stay cached for the cache's lifetime).
+///
+/// A filler reads [`Epoch::current`] before it queries, inserts, then asks
+/// [`Epoch::still`] and removes what it inserted if the answer is no; an
+/// invalidation calls [`Epoch::bump`] before it clears the cache.
+#[derive(Debug, Default)]
+pub struct Epoch(std::sync::atomic::AtomicU64);
+
+impl Epoch {
+    pub fn current(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn bump(&self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether no invalidation happened since `seen` was read.
+    pub fn still(&self, seen: u64) -> bool {
+        self.current() == seen
+    }
+}
+
 /// Sends announcements in order, off the caller's path.
 #[derive(Debug, Clone)]
 pub(crate) struct Announcer {

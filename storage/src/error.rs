@@ -63,10 +63,28 @@ pub enum StorageError {
         #[source]
         source: std::io::Error,
     },
+    /// Text a database cannot store (PostgreSQL refuses NUL characters).
+    #[error("text must not contain a NUL character (\\0); remove it and try again")]
+    TextInvalid,
     #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(sqlx::Error),
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StorageError {
+    fn from(e: sqlx::Error) -> StorageError {
+        // 22021 character_not_in_repertoire: the input's fault, not ours.
+        let unstorable = e
+            .as_database_error()
+            .and_then(|d| d.code())
+            .is_some_and(|code| code == "22021");
+        if unstorable {
+            StorageError::TextInvalid
+        } else {
+            StorageError::Db(e)
+        }
+    }
 }
 
 impl StorageError {

@@ -109,6 +109,9 @@ impl std::fmt::Debug for ListenUrl {
 
 /// How long a listener that lost its connection waits before retrying.
 const LISTEN_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long the listener waits for a notification before it checks that
+/// its connection still answers, and how long it gives the check.
+const LISTEN_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A stored manifest, as served to clients.
 #[derive(Debug, Clone)]
@@ -262,7 +265,23 @@ impl Meta {
                     }
                     continue;
                 };
-                match l.try_recv().await {
+                // A connection cut without a FIN or RST reaching us (a
+                // firewall's idle timeout, a failover) would wait forever:
+                // when nothing came for a while, the connection must answer.
+                let received = match tokio::time::timeout(LISTEN_HEARTBEAT, l.try_recv()).await {
+                    Ok(received) => received,
+                    Err(_quiet) => {
+                        let ping = sqlx::query("SELECT 1").execute(&mut *l);
+                        match tokio::time::timeout(LISTEN_HEARTBEAT, ping).await {
+                            Ok(Ok(_)) => continue,
+                            Ok(Err(e)) => tracing::warn!(error = %e, "the connection that listens for changes does not answer; reconnecting"),
+                            Err(_) => tracing::warn!("the connection that listens for changes does not answer; reconnecting"),
+                        }
+                        listener = None;
+                        continue;
+                    }
+                };
+                match received {
                     Ok(Some(n)) => match Change::decode(n.payload()) {
                         Some(change) => on_change(change),
                         None => on_change(Change::Everything),

@@ -232,6 +232,8 @@ impl Meta {
 
     /// Creates a project owned by the administrator if it does not exist.
     pub async fn ensure_project(&self, name: &str, public: bool) -> Result<(), StorageError> {
+        // Under the write lock, as every insert that takes NEXT_PROJECT_ID.
+        let mut tx = self.write().await?;
         sqlx::query(&format!(
             "INSERT INTO projects (id, name, public, owner_id, created_at, updated_at, created_ms) \
              VALUES ({NEXT_PROJECT_ID}, $1, $2, (SELECT id FROM users WHERE username = 'admin'), $3, $3, $4) \
@@ -241,8 +243,9 @@ impl Meta {
         .bind(i64::from(public))
         .bind(now())
         .bind(crate::audit::now_ms())
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 

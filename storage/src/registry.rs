@@ -189,12 +189,16 @@ impl Registry {
         let size = match self.caches.blob_links.get(&key) {
             Some(size) => size,
             None => {
+                let epoch = self.caches.epoch.current();
                 let size = self
                     .meta
                     .blob_in_repo(repo, digest)
                     .await?
                     .ok_or_else(|| StorageError::BlobUnknown(digest.clone()))?;
-                self.caches.blob_links.insert(key, size);
+                self.caches.blob_links.insert(key.clone(), size);
+                if !self.caches.epoch.still(epoch) {
+                    self.caches.blob_links.invalidate(&key);
+                }
                 size
             }
         };
@@ -221,12 +225,16 @@ impl Registry {
         if let Some(p) = self.caches.projects.get(project) {
             return Ok(p);
         }
+        let epoch = self.caches.epoch.current();
         let p = self.meta.project(project).await?.map(|row| ProjectInfo {
             id: row.id,
             public: row.public,
             upstream: row.upstream,
         });
         self.caches.projects.insert(project.to_owned(), p);
+        if !self.caches.epoch.still(epoch) {
+            self.caches.projects.invalidate(project);
+        }
         Ok(p)
     }
 
@@ -519,18 +527,26 @@ impl Registry {
         if let Some(m) = cached {
             return Ok(m);
         }
+        let epoch = self.caches.epoch.current();
         match self.meta.get_manifest(repo, reference).await? {
             Some(m) => {
                 let m = Arc::new(m);
+                let stale = !self.caches.epoch.still(epoch);
                 match reference {
-                    Reference::Tag(t) => self
-                        .caches
-                        .by_tag
-                        .insert((repo.clone(), t.clone()), m.clone()),
-                    Reference::Digest(d) => self
-                        .caches
-                        .by_digest
-                        .insert((repo.clone(), d.clone()), m.clone()),
+                    Reference::Tag(t) => {
+                        let key = (repo.clone(), t.clone());
+                        self.caches.by_tag.insert(key.clone(), m.clone());
+                        if stale || !self.caches.epoch.still(epoch) {
+                            self.caches.by_tag.invalidate(&key);
+                        }
+                    }
+                    Reference::Digest(d) => {
+                        let key = (repo.clone(), d.clone());
+                        self.caches.by_digest.insert(key.clone(), m.clone());
+                        if stale || !self.caches.epoch.still(epoch) {
+                            self.caches.by_digest.invalidate(&key);
+                        }
+                    }
                 }
                 Ok(m)
             }

@@ -240,3 +240,60 @@ fn an_instance_killed_during_a_push_loses_nothing() {
         .registry()
         .assert_image("team/big", "1", &image);
 }
+
+/// Two instances asked at once to create users whose names differ only
+/// in case: one is created, the other refused (each instance alone would
+/// refuse the second; together they must too).
+#[test]
+fn names_differing_only_in_case_are_refused_across_instances() {
+    let (cluster, _api) = start(2);
+    let (user, pw) = cluster.admin_credentials();
+    let apis: Vec<Api> = cluster
+        .nodes
+        .iter()
+        .map(|n| Api::at(&n.url(), user, pw))
+        .collect();
+    let body = |name: String| {
+        serde_json::json!({"username": name, "password": "Race-pw-12345",
+                           "email": format!("{name}@example.org"), "realname": name})
+    };
+    std::thread::scope(|s| {
+        for i in 0..20 {
+            let (a, b) = (&apis[0], &apis[1]);
+            let first = s.spawn(move || a.post("/users", &body(format!("Race{i}"))).0);
+            let second = s.spawn(move || b.post("/users", &body(format!("race{i}"))).0);
+            let statuses = [first.join().unwrap(), second.join().unwrap()];
+            let created = statuses.iter().filter(|s| **s == 201).count();
+            assert_eq!(created, 1, "pair {i}: {statuses:?}");
+        }
+    });
+}
+
+/// A login checked on one instance while its password changes on another
+/// is not kept in the first one's cache with the old password.
+#[test]
+fn an_old_password_stops_everywhere_when_it_changes() {
+    let (cluster, api) = start(2);
+    let id = api.create_user("erin", "Erin-pw-0");
+    let b = &cluster.nodes[1];
+    for round in 0..10 {
+        let old = format!("Erin-pw-{round}");
+        let new = format!("Erin-pw-{}", round + 1);
+        let on_b = Registry::with_basic_auth(&b.url(), "erin", &old);
+        std::thread::scope(|s| {
+            let login = s.spawn(|| on_b.http().get(on_b.url("/v2/")).send().unwrap().status());
+            std::thread::sleep(Duration::from_millis(round * 4));
+            let (status, _, body) = api.put(
+                &format!("/users/{id}/password"),
+                &serde_json::json!({"new_password": new}),
+            );
+            assert_eq!(status, 200, "{body}");
+            login.join().unwrap();
+        });
+        within(
+            PROPAGATION,
+            "the old password refused by the other instance",
+            || on_b.http().get(on_b.url("/v2/")).send().unwrap().status() == 401,
+        );
+    }
+}

@@ -44,3 +44,37 @@ fn the_metadata_is_on_postgresql() {
     let version = berth.sql("SELECT version();");
     assert!(version.starts_with("PostgreSQL"), "{version}");
 }
+
+/// PostgreSQL cannot store a NUL character in text: input holding one is
+/// the client's mistake (400, or 401 for credentials), never a 500.
+#[test]
+fn nul_characters_are_client_errors() {
+    use berth_tests::registry::http_client;
+    let berth = berth_tests::Berth::start();
+    let (user, pw) = berth.admin_credentials();
+    let admin = http_client(Some((user, pw)));
+    for path in [
+        "/api/v2.0/projects?name=%00",
+        "/api/v2.0/users/search?username=a%00b",
+        "/api/v2.0/audit-logs?q=username%3Da%00b",
+    ] {
+        let resp = admin.get(format!("{}{path}", berth.url())).send().unwrap();
+        assert_eq!(resp.status(), 400, "{path}");
+    }
+    let anonymous = http_client(None);
+    let resp = anonymous
+        .get(format!("{}/api/v2.0/projects?name=%00", berth.url()))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let nul_user = http_client(Some(("a\0b", "whatever-pw")));
+    for path in ["/service/token?service=berth", "/v2/"] {
+        let resp = nul_user
+            .get(format!("{}{path}", berth.url()))
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 401, "{path}");
+    }
+    let problems = berth.log_problems(5);
+    assert!(!problems.contains("ERROR"), "{problems}");
+}
