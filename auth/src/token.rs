@@ -1,6 +1,7 @@
 //! Registry tokens: JWTs signed with ES256, as distribution's token auth
 //! specifies (claims iss, sub, aud, exp, nbf, iat, jti, access).
 //!
+//! Tokens are encoded and verified with the `jsonwebtoken` crate.
 //! Verification checks the algorithm, key id, signature, issuer, audience
 //! and validity window. A verified token is cached by its text, so repeat
 //! requests with the same token do no crypto; the validity window is
@@ -11,15 +12,13 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use berth_policy::Access;
-use p256::ecdsa::signature::{Signer, Verifier};
-use p256::ecdsa::Signature;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Header, Validation};
 use serde_json::{json, Value};
 
 use crate::error::AuthError;
-use crate::keys::SigningKeyPair;
+use crate::keys::KeyRing;
 use crate::scope::{claim_entry, from_claim_entry};
 use crate::stats::CacheStats;
 
@@ -47,8 +46,17 @@ pub struct Issued {
     pub issued_at: String,
 }
 
+/// How often the keys are read again from the data directory (another
+/// instance, or `berth token-key rotate`, may have rotated them).
+const KEY_RELOAD: Duration = Duration::from_secs(30);
+/// A token with an unknown key id reads the keys again at most this often.
+const KEY_RELOAD_ON_MISS: Duration = Duration::from_secs(1);
+
 pub struct TokenService {
-    keys: SigningKeyPair,
+    keys: RwLock<Arc<KeyRing>>,
+    /// Where the keys are read from again (none: fixed keys, in tests).
+    key_dir: Option<std::path::PathBuf>,
+    keys_read: std::sync::Mutex<std::time::Instant>,
     issuer: String,
     service: String,
     ttl: Duration,
@@ -68,9 +76,11 @@ fn now() -> i64 {
 }
 
 impl TokenService {
-    pub fn new(keys: SigningKeyPair, issuer: &str, service: &str, ttl: Duration) -> TokenService {
+    pub fn new(keys: KeyRing, issuer: &str, service: &str, ttl: Duration) -> TokenService {
         TokenService {
-            keys,
+            keys: RwLock::new(Arc::new(keys)),
+            key_dir: None,
+            keys_read: std::sync::Mutex::new(std::time::Instant::now()),
             issuer: issuer.to_owned(),
             service: service.to_owned(),
             ttl,
@@ -86,12 +96,40 @@ impl TokenService {
         service: &str,
         ttl: Duration,
     ) -> Result<TokenService, AuthError> {
-        Ok(TokenService::new(
-            SigningKeyPair::load_or_create(data_dir)?,
-            issuer,
-            service,
-            ttl,
-        ))
+        let mut service =
+            TokenService::new(KeyRing::load_or_create(data_dir)?, issuer, service, ttl);
+        service.key_dir = Some(data_dir.to_owned());
+        Ok(service)
+    }
+
+    fn keys(&self) -> Arc<KeyRing> {
+        self.keys.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Reads the keys again when `every` has passed since the last read.
+    pub fn reload_keys(&self, every: Duration) {
+        let Some(dir) = &self.key_dir else {
+            return;
+        };
+        {
+            let mut read = self.keys_read.lock().unwrap_or_else(|p| p.into_inner());
+            if read.elapsed() < every {
+                return;
+            }
+            *read = std::time::Instant::now();
+        }
+        match KeyRing::load(dir) {
+            Ok(ring) => {
+                let mut keys = self.keys.write().unwrap_or_else(|p| p.into_inner());
+                if ring.current.public.kid != keys.current.public.kid {
+                    tracing::info!(kid = %ring.current.public.kid, "signing tokens with a new key");
+                }
+                *keys = Arc::new(ring);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the token keys again; keeping the ones loaded")
+            }
+        }
     }
 
     pub fn service(&self) -> &str {
@@ -100,20 +138,21 @@ impl TokenService {
 
     /// The public keys, as `/service/jwks` publishes them.
     pub fn jwks(&self) -> Value {
-        json!({ "keys": [self.keys.jwk()] })
+        self.reload_keys(KEY_RELOAD);
+        self.keys().jwks()
     }
 
     fn sign(&self, claims: &Value) -> String {
-        let header = json!({ "alg": "ES256", "typ": "JWT", "kid": self.keys.kid });
-        let mut out = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
-        let sig: Signature = self.keys.signing.sign(out.as_bytes());
-        out.push('.');
-        out.push_str(&URL_SAFE_NO_PAD.encode(sig.to_bytes()));
-        out
+        self.reload_keys(KEY_RELOAD);
+        let keys = self.keys();
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(keys.current.public.kid.clone());
+        // Signing a JSON value with a P-256 key read at load time cannot
+        // fail; were it to, the token is empty and refused by every check.
+        jsonwebtoken::encode(&header, claims, &keys.current.encoding).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "signing a token failed");
+            String::new()
+        })
     }
 
     fn base_claims(&self, subject: &str, iat: i64, exp: i64) -> Value {
@@ -259,49 +298,40 @@ impl TokenService {
     /// Signature, algorithm, key id, issuer and audience; returns claims.
     fn verify_signed(&self, token: &str) -> Result<Value, AuthError> {
         let invalid = |why: &str| AuthError::TokenInvalid(why.to_owned());
-        let mut parts = token.split('.');
-        let (Some(h), Some(p), Some(s), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(invalid("not a JWT"));
-        };
-        let decode = |part: &str| {
-            URL_SAFE_NO_PAD
-                .decode(part)
-                .map_err(|_| invalid("bad base64"))
-        };
-        let header: Value =
-            serde_json::from_slice(&decode(h)?).map_err(|_| invalid("bad header"))?;
-        // Only ES256 with our key: this refuses `alg: none` and any
+        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("not a JWT"))?;
+        // Only ES256 with one of our keys: this refuses `alg: none` and any
         // algorithm-confusion trick before anything else is read.
-        if header.get("alg").and_then(Value::as_str) != Some("ES256") {
+        if header.alg != Algorithm::ES256 {
             return Err(invalid("unsupported algorithm"));
         }
-        if header.get("kid").and_then(Value::as_str) != Some(self.keys.kid.as_str()) {
-            return Err(invalid("unknown signing key"));
+        let kid = header.kid.ok_or_else(|| invalid("unknown signing key"))?;
+        let mut keys = self.keys();
+        if keys.verifier(&kid).is_none() {
+            // Another instance may have rotated the key.
+            self.reload_keys(KEY_RELOAD_ON_MISS);
+            keys = self.keys();
         }
-        let sig = Signature::from_slice(&decode(s)?).map_err(|_| invalid("bad signature"))?;
-        let signed = &token[..h.len() + 1 + p.len()];
-        self.keys
-            .verifying
-            .verify(signed.as_bytes(), &sig)
-            .map_err(|_| invalid("bad signature"))?;
-        let claims: Value =
-            serde_json::from_slice(&decode(p)?).map_err(|_| invalid("bad claims"))?;
-        if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
-            return Err(invalid("wrong issuer"));
-        }
-        let aud_ok = match claims.get("aud") {
-            Some(Value::String(a)) => a == &self.service,
-            Some(Value::Array(list)) => list
-                .iter()
-                .any(|a| a.as_str() == Some(self.service.as_str())),
-            _ => false,
-        };
-        if !aud_ok {
-            return Err(invalid("wrong audience"));
-        }
-        Ok(claims)
+        let key = keys
+            .verifier(&kid)
+            .ok_or_else(|| invalid("unknown signing key"))?;
+        let mut validation = Validation::new(Algorithm::ES256);
+        validation.set_issuer(&[self.issuer.as_str()]);
+        validation.set_audience(&[self.service.as_str()]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        validation.leeway = LEEWAY_SECS as u64;
+        validation.validate_nbf = true;
+        let data = jsonwebtoken::decode::<Value>(token, key, &validation).map_err(|e| {
+            invalid(match e.kind() {
+                ErrorKind::InvalidSignature => "bad signature",
+                ErrorKind::ExpiredSignature => "token expired; log in again",
+                ErrorKind::ImmatureSignature => "token not yet valid",
+                ErrorKind::InvalidIssuer => "wrong issuer",
+                ErrorKind::InvalidAudience => "wrong audience",
+                ErrorKind::MissingRequiredClaim(_) => "a required claim is missing",
+                _ => "not a valid token",
+            })
+        })?;
+        Ok(data.claims)
     }
 }
 
@@ -327,6 +357,8 @@ fn check_window(nbf: i64, exp: i64, now: i64) -> Result<(), AuthError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
     use berth_policy::{Action, Target};
 
     fn service(dir: &Path) -> TokenService {
@@ -340,17 +372,27 @@ mod tests {
         }]
     }
 
-    /// Re-signs arbitrary claims with the service's own key.
+    /// Signs an arbitrary header and claims with the key the service
+    /// signs with (read from its data directory), byte for byte.
     fn forge(s: &TokenService, header: Value, claims: Value) -> String {
+        use p256::ecdsa::signature::Signer;
+        use p256::pkcs8::DecodePrivateKey;
+        let dir = s.key_dir.as_ref().unwrap();
+        let pem = std::fs::read_to_string(dir.join(crate::keys::KEY_FILE)).unwrap();
+        let key = p256::ecdsa::SigningKey::from_pkcs8_pem(&pem).unwrap();
         let mut out = format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(header.to_string()),
             URL_SAFE_NO_PAD.encode(claims.to_string())
         );
-        let sig: Signature = s.keys.signing.sign(out.as_bytes());
+        let sig: p256::ecdsa::Signature = key.sign(out.as_bytes());
         out.push('.');
         out.push_str(&URL_SAFE_NO_PAD.encode(sig.to_bytes()));
         out
+    }
+
+    fn kid(s: &TokenService) -> String {
+        s.keys().current.public.kid.clone()
     }
 
     fn claims(s: &TokenService, iss: &str, aud: &str, nbf: i64, exp: i64) -> Value {
@@ -370,14 +412,14 @@ mod tests {
         // Cached path answers the same.
         assert_eq!(s.verify(&t.token).unwrap().access, access());
         // Public key in the JWKS carries the header's kid.
-        assert_eq!(s.jwks()["keys"][0]["kid"], json!(s.keys.kid));
+        assert_eq!(s.jwks()["keys"][0]["kid"], json!(kid(&s)));
     }
 
     #[test]
     fn rejects_bad_tokens() {
         let dir = tempfile::tempdir().unwrap();
         let s = service(dir.path());
-        let hdr = json!({"alg": "ES256", "typ": "JWT", "kid": s.keys.kid});
+        let hdr = json!({"alg": "ES256", "typ": "JWT", "kid": kid(&s)});
         let t = now();
         let cases = vec![
             (
@@ -409,8 +451,7 @@ mod tests {
                 ),
             ),
             ("alg none", {
-                let h =
-                    URL_SAFE_NO_PAD.encode(json!({"alg": "none", "kid": s.keys.kid}).to_string());
+                let h = URL_SAFE_NO_PAD.encode(json!({"alg": "none", "kid": kid(&s)}).to_string());
                 let p = URL_SAFE_NO_PAD
                     .encode(claims(&s, "berth", "berth-registry", t, t + 60).to_string());
                 format!("{h}.{p}.")
@@ -456,5 +497,29 @@ mod tests {
         );
         let access_token = s.issue("bob", &[]).token;
         assert!(s.verify_refresh(&access_token).is_err());
+    }
+
+    #[test]
+    fn tokens_signed_before_a_rotation_still_verify_and_new_ones_use_the_new_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = service(dir.path());
+        let before = s.issue("alice", &access()).token;
+        let refresh = s.issue_refresh("alice", "fp");
+        let (old, new) = KeyRing::rotate(dir.path()).unwrap();
+        // Another process rotated: this one notices at its next reading
+        // (forced here), and meanwhile accepts both keys' tokens.
+        s.reload_keys(Duration::ZERO);
+        let after = s.issue("alice", &access()).token;
+        let kid_of = |t: &str| jsonwebtoken::decode_header(t).unwrap().kid.unwrap();
+        assert_eq!(kid_of(&before), old);
+        assert_eq!(kid_of(&after), new);
+        assert_eq!(s.verify(&before).unwrap().subject, "alice");
+        assert_eq!(s.verify(&after).unwrap().subject, "alice");
+        assert_eq!(s.verify_refresh(&refresh).unwrap().0, "alice");
+        assert_eq!(s.jwks()["keys"].as_array().unwrap().len(), 2);
+        // A fresh process on the same directory verifies the old token
+        // without being told (the unknown key id makes it read the keys).
+        let other = service(dir.path());
+        assert_eq!(other.verify(&before).unwrap().subject, "alice");
     }
 }

@@ -113,11 +113,13 @@ impl App {
             }
             Change::Endpoint { id } => self.upstreams.forget_endpoint(*id),
             Change::Content => self.upstreams.forget_local_repos(),
+            Change::Keys => self.tokens.reload_keys(std::time::Duration::ZERO),
             Change::Everything => {
                 self.roles_epoch.bump();
                 self.roles.invalidate_all();
                 self.login.forget_logins();
                 self.upstreams.forget_everything();
+                self.tokens.reload_keys(std::time::Duration::ZERO);
             }
             Change::Tag { .. }
             | Change::AnyTag

@@ -10,6 +10,7 @@
 //! - [`users_cli`]: `berth user ...` commands.
 //! - [`cert_cli`]: `berth cert init`, a local CA and server certificate.
 //! - [`gc_cli`]: `berth gc`, one garbage collection from the command line.
+//! - [`keys_cli`]: `berth token-key rotate`, a new token signing key.
 //! - [`migrate_cli`]: `berth migrate`, an installation copied to PostgreSQL.
 //! - [`gc_schedule`]: scheduled GC runs and the purge of abandoned uploads.
 //! - [`cron`]: Harbor's six-field cron expressions.
@@ -35,6 +36,7 @@ pub mod error;
 pub mod gc_cli;
 pub mod gc_schedule;
 pub mod http;
+pub mod keys_cli;
 pub mod metrics;
 pub mod migrate_cli;
 pub mod proxy;

@@ -8,7 +8,7 @@ use berth_conf::{Config, LogFormat, TlsConfig};
 use berth_gateway::server::{self, ServerSettings};
 use berth_gateway::tls::{CertFiles, ReloadingCert};
 use berth_gateway::users_cli::{self, UserCommand};
-use berth_gateway::{bootstrap, cert_cli, gc_cli, gc_schedule, migrate_cli};
+use berth_gateway::{bootstrap, cert_cli, gc_cli, gc_schedule, keys_cli, migrate_cli};
 use berth_storage::gc::GcOptions;
 use berth_storage::Registry;
 use clap::{Parser, Subcommand};
@@ -69,6 +69,13 @@ enum Command {
         #[arg(long, value_name = "NEW.toml")]
         to_config: PathBuf,
     },
+    /// Manage the token signing key.
+    TokenKey {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: TokenKeyCommand,
+    },
     /// Manage local users.
     User {
         #[arg(long)]
@@ -76,6 +83,13 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum TokenKeyCommand {
+    /// Sign tokens with a new key from now on; the old key keeps verifying
+    /// the tokens it signed until they expire.
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -168,6 +182,21 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::TokenKey {
+            config,
+            command: TokenKeyCommand::Rotate,
+        } => match berth_conf::load(config.as_deref(), &env) {
+            Ok(c) => tool(async move {
+                let registry = Registry::open(&bootstrap::tool_settings(&c))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                keys_cli::rotate(&c.data_dir, registry.meta()).await
+            }),
+            Err(e) => {
+                eprintln!("berth: invalid configuration: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::User { config, command } => match berth_conf::load(config.as_deref(), &env) {
             Ok(c) => user_command(c, command),
             Err(e) => {

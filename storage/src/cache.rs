@@ -98,7 +98,7 @@ impl Caches {
                 self.projects.invalidate_all();
             }
             // Not cached here.
-            Change::Access | Change::Endpoint { .. } => {}
+            Change::Access | Change::Endpoint { .. } | Change::Keys => {}
         }
     }
 }

@@ -43,6 +43,8 @@ pub enum Change {
     Access,
     /// A registry endpoint changed or went.
     Endpoint { id: i64 },
+    /// The token signing key was rotated: the keys are read again.
+    Keys,
     /// Announcements may have been missed: every cache goes.
     Everything,
 }

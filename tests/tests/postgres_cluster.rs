@@ -297,3 +297,48 @@ fn an_old_password_stops_everywhere_when_it_changes() {
         );
     }
 }
+
+/// `berth token-key rotate` beside a running cluster: every instance signs
+/// with the new key at once (told through the database), tokens signed
+/// before keep working everywhere, and each instance's JWKS lists both.
+#[test]
+fn the_signing_key_rotates_without_downtime() {
+    use berth_tests::jwt;
+    use berth_tests::tokens::{bearer, fetch_token, plain_client};
+    let (cluster, _api) = start(2);
+    let admin = cluster.admin_credentials();
+    let scope = ["repository:team/app:pull"];
+    let kid = |token: &str| jwt::decode(token).0["kid"].as_str().unwrap().to_owned();
+    let before = fetch_token(&cluster.nodes[1].url(), Some(admin), &scope);
+    let out = cluster.nodes[0]
+        .command(&["token-key", "rotate"])
+        .output()
+        .unwrap();
+    ok("berth token-key rotate", &out);
+    for node in &cluster.nodes {
+        within(PROPAGATION, "an instance signing with the new key", || {
+            kid(&fetch_token(&node.url(), Some(admin), &scope)) != kid(&before)
+        });
+        let jwks: serde_json::Value = plain_client()
+            .get(format!("{}/service/jwks", node.url()))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let kids: Vec<&str> = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|k| k["kid"].as_str())
+            .collect();
+        assert_eq!(kids.len(), 2, "{jwks}");
+        assert!(kids.contains(&kid(&before).as_str()), "{jwks}");
+        // The old token still opens the door.
+        let resp = plain_client()
+            .get(format!("{}/v2/", node.url()))
+            .header("authorization", bearer(&before))
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 200, "old token at {}", node.url());
+    }
+}
