@@ -27,6 +27,8 @@ use sha2::{Digest, Sha256};
 use crate::error::AuthError;
 
 pub const KEY_FILE: &str = "token-signing-key.pem";
+/// Held while a rotation runs.
+const LOCK_FILE: &str = "token-signing-key.lock";
 const RETIRED_PREFIX: &str = "token-signing-key.retired-";
 /// A retired key verifies for this long after its retirement: longer than
 /// any token it signed lives.
@@ -71,24 +73,26 @@ fn key_error(path: &Path) -> impl Fn(String) -> AuthError + '_ {
     }
 }
 
-/// Writes a new private key to `path`, which must not exist.
+/// Writes a new private key to `path`, whole or not at all: written and
+/// synced under a temporary name, then linked in place, which fails if
+/// `path` exists (another process won; its key stands).
 fn create_key(path: &Path) -> Result<(), AuthError> {
     let err = key_error(path);
     let pem = SigningKey::random(&mut OsRng)
         .to_pkcs8_pem(LineEnding::LF)
         .map_err(|e| err(e.to_string()))?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
-    }
-    let mut f = OpenOptions::new()
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+    let temp = dir.join(format!(".{KEY_FILE}.new-{}", uuid::Uuid::new_v4()));
+    let written = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(path)
-        .map_err(|e| err(e.to_string()))?;
-    f.write_all(pem.as_bytes())
-        .and_then(|_| f.sync_all())
-        .map_err(|e| err(e.to_string()))
+        .open(&temp)
+        .and_then(|mut f| f.write_all(pem.as_bytes()).and_then(|_| f.sync_all()))
+        .and_then(|_| std::fs::hard_link(&temp, path));
+    let _ = std::fs::remove_file(&temp);
+    written.map_err(|e| err(e.to_string()))
 }
 
 fn read_pair(path: &Path) -> Result<SigningKeyPair, AuthError> {
@@ -194,6 +198,18 @@ impl KeyRing {
     /// the old and the new key ids.
     pub fn rotate(data_dir: &Path) -> Result<(String, String), AuthError> {
         let path = data_dir.join(KEY_FILE);
+        // One rotation at a time: two at once would both retire the same
+        // key, and the first one's new key would be lost.
+        let lock_path = data_dir.join(LOCK_FILE);
+        let lock = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(|e| key_error(&lock_path)(e.to_string()))?;
+        lock.lock()
+            .map_err(|e| key_error(&lock_path)(e.to_string()))?;
         let old = read_pair(&path)?;
         let now = unix_now();
         // Unique even for two rotations within one second.
@@ -203,7 +219,7 @@ impl KeyRing {
         // same file), then the new key takes the current name in one
         // rename: readers see the old or the new key, never none.
         std::fs::hard_link(&path, &retired).map_err(|e| key_error(&retired)(e.to_string()))?;
-        let fresh = data_dir.join(format!(".{KEY_FILE}.new-{}", uuid::Uuid::new_v4()));
+        let fresh = data_dir.join(format!(".{KEY_FILE}.rotated-{}", uuid::Uuid::new_v4()));
         create_key(&fresh)?;
         std::fs::rename(&fresh, &path).map_err(|e| key_error(&path)(e.to_string()))?;
         if let Ok(dir) = std::fs::File::open(data_dir) {
@@ -267,6 +283,29 @@ mod tests {
             a.jwks()["keys"][0]["kid"],
             serde_json::json!(a.current.public.kid)
         );
+    }
+
+    #[test]
+    fn concurrent_rotations_lose_no_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = KeyRing::load_or_create(dir.path()).unwrap();
+        let results: Vec<(String, String)> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| KeyRing::rotate(dir.path()).unwrap()))
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).collect()
+        });
+        let ring = KeyRing::load(dir.path()).unwrap();
+        // Each rotation retired the key the one before it made.
+        let mut retired: Vec<&str> = results.iter().map(|(old, _)| old.as_str()).collect();
+        retired.sort();
+        retired.dedup();
+        assert_eq!(retired.len(), 4, "{results:?}");
+        assert!(retired.contains(&first.current.public.kid.as_str()));
+        for (old, new) in &results {
+            assert!(ring.verifier(old).is_some() && ring.verifier(new).is_some());
+        }
+        assert_eq!(ring.retired.len(), 4);
     }
 
     #[test]

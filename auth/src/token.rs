@@ -305,6 +305,8 @@ impl TokenService {
             return Err(invalid("unsupported algorithm"));
         }
         let kid = header.kid.ok_or_else(|| invalid("unknown signing key"))?;
+        // A retired key past its time, or one removed, stops verifying.
+        self.reload_keys(KEY_RELOAD);
         let mut keys = self.keys();
         if keys.verifier(&kid).is_none() {
             // Another instance may have rotated the key.

@@ -12,8 +12,9 @@
 //! was. Manifests are checked against their digests on the way.
 //!
 //! The destination must be new, or last written by `berth migrate` and
-//! not used since (no audit record or push after the migration): a
-//! rerun would otherwise replace what its users did there.
+//! not changed since (it compares what the last run left, table by table,
+//! under the write lock just before replacing anything): a rerun would
+//! otherwise replace what its users did there.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -21,9 +22,10 @@ use std::path::PathBuf;
 
 use futures_util::TryStreamExt;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Column, Row, Transaction, ValueRef};
+use sqlx::{Any, AnyConnection, Column, Row, Transaction, ValueRef};
 
 use crate::blobs::{BlobStore, READ_CHUNK};
+use crate::changes::Change;
 use crate::error::StorageError;
 use crate::meta::{Backend, Meta};
 use crate::oci::Digest;
@@ -111,7 +113,9 @@ pub async fn copy_installation(
             "the source and the destination are the same database".into(),
         ));
     }
-    check_destination(&dest).await?;
+    // Checked now, before hours of copying, and again under the write
+    // lock just before the metadata is replaced.
+    check_destination(&mut *dest.pool().acquire().await?).await?;
     let source_blobs = BlobStore::open(&from.blob_root)?;
     let dest_blobs = BlobStore::open(&to.blob_root)?;
     let mut summary = copy_blobs(&source, &source_blobs, &dest_blobs, progress).await?;
@@ -119,27 +123,82 @@ pub async fn copy_installation(
     Ok(summary)
 }
 
-/// Refuses a destination that holds data of its own.
-async fn check_destination(dest: &Meta) -> Result<(), StorageError> {
-    let marker: Option<i64> =
-        sqlx::query_scalar("SELECT finished_ms FROM migrated_from WHERE id = 1")
-            .fetch_optional(dest.pool())
-            .await?;
-    let since = marker.unwrap_or(0);
-    // Pushes and API changes leave audit records (op_time in ms), pushes
-    // leave manifests (created_at in s); a fresh berth leaves neither, and
-    // the rows a migration copies are older than its marker.
-    let used: i64 = sqlx::query_scalar(
-        "SELECT (SELECT count(*) FROM audit_logs WHERE op_time > $1) \
-              + (SELECT count(*) FROM manifests WHERE created_at * 1000 > $1)",
+/// Tables a registry in use writes to (a fresh berth writes only the
+/// `admin` user, the `library` project and its quota), with a column that
+/// grows with each write.
+const WRITTEN: &[(&str, &str)] = &[
+    ("audit_logs", "op_time"),
+    ("manifests", "created_at"),
+    ("tags", "updated_at"),
+    ("blobs", "touched_ms"),
+    ("users", "updated_at"),
+    ("robots", "updated_at"),
+    ("projects", "updated_at"),
+    ("project_members", "updated_at"),
+    ("user_groups", "created_at"),
+    ("registries", "updated_at"),
+    ("quotas", "updated_at"),
+    ("immutable_rules", "created_at"),
+    ("retention_policies", "updated_at"),
+    ("gc_runs", "updated_at"),
+];
+
+/// The count and the latest write of every table in [`WRITTEN`]: any
+/// insert, update or delete since changes it.
+async fn fingerprint(conn: &mut AnyConnection) -> Result<String, StorageError> {
+    let parts: Vec<String> = WRITTEN
+        .iter()
+        .map(|(table, column)| {
+            format!(
+                "CAST((SELECT count(*) FROM {table}) AS TEXT) || ':' || \
+                 CAST((SELECT coalesce(max({column}), 0) FROM {table}) AS TEXT)"
+            )
+        })
+        .collect();
+    Ok(
+        sqlx::query_scalar(&format!("SELECT {}", parts.join(" || ',' || ")))
+            .fetch_one(&mut *conn)
+            .await?,
     )
-    .bind(since)
-    .fetch_one(dest.pool())
-    .await?;
-    if used > 0 {
+}
+
+/// Refuses a destination that holds data of its own: on a first run,
+/// anything but what a fresh berth creates; on a rerun, any change since
+/// the last run (pushes, uploads, account and project changes, deletions,
+/// audit records of logins and pulls).
+async fn check_destination(conn: &mut AnyConnection) -> Result<(), StorageError> {
+    let marker: Option<String> =
+        sqlx::query_scalar("SELECT fingerprint FROM migrated_from WHERE id = 1")
+            .fetch_optional(&mut *conn)
+            .await?;
+    let used = match &marker {
+        Some(left) => *left != fingerprint(&mut *conn).await?,
+        None => {
+            let counts: Vec<String> = WRITTEN
+                .iter()
+                .map(|(table, _)| {
+                    let bootstrap = match *table {
+                        "users" => " AND username <> 'admin'",
+                        "projects" => " AND name <> 'library'",
+                        "quotas" => {
+                            " AND project_id NOT IN (SELECT id FROM projects WHERE name = 'library')"
+                        }
+                        _ => "",
+                    };
+                    format!("(SELECT count(*) FROM {table} WHERE true{bootstrap})")
+                })
+                .collect();
+            let rows: i64 = sqlx::query_scalar(&format!("SELECT {}", counts.join(" + ")))
+                .fetch_one(&mut *conn)
+                .await?;
+            rows > 0
+        }
+    };
+    if used {
         return Err(StorageError::MigrationRefused(if marker.is_some() {
-            "the destination was used after the last migration (it has pushes or audit records \
-             since): a rerun would replace them; migrate into a new database instead"
+            "the destination was used after the last migration (it has pushes, uploads, account \
+             or project changes, deletions or audit records since): a rerun would replace them; \
+             migrate into a new database instead"
                 .into()
         } else {
             "the destination database already holds a registry; migrate into a new, empty \
@@ -258,6 +317,7 @@ async fn copy_metadata(
     progress: &mut (dyn FnMut(String) + Send),
 ) -> Result<u64, StorageError> {
     let mut tx = dest.write().await?;
+    check_destination(&mut tx).await?;
     let all: Vec<&str> = TABLES.iter().map(|(t, _)| *t).collect();
     sqlx::query(&format!("TRUNCATE {} CASCADE", all.join(", ")))
         .execute(&mut *tx)
@@ -269,7 +329,14 @@ async fn copy_metadata(
             Backend::Sqlite => columns,
             Backend::Postgres => "*",
         };
-        let n = copy_table(source, &mut tx, table, columns).await?;
+        let mut replaced = 0;
+        let n = copy_table(source, &mut tx, table, columns, &mut replaced).await?;
+        if replaced > 0 {
+            progress(format!(
+                "{table}: {replaced} values held NUL characters, which PostgreSQL cannot store; \
+                 each became U+FFFD"
+            ));
+        }
         if *table == "projects" {
             // Each project inserted got a quota row from its trigger; the
             // source's rows (with their ids and limits) replace them.
@@ -286,14 +353,19 @@ async fn copy_metadata(
         .fetch_one(&mut *tx)
         .await?;
     }
+    let left = fingerprint(&mut tx).await?;
     sqlx::query(
-        "INSERT INTO migrated_from (id, finished_ms) VALUES (1, $1) \
-         ON CONFLICT (id) DO UPDATE SET finished_ms = excluded.finished_ms",
+        "INSERT INTO migrated_from (id, finished_ms, fingerprint) VALUES (1, $1, $2) \
+         ON CONFLICT (id) DO UPDATE SET finished_ms = excluded.finished_ms, \
+         fingerprint = excluded.fingerprint",
     )
     .bind(crate::audit::now_ms())
+    .bind(left)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    // Servers already running on the destination drop what they cached.
+    dest.announce(&Change::Everything).await?;
     Ok(rows)
 }
 
@@ -323,6 +395,7 @@ async fn copy_table(
     tx: &mut Transaction<'static, Any>,
     table: &str,
     columns: &str,
+    replaced: &mut u64,
 ) -> Result<u64, StorageError> {
     // A NULL must be bound with its column's type (PostgreSQL does not
     // turn a text NULL into a bigint one).
@@ -366,6 +439,15 @@ async fn copy_table(
                 Value::Int(0)
             } else {
                 value(&row, i)?
+            };
+            let v = match v {
+                // PostgreSQL cannot store NUL in text; SQLite could (a
+                // failed login's name, say). Kept visible, not fatal.
+                Value::Text(t) if t.contains('\0') => {
+                    *replaced += 1;
+                    Value::Text(t.replace('\0', "\u{FFFD}"))
+                }
+                v => v,
             };
             query = match v {
                 Value::Null => match types.get(column.name()).map(String::as_str) {

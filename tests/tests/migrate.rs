@@ -114,3 +114,53 @@ fn an_embedded_installation_moves_to_postgresql_and_reruns_pick_up_changes() {
     );
     new.registry().assert_image("team/new", "1", &four);
 }
+
+/// A destination a fresh berth has started on is taken; one changed
+/// after a migration (here an account added with `berth user add`, which
+/// leaves no audit record) is never overwritten by a rerun.
+#[test]
+fn a_destination_changed_since_the_last_run_is_never_overwritten() {
+    let old = Berth::start();
+    Api::admin(&old).create_projects(&["team"]);
+    old.registry()
+        .push_image("team/one", "1", &Image::random(1));
+
+    let pg = berth_tests::postgres::shared();
+    let url = pg.create_database(&format!("berth_migrate_{}", random_suffix()));
+    let dest = tempfile::tempdir().unwrap();
+    let new_data = dest.path().join("data");
+    let config = dest.path().join("new.toml");
+    std::fs::write(
+        &config,
+        format!("data_dir = \"data\"\n\n[database]\nurl = \"{url}\"\n"),
+    )
+    .unwrap();
+    // A berth started on the empty database first (admin, library).
+    let mut fresh = Berth::start_in_with_env(&new_data, &[("BERTH_DATABASE__URL", url.as_str())]);
+    fresh.stop();
+    let out = migrate(&old, &config);
+    assert!(out.status.success(), "{}", text(&out));
+
+    let add = berth_tests::tools::run(
+        berth_tests::server::berth_bin().to_str().unwrap(),
+        &["user", "--config", config.to_str().unwrap(), "add", "carol"],
+        &[],
+        Some("Carol-pw-12345\n"),
+    );
+    assert!(add.status.success(), "{}", text(&add));
+    let out = migrate(&old, &config);
+    assert!(
+        !out.status.success(),
+        "a rerun replaced a changed destination"
+    );
+    assert!(
+        text(&out).contains("used after the last migration"),
+        "{}",
+        text(&out)
+    );
+    let carol = pg.psql(
+        url.rsplit('/').next().unwrap(),
+        "SELECT username FROM users WHERE username = 'carol';",
+    );
+    assert_eq!(carol.trim(), "carol");
+}
