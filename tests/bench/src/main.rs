@@ -50,17 +50,23 @@ struct Args {
     /// uploads (clients that stall mid-body), in one run.
     #[arg(long)]
     slow_uploads: bool,
-    /// Measure only these servers (comma-separated: berth, distribution,
-    /// nginx+distribution); for profiling one of them.
+    /// Measure only these servers (comma-separated: berth, berth+postgres,
+    /// 3xberth+haproxy, distribution, nginx+distribution); for profiling
+    /// one of them, or comparing berth's metadata backends and instances.
     #[arg(long, value_delimiter = ',', value_parser = parse_kind)]
     servers: Vec<servers::Kind>,
 }
 
 fn parse_kind(s: &str) -> Result<servers::Kind, String> {
-    servers::Kind::ALL
+    servers::Kind::EVERY
         .into_iter()
         .find(|k| k.label() == s)
-        .ok_or_else(|| format!("unknown server {s}: berth, distribution or nginx+distribution"))
+        .ok_or_else(|| {
+            format!(
+                "unknown server {s}: berth, berth+postgres, 3xberth+haproxy, distribution or \
+                 nginx+distribution"
+            )
+        })
 }
 
 fn main() -> ExitCode {

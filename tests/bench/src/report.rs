@@ -181,6 +181,54 @@ fn ratio_cell(ratio: Option<f64>) -> String {
     ratio.map_or_else(|| "–".into(), |r| format!("{r:.2}×"))
 }
 
+/// berth on PostgreSQL and three instances behind haproxy, next to the
+/// embedded berth of the same run (when the plan measured them).
+fn render_scale_out(md: &mut String, results: &Results, plan: &Plan) {
+    let kinds = [Kind::BerthPostgres, Kind::BerthCluster];
+    if !kinds.iter().any(|k| plan.servers.contains(k)) {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "\nberth's scale-out, same run: metadata on PostgreSQL (the server's own \
+         CPU and memory not counted), and three instances on one PostgreSQL database \
+         and data directory behind haproxy (all four processes counted). On 2 cores \
+         this shows overhead, not speed-up.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| metric | better | berth | berth+postgres | 3xberth+haproxy | postgres/berth | 3x/berth |"
+    );
+    let _ = writeln!(md, "|---|---|--:|--:|--:|--:|--:|");
+    for metric in Metric::ALL {
+        let b = results.median(Kind::Berth, metric);
+        let cell = |kind: Kind| match results.median(kind, metric) {
+            Some(v) => metric.format(v),
+            None if plan.servers.contains(&kind) => "error".into(),
+            None => "not run".into(),
+        };
+        let ratio = |kind: Kind| match (results.median(kind, metric), b) {
+            (Some(v), Some(b)) if b > 0.0 => Some(v / b),
+            _ => None,
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            metric.label(plan),
+            if metric.higher_is_better() {
+                "higher"
+            } else {
+                "lower"
+            },
+            cell(Kind::Berth),
+            cell(Kind::BerthPostgres),
+            cell(Kind::BerthCluster),
+            ratio_cell(ratio(Kind::BerthPostgres)),
+            ratio_cell(ratio(Kind::BerthCluster)),
+        );
+    }
+}
+
 pub fn render(results: &Results, meta: &Meta, plan: &Plan) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "## berth vs distribution vs nginx+distribution\n");
@@ -264,6 +312,7 @@ pub fn render(results: &Results, meta: &Meta, plan: &Plan) -> String {
             met_nginx,
         );
     }
+    render_scale_out(&mut md, results, plan);
     if meta.runs > 1 {
         let _ = writeln!(
             md,

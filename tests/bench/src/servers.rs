@@ -28,16 +28,33 @@ const POLL: Duration = Duration::from_millis(20);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
     Berth,
+    /// berth with its metadata on PostgreSQL (a server the harness starts;
+    /// its CPU and memory are not counted as berth's).
+    BerthPostgres,
+    /// Three berth instances on one PostgreSQL database and data
+    /// directory, behind haproxy (round robin).
+    BerthCluster,
     Distribution,
     NginxDistribution,
 }
 
 impl Kind {
+    /// The servers a default run measures.
     pub const ALL: [Kind; 3] = [Kind::Berth, Kind::Distribution, Kind::NginxDistribution];
+    /// Every server `--servers` can name.
+    pub const EVERY: [Kind; 5] = [
+        Kind::Berth,
+        Kind::BerthPostgres,
+        Kind::BerthCluster,
+        Kind::Distribution,
+        Kind::NginxDistribution,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
             Kind::Berth => "berth",
+            Kind::BerthPostgres => "berth+postgres",
+            Kind::BerthCluster => "3xberth+haproxy",
             Kind::Distribution => "distribution",
             Kind::NginxDistribution => "nginx+distribution",
         }
@@ -158,7 +175,14 @@ impl Server {
             dir,
         };
         match kind {
-            Kind::Berth => server.start_berth(bins).await?,
+            Kind::Berth => server.start_berth(bins, &[]).await?,
+            Kind::BerthPostgres => {
+                let url = postgres_database()?;
+                server
+                    .start_berth(bins, &[("BERTH_DATABASE__URL", url.as_str())])
+                    .await?
+            }
+            Kind::BerthCluster => server.start_cluster(bins).await?,
             Kind::Distribution => {
                 let addr = server.addr;
                 server.start_registry(bins, addr, "").await?;
@@ -181,10 +205,27 @@ impl Server {
         self.dir.path()
     }
 
-    async fn start_berth(&mut self, bins: &Binaries) -> anyhow::Result<()> {
+    async fn start_berth(&mut self, bins: &Binaries, env: &[(&str, &str)]) -> anyhow::Result<()> {
+        let password = format!("bench-{:016x}", rand::random::<u64>());
+        self.spawn_berth(bins, self.addr, &password, env)?;
+        self.creds = Some(Credentials {
+            user: "admin".into(),
+            password,
+        });
+        self.wait_ready(self.addr).await?;
+        self.create_bench_project().await
+    }
+
+    /// One `berth serve` on `addr` with this server's data directory.
+    fn spawn_berth(
+        &mut self,
+        bins: &Binaries,
+        addr: SocketAddr,
+        password: &str,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<()> {
         let data = self.dir.path().join("data");
         std::fs::create_dir_all(&data)?;
-        let password = format!("bench-{:016x}", rand::random::<u64>());
         let mut cmd = Command::new(&bins.berth);
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("BERTH_") {
@@ -192,17 +233,56 @@ impl Server {
             }
         }
         cmd.arg("serve")
-            .env("BERTH_LISTEN", self.addr.to_string())
+            .env("BERTH_LISTEN", addr.to_string())
             .env("BERTH_DATA_DIR", &data)
-            .env("BERTH_ADMIN_PASSWORD", &password)
+            .env("BERTH_ADMIN_PASSWORD", password)
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .envs(bins.berth_env.iter().map(|(k, v)| (k, v)));
+        self.spawn("berth", cmd)
+    }
+
+    /// Three instances on one PostgreSQL database and data directory,
+    /// haproxy in front on this server's address.
+    async fn start_cluster(&mut self, bins: &Binaries) -> anyhow::Result<()> {
+        let url = postgres_database()?;
+        let password = format!("bench-{:016x}", rand::random::<u64>());
+        let mut backends = String::new();
+        for i in 0..3 {
+            let addr = free_addr()?;
+            self.spawn_berth(
+                bins,
+                addr,
+                &password,
+                &[("BERTH_DATABASE__URL", url.as_str())],
+            )?;
+            self.wait_ready(addr).await?;
+            backends.push_str(&format!("    server b{i} {addr} check inter 1s\n"));
+        }
+        let config = self.dir.path().join("haproxy.cfg");
+        std::fs::write(
+            &config,
+            format!(
+                "global\n    maxconn 4096\n\
+                 defaults\n    mode http\n    timeout connect 2s\n    timeout client 300s\n\
+                 \x20   timeout server 300s\n    option redispatch\n    retries 3\n\
+                 frontend registry\n    bind {}\n    default_backend berth\n\
+                 backend berth\n    balance roundrobin\n    option httpchk GET /readyz\n{backends}",
+                self.addr
+            ),
+        )?;
+        let mut cmd = Command::new("haproxy");
+        cmd.arg("-db").arg("-f").arg(&config);
+        self.spawn("haproxy", cmd)?;
         self.creds = Some(Credentials {
             user: "admin".into(),
             password,
         });
-        self.spawn("berth", cmd)?;
         self.wait_ready(self.addr).await?;
+        self.create_bench_project().await
+    }
+
+    async fn create_bench_project(&self) -> anyhow::Result<()> {
         // The scenarios push to `bench/...`, and berth refuses pushes to a
         // project that does not exist.
         Registry::new(self.addr, self.creds.clone())
@@ -496,4 +576,12 @@ fn tail(path: &Path) -> String {
     let mut bytes = Vec::new();
     let _ = f.read_to_end(&mut bytes);
     String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// A fresh database on the PostgreSQL server this process starts (once,
+/// shared by every server that needs one; see `berth_tests::postgres`).
+fn postgres_database() -> anyhow::Result<String> {
+    let name = format!("bench_{:016x}", rand::random::<u64>());
+    std::panic::catch_unwind(|| berth_tests::postgres::shared().create_database(&name))
+        .map_err(|_| anyhow!("cannot start PostgreSQL (apt-get install postgresql)"))
 }
