@@ -408,10 +408,10 @@ impl Meta {
         limit: i64,
     ) -> Result<(Vec<MemberRow>, i64), StorageError> {
         let base = format!(
-            "SELECT * FROM ({MEMBERS} WHERE m.project_id = $1) \
+            "SELECT * FROM ({MEMBERS} WHERE m.project_id = $1) AS members \
              WHERE ($2 IS NULL OR instr(entity_name, $2) > 0)"
         );
-        let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM ({base})"))
+        let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM ({base}) AS page"))
             .bind(project_id)
             .bind(name_contains)
             .fetch_one(self.pool())

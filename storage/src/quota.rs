@@ -95,7 +95,7 @@ pub(crate) async fn usage(conn: &mut AnyConnection, project: &str) -> Result<u64
            SELECT b.digest, b.size FROM repo_blobs rb JOIN blobs b ON b.digest = rb.digest \
              WHERE rb.repo_id IN ({PROJECT_REPOS}) \
            UNION \
-           SELECT m.digest, m.size FROM manifests m WHERE m.repo_id IN ({PROJECT_REPOS}))"
+           SELECT m.digest, m.size FROM manifests m WHERE m.repo_id IN ({PROJECT_REPOS})) AS held"
     ))
     .bind(project)
     .fetch_one(conn)
@@ -243,12 +243,18 @@ mod tests {
     use super::*;
     use crate::oci::{manifest, Algorithm, Digest, RepoName};
 
-    async fn meta() -> (tempfile::TempDir, Meta) {
+    /// A fresh database on each backend: SQLite, and PostgreSQL (a real
+    /// server, started once for the test process), whose quota triggers
+    /// are written differently and must count the same.
+    async fn backends() -> Vec<(Option<tempfile::TempDir>, Meta)> {
         let dir = tempfile::tempdir().unwrap();
-        let meta = Meta::connect(&format!("sqlite://{}/t.db", dir.path().display()))
+        let sqlite = Meta::connect(&format!("sqlite://{}/t.db", dir.path().display()))
             .await
             .unwrap();
-        (dir, meta)
+        let name = format!("quota_{}", uuid::Uuid::new_v4().simple());
+        let url = berth_tests::postgres::shared().create_database(&name);
+        let postgres = Meta::connect(&url).await.unwrap();
+        vec![(Some(dir), sqlite), (None, postgres)]
     }
 
     fn digest(data: &[u8]) -> Digest {
@@ -276,33 +282,34 @@ mod tests {
 
     #[tokio::test]
     async fn usage_counts_each_digest_once_per_project() {
-        let (_dir, meta) = meta().await;
-        for p in ["team", "teamx", "other"] {
-            meta.ensure_project(p, false).await.unwrap();
+        for (_dir, meta) in backends().await {
+            for p in ["team", "teamx", "other"] {
+                meta.ensure_project(p, false).await.unwrap();
+            }
+            let shared = digest(b"shared");
+            let own = digest(b"own");
+            meta.link_blob(&"team/a".parse().unwrap(), &shared, 1000)
+                .await
+                .unwrap();
+            meta.link_blob(&"team/b/c".parse().unwrap(), &shared, 1000)
+                .await
+                .unwrap();
+            meta.link_blob(&"team/b/c".parse().unwrap(), &own, 10)
+                .await
+                .unwrap();
+            meta.link_blob(&"teamx/a".parse().unwrap(), &own, 10)
+                .await
+                .unwrap();
+            meta.link_blob(&"other".parse().unwrap(), &shared, 1000)
+                .await
+                .unwrap();
+            assert_eq!(meta.project_usage("team").await.unwrap(), 1010);
+            assert_eq!(meta.project_usage("teamx").await.unwrap(), 10);
+            assert_eq!(meta.project_usage("other").await.unwrap(), 1000);
+            let repo: RepoName = "team/b/c".parse().unwrap();
+            assert!(meta.unlink_blob(&repo, &own).await.unwrap());
+            assert_eq!(meta.project_usage("team").await.unwrap(), 1000);
         }
-        let shared = digest(b"shared");
-        let own = digest(b"own");
-        meta.link_blob(&"team/a".parse().unwrap(), &shared, 1000)
-            .await
-            .unwrap();
-        meta.link_blob(&"team/b/c".parse().unwrap(), &shared, 1000)
-            .await
-            .unwrap();
-        meta.link_blob(&"team/b/c".parse().unwrap(), &own, 10)
-            .await
-            .unwrap();
-        meta.link_blob(&"teamx/a".parse().unwrap(), &own, 10)
-            .await
-            .unwrap();
-        meta.link_blob(&"other".parse().unwrap(), &shared, 1000)
-            .await
-            .unwrap();
-        assert_eq!(meta.project_usage("team").await.unwrap(), 1010);
-        assert_eq!(meta.project_usage("teamx").await.unwrap(), 10);
-        assert_eq!(meta.project_usage("other").await.unwrap(), 1000);
-        let repo: RepoName = "team/b/c".parse().unwrap();
-        assert!(meta.unlink_blob(&repo, &own).await.unwrap());
-        assert_eq!(meta.project_usage("team").await.unwrap(), 1000);
     }
 
     /// The counter the quota shows equals the usage computed from the
@@ -323,142 +330,145 @@ mod tests {
 
     #[tokio::test]
     async fn the_counter_follows_every_change() {
-        let (_dir, meta) = meta().await;
-        // A repository older than its project: the project starts with it.
-        let early: RepoName = "late/app".parse().unwrap();
-        meta.link_blob(&early, &digest(b"early"), 7).await.unwrap();
-        meta.ensure_project("late", false).await.unwrap();
-        meta.ensure_project("team", false).await.unwrap();
-        assert_counters(&meta).await;
-        let repos: Vec<RepoName> = ["team/a", "team/b", "team", "late/app"]
-            .iter()
-            .map(|r| r.parse().unwrap())
-            .collect();
-        let blobs: Vec<Digest> = (0..6).map(|i| digest(format!("b{i}").as_bytes())).collect();
-        for (i, repo) in repos.iter().enumerate() {
-            for blob in &blobs[i % 2..i % 2 + 4] {
-                meta.link_blob(repo, blob, 100 + blob.to_string().len() as u64)
+        for (_dir, meta) in backends().await {
+            // A repository older than its project: the project starts with it.
+            let early: RepoName = "late/app".parse().unwrap();
+            meta.link_blob(&early, &digest(b"early"), 7).await.unwrap();
+            meta.ensure_project("late", false).await.unwrap();
+            meta.ensure_project("team", false).await.unwrap();
+            assert_counters(&meta).await;
+            let repos: Vec<RepoName> = ["team/a", "team/b", "team", "late/app"]
+                .iter()
+                .map(|r| r.parse().unwrap())
+                .collect();
+            let blobs: Vec<Digest> = (0..6).map(|i| digest(format!("b{i}").as_bytes())).collect();
+            for (i, repo) in repos.iter().enumerate() {
+                for blob in &blobs[i % 2..i % 2 + 4] {
+                    meta.link_blob(repo, blob, 100 + blob.to_string().len() as u64)
+                        .await
+                        .unwrap();
+                }
+                let content = image(&blobs[i % 2], &blobs[i % 2 + 1]);
+                let parsed = manifest::parse(None, &content).unwrap();
+                meta.put_manifest(repo, &digest(&content), &parsed, &content, &[])
                     .await
                     .unwrap();
+                assert_counters(&meta).await;
             }
-            let content = image(&blobs[i % 2], &blobs[i % 2 + 1]);
-            let parsed = manifest::parse(None, &content).unwrap();
-            meta.put_manifest(repo, &digest(&content), &parsed, &content, &[])
+            // A manifest whose digest is also linked as a blob counts once.
+            let content = image(&blobs[0], &blobs[1]);
+            meta.link_blob(&repos[1], &digest(&content), content.len() as u64)
                 .await
                 .unwrap();
             assert_counters(&meta).await;
+            assert!(meta.unlink_blob(&repos[0], &blobs[2]).await.unwrap());
+            assert_counters(&meta).await;
+            assert!(meta
+                .delete_manifest(&repos[0], &digest(&content))
+                .await
+                .unwrap());
+            assert_counters(&meta).await;
+            assert!(meta.delete_repository(&repos[1]).await.unwrap());
+            assert_counters(&meta).await;
+            // Rows that go with their repository by cascade, as garbage
+            // collection or other code may delete them.
+            sqlx::query("DELETE FROM repositories WHERE name = 'team'")
+                .execute(meta.pool())
+                .await
+                .unwrap();
+            assert_counters(&meta).await;
+            sqlx::query("DELETE FROM repo_blobs WHERE digest = $1")
+                .bind(blobs[3].to_string())
+                .execute(meta.pool())
+                .await
+                .unwrap();
+            assert_counters(&meta).await;
+            assert_eq!(
+                meta.project_usage("late").await.unwrap(),
+                meta.list_quotas(None).await.unwrap()[0].used
+            );
         }
-        // A manifest whose digest is also linked as a blob counts once.
-        let content = image(&blobs[0], &blobs[1]);
-        meta.link_blob(&repos[1], &digest(&content), content.len() as u64)
-            .await
-            .unwrap();
-        assert_counters(&meta).await;
-        assert!(meta.unlink_blob(&repos[0], &blobs[2]).await.unwrap());
-        assert_counters(&meta).await;
-        assert!(meta
-            .delete_manifest(&repos[0], &digest(&content))
-            .await
-            .unwrap());
-        assert_counters(&meta).await;
-        assert!(meta.delete_repository(&repos[1]).await.unwrap());
-        assert_counters(&meta).await;
-        // Rows that go with their repository by cascade, as garbage
-        // collection or other code may delete them.
-        sqlx::query("DELETE FROM repositories WHERE name = 'team'")
-            .execute(meta.pool())
-            .await
-            .unwrap();
-        assert_counters(&meta).await;
-        sqlx::query("DELETE FROM repo_blobs WHERE digest = $1")
-            .bind(blobs[3].to_string())
-            .execute(meta.pool())
-            .await
-            .unwrap();
-        assert_counters(&meta).await;
-        assert_eq!(
-            meta.project_usage("late").await.unwrap(),
-            meta.list_quotas(None).await.unwrap()[0].used
-        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_links_never_overshoot() {
-        let (_dir, meta) = meta().await;
-        meta.ensure_project("team", false).await.unwrap();
-        let id = quota_id(&meta, "team").await;
-        meta.set_quota(id, Some(1000)).await.unwrap();
-        let tasks: Vec<_> = (0..25)
-            .map(|i| {
-                let meta = meta.clone();
-                tokio::spawn(async move {
-                    let repo: RepoName = format!("team/r{}", i % 3).parse().unwrap();
-                    meta.link_blob(&repo, &digest(format!("blob {i}").as_bytes()), 100)
-                        .await
+        for (_dir, meta) in backends().await {
+            meta.ensure_project("team", false).await.unwrap();
+            let id = quota_id(&meta, "team").await;
+            meta.set_quota(id, Some(1000)).await.unwrap();
+            let tasks: Vec<_> = (0..25)
+                .map(|i| {
+                    let meta = meta.clone();
+                    tokio::spawn(async move {
+                        let repo: RepoName = format!("team/r{}", i % 3).parse().unwrap();
+                        meta.link_blob(&repo, &digest(format!("blob {i}").as_bytes()), 100)
+                            .await
+                    })
                 })
-            })
-            .collect();
-        let mut linked = 0;
-        for task in tasks {
-            match task.await.unwrap() {
-                Ok(()) => linked += 1,
-                Err(StorageError::QuotaExceeded(_)) => {}
-                Err(e) => panic!("{e}"),
+                .collect();
+            let mut linked = 0;
+            for task in tasks {
+                match task.await.unwrap() {
+                    Ok(()) => linked += 1,
+                    Err(StorageError::QuotaExceeded(_)) => {}
+                    Err(e) => panic!("{e}"),
+                }
             }
+            assert_eq!(linked, 10);
+            assert_eq!(meta.project_usage("team").await.unwrap(), 1000);
         }
-        assert_eq!(linked, 10);
-        assert_eq!(meta.project_usage("team").await.unwrap(), 1000);
     }
 
     #[tokio::test]
     async fn limit_refuses_new_digests_but_not_held_ones() {
-        let (_dir, meta) = meta().await;
-        meta.ensure_project("team", false).await.unwrap();
-        let id = quota_id(&meta, "team").await;
-        assert!(meta.set_quota(id, Some(1500)).await.unwrap());
-        let a: RepoName = "team/a".parse().unwrap();
-        let b: RepoName = "team/b".parse().unwrap();
-        meta.link_blob(&a, &digest(b"one"), 1000).await.unwrap();
-        // Already held by the project: linking it elsewhere adds nothing.
-        meta.link_blob(&b, &digest(b"one"), 1000).await.unwrap();
-        let err = meta.link_blob(&b, &digest(b"two"), 600).await.unwrap_err();
-        let StorageError::QuotaExceeded(e) = err else {
-            panic!("{err:?}");
-        };
-        assert_eq!(
-            e,
-            Exceeded {
-                project: "team".into(),
-                used: 1000,
-                limit: 1500,
-                needed: 600
-            }
-        );
-        assert_eq!(meta.project_usage("team").await.unwrap(), 1000);
-        meta.link_blob(&b, &digest(b"two"), 500).await.unwrap();
-        assert_eq!(meta.project_usage("team").await.unwrap(), 1500);
-        // A manifest counts too.
-        let config = digest(b"one");
-        let content = format!(
-            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":1000}},"layers":[]}}"#
-        );
-        let parsed = manifest::parse(None, content.as_bytes()).unwrap();
-        let md = digest(content.as_bytes());
-        let err = meta
-            .put_manifest(&a, &md, &parsed, content.as_bytes(), &[])
-            .await
-            .unwrap_err();
-        assert!(matches!(err, StorageError::QuotaExceeded(_)), "{err:?}");
-        assert!(meta.set_quota(id, None).await.unwrap());
-        meta.put_manifest(&a, &md, &parsed, content.as_bytes(), &[])
-            .await
-            .unwrap();
-        assert_eq!(
-            meta.project_usage("team").await.unwrap(),
-            1500 + content.len() as u64
-        );
-        let q = meta.quota(id).await.unwrap().unwrap();
-        assert_eq!(q.hard, None);
-        assert_eq!(q.used, 1500 + content.len() as u64);
+        for (_dir, meta) in backends().await {
+            meta.ensure_project("team", false).await.unwrap();
+            let id = quota_id(&meta, "team").await;
+            assert!(meta.set_quota(id, Some(1500)).await.unwrap());
+            let a: RepoName = "team/a".parse().unwrap();
+            let b: RepoName = "team/b".parse().unwrap();
+            meta.link_blob(&a, &digest(b"one"), 1000).await.unwrap();
+            // Already held by the project: linking it elsewhere adds nothing.
+            meta.link_blob(&b, &digest(b"one"), 1000).await.unwrap();
+            let err = meta.link_blob(&b, &digest(b"two"), 600).await.unwrap_err();
+            let StorageError::QuotaExceeded(e) = err else {
+                panic!("{err:?}");
+            };
+            assert_eq!(
+                e,
+                Exceeded {
+                    project: "team".into(),
+                    used: 1000,
+                    limit: 1500,
+                    needed: 600
+                }
+            );
+            assert_eq!(meta.project_usage("team").await.unwrap(), 1000);
+            meta.link_blob(&b, &digest(b"two"), 500).await.unwrap();
+            assert_eq!(meta.project_usage("team").await.unwrap(), 1500);
+            // A manifest counts too.
+            let config = digest(b"one");
+            let content = format!(
+                r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":1000}},"layers":[]}}"#
+            );
+            let parsed = manifest::parse(None, content.as_bytes()).unwrap();
+            let md = digest(content.as_bytes());
+            let err = meta
+                .put_manifest(&a, &md, &parsed, content.as_bytes(), &[])
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StorageError::QuotaExceeded(_)), "{err:?}");
+            assert!(meta.set_quota(id, None).await.unwrap());
+            meta.put_manifest(&a, &md, &parsed, content.as_bytes(), &[])
+                .await
+                .unwrap();
+            assert_eq!(
+                meta.project_usage("team").await.unwrap(),
+                1500 + content.len() as u64
+            );
+            let q = meta.quota(id).await.unwrap().unwrap();
+            assert_eq!(q.hard, None);
+            assert_eq!(q.used, 1500 + content.len() as u64);
+        }
     }
 }

@@ -4,12 +4,22 @@
 //! binary's name (`berth_tests::server::backend`); the suites are the same
 //! files the embedded run uses, so neither backend drifts.
 
+#[path = "api_openapi.rs"]
+mod api_openapi;
 #[path = "api_repositories.rs"]
 mod api_repositories;
 #[path = "audit_log.rs"]
 mod audit_log;
+#[path = "auth_logins.rs"]
+mod auth_logins;
+#[path = "auth_tokens.rs"]
+mod auth_tokens;
 #[path = "durability.rs"]
 mod durability;
+#[path = "fronting.rs"]
+mod fronting;
+#[path = "fronting_hosted.rs"]
+mod fronting_hosted;
 #[path = "gc.rs"]
 mod gc;
 #[path = "immutable.rs"]
@@ -30,6 +40,12 @@ mod proxy_cache;
 mod quotas;
 #[path = "retention.rs"]
 mod retention;
+#[path = "review_auth.rs"]
+mod review_auth;
+#[path = "review_authz.rs"]
+mod review_authz;
+#[path = "upload_limits.rs"]
+mod upload_limits;
 
 /// The harness really runs this binary on PostgreSQL: a berth's data
 /// directory holds no SQLite database, and its database is on the server.
