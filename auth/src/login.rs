@@ -292,12 +292,10 @@ impl LoginService {
         let result = self.check(username, password).await;
         match &result {
             Ok(id) => {
-                self.cache.insert(key, Arc::new(id.clone()));
                 // Checked against rows a change (here or announced by
                 // another instance) made stale meanwhile: not kept.
-                if !self.epoch.still(epoch) {
-                    self.cache.invalidate(&key);
-                }
+                self.epoch
+                    .fill(&self.cache, key, Arc::new(id.clone()), epoch);
                 self.clear_failures(username, client);
             }
             Err(

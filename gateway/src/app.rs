@@ -79,11 +79,8 @@ impl App {
             .into_iter()
             .filter_map(Role::from_id)
             .fold(None, |best, r| Role::strongest(best, Some(r)));
-        self.roles.insert(key.clone(), role);
-        // Read before a membership change that was applied meanwhile.
-        if !self.roles_epoch.still(epoch) {
-            self.roles.invalidate(&key);
-        }
+        // Read before a membership change that was applied meanwhile: not kept.
+        self.roles_epoch.fill(&self.roles, key, role, epoch);
         Ok(role)
     }
 

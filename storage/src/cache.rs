@@ -92,9 +92,7 @@ impl Caches {
                 self.by_tag.invalidate_all();
             }
             Change::Everything => {
-                self.blob_links.invalidate_all();
-                self.by_digest.invalidate_all();
-                self.by_tag.invalidate_all();
+                self.apply(&Change::Content);
                 self.projects.invalidate_all();
             }
             // Not cached here.

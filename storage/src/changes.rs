@@ -67,9 +67,9 @@ impl Change {
 /// (a login checked against the old password while another instance
 /// changed it would otherwise stay cached for the cache's lifetime).
 ///
-/// A filler reads [`Epoch::current`] before it queries, inserts, then asks
-/// [`Epoch::still`] and removes what it inserted if the answer is no; an
-/// invalidation calls [`Epoch::bump`] before it clears the cache.
+/// A filler reads [`Epoch::current`] before it queries and stores what it
+/// got with [`Epoch::fill`]; an invalidation calls [`Epoch::bump`] before
+/// it clears the cache.
 #[derive(Debug, Default)]
 pub struct Epoch(std::sync::atomic::AtomicU64);
 
@@ -85,6 +85,20 @@ impl Epoch {
     /// Whether no invalidation happened since `seen` was read.
     pub fn still(&self, seen: u64) -> bool {
         self.current() == seen
+    }
+
+    /// Caches what a query begun at `seen` returned, unless an
+    /// invalidation ran since. Checked after the insert: one between the
+    /// check and the insert would otherwise leave the stale value in.
+    pub fn fill<K, V>(&self, cache: &moka::sync::Cache<K, V>, key: K, value: V, seen: u64)
+    where
+        K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        cache.insert(key.clone(), value);
+        if !self.still(seen) {
+            cache.invalidate(&key);
+        }
     }
 }
 

@@ -195,10 +195,9 @@ impl Registry {
                     .blob_in_repo(repo, digest)
                     .await?
                     .ok_or_else(|| StorageError::BlobUnknown(digest.clone()))?;
-                self.caches.blob_links.insert(key.clone(), size);
-                if !self.caches.epoch.still(epoch) {
-                    self.caches.blob_links.invalidate(&key);
-                }
+                self.caches
+                    .epoch
+                    .fill(&self.caches.blob_links, key, size, epoch);
                 size
             }
         };
@@ -231,10 +230,9 @@ impl Registry {
             public: row.public,
             upstream: row.upstream,
         });
-        self.caches.projects.insert(project.to_owned(), p);
-        if !self.caches.epoch.still(epoch) {
-            self.caches.projects.invalidate(project);
-        }
+        self.caches
+            .epoch
+            .fill(&self.caches.projects, project.to_owned(), p, epoch);
         Ok(p)
     }
 
@@ -531,22 +529,20 @@ impl Registry {
         match self.meta.get_manifest(repo, reference).await? {
             Some(m) => {
                 let m = Arc::new(m);
-                let stale = !self.caches.epoch.still(epoch);
+                let caches = &self.caches;
                 match reference {
-                    Reference::Tag(t) => {
-                        let key = (repo.clone(), t.clone());
-                        self.caches.by_tag.insert(key.clone(), m.clone());
-                        if stale || !self.caches.epoch.still(epoch) {
-                            self.caches.by_tag.invalidate(&key);
-                        }
-                    }
-                    Reference::Digest(d) => {
-                        let key = (repo.clone(), d.clone());
-                        self.caches.by_digest.insert(key.clone(), m.clone());
-                        if stale || !self.caches.epoch.still(epoch) {
-                            self.caches.by_digest.invalidate(&key);
-                        }
-                    }
+                    Reference::Tag(t) => caches.epoch.fill(
+                        &caches.by_tag,
+                        (repo.clone(), t.clone()),
+                        m.clone(),
+                        epoch,
+                    ),
+                    Reference::Digest(d) => caches.epoch.fill(
+                        &caches.by_digest,
+                        (repo.clone(), d.clone()),
+                        m.clone(),
+                        epoch,
+                    ),
                 }
                 Ok(m)
             }

@@ -173,7 +173,8 @@ impl Postgres {
     /// tuples only), panicking on an error.
     pub fn psql(&self, name: &str, sql: &str) -> String {
         let port = self.port.to_string();
-        let out = crate::tools::run(
+        // A failure panics with psql's error message.
+        let out = crate::tools::run_ok(
             "psql",
             &[
                 "-X",
@@ -193,11 +194,6 @@ impl Postgres {
             ],
             &[],
             Some(sql),
-        );
-        assert!(
-            out.status.success(),
-            "psql {sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }

@@ -77,11 +77,7 @@ impl Berth {
 
     /// Starts berth on an existing data directory (kept after the test).
     pub fn start_in(data_dir: &Path) -> Berth {
-        let root = tempfile::Builder::new()
-            .prefix("berth-test-")
-            .tempdir()
-            .expect("create temp dir");
-        Berth::launch(root, data_dir.to_path_buf(), Vec::new())
+        Berth::start_in_with_env(data_dir, &[])
     }
 
     /// Starts berth on an existing data directory with extra environment
@@ -252,16 +248,11 @@ impl Berth {
                 let db = self.data_dir.join("berth.db");
                 // On standard input: a statement may be longer than an
                 // argument may; waiting for a busy writer.
-                let out = crate::tools::run(
+                let out = crate::tools::run_ok(
                     "sqlite3",
                     &["-cmd", ".timeout 10000", &db.to_string_lossy()],
                     &[],
                     Some(statement),
-                );
-                assert!(
-                    out.status.success(),
-                    "sqlite3 {statement}: {}",
-                    String::from_utf8_lossy(&out.stderr)
                 );
                 String::from_utf8_lossy(&out.stdout).into_owned()
             }

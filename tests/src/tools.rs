@@ -17,21 +17,26 @@ use crate::Image;
 /// input; returns its output whatever the exit status.
 pub fn run(program: &str, args: &[&str], envs: &[(&str, &OsStr)], stdin: Option<&str>) -> Output {
     let mut cmd = Command::new(program);
-    cmd.args(args)
-        .env("NO_PROXY", "*")
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args(args).env("NO_PROXY", "*");
     for (key, value) in envs {
         cmd.env(key, value);
     }
+    output(&mut cmd, stdin)
+}
+
+/// Runs a prepared command with optional standard input; returns its
+/// output whatever the exit status.
+pub fn output(cmd: &mut Command, stdin: Option<&str>) -> Output {
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let mut child = cmd
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+        .unwrap_or_else(|e| panic!("cannot run {:?}: {e}", cmd.get_program()));
     if let Some(input) = stdin {
         let mut pipe = child.stdin.take().expect("piped stdin");
         pipe.write_all(input.as_bytes()).expect("write stdin");

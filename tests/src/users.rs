@@ -1,8 +1,7 @@
 //! Local users managed with the `berth user ...` command line, against the
 //! data directory of a running [`Berth`].
 
-use std::io::Write;
-use std::process::{Output, Stdio};
+use std::process::Output;
 
 use crate::server::Berth;
 
@@ -10,17 +9,8 @@ use crate::server::Berth;
 /// standard input; returns the output whatever the exit status.
 pub fn berth_user(berth: &Berth, args: &[&str], stdin: Option<&str>) -> Output {
     let mut cmd = berth.command(&["user"]);
-    cmd.args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("run berth user");
-    let mut pipe = child.stdin.take().expect("piped stdin");
-    if let Some(input) = stdin {
-        pipe.write_all(input.as_bytes()).expect("write stdin");
-    }
-    drop(pipe);
-    child.wait_with_output().expect("wait for berth user")
+    cmd.args(args);
+    crate::tools::output(&mut cmd, stdin)
 }
 
 /// Runs `berth user <args>` and asserts it succeeds.

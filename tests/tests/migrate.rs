@@ -17,6 +17,35 @@ fn migrate(from: &Berth, to_config: &std::path::Path) -> std::process::Output {
         .unwrap()
 }
 
+/// A new installation to migrate into: an empty PostgreSQL database and
+/// a config file naming it, with its data directory beside.
+struct Destination {
+    _dir: tempfile::TempDir,
+    url: String,
+    data: std::path::PathBuf,
+    config: std::path::PathBuf,
+}
+
+impl Destination {
+    fn new() -> Destination {
+        let url = berth_tests::postgres::shared()
+            .create_database(&format!("berth_migrate_{}", random_suffix()));
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("new.toml");
+        std::fs::write(
+            &config,
+            format!("data_dir = \"data\"\n\n[database]\nurl = \"{url}\"\n"),
+        )
+        .unwrap();
+        Destination {
+            data: dir.path().join("data"),
+            _dir: dir,
+            url,
+            config,
+        }
+    }
+}
+
 fn used_storage(api: &Api, project: &str) -> i64 {
     let (status, _, quotas) = api.get("/quotas");
     assert_eq!(status, 200, "{quotas}");
@@ -41,16 +70,12 @@ fn an_embedded_installation_moves_to_postgresql_and_reruns_pick_up_changes() {
     old.registry().push_image("team/one", "1", &one);
     old.registry().push_image("team/two", "latest", &two);
 
-    let pg = berth_tests::postgres::shared();
-    let url = pg.create_database(&format!("berth_migrate_{}", random_suffix()));
-    let dest = tempfile::tempdir().unwrap();
-    let new_data = dest.path().join("data");
-    let config = dest.path().join("new.toml");
-    std::fs::write(
-        &config,
-        format!("data_dir = \"data\"\n\n[database]\nurl = \"{url}\"\n"),
-    )
-    .unwrap();
+    let Destination {
+        _dir: _dest,
+        url,
+        data: new_data,
+        config,
+    } = Destination::new();
 
     // A first run while the old registry serves: every blob (3 + 2).
     let out = migrate(&old, &config);
@@ -125,16 +150,12 @@ fn a_destination_changed_since_the_last_run_is_never_overwritten() {
     old.registry()
         .push_image("team/one", "1", &Image::random(1));
 
-    let pg = berth_tests::postgres::shared();
-    let url = pg.create_database(&format!("berth_migrate_{}", random_suffix()));
-    let dest = tempfile::tempdir().unwrap();
-    let new_data = dest.path().join("data");
-    let config = dest.path().join("new.toml");
-    std::fs::write(
-        &config,
-        format!("data_dir = \"data\"\n\n[database]\nurl = \"{url}\"\n"),
-    )
-    .unwrap();
+    let Destination {
+        _dir: _dest,
+        url,
+        data: new_data,
+        config,
+    } = Destination::new();
     // A berth started on the empty database first (admin, library).
     let mut fresh = Berth::start_in_with_env(&new_data, &[("BERTH_DATABASE__URL", url.as_str())]);
     fresh.stop();
@@ -158,7 +179,7 @@ fn a_destination_changed_since_the_last_run_is_never_overwritten() {
         "{}",
         text(&out)
     );
-    let carol = pg.psql(
+    let carol = berth_tests::postgres::shared().psql(
         url.rsplit('/').next().unwrap(),
         "SELECT username FROM users WHERE username = 'carol';",
     );

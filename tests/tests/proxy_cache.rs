@@ -332,13 +332,7 @@ fn a_token_auth_upstream_is_logged_into_with_the_bearer_dance() {
 
 #[test]
 fn a_corrupt_upstream_never_poisons_the_cache() {
-    let layer = Blob::random(300_000);
-    let config = Blob::new(
-        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
-            .to_vec(),
-        "application/vnd.oci.image.config.v1+json",
-    );
-    let manifest = berth_tests::content::image_manifest(&config, std::slice::from_ref(&layer));
+    let (layer, config, manifest) = one_layer_image();
     let upstream = CorruptUpstream::start(
         "bad/app",
         "1",
@@ -404,9 +398,9 @@ fn a_corrupt_upstream_never_poisons_the_cache() {
     .expect_err("a corrupt layer fails the pull");
 }
 
-/// A corrupt upstream held mid-layer, its manifest cached in berth's
-/// `cache` project; returns the upstream, berth, a client and the layer.
-fn held_corrupt_upstream() -> (CorruptUpstream, Berth, Registry, Blob) {
+/// A one-layer image for the hand-made upstreams: its 300 KB layer, its
+/// config and its manifest.
+fn one_layer_image() -> (Blob, Blob, Vec<u8>) {
     let layer = Blob::random(300_000);
     let config = Blob::new(
         br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
@@ -414,6 +408,13 @@ fn held_corrupt_upstream() -> (CorruptUpstream, Berth, Registry, Blob) {
         "application/vnd.oci.image.config.v1+json",
     );
     let manifest = berth_tests::content::image_manifest(&config, std::slice::from_ref(&layer));
+    (layer, config, manifest)
+}
+
+/// A corrupt upstream held mid-layer, its manifest cached in berth's
+/// `cache` project; returns the upstream, berth, a client and the layer.
+fn held_corrupt_upstream() -> (CorruptUpstream, Berth, Registry, Blob) {
+    let (layer, config, manifest) = one_layer_image();
     let upstream = CorruptUpstream::start(
         "bad/app",
         "1",
@@ -494,13 +495,7 @@ fn a_range_of_a_corrupt_blob_in_flight_never_completes() {
 /// alone.
 #[test]
 fn commands_beside_the_server_leave_its_fetches_and_uploads_alone() {
-    let layer = Blob::random(300_000);
-    let config = Blob::new(
-        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
-            .to_vec(),
-        "application/vnd.oci.image.config.v1+json",
-    );
-    let manifest = berth_tests::content::image_manifest(&config, std::slice::from_ref(&layer));
+    let (layer, config, manifest) = one_layer_image();
     // An honest upstream that stops halfway through the layer until told.
     let upstream = CorruptUpstream::serving(
         "slow/app",
@@ -580,21 +575,10 @@ fn commands_beside_the_server_leave_its_fetches_and_uploads_alone() {
 /// Runs `berth <args>` on `berth`'s data directory, as an operator would
 /// beside the server; its upload purge age calls every upload abandoned.
 fn berth_command(berth: &Berth, args: &[&str], stdin: Option<&str>) -> std::process::Output {
-    use std::io::Write;
-    use std::process::Stdio;
     let mut cmd = berth.command(args);
     cmd.env("BERTH_GC__GRACE_PERIOD", "0s")
-        .env("BERTH_SERVER__UPLOAD_PURGE_AGE", "0s")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("run berth");
-    let mut pipe = child.stdin.take().expect("piped stdin");
-    if let Some(input) = stdin {
-        pipe.write_all(input.as_bytes()).expect("write stdin");
-    }
-    drop(pipe);
-    child.wait_with_output().expect("wait for berth")
+        .env("BERTH_SERVER__UPLOAD_PURGE_AGE", "0s");
+    berth_tests::tools::output(&mut cmd, stdin)
 }
 
 /// The size of the largest file under `dir` (recursively), 0 if none.

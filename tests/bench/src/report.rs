@@ -181,6 +181,15 @@ fn ratio_cell(ratio: Option<f64>) -> String {
     ratio.map_or_else(|| "–".into(), |r| format!("{r:.2}×"))
 }
 
+/// A server's median of a metric, or why there is none.
+fn value_cell(value: Option<f64>, metric: Metric, plan: &Plan, kind: Kind) -> String {
+    match value {
+        Some(v) => metric.format(v),
+        None if plan.servers.contains(&kind) => "error".into(),
+        None => "not run".into(),
+    }
+}
+
 /// berth on PostgreSQL and three instances behind haproxy, next to the
 /// embedded berth of the same run (when the plan measured them).
 fn render_scale_out(md: &mut String, results: &Results, plan: &Plan) {
@@ -202,11 +211,7 @@ fn render_scale_out(md: &mut String, results: &Results, plan: &Plan) {
     let _ = writeln!(md, "|---|---|--:|--:|--:|--:|--:|");
     for metric in Metric::ALL {
         let b = results.median(Kind::Berth, metric);
-        let cell = |kind: Kind| match results.median(kind, metric) {
-            Some(v) => metric.format(v),
-            None if plan.servers.contains(&kind) => "error".into(),
-            None => "not run".into(),
-        };
+        let cell = |kind: Kind| value_cell(results.median(kind, metric), metric, plan, kind);
         let ratio = |kind: Kind| match (results.median(kind, metric), b) {
             (Some(v), Some(b)) if b > 0.0 => Some(v / b),
             _ => None,
@@ -256,11 +261,7 @@ pub fn render(results: &Results, meta: &Meta, plan: &Plan) -> String {
         let b = results.median(Kind::Berth, metric);
         let d = results.median(Kind::Distribution, metric);
         let n = results.median(Kind::NginxDistribution, metric);
-        let cell = |kind: Kind, v: Option<f64>| match v {
-            Some(v) => metric.format(v),
-            None if plan.servers.contains(&kind) => "error".into(),
-            None => "not run".into(),
-        };
+        let cell = |kind: Kind, v: Option<f64>| value_cell(v, metric, plan, kind);
         let ratio = |peer: Option<f64>| match (b, peer) {
             (Some(b), Some(p)) if p > 0.0 => Some(b / p),
             _ => None,
