@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use crate::config::{
     AuthConfig, AuthMode, Config, DatabaseConfig, GcConfig, IpNet, LdapConfig, LdapScope,
-    LogConfig, LogFormat, MetricsConfig, ProxyConfig, QuotaConfig, ServerConfig, StorageConfig,
-    StorageDriver, TlsConfig,
+    LogConfig, LogFormat, MetricsConfig, ProxyConfig, QuotaConfig, S3Config, ServerConfig,
+    StorageConfig, StorageDriver, TlsConfig,
 };
 use crate::duration;
 use crate::error::ConfError;
@@ -147,20 +147,99 @@ fn encode_path(path: &Path) -> String {
 }
 
 fn storage(s: &Settings, data_dir: &Path) -> Result<StorageConfig, ConfError> {
-    let driver = match s.text("storage.driver") {
-        None => StorageDriver::Filesystem,
-        Some(text) => word(text, StorageDriver::WORDS).ok_or_else(|| {
-            s.invalid(
-                "storage.driver",
-                "only \"filesystem\" is supported in this version".to_owned(),
-            )
-        })?,
-    };
+    let driver =
+        choice(s, "storage.driver", StorageDriver::WORDS)?.unwrap_or(StorageDriver::Filesystem);
     let root = match s.path("storage.root")? {
         Some(root) => root,
         None => data_dir.join("blobs"),
     };
-    Ok(StorageConfig { driver, root })
+    let redirect = s.bool("storage.redirect").unwrap_or(false);
+    let s3 = match driver {
+        StorageDriver::S3 => Some(s3(s)?),
+        StorageDriver::Filesystem if s.has_section("storage.s3") => return Err(s.invalid(
+            "storage.driver",
+            "is \"filesystem\" but [storage.s3] is set: set driver = \"s3\" to store blobs there"
+                .to_owned(),
+        )),
+        StorageDriver::Filesystem if redirect => {
+            return Err(s.invalid(
+                "storage.redirect",
+                "needs driver = \"s3\": only an object store can serve a pre-signed URL".to_owned(),
+            ))
+        }
+        StorageDriver::Filesystem => None,
+    };
+    Ok(StorageConfig {
+        driver,
+        root,
+        redirect,
+        s3,
+    })
+}
+
+/// S3's smallest part (but the last) and largest part.
+const MIN_PART: u64 = 5 * 1024 * 1024;
+const MAX_PART: u64 = 5 * 1024 * 1024 * 1024;
+const DEFAULT_PART: u64 = 16 * 1024 * 1024;
+
+fn s3(s: &Settings) -> Result<S3Config, ConfError> {
+    let bucket = s.non_empty("storage.s3.bucket")?.ok_or_else(|| {
+        s.invalid(
+            "storage.s3.bucket",
+            "must be set with driver = \"s3\": the bucket that holds the blobs".to_owned(),
+        )
+    })?;
+    let endpoint = s.non_empty("storage.s3.endpoint")?;
+    if let Some(url) = endpoint {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(s.invalid(
+                "storage.s3.endpoint",
+                format!("`{url}` is not a URL: use http://host:port or https://host"),
+            ));
+        }
+    }
+    let mut prefix = s
+        .text("storage.s3.prefix")
+        .unwrap_or("")
+        .trim_matches('/')
+        .to_owned();
+    if !prefix.is_empty() {
+        prefix.push('/');
+    }
+    let access_key = s.non_empty("storage.s3.access_key")?.map(Secret::new);
+    let secret_key = s.non_empty("storage.s3.secret_key")?.map(Secret::new);
+    if access_key.is_some() != secret_key.is_some() {
+        return Err(s.invalid(
+            "storage.s3.secret_key",
+            "access_key and secret_key go together: set both, or neither to take them from the environment"
+                .to_owned(),
+        ));
+    }
+    let part_size = match s.non_empty("storage.s3.part_size")? {
+        None => DEFAULT_PART,
+        Some(text) => match parse_size(text) {
+            Some(n) if (MIN_PART..=MAX_PART).contains(&n) => n,
+            _ => return Err(s.invalid(
+                "storage.s3.part_size",
+                format!(
+                    "`{text}` is not a part size S3 accepts: use 5MiB to 5GiB, such as \"16MiB\""
+                ),
+            )),
+        },
+    };
+    Ok(S3Config {
+        endpoint: endpoint.map(|e| e.trim_end_matches('/').to_owned()),
+        region: s
+            .non_empty("storage.s3.region")?
+            .unwrap_or("us-east-1")
+            .to_owned(),
+        bucket: bucket.to_owned(),
+        prefix,
+        access_key,
+        secret_key,
+        path_style: s.bool("storage.s3.path_style").unwrap_or(true),
+        part_size,
+    })
 }
 
 fn auth(s: &Settings) -> Result<AuthConfig, ConfError> {

@@ -66,13 +66,39 @@ pub struct DatabaseConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StorageConfig {
     pub driver: StorageDriver,
-    /// Default `<data_dir>/blobs`.
+    /// Default `<data_dir>/blobs`. With the s3 driver it holds scratch
+    /// files only (blobs being fetched for a proxy cache).
     pub root: PathBuf,
+    /// s3 driver: blob GETs answer 307 to a pre-signed URL. Default false.
+    pub redirect: bool,
+    /// Set exactly when `driver` is s3.
+    pub s3: Option<S3Config>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StorageDriver {
     Filesystem,
+    S3,
+}
+
+/// An S3-compatible object store (`[storage.s3]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Config {
+    /// `http(s)://host:port`; unset means AWS S3 of `region`.
+    pub endpoint: Option<String>,
+    /// Default `us-east-1`.
+    pub region: String,
+    pub bucket: String,
+    /// Key prefix inside the bucket, empty or ending in `/`.
+    pub prefix: String,
+    /// Unset: from the environment as AWS SDKs read it
+    /// (`AWS_ACCESS_KEY_ID`, ...).
+    pub access_key: Option<Secret>,
+    pub secret_key: Option<Secret>,
+    /// Path-style addressing (`endpoint/bucket/key`). Default true.
+    pub path_style: bool,
+    /// Multipart part size, 5 MiB to 5 GiB. Default 16 MiB.
+    pub part_size: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -264,7 +290,7 @@ macro_rules! config_words {
 }
 
 config_words! {
-    StorageDriver { Filesystem => "filesystem" }
+    StorageDriver { Filesystem => "filesystem", S3 => "s3" }
     AuthMode { Db => "db", Ldap => "ldap" }
     LdapScope { Base => "base", OneLevel => "onelevel", Subtree => "subtree" }
     LogFormat { Text => "text", Json => "json" }

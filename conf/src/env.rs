@@ -69,18 +69,23 @@ pub(crate) fn overrides(env: &[(String, String)]) -> Result<Vec<Override>, ConfE
 /// Writes the overrides into `table`, over whatever the file said.
 pub(crate) fn apply(table: &mut Table, overrides: &[Override]) {
     for o in overrides {
-        let Some((section, name)) = o.key.path.split_once('.') else {
-            table.insert(o.key.path.to_owned(), o.value.clone());
-            continue;
-        };
-        let entry = table
-            .entry(section)
-            .or_insert_with(|| Value::Table(Table::new()));
-        // The schema check has already rejected a section that is not a
-        // table, so there is nothing else to handle here.
-        if let Value::Table(section) = entry {
-            section.insert(name.to_owned(), o.value.clone());
-        }
+        insert(table, o.key.path, o.value.clone());
+    }
+}
+
+/// Sets the dotted `path` in `table`, creating the sections on the way.
+fn insert(table: &mut Table, path: &str, value: Value) {
+    let Some((section, rest)) = path.split_once('.') else {
+        table.insert(path.to_owned(), value);
+        return;
+    };
+    let entry = table
+        .entry(section)
+        .or_insert_with(|| Value::Table(Table::new()));
+    // The schema check has already rejected a section that is not a
+    // table, so there is nothing else to handle here.
+    if let Value::Table(inner) = entry {
+        insert(inner, rest, value);
     }
 }
 
@@ -94,11 +99,7 @@ fn key_for(upper: &str) -> Option<&'static Key> {
     if rest.contains('.') {
         return None;
     }
-    let path = match rest.split_once("__") {
-        Some((section, name)) => format!("{section}.{name}"),
-        None => rest,
-    };
-    schema::lookup(&path)
+    schema::lookup(&rest.replace("__", "."))
 }
 
 /// The commonest slip is one underscore where two belong
@@ -150,6 +151,10 @@ mod tests {
         assert_eq!(
             one("BERTH_AUTH__MODE", "ldap").ok(),
             Some(("auth.mode", text("ldap")))
+        );
+        assert_eq!(
+            one("BERTH_STORAGE__S3__ACCESS_KEY", "GK1").ok(),
+            Some(("storage.s3.access_key", text("GK1")))
         );
         assert_eq!(
             one("BERTH_LDAP__GROUP_BASE_DN", "ou=g").ok(),

@@ -34,8 +34,8 @@ mod settings;
 
 pub use config::{
     AuthConfig, AuthMode, Config, DatabaseConfig, GcConfig, IpNet, LdapConfig, LdapScope,
-    LogConfig, LogFormat, MetricsConfig, ProxyConfig, QuotaConfig, ServerConfig, StorageConfig,
-    StorageDriver, TlsConfig,
+    LogConfig, LogFormat, MetricsConfig, ProxyConfig, QuotaConfig, S3Config, ServerConfig,
+    StorageConfig, StorageDriver, TlsConfig,
 };
 pub use error::{ConfError, Location};
 pub use external_url::ExternalUrl;

@@ -681,8 +681,32 @@ listen = "127.0.0.1:9090"
                 "env BERTH_EXTERNAL_URL: invalid URL: must use http or https",
             ),
             (
+                &[("BERTH_STORAGE__DRIVER", "swift")],
+                "env BERTH_STORAGE__DRIVER: expected one of \"filesystem\", \"s3\", found `swift`",
+            ),
+            (
                 &[("BERTH_STORAGE__DRIVER", "s3")],
-                "env BERTH_STORAGE__DRIVER: only \"filesystem\" is supported in this version",
+                "storage.s3.bucket: must be set with driver = \"s3\"",
+            ),
+            (
+                &[
+                    ("BERTH_STORAGE__DRIVER", "s3"),
+                    ("BERTH_STORAGE__S3__BUCKET", "b"),
+                    ("BERTH_STORAGE__S3__PART_SIZE", "1MiB"),
+                ],
+                "env BERTH_STORAGE__S3__PART_SIZE: `1MiB` is not a part size S3 accepts",
+            ),
+            (
+                &[
+                    ("BERTH_STORAGE__DRIVER", "s3"),
+                    ("BERTH_STORAGE__S3__BUCKET", "b"),
+                    ("BERTH_STORAGE__S3__ACCESS_KEY", "GK1"),
+                ],
+                "storage.s3.secret_key: access_key and secret_key go together",
+            ),
+            (
+                &[("BERTH_STORAGE__REDIRECT", "true")],
+                "env BERTH_STORAGE__REDIRECT: needs driver = \"s3\"",
             ),
             (
                 &[("BERTH_TLS__CERT", "/c.pem")],

@@ -39,6 +39,18 @@ impl Config {
         doc.section("storage");
         doc.text("driver", self.storage.driver.word());
         doc.path("root", &self.storage.root);
+        doc.line(format!("redirect = {}", self.storage.redirect));
+        if let Some(s3) = &self.storage.s3 {
+            doc.section("storage.s3");
+            doc.maybe("endpoint", s3.endpoint.as_deref(), "AWS S3");
+            doc.text("region", &s3.region);
+            doc.text("bucket", &s3.bucket);
+            doc.text("prefix", &s3.prefix);
+            doc.secret("access_key", s3.access_key.as_ref(), "from the environment");
+            doc.secret("secret_key", s3.secret_key.as_ref(), "from the environment");
+            doc.line(format!("path_style = {}", s3.path_style));
+            doc.text("part_size", &s3.part_size.to_string());
+        }
 
         doc.section("auth");
         doc.text("mode", self.auth.mode.word());

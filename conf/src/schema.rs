@@ -48,8 +48,8 @@ const fn key(path: &'static str, kind: Kind) -> Key {
     Key { path, kind }
 }
 
-/// Every key, in the order of the documented example file. Sections are one
-/// level deep: the first dotted component.
+/// Every key, in the order of the documented example file. A section is
+/// every dotted prefix of a key (`storage`, `storage.s3`).
 pub(crate) const KEYS: &[Key] = &[
     key("listen", Kind::Text),
     key("external_url", Kind::Text),
@@ -59,6 +59,15 @@ pub(crate) const KEYS: &[Key] = &[
     key("database.url", Kind::Text),
     key("storage.driver", Kind::Text),
     key("storage.root", Kind::Text),
+    key("storage.redirect", Kind::Bool),
+    key("storage.s3.endpoint", Kind::Text),
+    key("storage.s3.region", Kind::Text),
+    key("storage.s3.bucket", Kind::Text),
+    key("storage.s3.prefix", Kind::Text),
+    key("storage.s3.access_key", Kind::Text),
+    key("storage.s3.secret_key", Kind::Text),
+    key("storage.s3.path_style", Kind::Bool),
+    key("storage.s3.part_size", Kind::Text),
     key("auth.mode", Kind::Text),
     key("auth.admin_password", Kind::Text),
     key("auth.token_ttl", Kind::Duration),
@@ -104,8 +113,8 @@ pub(crate) fn lookup(path: &str) -> Option<&'static Key> {
 fn is_section(name: &str) -> bool {
     KEYS.iter().any(|key| {
         key.path
-            .split_once('.')
-            .is_some_and(|(section, _)| section == name)
+            .strip_prefix(name)
+            .is_some_and(|rest| rest.starts_with('.'))
     })
 }
 
@@ -125,21 +134,24 @@ pub(crate) enum Problem {
 /// Walks `table` against [`KEYS`] and reports the first key (in sorted
 /// order, so the answer is stable) that is unknown or of the wrong type.
 pub(crate) fn check(table: &Table) -> Result<(), Problem> {
+    check_in("", table)
+}
+
+fn check_in(prefix: &str, table: &Table) -> Result<(), Problem> {
     for (name, value) in table {
-        if !is_section(name) {
-            check_value(name, value)?;
+        let path = format!("{prefix}{name}");
+        if !is_section(&path) {
+            check_value(&path, value)?;
             continue;
         }
         let Value::Table(section) = value else {
             return Err(Problem::WrongType {
-                key: name.clone(),
+                key: path,
                 expected: "a table (a [section])",
                 found: describe(value),
             });
         };
-        for (name_in_section, value) in section {
-            check_value(&format!("{name}.{name_in_section}"), value)?;
-        }
+        check_in(&format!("{path}."), section)?;
     }
     Ok(())
 }
@@ -205,6 +217,11 @@ mod tests {
         assert_eq!(unknown("[auth]\nmodee = \"db\""), "auth.modee");
         assert_eq!(unknown("[nope]\na = 1"), "nope");
         assert_eq!(unknown("[tls.extra]\na = 1"), "tls.extra");
+        assert_eq!(
+            unknown("[storage.s3]\nbuckett = \"b\""),
+            "storage.s3.buckett"
+        );
+        assert_eq!(unknown("[storage.s4]\nbucket = \"b\""), "storage.s4");
     }
 
     #[test]
@@ -248,9 +265,9 @@ mod tests {
     }
 
     #[test]
-    fn every_key_is_at_most_one_level_deep_and_unique() {
+    fn every_key_is_unique_and_no_key_is_a_section() {
         for (index, key) in KEYS.iter().enumerate() {
-            assert!(key.path.matches('.').count() <= 1, "{}", key.path);
+            assert!(!is_section(key.path), "{} is a key and a section", key.path);
             assert!(
                 KEYS[index + 1..].iter().all(|other| other.path != key.path),
                 "duplicate key {}",

@@ -25,10 +25,9 @@ impl<'a> Settings<'a> {
     }
 
     fn value(&self, path: &str) -> Option<&Value> {
-        match path.split_once('.') {
-            Some((section, name)) => self.table.get(section)?.get(name),
-            None => self.table.get(path),
-        }
+        let mut parts = path.split('.');
+        let first = self.table.get(parts.next()?)?;
+        parts.try_fold(first, |at, name| at.get(name))
     }
 
     pub(crate) fn text(&self, path: &str) -> Option<&str> {
@@ -46,8 +45,7 @@ impl<'a> Settings<'a> {
     /// Whether any key of `section` is set, by the file or the environment.
     /// An empty `[section]` header counts as not set.
     pub(crate) fn has_section(&self, section: &str) -> bool {
-        self.table
-            .get(section)
+        self.value(section)
             .and_then(Value::as_table)
             .is_some_and(|table| !table.is_empty())
     }

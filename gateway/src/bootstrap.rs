@@ -9,7 +9,7 @@ use berth_auth::login::bootstrap_admin;
 use berth_auth::{LoginService, TokenService};
 use berth_conf::{AuthMode, Config};
 use berth_storage::audit::AuditLog;
-use berth_storage::{Registry, Role, Settings};
+use berth_storage::{ObjectSettings, Registry, Role, Settings};
 
 use crate::app::{App, ROLE_TTL};
 use crate::bufpool::BufPool;
@@ -33,6 +33,20 @@ pub struct Built {
 pub fn storage_settings(config: &Config) -> Settings {
     Settings {
         blob_root: config.storage.root.clone(),
+        objects: config.storage.s3.as_ref().map(|s3| ObjectSettings {
+            endpoint: s3.endpoint.clone(),
+            region: s3.region.clone(),
+            bucket: s3.bucket.clone(),
+            prefix: s3.prefix.clone(),
+            credentials: s3
+                .access_key
+                .as_ref()
+                .zip(s3.secret_key.as_ref())
+                .map(|(k, s)| (k.expose().to_owned(), s.expose().to_owned())),
+            path_style: s3.path_style,
+            part_size: s3.part_size,
+            redirect: config.storage.redirect,
+        }),
         database_url: config.database.url.expose().to_owned(),
         gc_grace: config.gc.grace_period,
         upload_purge_age: config.server.upload_purge_age,

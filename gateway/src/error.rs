@@ -210,6 +210,7 @@ impl GatewayError {
                 StorageError::GcRunning { .. } => p(409, "CONFLICT"),
                 StorageError::GcLockLost
                 | StorageError::Io { .. }
+                | StorageError::Object { .. }
                 | StorageError::Db(_)
                 | StorageError::Migrate(_)
                 | StorageError::MigrationRefused(_)

@@ -6,7 +6,9 @@ use std::io::{Read, Seek, SeekFrom};
 
 use std::sync::Arc;
 
+use berth_storage::{BlobBytes, StorageError};
 use bytes::{Bytes, BytesMut};
+use futures_util::stream::{BoxStream, StreamExt};
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use tokio::sync::mpsc;
@@ -37,10 +39,9 @@ pub struct Reply {
 pub enum Body {
     Empty,
     Bytes(Bytes),
-    /// `len` bytes of `file` from `offset`, streamed.
-    File {
-        file: File,
-        offset: u64,
+    /// `len` bytes of a stored blob, as its store hands them out.
+    Blob {
+        bytes: BlobBytes,
         len: u64,
     },
     /// `len` bytes from `offset` of a blob being fetched from an upstream,
@@ -89,7 +90,7 @@ impl Reply {
         match &self.body {
             Body::Empty => 0,
             Body::Bytes(b) => b.len() as u64,
-            Body::File { len, .. } | Body::Fetch { len, .. } | Body::Length(len) => *len,
+            Body::Blob { len, .. } | Body::Fetch { len, .. } | Body::Length(len) => *len,
         }
     }
 }
@@ -118,7 +119,14 @@ pub async fn send(
     match reply.body {
         Body::Empty | Body::Length(_) => Ok(()),
         Body::Bytes(b) => session.write_response_body(Some(b), true).await,
-        Body::File { file, offset, len } => stream_file(session, pool, file, offset, len).await,
+        Body::Blob {
+            bytes: BlobBytes::File { file, offset, len },
+            ..
+        } => stream_file(session, pool, file, offset, len).await,
+        Body::Blob {
+            bytes: BlobBytes::Stream(stream),
+            len,
+        } => stream_object(session, stream, len).await,
         Body::Fetch { fetch, offset, len } => {
             stream_fetch(session, pool, &fetch, offset, len).await
         }
@@ -151,6 +159,37 @@ async fn stream_fetch(
                 ));
             }
         }
+    }
+    Ok(())
+}
+
+/// Streams a blob from an object store to the client, as its chunks
+/// arrive. A failure ends the response early, which clients treat as an
+/// error (and retry with a Range).
+async fn stream_object(
+    session: &mut Session,
+    mut stream: BoxStream<'static, Result<Bytes, StorageError>>,
+    len: u64,
+) -> pingora::Result<()> {
+    let mut sent = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            tracing::warn!(error = %e, "object store read failed while streaming a blob");
+            pingora::Error::explain(
+                pingora::ErrorType::ReadError,
+                "reading blob from object store",
+            )
+        })?;
+        sent += chunk.len() as u64;
+        session
+            .write_response_body(Some(chunk), sent >= len)
+            .await?;
+    }
+    if sent != len {
+        return Err(pingora::Error::explain(
+            pingora::ErrorType::ReadError,
+            "blob object shorter than its recorded size",
+        ));
     }
     Ok(())
 }

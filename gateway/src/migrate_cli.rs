@@ -8,9 +8,13 @@ use berth_storage::migrate::{copy_installation, Installation, Summary};
 /// Runs the copy, printing progress lines to standard error; the
 /// summary to print, or why it stopped.
 pub async fn run(from: &Config, to: &Config) -> Result<String, String> {
-    let installation = |c: &Config| Installation {
-        database_url: c.database.url.expose().to_owned(),
-        blob_root: c.storage.root.clone(),
+    let installation = |c: &Config| {
+        let settings = crate::bootstrap::storage_settings(c);
+        Installation {
+            database_url: settings.database_url,
+            blob_root: settings.blob_root,
+            objects: settings.objects,
+        }
     };
     let mut progress = |line: String| eprintln!("berth migrate: {line}");
     let Summary {

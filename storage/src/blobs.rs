@@ -1,4 +1,5 @@
-//! The content-addressed filesystem blob store.
+//! The content-addressed filesystem blob store, and [`OpenBlob`], a blob
+//! opened for reading on either store.
 //!
 //! Layout under the root: `<alg>/<first two hex>/<hex>` for committed blobs
 //! and `_uploads/<uuid>` for uploads in progress. Both live on the same
@@ -8,10 +9,67 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+
 use crate::error::StorageError;
+use crate::objects::Objects;
 use crate::oci::{Algorithm, Digest, Hasher};
+
+/// A blob found readable, not read yet.
+pub struct OpenBlob {
+    pub size: u64,
+    source: Source,
+}
+
+enum Source {
+    File(File),
+    Object { objects: Arc<Objects>, key: String },
+}
+
+/// Bytes of a blob, as the store hands them out.
+pub enum BlobBytes {
+    /// `len` bytes of `file` from `offset`: the caller streams them.
+    File { file: File, offset: u64, len: u64 },
+    /// The bytes asked for, fetched when first polled.
+    Stream(BoxStream<'static, Result<Bytes, StorageError>>),
+}
+
+impl OpenBlob {
+    pub(crate) fn file(file: File, size: u64) -> OpenBlob {
+        OpenBlob {
+            size,
+            source: Source::File(file),
+        }
+    }
+
+    pub(crate) fn object(objects: Arc<Objects>, key: String, size: u64) -> OpenBlob {
+        OpenBlob {
+            size,
+            source: Source::Object { objects, key },
+        }
+    }
+
+    /// A short-lived URL the client may fetch the bytes from directly,
+    /// when the store is an object store with `redirect` on.
+    pub async fn redirect(&self) -> Result<Option<String>, StorageError> {
+        match &self.source {
+            Source::File(_) => Ok(None),
+            Source::Object { objects, key } => objects.presigned(key).await,
+        }
+    }
+
+    /// `len` bytes from `offset` (within `size`).
+    pub fn bytes(self, offset: u64, len: u64) -> BlobBytes {
+        match self.source {
+            Source::File(file) => BlobBytes::File { file, offset, len },
+            Source::Object { objects, key } => BlobBytes::Stream(objects.read(&key, offset, len)),
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct BlobStore {

@@ -23,8 +23,11 @@ const TAG_TTL: Duration = Duration::from_secs(5);
 /// Total bytes of manifest content kept in memory.
 const MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
 
+/// Size and object-store location of a blob readable in a repository.
+pub(crate) type BlobAt = (u64, Option<Arc<str>>);
+
 pub(crate) struct Caches {
-    pub(crate) blob_links: Cache<(RepoName, Digest), u64>,
+    pub(crate) blob_links: Cache<(RepoName, Digest), BlobAt>,
     pub(crate) by_digest: Cache<(RepoName, Digest), Arc<StoredManifest>>,
     pub(crate) by_tag: Cache<(RepoName, Tag), Arc<StoredManifest>>,
     pub(crate) projects: Cache<String, Option<ProjectInfo>>,

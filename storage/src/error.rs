@@ -63,6 +63,13 @@ pub enum StorageError {
         #[source]
         source: std::io::Error,
     },
+    /// The object store failed or refused (its message names no secret).
+    #[error("object store: {context}: {source}")]
+    Object {
+        context: String,
+        #[source]
+        source: Box<object_store::Error>,
+    },
     /// Text a database cannot store (PostgreSQL refuses NUL characters).
     #[error("text must not contain a NUL character (\\0); remove it and try again")]
     TextInvalid,

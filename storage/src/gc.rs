@@ -54,6 +54,7 @@
 //! that check reads the database.
 
 mod durable;
+mod objects;
 mod plan;
 mod purge;
 mod runs;
@@ -278,9 +279,16 @@ impl Registry {
 
         for digest in &plan.blobs {
             job.lease.renew(&self.meta).await?;
-            if let Some(deleted) =
-                sweep::delete_blob(&self.meta, &self.blobs, digest, cutoff_ms, &mut |_| {}).await?
-            {
+            let deleted = match &self.objects {
+                Some(objects) => {
+                    objects::delete_blob(&self.meta, objects, digest, cutoff_ms).await?
+                }
+                None => {
+                    sweep::delete_blob(&self.meta, &self.blobs, digest, cutoff_ms, &mut |_| {})
+                        .await?
+                }
+            };
+            if let Some(deleted) = deleted {
                 report.blobs_deleted += 1;
                 report.bytes_freed += deleted.bytes;
                 log.push(format!("deleted blob {digest} ({} bytes)", deleted.bytes));
@@ -291,6 +299,16 @@ impl Registry {
         }
 
         let cutoff_time = SystemTime::UNIX_EPOCH + Duration::from_millis(cutoff_ms.max(0) as u64);
+        if let Some(objects) = &self.objects {
+            for (key, bytes) in objects::orphans(&self.meta, objects, cutoff_time).await? {
+                job.lease.renew(&self.meta).await?;
+                if objects::remove_orphan(&self.meta, objects, &key).await? {
+                    report.orphans_deleted += 1;
+                    report.bytes_freed += bytes;
+                    log.push(format!("removed orphan object blobs/{key} ({bytes} bytes)"));
+                }
+            }
+        }
         for (digest, _, _) in self.orphans(cutoff_time).await? {
             job.lease.renew(&self.meta).await?;
             if let Some(bytes) =
@@ -340,12 +358,24 @@ impl Registry {
             ));
         }
         for digest in &plan.blobs {
-            let bytes = std::fs::metadata(self.blobs.path(digest)).map_or(0, |m| m.len());
+            let bytes = match &self.objects {
+                Some(_) => self.meta.blob_size(digest).await?.unwrap_or(0),
+                None => std::fs::metadata(self.blobs.path(digest)).map_or(0, |m| m.len()),
+            };
             report.blobs_deleted += 1;
             report.bytes_freed += bytes;
             log.push(format!("would delete blob {digest} ({bytes} bytes)"));
         }
         let cutoff_time = SystemTime::UNIX_EPOCH + Duration::from_millis(cutoff_ms.max(0) as u64);
+        if let Some(objects) = &self.objects {
+            for (key, bytes) in objects::orphans(&self.meta, objects, cutoff_time).await? {
+                report.orphans_deleted += 1;
+                report.bytes_freed += bytes;
+                log.push(format!(
+                    "would remove orphan object blobs/{key} ({bytes} bytes)"
+                ));
+            }
+        }
         for (digest, bytes, _) in self.orphans(cutoff_time).await? {
             report.orphans_deleted += 1;
             report.bytes_freed += bytes;

@@ -2,7 +2,9 @@
 //!
 //! - [`oci`]: the protocol's types (digests, names, tags, references,
 //!   manifests), parsed once at the edge.
-//! - [`blobs`]: the content-addressed filesystem blob store.
+//! - [`blobs`]: the content-addressed filesystem blob store, and blobs
+//!   opened for reading on either store.
+//! - [`objects`]: blobs on an S3-compatible object store instead.
 //! - [`meta`]: the metadata database (SQLite through sqlx).
 //! - [`accounts`]: local and LDAP users.
 //! - [`projects`]: projects and their members.
@@ -41,6 +43,7 @@ pub mod gc;
 pub mod immutable;
 pub mod meta;
 pub mod migrate;
+pub mod objects;
 pub mod oci;
 mod owner;
 pub mod projects;
@@ -54,6 +57,8 @@ mod uploads;
 pub mod upstreams;
 pub mod usage;
 
+pub use blobs::{BlobBytes, OpenBlob};
 pub use error::StorageError;
+pub use objects::ObjectSettings;
 pub use registry::{ProjectInfo, Registry, Role, Settings, UploadId};
 pub use uploads::ChunkWriter;

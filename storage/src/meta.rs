@@ -347,21 +347,22 @@ impl Meta {
 
     // ---- blobs ----
 
-    /// Size of a blob if it is linked into `repo`.
+    /// Size and location (object store: see `objects`) of a blob if it is
+    /// linked into `repo`.
     pub async fn blob_in_repo(
         &self,
         repo: &RepoName,
         digest: &Digest,
-    ) -> Result<Option<u64>, StorageError> {
-        let size: Option<i64> = sqlx::query_scalar(
-            "SELECT b.size FROM repo_blobs rb JOIN repositories r ON r.id = rb.repo_id \
+    ) -> Result<Option<(u64, Option<String>)>, StorageError> {
+        let row: Option<(i64, Option<String>)> = sqlx::query_as(
+            "SELECT b.size, b.location FROM repo_blobs rb JOIN repositories r ON r.id = rb.repo_id \
              JOIN blobs b ON b.digest = rb.digest WHERE r.name = $1 AND rb.digest = $2",
         )
         .bind(repo.as_str())
         .bind(digest.to_string())
         .fetch_optional(&self.pool)
         .await?;
-        Ok(size.map(|s| s as u64))
+        Ok(row.map(|(size, location)| (size as u64, location)))
     }
 
     /// Repositories that hold a blob (for mounts without `from`).
@@ -390,9 +391,36 @@ impl Meta {
     ) -> Result<(), StorageError> {
         let repo_id = self.ensure_repo(repo).await?;
         let mut tx = self.write().await?;
-        touch_and_link(&mut tx, repo_id, digest, size).await?;
+        touch_and_link(&mut tx, repo_id, digest, size, None).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Records a blob stored in the object store at `location` and links
+    /// it into `repo`. False when the digest was already stored at
+    /// another location, which stays: the caller deletes its copy. (True
+    /// when the row names this very location: the same upload completed
+    /// twice at once, on two instances.)
+    pub(crate) async fn commit_located_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        size: u64,
+        location: &str,
+    ) -> Result<bool, StorageError> {
+        let repo_id = self.ensure_repo(repo).await?;
+        let mut tx = self.write().await?;
+        let existing: Option<Option<String>> =
+            sqlx::query_scalar("SELECT location FROM blobs WHERE digest = $1")
+                .bind(digest.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+        touch_and_link(&mut tx, repo_id, digest, size, Some(location)).await?;
+        tx.commit().await?;
+        Ok(match existing {
+            None => true,
+            Some(stored) => stored.as_deref() == Some(location),
+        })
     }
 
     /// Puts an upload's file at its content address (`place`) and records
@@ -433,7 +461,7 @@ impl Meta {
         let mut tx = self.write().await?;
         let _ = locked.send(());
         placing.await.map_err(|e| failed(e.to_string()))??;
-        touch_and_link(&mut tx, repo_id, digest, size).await?;
+        touch_and_link(&mut tx, repo_id, digest, size, None).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -461,7 +489,7 @@ impl Meta {
         let Some(size) = size else {
             return Ok(None);
         };
-        touch_and_link(&mut tx, repo_id, digest, size as u64).await?;
+        touch_and_link(&mut tx, repo_id, digest, size as u64, None).await?;
         tx.commit().await?;
         Ok(Some(size as u64))
     }
@@ -686,7 +714,7 @@ impl Meta {
         let repo_id = self.ensure_repo(repo).await?;
         let mut tx = self.write().await?;
         let inserted = sqlx::query(
-            "INSERT INTO uploads (id, repo_id, created_at, owner) SELECT $1, $2, $3, $4 \
+            "INSERT INTO uploads (id, repo_id, created_at, touched_at, owner) SELECT $1, $2, $3, $3, $4 \
              WHERE $4 IS NULL OR $5 = 0 OR (SELECT COUNT(*) FROM uploads WHERE owner = $4) < $5",
         )
         .bind(id)
@@ -770,15 +798,18 @@ pub(crate) async fn touch_and_link(
     repo_id: i64,
     digest: &Digest,
     size: u64,
+    location: Option<&str>,
 ) -> Result<(), StorageError> {
+    // A row already there keeps its location: its bytes are stored.
     sqlx::query(
-        "INSERT INTO blobs (digest, size, created_at, touched_ms) VALUES ($1, $2, $3, $4) \
+        "INSERT INTO blobs (digest, size, created_at, touched_ms, location) VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (digest) DO UPDATE SET touched_ms = excluded.touched_ms",
     )
     .bind(digest.to_string())
     .bind(size as i64)
     .bind(now())
     .bind(now_ms())
+    .bind(location)
     .execute(&mut *conn)
     .await?;
     // In the same transaction as the link: concurrent pushes cannot both

@@ -28,12 +28,16 @@ use crate::blobs::{BlobStore, READ_CHUNK};
 use crate::changes::Change;
 use crate::error::StorageError;
 use crate::meta::{Backend, Meta};
+use crate::objects::{blob_key, ObjectSettings, Objects};
 use crate::oci::Digest;
 
 /// One installation: where its metadata and its blobs are.
 pub struct Installation {
     pub database_url: String,
     pub blob_root: PathBuf,
+    /// Blobs in an object store instead of `blob_root` (a destination
+    /// only: a source must keep its blobs on files).
+    pub objects: Option<ObjectSettings>,
 }
 
 /// What a run did, for the summary.
@@ -116,9 +120,24 @@ pub async fn copy_installation(
     // Checked now, before hours of copying, and again under the write
     // lock just before the metadata is replaced.
     check_destination(&mut *dest.pool().acquire().await?).await?;
+    if from.objects.is_some() {
+        return Err(StorageError::MigrationRefused(
+            "the source keeps its blobs in an object store; berth migrate copies blobs from \
+             files only"
+                .into(),
+        ));
+    }
     let source_blobs = BlobStore::open(&from.blob_root)?;
     let dest_blobs = BlobStore::open(&to.blob_root)?;
-    let mut summary = copy_blobs(&source, &source_blobs, &dest_blobs, progress).await?;
+    let dest_objects = to.objects.as_ref().map(Objects::connect).transpose()?;
+    let mut summary = copy_blobs(
+        &source,
+        &source_blobs,
+        &dest_blobs,
+        dest_objects.as_deref(),
+        progress,
+    )
+    .await?;
     summary.rows_copied = copy_metadata(&source, &dest, progress).await?;
     Ok(summary)
 }
@@ -213,6 +232,7 @@ async fn copy_blobs(
     source: &Meta,
     from: &BlobStore,
     to: &BlobStore,
+    objects: Option<&Objects>,
     progress: &mut (dyn FnMut(String) + Send),
 ) -> Result<Summary, StorageError> {
     let blobs: Vec<(String, i64)> =
@@ -229,11 +249,26 @@ async fn copy_blobs(
     for (i, (digest, size)) in blobs.into_iter().enumerate() {
         let digest: Digest = digest.parse()?;
         let size = u64::try_from(size).unwrap_or(0);
-        let present = std::fs::metadata(to.path(&digest))
-            .map(|m| m.is_file() && m.len() == size)
-            .unwrap_or(false);
+        let present = match objects {
+            Some(objects) => objects.size_of(&blob_key(&digest, None)).await? == Some(size),
+            None => std::fs::metadata(to.path(&digest))
+                .map(|m| m.is_file() && m.len() == size)
+                .unwrap_or(false),
+        };
         if present {
             summary.blobs_present += 1;
+        } else if let Some(objects) = objects {
+            // At its content address (rows keep no location): checked
+            // first, then streamed in parts.
+            let (src, d) = (from.clone(), digest.clone());
+            let file = tokio::task::spawn_blocking(move || verified_source(&src, &d, size))
+                .await
+                .map_err(|e| StorageError::MigrationRefused(format!("copying {digest}: {e}")))??;
+            objects
+                .put_file(&blob_key(&digest, None), file, size)
+                .await?;
+            summary.blobs_copied += 1;
+            summary.bytes_copied += size;
         } else {
             let (src, dst) = (from.clone(), to.clone());
             let d = digest.clone();
@@ -254,6 +289,39 @@ async fn copy_blobs(
         }
     }
     Ok(summary)
+}
+
+/// Opens a source blob after checking that its file holds what the
+/// source's database says (for a copy to an object store).
+fn verified_source(from: &BlobStore, digest: &Digest, size: u64) -> Result<File, StorageError> {
+    let path = from.path(digest);
+    let unreadable = |e: std::io::Error| {
+        StorageError::MigrationRefused(format!(
+            "blob {digest} is recorded in the source database but its file {} cannot be read \
+             ({e}); run `berth gc` on the source, then migrate again",
+            path.display()
+        ))
+    };
+    let mut file = File::open(&path).map_err(unreadable)?;
+    let mut hasher = digest.algorithm().hasher();
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut copied = 0u64;
+    loop {
+        let n = file.read(&mut buf).map_err(unreadable)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        copied += n as u64;
+    }
+    let got = hasher.finish();
+    if &got != digest || copied != size {
+        return Err(StorageError::MigrationRefused(format!(
+            "blob {digest} in the source is damaged: its file has {copied} bytes with digest \
+             {got}, the database says {size} bytes; it was not copied"
+        )));
+    }
+    Ok(file)
 }
 
 /// Streams one blob into a temp file at the destination, hashing it, and

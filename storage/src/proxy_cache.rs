@@ -152,6 +152,23 @@ impl Registry {
         file: File,
         size: u64,
     ) -> Result<(), StorageError> {
+        if let Some(objects) = self.objects.clone() {
+            let location = crate::objects::new_location();
+            let stored = objects.put_file(&location, file, size).await;
+            let _ = std::fs::remove_file(&temp);
+            stored?;
+            let recorded = self
+                .meta()
+                .commit_located_blob(repo, digest, size, &location)
+                .await;
+            if !matches!(recorded, Ok(true)) {
+                // Already stored, or refused: this copy is nobody's.
+                let _ = objects.delete(&objects.blob_path(&location)).await;
+            }
+            recorded?;
+            self.forget_blob_link(repo, digest);
+            return Ok(());
+        }
         let d = digest.clone();
         tokio::task::spawn_blocking(move || BlobStore::sync_upload(&file, &d))
             .await
@@ -173,7 +190,9 @@ impl Registry {
     /// Whether a blob's bytes are in the store at all (in any repository).
     pub async fn blob_stored(&self, digest: &Digest) -> Result<Option<u64>, StorageError> {
         let size = self.meta().blob_size(digest).await?;
-        Ok(size.filter(|_| self.blob_store().exists(digest)))
+        // An object store's rows are the truth; a file may be missing
+        // under a row a killed GC left.
+        Ok(size.filter(|_| self.objects.is_some() || self.blob_store().exists(digest)))
     }
 
     /// Links a blob already in the store into `repo` (after the upstream
@@ -307,7 +326,7 @@ impl Meta {
         let Some(size) = size else {
             return Ok(false);
         };
-        crate::meta::touch_and_link(&mut tx, repo_id, digest, size as u64).await?;
+        crate::meta::touch_and_link(&mut tx, repo_id, digest, size as u64, None).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -2,26 +2,30 @@
 //! checks what the protocol requires and keeps the blob store and the
 //! metadata database in step.
 
-use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::blobs::BlobStore;
-use crate::cache::Caches;
+use crate::blobs::{BlobStore, OpenBlob};
+use crate::cache::{BlobAt, Caches};
 use crate::changes::Change;
 use crate::error::StorageError;
 use crate::meta::{Meta, Referrer, StoredManifest};
+use crate::objects::upload::{self, ObjectWriter};
+use crate::objects::{blob_key, ObjectSettings, Objects};
 use crate::oci::{manifest, Algorithm, Digest, Reference, RepoName, Tag, MAX_MANIFEST_SIZE};
-use crate::uploads::{ChunkWriter, Sessions};
+use crate::uploads::{ChunkWriter, FileWriter, Sessions, Writer};
 use crate::upstreams::ProjectUpstream;
 
 /// Where the registry keeps its state.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// The filesystem store; with an object store, scratch files only.
     pub blob_root: PathBuf,
+    /// Blobs on an S3-compatible object store instead of `blob_root`.
+    pub objects: Option<ObjectSettings>,
     pub database_url: String,
     /// How long GC leaves an unreferenced blob after it was last pushed,
     /// mounted or linked (and an untagged manifest after its push).
@@ -54,6 +58,9 @@ pub struct ProjectInfo {
 
 pub struct Registry {
     pub(crate) blobs: BlobStore,
+    /// Set when blobs live in an object store (then `blobs` holds only
+    /// scratch files).
+    pub(crate) objects: Option<Arc<Objects>>,
     pub(crate) meta: Meta,
     pub(crate) sessions: Sessions,
     pub(crate) caches: Caches,
@@ -89,6 +96,11 @@ impl std::fmt::Display for UploadId {
 impl Registry {
     pub async fn open(settings: &Settings) -> Result<Registry, StorageError> {
         let blobs = BlobStore::open(&settings.blob_root)?;
+        let objects = settings
+            .objects
+            .as_ref()
+            .map(Objects::connect)
+            .transpose()?;
         let meta = Meta::connect(&settings.database_url).await?;
         let sessions = Sessions::new(blobs.uploads_dir());
         // A GC killed mid-delete may have left files in the trash: put back
@@ -96,6 +108,7 @@ impl Registry {
         crate::gc::reconcile_trash(&blobs, &meta).await?;
         let registry = Registry {
             blobs,
+            objects,
             meta,
             sessions,
             caches: Caches::new(),
@@ -164,6 +177,9 @@ impl Registry {
     /// Whether the blob store takes writes: a probe file is created,
     /// synced and removed in its uploads directory (for health checks).
     pub async fn probe_storage(&self) -> Result<(), StorageError> {
+        if let Some(objects) = &self.objects {
+            return objects.probe().await;
+        }
         let path = self
             .blobs
             .uploads_dir()
@@ -185,24 +201,34 @@ impl Registry {
 
     /// Size of a blob readable in `repo`.
     pub async fn stat_blob(&self, repo: &RepoName, digest: &Digest) -> Result<u64, StorageError> {
+        Ok(self.locate_blob(repo, digest).await?.0)
+    }
+
+    /// Size and object-store location of a blob readable in `repo`.
+    async fn locate_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<BlobAt, StorageError> {
         let key = (repo.clone(), digest.clone());
-        let size = match self.caches.blob_links.get(&key) {
-            Some(size) => size,
+        let found = match self.caches.blob_links.get(&key) {
+            Some(found) => found,
             None => {
                 let epoch = self.caches.epoch.current();
-                let size = self
+                let (size, location) = self
                     .meta
                     .blob_in_repo(repo, digest)
                     .await?
                     .ok_or_else(|| StorageError::BlobUnknown(digest.clone()))?;
+                let found = (size, location.map(Arc::from));
                 self.caches
                     .epoch
-                    .fill(&self.caches.blob_links, key, size, epoch);
-                size
+                    .fill(&self.caches.blob_links, key, found.clone(), epoch);
+                found
             }
         };
         self.keep_alive(digest).await?;
-        Ok(size)
+        Ok(found)
     }
 
     /// A client told that a blob exists may skip its upload and send a
@@ -250,23 +276,29 @@ impl Registry {
         self.changed(Change::Content);
     }
 
-    /// Opens a blob readable in `repo`, with its size.
+    /// Opens a blob readable in `repo`.
     pub async fn open_blob(
         &self,
         repo: &RepoName,
         digest: &Digest,
-    ) -> Result<(File, u64), StorageError> {
-        self.stat_blob(repo, digest).await?;
-        if let Some(opened) = self.blobs.open_blob(digest)? {
-            return Ok(opened);
+    ) -> Result<OpenBlob, StorageError> {
+        let (size, location) = self.locate_blob(repo, digest).await?;
+        if let Some(objects) = &self.objects {
+            let key = blob_key(digest, location.as_deref());
+            return Ok(OpenBlob::object(objects.clone(), key, size));
+        }
+        if let Some((file, size)) = self.blobs.open_blob(digest)? {
+            return Ok(OpenBlob::file(file, size));
         }
         // A GC process killed between moving the file to its trash and
         // committing leaves the row and the file apart: put it back now
         // rather than at the next GC or start.
         crate::gc::settle_from_trash(&self.blobs, &self.meta, digest).await?;
-        self.blobs
+        let (file, size) = self
+            .blobs
             .open_blob(digest)?
-            .ok_or_else(|| StorageError::BlobUnknown(digest.clone()))
+            .ok_or_else(|| StorageError::BlobUnknown(digest.clone()))?;
+        Ok(OpenBlob::file(file, size))
     }
 
     /// Settles what killed GC runs left in the trash (see `gc`); the
@@ -293,7 +325,9 @@ impl Registry {
         digest: &Digest,
         from: &RepoName,
     ) -> Result<bool, StorageError> {
-        if !self.blobs.exists(digest) {
+        // On the filesystem a row may outlive its file (a GC killed at the
+        // wrong moment); an object store's rows are the truth.
+        if self.objects.is_none() && !self.blobs.exists(digest) {
             return Ok(false);
         }
         let mounted = self.meta.mount_blob(repo, digest, from).await?;
@@ -337,9 +371,11 @@ impl Registry {
         self.meta
             .insert_upload(&id.to_string(), repo, owner, self.max_uploads_per_user)
             .await?;
-        if let Err(e) = self.sessions.create_file(id) {
-            let _ = self.meta.delete_upload(&id.to_string()).await;
-            return Err(e);
+        if self.objects.is_none() {
+            if let Err(e) = self.sessions.create_file(id) {
+                let _ = self.meta.delete_upload(&id.to_string()).await;
+                return Err(e);
+            }
         }
         Ok(UploadId(id))
     }
@@ -356,6 +392,9 @@ impl Registry {
     /// being written (no need to wait for it).
     pub async fn upload_len(&self, repo: &RepoName, id: UploadId) -> Result<u64, StorageError> {
         self.check_upload(repo, id).await?;
+        if self.objects.is_some() {
+            return Ok(upload::load(&self.meta, &id.to_string()).await?.0);
+        }
         self.sessions.len(id.0)
     }
 
@@ -369,6 +408,18 @@ impl Registry {
     ) -> Result<ChunkWriter, StorageError> {
         self.check_upload(repo, id).await?;
         let mut guard = self.sessions.lock(id.0).await;
+        if let Some(objects) = &self.objects {
+            let (len, state) = upload::load(&self.meta, &id.to_string()).await?;
+            if let Some(start) = start.filter(|s| *s != len) {
+                return Err(StorageError::UploadOffsetMismatch {
+                    expected: len,
+                    got: start,
+                });
+            }
+            let writer =
+                ObjectWriter::new(objects.clone(), self.meta.clone(), id.0, len, state, guard);
+            return Ok(ChunkWriter(Writer::Object(Box::new(writer))));
+        }
         // The file, not memory: another process may have appended a chunk
         // this one never saw (a retried PATCH), and a chunk must not be
         // accepted twice.
@@ -382,11 +433,16 @@ impl Registry {
             }
         }
         self.sessions.check_progress(id.0, &mut guard).await?;
-        Ok(ChunkWriter::new(guard, self.sessions.path(id.0)))
+        let writer = FileWriter::new(guard, self.sessions.path(id.0));
+        Ok(ChunkWriter(Writer::File(writer)))
     }
 
     /// Ends a chunk; returns the upload's length.
     pub async fn end_chunk(&self, id: UploadId, writer: ChunkWriter) -> Result<u64, StorageError> {
+        let writer = match writer.0 {
+            Writer::File(w) => w,
+            Writer::Object(w) => return w.finish().await,
+        };
         let guard = writer.finish().await?;
         let len = self.sessions.len(id.0);
         drop(guard);
@@ -402,6 +458,10 @@ impl Registry {
         writer: ChunkWriter,
         digest: &Digest,
     ) -> Result<u64, StorageError> {
+        let writer = match writer.0 {
+            Writer::File(w) => w,
+            Writer::Object(w) => return self.complete_object_upload(repo, id, *w, digest).await,
+        };
         let mut guard = writer.finish().await?;
         let path = self.sessions.path(id.0);
         let expected = digest.clone();
@@ -457,6 +517,44 @@ impl Registry {
         }
     }
 
+    /// `complete_upload` on an object store: the blob is stored at its
+    /// own location and recorded; a digest already stored keeps its bytes
+    /// and this copy goes.
+    async fn complete_object_upload(
+        &self,
+        repo: &RepoName,
+        id: UploadId,
+        writer: ObjectWriter,
+        digest: &Digest,
+    ) -> Result<u64, StorageError> {
+        let Some(objects) = self.objects.clone() else {
+            return Err(StorageError::UploadUnknown);
+        };
+        let (size, location) = match writer.complete(digest).await {
+            Ok(done) => done,
+            Err(e) => {
+                if matches!(e, StorageError::DigestMismatch { .. }) {
+                    self.finish_session(id).await?;
+                }
+                return Err(e);
+            }
+        };
+        let recorded = self
+            .meta
+            .commit_located_blob(repo, digest, size, &location)
+            .await;
+        if !matches!(recorded, Ok(true)) {
+            // Not referenced by any row: already stored, or refused (over
+            // the quota). A failed delete leaves it to GC's orphan sweep.
+            let _ = objects.delete(&objects.blob_path(&location)).await;
+        }
+        // The bytes were assembled: the session cannot be completed again.
+        self.finish_session(id).await?;
+        recorded?;
+        self.forget_blob_link(repo, digest);
+        Ok(size)
+    }
+
     async fn finish_session(&self, id: UploadId) -> Result<(), StorageError> {
         self.meta.delete_upload(&id.0.to_string()).await?;
         self.sessions.forget(id.0);
@@ -466,6 +564,10 @@ impl Registry {
     pub async fn cancel_upload(&self, repo: &RepoName, id: UploadId) -> Result<(), StorageError> {
         self.check_upload(repo, id).await?;
         let guard = self.sessions.lock(id.0).await;
+        if let Some(objects) = &self.objects {
+            let (_, state) = upload::load(&self.meta, &id.to_string()).await?;
+            upload::discard(objects, &id.to_string(), Some(&state)).await?;
+        }
         self.finish_session(id).await?;
         drop(guard);
         Ok(())

@@ -267,11 +267,30 @@ impl Writing {
     }
 }
 
-/// Streams one request body into an upload. The session stays locked for
-/// the request; a batch being written owns the lock until it is on disk,
-/// so even when the client vanishes mid-request the next request for this
-/// upload sees a quiet file.
-pub struct ChunkWriter {
+/// Streams one request body into an upload, on whichever store holds
+/// blobs.
+pub struct ChunkWriter(pub(crate) Writer);
+
+pub(crate) enum Writer {
+    File(FileWriter),
+    Object(Box<crate::objects::upload::ObjectWriter>),
+}
+
+impl ChunkWriter {
+    /// Queues a chunk; waits only when the store must catch up.
+    pub async fn write(&mut self, chunk: Bytes) {
+        match &mut self.0 {
+            Writer::File(w) => w.write(chunk).await,
+            Writer::Object(w) => w.write(chunk).await,
+        }
+    }
+}
+
+/// Streams one request body into an upload file. The session stays locked
+/// for the request; a batch being written owns the lock until it is on
+/// disk, so even when the client vanishes mid-request the next request for
+/// this upload sees a quiet file.
+pub(crate) struct FileWriter {
     batch: Vec<Bytes>,
     batched: usize,
     /// Idle between batches; `None` while `pending` writes one.
@@ -281,9 +300,9 @@ pub struct ChunkWriter {
     failed: Option<StorageError>,
 }
 
-impl ChunkWriter {
-    pub(crate) fn new(guard: OwnedMutexGuard<Session>, path: PathBuf) -> ChunkWriter {
-        ChunkWriter {
+impl FileWriter {
+    pub(crate) fn new(guard: OwnedMutexGuard<Session>, path: PathBuf) -> FileWriter {
+        FileWriter {
             batch: Vec::new(),
             batched: 0,
             idle: Some(Writing {
@@ -298,7 +317,7 @@ impl ChunkWriter {
 
     /// Queues a chunk; waits only when a full batch is ready while the
     /// previous one is still being written.
-    pub async fn write(&mut self, chunk: Bytes) {
+    async fn write(&mut self, chunk: Bytes) {
         if self.failed.is_some() {
             return;
         }

@@ -6,6 +6,8 @@
 //!
 //! - [`cluster`]: several instances behind haproxy.
 //! - [`postgres`]: a PostgreSQL server for the tests, one database per berth.
+//! - [`garage`]: an S3-compatible object store (Garage) for the tests, one
+//!   key prefix per berth.
 //! - [`server`]: start, stop, kill -9 and restart a `berth` process, and show
 //!   its log when a test fails.
 //! - [`content`]: random tar.gz layers, image configs, OCI and Docker
@@ -31,6 +33,7 @@
 pub mod api;
 pub mod cluster;
 pub mod content;
+pub mod garage;
 pub mod jwt;
 pub mod odd_upstream;
 pub mod postgres;

@@ -24,11 +24,15 @@ pub enum Backend {
     Embedded,
     /// A database of the process's PostgreSQL server ([`crate::postgres`]).
     Postgres,
+    /// PostgreSQL, and blobs in the process's Garage ([`crate::garage`]):
+    /// the scale-out configuration.
+    PostgresObjects,
 }
 
 /// The backend of this test process. Test binaries whose name starts with
-/// `postgres_` run the suites they include on PostgreSQL; all others on
-/// the embedded default.
+/// `postgres_` run the suites they include on PostgreSQL, those starting
+/// with `s3_` on PostgreSQL and an object store; all others on the
+/// embedded default.
 pub fn backend() -> Backend {
     static BACKEND: OnceLock<Backend> = OnceLock::new();
     *BACKEND.get_or_init(|| {
@@ -36,6 +40,8 @@ pub fn backend() -> Backend {
         let name = exe.file_name().unwrap_or_default().to_string_lossy();
         if name.starts_with("postgres_") {
             Backend::Postgres
+        } else if name.starts_with("s3_") {
+            Backend::PostgresObjects
         } else {
             Backend::Embedded
         }
@@ -203,7 +209,7 @@ impl Berth {
     /// PostgreSQL (see [`backend`]): one per data directory, so that a
     /// restart on the same directory finds its data again.
     fn database_url(&self) -> Option<String> {
-        if backend() != Backend::Postgres {
+        if backend() == Backend::Embedded {
             return None;
         }
         static DATABASES: OnceLock<Mutex<HashMap<PathBuf, String>>> = OnceLock::new();
@@ -217,6 +223,36 @@ impl Berth {
         Some(url.clone())
     }
 
+    /// The key prefix of this berth's blobs in the process's Garage, when
+    /// the test process runs on an object store (see [`backend`]): one per
+    /// data directory, like the databases.
+    pub fn object_prefix(&self) -> Option<String> {
+        if backend() != Backend::PostgresObjects {
+            return None;
+        }
+        static PREFIXES: OnceLock<Mutex<HashMap<PathBuf, String>>> = OnceLock::new();
+        let mut known = PREFIXES
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let prefix = known
+            .entry(self.data_dir.clone())
+            .or_insert_with(|| format!("berth-{}/", random_suffix()));
+        Some(prefix.clone())
+    }
+
+    /// The backend's environment: database URL and object store.
+    fn backend_env(&self) -> Vec<(String, String)> {
+        let mut env = Vec::new();
+        if let Some(url) = self.database_url() {
+            env.push(("BERTH_DATABASE__URL".to_owned(), url));
+        }
+        if let Some(prefix) = self.object_prefix() {
+            env.extend(crate::garage::shared().env(&prefix));
+        }
+        env
+    }
+
     /// `berth <args>` as an operator runs it beside this server: on its
     /// data directory and database, with no settings from the developer's
     /// shell. Output is not captured; callers add what they need.
@@ -227,9 +263,7 @@ impl Berth {
                 cmd.env_remove(key);
             }
         }
-        if let Some(url) = self.database_url() {
-            cmd.env("BERTH_DATABASE__URL", url);
-        }
+        cmd.envs(self.backend_env());
         cmd.args(args)
             .env("BERTH_DATA_DIR", &self.data_dir)
             .env("NO_COLOR", "1");
@@ -431,9 +465,7 @@ impl Berth {
                 cmd.env_remove(key);
             }
         }
-        if let Some(url) = self.database_url() {
-            cmd.env("BERTH_DATABASE__URL", url);
-        }
+        cmd.envs(self.backend_env());
         cmd.arg("serve")
             .env("BERTH_LISTEN", self.host_port())
             .env("BERTH_DATA_DIR", &self.data_dir)

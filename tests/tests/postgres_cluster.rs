@@ -213,14 +213,10 @@ fn an_instance_killed_during_a_push_loses_nothing() {
             None,
         )
     });
-    // Kill an instance once the push is under way (its first blob has
-    // begun to arrive somewhere).
-    let data_dir = cluster.nodes[0].data_dir().to_path_buf();
+    // Kill an instance once the push is under way (an upload session is
+    // open: in the database whichever store holds the bytes).
     within(Duration::from_secs(60), "the push to begin", || {
-        std::fs::read_dir(data_dir.join("blobs/_uploads"))
-            .map(|d| d.count() > 0)
-            .unwrap_or(false)
-            || push.is_finished()
+        cluster.nodes[0].sql("SELECT COUNT(*) FROM uploads").trim() != "0" || push.is_finished()
     });
     assert!(
         !push.is_finished(),

@@ -7,14 +7,24 @@ use crate::app::App;
 use crate::error::GatewayError;
 use crate::http::{header, Body, Reply};
 
-/// GET and HEAD: the blob's bytes, whole or one `Range`.
+/// GET and HEAD: the blob's bytes, whole or one `Range`; or, from an
+/// object store with `redirect` on, a 307 to a pre-signed URL for a GET.
 pub async fn get(
     app: &App,
     session: &Session,
     repo: &RepoName,
     digest: &Digest,
 ) -> Result<Reply, GatewayError> {
-    let (file, size) = app.registry.open_blob(repo, digest).await?;
+    let blob = app.registry.open_blob(repo, digest).await?;
+    let size = blob.size;
+    let head = session.req_header().method == http::Method::HEAD;
+    if !head {
+        if let Some(url) = blob.redirect().await? {
+            return Ok(Reply::new(307)
+                .header("Location", url)
+                .header("Docker-Content-Digest", digest.to_string()));
+        }
+    }
     let range = match header(session, "range") {
         Some(r) => parse_range(r, size)?,
         None => None,
@@ -26,24 +36,18 @@ pub async fn get(
             .header("ETag", format!("\"{digest}\""))
             .header("Accept-Ranges", "bytes")
     };
-    Ok(match range {
-        None => Reply {
-            body: Body::File {
-                file,
-                offset: 0,
-                len: size,
-            },
-            ..base(200)
-        },
-        Some((start, end)) => Reply {
-            body: Body::File {
-                file,
-                offset: start,
-                len: end - start + 1,
-            },
-            ..base(206).header("Content-Range", format!("bytes {start}-{end}/{size}"))
-        },
-    })
+    let (reply, offset, len) = match range {
+        None => (base(200), 0, size),
+        Some((start, end)) => (
+            base(206).header("Content-Range", format!("bytes {start}-{end}/{size}")),
+            start,
+            end - start + 1,
+        ),
+    };
+    Ok(reply.body(Body::Blob {
+        bytes: blob.bytes(offset, len),
+        len,
+    }))
 }
 
 /// DELETE: unlinks the blob from the repository; bytes go at GC.

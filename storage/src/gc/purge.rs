@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::blobs::read_dir;
 use crate::error::StorageError;
 use crate::meta::now;
+use crate::objects::{upload, Objects};
 use crate::registry::Registry;
 
 impl Registry {
@@ -25,6 +26,9 @@ impl Registry {
             .bind(cutoff_s)
             .fetch_all(self.meta.pool())
             .await?;
+        if let Some(objects) = &self.objects {
+            return self.purge_object_uploads(objects, cutoff, cutoff_s).await;
+        }
         let mut purged = Vec::new();
         for id in old {
             let Ok(uuid) = Uuid::parse_str(&id) else {
@@ -57,6 +61,63 @@ impl Registry {
             if std::fs::remove_file(entry.path()).is_ok() {
                 purged.push(name);
             }
+        }
+        Ok(purged)
+    }
+}
+
+impl Registry {
+    /// `purge_uploads` on an object store: sessions whose row has not
+    /// moved since the cutoff go with their multipart upload and pieces,
+    /// and pieces of sessions that no longer exist go once old.
+    async fn purge_object_uploads(
+        &self,
+        objects: &Objects,
+        cutoff: SystemTime,
+        cutoff_s: i64,
+    ) -> Result<Vec<String>, StorageError> {
+        let old: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM uploads WHERE created_at <= $1 AND touched_at <= $1",
+        )
+        .bind(cutoff_s)
+        .fetch_all(self.meta.pool())
+        .await?;
+        let mut purged = Vec::new();
+        for id in old {
+            let Ok(uuid) = Uuid::parse_str(&id) else {
+                continue;
+            };
+            // Waits for a request of this process writing it to end; one
+            // on another instance finds the row gone when it saves.
+            let guard = self.sessions.lock(uuid).await;
+            let state = match upload::load(&self.meta, &id).await {
+                Ok((_, state)) => state,
+                Err(StorageError::UploadUnknown) => continue,
+                Err(e) => return Err(e),
+            };
+            self.meta.delete_upload(&id).await?;
+            upload::discard(objects, &id, Some(&state)).await?;
+            self.sessions.forget(uuid);
+            drop(guard);
+            purged.push(id);
+        }
+        let live: HashSet<String> = sqlx::query_scalar("SELECT id FROM uploads")
+            .fetch_all(self.meta.pool())
+            .await?
+            .into_iter()
+            .collect();
+        let mut stale = HashSet::new();
+        for (key, _, modified) in objects.list("uploads").await? {
+            let Some((id, _)) = key.split_once('/') else {
+                continue;
+            };
+            if !live.contains(id) && modified < cutoff {
+                stale.insert(id.to_owned());
+            }
+        }
+        for id in stale {
+            upload::discard(objects, &id, None).await?;
+            purged.push(id);
         }
         Ok(purged)
     }

@@ -1,0 +1,10 @@
+-- Blobs on an object store (`[storage] driver = "s3"`).
+-- `location`: the key (under `blobs/`) a blob pushed or fetched there was
+-- stored at; empty means its content address.
+ALTER TABLE blobs ADD COLUMN location TEXT;
+-- An upload's progress lives here, not in a file, so that its chunks may
+-- land on any instance: its length (moved by compare-and-swap), its parts,
+-- pieces and running hash (`object_state`, JSON), and when it last moved.
+ALTER TABLE uploads ADD COLUMN len INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE uploads ADD COLUMN object_state TEXT;
+ALTER TABLE uploads ADD COLUMN touched_at INTEGER NOT NULL DEFAULT 0;

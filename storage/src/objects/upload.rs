@@ -1,0 +1,358 @@
+//! Uploads to the object store: multipart uploads whose progress lives in
+//! the database, so that the chunks and the final PUT of one upload may
+//! each land on a different instance.
+//!
+//! Every part but the last has exactly `part_size` bytes (S3 wants at
+//! least 5 MiB; R2 wants them equal), so part `i` starts at byte
+//! `i * part_size`. What a request leaves over, less than a part, is
+//! stored as a small object (a *piece*) and becomes the head of the next
+//! part, or of the blob when the upload completes. The running SHA-256
+//! is stored with the parts and pieces it covers; the database row
+//! (`uploads.len`, `uploads.object_state`) moves forward by
+//! compare-and-swap on the length after each part and at the end of each
+//! request, so an instance killed with -9 loses at most the request in
+//! flight, and a duplicate request at the same offset cannot both win.
+//!
+//! Small blobs (under one part) never start a multipart upload: the final
+//! PUT stores them in one request. A blob is assembled at its final key,
+//! `blobs/u/<id>`, and only the database row makes it visible, after its
+//! digest was verified: no copy at commit.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::OwnedMutexGuard;
+use uuid::Uuid;
+
+use super::sha::Sha256State;
+use super::{new_location, Objects};
+use crate::error::StorageError;
+use crate::meta::{now, Meta};
+use crate::oci::{Algorithm, Digest};
+use crate::uploads::Session;
+
+/// An upload's progress, as stored in `uploads.object_state`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct UploadState {
+    /// Key (under `blobs/`) the blob is assembled at.
+    location: String,
+    /// The multipart upload, once the first whole part was sent.
+    multipart: Option<String>,
+    /// ETags of the parts sent, in order.
+    parts: Vec<String>,
+    /// Bytes after the last part, as small objects, in order.
+    pieces: Vec<Piece>,
+    /// SHA-256 of every byte in `parts` and `pieces`.
+    hash: Sha256State,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Piece {
+    key: String,
+    len: u64,
+}
+
+impl UploadState {
+    fn new() -> UploadState {
+        UploadState {
+            location: new_location(),
+            multipart: None,
+            parts: Vec::new(),
+            pieces: Vec::new(),
+            hash: Sha256State::default(),
+        }
+    }
+
+    fn pieces_len(&self) -> u64 {
+        self.pieces.iter().map(|p| p.len).sum()
+    }
+}
+
+/// The stored length and state of upload `id`.
+pub(crate) async fn load(meta: &Meta, id: &str) -> Result<(u64, UploadState), StorageError> {
+    let row: Option<(i64, Option<String>)> =
+        sqlx::query_as("SELECT len, object_state FROM uploads WHERE id = $1")
+            .bind(id)
+            .fetch_optional(meta.pool())
+            .await?;
+    let Some((len, state)) = row else {
+        return Err(StorageError::UploadUnknown);
+    };
+    let state = match state {
+        None => UploadState::new(),
+        Some(text) => serde_json::from_str(&text)
+            .map_err(|e| StorageError::Corrupt(format!("upload {id}: {e}")))?,
+    };
+    Ok((len as u64, state))
+}
+
+/// Moves the row from `old_len` to `new_len` and `state`; refused when
+/// another request moved it first.
+async fn save(
+    meta: &Meta,
+    id: &str,
+    old_len: u64,
+    new_len: u64,
+    state: &UploadState,
+) -> Result<(), StorageError> {
+    let text = serde_json::to_string(state)
+        .map_err(|e| StorageError::Corrupt(format!("encoding upload {id}: {e}")))?;
+    let done = sqlx::query(
+        "UPDATE uploads SET len = $3, object_state = $4, touched_at = $5 WHERE id = $1 AND len = $2",
+    )
+    .bind(id)
+    .bind(old_len as i64)
+    .bind(new_len as i64)
+    .bind(text)
+    .bind(now())
+    .execute(meta.pool())
+    .await?;
+    if done.rows_affected() == 0 {
+        // Gone (purged, cancelled, completed) or moved by another request.
+        return match load(meta, id).await {
+            Ok(_) => Err(StorageError::UploadBusy),
+            Err(e) => Err(e),
+        };
+    }
+    Ok(())
+}
+
+/// Removes what an upload left in the store: its multipart upload and
+/// its pieces (for cancel, purge, and a bad digest).
+pub(crate) async fn discard(
+    objects: &Objects,
+    id: &str,
+    state: Option<&UploadState>,
+) -> Result<(), StorageError> {
+    if let Some(state) = state {
+        if let Some(multipart) = &state.multipart {
+            objects
+                .abort_multipart(&objects.blob_path(&state.location), multipart)
+                .await?;
+        }
+    }
+    objects.delete_all(&objects.upload_dir(id)).await
+}
+
+/// One request's writes into an upload.
+pub(crate) struct ObjectWriter {
+    objects: Arc<Objects>,
+    meta: Meta,
+    id: String,
+    /// The row's length, as this request last saw or set it.
+    saved_len: u64,
+    state: UploadState,
+    /// Received, not yet stored.
+    mem: Vec<Bytes>,
+    mem_len: u64,
+    failed: Option<StorageError>,
+    /// Requests for one upload in this process wait for each other.
+    _session: OwnedMutexGuard<Session>,
+}
+
+impl ObjectWriter {
+    pub(crate) fn new(
+        objects: Arc<Objects>,
+        meta: Meta,
+        id: Uuid,
+        saved_len: u64,
+        state: UploadState,
+        session: OwnedMutexGuard<Session>,
+    ) -> ObjectWriter {
+        ObjectWriter {
+            objects,
+            meta,
+            id: id.to_string(),
+            saved_len,
+            state,
+            mem: Vec::new(),
+            mem_len: 0,
+            failed: None,
+            _session: session,
+        }
+    }
+
+    pub(crate) async fn write(&mut self, chunk: Bytes) {
+        if self.failed.is_some() {
+            return;
+        }
+        self.mem_len += chunk.len() as u64;
+        self.mem.push(chunk);
+        if self.state.pieces_len() + self.mem_len >= self.objects.part_size {
+            if let Err(e) = self.send_parts().await {
+                self.failed = Some(e);
+            }
+        }
+    }
+
+    /// The first `n` bytes held in memory, hashed as they leave.
+    fn take(&mut self, n: u64) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        let mut left = n;
+        while left > 0 {
+            let Some(first) = self.mem.first_mut() else {
+                break;
+            };
+            let piece = if first.len() as u64 <= left {
+                self.mem.remove(0)
+            } else {
+                first.split_to(left as usize)
+            };
+            left -= piece.len() as u64;
+            self.state.hash.update(&piece);
+            out.push(piece);
+        }
+        self.mem_len -= n - left;
+        out
+    }
+
+    /// The pieces' bytes, read back (less than one part).
+    async fn read_pieces(&self) -> Result<Vec<Bytes>, StorageError> {
+        let mut out = Vec::with_capacity(self.state.pieces.len());
+        for piece in &self.state.pieces {
+            let path = self.objects.upload_dir(&self.id).join(piece.key.as_str());
+            let bytes = self.objects.get_all(&path).await?;
+            if bytes.len() as u64 != piece.len {
+                return Err(StorageError::Corrupt(format!(
+                    "upload {}: piece {} holds {} bytes, {} recorded",
+                    self.id,
+                    piece.key,
+                    bytes.len(),
+                    piece.len
+                )));
+            }
+            out.push(bytes);
+        }
+        Ok(out)
+    }
+
+    async fn delete_pieces(&self, pieces: &[Piece]) {
+        for piece in pieces {
+            let path = self.objects.upload_dir(&self.id).join(piece.key.as_str());
+            // Best effort: the purge removes what is left.
+            let _ = self.objects.delete(&path).await;
+        }
+    }
+
+    /// Sends every whole part that pieces and memory hold, saving the
+    /// progress after each.
+    async fn send_parts(&mut self) -> Result<(), StorageError> {
+        let part = self.objects.part_size;
+        while self.state.pieces_len() + self.mem_len >= part {
+            let mut payload = self.read_pieces().await?;
+            let need = part - self.state.pieces_len();
+            payload.extend(self.take(need));
+            let path = self.objects.blob_path(&self.state.location);
+            let multipart = match &self.state.multipart {
+                Some(m) => m.clone(),
+                None => {
+                    let m = self.objects.create_multipart(&path).await?;
+                    self.state.multipart = Some(m.clone());
+                    m
+                }
+            };
+            let index = self.state.parts.len();
+            let etag = self
+                .objects
+                .put_part(&path, &multipart, index, payload.into_iter().collect())
+                .await?;
+            self.state.parts.push(etag);
+            let sent = std::mem::take(&mut self.state.pieces);
+            let len = self.state.parts.len() as u64 * part;
+            save(&self.meta, &self.id, self.saved_len, len, &self.state).await?;
+            self.saved_len = len;
+            self.delete_pieces(&sent).await;
+        }
+        Ok(())
+    }
+
+    /// Ends a request: what is left in memory is stored as a piece.
+    /// Returns the upload's length.
+    pub(crate) async fn finish(mut self) -> Result<u64, StorageError> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        if self.mem_len == 0 {
+            return Ok(self.saved_len);
+        }
+        let len = self.mem_len;
+        let bytes = self.take(len);
+        let key = format!("{}-{}", self.saved_len, Uuid::new_v4().simple());
+        let path = self.objects.upload_dir(&self.id).join(key.as_str());
+        self.objects.put(&path, bytes.into_iter().collect()).await?;
+        self.state.pieces.push(Piece { key, len });
+        let new_len = self.saved_len + len;
+        save(&self.meta, &self.id, self.saved_len, new_len, &self.state).await?;
+        Ok(new_len)
+    }
+
+    /// The final PUT: verifies the digest and stores the blob at its
+    /// location. Returns its size and location; the caller records it.
+    /// On a digest mismatch nothing of the upload is left.
+    pub(crate) async fn complete(mut self, digest: &Digest) -> Result<(u64, String), StorageError> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        let rest_len = self.mem_len;
+        let rest = self.take(rest_len);
+        let size = self.saved_len + rest_len;
+        if digest.algorithm() == Algorithm::Sha256 {
+            let actual = self.state.hash.finish_hex();
+            if actual != digest.hex() {
+                return Err(self.mismatch(digest, &actual).await);
+            }
+        }
+        let mut tail = self.read_pieces().await?;
+        tail.extend(rest);
+        let path = self.objects.blob_path(&self.state.location);
+        match self.state.multipart.clone() {
+            None => self.objects.put(&path, tail.into_iter().collect()).await?,
+            Some(multipart) => {
+                if tail.iter().any(|b| !b.is_empty()) {
+                    let index = self.state.parts.len();
+                    let etag = self
+                        .objects
+                        .put_part(&path, &multipart, index, tail.into_iter().collect())
+                        .await?;
+                    self.state.parts.push(etag);
+                }
+                self.objects
+                    .complete_multipart(&path, &multipart, &self.state.parts)
+                    .await?;
+                self.state.multipart = None;
+            }
+        }
+        if digest.algorithm() != Algorithm::Sha256 {
+            // Only SHA-256 is kept running; another algorithm is checked
+            // against the stored object.
+            let mut hasher = digest.algorithm().hasher();
+            let mut stream = self.objects.read(&self.state.location, 0, size);
+            while let Some(chunk) = stream.try_next().await? {
+                hasher.update(&chunk);
+            }
+            let actual = hasher.finish();
+            if &actual != digest {
+                self.objects.delete(&path).await?;
+                return Err(self.mismatch(digest, actual.hex()).await);
+            }
+        }
+        let pieces = std::mem::take(&mut self.state.pieces);
+        self.delete_pieces(&pieces).await;
+        Ok((size, self.state.location.clone()))
+    }
+
+    async fn mismatch(&self, expected: &Digest, actual_hex: &str) -> StorageError {
+        if let Err(e) = discard(&self.objects, &self.id, Some(&self.state)).await {
+            tracing::warn!(upload = %self.id, error = %e, "could not remove a refused upload's objects; the purge will");
+        }
+        let actual = format!("{}:{actual_hex}", expected.algorithm().as_str())
+            .parse()
+            .unwrap_or_else(|_| expected.clone());
+        StorageError::DigestMismatch {
+            expected: expected.clone(),
+            actual,
+        }
+    }
+}
