@@ -219,12 +219,14 @@ fn s3(s: &Settings) -> Result<S3Config, ConfError> {
         None => DEFAULT_PART,
         Some(text) => match parse_size(text) {
             Some(n) if (MIN_PART..=MAX_PART).contains(&n) => n,
-            _ => return Err(s.invalid(
-                "storage.s3.part_size",
-                format!(
+            _ => {
+                return Err(s.invalid(
+                    "storage.s3.part_size",
+                    format!(
                     "`{text}` is not a part size S3 accepts: use 5MiB to 5GiB, such as \"16MiB\""
                 ),
-            )),
+                ))
+            }
         },
     };
     Ok(S3Config {

@@ -205,11 +205,7 @@ impl Registry {
     }
 
     /// Size and object-store location of a blob readable in `repo`.
-    async fn locate_blob(
-        &self,
-        repo: &RepoName,
-        digest: &Digest,
-    ) -> Result<BlobAt, StorageError> {
+    async fn locate_blob(&self, repo: &RepoName, digest: &Digest) -> Result<BlobAt, StorageError> {
         let key = (repo.clone(), digest.clone());
         let found = match self.caches.blob_links.get(&key) {
             Some(found) => found,

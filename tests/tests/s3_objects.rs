@@ -261,9 +261,22 @@ fn gc_and_the_upload_purge_empty_the_store_of_garbage() {
 
     let mut gc = berth.command(&["gc"]);
     gc.env("BERTH_GC__GRACE_PERIOD", "0s");
+    // A final PUT under way: its upload row names the key it assembles
+    // at (the object of a multipart upload is dated from its start, so
+    // only the name protects it).
+    let completing = registry.start_upload("team/app");
+    let id = completing.rsplit('/').next().unwrap().to_owned();
+    berth.sql(&format!(
+        "UPDATE uploads SET len = -1, location = 'u/completing' WHERE id = '{id}'"
+    ));
+    garage::shared().put(&format!("{prefix}blobs/u/completing"), b"being assembled");
     let out = berth_tests::tools::output(&mut gc, None);
     assert!(out.status.success(), "berth gc: {}", text(&out));
     let stored = objects(&berth);
+    assert!(
+        stored.iter().any(|(k, _)| k == "blobs/u/completing"),
+        "GC took an object an upload row names: {stored:?}"
+    );
     let sizes: Vec<u64> = under(&stored, "blobs/").iter().map(|(_, s)| *s).collect();
     assert!(
         !sizes.contains(&3000),
@@ -275,8 +288,97 @@ fn gc_and_the_upload_purge_empty_the_store_of_garbage() {
 
     wait_for(
         Duration::from_secs(30),
-        "the purge of the abandoned upload",
-        || under(&objects(&berth), "uploads/").is_empty(),
+        "the purge of the abandoned uploads",
+        || {
+            under(&objects(&berth), "uploads/").is_empty()
+                && berth.sql("SELECT COUNT(*) FROM uploads").trim() == "0"
+        },
     );
-    assert_eq!(berth.sql("SELECT COUNT(*) FROM uploads").trim(), "0");
+    // Its row gone (the final PUT never finished), the object is garbage.
+    let out = berth_tests::tools::output(&mut gc, None);
+    assert!(out.status.success(), "berth gc: {}", text(&out));
+    assert!(!objects(&berth)
+        .iter()
+        .any(|(k, _)| k == "blobs/u/completing"));
+}
+
+/// Two final PUTs of one upload at once, on two instances, with different
+/// last bytes: one wins, the other finds the upload gone; the stored blob
+/// is exactly what its digest says.
+#[test]
+fn of_two_final_puts_of_one_upload_one_wins() {
+    let a = Berth::start();
+    let b = a.join();
+    Api::admin(&a).create_projects(&["team"]);
+    let (ra, rb) = (a.registry(), b.registry());
+    for round in 0..5 {
+        let head = random_bytes(100);
+        let location = patch(&ra, &ra.start_upload("team/app"), 0, &head);
+        let tails = [random_bytes(10), random_bytes(10)];
+        let digests: Vec<String> = tails
+            .iter()
+            .map(|t| sha256_digest(&[&head[..], &t[..]].concat()))
+            .collect();
+        let start = std::sync::Barrier::new(2);
+        let statuses: Vec<u16> = std::thread::scope(|s| {
+            let runs: Vec<_> = [(&ra, 0), (&rb, 1)]
+                .into_iter()
+                .map(|(registry, i)| {
+                    let (start, tail, digest) = (&start, &tails[i], &digests[i]);
+                    let url = with_query(&on(registry, &location), "digest", digest);
+                    s.spawn(move || {
+                        start.wait();
+                        registry
+                            .http()
+                            .put(url)
+                            .body(tail.clone())
+                            .send()
+                            .unwrap()
+                            .status()
+                            .as_u16()
+                    })
+                })
+                .collect();
+            runs.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        let won: Vec<usize> = (0..2).filter(|i| statuses[*i] == 201).collect();
+        assert_eq!(won.len(), 1, "round {round}: {statuses:?}");
+        let loser = 1 - won[0];
+        assert!(
+            [404, 409].contains(&statuses[loser]),
+            "round {round}: {statuses:?}"
+        );
+        let got = rb.get_blob("team/app", &digests[won[0]]);
+        assert_eq!(got.status(), 200);
+        assert_eq!(sha256_digest(&got.bytes().unwrap()), digests[won[0]]);
+        assert_eq!(rb.head_blob("team/app", &digests[loser]).status(), 404);
+    }
+}
+
+/// A client sending a chunk of a few bytes at a time: the pieces are
+/// merged as they pile up, so their number stays bounded, and the blob
+/// comes out exact.
+#[test]
+fn tiny_chunks_keep_a_bounded_number_of_pieces() {
+    let berth = Berth::start();
+    Api::admin(&berth).create_projects(&["team"]);
+    let registry = berth.registry();
+    let data = random_bytes(60 * 7);
+    let digest = sha256_digest(&data);
+    let mut location = registry.start_upload("team/app");
+    let mut most = 0;
+    for (i, chunk) in data.chunks(7).enumerate() {
+        location = patch(&registry, &location, i * 7, chunk);
+        most = most.max(under(&objects(&berth), "uploads/").len());
+    }
+    assert!(most <= 16, "{most} pieces at once");
+    let resp = registry
+        .http()
+        .put(with_query(&location, "digest", &digest))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 201, "{}", text_of(resp));
+    let got = registry.get_blob("team/app", &digest);
+    assert_eq!(sha256_digest(&got.bytes().unwrap()), digest);
+    assert!(under(&objects(&berth), "uploads/").is_empty());
 }

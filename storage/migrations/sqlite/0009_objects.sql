@@ -8,3 +8,7 @@ ALTER TABLE blobs ADD COLUMN location TEXT;
 ALTER TABLE uploads ADD COLUMN len INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE uploads ADD COLUMN object_state TEXT;
 ALTER TABLE uploads ADD COLUMN touched_at INTEGER NOT NULL DEFAULT 0;
+-- Set when the final PUT claims the upload (its `len` becomes -1): the
+-- key its blob is being assembled at, which GC's orphan sweep must leave
+-- alone until the blob's row names it.
+ALTER TABLE uploads ADD COLUMN location TEXT;

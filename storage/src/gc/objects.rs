@@ -7,8 +7,11 @@
 //! write transaction that re-checks the plan and is durable on return
 //! (`durable`); the object after. A kill between the two leaves an object
 //! no row names, which the orphan sweep removes once it is older than the
-//! grace window (an upload assembles its object just before its row is
-//! written, so a young object without a row may be one about to commit).
+//! grace window. An upload being completed names its key in its
+//! `uploads` row from before the object exists until after the blob's row
+//! names it (see `objects::upload`), so the sweep never takes it; age
+//! alone would not do, since an object completed from a multipart upload
+//! is dated from the upload's start.
 
 use std::collections::HashSet;
 use std::time::SystemTime;
@@ -88,6 +91,11 @@ async fn known_keys(meta: &Meta) -> Result<HashSet<String>, StorageError> {
             },
         };
     }
+    let completing: Vec<String> =
+        sqlx::query_scalar("SELECT location FROM uploads WHERE location IS NOT NULL")
+            .fetch_all(meta.pool())
+            .await?;
+    keys.extend(completing);
     Ok(keys)
 }
 
@@ -110,9 +118,11 @@ pub(crate) async fn orphans(
 }
 
 /// Removes an orphan object if still no row names it. Rows naming a key
-/// are only written for a fresh key (a new upload's) or by `berth
-/// migrate`, so a key without a row now, older than the grace window,
-/// stays without one.
+/// are only written for a fresh key (a new upload's, named by its upload
+/// row before the object exists, until the blob's row names it), by a
+/// proxy-cache fetch (just after storing it, young) or by `berth
+/// migrate`, so a key no row names now, older than the grace window,
+/// stays unnamed.
 pub(crate) async fn remove_orphan(
     meta: &Meta,
     objects: &Objects,
@@ -120,10 +130,13 @@ pub(crate) async fn remove_orphan(
 ) -> Result<bool, StorageError> {
     let named: Option<i64> = match key.split_once('/') {
         Some(("u", _)) => {
-            sqlx::query_scalar("SELECT 1 FROM blobs WHERE location = $1")
-                .bind(key)
-                .fetch_optional(meta.pool())
-                .await?
+            sqlx::query_scalar(
+                "SELECT 1 WHERE EXISTS (SELECT 1 FROM blobs WHERE location = $1) \
+                 OR EXISTS (SELECT 1 FROM uploads WHERE location = $1)",
+            )
+            .bind(key)
+            .fetch_optional(meta.pool())
+            .await?
         }
         _ => match key.replacen('/', ":", 1).parse::<Digest>() {
             Ok(d) => {

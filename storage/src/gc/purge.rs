@@ -90,7 +90,8 @@ impl Registry {
             // Waits for a request of this process writing it to end; one
             // on another instance finds the row gone when it saves.
             let guard = self.sessions.lock(uuid).await;
-            let state = match upload::load(&self.meta, &id).await {
+            // Claimed ones too: a final PUT that failed or was killed.
+            let state = match upload::load_any(&self.meta, &id).await {
                 Ok((_, state)) => state,
                 Err(StorageError::UploadUnknown) => continue,
                 Err(e) => return Err(e),

@@ -196,14 +196,18 @@ impl Objects {
         Ok(())
     }
 
-    /// A whole small object (an upload's piece), in memory.
-    pub(crate) async fn get_all(&self, path: &Path) -> Result<Bytes, StorageError> {
-        let got = self
-            .store
-            .get(path)
+    /// A whole small object (an upload's piece), in memory; `None` when
+    /// there is none.
+    pub(crate) async fn get_all(&self, path: &Path) -> Result<Option<Bytes>, StorageError> {
+        let got = match self.store.get(path).await {
+            Ok(got) => got,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(failed(format!("reading {path}"))(e)),
+        };
+        got.bytes()
             .await
-            .map_err(failed(format!("reading {path}")))?;
-        got.bytes().await.map_err(failed(format!("reading {path}")))
+            .map(Some)
+            .map_err(failed(format!("reading {path}")))
     }
 
     /// Deletes an object; one already gone is fine.

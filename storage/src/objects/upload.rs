@@ -17,6 +17,19 @@
 //! PUT stores them in one request. A blob is assembled at its final key,
 //! `blobs/u/<id>`, and only the database row makes it visible, after its
 //! digest was verified: no copy at commit.
+//!
+//! The final PUT first *claims* the upload (`len` becomes -1 by
+//! compare-and-swap, and `uploads.location` names the key it assembles
+//! at): of two final PUTs of one upload, on two instances, one wins and
+//! the other finds the upload gone; and GC's orphan sweep leaves a key an
+//! upload row names alone (an object completed from a multipart upload
+//! carries the upload's start as its modification time, so age alone
+//! would not protect it).
+//!
+//! Pieces are capped at [`MAX_PIECES`]: a request that would store one
+//! more merges them into one first, so a client sending tiny chunks
+//! cannot make the state, or the reads at the next part, grow without
+//! bound.
 
 use std::sync::Arc;
 
@@ -48,6 +61,9 @@ pub(crate) struct UploadState {
     hash: Sha256State,
 }
 
+/// Pieces kept before they are merged into one.
+const MAX_PIECES: usize = 16;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Piece {
     key: String,
@@ -70,8 +86,21 @@ impl UploadState {
     }
 }
 
-/// The stored length and state of upload `id`.
+/// The stored length and state of upload `id`, while it takes writes
+/// (one claimed by a final PUT is, to every other request, gone).
 pub(crate) async fn load(meta: &Meta, id: &str) -> Result<(u64, UploadState), StorageError> {
+    match load_any(meta, id).await? {
+        (Some(len), state) => Ok((len, state)),
+        (None, _) => Err(StorageError::UploadUnknown),
+    }
+}
+
+/// The stored length (`None` once claimed by a final PUT) and state of
+/// upload `id`, for the purge and cancel.
+pub(crate) async fn load_any(
+    meta: &Meta,
+    id: &str,
+) -> Result<(Option<u64>, UploadState), StorageError> {
     let row: Option<(i64, Option<String>)> =
         sqlx::query_as("SELECT len, object_state FROM uploads WHERE id = $1")
             .bind(id)
@@ -85,7 +114,33 @@ pub(crate) async fn load(meta: &Meta, id: &str) -> Result<(u64, UploadState), St
         Some(text) => serde_json::from_str(&text)
             .map_err(|e| StorageError::Corrupt(format!("upload {id}: {e}")))?,
     };
-    Ok((len as u64, state))
+    Ok((u64::try_from(len).ok(), state))
+}
+
+/// Claims upload `id` for its final PUT: from `len` to -1 (completing),
+/// naming the key the blob is assembled at. Refused when the upload is
+/// gone, already claimed, or moved since this request loaded it.
+async fn claim(meta: &Meta, id: &str, len: u64, state: &UploadState) -> Result<(), StorageError> {
+    let text = serde_json::to_string(state)
+        .map_err(|e| StorageError::Corrupt(format!("encoding upload {id}: {e}")))?;
+    let done = sqlx::query(
+        "UPDATE uploads SET len = -1, object_state = $3, location = $4, touched_at = $5 \
+         WHERE id = $1 AND len = $2",
+    )
+    .bind(id)
+    .bind(len as i64)
+    .bind(text)
+    .bind(&state.location)
+    .bind(now())
+    .execute(meta.pool())
+    .await?;
+    if done.rows_affected() == 0 {
+        return match load(meta, id).await {
+            Ok(_) => Err(StorageError::UploadBusy),
+            Err(e) => Err(e),
+        };
+    }
+    Ok(())
 }
 
 /// Moves the row from `old_len` to `new_len` and `state`; refused when
@@ -213,7 +268,12 @@ impl ObjectWriter {
         let mut out = Vec::with_capacity(self.state.pieces.len());
         for piece in &self.state.pieces {
             let path = self.objects.upload_dir(&self.id).join(piece.key.as_str());
-            let bytes = self.objects.get_all(&path).await?;
+            // Gone: the upload was cancelled or purged meanwhile.
+            let bytes = self
+                .objects
+                .get_all(&path)
+                .await?
+                .ok_or(StorageError::UploadUnknown)?;
             if bytes.len() as u64 != piece.len {
                 return Err(StorageError::Corrupt(format!(
                     "upload {}: piece {} holds {} bytes, {} recorded",
@@ -278,13 +338,28 @@ impl ObjectWriter {
             return Ok(self.saved_len);
         }
         let len = self.mem_len;
-        let bytes = self.take(len);
-        let key = format!("{}-{}", self.saved_len, Uuid::new_v4().simple());
-        let path = self.objects.upload_dir(&self.id).join(key.as_str());
-        self.objects.put(&path, bytes.into_iter().collect()).await?;
-        self.state.pieces.push(Piece { key, len });
+        let mut bytes = self.take(len);
         let new_len = self.saved_len + len;
+        // Too many pieces: this one takes the others' bytes too.
+        let merged = if self.state.pieces.len() >= MAX_PIECES {
+            let mut all = self.read_pieces().await?;
+            all.append(&mut bytes);
+            bytes = all;
+            std::mem::take(&mut self.state.pieces)
+        } else {
+            Vec::new()
+        };
+        let start = new_len - bytes.iter().map(|b| b.len() as u64).sum::<u64>();
+        let key = format!("{start}-{}", Uuid::new_v4().simple());
+        let path = self.objects.upload_dir(&self.id).join(key.as_str());
+        let piece_len = new_len - start;
+        self.objects.put(&path, bytes.into_iter().collect()).await?;
+        self.state.pieces.push(Piece {
+            key,
+            len: piece_len,
+        });
         save(&self.meta, &self.id, self.saved_len, new_len, &self.state).await?;
+        self.delete_pieces(&merged).await;
         Ok(new_len)
     }
 
@@ -295,6 +370,8 @@ impl ObjectWriter {
         if let Some(e) = self.failed.take() {
             return Err(e);
         }
+        // Before anything is written: one final PUT per upload wins.
+        claim(&self.meta, &self.id, self.saved_len, &self.state).await?;
         let rest_len = self.mem_len;
         let rest = self.take(rest_len);
         let size = self.saved_len + rest_len;

@@ -51,7 +51,8 @@ struct Args {
     #[arg(long)]
     slow_uploads: bool,
     /// Measure only these servers (comma-separated: berth, berth+postgres,
-    /// 3xberth+haproxy, distribution, nginx+distribution); for profiling
+    /// 3xberth+haproxy, berth+s3, distribution, nginx+distribution,
+    /// distribution+s3); for profiling
     /// one of them, or comparing berth's metadata backends and instances.
     #[arg(long, value_delimiter = ',', value_parser = parse_kind)]
     servers: Vec<servers::Kind>,
@@ -63,8 +64,8 @@ fn parse_kind(s: &str) -> Result<servers::Kind, String> {
         .find(|k| k.label() == s)
         .ok_or_else(|| {
             format!(
-                "unknown server {s}: berth, berth+postgres, 3xberth+haproxy, distribution or \
-                 nginx+distribution"
+                "unknown server {s}: berth, berth+postgres, 3xberth+haproxy, berth+s3, \
+                 distribution, nginx+distribution or distribution+s3"
             )
         })
 }

@@ -34,20 +34,27 @@ pub enum Kind {
     /// Three berth instances on one PostgreSQL database and data
     /// directory, behind haproxy (round robin).
     BerthCluster,
+    /// berth with blobs in an object store (Garage, started by the
+    /// harness, not counted) and metadata on PostgreSQL.
+    BerthS3,
     Distribution,
     NginxDistribution,
+    /// distribution with its s3 driver on the same Garage.
+    DistributionS3,
 }
 
 impl Kind {
     /// The servers a default run measures.
     pub const ALL: [Kind; 3] = [Kind::Berth, Kind::Distribution, Kind::NginxDistribution];
     /// Every server `--servers` can name.
-    pub const EVERY: [Kind; 5] = [
+    pub const EVERY: [Kind; 7] = [
         Kind::Berth,
         Kind::BerthPostgres,
         Kind::BerthCluster,
+        Kind::BerthS3,
         Kind::Distribution,
         Kind::NginxDistribution,
+        Kind::DistributionS3,
     ];
 
     pub fn label(self) -> &'static str {
@@ -55,7 +62,9 @@ impl Kind {
             Kind::Berth => "berth",
             Kind::BerthPostgres => "berth+postgres",
             Kind::BerthCluster => "3xberth+haproxy",
+            Kind::BerthS3 => "berth+s3",
             Kind::Distribution => "distribution",
+            Kind::DistributionS3 => "distribution+s3",
             Kind::NginxDistribution => "nginx+distribution",
         }
     }
@@ -145,6 +154,8 @@ pub struct Server {
     pub addr: SocketAddr,
     pub creds: Option<Credentials>,
     procs: Vec<Proc>,
+    /// distribution's `storage:` driver section, when not its filesystem.
+    storage: Option<String>,
     // Declared last: removed after the processes are stopped.
     dir: TempDir,
 }
@@ -172,6 +183,7 @@ impl Server {
             addr: free_addr()?,
             creds: None,
             procs: Vec::new(),
+            storage: None,
             dir,
         };
         match kind {
@@ -183,6 +195,17 @@ impl Server {
                     .await?
             }
             Kind::BerthCluster => server.start_cluster(bins).await?,
+            Kind::BerthS3 => {
+                let url = postgres_database()?;
+                let mut env = garage()?.env(&object_prefix("berth"));
+                // The driver's default part size, as distribution's
+                // chunksize below is its own default (10 MiB).
+                env.push(("BERTH_STORAGE__S3__PART_SIZE".into(), "16MiB".into()));
+                env.push(("BERTH_DATABASE__URL".into(), url));
+                let env: Vec<(&str, &str)> =
+                    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                server.start_berth(bins, &env).await?
+            }
             Kind::Distribution => {
                 let addr = server.addr;
                 server.start_registry(bins, addr, "").await?;
@@ -191,6 +214,11 @@ impl Server {
                 let upstream = free_addr()?;
                 server.start_registry(bins, upstream, "").await?;
                 server.start_nginx(bins, upstream).await?;
+            }
+            Kind::DistributionS3 => {
+                let addr = server.addr;
+                server.storage = Some(distribution_s3(garage()?)?);
+                server.start_registry(bins, addr, "").await?;
             }
         }
         Ok(server)
@@ -306,6 +334,7 @@ impl Server {
             addr: free_addr()?,
             creds: None,
             procs: Vec::new(),
+            storage: None,
             dir,
         };
         let addr = server.addr;
@@ -343,8 +372,7 @@ impl Server {
             format!(
                 "version: 0.1
 {log}storage:
-  filesystem:
-    rootdirectory: {root}
+{driver}
   delete:
     enabled: true
   cache:
@@ -355,7 +383,10 @@ http:
   headers:
     X-Content-Type-Options: [nosniff]
 ",
-                root = root.display(),
+                driver = self.storage.clone().unwrap_or_else(|| format!(
+                    "  filesystem:\n    rootdirectory: {}",
+                    root.display()
+                )),
                 secret = rand::random::<u64>(),
                 log = if extra.is_empty() {
                     "log:\n  level: warn\n  accesslog:\n    disabled: true\n".to_owned()
@@ -576,6 +607,32 @@ fn tail(path: &Path) -> String {
     let mut bytes = Vec::new();
     let _ = f.read_to_end(&mut bytes);
     String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// The Garage this process starts (once, shared; see
+/// `berth_tests::garage`).
+fn garage() -> anyhow::Result<&'static berth_tests::garage::Garage> {
+    std::panic::catch_unwind(berth_tests::garage::shared).map_err(|_| {
+        anyhow!("cannot start Garage (cargo install garage --locked --root /var/tmp/garage-bin)")
+    })
+}
+
+/// A key prefix of its own for one server in the shared bucket.
+fn object_prefix(who: &str) -> String {
+    format!("bench-{who}-{:016x}/", rand::random::<u64>())
+}
+
+/// distribution's s3 driver on the harness's Garage: path-style requests
+/// to its endpoint, its default chunk size (10 MiB).
+fn distribution_s3(garage: &berth_tests::garage::Garage) -> anyhow::Result<String> {
+    use berth_tests::garage::{ACCESS_KEY, BUCKET, REGION, SECRET_KEY};
+    Ok(format!(
+        "  s3:\n    accesskey: {ACCESS_KEY}\n    secretkey: {SECRET_KEY}\n    region: {REGION}\n\
+         \x20   regionendpoint: {}\n    bucket: {BUCKET}\n    rootdirectory: /{}\n\
+         \x20   secure: false\n    v4auth: true\n    chunksize: 10485760",
+        garage.endpoint(),
+        object_prefix("distribution").trim_end_matches('/'),
+    ))
 }
 
 /// A fresh database on the PostgreSQL server this process starts (once,
