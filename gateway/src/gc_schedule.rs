@@ -87,23 +87,34 @@ pub async fn run(registry: Arc<Registry>) {
     let purge_every = purge_interval(registry.upload_purge_age());
     let mut next_purge = Instant::now();
     loop {
+        // Once per period for the whole cluster (see storage's `passes`).
         if Instant::now() >= next_purge {
-            match registry.purge_uploads().await {
-                Ok(ids) if !ids.is_empty() => {
-                    tracing::info!(count = ids.len(), "purged abandoned uploads");
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(error = %cause_chain(&e), "purging abandoned uploads failed")
+            next_purge = Instant::now() + purge_every;
+            if claimed(registry.claim_pass("upload-purge", purge_every).await) {
+                match registry.purge_uploads().await {
+                    Ok(ids) if !ids.is_empty() => {
+                        tracing::info!(count = ids.len(), "purged abandoned uploads");
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %cause_chain(&e), "purging abandoned uploads failed")
+                    }
                 }
             }
-            next_purge = Instant::now() + purge_every;
         }
         if let Err(e) = fire_if_due(&registry).await {
             tracing::warn!(error = %cause_chain(&e), "scheduled garbage collection failed");
         }
         tokio::time::sleep(TICK).await;
     }
+}
+
+/// Whether a pass was claimed; a failure to claim is logged.
+fn claimed(result: Result<bool, StorageError>) -> bool {
+    result.unwrap_or_else(|e| {
+        tracing::warn!(error = %cause_chain(&e), "claiming a background pass failed");
+        false
+    })
 }
 
 async fn fire_if_due(registry: &Registry) -> Result<(), StorageError> {

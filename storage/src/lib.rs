@@ -17,6 +17,7 @@
 //! - [`migrate`]: `berth migrate`, an installation copied to PostgreSQL.
 //! - [`registry`]: the operations the gateway calls, keeping both in step.
 //! - `owner`: which process owns files left on disk, and whether it is gone.
+//! - `passes`: background passes run once per period for the cluster.
 //! - [`gc`]: online garbage collection, its lock, history and schedule,
 //!   and the purge of abandoned uploads.
 //! - [`usage`]: bytes stored per project and pool state, for metrics.
@@ -46,6 +47,7 @@ pub mod migrate;
 pub mod objects;
 pub mod oci;
 mod owner;
+mod passes;
 pub mod projects;
 pub mod proxy_cache;
 pub mod quota;

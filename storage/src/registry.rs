@@ -169,6 +169,15 @@ impl Registry {
         });
     }
 
+    /// Claims background pass `name` for this process for the coming
+    /// `period`: true for one process of the cluster per period (see
+    /// `passes`).
+    pub async fn claim_pass(&self, name: &str, period: Duration) -> Result<bool, StorageError> {
+        self.meta
+            .claim_pass(name, &crate::owner::this_process(), period)
+            .await
+    }
+
     /// `server.upload_purge_age`, for the task that purges uploads.
     pub fn upload_purge_age(&self) -> Duration {
         self.upload_purge_age
@@ -405,15 +414,8 @@ impl Registry {
         self.check_upload(repo, id).await?;
         let mut guard = self.sessions.lock(id.0).await;
         if let Some(objects) = &self.objects {
-            let (len, state) = upload::load(&self.meta, &id.to_string()).await?;
-            if let Some(start) = start.filter(|s| *s != len) {
-                return Err(StorageError::UploadOffsetMismatch {
-                    expected: len,
-                    got: start,
-                });
-            }
             let writer =
-                ObjectWriter::new(objects.clone(), self.meta.clone(), id.0, len, state, guard);
+                ObjectWriter::open(objects.clone(), self.meta.clone(), id.0, start, guard).await?;
             return Ok(ChunkWriter(Writer::Object(Box::new(writer))));
         }
         // The file, not memory: another process may have appended a chunk

@@ -159,13 +159,22 @@ fn an_instance_killed_mid_chunk_loses_only_that_chunk() {
     a.kill9();
     drop(stream);
 
-    // Instance b reports what was saved and takes the rest.
+    // Instance b reports what was saved and takes the rest, once the
+    // dead request's hold on the upload ran out (409 until then).
     let url_b = on(&rb, &location);
     let status = rb.http().get(&url_b).send().unwrap();
     assert_eq!(status.status(), 204);
     assert_eq!(
         header(&status, "range").as_deref(),
         Some(format!("0-{}", first - 1).as_str())
+    );
+    wait_for(
+        Duration::from_secs(30),
+        "the dead writer's lease to end",
+        || {
+            let resp = rb.http().patch(&url_b).body(Vec::new()).send().unwrap();
+            resp.status() != 409
+        },
     );
     let location = patch(&rb, &url_b, first, rest);
     let resp = rb
@@ -381,4 +390,55 @@ fn tiny_chunks_keep_a_bounded_number_of_pieces() {
     let got = registry.get_blob("team/app", &digest);
     assert_eq!(sha256_digest(&got.bytes().unwrap()), digest);
     assert!(under(&objects(&berth), "uploads/").is_empty());
+}
+
+/// Two PATCHes of different bytes at the same offset of one upload, at
+/// once on two instances: one is taken, the other refused (it never
+/// overwrites a part the first sent), and the upload completes with the
+/// bytes that were taken.
+#[test]
+fn of_two_patches_at_one_offset_one_is_taken_and_the_upload_stays_whole() {
+    let a = Berth::start();
+    let b = a.join();
+    Api::admin(&a).create_projects(&["team"]);
+    let (ra, rb) = (a.registry(), b.registry());
+    let head = random_bytes(PART);
+    let location = patch(&ra, &ra.start_upload("team/app"), 0, &head);
+    let bodies = [random_bytes(PART), random_bytes(PART)];
+    let start = std::sync::Barrier::new(2);
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let runs: Vec<_> = [(&ra, 0), (&rb, 1)]
+            .into_iter()
+            .map(|(registry, i)| {
+                let (start, body) = (&start, &bodies[i]);
+                let url = on(registry, &location);
+                s.spawn(move || {
+                    start.wait();
+                    registry
+                        .http()
+                        .patch(url)
+                        .header("Content-Range", format!("{PART}-{}", 2 * PART - 1))
+                        .body(body.clone())
+                        .send()
+                        .unwrap()
+                        .status()
+                        .as_u16()
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let taken: Vec<usize> = (0..2).filter(|i| statuses[*i] == 202).collect();
+    assert_eq!(taken.len(), 1, "{statuses:?}");
+    assert!([409, 416].contains(&statuses[1 - taken[0]]), "{statuses:?}");
+    let whole = [&head[..], &bodies[taken[0]][..]].concat();
+    let digest = sha256_digest(&whole);
+    let resp = rb
+        .http()
+        .put(with_query(&on(&rb, &location), "digest", &digest))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 201, "{}", text_of(resp));
+    let got = ra.get_blob("team/app", &digest);
+    assert_eq!(sha256_digest(&got.bytes().unwrap()), digest);
 }

@@ -26,6 +26,15 @@ pub fn spawn(runtime: &tokio::runtime::Handle, registry: Arc<Registry>, limits: 
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            // Once per period for the whole cluster (see storage's `passes`).
+            match registry.claim_pass("proxy-cache-eviction", period).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming the pull-through cache eviction failed; retrying at the next pass");
+                    continue;
+                }
+            }
             if let Err(e) = pass(&registry, limits).await {
                 tracing::warn!(error = %e, "pull-through cache eviction failed; retrying at the next pass");
             }

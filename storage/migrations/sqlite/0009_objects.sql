@@ -12,3 +12,8 @@ ALTER TABLE uploads ADD COLUMN touched_at INTEGER NOT NULL DEFAULT 0;
 -- key its blob is being assembled at, which GC's orphan sweep must leave
 -- alone until the blob's row names it.
 ALTER TABLE uploads ADD COLUMN location TEXT;
+-- The request writing the upload now (a random token) and until when its
+-- lease holds unless renewed: a second request at the same offset, on
+-- another instance, is refused rather than let overwrite a part.
+ALTER TABLE uploads ADD COLUMN writer TEXT;
+ALTER TABLE uploads ADD COLUMN writer_until INTEGER NOT NULL DEFAULT 0;

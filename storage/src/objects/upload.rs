@@ -26,6 +26,12 @@
 //! carries the upload's start as its modification time, so age alone
 //! would not protect it).
 //!
+//! One request at a time writes an upload, across instances: it holds a
+//! lease on the row (`writer`, renewed while it writes; [`LEASE`]), and
+//! every save checks it. A second request at the same offset elsewhere
+//! is refused (409) instead of overwriting a part the first one sent.
+//! An instance killed with -9 holds its lease until it runs out.
+//!
 //! Pieces are capped at [`MAX_PIECES`]: a request that would store one
 //! more merges them into one first, so a client sending tiny chunks
 //! cannot make the state, or the reads at the next part, grow without
@@ -60,6 +66,10 @@ pub(crate) struct UploadState {
     /// SHA-256 of every byte in `parts` and `pieces`.
     hash: Sha256State,
 }
+
+/// How long a request's hold on an upload lasts unless renewed; it is
+/// renewed while bytes arrive, every third of this.
+pub(crate) const LEASE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Pieces kept before they are merged into one.
 const MAX_PIECES: usize = 16;
@@ -120,18 +130,25 @@ pub(crate) async fn load_any(
 /// Claims upload `id` for its final PUT: from `len` to -1 (completing),
 /// naming the key the blob is assembled at. Refused when the upload is
 /// gone, already claimed, or moved since this request loaded it.
-async fn claim(meta: &Meta, id: &str, len: u64, state: &UploadState) -> Result<(), StorageError> {
+async fn claim(
+    meta: &Meta,
+    id: &str,
+    len: u64,
+    state: &UploadState,
+    writer: &str,
+) -> Result<(), StorageError> {
     let text = serde_json::to_string(state)
         .map_err(|e| StorageError::Corrupt(format!("encoding upload {id}: {e}")))?;
     let done = sqlx::query(
         "UPDATE uploads SET len = -1, object_state = $3, location = $4, touched_at = $5 \
-         WHERE id = $1 AND len = $2",
+         WHERE id = $1 AND len = $2 AND writer = $6",
     )
     .bind(id)
     .bind(len as i64)
     .bind(text)
     .bind(&state.location)
     .bind(now())
+    .bind(writer)
     .execute(meta.pool())
     .await?;
     if done.rows_affected() == 0 {
@@ -151,17 +168,21 @@ async fn save(
     old_len: u64,
     new_len: u64,
     state: &UploadState,
+    writer: &str,
 ) -> Result<(), StorageError> {
     let text = serde_json::to_string(state)
         .map_err(|e| StorageError::Corrupt(format!("encoding upload {id}: {e}")))?;
     let done = sqlx::query(
-        "UPDATE uploads SET len = $3, object_state = $4, touched_at = $5 WHERE id = $1 AND len = $2",
+        "UPDATE uploads SET len = $3, object_state = $4, touched_at = $5, writer_until = $7 \
+         WHERE id = $1 AND len = $2 AND writer = $6",
     )
     .bind(id)
     .bind(old_len as i64)
     .bind(new_len as i64)
     .bind(text)
     .bind(now())
+    .bind(writer)
+    .bind(lease_end())
     .execute(meta.pool())
     .await?;
     if done.rows_affected() == 0 {
@@ -172,6 +193,56 @@ async fn save(
         };
     }
     Ok(())
+}
+
+fn lease_end() -> i64 {
+    crate::audit::now_ms() + LEASE.as_millis() as i64
+}
+
+/// Takes the writer's lease on upload `id` at length `len`: refused
+/// (busy) while another request holds it, or when the upload moved.
+async fn take_lease(meta: &Meta, id: &str, len: u64, writer: &str) -> Result<(), StorageError> {
+    let done = sqlx::query(
+        "UPDATE uploads SET writer = $3, writer_until = $4 \
+         WHERE id = $1 AND len = $2 AND (writer IS NULL OR writer_until < $5)",
+    )
+    .bind(id)
+    .bind(len as i64)
+    .bind(writer)
+    .bind(lease_end())
+    .bind(crate::audit::now_ms())
+    .execute(meta.pool())
+    .await?;
+    if done.rows_affected() == 0 {
+        return match load(meta, id).await {
+            Ok(_) => Err(StorageError::UploadBusy),
+            Err(e) => Err(e),
+        };
+    }
+    Ok(())
+}
+
+/// Extends a held lease; refused when another request took it over.
+async fn renew_lease(meta: &Meta, id: &str, writer: &str) -> Result<(), StorageError> {
+    let done = sqlx::query("UPDATE uploads SET writer_until = $3 WHERE id = $1 AND writer = $2")
+        .bind(id)
+        .bind(writer)
+        .bind(lease_end())
+        .execute(meta.pool())
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StorageError::UploadBusy);
+    }
+    Ok(())
+}
+
+async fn release_lease(meta: &Meta, id: &str, writer: &str) {
+    // Best effort: an unreleased lease runs out by itself.
+    let _ = sqlx::query("UPDATE uploads SET writer = NULL WHERE id = $1 AND writer = $2")
+        .bind(id)
+        .bind(writer)
+        .execute(meta.pool())
+        .await;
 }
 
 /// Removes what an upload left in the store: its multipart upload and
@@ -203,35 +274,78 @@ pub(crate) struct ObjectWriter {
     mem: Vec<Bytes>,
     mem_len: u64,
     failed: Option<StorageError>,
+    /// This request's lease on the row (see [`LEASE`]), and when it was
+    /// last renewed; `None` once released.
+    writer: Option<String>,
+    renewed: std::time::Instant,
     /// Requests for one upload in this process wait for each other.
     _session: OwnedMutexGuard<Session>,
 }
 
+impl Drop for ObjectWriter {
+    /// A request that ended early (the client went away) lets go of its
+    /// lease at once, so the client's retry is not refused.
+    fn drop(&mut self) {
+        if let Some(writer) = self.writer.take() {
+            let (meta, id) = (self.meta.clone(), self.id.clone());
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move { release_lease(&meta, &id, &writer).await });
+            }
+        }
+    }
+}
+
 impl ObjectWriter {
-    pub(crate) fn new(
+    /// Opens upload `id` for one request's writes, taking its lease.
+    /// `start`, when the client sent a Content-Range, must be its length.
+    pub(crate) async fn open(
         objects: Arc<Objects>,
         meta: Meta,
         id: Uuid,
-        saved_len: u64,
-        state: UploadState,
+        start: Option<u64>,
         session: OwnedMutexGuard<Session>,
-    ) -> ObjectWriter {
-        ObjectWriter {
+    ) -> Result<ObjectWriter, StorageError> {
+        let id = id.to_string();
+        let (saved_len, state) = load(&meta, &id).await?;
+        if let Some(start) = start.filter(|s| *s != saved_len) {
+            return Err(StorageError::UploadOffsetMismatch {
+                expected: saved_len,
+                got: start,
+            });
+        }
+        let writer = Uuid::new_v4().simple().to_string();
+        take_lease(&meta, &id, saved_len, &writer).await?;
+        Ok(ObjectWriter {
             objects,
             meta,
-            id: id.to_string(),
+            id,
             saved_len,
             state,
             mem: Vec::new(),
             mem_len: 0,
             failed: None,
+            writer: Some(writer),
+            renewed: std::time::Instant::now(),
             _session: session,
-        }
+        })
+    }
+
+    fn writer(&self) -> &str {
+        self.writer.as_deref().unwrap_or("")
     }
 
     pub(crate) async fn write(&mut self, chunk: Bytes) {
         if self.failed.is_some() {
             return;
+        }
+        if self.renewed.elapsed() > LEASE / 3 {
+            match renew_lease(&self.meta, &self.id, self.writer()).await {
+                Ok(()) => self.renewed = std::time::Instant::now(),
+                Err(e) => {
+                    self.failed = Some(e);
+                    return;
+                }
+            }
         }
         self.mem_len += chunk.len() as u64;
         self.mem.push(chunk);
@@ -321,8 +435,17 @@ impl ObjectWriter {
             self.state.parts.push(etag);
             let sent = std::mem::take(&mut self.state.pieces);
             let len = self.state.parts.len() as u64 * part;
-            save(&self.meta, &self.id, self.saved_len, len, &self.state).await?;
+            save(
+                &self.meta,
+                &self.id,
+                self.saved_len,
+                len,
+                &self.state,
+                self.writer(),
+            )
+            .await?;
             self.saved_len = len;
+            self.renewed = std::time::Instant::now();
             self.delete_pieces(&sent).await;
         }
         Ok(())
@@ -331,6 +454,17 @@ impl ObjectWriter {
     /// Ends a request: what is left in memory is stored as a piece.
     /// Returns the upload's length.
     pub(crate) async fn finish(mut self) -> Result<u64, StorageError> {
+        let result = self.store_rest().await;
+        // Released before the answer goes out: the client's next request
+        // may reach another instance at once.
+        if let Some(writer) = self.writer.take() {
+            release_lease(&self.meta, &self.id, &writer).await;
+        }
+        result
+    }
+
+    /// What is left in memory becomes a piece; the upload's length.
+    async fn store_rest(&mut self) -> Result<u64, StorageError> {
         if let Some(e) = self.failed.take() {
             return Err(e);
         }
@@ -358,7 +492,15 @@ impl ObjectWriter {
             key,
             len: piece_len,
         });
-        save(&self.meta, &self.id, self.saved_len, new_len, &self.state).await?;
+        save(
+            &self.meta,
+            &self.id,
+            self.saved_len,
+            new_len,
+            &self.state,
+            self.writer(),
+        )
+        .await?;
         self.delete_pieces(&merged).await;
         Ok(new_len)
     }
@@ -371,7 +513,14 @@ impl ObjectWriter {
             return Err(e);
         }
         // Before anything is written: one final PUT per upload wins.
-        claim(&self.meta, &self.id, self.saved_len, &self.state).await?;
+        claim(
+            &self.meta,
+            &self.id,
+            self.saved_len,
+            &self.state,
+            self.writer(),
+        )
+        .await?;
         let rest_len = self.mem_len;
         let rest = self.take(rest_len);
         let size = self.saved_len + rest_len;

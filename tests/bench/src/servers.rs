@@ -396,8 +396,11 @@ http:
             ),
         )?;
         let mut cmd = Command::new(&bins.registry);
+        // Its own settings, and the AWS SDK's (a CA bundle in the
+        // environment makes the s3 driver refuse to start), stay out.
         for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("REGISTRY_") {
+            let key_text = key.to_string_lossy();
+            if key_text.starts_with("REGISTRY_") || key_text.starts_with("AWS_") {
                 cmd.env_remove(key);
             }
         }
