@@ -1,7 +1,8 @@
 //! Garbage collection end to end: what it frees and what it keeps, dry
-//! runs, the API and its permissions, the command line, the schedule, the
-//! purge of abandoned uploads, kill -9 in the middle of a run, and pushes
-//! racing GC (the stress test; `BERTH_GC_SOAK_ITERATIONS` makes it a soak).
+//! runs, the API and its permissions, the command line, the schedule, and
+//! pushes racing GC (the stress test; `BERTH_GC_SOAK_ITERATIONS` makes it
+//! a soak), on whichever store holds the blobs. What only the filesystem
+//! store has (its trash, its upload files) is in `gc_files`.
 #![allow(clippy::unwrap_used)]
 
 #[path = "support/gc.rs"]
@@ -17,10 +18,7 @@ use berth_tests::registry::{assert_error, describe};
 use berth_tests::server::POLL;
 use berth_tests::tools::{layout_digest, skopeo_copy, skopeo_login, text, write_oci_layout};
 use berth_tests::{Api, Berth, Image};
-use gc_support::{
-    assert_rows_have_files, berth_gc, blob_files, gc, gc_log, referenced_blobs, sql, start_gc,
-    wait_gc,
-};
+use gc_support::{assert_rows_have_files, berth_gc, blob_files, gc, gc_log, sql};
 use serde_json::json;
 
 /// Polls `f` until it is true, for at most `limit`.
@@ -59,23 +57,19 @@ fn gc_frees_a_deleted_images_own_blobs_and_keeps_the_shared_base() {
     assert_eq!(resp.status(), 202, "delete by digest: {}", describe(resp));
 
     // The dry run reports, and changes nothing.
-    let before = blob_files(berth.data_dir());
+    let before = blob_files(&berth);
     let dry = gc(&api, true, false);
     assert_eq!(dry["job_kind"], "MANUAL");
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(dry["job_parameters"].as_str().unwrap()).unwrap(),
         json!({"delete_untagged": false, "dry_run": true})
     );
-    assert_eq!(
-        blob_files(berth.data_dir()),
-        before,
-        "a dry run deleted files"
-    );
+    assert_eq!(blob_files(&berth), before, "a dry run deleted files");
     let dry_log = gc_log(&api, dry["id"].as_i64().unwrap());
     assert!(dry_log.contains("would delete blob"), "{dry_log}");
 
     let run = gc(&api, false, false);
-    let after = blob_files(berth.data_dir());
+    let after = blob_files(&berth);
     let removed: Vec<(&String, &u64)> = before
         .iter()
         .filter(|(d, _)| !after.contains_key(*d))
@@ -205,7 +199,7 @@ fn the_command_line_runs_gc_and_refuses_while_another_one_holds_the_lock() {
         .delete(r.url(&format!("/v2/team/app/manifests/{}", image.manifest.digest)))
         .send()
         .unwrap();
-    let before = blob_files(berth.data_dir());
+    let before = blob_files(&berth);
 
     let out = berth_gc(&berth, &["--dry-run"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -219,7 +213,7 @@ fn the_command_line_runs_gc_and_refuses_while_another_one_holds_the_lock() {
         stdout.contains(&format!("bytes to free: {size}")),
         "{stdout}"
     );
-    assert_eq!(blob_files(berth.data_dir()), before);
+    assert_eq!(blob_files(&berth), before);
 
     // Another GC holds the lock: a live process of this machine (this
     // test's), as `boot/host/pid/nonce`.
@@ -258,7 +252,7 @@ fn the_command_line_runs_gc_and_refuses_while_another_one_holds_the_lock() {
     for blob in image.blobs() {
         assert_error(r.get_blob("team/app", &blob.digest), 404, &["BLOB_UNKNOWN"]);
     }
-    assert!(blob_files(berth.data_dir()).is_empty());
+    assert!(blob_files(&berth).is_empty());
     // The server's history shows the command line's runs too.
     let (_, _, list) = api.get("/system/gc");
     assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
@@ -311,141 +305,4 @@ fn a_custom_schedule_runs_gc_and_none_stops_it() {
     let settled = count(&api);
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(count(&api), settled);
-}
-
-#[test]
-fn abandoned_uploads_are_purged_and_active_ones_are_not() {
-    let berth = Berth::start_with_env(&[("BERTH_SERVER__UPLOAD_PURGE_AGE", "3s")]);
-    let api = Api::admin(&berth);
-    api.create_project("team", false);
-    let r = berth.registry();
-    let abandoned = r.start_upload("team/app");
-    let active = r.start_upload("team/app");
-    let uploads = berth.data_dir().join("blobs/_uploads");
-    let file_of = |location: &str| {
-        let id = location
-            .split('?')
-            .next()
-            .unwrap()
-            .rsplit('/')
-            .next()
-            .unwrap()
-            .to_owned();
-        uploads.join(id)
-    };
-    assert!(file_of(&abandoned).exists());
-    let data = random_bytes(4096);
-    let mut location = active.clone();
-    let mut sent = 0;
-    wait_until(
-        Duration::from_secs(30),
-        "the abandoned upload's purge",
-        || {
-            // The active upload gets a chunk now and then.
-            let chunk = &data[sent..sent + 64];
-            let resp = r
-                .http()
-                .patch(&location)
-                .header("content-type", "application/octet-stream")
-                .body(chunk.to_vec())
-                .send()
-                .unwrap();
-            assert_eq!(
-                resp.status(),
-                202,
-                "PATCH the active upload: {}",
-                describe(resp)
-            );
-            location = r.location(&resp);
-            sent += 64;
-            std::thread::sleep(Duration::from_millis(300));
-            !file_of(&abandoned).exists()
-        },
-    );
-    assert_error(
-        r.http().get(&abandoned).send().unwrap(),
-        404,
-        &["BLOB_UPLOAD_UNKNOWN"],
-    );
-    let done = r
-        .http()
-        .put(berth_tests::registry::with_query(
-            &location,
-            "digest",
-            &sha256_digest(&data[..sent]),
-        ))
-        .send()
-        .unwrap();
-    assert_eq!(
-        done.status(),
-        201,
-        "completing the active upload: {}",
-        describe(done)
-    );
-    assert!(!file_of(&active).exists());
-}
-
-#[test]
-fn kill_9_during_gc_loses_nothing_and_the_next_gc_completes() {
-    let mut berth = Berth::start_with_env(&[("BERTH_GC__GRACE_PERIOD", "0s")]);
-    let api = Api::admin(&berth);
-    api.create_project("team", false);
-    let r = berth.registry();
-    let kept: Vec<Image> = (0..3).map(|_| Image::random(2)).collect();
-    for (i, image) in kept.iter().enumerate() {
-        r.push_image("team/app", &format!("v{i}"), image);
-    }
-    // Lots of garbage, made quickly: rows and files of blobs nothing uses.
-    let garbage = 4000;
-    let root = berth.data_dir().join("blobs/sha256");
-    let mut values = Vec::new();
-    for i in 0..garbage {
-        let data = format!("garbage {i} {}", random_bytes(8)[0]);
-        let digest = sha256_digest(data.as_bytes());
-        let hex = digest.strip_prefix("sha256:").unwrap();
-        std::fs::create_dir_all(root.join(&hex[..2])).unwrap();
-        std::fs::write(root.join(&hex[..2]).join(hex), &data).unwrap();
-        values.push(format!("('{digest}', {}, 0, 0)", data.len()));
-    }
-    sql(
-        &berth,
-        &format!(
-            "INSERT INTO blobs (digest, size, created_at, touched_ms) VALUES {};",
-            values.join(",")
-        ),
-    );
-    let total = blob_files(berth.data_dir()).len();
-    let id = start_gc(&api, false, false).unwrap();
-    wait_until(Duration::from_secs(60), "GC to be half-way", || {
-        blob_files(berth.data_dir()).len() < total - 100
-    });
-    berth.kill9();
-    let left = blob_files(berth.data_dir()).len();
-    assert!(
-        left > kept.len() * 3,
-        "GC finished before the kill ({left} files left)"
-    );
-
-    berth.restart();
-    assert_rows_have_files(&berth);
-    for (i, image) in kept.iter().enumerate() {
-        r.assert_image("team/app", &format!("v{i}"), image);
-    }
-    let killed = wait_gc(&api, id);
-    assert_eq!(killed["job_status"], "Error", "{killed}");
-    assert!(gc_log(&api, id).contains("interrupted"));
-    // The stale lock does not block: the next GC runs and finishes the job.
-    let run = gc(&api, false, false);
-    assert!(run["blobs_deleted"].as_u64().unwrap() > 0, "{run}");
-    let files: BTreeSet<String> = blob_files(berth.data_dir()).into_keys().collect();
-    assert_eq!(files, referenced_blobs(&berth));
-    assert!(
-        std::fs::read_dir(berth.data_dir().join("blobs/_trash"))
-            .map(|mut d| d.next().is_none())
-            .unwrap_or(true),
-        "the trash is empty"
-    );
-    for (i, image) in kept.iter().enumerate() {
-        r.assert_image("team/app", &format!("v{i}"), image);
-    }
 }

@@ -1,8 +1,9 @@
 //! `berth migrate --to-config NEW.toml`: an embedded installation (SQLite
 //! and files) moves to PostgreSQL (a real server this test starts) and a
-//! new data directory; a rerun picks up what changed; the moved registry
-//! serves every image with identical digests, its users and quotas; and a
-//! destination used since is never overwritten.
+//! new data directory or an object store (Garage); a rerun picks up what
+//! changed; the moved registry serves every image with identical digests,
+//! its users and quotas; and a destination used since is never
+//! overwritten.
 #![allow(clippy::unwrap_used)]
 
 use berth_tests::content::random_suffix;
@@ -184,4 +185,65 @@ fn a_destination_changed_since_the_last_run_is_never_overwritten() {
         "SELECT username FROM users WHERE username = 'carol';",
     );
     assert_eq!(carol.trim(), "carol");
+}
+
+/// An embedded installation moves to PostgreSQL and an object store
+/// (Garage): every blob is copied to its content address, a rerun finds
+/// them there, and the new installation serves every image.
+#[test]
+fn an_embedded_installation_moves_to_postgresql_and_an_object_store() {
+    let mut old = Berth::start();
+    Api::admin(&old).create_projects(&["team"]);
+    let one = Image::random(2);
+    let two = Image::random(1);
+    old.registry().push_image("team/one", "1", &one);
+    old.registry().push_image("team/two", "1", &two);
+    old.stop();
+
+    let garage = berth_tests::garage::shared();
+    let prefix = format!("migrated-{}/", random_suffix());
+    let Destination {
+        _dir: _dest,
+        url,
+        data: new_data,
+        config,
+    } = Destination::new();
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    toml.push_str(&format!(
+        "\n[storage]\ndriver = \"s3\"\n\n[storage.s3]\nendpoint = \"{}\"\nregion = \"{}\"\n\
+         bucket = \"{}\"\nprefix = \"{prefix}\"\naccess_key = \"{}\"\nsecret_key = \"{}\"\n",
+        garage.endpoint(),
+        berth_tests::garage::REGION,
+        berth_tests::garage::BUCKET,
+        berth_tests::garage::ACCESS_KEY,
+        berth_tests::garage::SECRET_KEY,
+    ));
+    std::fs::write(&config, toml).unwrap();
+
+    let out = migrate(&old, &config);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("5 blobs copied"), "{said}");
+    let stored = garage.list(&prefix);
+    let at_addresses = stored
+        .iter()
+        .filter(|(key, _)| key.starts_with("blobs/sha256/"))
+        .count();
+    assert_eq!(at_addresses, 5, "{stored:?}");
+    let out = migrate(&old, &config);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("0 blobs copied"),
+        "{}",
+        text(&out)
+    );
+
+    let mut env: Vec<(String, String)> = garage.env(&prefix);
+    env.push(("BERTH_DATABASE__URL".into(), url.clone()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let new = Berth::start_in_with_env(&new_data, &env);
+    let registry = new.registry();
+    registry.assert_image("team/one", "1", &one);
+    registry.assert_image("team/two", "1", &two);
+    assert!(!new_data.join("blobs/sha256").exists());
 }

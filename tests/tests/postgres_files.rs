@@ -25,6 +25,8 @@ mod fronting;
 mod fronting_hosted;
 #[path = "gc.rs"]
 mod gc;
+#[path = "gc_files.rs"]
+mod gc_files;
 #[path = "immutable.rs"]
 mod immutable;
 #[path = "projects_roles.rs"]

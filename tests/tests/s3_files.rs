@@ -2,17 +2,22 @@
 //! in an object store (a real Garage this process starts, a key prefix per
 //! berth) and metadata on PostgreSQL. The harness picks the backend from
 //! this binary's name (`s3_`); the suites are the files the embedded run
-//! uses. Suites that look at blob files on disk (GC's trash, fetch and
-//! upload directories) are not here: `s3_objects` covers their object
-//! store side.
+//! uses. `gc_files` (GC's trash and upload files on disk) is not here:
+//! `s3_objects` covers the object store's side of both.
 #![allow(clippy::duplicate_mod)]
 
 #[path = "api_repositories.rs"]
 mod api_repositories;
 #[path = "clients.rs"]
 mod clients;
+#[path = "durability.rs"]
+mod durability;
+#[path = "gc.rs"]
+mod gc;
 #[path = "immutable.rs"]
 mod immutable;
+#[path = "projects_roles.rs"]
+mod projects_roles;
 #[path = "protocol_blobs.rs"]
 mod protocol_blobs;
 #[path = "protocol_listing.rs"]
@@ -21,6 +26,8 @@ mod protocol_listing;
 mod protocol_manifests;
 #[path = "protocol_referrers.rs"]
 mod protocol_referrers;
+#[path = "proxy_cache.rs"]
+mod proxy_cache;
 #[path = "quotas.rs"]
 mod quotas;
 #[path = "retention.rs"]

@@ -626,13 +626,15 @@ fn object_prefix(who: &str) -> String {
 }
 
 /// distribution's s3 driver on the harness's Garage: path-style requests
-/// to its endpoint, its default chunk size (10 MiB).
+/// to its endpoint, its default chunk size (10 MiB), and blobs streamed
+/// by the registry (its default redirects GETs to the store, which the
+/// benchmark's client does not follow; berth+s3 streams too).
 fn distribution_s3(garage: &berth_tests::garage::Garage) -> anyhow::Result<String> {
     use berth_tests::garage::{ACCESS_KEY, BUCKET, REGION, SECRET_KEY};
     Ok(format!(
         "  s3:\n    accesskey: {ACCESS_KEY}\n    secretkey: {SECRET_KEY}\n    region: {REGION}\n\
          \x20   regionendpoint: {}\n    bucket: {BUCKET}\n    rootdirectory: /{}\n\
-         \x20   secure: false\n    v4auth: true\n    chunksize: 10485760",
+         \x20   secure: false\n    v4auth: true\n    chunksize: 10485760\n  redirect:\n    disable: true",
         garage.endpoint(),
         object_prefix("distribution").trim_end_matches('/'),
     ))

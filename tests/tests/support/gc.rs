@@ -14,8 +14,43 @@ use serde_json::{json, Value};
 /// How long one GC may take in these tests.
 pub const GC_DEADLINE: Duration = Duration::from_secs(120);
 
-/// Every blob file in the store: digest -> size.
-pub fn blob_files(data_dir: &Path) -> BTreeMap<String, u64> {
+/// Every blob in the store, file or object: digest -> size. An object no
+/// row names is listed as `object:<key>`.
+pub fn blob_files(berth: &Berth) -> BTreeMap<String, u64> {
+    match berth.object_prefix() {
+        Some(prefix) => blob_objects(berth, &prefix),
+        None => blob_files_in(berth.data_dir()),
+    }
+}
+
+fn blob_objects(berth: &Berth, prefix: &str) -> BTreeMap<String, u64> {
+    // Keys of rows: their location, or their content address.
+    let named: BTreeMap<String, String> = sql(berth, "SELECT digest, location FROM blobs;")
+        .into_iter()
+        .map(|line| {
+            let (digest, location) = line.split_once('|').unwrap_or((&line, ""));
+            let key = if location.is_empty() {
+                digest.replacen(':', "/", 1)
+            } else {
+                location.to_owned()
+            };
+            (key, digest.to_owned())
+        })
+        .collect();
+    berth_tests::garage::shared()
+        .list(prefix)
+        .into_iter()
+        .filter_map(|(key, size)| {
+            let key = key.strip_prefix("blobs/")?.to_owned();
+            Some(match named.get(&key) {
+                Some(digest) => (digest.clone(), size),
+                None => (format!("object:{key}"), size),
+            })
+        })
+        .collect()
+}
+
+fn blob_files_in(data_dir: &Path) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();
     let root = data_dir.join("blobs");
     let Ok(algs) = std::fs::read_dir(&root) else {
@@ -76,7 +111,7 @@ pub fn referenced_blobs(berth: &Berth) -> BTreeSet<String> {
 
 /// Asserts the invariant GC keeps: every blob row has its file.
 pub fn assert_rows_have_files(berth: &Berth) -> usize {
-    let files = blob_files(berth.data_dir());
+    let files = blob_files(berth);
     let rows = blob_rows(berth);
     let missing: Vec<&String> = rows.iter().filter(|d| !files.contains_key(*d)).collect();
     assert!(missing.is_empty(), "blob rows without files: {missing:?}");

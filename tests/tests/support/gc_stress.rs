@@ -237,8 +237,7 @@ fn pushes_mounts_and_deletes_racing_gc_lose_nothing() {
     // Past the grace window, a last GC leaves exactly what is referenced.
     thread::sleep(Duration::from_millis(1100));
     gc(&api, false, false);
-    let files: std::collections::BTreeSet<String> =
-        blob_files(berth.data_dir()).into_keys().collect();
+    let files: std::collections::BTreeSet<String> = blob_files(&berth).into_keys().collect();
     assert_eq!(files, referenced_blobs(&berth));
     for (repo, tag, image) in expected.iter() {
         r.assert_image(repo, tag, image);
