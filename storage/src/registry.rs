@@ -563,7 +563,8 @@ impl Registry {
         self.check_upload(repo, id).await?;
         let guard = self.sessions.lock(id.0).await;
         if let Some(objects) = &self.objects {
-            let (_, state) = upload::load(&self.meta, &id.to_string()).await?;
+            // A claimed one too: its final PUT failed or was killed.
+            let (_, state) = upload::load_any(&self.meta, &id.to_string()).await?;
             upload::discard(objects, &id.to_string(), Some(&state)).await?;
         }
         self.finish_session(id).await?;

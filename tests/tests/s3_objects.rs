@@ -442,3 +442,43 @@ fn of_two_patches_at_one_offset_one_is_taken_and_the_upload_stays_whole() {
     let got = ra.get_blob("team/app", &digest);
     assert_eq!(sha256_digest(&got.bytes().unwrap()), digest);
 }
+
+/// A request writing slowly, for longer than the purge age: the purge
+/// leaves its upload alone (the request holds it), and it completes.
+#[test]
+fn a_slow_request_outlives_the_purge_age() {
+    use std::io::Read;
+    let berth = Berth::start_with_env(&[("BERTH_SERVER__UPLOAD_PURGE_AGE", "2s")]);
+    Api::admin(&berth).create_projects(&["team"]);
+    let registry = berth.registry();
+    let data = random_bytes(48 * 1024);
+    let digest = sha256_digest(&data);
+    let location = registry.start_upload("team/app");
+    let path = location.splitn(4, '/').nth(3).unwrap().to_owned();
+    let (user, pw) = berth.admin_credentials();
+    let auth = berth_tests::registry::base64(format!("{user}:{pw}").as_bytes());
+    let mut stream = std::net::TcpStream::connect(berth.host_port()).unwrap();
+    write!(
+        stream,
+        "PATCH /{path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Basic {auth}\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        berth.host_port(),
+        data.len()
+    )
+    .unwrap();
+    // 4 KiB every half second: six seconds, three purge ages.
+    for chunk in data.chunks(4096) {
+        stream.write_all(chunk).unwrap();
+        stream.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+    let resp = registry
+        .http()
+        .put(with_query(&location, "digest", &digest))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 201, "{}", text_of(resp));
+}

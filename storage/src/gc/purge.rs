@@ -96,7 +96,11 @@ impl Registry {
                 Err(StorageError::UploadUnknown) => continue,
                 Err(e) => return Err(e),
             };
-            self.meta.delete_upload(&id).await?;
+            // Only if still idle and nobody holds it (checked in the
+            // delete itself: a request elsewhere may have begun since).
+            if !upload::delete_if_idle(&self.meta, &id, cutoff_s).await? {
+                continue;
+            }
             upload::discard(objects, &id, Some(&state)).await?;
             self.sessions.forget(uuid);
             drop(guard);

@@ -27,8 +27,9 @@
 //! would not protect it).
 //!
 //! One request at a time writes an upload, across instances: it holds a
-//! lease on the row (`writer`, renewed while it writes; [`LEASE`]), and
-//! every save checks it. A second request at the same offset elsewhere
+//! lease on the row (`writer`; [`LEASE`]), renewed by a heartbeat for as
+//! long as the request lives (also while a part is on its way to the
+//! store, however slow), and every save checks it. A second request at the same offset elsewhere
 //! is refused (409) instead of overwriting a part the first one sent.
 //! An instance killed with -9 holds its lease until it runs out.
 //!
@@ -67,8 +68,8 @@ pub(crate) struct UploadState {
     hash: Sha256State,
 }
 
-/// How long a request's hold on an upload lasts unless renewed; it is
-/// renewed while bytes arrive, every third of this.
+/// How long a request's hold on an upload lasts unless renewed; its
+/// heartbeat renews it every third of this.
 pub(crate) const LEASE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Pieces kept before they are merged into one.
@@ -203,7 +204,7 @@ fn lease_end() -> i64 {
 /// (busy) while another request holds it, or when the upload moved.
 async fn take_lease(meta: &Meta, id: &str, len: u64, writer: &str) -> Result<(), StorageError> {
     let done = sqlx::query(
-        "UPDATE uploads SET writer = $3, writer_until = $4 \
+        "UPDATE uploads SET writer = $3, writer_until = $4, touched_at = $6 \
          WHERE id = $1 AND len = $2 AND (writer IS NULL OR writer_until < $5)",
     )
     .bind(id)
@@ -211,6 +212,7 @@ async fn take_lease(meta: &Meta, id: &str, len: u64, writer: &str) -> Result<(),
     .bind(writer)
     .bind(lease_end())
     .bind(crate::audit::now_ms())
+    .bind(now())
     .execute(meta.pool())
     .await?;
     if done.rows_affected() == 0 {
@@ -222,18 +224,57 @@ async fn take_lease(meta: &Meta, id: &str, len: u64, writer: &str) -> Result<(),
     Ok(())
 }
 
-/// Extends a held lease; refused when another request took it over.
-async fn renew_lease(meta: &Meta, id: &str, writer: &str) -> Result<(), StorageError> {
-    let done = sqlx::query("UPDATE uploads SET writer_until = $3 WHERE id = $1 AND writer = $2")
-        .bind(id)
-        .bind(writer)
-        .bind(lease_end())
-        .execute(meta.pool())
-        .await?;
-    if done.rows_affected() == 0 {
-        return Err(StorageError::UploadBusy);
-    }
-    Ok(())
+/// Extends a held lease (and marks the upload active for the purge);
+/// false when the upload is gone or another request took it over.
+async fn renew_lease(meta: &Meta, id: &str, writer: &str) -> Result<bool, StorageError> {
+    let done = sqlx::query(
+        "UPDATE uploads SET writer_until = $3, touched_at = $4 WHERE id = $1 AND writer = $2",
+    )
+    .bind(id)
+    .bind(writer)
+    .bind(lease_end())
+    .bind(now())
+    .execute(meta.pool())
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Renews a lease every third of [`LEASE`] until stopped; sets `lost`
+/// when it could not.
+fn heartbeat(
+    meta: Meta,
+    id: String,
+    writer: String,
+    lost: Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(LEASE / 3).await;
+            if !matches!(renew_lease(&meta, &id, &writer).await, Ok(true)) {
+                lost.store(true, std::sync::atomic::Ordering::SeqCst);
+                return;
+            }
+        }
+    })
+}
+
+/// Deletes upload `id`'s row if nobody wrote it since `cutoff_s` and no
+/// request holds it (for the purge); true when deleted.
+pub(crate) async fn delete_if_idle(
+    meta: &Meta,
+    id: &str,
+    cutoff_s: i64,
+) -> Result<bool, StorageError> {
+    let done = sqlx::query(
+        "DELETE FROM uploads WHERE id = $1 AND touched_at <= $2 \
+         AND (writer IS NULL OR writer_until < $3)",
+    )
+    .bind(id)
+    .bind(cutoff_s)
+    .bind(crate::audit::now_ms())
+    .execute(meta.pool())
+    .await?;
+    Ok(done.rows_affected() > 0)
 }
 
 async fn release_lease(meta: &Meta, id: &str, writer: &str) {
@@ -274,10 +315,11 @@ pub(crate) struct ObjectWriter {
     mem: Vec<Bytes>,
     mem_len: u64,
     failed: Option<StorageError>,
-    /// This request's lease on the row (see [`LEASE`]), and when it was
-    /// last renewed; `None` once released.
+    /// This request's lease on the row (see [`LEASE`]); `None` once
+    /// released. Its heartbeat, and whether the heartbeat lost it.
     writer: Option<String>,
-    renewed: std::time::Instant,
+    heartbeat: Option<tokio::task::JoinHandle<()>>,
+    lost: Arc<std::sync::atomic::AtomicBool>,
     /// Requests for one upload in this process wait for each other.
     _session: OwnedMutexGuard<Session>,
 }
@@ -286,6 +328,9 @@ impl Drop for ObjectWriter {
     /// A request that ended early (the client went away) lets go of its
     /// lease at once, so the client's retry is not refused.
     fn drop(&mut self) {
+        if let Some(beat) = self.heartbeat.take() {
+            beat.abort();
+        }
         if let Some(writer) = self.writer.take() {
             let (meta, id) = (self.meta.clone(), self.id.clone());
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -315,6 +360,8 @@ impl ObjectWriter {
         }
         let writer = Uuid::new_v4().simple().to_string();
         take_lease(&meta, &id, saved_len, &writer).await?;
+        let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let beat = heartbeat(meta.clone(), id.clone(), writer.clone(), lost.clone());
         Ok(ObjectWriter {
             objects,
             meta,
@@ -325,7 +372,8 @@ impl ObjectWriter {
             mem_len: 0,
             failed: None,
             writer: Some(writer),
-            renewed: std::time::Instant::now(),
+            heartbeat: Some(beat),
+            lost,
             _session: session,
         })
     }
@@ -338,14 +386,9 @@ impl ObjectWriter {
         if self.failed.is_some() {
             return;
         }
-        if self.renewed.elapsed() > LEASE / 3 {
-            match renew_lease(&self.meta, &self.id, self.writer()).await {
-                Ok(()) => self.renewed = std::time::Instant::now(),
-                Err(e) => {
-                    self.failed = Some(e);
-                    return;
-                }
-            }
+        if self.lost.load(std::sync::atomic::Ordering::SeqCst) {
+            self.failed = Some(StorageError::UploadBusy);
+            return;
         }
         self.mem_len += chunk.len() as u64;
         self.mem.push(chunk);
@@ -445,7 +488,6 @@ impl ObjectWriter {
             )
             .await?;
             self.saved_len = len;
-            self.renewed = std::time::Instant::now();
             self.delete_pieces(&sent).await;
         }
         Ok(())
@@ -457,6 +499,9 @@ impl ObjectWriter {
         let result = self.store_rest().await;
         // Released before the answer goes out: the client's next request
         // may reach another instance at once.
+        if let Some(beat) = self.heartbeat.take() {
+            beat.abort();
+        }
         if let Some(writer) = self.writer.take() {
             release_lease(&self.meta, &self.id, &writer).await;
         }
@@ -521,6 +566,36 @@ impl ObjectWriter {
             self.writer(),
         )
         .await?;
+        match self.assemble(digest).await {
+            Ok(done) => Ok(done),
+            // A mismatch has removed everything already.
+            Err(e @ StorageError::DigestMismatch { .. }) => Err(e),
+            Err(e) => {
+                // Claimed, so no other request can finish it: it ends
+                // here rather than wait for the purge (it would count
+                // against its owner's open sessions until then).
+                self.abandon().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Removes everything of a claimed upload that could not complete:
+    /// its multipart upload, pieces, assembled object and row.
+    async fn abandon(&self) {
+        let path = self.objects.blob_path(&self.state.location);
+        let cleaned = async {
+            discard(&self.objects, &self.id, Some(&self.state)).await?;
+            self.objects.delete(&path).await?;
+            self.meta.delete_upload(&self.id).await
+        };
+        if let Err(e) = cleaned.await {
+            tracing::warn!(upload = %self.id, error = %e, "could not remove a failed upload's objects; the purge and GC will");
+        }
+    }
+
+    /// The claimed upload's blob, stored at its location and checked.
+    async fn assemble(&mut self, digest: &Digest) -> Result<(u64, String), StorageError> {
         let rest_len = self.mem_len;
         let rest = self.take(rest_len);
         let size = self.saved_len + rest_len;
