@@ -24,7 +24,7 @@ use futures_util::TryStreamExt;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Column, Row, Transaction, ValueRef};
 
-use crate::blobs::{BlobStore, READ_CHUNK};
+use crate::blobs::{hash_reader, BlobStore, READ_CHUNK};
 use crate::changes::Change;
 use crate::error::StorageError;
 use crate::meta::{Backend, Meta};
@@ -303,17 +303,7 @@ fn verified_source(from: &BlobStore, digest: &Digest, size: u64) -> Result<File,
         ))
     };
     let mut file = File::open(&path).map_err(unreadable)?;
-    let mut hasher = digest.algorithm().hasher();
-    let mut buf = vec![0u8; READ_CHUNK];
-    let mut copied = 0u64;
-    loop {
-        let n = file.read(&mut buf).map_err(unreadable)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        copied += n as u64;
-    }
+    let (hasher, copied) = hash_reader(&mut file, digest.algorithm(), &path)?;
     let got = hasher.finish();
     if &got != digest || copied != size {
         return Err(StorageError::MigrationRefused(format!(

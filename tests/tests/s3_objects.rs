@@ -69,6 +69,41 @@ fn on(registry: &Registry, location: &str) -> String {
     registry.url(&format!("/{path}"))
 }
 
+/// The final PUT of an upload with `digest` (no body); its status must
+/// be 201.
+fn complete(registry: &Registry, location: &str, digest: &str) {
+    let resp = registry
+        .http()
+        .put(with_query(&on(registry, location), "digest", digest))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 201, "{}", text_of(resp));
+}
+
+/// Sends `request(registry, i)` through both registries at the same
+/// moment; the two statuses.
+fn at_once(
+    registries: [&Registry; 2],
+    request: impl Fn(&Registry, usize) -> reqwest::blocking::RequestBuilder + Sync,
+) -> Vec<u16> {
+    let start = std::sync::Barrier::new(2);
+    std::thread::scope(|s| {
+        let runs: Vec<_> = registries
+            .into_iter()
+            .enumerate()
+            .map(|(i, registry)| {
+                let (start, request) = (&start, &request);
+                s.spawn(move || {
+                    let prepared = request(registry, i);
+                    start.wait();
+                    prepared.send().unwrap().status().as_u16()
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    })
+}
+
 #[test]
 fn chunks_of_one_upload_assemble_one_blob_across_instances() {
     let a = Berth::start();
@@ -93,12 +128,7 @@ fn chunks_of_one_upload_assemble_one_blob_across_instances() {
         header(&status, "range").as_deref(),
         Some(format!("0-{}", data.len() - 1).as_str())
     );
-    let resp = rb
-        .http()
-        .put(with_query(&on(&rb, &location), "digest", &digest))
-        .send()
-        .unwrap();
-    assert_eq!(resp.status(), 201, "{}", text_of(resp));
+    complete(&rb, &location, &digest);
 
     for registry in [&ra, &rb] {
         let got = registry.get_blob("team/app", &digest);
@@ -177,12 +207,7 @@ fn an_instance_killed_mid_chunk_loses_only_that_chunk() {
         },
     );
     let location = patch(&rb, &url_b, first, rest);
-    let resp = rb
-        .http()
-        .put(with_query(&on(&rb, &location), "digest", &digest))
-        .send()
-        .unwrap();
-    assert_eq!(resp.status(), 201, "{}", text_of(resp));
+    complete(&rb, &location, &digest);
     let got = rb.get_blob("team/app", &digest);
     assert_eq!(sha256_digest(&got.bytes().unwrap()), digest);
 }
@@ -328,27 +353,9 @@ fn of_two_final_puts_of_one_upload_one_wins() {
             .iter()
             .map(|t| sha256_digest(&[&head[..], &t[..]].concat()))
             .collect();
-        let start = std::sync::Barrier::new(2);
-        let statuses: Vec<u16> = std::thread::scope(|s| {
-            let runs: Vec<_> = [(&ra, 0), (&rb, 1)]
-                .into_iter()
-                .map(|(registry, i)| {
-                    let (start, tail, digest) = (&start, &tails[i], &digests[i]);
-                    let url = with_query(&on(registry, &location), "digest", digest);
-                    s.spawn(move || {
-                        start.wait();
-                        registry
-                            .http()
-                            .put(url)
-                            .body(tail.clone())
-                            .send()
-                            .unwrap()
-                            .status()
-                            .as_u16()
-                    })
-                })
-                .collect();
-            runs.into_iter().map(|r| r.join().unwrap()).collect()
+        let statuses = at_once([&ra, &rb], |registry, i| {
+            let url = with_query(&on(registry, &location), "digest", &digests[i]);
+            registry.http().put(url).body(tails[i].clone())
         });
         let won: Vec<usize> = (0..2).filter(|i| statuses[*i] == 201).collect();
         assert_eq!(won.len(), 1, "round {round}: {statuses:?}");
@@ -405,40 +412,19 @@ fn of_two_patches_at_one_offset_one_is_taken_and_the_upload_stays_whole() {
     let head = random_bytes(PART);
     let location = patch(&ra, &ra.start_upload("team/app"), 0, &head);
     let bodies = [random_bytes(PART), random_bytes(PART)];
-    let start = std::sync::Barrier::new(2);
-    let statuses: Vec<u16> = std::thread::scope(|s| {
-        let runs: Vec<_> = [(&ra, 0), (&rb, 1)]
-            .into_iter()
-            .map(|(registry, i)| {
-                let (start, body) = (&start, &bodies[i]);
-                let url = on(registry, &location);
-                s.spawn(move || {
-                    start.wait();
-                    registry
-                        .http()
-                        .patch(url)
-                        .header("Content-Range", format!("{PART}-{}", 2 * PART - 1))
-                        .body(body.clone())
-                        .send()
-                        .unwrap()
-                        .status()
-                        .as_u16()
-                })
-            })
-            .collect();
-        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    let statuses = at_once([&ra, &rb], |registry, i| {
+        registry
+            .http()
+            .patch(on(registry, &location))
+            .header("Content-Range", format!("{PART}-{}", 2 * PART - 1))
+            .body(bodies[i].clone())
     });
     let taken: Vec<usize> = (0..2).filter(|i| statuses[*i] == 202).collect();
     assert_eq!(taken.len(), 1, "{statuses:?}");
     assert!([409, 416].contains(&statuses[1 - taken[0]]), "{statuses:?}");
     let whole = [&head[..], &bodies[taken[0]][..]].concat();
     let digest = sha256_digest(&whole);
-    let resp = rb
-        .http()
-        .put(with_query(&on(&rb, &location), "digest", &digest))
-        .send()
-        .unwrap();
-    assert_eq!(resp.status(), 201, "{}", text_of(resp));
+    complete(&rb, &location, &digest);
     let got = ra.get_blob("team/app", &digest);
     assert_eq!(sha256_digest(&got.bytes().unwrap()), digest);
 }

@@ -153,10 +153,7 @@ async fn claim(
     .execute(meta.pool())
     .await?;
     if done.rows_affected() == 0 {
-        return match load(meta, id).await {
-            Ok(_) => Err(StorageError::UploadBusy),
-            Err(e) => Err(e),
-        };
+        return Err(refused(meta, id).await);
     }
     Ok(())
 }
@@ -187,13 +184,18 @@ async fn save(
     .execute(meta.pool())
     .await?;
     if done.rows_affected() == 0 {
-        // Gone (purged, cancelled, completed) or moved by another request.
-        return match load(meta, id).await {
-            Ok(_) => Err(StorageError::UploadBusy),
-            Err(e) => Err(e),
-        };
+        return Err(refused(meta, id).await);
     }
     Ok(())
+}
+
+/// Why a guarded update of upload `id` changed nothing: it is gone (or
+/// claimed by a final PUT), or another request moved or holds it.
+async fn refused(meta: &Meta, id: &str) -> StorageError {
+    match load(meta, id).await {
+        Ok(_) => StorageError::UploadBusy,
+        Err(e) => e,
+    }
 }
 
 fn lease_end() -> i64 {
@@ -216,10 +218,7 @@ async fn take_lease(meta: &Meta, id: &str, len: u64, writer: &str) -> Result<(),
     .execute(meta.pool())
     .await?;
     if done.rows_affected() == 0 {
-        return match load(meta, id).await {
-            Ok(_) => Err(StorageError::UploadBusy),
-            Err(e) => Err(e),
-        };
+        return Err(refused(meta, id).await);
     }
     Ok(())
 }
