@@ -548,8 +548,9 @@ impl Registry {
         }
         // The bytes were assembled: the session cannot be completed again.
         self.finish_session(id).await?;
+        // No cache holds this link yet (a cache keeps only links found),
+        // so nothing is announced, as for an upload to files.
         recorded?;
-        self.forget_blob_link(repo, digest);
         Ok(size)
     }
 

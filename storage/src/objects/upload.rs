@@ -311,7 +311,7 @@ pub(crate) struct ObjectWriter {
     saved_len: u64,
     state: UploadState,
     /// Received, not yet stored.
-    mem: Vec<Bytes>,
+    mem: std::collections::VecDeque<Bytes>,
     mem_len: u64,
     failed: Option<StorageError>,
     /// This request's lease on the row (see [`LEASE`]); `None` once
@@ -367,7 +367,7 @@ impl ObjectWriter {
             id,
             saved_len,
             state,
-            mem: Vec::new(),
+            mem: std::collections::VecDeque::new(),
             mem_len: 0,
             failed: None,
             writer: Some(writer),
@@ -390,7 +390,7 @@ impl ObjectWriter {
             return;
         }
         self.mem_len += chunk.len() as u64;
-        self.mem.push(chunk);
+        self.mem.push_back(chunk);
         if self.state.pieces_len() + self.mem_len >= self.objects.part_size {
             if let Err(e) = self.send_parts().await {
                 self.failed = Some(e);
@@ -403,11 +403,12 @@ impl ObjectWriter {
         let mut out = Vec::new();
         let mut left = n;
         while left > 0 {
-            let Some(first) = self.mem.first_mut() else {
+            let Some(first) = self.mem.front_mut() else {
                 break;
             };
             let piece = if first.len() as u64 <= left {
-                self.mem.remove(0)
+                // Just checked: the front exists.
+                self.mem.pop_front().unwrap_or_default()
             } else {
                 first.split_to(left as usize)
             };
