@@ -14,9 +14,11 @@
 //! # The protocol (why a concurrent push never loses a blob)
 //!
 //! Invariant: at every commit, a `blobs` row exists only with its file at
-//! its content address. Everything that can make a blob reachable takes the
-//! database write lock (SQLite `BEGIN IMMEDIATE`) and, inside it, records
-//! the blob with a fresh `touched_ms`:
+//! its content address. Everything that can make a blob reachable takes a
+//! database write lock that GC's transactions exclude (SQLite `BEGIN
+//! IMMEDIATE`; on PostgreSQL GC holds the cluster-wide lock exclusively and
+//! a push holds it shared, see `locks`) and, inside it, records the blob
+//! with a fresh `touched_ms`:
 //!
 //! - an upload renames its verified file into place *inside* that
 //!   transaction (`Meta::commit_blob`), so GC cannot remove the file between

@@ -6,6 +6,8 @@
 //!   opened for reading on either store.
 //! - [`objects`]: blobs on an S3-compatible object store instead.
 //! - [`meta`]: the metadata database (SQLite through sqlx).
+//! - `locks`: what each write transaction keeps other writers (of every
+//!   instance) out of.
 //! - [`accounts`]: local and LDAP users.
 //! - [`projects`]: projects and their members.
 //! - [`robots`]: robot accounts.
@@ -42,6 +44,7 @@ pub mod changes;
 pub mod error;
 pub mod gc;
 pub mod immutable;
+mod locks;
 pub mod meta;
 pub mod migrate;
 pub mod objects;

@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{Any, AnyConnection, AnyPool, Connection, Row, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, Row, Transaction};
 
 use sqlx::postgres::PgListener;
 
 use crate::audit::now_ms;
 use crate::changes::{Announcer, Change, CHANNEL};
 use crate::error::StorageError;
+use crate::locks::Scope;
 use crate::oci::{Digest, ParsedManifest, Reference, RepoName, Tag};
 
 /// The database behind [`Meta`]. Queries are written once, in the SQL
@@ -48,44 +49,14 @@ impl Backend {
         }
     }
 
-    fn of_conn(conn: &AnyConnection) -> Backend {
+    /// The backend `conn` talks to.
+    pub(crate) fn of_conn(conn: &AnyConnection) -> Backend {
         if conn.backend_name() == "PostgreSQL" {
             Backend::Postgres
         } else {
             Backend::Sqlite
         }
     }
-}
-
-/// Every write transaction of every berth process is serialized, as
-/// SQLite's single writer serializes them: checks made inside one (quota,
-/// references, GC's "unreferenced") hold until it commits. On PostgreSQL
-/// the lock is a transaction-scoped advisory lock of this key, so it
-/// covers all instances sharing the database and ends with the
-/// transaction, also when a process dies.
-const WRITE_LOCK_KEY: i64 = 0x6265_7274_6877; // "berthw"
-
-/// Begins a write transaction on `conn` (see [`WRITE_LOCK_KEY`]).
-pub(crate) async fn begin_write(
-    conn: &mut AnyConnection,
-) -> Result<Transaction<'_, Any>, StorageError> {
-    match Backend::of_conn(conn) {
-        Backend::Sqlite => Ok(conn.begin_with("BEGIN IMMEDIATE").await?),
-        Backend::Postgres => {
-            let mut tx = conn.begin().await?;
-            take_write_lock(&mut tx).await?;
-            Ok(tx)
-        }
-    }
-}
-
-async fn take_write_lock(conn: &mut AnyConnection) -> Result<(), StorageError> {
-    // In FROM, so that the void result is never decoded.
-    sqlx::query("SELECT 1 FROM pg_advisory_xact_lock($1)")
-        .bind(WRITE_LOCK_KEY)
-        .execute(conn)
-        .await?;
-    Ok(())
 }
 
 #[derive(Debug, Clone)]
@@ -306,16 +277,18 @@ impl Meta {
         self.backend
     }
 
-    /// Begins a write transaction (see [`WRITE_LOCK_KEY`]).
+    /// Begins a write transaction that excludes every other writer (see
+    /// [`crate::locks`]).
     pub(crate) async fn write(&self) -> Result<Transaction<'static, Any>, StorageError> {
-        match self.backend {
-            Backend::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
-            Backend::Postgres => {
-                let mut tx = self.pool.begin().await?;
-                take_write_lock(&mut tx).await?;
-                Ok(tx)
-            }
-        }
+        self.write_in(Scope::All).await
+    }
+
+    /// Begins a write transaction that excludes the writers `scope` names.
+    pub(crate) async fn write_in(
+        &self,
+        scope: Scope<'_>,
+    ) -> Result<Transaction<'static, Any>, StorageError> {
+        crate::locks::begin(&self.pool, self.backend, scope).await
     }
 
     async fn repo_id(&self, repo: &RepoName) -> Result<Option<i64>, StorageError> {
@@ -390,7 +363,7 @@ impl Meta {
         size: u64,
     ) -> Result<(), StorageError> {
         let repo_id = self.ensure_repo(repo).await?;
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Project(repo)).await?;
         touch_and_link(&mut tx, repo_id, digest, size, None).await?;
         tx.commit().await?;
         Ok(())
@@ -409,18 +382,10 @@ impl Meta {
         location: &str,
     ) -> Result<bool, StorageError> {
         let repo_id = self.ensure_repo(repo).await?;
-        let mut tx = self.write().await?;
-        let existing: Option<Option<String>> =
-            sqlx::query_scalar("SELECT location FROM blobs WHERE digest = $1")
-                .bind(digest.to_string())
-                .fetch_optional(&mut *tx)
-                .await?;
-        touch_and_link(&mut tx, repo_id, digest, size, Some(location)).await?;
+        let mut tx = self.write_in(Scope::Project(repo)).await?;
+        let stored = touch_and_link(&mut tx, repo_id, digest, size, Some(location)).await?;
         tx.commit().await?;
-        Ok(match existing {
-            None => true,
-            Some(stored) => stored.as_deref() == Some(location),
-        })
+        Ok(stored.as_deref() == Some(location))
     }
 
     /// Puts an upload's file at its content address (`place`) and records
@@ -458,7 +423,7 @@ impl Meta {
         running
             .await
             .map_err(|_| failed("the placing thread did not start".into()))?;
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Project(repo)).await?;
         let _ = locked.send(());
         placing.await.map_err(|e| failed(e.to_string()))??;
         touch_and_link(&mut tx, repo_id, digest, size, None).await?;
@@ -477,7 +442,7 @@ impl Meta {
         from: &RepoName,
     ) -> Result<Option<u64>, StorageError> {
         let repo_id = self.ensure_repo(repo).await?;
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Project(repo)).await?;
         let size: Option<i64> = sqlx::query_scalar(
             "SELECT b.size FROM repo_blobs rb JOIN repositories r ON r.id = rb.repo_id \
              JOIN blobs b ON b.digest = rb.digest WHERE r.name = $1 AND rb.digest = $2",
@@ -497,9 +462,9 @@ impl Meta {
     /// Marks a blob as just used (GC's grace window counts from here).
     pub async fn touch_blob(&self, digest: &Digest) -> Result<(), StorageError> {
         let now = now_ms();
-        // Under the write lock: GC's check of `touched_ms` and its delete
-        // see the touch entirely before or entirely after.
-        let mut tx = self.write().await?;
+        // Under the shared lock: GC's check of `touched_ms` and its delete,
+        // under the exclusive one, see the touch entirely before or after.
+        let mut tx = self.write_in(Scope::Shared).await?;
         sqlx::query("UPDATE blobs SET touched_ms = $2 WHERE digest = $1 AND touched_ms < $2")
             .bind(digest.to_string())
             .bind(now)
@@ -515,8 +480,8 @@ impl Meta {
         repo: &RepoName,
         digest: &Digest,
     ) -> Result<bool, StorageError> {
-        // Under the write lock, as every change of usage (quota triggers).
-        let mut tx = self.write().await?;
+        // Under the project's lock, as every change of usage (quota triggers).
+        let mut tx = self.write_in(Scope::Project(repo)).await?;
         let done = sqlx::query(
             "DELETE FROM repo_blobs WHERE digest = $2 AND repo_id = (SELECT id FROM repositories WHERE name = $1)",
         )
@@ -546,7 +511,7 @@ impl Meta {
         // a blob may have been unlinked in between. Each check is one
         // statement however many references there are.
         check_references(&mut *self.pool.acquire().await?, repo_id, parsed).await?;
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Project(repo)).await?;
         check_references(&mut tx, repo_id, parsed).await?;
         crate::quota::check_growth(&mut tx, repo_id, &digest.to_string(), content.len() as u64)
             .await?;
@@ -603,7 +568,7 @@ impl Meta {
         let Some(repo_id) = self.repo_id(repo).await? else {
             return Ok(false);
         };
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Project(repo)).await?;
         crate::immutable::guard_manifests(&mut tx, repo_id, &[digest.to_string()]).await?;
         sqlx::query("DELETE FROM tags WHERE repo_id = $1 AND manifest_digest = $2")
             .bind(repo_id)
@@ -623,7 +588,7 @@ impl Meta {
         let Some(repo_id) = self.repo_id(repo).await? else {
             return Ok(false);
         };
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Project(repo)).await?;
         crate::immutable::guard_tag(&mut tx, repo_id, tag.as_str()).await?;
         let done = sqlx::query("DELETE FROM tags WHERE repo_id = $1 AND name = $2")
             .bind(repo_id)
@@ -701,7 +666,7 @@ impl Meta {
 
     /// Records a new upload session of `owner`, unless `owner` already has
     /// `limit` open ones (0, or no owner: no limit). Counting and inserting
-    /// are one statement under the write lock, so concurrent starts cannot
+    /// are one statement under the owner's lock, so concurrent starts cannot
     /// overshoot the limit (PostgreSQL would run two such statements side
     /// by side, each counting without the other's row).
     pub async fn insert_upload(
@@ -712,7 +677,12 @@ impl Meta {
         limit: u32,
     ) -> Result<(), StorageError> {
         let repo_id = self.ensure_repo(repo).await?;
-        let mut tx = self.write().await?;
+        // Counted under the owner's lock: starts of other owners go on.
+        let scope = match owner {
+            Some(owner) if limit > 0 => Scope::Owner(owner),
+            _ => Scope::Shared,
+        };
+        let mut tx = self.write_in(scope).await?;
         let inserted = sqlx::query(
             "INSERT INTO uploads (id, repo_id, created_at, touched_at, owner) SELECT $1, $2, $3, $3, $4 \
              WHERE $4 IS NULL OR $5 = 0 OR (SELECT COUNT(*) FROM uploads WHERE owner = $4) < $5",
@@ -792,25 +762,30 @@ async fn check_references(
 
 /// Records a blob (or marks it reachable again: `touched_ms`, which GC's
 /// grace window counts from) and links it into a repository. Runs inside
-/// the caller's write transaction.
+/// the caller's write transaction. Returns the location the blob's row
+/// names (`None`: its content address).
 pub(crate) async fn touch_and_link(
     conn: &mut AnyConnection,
     repo_id: i64,
     digest: &Digest,
     size: u64,
     location: Option<&str>,
-) -> Result<(), StorageError> {
-    // A row already there keeps its location: its bytes are stored.
-    sqlx::query(
+) -> Result<Option<String>, StorageError> {
+    // A row already there keeps its location: its bytes are stored. The
+    // location is read back from the row this statement wrote, not from
+    // an earlier SELECT: a commit of the same digest in another project
+    // may run beside this one, and only the statement that waited for it
+    // sees its row.
+    let stored: Option<String> = sqlx::query_scalar(
         "INSERT INTO blobs (digest, size, created_at, touched_ms, location) VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (digest) DO UPDATE SET touched_ms = excluded.touched_ms",
+         ON CONFLICT (digest) DO UPDATE SET touched_ms = excluded.touched_ms RETURNING location",
     )
     .bind(digest.to_string())
     .bind(size as i64)
     .bind(now())
     .bind(now_ms())
     .bind(location)
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
     // In the same transaction as the link: concurrent pushes cannot both
     // fit under the project's quota.
@@ -821,7 +796,7 @@ pub(crate) async fn touch_and_link(
         .bind(now())
         .execute(&mut *conn)
         .await?;
-    Ok(())
+    Ok(stored)
 }
 
 /// Writes a manifest's row, its references and its tags (the caller holds

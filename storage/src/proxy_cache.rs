@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::blobs::{read_dir, BlobStore};
 use crate::error::StorageError;
+use crate::locks::Scope;
 use crate::meta::{Meta, StoredManifest};
 use crate::oci::{manifest, Digest, ParsedManifest, RepoName, Tag, MAX_MANIFEST_SIZE};
 use crate::owner::{self, Liveness};
@@ -274,7 +275,7 @@ impl Meta {
         repo: &RepoName,
         digest: &Digest,
     ) -> Result<(bool, u64), StorageError> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Project(repo)).await?;
         let repo_id: Option<i64> =
             sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
                 .bind(repo.as_str())
@@ -308,8 +309,8 @@ impl Meta {
     }
 
     /// Links a stored blob into `repo` if its row still exists, re-read
-    /// under the write lock like a mount: GC deletes a blob's row and file
-    /// under that lock, so either it deleted first and nothing is linked
+    /// under the project's write lock like a mount: GC deletes a blob's row
+    /// and file under the exclusive lock, so either it deleted first and nothing is linked
     /// (a row recreated here would have no file), or it sees the fresh
     /// touch and keeps the blob.
     pub async fn link_stored_blob(
@@ -318,7 +319,7 @@ impl Meta {
         digest: &Digest,
     ) -> Result<bool, StorageError> {
         let repo_id = self.ensure_repo(repo).await?;
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Project(repo)).await?;
         let size: Option<i64> = sqlx::query_scalar("SELECT size FROM blobs WHERE digest = $1")
             .bind(digest.to_string())
             .fetch_optional(&mut *tx)
@@ -350,7 +351,7 @@ impl Meta {
         tag: Option<&Tag>,
     ) -> Result<(), StorageError> {
         let repo_id = self.ensure_repo(repo).await?;
-        let mut tx = self.write().await?;
+        let mut tx = self.write_in(Scope::Project(repo)).await?;
         let tags: Vec<Tag> = tag.into_iter().cloned().collect();
         crate::meta::write_manifest(&mut tx, repo_id, digest, parsed, content, &tags).await?;
         tx.commit().await?;

@@ -84,6 +84,31 @@ impl Api {
         created(self.post("/projects", &body), &format!("project {name}"))
     }
 
+    /// Creates a private project with a storage quota of `limit` bytes;
+    /// returns its id.
+    pub fn create_project_with_quota(&self, name: &str, limit: u64) -> i64 {
+        let body = json!({"project_name": name, "storage_limit": limit});
+        created(self.post("/projects", &body), &format!("project {name}"))
+    }
+
+    /// The project's quota as `GET /quotas?reference_id=` shows it.
+    pub fn quota(&self, project_id: i64) -> Value {
+        let (status, _, body) = self.get(&format!(
+            "/quotas?reference=project&reference_id={project_id}"
+        ));
+        assert_eq!(status, 200, "{body}");
+        let list = body.as_array().expect("a list of quotas");
+        assert_eq!(list.len(), 1, "{body}");
+        list[0].clone()
+    }
+
+    /// The bytes the project's quota counts as used.
+    pub fn used_storage(&self, project_id: i64) -> u64 {
+        self.quota(project_id)["used"]["storage"]
+            .as_u64()
+            .expect("used storage")
+    }
+
     /// Creates a registry endpoint (`type` docker-registry unless `kind`
     /// says otherwise) with an optional Basic credential; returns its id.
     pub fn create_registry(

@@ -48,10 +48,23 @@ impl Cluster {
             let next = nodes[0].join();
             nodes.push(next);
         }
+        Cluster::of(nodes)
+    }
+
+    /// Puts haproxy in front of instances already running (started on an
+    /// installation the caller prepared, joined with [`Berth::join`]);
+    /// returns when haproxy sees all of them up.
+    pub fn of(nodes: Vec<Berth>) -> Cluster {
         let lb = Haproxy::start(&nodes);
+        let n = nodes.len();
         let cluster = Cluster { nodes, lb };
         cluster.wait_up(n);
         cluster
+    }
+
+    /// A registry client of the load balancer, as `user`.
+    pub fn registry_as(&self, user: &str, password: &str) -> crate::Registry {
+        crate::Registry::with_basic_auth(&self.url(), user, password)
     }
 
     /// `http://127.0.0.1:PORT` of the load balancer.

@@ -268,6 +268,26 @@ impl Registry {
     }
 
     /// The tags of a repository (GET tags/list, 200 asserted).
+    /// What a project holds of these pushes, asked of the registry API:
+    /// every blob of these images that its repository serves and every
+    /// manifest it serves, each digest once, with its size (what the
+    /// project's quota must count).
+    pub fn held(&self, pushed: &[(String, Image)]) -> std::collections::BTreeMap<String, u64> {
+        let mut held = std::collections::BTreeMap::new();
+        for (repo, image) in pushed {
+            for blob in image.blobs() {
+                if self.head_blob(repo, &blob.digest).status() == 200 {
+                    held.insert(blob.digest.clone(), blob.size());
+                }
+            }
+            let manifest = &image.manifest;
+            if self.get_manifest(repo, &manifest.digest).status() == 200 {
+                held.insert(manifest.digest.clone(), manifest.size());
+            }
+        }
+        held
+    }
+
     pub fn tags(&self, repo: &str) -> Vec<String> {
         let resp = self
             .http

@@ -282,6 +282,75 @@ pub fn docker_unavailable() -> Option<String> {
     }
 }
 
+/// docker (with a config directory of its own under `scratch`, so the
+/// login stays out of ~/.docker) logs in to `host`, imports a small image,
+/// pushes it, removes it, and pulls it back: the manifest `registry`
+/// serves is the one docker pushed, and the pulled image is the same.
+pub fn docker_push_and_pull(
+    host: &str,
+    user: &str,
+    password: &str,
+    scratch: &Path,
+    registry: &crate::Registry,
+) {
+    let config = scratch.join("docker-config");
+    std::fs::create_dir_all(&config).expect("create docker config dir");
+    let envs = [("DOCKER_CONFIG", config.as_os_str())];
+    let docker = |args: &[&str], stdin: Option<&str>| {
+        let out = run("docker", args, &envs, stdin);
+        assert!(out.status.success(), "docker {args:?}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    docker(
+        &["login", "--username", user, "--password-stdin", host],
+        Some(password),
+    );
+    let repo = format!("library/x{}", random_suffix());
+    let reference = format!("{host}/{repo}:1");
+    let _cleanup = DockerImages(vec![reference.clone()]);
+    let tarball = rootfs_tarball(scratch);
+    docker(&["import", &tarball.to_string_lossy(), &reference], None);
+    let id = docker(&["image", "inspect", "-f", "{{.Id}}", &reference], None);
+    let push = docker(&["push", &reference], None);
+    let pushed = push
+        .split_whitespace()
+        .skip_while(|w| *w != "digest:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no digest in docker push output: {push}"))
+        .to_string();
+    let resp = registry.get_manifest(&repo, "1");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        crate::content::sha256_digest(&resp.bytes().expect("manifest body")),
+        pushed,
+        "stored manifest vs docker's digest"
+    );
+
+    docker(&["rmi", &reference], None);
+    let gone = run("docker", &["image", "inspect", &reference], &[], None);
+    assert!(
+        !gone.status.success(),
+        "the image is still present locally after rmi"
+    );
+    docker(&["pull", &reference], None);
+    let pulled = docker(&["image", "inspect", "-f", "{{.Id}}", &reference], None);
+    assert_eq!(pulled, id, "image id after pull");
+    let digests = docker(
+        &[
+            "image",
+            "inspect",
+            "-f",
+            "{{json .RepoDigests}}",
+            &reference,
+        ],
+        None,
+    );
+    assert!(
+        digests.contains(&pushed),
+        "RepoDigests {digests} lack {pushed}"
+    );
+}
+
 /// Removes docker images when a test ends, passing or failing.
 pub struct DockerImages(pub Vec<String>);
 

@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use berth_tests::content::{
-    image_index, random_layer, random_suffix, sha256_digest, to_json, OCI_INDEX, OCI_MANIFEST,
+    image_index, random_layer, sha256_digest, to_json, OCI_INDEX, OCI_MANIFEST,
 };
 use berth_tests::{Api, Berth, Blob, Image};
 use serde_json::{json, Value};
@@ -464,66 +464,12 @@ fn docker_pushes_and_pulls() {
         return;
     }
     let berth = start();
-    let registry = berth.registry();
-    // A docker config of its own: the login stays out of ~/.docker.
-    let config = berth.scratch_dir().join("docker-config");
-    std::fs::create_dir_all(&config).unwrap();
-    let env = [("DOCKER_CONFIG", config.as_path())];
-    let docker = |args: &[&str]| run_with("docker", args, &env, None);
-    run_with(
-        "docker",
-        &[
-            "login",
-            "--username",
-            "admin",
-            "--password-stdin",
-            &berth.host_port(),
-        ],
-        &env,
-        Some(berth.admin_password()),
-    );
-    let repo = format!("library/x{}", random_suffix());
-    let reference = format!("{}/{repo}:1", berth.host_port());
-    let _cleanup = berth_tests::tools::DockerImages(vec![reference.clone()]);
-    let tarball = berth_tests::tools::rootfs_tarball(berth.scratch_dir());
-    docker(&["import", tarball.to_str().unwrap(), &reference]);
-    let id = stdout(&docker(&["image", "inspect", "-f", "{{.Id}}", &reference]));
-    let push = stdout(&docker(&["push", &reference]));
-    let pushed = push
-        .split_whitespace()
-        .skip_while(|w| *w != "digest:")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no digest in docker push output: {push}"))
-        .to_string();
-    let resp = registry.get_manifest(&repo, "1");
-    assert_eq!(resp.status(), 200);
-    assert_eq!(
-        sha256_digest(&resp.bytes().unwrap()),
-        pushed,
-        "stored manifest vs docker's digest"
-    );
-
-    docker(&["rmi", &reference]);
-    let gone = Command::new("docker")
-        .args(["image", "inspect", &reference])
-        .output()
-        .unwrap();
-    assert!(
-        !gone.status.success(),
-        "the image is still present locally after rmi"
-    );
-    docker(&["pull", &reference]);
-    let pulled = stdout(&docker(&["image", "inspect", "-f", "{{.Id}}", &reference]));
-    assert_eq!(pulled, id, "image id after pull");
-    let digests = stdout(&docker(&[
-        "image",
-        "inspect",
-        "-f",
-        "{{json .RepoDigests}}",
-        &reference,
-    ]));
-    assert!(
-        digests.contains(&pushed),
-        "RepoDigests {digests} lack {pushed}"
+    let (user, password) = berth.admin_credentials();
+    berth_tests::tools::docker_push_and_pull(
+        &berth.host_port(),
+        user,
+        password,
+        berth.scratch_dir(),
+        &berth.registry(),
     );
 }

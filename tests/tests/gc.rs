@@ -31,6 +31,17 @@ fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
 }
 
 #[test]
+fn pushes_mounts_and_deletes_racing_gc_lose_nothing() {
+    let berth = Berth::start_with_env(stress::ENV);
+    stress::run(stress::Target {
+        berth: &berth,
+        front: berth.host_port(),
+        gc_on: &berth,
+        iterations: 10,
+    });
+}
+
+#[test]
 fn gc_frees_a_deleted_images_own_blobs_and_keeps_the_shared_base() {
     let berth = Berth::start_with_env(&[("BERTH_GC__GRACE_PERIOD", "0s")]);
     let api = Api::admin(&berth);

@@ -6,9 +6,10 @@
 //! overwritten.
 #![allow(clippy::unwrap_used)]
 
+use berth_tests::cluster::Cluster;
 use berth_tests::content::random_suffix;
 use berth_tests::registry::Registry;
-use berth_tests::tools::text;
+use berth_tests::tools::{layout_digest, skopeo_copy, skopeo_login, text};
 use berth_tests::{Api, Berth, Image};
 use serde_json::Value;
 
@@ -189,7 +190,8 @@ fn a_destination_changed_since_the_last_run_is_never_overwritten() {
 
 /// An embedded installation moves to PostgreSQL and an object store
 /// (Garage): every blob is copied to its content address, a rerun finds
-/// them there, and the new installation serves every image.
+/// them there, and three instances of the new installation behind a load
+/// balancer serve every image with its digests.
 #[test]
 fn an_embedded_installation_moves_to_postgresql_and_an_object_store() {
     let mut old = Berth::start();
@@ -242,8 +244,23 @@ fn an_embedded_installation_moves_to_postgresql_and_an_object_store() {
     env.push(("BERTH_DATABASE__URL".into(), url.clone()));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let new = Berth::start_in_with_env(&new_data, &env);
-    let registry = new.registry();
-    registry.assert_image("team/one", "1", &one);
-    registry.assert_image("team/two", "1", &two);
     assert!(!new_data.join("blobs/sha256").exists());
+
+    // Three instances of the new installation behind haproxy: every image
+    // pulls through the balancer whole, with the digests it had.
+    let (second, third) = (new.join(), new.join());
+    let cluster = Cluster::of(vec![new, second, third]);
+    let (user, pw) = cluster.admin_credentials();
+    let registry = cluster.registry_as(user, pw);
+    let auth = cluster.scratch_dir().join("auth.json");
+    let out = skopeo_login(&auth, &cluster.host_port(), user, pw);
+    assert!(out.status.success(), "{}", text(&out));
+    for (repo, image) in [("team/one", &one), ("team/two", &two)] {
+        registry.assert_image(repo, "1", image);
+        let layout = cluster.scratch_dir().join(repo.replace('/', "-"));
+        let src = format!("docker://{}/{repo}:1", cluster.host_port());
+        let out = skopeo_copy(&auth, &src, &format!("oci:{}:1", layout.display()));
+        assert!(out.status.success(), "skopeo pull {repo}: {}", text(&out));
+        assert_eq!(layout_digest(&layout, "1"), image.manifest.digest, "{repo}");
+    }
 }

@@ -2,13 +2,23 @@
 //! directory, behind haproxy (round robin, every request anywhere): real
 //! clients push and pull through it, changes made on one instance take
 //! effect on the others at once, and an instance killed with -9 during a
-//! push loses nothing.
+//! push loses nothing, GC on one instance never takes what the others
+//! push or mount, and a project's quota holds against pushes through all.
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/gc.rs"]
+mod gc_support;
+#[path = "support/gc_stress.rs"]
+mod stress;
+
+use std::process::Output;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use berth_tests::cluster::Cluster;
+use berth_tests::content::random_layer;
 use berth_tests::registry::{http_client, Registry};
+use berth_tests::server::POLL;
 use berth_tests::tools::{
     layout_digest, run, skopeo_copy, skopeo_login, text, write_oci_layout, Podman,
 };
@@ -105,6 +115,138 @@ fn skopeo_and_podman_push_and_pull_through_any_instance() {
             .unwrap();
         assert_eq!(resp.status(), 200, "token of node 0 at {}", node.url());
     }
+}
+
+/// docker pushes and pulls through the balancer, each of its requests
+/// landing on any instance.
+#[test]
+fn docker_pushes_and_pulls_through_any_instance() {
+    if let Some(why) = berth_tests::tools::docker_unavailable() {
+        println!("skipping docker test: {why}");
+        return;
+    }
+    let (cluster, _api) = start(3);
+    let (user, pw) = cluster.admin_credentials();
+    berth_tests::tools::docker_push_and_pull(
+        &cluster.host_port(),
+        user,
+        pw,
+        cluster.scratch_dir(),
+        &cluster.registry_as(user, pw),
+    );
+}
+
+/// The GC stress test with its pushes, mounts and deletes going through
+/// the balancer to all three instances while GC runs on the third: every
+/// acknowledged image pulls whole afterwards, 0 lost.
+#[test]
+fn pushes_mounts_and_deletes_racing_gc_on_another_instance_lose_nothing() {
+    let cluster = Cluster::start_with_env(3, stress::ENV);
+    stress::run(stress::Target {
+        berth: &cluster.nodes[0],
+        front: cluster.host_port(),
+        gc_on: &cluster.nodes[2],
+        iterations: 10,
+    });
+}
+
+/// Twelve skopeo pushes at once through the balancer: nine into a project
+/// whose quota fits about three of them, three into another project.
+/// The first project's usage never passes its limit, ends exactly at what
+/// it holds (as every instance reports it), and the refusals say why; the
+/// other project's pushes all go through beside them.
+#[test]
+fn concurrent_pushes_through_every_instance_stay_within_the_quota() {
+    const MIB: u64 = 1024 * 1024;
+    let cluster = Cluster::start(3);
+    let (user, pw) = cluster.admin_credentials();
+    let api = Api::at(&cluster.url(), user, pw);
+    let team = api.create_project_with_quota("team", MIB);
+    api.create_project("free", false);
+    let images: Vec<(String, Image)> = (0..12)
+        .map(|i| {
+            let repo = if i < 9 {
+                format!("team/app{}", i % 3)
+            } else {
+                format!("free/app{i}")
+            };
+            (repo, Image::with_layers(vec![random_layer(1, 300_000)]))
+        })
+        .collect();
+    let creds = format!("{user}:{pw}");
+    let push = |i: usize, repo: &str, image: &Image| -> Output {
+        let layout = write_oci_layout(&cluster.scratch_dir().join(format!("l{i}")), image, "v1");
+        let dest = format!("docker://{}/{repo}:v1", cluster.host_port());
+        run(
+            "skopeo",
+            &[
+                "--insecure-policy",
+                "copy",
+                "--retry-times=0",
+                "--dest-tls-verify=false",
+                "--dest-creds",
+                &creds,
+                &layout,
+                &dest,
+            ],
+            &[],
+            None,
+        )
+    };
+    let watching = AtomicBool::new(true);
+    let (outcomes, max_seen) = std::thread::scope(|s| {
+        let watcher = s.spawn(|| {
+            // Through the balancer: each reading asks another instance.
+            let mut max = 0;
+            while watching.load(Ordering::SeqCst) {
+                max = max.max(api.used_storage(team));
+                std::thread::sleep(POLL);
+            }
+            max
+        });
+        let pushes: Vec<_> = images
+            .iter()
+            .enumerate()
+            .map(|(i, (repo, image))| s.spawn(move || push(i, repo, image)))
+            .collect();
+        let outcomes: Vec<Output> = pushes.into_iter().map(|h| h.join().unwrap()).collect();
+        watching.store(false, Ordering::SeqCst);
+        (outcomes, watcher.join().unwrap())
+    });
+    assert!(max_seen <= MIB, "usage reached {max_seen} over {MIB}");
+
+    let (team_outcomes, free_outcomes) = outcomes.split_at(9);
+    for out in free_outcomes {
+        ok("a push to the project without a limit", out);
+    }
+    let fitted = team_outcomes.iter().filter(|o| o.status.success()).count();
+    assert!(fitted >= 1, "no push fitted: {}", text(&team_outcomes[0]));
+    let refused: Vec<&Output> = team_outcomes
+        .iter()
+        .filter(|o| !o.status.success())
+        .collect();
+    assert!(
+        !refused.is_empty(),
+        "nine pushes of ~300 KB fitted in 1 MiB"
+    );
+    for out in refused {
+        assert!(
+            text(out).contains("project `team` would exceed its storage quota"),
+            "{}",
+            text(out)
+        );
+    }
+    let expected: u64 = cluster
+        .registry_as(user, pw)
+        .held(&images[..9])
+        .values()
+        .sum();
+    assert!(expected <= MIB);
+    for node in &cluster.nodes {
+        let seen = Api::at(&node.url(), user, pw).used_storage(team);
+        assert_eq!(seen, expected, "usage at {}", node.url());
+    }
+    eprintln!("quota across instances: {fitted} of 9 pushes fitted, usage {expected} of {MIB}, highest seen {max_seen}");
 }
 
 /// A tag deleted through one instance is gone on the others at once,

@@ -6,7 +6,6 @@
 //! applies to new projects.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
 use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,8 +13,8 @@ use std::sync::Arc;
 use berth_tests::content::random_layer;
 use berth_tests::server::POLL;
 use berth_tests::tools::write_oci_layout;
-use berth_tests::{Api, Berth, Image, Registry};
-use serde_json::{json, Value};
+use berth_tests::{Api, Berth, Image};
+use serde_json::json;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -47,40 +46,6 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// The project's quota as `GET /quotas?reference_id=` shows it.
-fn quota(api: &Api, project_id: i64) -> Value {
-    let (status, _, body) = api.get(&format!(
-        "/quotas?reference=project&reference_id={project_id}"
-    ));
-    assert_eq!(status, 200, "{body}");
-    let list = body.as_array().unwrap();
-    assert_eq!(list.len(), 1, "{body}");
-    list[0].clone()
-}
-
-fn used(api: &Api, project_id: i64) -> u64 {
-    quota(api, project_id)["used"]["storage"].as_u64().unwrap()
-}
-
-/// What the project holds, asked of the registry API: every blob of these
-/// images that `repo` serves and every manifest it serves, each digest
-/// once, with its size.
-fn held(registry: &Registry, pushed: &[(String, Image)]) -> BTreeMap<String, u64> {
-    let mut held = BTreeMap::new();
-    for (repo, image) in pushed {
-        for blob in image.blobs() {
-            if registry.head_blob(repo, &blob.digest).status() == 200 {
-                held.insert(blob.digest.clone(), blob.size());
-            }
-        }
-        let manifest = &image.manifest;
-        if registry.get_manifest(repo, &manifest.digest).status() == 200 {
-            held.insert(manifest.digest.clone(), manifest.size());
-        }
-    }
-    held
-}
-
 fn project_id(api: &Api, name: &str) -> i64 {
     let (status, _, body) = api.get(&format!("/projects/{name}"));
     assert_eq!(status, 200, "{body}");
@@ -98,7 +63,7 @@ fn concurrent_pushes_stay_under_the_limit_and_usage_is_exact() {
     );
     assert_eq!(status, 201, "{body}");
     let pid = project_id(&api, "team");
-    let q = quota(&api, pid);
+    let q = api.quota(pid);
     assert_eq!(q["hard"]["storage"], limit, "{q}");
     assert_eq!(q["used"]["storage"], 0, "{q}");
     assert_eq!(q["ref"]["name"], "team", "{q}");
@@ -121,7 +86,7 @@ fn concurrent_pushes_stay_under_the_limit_and_usage_is_exact() {
         std::thread::spawn(move || {
             let mut max = 0;
             while watching.load(Ordering::SeqCst) {
-                max = max.max(used(&api, pid));
+                max = max.max(api.used_storage(pid));
                 std::thread::sleep(POLL);
             }
             max
@@ -153,14 +118,14 @@ fn concurrent_pushes_stay_under_the_limit_and_usage_is_exact() {
     }
 
     let registry = berth.registry();
-    let expected: u64 = held(&registry, &images).values().sum();
-    let usage = used(&api, pid);
+    let expected: u64 = registry.held(&images).values().sum();
+    let usage = api.used_storage(pid);
     assert_eq!(usage, expected, "usage is the distinct digests held");
     assert!(usage <= limit);
 
     // Raising the limit lets a refused push through.
     let failed = outcomes.iter().position(|o| !o.status.success()).unwrap();
-    let qid = quota(&api, pid)["id"].as_i64().unwrap();
+    let qid = api.quota(pid)["id"].as_i64().unwrap();
     let (status, _, body) = api.put(
         &format!("/quotas/{qid}"),
         &json!({"hard": {"storage": 10 * MIB}}),
@@ -172,15 +137,15 @@ fn concurrent_pushes_stay_under_the_limit_and_usage_is_exact() {
     let (status, _, body) = api.get(&format!("/quotas/{qid}"));
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["hard"]["storage"], 10 * MIB, "{body}");
-    let expected: u64 = held(&registry, &images).values().sum();
-    assert_eq!(used(&api, pid), expected);
+    let expected: u64 = registry.held(&images).values().sum();
+    assert_eq!(api.used_storage(pid), expected);
 
     // Deleting a repository frees what only it held.
     let (status, _, body) = api.delete("/projects/team/repositories/app1");
     assert_eq!(status, 200, "{body}");
-    let after_delete: u64 = held(&registry, &images).values().sum();
+    let after_delete: u64 = registry.held(&images).values().sum();
     assert!(after_delete < expected);
-    assert_eq!(used(&api, pid), after_delete);
+    assert_eq!(api.used_storage(pid), after_delete);
 
     // Deleting an artifact frees its manifest at once; its layers stay
     // linked (and counted) until garbage collection unlinks them.
@@ -197,20 +162,21 @@ fn concurrent_pushes_stay_under_the_limit_and_usage_is_exact() {
     ));
     assert_eq!(status, 200, "{body}");
     assert_eq!(
-        used(&api, pid),
+        api.used_storage(pid),
         after_delete - kept.1.manifest.size(),
         "an artifact delete frees its manifest bytes"
     );
-    let before_restart = used(&api, pid);
-    assert_eq!(
-        before_restart,
-        held(&registry, &images).values().sum::<u64>()
-    );
+    let before_restart = api.used_storage(pid);
+    assert_eq!(before_restart, registry.held(&images).values().sum::<u64>());
 
     berth.restart();
     let api = Api::admin(&berth);
-    assert_eq!(used(&api, pid), before_restart, "usage survives a restart");
-    assert_eq!(quota(&api, pid)["hard"]["storage"], 10 * MIB);
+    assert_eq!(
+        api.used_storage(pid),
+        before_restart,
+        "usage survives a restart"
+    );
+    assert_eq!(api.quota(pid)["hard"]["storage"], 10 * MIB);
 }
 
 #[test]
@@ -218,10 +184,10 @@ fn the_configured_default_limit_applies_to_new_projects() {
     let berth = Berth::start_with_env(&[("BERTH_QUOTA__DEFAULT_STORAGE_LIMIT", "4096")]);
     let api = Api::admin(&berth);
     let pid = api.create_project("small", false);
-    assert_eq!(quota(&api, pid)["hard"]["storage"], 4096);
+    assert_eq!(api.quota(pid)["hard"]["storage"], 4096);
     // Projects that existed before keep theirs: `library` is unlimited.
     let library = project_id(&api, "library");
-    assert_eq!(quota(&api, library)["hard"]["storage"], -1);
+    assert_eq!(api.quota(library)["hard"]["storage"], -1);
 
     let image = Image::with_layers(vec![random_layer(1, 20_000)]);
     let out = skopeo_push(&berth, &image, "small/app", "v1");
@@ -244,8 +210,8 @@ fn the_configured_default_limit_applies_to_new_projects() {
     let (status, _, body) = alice.post("/projects", &json!({"project_name": "mine"}));
     assert_eq!(status, 201, "{body}");
     let mine = project_id(&alice, "mine");
-    assert_eq!(quota(&alice, mine)["hard"]["storage"], 4096);
-    let qid = quota(&alice, mine)["id"].as_i64().unwrap();
+    assert_eq!(alice.quota(mine)["hard"]["storage"], 4096);
+    let qid = alice.quota(mine)["id"].as_i64().unwrap();
     let (status, _, body) = alice.put(&format!("/quotas/{qid}"), &json!({"hard": {"storage": -1}}));
     assert_eq!(status, 403, "{body}");
     // Quotas of projects alice is not a member of are not hers to see.
@@ -258,7 +224,7 @@ fn the_configured_default_limit_applies_to_new_projects() {
         .map(|q| q["ref"]["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["mine"]);
-    let small_qid = quota(&api, pid)["id"].as_i64().unwrap();
+    let small_qid = api.quota(pid)["id"].as_i64().unwrap();
     let (status, _, _) = alice.get(&format!("/quotas/{small_qid}"));
     assert_eq!(status, 404);
 }

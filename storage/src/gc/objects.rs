@@ -33,7 +33,7 @@ pub(crate) async fn delete_blob(
 ) -> Result<Option<DeletedBlob>, StorageError> {
     let d = digest.to_string();
     let mut conn = DurableConn::acquire(meta).await?;
-    let mut tx = crate::meta::begin_write(&mut conn).await?;
+    let mut tx = crate::locks::begin_on(&mut conn, crate::locks::Scope::All).await?;
     let row: Option<(i64, i64, Option<String>)> =
         sqlx::query_as("SELECT touched_ms, size, location FROM blobs WHERE digest = $1")
             .bind(&d)

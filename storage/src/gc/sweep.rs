@@ -125,7 +125,7 @@ pub(crate) async fn delete_blob(
 ) -> Result<Option<DeletedBlob>, StorageError> {
     let d = digest.to_string();
     let mut conn = DurableConn::acquire(meta).await?;
-    let mut tx = crate::meta::begin_write(&mut conn).await?;
+    let mut tx = crate::locks::begin_on(&mut conn, crate::locks::Scope::All).await?;
     let touched: Option<i64> = sqlx::query_scalar("SELECT touched_ms FROM blobs WHERE digest = $1")
         .bind(&d)
         .fetch_optional(&mut *tx)

@@ -459,19 +459,42 @@ impl Repo {
         Ok(())
     }
 
-    /// GETs a blob; returns the number of bytes received.
-    pub async fn pull_blob(&self, conn: &mut Conn, digest: &str) -> anyhow::Result<u64> {
+    /// GETs a blob, following a redirect to the store the way clients
+    /// do (a connection of its own, no credentials: the URL is signed).
+    async fn get_blob(&self, conn: &mut Conn, digest: &str) -> anyhow::Result<Response<Incoming>> {
         let req = self.request(
             Method::GET,
             &format!("/v2/{}/blobs/{digest}", self.name),
             ReqBody::Empty,
         )?;
         let resp = conn.send(req).await?;
+        let resp = if resp.status().is_redirection() {
+            let to = resp
+                .headers()
+                .get(LOCATION)
+                .ok_or_else(|| anyhow!("redirect without Location"))?
+                .to_str()?
+                .to_owned();
+            let (addr, path) = parse_loopback_url(&to)?;
+            let mut store = Conn::open(addr).await?;
+            let req = Request::builder()
+                .method(Method::GET)
+                .uri(path)
+                .body(ReqBody::Empty)?;
+            store.send(req).await?
+        } else {
+            resp
+        };
         if resp.status() != StatusCode::OK {
             expect(resp, StatusCode::OK, "GET blob").await?;
             bail!("GET blob failed");
         }
-        count_body(resp.into_body()).await
+        Ok(resp)
+    }
+
+    /// GETs a blob; returns the number of bytes received.
+    pub async fn pull_blob(&self, conn: &mut Conn, digest: &str) -> anyhow::Result<u64> {
+        count_body(self.get_blob(conn, digest).await?.into_body()).await
     }
 
     /// GETs a blob and times it: (time to the first body byte, time to
@@ -481,18 +504,8 @@ impl Repo {
         conn: &mut Conn,
         digest: &str,
     ) -> anyhow::Result<(std::time::Duration, std::time::Duration, u64)> {
-        let req = self.request(
-            Method::GET,
-            &format!("/v2/{}/blobs/{digest}", self.name),
-            ReqBody::Empty,
-        )?;
         let started = std::time::Instant::now();
-        let resp = conn.send(req).await?;
-        if resp.status() != StatusCode::OK {
-            expect(resp, StatusCode::OK, "GET blob").await?;
-            bail!("GET blob failed");
-        }
-        let mut body = resp.into_body();
+        let mut body = self.get_blob(conn, digest).await?.into_body();
         let mut first = None;
         let mut n = 0u64;
         while let Some(frame) = body.frame().await {

@@ -51,8 +51,8 @@ struct Args {
     #[arg(long)]
     slow_uploads: bool,
     /// Measure only these servers (comma-separated: berth, berth+postgres,
-    /// 3xberth+haproxy, berth+s3, distribution, nginx+distribution,
-    /// distribution+s3); for profiling
+    /// 3xberth+haproxy, berth+s3, berth+s3+redirect, distribution,
+    /// nginx+distribution, distribution+s3, distribution+s3+redirect); for profiling
     /// one of them, or comparing berth's metadata backends and instances.
     #[arg(long, value_delimiter = ',', value_parser = parse_kind)]
     servers: Vec<servers::Kind>,
@@ -65,7 +65,8 @@ fn parse_kind(s: &str) -> Result<servers::Kind, String> {
         .ok_or_else(|| {
             format!(
                 "unknown server {s}: berth, berth+postgres, 3xberth+haproxy, berth+s3, \
-                 distribution, nginx+distribution or distribution+s3"
+                 berth+s3+redirect, distribution, nginx+distribution, distribution+s3 or \
+                 distribution+s3+redirect"
             )
         })
 }

@@ -235,45 +235,59 @@ fn render_scale_out(md: &mut String, results: &Results, plan: &Plan) {
 }
 
 /// berth and distribution each with blobs on the same object store
-/// (Garage), same run.
+/// (Garage), same run: once streaming blob GETs themselves, once
+/// redirecting them to the store.
 fn render_object_store(md: &mut String, results: &Results, plan: &Plan) {
-    let kinds = [Kind::BerthS3, Kind::DistributionS3];
-    if !kinds.iter().any(|k| plan.servers.contains(k)) {
-        return;
-    }
-    let _ = writeln!(
-        md,
-        "\nBlobs on an object store, same run: berth (metadata on PostgreSQL) and \
-         distribution's s3 driver, both on one Garage on loopback (Garage's and \
-         PostgreSQL's CPU and memory not counted).\n"
-    );
-    let _ = writeln!(
-        md,
-        "| metric | better | berth+s3 | distribution+s3 | berth+s3/distribution+s3 |"
-    );
-    let _ = writeln!(md, "|---|---|--:|--:|--:|");
-    for metric in Metric::ALL {
-        let cell = |kind: Kind| value_cell(results.median(kind, metric), metric, plan, kind);
-        let ratio = match (
-            results.median(Kind::BerthS3, metric),
-            results.median(Kind::DistributionS3, metric),
-        ) {
-            (Some(b), Some(d)) if d > 0.0 => Some(b / d),
-            _ => None,
-        };
+    let pairs = [
+        (
+            Kind::BerthS3,
+            Kind::DistributionS3,
+            "each streams blob GETs itself",
+        ),
+        (
+            Kind::BerthS3Redirect,
+            Kind::DistributionS3Redirect,
+            "each answers blob GETs with a redirect to a pre-signed URL, which the client follows",
+        ),
+    ];
+    for (berth, distribution, how) in pairs {
+        if !plan.servers.contains(&berth) && !plan.servers.contains(&distribution) {
+            continue;
+        }
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} |",
-            metric.label(plan),
-            if metric.higher_is_better() {
-                "higher"
-            } else {
-                "lower"
-            },
-            cell(Kind::BerthS3),
-            cell(Kind::DistributionS3),
-            ratio_cell(ratio),
+            "\nBlobs on an object store, same run: berth (metadata on PostgreSQL) and \
+             distribution's s3 driver, both on one Garage on loopback; {how} (Garage's and \
+             PostgreSQL's CPU and memory not counted).\n"
         );
+        let _ = writeln!(
+            md,
+            "| metric | better | {berth} | {distribution} | {berth}/{distribution} |"
+        );
+        let _ = writeln!(md, "|---|---|--:|--:|--:|");
+        for metric in Metric::ALL {
+            let cell = |kind: Kind| value_cell(results.median(kind, metric), metric, plan, kind);
+            let ratio = match (
+                results.median(berth, metric),
+                results.median(distribution, metric),
+            ) {
+                (Some(b), Some(d)) if d > 0.0 => Some(b / d),
+                _ => None,
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} |",
+                metric.label(plan),
+                if metric.higher_is_better() {
+                    "higher"
+                } else {
+                    "lower"
+                },
+                cell(berth),
+                cell(distribution),
+                ratio_cell(ratio),
+            );
+        }
     }
 }
 

@@ -37,24 +37,30 @@ pub enum Kind {
     /// berth with blobs in an object store (Garage, started by the
     /// harness, not counted) and metadata on PostgreSQL.
     BerthS3,
+    /// The same, answering blob GETs with a redirect to the store.
+    BerthS3Redirect,
     Distribution,
     NginxDistribution,
     /// distribution with its s3 driver on the same Garage.
     DistributionS3,
+    /// The same, redirecting blob GETs to the store (its default).
+    DistributionS3Redirect,
 }
 
 impl Kind {
     /// The servers a default run measures.
     pub const ALL: [Kind; 3] = [Kind::Berth, Kind::Distribution, Kind::NginxDistribution];
     /// Every server `--servers` can name.
-    pub const EVERY: [Kind; 7] = [
+    pub const EVERY: [Kind; 9] = [
         Kind::Berth,
         Kind::BerthPostgres,
         Kind::BerthCluster,
         Kind::BerthS3,
+        Kind::BerthS3Redirect,
         Kind::Distribution,
         Kind::NginxDistribution,
         Kind::DistributionS3,
+        Kind::DistributionS3Redirect,
     ];
 
     pub fn label(self) -> &'static str {
@@ -63,8 +69,10 @@ impl Kind {
             Kind::BerthPostgres => "berth+postgres",
             Kind::BerthCluster => "3xberth+haproxy",
             Kind::BerthS3 => "berth+s3",
+            Kind::BerthS3Redirect => "berth+s3+redirect",
             Kind::Distribution => "distribution",
             Kind::DistributionS3 => "distribution+s3",
+            Kind::DistributionS3Redirect => "distribution+s3+redirect",
             Kind::NginxDistribution => "nginx+distribution",
         }
     }
@@ -195,13 +203,16 @@ impl Server {
                     .await?
             }
             Kind::BerthCluster => server.start_cluster(bins).await?,
-            Kind::BerthS3 => {
+            Kind::BerthS3 | Kind::BerthS3Redirect => {
                 let url = postgres_database()?;
                 let mut env = garage()?.env(&object_prefix("berth"));
                 // The driver's default part size, as distribution's
                 // chunksize below is its own default (10 MiB).
                 env.push(("BERTH_STORAGE__S3__PART_SIZE".into(), "16MiB".into()));
                 env.push(("BERTH_DATABASE__URL".into(), url));
+                if kind == Kind::BerthS3Redirect {
+                    env.push(("BERTH_STORAGE__REDIRECT".into(), "true".into()));
+                }
                 let env: Vec<(&str, &str)> =
                     env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
                 server.start_berth(bins, &env).await?
@@ -215,9 +226,10 @@ impl Server {
                 server.start_registry(bins, upstream, "").await?;
                 server.start_nginx(bins, upstream).await?;
             }
-            Kind::DistributionS3 => {
+            Kind::DistributionS3 | Kind::DistributionS3Redirect => {
                 let addr = server.addr;
-                server.storage = Some(distribution_s3(garage()?)?);
+                let redirect = kind == Kind::DistributionS3Redirect;
+                server.storage = Some(distribution_s3(garage()?, redirect)?);
                 server.start_registry(bins, addr, "").await?;
             }
         }
@@ -626,17 +638,17 @@ fn object_prefix(who: &str) -> String {
 }
 
 /// distribution's s3 driver on the harness's Garage: path-style requests
-/// to its endpoint, its default chunk size (10 MiB), and blobs streamed
-/// by the registry (its default redirects GETs to the store, which the
-/// benchmark's client does not follow; berth+s3 streams too).
-fn distribution_s3(garage: &berth_tests::garage::Garage) -> anyhow::Result<String> {
+/// to its endpoint, its default chunk size (10 MiB), and blob GETs either
+/// streamed by the registry or redirected to the store (its default).
+fn distribution_s3(garage: &berth_tests::garage::Garage, redirect: bool) -> anyhow::Result<String> {
     use berth_tests::garage::{ACCESS_KEY, BUCKET, REGION, SECRET_KEY};
     Ok(format!(
         "  s3:\n    accesskey: {ACCESS_KEY}\n    secretkey: {SECRET_KEY}\n    region: {REGION}\n\
          \x20   regionendpoint: {}\n    bucket: {BUCKET}\n    rootdirectory: /{}\n\
-         \x20   secure: false\n    v4auth: true\n    chunksize: 10485760\n  redirect:\n    disable: true",
+         \x20   secure: false\n    v4auth: true\n    chunksize: 10485760\n  redirect:\n    disable: {}",
         garage.endpoint(),
         object_prefix("distribution").trim_end_matches('/'),
+        !redirect,
     ))
 }
 

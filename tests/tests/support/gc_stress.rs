@@ -5,8 +5,12 @@
 //! its file, and once the grace window has passed a last GC leaves exactly
 //! the referenced blobs on disk.
 //!
-//! `BERTH_GC_SOAK_ITERATIONS` (default 10) sets the rounds; a soak runs many
-//! with `--nocapture` and reads the figures printed at the end.
+//! The same test runs against one instance (`gc`) and against a cluster
+//! (`postgres_cluster`, `s3_cluster`), where the pushes go through the load
+//! balancer and GC runs on one instance while the others push.
+//!
+//! `BERTH_GC_SOAK_ITERATIONS` sets the rounds; a soak runs many with
+//! `--nocapture` and reads the figures printed at the end.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -84,19 +88,37 @@ fn http_push(r: &Registry, repo: &str, tag: &str, image: &Image, from: &str) -> 
     }
 }
 
-#[test]
-fn pushes_mounts_and_deletes_racing_gc_lose_nothing() {
+/// The environment the instances under test need: GC's one-second grace
+/// window.
+pub const ENV: &[(&str, &str)] = &[("BERTH_GC__GRACE_PERIOD", "1s")];
+
+/// Where the stress test sends its traffic.
+pub struct Target<'a> {
+    /// Whose database and store are looked at (any instance of a cluster
+    /// shares them) and whose scratch directory clients use.
+    pub berth: &'a Berth,
+    /// `host:port` that the pushes, mounts and deletes go through.
+    pub front: String,
+    /// The instance GC runs on.
+    pub gc_on: &'a Berth,
+    /// Rounds, unless `BERTH_GC_SOAK_ITERATIONS` says otherwise.
+    pub iterations: usize,
+}
+
+/// Runs the stress test against `target` (started with [`ENV`]).
+pub fn run(target: Target) {
     let iterations: usize = std::env::var("BERTH_GC_SOAK_ITERATIONS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
-    let berth = Berth::start_with_env(&[("BERTH_GC__GRACE_PERIOD", "1s")]);
-    let api = Api::admin(&berth);
+        .unwrap_or(target.iterations);
+    let berth = target.berth;
+    let api = Api::admin(target.gc_on);
     api.create_project("team", false);
-    let host = berth.host_port();
+    let host = target.front.clone();
     let auth = berth.scratch_dir().join("auth.json");
     let (user, password) = berth.admin_credentials();
     assert!(skopeo_login(&auth, &host, user, password).status.success());
+    let front = || Registry::with_basic_auth(&format!("http://{host}"), user, password);
     let bases: Vec<_> = (0..3).map(|_| random_layer(2, 32 * 1024)).collect();
     let figures = Arc::new(Figures {
         pushed: AtomicUsize::new(0),
@@ -110,7 +132,7 @@ fn pushes_mounts_and_deletes_racing_gc_lose_nothing() {
 
     let collector = {
         let (stop, figures) = (stop.clone(), figures.clone());
-        let api = Api::admin(&berth);
+        let api = Api::admin(target.gc_on);
         thread::spawn(move || {
             let mut n = 0;
             while !stop.load(Ordering::Relaxed) {
@@ -167,7 +189,7 @@ fn pushes_mounts_and_deletes_racing_gc_lose_nothing() {
             }));
         }
         {
-            let (r, expected, figures) = (berth.registry(), expected.clone(), figures.clone());
+            let (r, expected, figures) = (front(), expected.clone(), figures.clone());
             let bases = bases.clone();
             workers.push(thread::spawn(move || {
                 for k in 0..IMAGES_PER_PUSHER {
@@ -193,7 +215,7 @@ fn pushes_mounts_and_deletes_racing_gc_lose_nothing() {
         // Meanwhile, delete the previous round's first images: their own
         // layers become garbage while their bases are pushed again.
         if iteration > 0 {
-            let r = berth.registry();
+            let r = front();
             let doomed: Vec<(String, String, Image)> = {
                 let mut list = expected.lock().unwrap();
                 let first = [
@@ -226,19 +248,19 @@ fn pushes_mounts_and_deletes_racing_gc_lose_nothing() {
     stop.store(true, Ordering::Relaxed);
     collector.join().unwrap();
 
-    let r = berth.registry();
+    let r = front();
     let expected = expected.lock().unwrap();
     let mut blobs_checked = 0;
     for (repo, tag, image) in expected.iter() {
         r.assert_image(repo, tag, image);
         blobs_checked += image.blobs().len();
     }
-    let rows = assert_rows_have_files(&berth);
+    let rows = assert_rows_have_files(berth);
     // Past the grace window, a last GC leaves exactly what is referenced.
     thread::sleep(Duration::from_millis(1100));
     gc(&api, false, false);
-    let files: std::collections::BTreeSet<String> = blob_files(&berth).into_keys().collect();
-    assert_eq!(files, referenced_blobs(&berth));
+    let files: std::collections::BTreeSet<String> = blob_files(berth).into_keys().collect();
+    assert_eq!(files, referenced_blobs(berth));
     for (repo, tag, image) in expected.iter() {
         r.assert_image(repo, tag, image);
     }
