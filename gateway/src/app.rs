@@ -86,16 +86,19 @@ impl App {
 
     /// Forgets cached roles and logins after an account or membership
     /// changed, here and in the other processes sharing the database.
-    pub fn forget_access(&self) {
+    /// Returns once every instance has applied it (see `Registry::settle`).
+    pub async fn forget_access(&self) {
         self.registry.meta().announce_later(Change::Access);
         self.apply_change(&Change::Access);
+        self.registry.settle().await;
     }
 
     /// Forgets a registry endpoint after it changed or went, here and in
-    /// the other processes.
-    pub fn forget_endpoint(&self, id: i64) {
+    /// the other processes; returns once every instance has applied it.
+    pub async fn forget_endpoint(&self, id: i64) {
         self.registry.meta().announce_later(Change::Endpoint { id });
         self.apply_change(&Change::Endpoint { id });
+        self.registry.settle().await;
     }
 
     /// Drops what a change (announced by any process) makes stale in this

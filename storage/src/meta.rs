@@ -11,7 +11,7 @@ use sqlx::{Any, AnyConnection, AnyPool, Row, Transaction};
 use sqlx::postgres::PgListener;
 
 use crate::audit::now_ms;
-use crate::changes::{Announcer, Change, CHANNEL};
+use crate::changes::{Acks, Announcer, Change, Settle, CHANNEL, LISTENER_NAME};
 use crate::error::StorageError;
 use crate::locks::Scope;
 use crate::oci::{Digest, ParsedManifest, Reference, RepoName, Tag};
@@ -67,6 +67,10 @@ pub struct Meta {
     /// listener connects to (it holds the password: never printed).
     announcer: Option<Announcer>,
     listen_url: Option<ListenUrl>,
+    /// Barriers this process waits on, and whether its listener is
+    /// connected (see `changes`).
+    acks: Arc<Acks>,
+    listening: Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[derive(Clone)]
@@ -83,6 +87,12 @@ const LISTEN_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 /// How long the listener waits for a notification before it checks that
 /// its connection still answers, and how long it gives the check.
 const LISTEN_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A random id (of a barrier, or of a listening connection).
+fn rand_id() -> u64 {
+    let (high, low) = uuid::Uuid::new_v4().as_u64_pair();
+    high ^ low
+}
 
 /// A stored manifest, as served to clients.
 #[derive(Debug, Clone)]
@@ -182,6 +192,8 @@ impl Meta {
             backend,
             announcer,
             listen_url,
+            acks: Arc::default(),
+            listening: Arc::default(),
         })
     }
 
@@ -189,7 +201,7 @@ impl Meta {
     /// after what the caller has committed; returns at once.
     pub fn announce_later(&self, change: Change) {
         if let Some(announcer) = &self.announcer {
-            announcer.send(change);
+            announcer.send(&change);
         }
     }
 
@@ -197,9 +209,51 @@ impl Meta {
     /// exits right after its change).
     pub async fn announce(&self, change: &Change) -> Result<(), StorageError> {
         if self.announcer.is_some() {
-            crate::changes::notify(&self.pool, change).await?;
+            crate::changes::notify(&self.pool, &change.encode()?).await?;
         }
         Ok(())
+    }
+
+    /// Waits until every listening process (this one included) has
+    /// applied the changes this process announced so far, at most
+    /// [`crate::changes::SETTLE_LIMIT`] (see `changes`). Nothing to wait
+    /// for on SQLite, or while this process's own listener is not
+    /// connected (it would hear no acknowledgement).
+    pub async fn settle(&self) {
+        let Some(announcer) = &self.announcer else {
+            return;
+        };
+        if !self.listening.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let listeners: i64 = match sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND application_name = $1",
+        )
+        .bind(crate::changes::LISTENER_NAME)
+        .fetch_one(&self.pool)
+        .await
+        {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot count the berth processes to wait for; answering without waiting");
+                return;
+            }
+        };
+        let id = rand_id();
+        self.acks.expect(id);
+        announcer.barrier(id);
+        if !self
+            .acks
+            .wait(id, usize::try_from(listeners).unwrap_or(0))
+            .await
+        {
+            tracing::warn!(
+                listeners,
+                "not every berth process confirmed a change within {:?}; answering anyway",
+                crate::changes::SETTLE_LIMIT
+            );
+        }
     }
 
     /// Calls `on_change` with every change any process announces (this
@@ -213,8 +267,14 @@ impl Meta {
         let Some(ListenUrl(url)) = self.listen_url.clone() else {
             return;
         };
+        // Named, so that settling requests can count the listeners.
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let url = format!("{url}{sep}application_name={LISTENER_NAME}");
+        let (acks, listening) = (self.acks.clone(), self.listening.clone());
         tokio::spawn(async move {
             let mut listener: Option<PgListener> = None;
+            // This connection's name in acknowledgements.
+            let mut me = rand_id();
             loop {
                 let Some(l) = listener.as_mut() else {
                     match PgListener::connect(&url).await {
@@ -222,7 +282,9 @@ impl Meta {
                             Ok(()) => {
                                 // Whatever was announced while nobody listened.
                                 on_change(Change::Everything);
+                                me = rand_id();
                                 listener = Some(l);
+                                listening.store(true, std::sync::atomic::Ordering::SeqCst);
                             }
                             Err(e) => {
                                 tracing::warn!(error = %e, "cannot listen for changes of other berth processes; retrying");
@@ -248,19 +310,41 @@ impl Meta {
                             Ok(Err(e)) => tracing::warn!(error = %e, "the connection that listens for changes does not answer; reconnecting"),
                             Err(_) => tracing::warn!("the connection that listens for changes does not answer; reconnecting"),
                         }
+                        listening.store(false, std::sync::atomic::Ordering::SeqCst);
                         listener = None;
                         continue;
                     }
                 };
                 match received {
-                    Ok(Some(n)) => match Change::decode(n.payload()) {
-                        Some(change) => on_change(change),
-                        None => on_change(Change::Everything),
+                    Ok(Some(n)) => match Settle::decode(n.payload()) {
+                        // Everything before the barrier is applied: this
+                        // connection got it first.
+                        Some(Settle::Barrier { id }) => {
+                            let ack = Settle::Ack { id, by: me }.encode().unwrap_or_default();
+                            // On the listening connection itself (typed
+                            // PostgreSQL, not Any), right after the barrier.
+                            let sent = sqlx::query::<sqlx::Postgres>(crate::changes::NOTIFY)
+                                .bind(CHANNEL)
+                                .bind(ack)
+                                .execute(&mut *l)
+                                .await;
+                            if let Err(e) = sent {
+                                tracing::warn!(error = %e, "cannot acknowledge a change; reconnecting");
+                                listening.store(false, std::sync::atomic::Ordering::SeqCst);
+                                listener = None;
+                            }
+                        }
+                        Some(Settle::Ack { id, by }) => acks.ack(id, by),
+                        None => match Change::decode(n.payload()) {
+                            Some(change) => on_change(change),
+                            None => on_change(Change::Everything),
+                        },
                     },
                     // The connection was lost; the next call reconnects.
                     Ok(None) => on_change(Change::Everything),
                     Err(e) => {
                         tracing::warn!(error = %e, "lost the connection that listens for changes; reconnecting");
+                        listening.store(false, std::sync::atomic::Ordering::SeqCst);
                         listener = None;
                         tokio::time::sleep(LISTEN_RETRY).await;
                     }

@@ -150,6 +150,14 @@ impl Registry {
         self.meta.announce_later(change);
     }
 
+    /// Returns once every instance has applied the changes this one made
+    /// so far: a request calls it before it answers when the client may
+    /// ask another instance next (deletes, a tag pushed). At once on
+    /// SQLite.
+    pub async fn settle(&self) {
+        self.meta.settle().await;
+    }
+
     /// Drops what a change another process announced makes stale here.
     pub fn apply_change(&self, change: &Change) {
         self.caches.apply(change);
@@ -315,6 +323,7 @@ impl Registry {
     pub async fn delete_blob(&self, repo: &RepoName, digest: &Digest) -> Result<(), StorageError> {
         let unlinked = self.meta.unlink_blob(repo, digest).await?;
         self.forget_blob_link(repo, digest);
+        self.settle().await;
         if unlinked {
             Ok(())
         } else {
@@ -612,6 +621,10 @@ impl Registry {
         for tag in &tags {
             self.forget_tag(repo, tag);
         }
+        if !tags.is_empty() {
+            // A tag that moved must not be served from the old place.
+            self.settle().await;
+        }
         Ok((digest, parsed.subject))
     }
 
@@ -679,6 +692,7 @@ impl Registry {
                 deleted
             }
         };
+        self.settle().await;
         if deleted {
             Ok(())
         } else {

@@ -136,6 +136,65 @@ fn v2_challenges_name_realm_service_and_scope() {
     assert_challenge(&berth, resp);
 }
 
+/// A mount sent with a token for the target only (clients that reuse
+/// their push token, as the OCI conformance suite does) is challenged for
+/// a token that covers the source too, one scope parameter or two; with
+/// it the blob is mounted. A source the caller may not read is not
+/// challenged for: the client uploads, as if it were not there.
+#[test]
+fn a_mount_with_a_token_for_the_target_only_asks_for_the_source_too() {
+    let berth = start();
+    Api::admin(&berth).create_projects(&["secret"]);
+    let registry = berth.registry();
+    let blob = berth_tests::content::random_layer(1, 4096).blob;
+    registry.push_blob("team/source", &blob);
+    registry.push_blob("secret/source", &blob);
+    let admin = berth.admin_credentials();
+    let mount = |token: &str, from: &str| {
+        plain_client()
+            .post(format!(
+                "{}/v2/team/target/blobs/uploads/?mount={}&from={from}",
+                berth.url(),
+                blob.digest
+            ))
+            .header("authorization", bearer(token))
+            .send()
+            .unwrap()
+    };
+
+    let push_only = fetch_token(
+        &berth.url(),
+        Some(admin),
+        &["repository:team/target:pull,push"],
+    );
+    let c = assert_challenge(&berth, mount(&push_only, "team/source"));
+    assert_eq!(c.get("error"), Some("insufficient_scope"), "{c:?}");
+    let scope = c.get("scope").unwrap().to_owned();
+    assert_eq!(
+        scope,
+        "repository:team/target:pull,push repository:team/source:pull"
+    );
+    // The challenge's scope sent back as it came, in one parameter.
+    let both = fetch_token(&berth.url(), Some(admin), &[scope.as_str()]);
+    let resp = mount(&both, "team/source");
+    assert_eq!(resp.status(), 201, "{}", describe(resp));
+    assert_eq!(
+        registry.head_blob("team/target", &blob.digest).status(),
+        200
+    );
+
+    // alice may push to team but not read `secret`: she uploads.
+    berth_tests::users::add_user(&berth, "alice", "Alice-pw-12345", false);
+    Api::admin(&berth).add_member("team", "alice", 2);
+    let alice = fetch_token(
+        &berth.url(),
+        Some(("alice", "Alice-pw-12345")),
+        &["repository:team/target:pull,push"],
+    );
+    let resp = mount(&alice, "secret/source");
+    assert_eq!(resp.status(), 202, "{}", describe(resp));
+}
+
 #[test]
 fn token_get_with_basic_grants_the_scopes_asked_for() {
     let berth = start();

@@ -316,6 +316,62 @@ fn a_deleted_tag_and_a_disabled_user_take_effect_everywhere_within_a_second() {
     }
 }
 
+/// A client that deletes through one instance and asks another right
+/// after (the next request behind a round-robin balancer) is told it is
+/// gone, though that instance had it cached: a delete answers only once
+/// every instance dropped it (what the OCI conformance suite checks).
+#[test]
+fn what_a_delete_removed_is_gone_everywhere_when_it_answers() {
+    let (cluster, _api) = start(3);
+    let nodes: Vec<Registry> = cluster.nodes.iter().map(|n| n.registry()).collect();
+    let (a, others) = (&nodes[0], &nodes[1..]);
+    let image = Image::random(1);
+    let digest = image.manifest.digest.clone();
+    let layer = image.layers[0].blob.digest.clone();
+    let delete = |path: String| {
+        let resp = a.http().delete(a.url(&path)).send().unwrap();
+        assert_eq!(resp.status(), 202, "DELETE {path}");
+    };
+    for round in 0..5 {
+        let tag = format!("t{round}");
+        a.push_image("team/app", &tag, &image);
+        let cache_everything = || {
+            for r in others {
+                assert_eq!(r.get_manifest("team/app", &tag).status(), 200);
+                assert_eq!(r.get_manifest("team/app", &digest).status(), 200);
+                assert_eq!(r.head_blob("team/app", &layer).status(), 200);
+            }
+        };
+        cache_everything();
+        delete(format!("/v2/team/app/manifests/{tag}"));
+        for r in others {
+            assert_eq!(
+                r.get_manifest("team/app", &tag).status(),
+                404,
+                "round {round}: tag"
+            );
+        }
+        a.push_manifest("team/app", &tag, &image.manifest);
+        cache_everything();
+        delete(format!("/v2/team/app/manifests/{digest}"));
+        for r in others {
+            let (by_tag, by_digest) = (
+                r.get_manifest("team/app", &tag).status().as_u16(),
+                r.get_manifest("team/app", &digest).status().as_u16(),
+            );
+            assert_eq!((by_tag, by_digest), (404, 404), "round {round}: manifest");
+        }
+        delete(format!("/v2/team/app/blobs/{layer}"));
+        for r in others {
+            assert_eq!(
+                r.head_blob("team/app", &layer).status(),
+                404,
+                "round {round}: blob"
+            );
+        }
+    }
+}
+
 /// skopeo pushes a large image through the balancer while one instance
 /// is killed with -9; the push completes through the others (skopeo
 /// retries), and what is stored is whole on every surviving instance.

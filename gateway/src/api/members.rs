@@ -246,7 +246,7 @@ pub async fn create(
             row.name
         ))
     })?;
-    app.forget_access();
+    app.forget_access().await;
     Ok(Reply::new(201).header(
         "Location",
         format!("/api/v2.0/projects/{}/members/{mid}", row.id),
@@ -295,7 +295,7 @@ pub async fn update(
             row.name
         )));
     }
-    app.forget_access();
+    app.forget_access().await;
     Ok(Reply::new(200))
 }
 
@@ -333,6 +333,6 @@ pub async fn delete(
             row.name
         )));
     }
-    app.forget_access();
+    app.forget_access().await;
     Ok(Reply::new(200))
 }

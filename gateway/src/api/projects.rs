@@ -300,7 +300,7 @@ pub async fn create(
             .await?;
     }
     app.registry.forget_project(name.as_str());
-    app.forget_access();
+    app.forget_access().await;
     Ok(Reply::new(201).header("Location", format!("/api/v2.0/projects/{id}")))
 }
 
@@ -371,6 +371,7 @@ pub async fn update(
             .set_project_public(row.id, public)
             .await?;
         app.registry.forget_project(&row.name);
+        app.registry.settle().await;
     }
     req.audit(app, "update", "project", &row.name, Some(&row.name), true);
     Ok(Reply::new(200))
@@ -411,7 +412,7 @@ pub async fn delete(
             if repositories > 0 {
                 app.registry.forget_content();
             }
-            app.forget_access();
+            app.forget_access().await;
             Ok(Reply::new(200))
         }
         ProjectDeletion::NotEmpty { repositories } => Err(GatewayError::Precondition(format!(

@@ -282,7 +282,7 @@ pub async fn update(
         }
     }
     meta.update_endpoint(current.id, &spec).await?;
-    app.forget_endpoint(current.id);
+    app.forget_endpoint(current.id).await;
     req.audit(app, "update", "registry", &spec.name, None, true);
     Ok(Reply::new(200))
 }
@@ -295,7 +295,7 @@ pub async fn delete(app: &App, req: &ApiRequest, id: &str) -> Result<Reply, Gate
     let current = load(app, id).await?;
     match app.registry.meta().delete_endpoint(current.id).await? {
         Ok(_) => {
-            app.forget_endpoint(current.id);
+            app.forget_endpoint(current.id).await;
             req.audit(app, "delete", "registry", &current.name, None, true);
             Ok(Reply::new(200))
         }

@@ -419,6 +419,7 @@ pub async fn delete(
         )));
     }
     app.registry.forget_content();
+    app.registry.settle().await;
     Ok(Reply::new(200))
 }
 
@@ -545,6 +546,7 @@ pub async fn delete_artifact(
     match outcome {
         ArtifactDeletion::Deleted { .. } => {
             app.registry.forget_content();
+            app.registry.settle().await;
             Ok(Reply::new(200))
         }
         ArtifactDeletion::Referenced { by } => Err(GatewayError::Precondition(format!(
@@ -643,6 +645,7 @@ pub async fn create_tag(
     match outcome {
         TagAddition::Added { .. } => {
             app.registry.forget_content();
+            app.registry.settle().await;
             Ok(Reply::new(201).header(
                 "Location",
                 format!(
@@ -704,5 +707,6 @@ pub async fn delete_tag(
         )));
     }
     app.registry.forget_content();
+    app.registry.settle().await;
     Ok(Reply::new(200))
 }

@@ -510,7 +510,7 @@ pub async fn update(
         )
         .await?;
     req.audit(app, "update", "robot", &row.name, project.as_deref(), done);
-    app.forget_access();
+    app.forget_access().await;
     Ok(Reply::new(200))
 }
 
@@ -555,7 +555,7 @@ pub async fn refresh(
         None,
         done,
     );
-    app.forget_access();
+    app.forget_access().await;
     Ok(Reply::json(
         200,
         &serde_json::to_value(RobotSec {
@@ -572,6 +572,6 @@ pub async fn delete(app: &App, req: &ApiRequest, id: &str) -> Result<Reply, Gate
     let row = load(app, req, id, false).await?;
     let done = app.registry.meta().delete_robot(row.id).await?;
     req.audit(app, "delete", "robot", &row.name, None, done);
-    app.forget_access();
+    app.forget_access().await;
     Ok(Reply::new(200))
 }

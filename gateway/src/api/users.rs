@@ -410,7 +410,7 @@ pub async fn delete(app: &App, req: &ApiRequest, id: &str) -> Result<Reply, Gate
     }
     let done = app.registry.meta().delete_user(id).await?;
     req.audit(app, "delete", "user", &user.username, None, done);
-    app.forget_access();
+    app.forget_access().await;
     Ok(Reply::new(200))
 }
 
@@ -457,7 +457,7 @@ pub async fn set_password(
         None,
         done,
     );
-    app.forget_access();
+    app.forget_access().await;
     Ok(Reply::new(200))
 }
 
@@ -493,6 +493,6 @@ pub async fn set_sysadmin(
         None,
         done,
     );
-    app.forget_access();
+    app.forget_access().await;
     Ok(Reply::new(200))
 }

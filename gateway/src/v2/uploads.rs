@@ -100,11 +100,26 @@ async fn mount(
         None => app.registry.repos_with_blob(digest).await?,
     };
     for source in candidates {
-        let may_read = check(app, caller, Action::Pull, Some(&source))
-            .await
-            .is_ok();
-        if may_read && app.registry.mount_blob(repo, digest, &source).await? {
-            return Ok(true);
+        match check(app, caller, Action::Pull, Some(&source)).await {
+            Ok(()) => {
+                if app.registry.mount_blob(repo, digest, &source).await? {
+                    return Ok(true);
+                }
+            }
+            // A token issued without the named source, which its holder
+            // may read (a client that reuses its push token): ask for one
+            // that covers both, as distribution does, rather than have
+            // the client upload what is already here.
+            Err(GatewayError::InsufficientScope { .. }) if from.is_some() => {
+                return Err(GatewayError::InsufficientScope {
+                    scope: Some(format!(
+                        "{} repository:{source}:pull",
+                        crate::auth::scope_for(Some(repo), Action::Push)
+                    )),
+                });
+            }
+            // Not readable: as if it were not there.
+            Err(_) => {}
         }
     }
     Ok(false)
