@@ -15,7 +15,9 @@
 //! - [`Scope::Project`] takes the cluster-wide lock shared and the
 //!   project's own lock exclusively: pushes, mounts and deletes in one
 //!   project. Everything they check lives in that project (its blob
-//!   links, manifests, tags and quota row), so pushes to different
+//!   links, manifests, tags and quota row; a mount also reads the source
+//!   repository's link, elsewhere, but only GC, which excludes them all,
+//!   deletes the blob row that link needs), so pushes to different
 //!   projects commit side by side on every instance, while two commits
 //!   in one project still take turns, which keeps its quota exact. Only
 //!   the commit takes turns, for milliseconds: the bytes of concurrent
@@ -27,6 +29,10 @@
 //!
 //! A transaction takes its locks once, at its start, in the order above
 //! (cluster-wide first), so no two writers wait for each other in a cycle.
+//!
+//! Names share a key when their 32-bit hashes collide (and such names can
+//! be found on purpose): their commits then take turns, as every commit
+//! did under one lock. Nothing else follows from it.
 
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Transaction};
 

@@ -162,8 +162,7 @@ impl Registry {
                 .meta()
                 .commit_located_blob(repo, digest, size, &location)
                 .await;
-            if !matches!(recorded, Ok(true)) {
-                // Already stored, or refused: this copy is nobody's.
+            if crate::objects::unowned_after(&recorded) {
                 let _ = objects.delete(&objects.blob_path(&location)).await;
             }
             recorded?;

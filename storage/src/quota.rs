@@ -19,9 +19,10 @@
 //! of every insert or delete, whichever code runs it (pushes, API deletes,
 //! garbage collection). [`usage`] computes the same number from the
 //! definition; the tests hold the two equal. A push is checked against
-//! the limit ([`check_growth`]) inside the same `BEGIN IMMEDIATE`
-//! transaction as the write it guards: SQLite runs one writer at a time,
-//! so two concurrent pushes cannot both see room for their last layer.
+//! the limit ([`check_growth`]) inside the same transaction as the write
+//! it guards, which holds its project's write lock (SQLite's one writer;
+//! on PostgreSQL the project's advisory lock, see `locks`), so two
+//! concurrent pushes cannot both see room for their last layer.
 
 use sqlx::{AnyConnection, Row};
 

@@ -550,9 +550,8 @@ impl Registry {
             .meta
             .commit_located_blob(repo, digest, size, &location)
             .await;
-        if !matches!(recorded, Ok(true)) {
-            // Not referenced by any row: already stored, or refused (over
-            // the quota). A failed delete leaves it to GC's orphan sweep.
+        if crate::objects::unowned_after(&recorded) {
+            // A failed delete leaves it to GC's orphan sweep.
             let _ = objects.delete(&objects.blob_path(&location)).await;
         }
         // The bytes were assembled: the session cannot be completed again.

@@ -381,3 +381,35 @@ impl Objects {
         result
     }
 }
+
+/// Whether the object a blob commit named is nobody's, given the commit's
+/// outcome: the digest was stored at another location already (`false`),
+/// or the commit was refused before anything was written (over the
+/// quota). After any other error the commit may have gone through (a
+/// connection lost while it committed): the object stays, and GC's orphan
+/// sweep decides by the rows whether it is anybody's.
+pub(crate) fn unowned_after(recorded: &Result<bool, StorageError>) -> bool {
+    matches!(recorded, Ok(false) | Err(StorageError::QuotaExceeded(_)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_known_outcome_gives_an_uploaded_object_away() {
+        let over = StorageError::QuotaExceeded(crate::quota::Exceeded {
+            project: "team".into(),
+            used: 1,
+            limit: 1,
+            needed: 1,
+        });
+        assert!(unowned_after(&Ok(false)));
+        assert!(unowned_after(&Err(over)));
+        assert!(!unowned_after(&Ok(true)));
+        // Lost while committing: the row may name it.
+        assert!(!unowned_after(&Err(StorageError::Corrupt(
+            "connection reset".into()
+        ))));
+    }
+}
