@@ -14,118 +14,20 @@
 //! cache's lifetime, and a listener that lost its connection drops
 //! everything ([`Change::Everything`]) before it trusts its caches again.
 //!
-//! A notification takes milliseconds, which is too long for a client that
-//! deletes a tag through one instance and asks for it through another at
-//! once (the OCI conformance suite does exactly this behind a round-robin
-//! balancer). So a request whose change others must see before it answers
-//! *settles* ([`Settle`]): it sends a barrier after its changes and waits
-//! until every listening process acknowledged it. Notifications reach each
-//! listener in the order they were sent, so a listener that acknowledges a
-//! barrier has applied every change announced before it. The listeners are
-//! counted in `pg_stat_activity` by their application name
-//! ([`LISTENER_NAME`]); the wait is bounded ([`SETTLE_LIMIT`]), so a stuck
-//! instance delays such requests but never blocks them.
-
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+//! Any login to the database server may LISTEN and NOTIFY on the channel,
+//! so every announcement is signed with a secret only berth's role can
+//! read (`settle::Signer`); what is not signed is ignored. A request that
+//! other instances must see applied before it answers waits for them
+//! (`settle`).
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::error::StorageError;
+use crate::settle::{Settle, Signer};
 
 /// The PostgreSQL channel the announcements go through.
 pub const CHANNEL: &str = "berth_changes";
-
-/// The application name of every listening connection, by which a settling
-/// request counts the listeners it waits for.
-pub(crate) const LISTENER_NAME: &str = "berth-listen";
-
-/// How long a settling request waits for acknowledgements.
-pub(crate) const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// The barrier protocol, on the same channel as the changes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub(crate) enum Settle {
-    /// Every listener acknowledges barrier `id` once it applied what came
-    /// before it.
-    Barrier { id: u64 },
-    /// Listener `by` (an id per connection) acknowledges barrier `id`.
-    Ack { id: u64, by: u64 },
-}
-
-impl Settle {
-    pub(crate) fn encode(&self) -> Result<String, StorageError> {
-        serde_json::to_string(self)
-            .map_err(|e| StorageError::Corrupt(format!("encoding a barrier: {e}")))
-    }
-
-    pub(crate) fn decode(payload: &str) -> Option<Settle> {
-        serde_json::from_str(payload).ok()
-    }
-}
-
-/// The barriers this process waits on, with the listeners that
-/// acknowledged each.
-#[derive(Debug, Default)]
-pub(crate) struct Acks {
-    open: std::sync::Mutex<HashMap<u64, Waiting>>,
-}
-
-#[derive(Debug)]
-struct Waiting {
-    by: HashSet<u64>,
-    wake: Arc<tokio::sync::Notify>,
-}
-
-impl Acks {
-    fn open(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Waiting>> {
-        // A panic elsewhere while holding it leaves the map usable.
-        self.open.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Starts waiting for barrier `id`.
-    pub(crate) fn expect(&self, id: u64) {
-        self.open().insert(
-            id,
-            Waiting {
-                by: HashSet::new(),
-                wake: Arc::new(tokio::sync::Notify::new()),
-            },
-        );
-    }
-
-    /// Records an acknowledgement (of a barrier of this process or not).
-    pub(crate) fn ack(&self, id: u64, by: u64) {
-        if let Some(waiting) = self.open().get_mut(&id) {
-            waiting.by.insert(by);
-            waiting.wake.notify_one();
-        }
-    }
-
-    /// Waits until `listeners` distinct listeners acknowledged barrier
-    /// `id`, then forgets it; false if it gave up after [`SETTLE_LIMIT`].
-    pub(crate) async fn wait(&self, id: u64, listeners: usize) -> bool {
-        let done = tokio::time::timeout(SETTLE_LIMIT, async {
-            loop {
-                let wake = {
-                    let open = self.open();
-                    match open.get(&id) {
-                        Some(w) if w.by.len() < listeners => w.wake.clone(),
-                        _ => return,
-                    }
-                };
-                // A permit stored by an `ack` since the check wakes at once.
-                wake.notified().await;
-            }
-        })
-        .await
-        .is_ok();
-        self.open().remove(&id);
-        done
-    }
-}
 
 /// What cached entries a change makes stale.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -212,11 +114,12 @@ impl Epoch {
 #[derive(Debug, Clone)]
 pub(crate) struct Announcer {
     queue: mpsc::UnboundedSender<String>,
+    signer: Signer,
 }
 
 impl Announcer {
     /// Starts the task that sends what is queued with `send`.
-    pub(crate) fn start(pool: sqlx::AnyPool) -> Announcer {
+    pub(crate) fn start(pool: sqlx::AnyPool, signer: Signer) -> Announcer {
         let (queue, mut queued) = mpsc::unbounded_channel::<String>();
         tokio::spawn(async move {
             while let Some(payload) = queued.recv().await {
@@ -226,20 +129,26 @@ impl Announcer {
                 }
             }
         });
-        Announcer { queue }
+        Announcer { queue, signer }
     }
 
     pub(crate) fn send(&self, change: &Change) {
-        if let Ok(payload) = change.encode() {
-            let _ = self.queue.send(payload);
+        if let Ok(message) = change.encode() {
+            let _ = self.queue.send(self.signer.sign(&message));
         }
     }
 
-    /// Queues barrier `id` behind every change queued so far.
-    pub(crate) fn barrier(&self, id: u64) {
-        if let Ok(payload) = (Settle::Barrier { id }).encode() {
-            let _ = self.queue.send(payload);
+    /// Queues barrier `id`, sent at `at_ms`, behind every change queued
+    /// so far.
+    pub(crate) fn barrier(&self, id: u64, at_ms: i64) {
+        if let Ok(message) = (Settle::Barrier { id, at: at_ms }).encode() {
+            let _ = self.queue.send(self.signer.sign(&message));
         }
+    }
+
+    /// A change signed for [`notify`] now.
+    pub(crate) fn signed(&self, change: &Change) -> Result<String, StorageError> {
+        Ok(self.signer.sign(&change.encode()?))
     }
 }
 
@@ -276,30 +185,5 @@ mod tests {
         }
         assert_eq!(Change::decode(r#"{"kind":"from_the_future"}"#), None);
         assert_eq!(Change::decode("not json"), None);
-        // The barrier protocol and the changes do not mistake each other.
-        let barrier = Settle::Barrier { id: u64::MAX };
-        let ack = Settle::Ack { id: 1, by: 2 };
-        for s in [&barrier, &ack] {
-            assert_eq!(Settle::decode(&s.encode().unwrap()).as_ref(), Some(s));
-            assert_eq!(Change::decode(&s.encode().unwrap()), None);
-        }
-        assert_eq!(Settle::decode(&Change::AnyTag.encode().unwrap()), None);
-    }
-
-    #[tokio::test]
-    async fn a_barrier_waits_for_every_listener_and_gives_up_in_time() {
-        let acks = Acks::default();
-        acks.expect(7);
-        acks.ack(7, 1);
-        acks.ack(7, 1);
-        acks.ack(8, 2);
-        let started = std::time::Instant::now();
-        assert!(!acks.wait(7, 2).await, "one listener acknowledged twice");
-        assert!(started.elapsed() >= SETTLE_LIMIT);
-        acks.expect(9);
-        acks.ack(9, 1);
-        acks.ack(9, 2);
-        assert!(acks.wait(9, 2).await);
-        assert!(acks.open().is_empty(), "waits forget their barrier");
     }
 }

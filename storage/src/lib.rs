@@ -20,6 +20,8 @@
 //! - [`registry`]: the operations the gateway calls, keeping both in step.
 //! - `owner`: which process owns files left on disk, and whether it is gone.
 //! - `passes`: background passes run once per period for the cluster.
+//! - `settle`: requests that wait until every instance applied their
+//!   changes, and the signatures on what instances announce.
 //! - [`gc`]: online garbage collection, its lock, history and schedule,
 //!   and the purge of abandoned uploads.
 //! - [`usage`]: bytes stored per project and pool state, for metrics.
@@ -58,6 +60,7 @@ pub mod registry;
 pub mod retention;
 pub mod robots;
 pub mod selector;
+mod settle;
 mod uploads;
 pub mod upstreams;
 pub mod usage;

@@ -11,10 +11,11 @@ use sqlx::{Any, AnyConnection, AnyPool, Row, Transaction};
 use sqlx::postgres::PgListener;
 
 use crate::audit::now_ms;
-use crate::changes::{Acks, Announcer, Change, Settle, CHANNEL, LISTENER_NAME};
+use crate::changes::{Announcer, Change, CHANNEL};
 use crate::error::StorageError;
 use crate::locks::Scope;
 use crate::oci::{Digest, ParsedManifest, Reference, RepoName, Tag};
+use crate::settle::{Acks, Replays, Settle, Signer, LISTENER_NAME};
 
 /// The database behind [`Meta`]. Queries are written once, in the SQL
 /// both understand; the few that differ ask for their dialect here.
@@ -73,8 +74,9 @@ pub struct Meta {
     listening: Arc<std::sync::atomic::AtomicBool>,
 }
 
+/// Where the listener connects, and what opens the announcements it hears.
 #[derive(Clone)]
-struct ListenUrl(Arc<str>);
+struct ListenUrl(Arc<str>, Signer);
 
 impl std::fmt::Debug for ListenUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -181,9 +183,13 @@ impl Meta {
             }
             Backend::Postgres => {
                 sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+                let secret: String =
+                    sqlx::query_scalar("SELECT secret FROM cluster_secrets WHERE name = 'changes'")
+                        .fetch_one(&pool)
+                        .await?;
                 (
-                    Some(Announcer::start(pool.clone())),
-                    Some(ListenUrl(url.as_str().into())),
+                    Some(Announcer::start(pool.clone(), Signer::new(&secret))),
+                    Some(ListenUrl(url.as_str().into(), Signer::new(&secret))),
                 )
             }
         };
@@ -208,17 +214,17 @@ impl Meta {
     /// Announces a change and waits until it is sent (for a command that
     /// exits right after its change).
     pub async fn announce(&self, change: &Change) -> Result<(), StorageError> {
-        if self.announcer.is_some() {
-            crate::changes::notify(&self.pool, &change.encode()?).await?;
+        if let Some(announcer) = &self.announcer {
+            crate::changes::notify(&self.pool, &announcer.signed(change)?).await?;
         }
         Ok(())
     }
 
     /// Waits until every listening process (this one included) has
     /// applied the changes this process announced so far, at most
-    /// [`crate::changes::SETTLE_LIMIT`] (see `changes`). Nothing to wait
-    /// for on SQLite, or while this process's own listener is not
-    /// connected (it would hear no acknowledgement).
+    /// [`crate::settle::SETTLE_LIMIT`] (see `settle`). Nothing to wait for
+    /// on SQLite, or while this process's own listener is not connected
+    /// (it would hear no acknowledgement).
     pub async fn settle(&self) {
         let Some(announcer) = &self.announcer else {
             return;
@@ -226,32 +232,31 @@ impl Meta {
         if !self.listening.load(std::sync::atomic::Ordering::SeqCst) {
             return;
         }
-        let listeners: i64 = match sqlx::query_scalar(
-            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() \
-             AND application_name = $1",
+        let listeners: Vec<i32> = match sqlx::query_scalar(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+             AND usename = current_user AND application_name = $1",
         )
-        .bind(crate::changes::LISTENER_NAME)
-        .fetch_one(&self.pool)
+        .bind(LISTENER_NAME)
+        .fetch_all(&self.pool)
         .await
         {
-            Ok(n) => n,
+            Ok(pids) => pids,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot count the berth processes to wait for; answering without waiting");
+                tracing::warn!(error = %e, "cannot list the berth processes to wait for; answering without waiting");
                 return;
             }
         };
         let id = rand_id();
-        self.acks.expect(id);
-        announcer.barrier(id);
-        if !self
-            .acks
-            .wait(id, usize::try_from(listeners).unwrap_or(0))
-            .await
-        {
+        self.acks
+            .expect(id, listeners.iter().map(|p| i64::from(*p)).collect());
+        announcer.barrier(id, crate::audit::now_ms());
+        let missing = self.acks.wait(id).await;
+        if missing > 0 {
             tracing::warn!(
-                listeners,
+                missing,
+                of = listeners.len(),
                 "not every berth process confirmed a change within {:?}; answering anyway",
-                crate::changes::SETTLE_LIMIT
+                crate::settle::SETTLE_LIMIT
             );
         }
     }
@@ -264,7 +269,7 @@ impl Meta {
     where
         F: Fn(Change) + Send + Sync + 'static,
     {
-        let Some(ListenUrl(url)) = self.listen_url.clone() else {
+        let Some(ListenUrl(url, signer)) = self.listen_url.clone() else {
             return;
         };
         // Named, so that settling requests can count the listeners.
@@ -273,18 +278,30 @@ impl Meta {
         let (acks, listening) = (self.acks.clone(), self.listening.clone());
         tokio::spawn(async move {
             let mut listener: Option<PgListener> = None;
-            // This connection's name in acknowledgements.
-            let mut me = rand_id();
+            // This connection's backend pid: its name in acknowledgements.
+            let mut me: i64 = 0;
+            let mut replays = Replays::default();
             loop {
                 let Some(l) = listener.as_mut() else {
                     match PgListener::connect(&url).await {
                         Ok(mut l) => match l.listen(CHANNEL).await {
                             Ok(()) => {
-                                // Whatever was announced while nobody listened.
-                                on_change(Change::Everything);
-                                me = rand_id();
-                                listener = Some(l);
-                                listening.store(true, std::sync::atomic::Ordering::SeqCst);
+                                let pid = sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()")
+                                    .fetch_one(&mut l)
+                                    .await;
+                                match pid {
+                                    Ok(pid) => {
+                                        // Whatever was announced while nobody listened.
+                                        on_change(Change::Everything);
+                                        me = i64::from(pid);
+                                        listener = Some(l);
+                                        listening.store(true, std::sync::atomic::Ordering::SeqCst);
+                                    }
+                                    Err(e) => {
+                                        tracing::warn!(error = %e, "cannot listen for changes of other berth processes; retrying");
+                                        tokio::time::sleep(LISTEN_RETRY).await;
+                                    }
+                                }
                             }
                             Err(e) => {
                                 tracing::warn!(error = %e, "cannot listen for changes of other berth processes; retrying");
@@ -316,11 +333,17 @@ impl Meta {
                     }
                 };
                 match received {
-                    Ok(Some(n)) => match Settle::decode(n.payload()) {
+                    // Not signed by this cluster: not berth's, ignored.
+                    Ok(Some(n)) => match signer.open(n.payload()).map(|m| (m, Settle::decode(m))) {
+                        None => {}
                         // Everything before the barrier is applied: this
                         // connection got it first.
-                        Some(Settle::Barrier { id }) => {
+                        Some((_, Some(Settle::Barrier { id, at }))) => {
+                            if !replays.first_time(id, at, crate::audit::now_ms()) {
+                                continue;
+                            }
                             let ack = Settle::Ack { id, by: me }.encode().unwrap_or_default();
+                            let ack = signer.sign(&ack);
                             // On the listening connection itself (typed
                             // PostgreSQL, not Any), right after the barrier.
                             let sent = sqlx::query::<sqlx::Postgres>(crate::changes::NOTIFY)
@@ -334,11 +357,12 @@ impl Meta {
                                 listener = None;
                             }
                         }
-                        Some(Settle::Ack { id, by }) => acks.ack(id, by),
-                        None => match Change::decode(n.payload()) {
-                            Some(change) => on_change(change),
-                            None => on_change(Change::Everything),
-                        },
+                        Some((_, Some(Settle::Ack { id, by }))) => acks.ack(id, by),
+                        // One this version does not know (from a newer
+                        // berth during a rolling upgrade): drop everything.
+                        Some((message, None)) => {
+                            on_change(Change::decode(message).unwrap_or(Change::Everything))
+                        }
                     },
                     // The connection was lost; the next call reconnects.
                     Ok(None) => on_change(Change::Everything),

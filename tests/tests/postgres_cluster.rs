@@ -372,6 +372,98 @@ fn what_a_delete_removed_is_gone_everywhere_when_it_answers() {
     }
 }
 
+/// Any login to the database server may LISTEN and NOTIFY on berth's
+/// channel, and name its connection like berth's listeners. Such a login,
+/// without rights on berth's tables, floods the channel with unsigned
+/// barriers, acknowledgements and changes while holding a connection named
+/// like a listener: a delete still answers only when every instance
+/// dropped what it deleted, and no instance ran out of time waiting.
+#[test]
+fn a_database_login_without_rights_can_neither_forge_nor_stall_settling() {
+    let (cluster, _api) = start(3);
+    let pg = berth_tests::postgres::shared();
+    let db = cluster.nodes[0].sql("SELECT current_database();");
+    let db = db.trim();
+    let role = format!("mallory_{}", berth_tests::content::random_suffix());
+    pg.psql(db, &format!("CREATE ROLE {role} LOGIN"));
+    let port = pg.port().to_string();
+    let as_mallory = |sql: &str| {
+        std::process::Command::new("psql")
+            .args([
+                "-X",
+                "-q",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                &role,
+                "-d",
+                db,
+            ])
+            .args(["-c", sql])
+            .env("PGAPPNAME", "berth-listen")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut named = as_mallory("SELECT pg_sleep(60)");
+    within(Duration::from_secs(10), "mallory's connection", || {
+        pg.psql(
+            db,
+            &format!("SELECT count(*) FROM pg_stat_activity WHERE usename = '{role}'"),
+        )
+        .trim()
+            == "1"
+    });
+    let now_ms = "(extract(epoch from now()) * 1000)::bigint";
+    let flood = as_mallory(&format!(
+        "SELECT pg_notify('berth_changes', '{{\"kind\":\"barrier\",\"id\":' || g || ',\"at\":' || {now_ms} || '}}'), \
+                pg_notify('berth_changes', '00.{{\"kind\":\"ack\",\"id\":' || g || ',\"by\":' || g || '}}'), \
+                pg_notify('berth_changes', '{{\"kind\":\"everything\"}}') \
+         FROM generate_series(1, 3000) g"
+    ));
+    let nodes: Vec<Registry> = cluster.nodes.iter().map(|n| n.registry()).collect();
+    let image = Image::random(1);
+    for round in 0..5 {
+        let tag = format!("t{round}");
+        nodes[0].push_image("team/app", &tag, &image);
+        for r in &nodes[1..] {
+            assert_eq!(r.get_manifest("team/app", &tag).status(), 200);
+        }
+        let resp = nodes[0]
+            .http()
+            .delete(nodes[0].url(&format!("/v2/team/app/manifests/{tag}")))
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 202);
+        for r in &nodes[1..] {
+            assert_eq!(
+                r.get_manifest("team/app", &tag).status(),
+                404,
+                "round {round}"
+            );
+        }
+    }
+    let _ = named.kill();
+    let _ = named.wait();
+    pg.psql(
+        db,
+        &format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'"),
+    );
+    let _ = flood.wait_with_output();
+    for node in &cluster.nodes {
+        let log = node.log_tail(10_000);
+        assert!(
+            !log.contains("not every berth process confirmed"),
+            "a settle ran out of time at {}: {}",
+            node.url(),
+            node.log_problems(5)
+        );
+    }
+}
+
 /// skopeo pushes a large image through the balancer while one instance
 /// is killed with -9; the push completes through the others (skopeo
 /// retries), and what is stored is whole on every surviving instance.
