@@ -209,6 +209,36 @@ pub fn skopeo_copy(authfile: &Path, src: &str, dest: &str) -> Output {
     )
 }
 
+/// One `skopeo copy` of `image` (written as an OCI layout under
+/// `scratch`) to `docker://<host>/<reference>` with `creds` (`user:pw`),
+/// without retries: what a refused push answers is the point.
+pub fn skopeo_push_once(
+    scratch: &Path,
+    image: &Image,
+    host: &str,
+    reference: &str,
+    creds: &str,
+) -> Output {
+    let dir = scratch.join(format!("layout-{}", &image.manifest.digest[7..19]));
+    let src = write_oci_layout(&dir, image, "t");
+    let dest = format!("docker://{host}/{reference}");
+    run(
+        "skopeo",
+        &[
+            "--insecure-policy",
+            "copy",
+            "--retry-times=0",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            creds,
+            &src,
+            &dest,
+        ],
+        &[],
+        None,
+    )
+}
+
 /// Writes an OCI image layout at `dir` holding `image` under `tag`;
 /// returns `oci:<dir>:<tag>` for skopeo.
 pub fn write_oci_layout(dir: &Path, image: &Image, tag: &str) -> String {

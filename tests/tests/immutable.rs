@@ -8,7 +8,6 @@ use std::process::Output;
 
 use berth_tests::content::random_layer;
 use berth_tests::registry::describe;
-use berth_tests::tools::write_oci_layout;
 use berth_tests::{Api, Berth, Image};
 use serde_json::{json, Value};
 
@@ -17,26 +16,12 @@ fn creds(berth: &Berth) -> String {
 }
 
 fn push(berth: &Berth, image: &Image, reference: &str) -> Output {
-    let dir = berth
-        .scratch_dir()
-        .join(format!("layout-{}", &image.manifest.digest[7..19]));
-    let src = write_oci_layout(&dir, image, "t");
-    let dest = format!("docker://{}/{reference}", berth.host_port());
-    let creds = creds(berth);
-    berth_tests::tools::run(
-        "skopeo",
-        &[
-            "--insecure-policy",
-            "copy",
-            "--retry-times=0",
-            "--dest-tls-verify=false",
-            "--dest-creds",
-            &creds,
-            &src,
-            &dest,
-        ],
-        &[],
-        None,
+    berth_tests::tools::skopeo_push_once(
+        berth.scratch_dir(),
+        image,
+        &berth.host_port(),
+        reference,
+        &creds(berth),
     )
 }
 

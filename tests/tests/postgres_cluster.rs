@@ -174,24 +174,10 @@ fn concurrent_pushes_through_every_instance_stay_within_the_quota() {
         })
         .collect();
     let creds = format!("{user}:{pw}");
-    let push = |i: usize, repo: &str, image: &Image| -> Output {
-        let layout = write_oci_layout(&cluster.scratch_dir().join(format!("l{i}")), image, "v1");
-        let dest = format!("docker://{}/{repo}:v1", cluster.host_port());
-        run(
-            "skopeo",
-            &[
-                "--insecure-policy",
-                "copy",
-                "--retry-times=0",
-                "--dest-tls-verify=false",
-                "--dest-creds",
-                &creds,
-                &layout,
-                &dest,
-            ],
-            &[],
-            None,
-        )
+    let push = |repo: &str, image: &Image| -> Output {
+        let scratch = cluster.scratch_dir();
+        let host = cluster.host_port();
+        berth_tests::tools::skopeo_push_once(scratch, image, &host, &format!("{repo}:v1"), &creds)
     };
     let watching = AtomicBool::new(true);
     let (outcomes, max_seen) = std::thread::scope(|s| {
@@ -206,8 +192,7 @@ fn concurrent_pushes_through_every_instance_stay_within_the_quota() {
         });
         let pushes: Vec<_> = images
             .iter()
-            .enumerate()
-            .map(|(i, (repo, image))| s.spawn(move || push(i, repo, image)))
+            .map(|(repo, image)| s.spawn(move || push(repo, image)))
             .collect();
         let outcomes: Vec<Output> = pushes.into_iter().map(|h| h.join().unwrap()).collect();
         watching.store(false, Ordering::SeqCst);

@@ -12,33 +12,19 @@ use std::sync::Arc;
 
 use berth_tests::content::random_layer;
 use berth_tests::server::POLL;
-use berth_tests::tools::write_oci_layout;
 use berth_tests::{Api, Berth, Image};
 use serde_json::json;
 
 const MIB: u64 = 1024 * 1024;
 
-/// `skopeo copy` of `image` from an OCI layout to `repo:tag` as admin.
+/// `skopeo copy` of `image` to `repo:tag` as admin, without retries.
 fn skopeo_push(berth: &Berth, image: &Image, repo: &str, tag: &str) -> Output {
-    let dir = berth
-        .scratch_dir()
-        .join(format!("layout-{}", &image.manifest.digest[7..19]));
-    let src = write_oci_layout(&dir, image, tag);
-    let creds = format!("admin:{}", berth.admin_password());
-    berth_tests::tools::run(
-        "skopeo",
-        &[
-            "--insecure-policy",
-            "copy",
-            "--retry-times=0",
-            "--dest-tls-verify=false",
-            "--dest-creds",
-            &creds,
-            &src,
-            &format!("docker://{}/{repo}:{tag}", berth.host_port()),
-        ],
-        &[],
-        None,
+    berth_tests::tools::skopeo_push_once(
+        berth.scratch_dir(),
+        image,
+        &berth.host_port(),
+        &format!("{repo}:{tag}"),
+        &format!("admin:{}", berth.admin_password()),
     )
 }
 
