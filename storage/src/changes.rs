@@ -113,28 +113,37 @@ impl Epoch {
 /// only after the one before it, so listeners get them in this order.
 #[derive(Debug, Clone)]
 pub(crate) struct Announcer {
-    queue: mpsc::UnboundedSender<String>,
+    queue: mpsc::UnboundedSender<Outgoing>,
     signer: Signer,
+}
+
+/// A signed payload waiting to be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outgoing {
+    Change(String),
+    Barrier(String),
 }
 
 impl Announcer {
     /// Starts the task that sends what is queued with `send`.
     pub(crate) fn start(pool: sqlx::AnyPool, signer: Signer) -> Announcer {
-        let (queue, mut queued) = mpsc::unbounded_channel::<String>();
-        tokio::spawn(async move {
-            while let Some(payload) = queued.recv().await {
-                if let Err(e) = notify(&pool, &payload).await {
-                    // The other processes see it when their caches expire.
-                    tracing::warn!(error = %e, %payload, "could not announce a change to the other berth processes");
-                }
-            }
-        });
+        let (queue, queued) = mpsc::unbounded_channel::<Outgoing>();
+        let everything = Change::Everything
+            .encode()
+            .map(|m| signer.sign(&m))
+            .unwrap_or_default();
+        tokio::spawn(pump(queued, everything, move |payload| {
+            let pool = pool.clone();
+            async move { notify(&pool, &payload).await }
+        }));
         Announcer { queue, signer }
     }
 
     pub(crate) fn send(&self, change: &Change) {
         if let Ok(message) = change.encode() {
-            let _ = self.queue.send(self.signer.sign(&message));
+            let _ = self
+                .queue
+                .send(Outgoing::Change(self.signer.sign(&message)));
         }
     }
 
@@ -142,13 +151,42 @@ impl Announcer {
     /// so far.
     pub(crate) fn barrier(&self, id: u64, at_ms: i64) {
         if let Ok(message) = (Settle::Barrier { id, at: at_ms }).encode() {
-            let _ = self.queue.send(self.signer.sign(&message));
+            let _ = self
+                .queue
+                .send(Outgoing::Barrier(self.signer.sign(&message)));
         }
     }
 
     /// A change signed for [`notify`] now.
     pub(crate) fn signed(&self, change: &Change) -> Result<String, StorageError> {
         Ok(self.signer.sign(&change.encode()?))
+    }
+}
+
+/// Sends what is queued, in order, with `send`. A change whose
+/// announcement failed is owed to the others: before anything else goes
+/// out they are told to drop everything (`everything`), and until they
+/// have been, no barrier goes out, since its acknowledgements would claim
+/// that the lost change was applied (the settling request then waits its
+/// limit and answers anyway).
+async fn pump<F, Fut>(mut queued: mpsc::UnboundedReceiver<Outgoing>, everything: String, send: F)
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(), StorageError>>,
+{
+    let mut owed = false;
+    while let Some(outgoing) = queued.recv().await {
+        if owed && send(everything.clone()).await.is_ok() {
+            owed = false;
+        }
+        let payload = match outgoing {
+            Outgoing::Barrier(_) if owed => continue,
+            Outgoing::Barrier(p) | Outgoing::Change(p) => p,
+        };
+        if let Err(e) = send(payload).await {
+            tracing::warn!(error = %e, "could not announce a change to the other berth processes; they will drop everything once the database answers");
+            owed = true;
+        }
     }
 }
 
@@ -185,5 +223,62 @@ mod tests {
         }
         assert_eq!(Change::decode(r#"{"kind":"from_the_future"}"#), None);
         assert_eq!(Change::decode("not json"), None);
+    }
+
+    /// The announcer's order when the database fails for a while: a lost
+    /// change is made up for by "everything" before anything else, and no
+    /// barrier goes out while it is owed.
+    #[tokio::test]
+    async fn a_lost_change_is_owed_before_any_barrier() {
+        use std::sync::{Arc, Mutex};
+        let sent: Arc<Mutex<Vec<String>>> = Arc::default();
+        let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (queue, queued) = mpsc::unbounded_channel();
+        let send = {
+            let (sent, down) = (sent.clone(), down.clone());
+            move |payload: String| {
+                let (sent, down) = (sent.clone(), down.clone());
+                async move {
+                    if down.load(std::sync::atomic::Ordering::SeqCst) {
+                        return Err(StorageError::Corrupt("database down".into()));
+                    }
+                    sent.lock().unwrap().push(payload);
+                    Ok(())
+                }
+            }
+        };
+        let change = |s: &str| Outgoing::Change(s.into());
+        let barrier = |s: &str| Outgoing::Barrier(s.into());
+        let pumping = tokio::spawn(pump(queued, "everything".into(), send));
+        let drain = || async {
+            // The pump takes what is queued in order; wait until it is idle.
+            for _ in 0..100 {
+                tokio::task::yield_now().await;
+            }
+        };
+        queue.send(change("a")).unwrap();
+        queue.send(barrier("b1")).unwrap();
+        drain().await;
+        down.store(true, std::sync::atomic::Ordering::SeqCst);
+        queue.send(change("lost")).unwrap();
+        drain().await;
+        down.store(false, std::sync::atomic::Ordering::SeqCst);
+        queue.send(barrier("b2")).unwrap();
+        queue.send(change("c")).unwrap();
+        queue.send(barrier("b3")).unwrap();
+        drain().await;
+        // Still down while the barrier came: it is not sent.
+        down.store(true, std::sync::atomic::Ordering::SeqCst);
+        queue.send(change("lost2")).unwrap();
+        queue.send(barrier("b4")).unwrap();
+        drain().await;
+        down.store(false, std::sync::atomic::Ordering::SeqCst);
+        queue.send(change("d")).unwrap();
+        drop(queue);
+        pumping.await.unwrap();
+        assert_eq!(
+            *sent.lock().unwrap(),
+            ["a", "b1", "everything", "b2", "c", "b3", "everything", "d"]
+        );
     }
 }
