@@ -178,7 +178,7 @@ impl Runner {
             .await?;
         }
         if deleted_any {
-            self.registry.forget_content();
+            self.registry.forget_content().await;
         }
         Ok(())
     }

@@ -258,7 +258,7 @@ impl Registry {
             }
         }
         if done.manifests > 0 {
-            self.forget_content();
+            self.forget_content().await;
         }
         done.bytes_after = bytes;
         Ok(done)

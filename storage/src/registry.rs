@@ -276,17 +276,20 @@ impl Registry {
     }
 
     /// Drops a project from the cache after it was created, changed or
-    /// deleted here.
-    pub fn forget_project(&self, project: &str) {
+    /// deleted here; returns once every instance has dropped it.
+    pub async fn forget_project(&self, project: &str) {
         self.changed(Change::Project {
             name: project.to_owned(),
         });
+        self.settle().await;
     }
 
     /// Drops cached manifests and blob links, after repositories were
-    /// deleted wholesale (a project deletion).
-    pub fn forget_content(&self) {
+    /// deleted wholesale (a project deletion); returns once every instance
+    /// has dropped them.
+    pub async fn forget_content(&self) {
         self.changed(Change::Content);
+        self.settle().await;
     }
 
     /// Opens a blob readable in `repo`.

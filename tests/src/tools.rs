@@ -341,13 +341,7 @@ pub fn docker_push_and_pull(
     let tarball = rootfs_tarball(scratch);
     docker(&["import", &tarball.to_string_lossy(), &reference], None);
     let id = docker(&["image", "inspect", "-f", "{{.Id}}", &reference], None);
-    let push = docker(&["push", &reference], None);
-    let pushed = push
-        .split_whitespace()
-        .skip_while(|w| *w != "digest:")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no digest in docker push output: {push}"))
-        .to_string();
+    let pushed = pushed_digest(&docker(&["push", &reference], None));
     let resp = registry.get_manifest(&repo, "1");
     assert_eq!(resp.status(), 200);
     assert_eq!(
@@ -379,6 +373,16 @@ pub fn docker_push_and_pull(
         digests.contains(&pushed),
         "RepoDigests {digests} lack {pushed}"
     );
+}
+
+/// The manifest digest `docker push` printed (`... digest: sha256:... size: N`).
+pub fn pushed_digest(push_output: &str) -> String {
+    push_output
+        .split_whitespace()
+        .skip_while(|w| *w != "digest:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no digest in docker push output: {push_output}"))
+        .to_string()
 }
 
 /// Removes docker images when a test ends, passing or failing.

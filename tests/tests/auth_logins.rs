@@ -288,12 +288,7 @@ fn docker_logs_in_pushes_and_pulls_as_a_database_user() {
     };
     let id = inspect("{{.Id}}");
     let push = text(&run_ok("docker", &["push", &reference], &env, None));
-    let pushed = push
-        .split_whitespace()
-        .skip_while(|w| *w != "digest:")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no digest in docker push output: {push}"))
-        .to_string();
+    let pushed = berth_tests::tools::pushed_digest(&push);
     let resp = berth.registry().get_manifest(&repo, "1");
     assert_eq!(resp.status(), 200);
     assert_eq!(sha256_digest(&resp.bytes().unwrap()), pushed);

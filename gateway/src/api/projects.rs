@@ -299,7 +299,7 @@ pub async fn create(
             .set_project_upstream(id, upstream)
             .await?;
     }
-    app.registry.forget_project(name.as_str());
+    app.registry.forget_project(name.as_str()).await;
     app.forget_access().await;
     Ok(Reply::new(201).header("Location", format!("/api/v2.0/projects/{id}")))
 }
@@ -370,8 +370,7 @@ pub async fn update(
             .meta()
             .set_project_public(row.id, public)
             .await?;
-        app.registry.forget_project(&row.name);
-        app.registry.settle().await;
+        app.registry.forget_project(&row.name).await;
     }
     req.audit(app, "update", "project", &row.name, Some(&row.name), true);
     Ok(Reply::new(200))
@@ -408,9 +407,9 @@ pub async fn delete(
     );
     match outcome {
         ProjectDeletion::Deleted { repositories } => {
-            app.registry.forget_project(&row.name);
+            app.registry.forget_project(&row.name).await;
             if repositories > 0 {
-                app.registry.forget_content();
+                app.registry.forget_content().await;
             }
             app.forget_access().await;
             Ok(Reply::new(200))

@@ -418,8 +418,7 @@ pub async fn delete(
             "repository `{name}` not found"
         )));
     }
-    app.registry.forget_content();
-    app.registry.settle().await;
+    app.registry.forget_content().await;
     Ok(Reply::new(200))
 }
 
@@ -545,8 +544,7 @@ pub async fn delete_artifact(
     );
     match outcome {
         ArtifactDeletion::Deleted { .. } => {
-            app.registry.forget_content();
-            app.registry.settle().await;
+            app.registry.forget_content().await;
             Ok(Reply::new(200))
         }
         ArtifactDeletion::Referenced { by } => Err(GatewayError::Precondition(format!(
@@ -644,8 +642,7 @@ pub async fn create_tag(
     );
     match outcome {
         TagAddition::Added { .. } => {
-            app.registry.forget_content();
-            app.registry.settle().await;
+            app.registry.forget_content().await;
             Ok(Reply::new(201).header(
                 "Location",
                 format!(
@@ -706,7 +703,6 @@ pub async fn delete_tag(
             "tag `{tag}` is not on artifact `{name}@{digest}`"
         )));
     }
-    app.registry.forget_content();
-    app.registry.settle().await;
+    app.registry.forget_content().await;
     Ok(Reply::new(200))
 }

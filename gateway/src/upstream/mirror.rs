@@ -131,7 +131,7 @@ async fn ensure_project(app: &App, mirror: &Mirror) -> Result<ProjectInfo, Gatew
         .await?;
         tracing::info!(project = %mirror.project, registry = %ep.name, "created the mirror's proxy-cache project");
     }
-    app.registry.forget_project(&mirror.project);
+    app.registry.forget_project(&mirror.project).await;
     app.registry
         .project_info(&mirror.project)
         .await?

@@ -73,6 +73,15 @@ impl Metric {
         }
     }
 
+    /// The "better" column: which direction wins.
+    fn better(self) -> &'static str {
+        if self.higher_is_better() {
+            "higher"
+        } else {
+            "lower"
+        }
+    }
+
     fn higher_is_better(self) -> bool {
         matches!(
             self,
@@ -220,11 +229,7 @@ fn render_scale_out(md: &mut String, results: &Results, plan: &Plan) {
             md,
             "| {} | {} | {} | {} | {} | {} | {} |",
             metric.label(plan),
-            if metric.higher_is_better() {
-                "higher"
-            } else {
-                "lower"
-            },
+            metric.better(),
             cell(Kind::Berth),
             cell(Kind::BerthPostgres),
             cell(Kind::BerthCluster),
@@ -278,11 +283,7 @@ fn render_object_store(md: &mut String, results: &Results, plan: &Plan) {
                 md,
                 "| {} | {} | {} | {} | {} |",
                 metric.label(plan),
-                if metric.higher_is_better() {
-                    "higher"
-                } else {
-                    "lower"
-                },
+                metric.better(),
                 cell(berth),
                 cell(distribution),
                 ratio_cell(ratio),
@@ -355,11 +356,7 @@ pub fn render(results: &Results, meta: &Meta, plan: &Plan) -> String {
             md,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} / {} |",
             metric.label(plan),
-            if metric.higher_is_better() {
-                "higher"
-            } else {
-                "lower"
-            },
+            metric.better(),
             cell(Kind::Berth, b),
             cell(Kind::Distribution, d),
             cell(Kind::NginxDistribution, n),
