@@ -578,7 +578,8 @@ fn proxy(s: &Settings) -> Result<ProxyConfig, ConfError> {
 }
 
 /// `1024`, `500MB`, `50GiB`, `1.5 TiB`: decimal and binary units.
-fn parse_size(text: &str) -> Option<u64> {
+/// A size such as `16MiB`, `10GB` or `512` (bytes); `None` if it is not one.
+pub fn parse_size(text: &str) -> Option<u64> {
     let text = text.trim();
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))

@@ -32,6 +32,7 @@ mod schema;
 mod secret;
 mod settings;
 
+pub use build::parse_size;
 pub use config::{
     AuthConfig, AuthMode, Config, DatabaseConfig, GcConfig, IpNet, LdapConfig, LdapScope,
     LogConfig, LogFormat, MetricsConfig, ProxyConfig, QuotaConfig, S3Config, ServerConfig,

@@ -45,6 +45,10 @@ pub enum GatewayError {
     /// API, DENIED (naming it) on /v2.
     #[error("{0}")]
     Hidden(String),
+    /// A portal form without its session's CSRF token (a stale page, or a
+    /// request forged by another site).
+    #[error("the form's CSRF token is missing or stale; reload the page and submit it again")]
+    CsrfRejected,
     /// `/metrics` on the main listener without credentials.
     #[error("the metrics are for administrators: scrape with HTTP Basic credentials (Prometheus `basic_auth`), or set [metrics] listen for an internal listener")]
     MetricsLogin,
@@ -259,6 +263,7 @@ impl GatewayError {
             GatewayError::Denied(_) | GatewayError::Hidden(_) => p(403, "DENIED"),
             GatewayError::ApiNotFound(_) => p(404, "NOT_FOUND"),
             GatewayError::MetricsLogin => p(401, "UNAUTHORIZED"),
+            GatewayError::CsrfRejected => p(403, "DENIED"),
             GatewayError::Conflict(_) => p(409, "CONFLICT"),
             GatewayError::Precondition(_) => p(412, "PRECONDITION"),
             GatewayError::UploadOffset { .. } => p(416, "BLOB_UPLOAD_INVALID"),

@@ -5,6 +5,7 @@
 //! - [`route`]: paths parsed once into typed routes.
 //! - [`v2`]: the OCI distribution API handlers.
 //! - [`api`]: the management API (`/api/v2.0`) in Harbor's shapes.
+//! - [`ui`]: the web portal at `/`.
 //! - [`auth`]: who is calling `/v2`, and the policy decision.
 //! - [`token_endpoint`]: `/service/token` and `/service/jwks`.
 //! - [`users_cli`]: `berth user ...` commands.
@@ -46,6 +47,7 @@ pub mod route;
 pub mod server;
 pub mod tls;
 pub mod token_endpoint;
+pub mod ui;
 pub mod upstream;
 pub mod users_cli;
 pub mod v2;

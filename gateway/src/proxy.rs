@@ -21,7 +21,7 @@ use crate::http::{header, send, Reply, API_VERSION};
 use crate::metrics::{self, Finished, InFlight, RouteClass};
 use crate::upstream::passthrough::Forward;
 use crate::v2::Answer;
-use crate::{api, token_endpoint, v2};
+use crate::{api, token_endpoint, ui, v2};
 use berth_policy::{authorize, Action, Decision, Resource, Subject};
 
 /// Unread request bodies up to this size are read and dropped before an
@@ -105,10 +105,8 @@ impl ProxyHttp for Gateway {
                 Ok(()) => Ok(metrics::scrape(&self.app).await),
                 Err(e) => Err(e),
             }
-        } else if path == "/" {
-            Ok(Reply::new(200)
-                .header("Content-Type", "text/plain; charset=utf-8")
-                .bytes("berth container registry: the API is at /v2/\n".into()))
+        } else if ui::owns(path) {
+            Ok(ui::handle(&self.app, session).await)
         } else {
             Err(GatewayError::NotFound(path.to_owned()))
         };

@@ -62,6 +62,35 @@ impl OpenBlob {
         }
     }
 
+    /// The whole blob in memory, if it is at most `max` bytes (an image
+    /// config shown in the portal); `None` when it is larger.
+    pub async fn read_small(self, max: u64) -> Result<Option<Bytes>, StorageError> {
+        use futures_util::StreamExt;
+        if self.size > max {
+            return Ok(None);
+        }
+        let size = self.size;
+        match self.bytes(0, size) {
+            BlobBytes::File { mut file, .. } => tokio::task::spawn_blocking(move || {
+                let mut buf = Vec::with_capacity(size as usize);
+                file.by_ref()
+                    .take(size)
+                    .read_to_end(&mut buf)
+                    .map_err(StorageError::io("reading a blob"))?;
+                Ok(Some(Bytes::from(buf)))
+            })
+            .await
+            .map_err(|e| StorageError::Corrupt(format!("blob read task: {e}")))?,
+            BlobBytes::Stream(mut stream) => {
+                let mut buf = Vec::with_capacity(size as usize);
+                while let Some(chunk) = stream.next().await {
+                    buf.extend_from_slice(&chunk?);
+                }
+                Ok(Some(Bytes::from(buf)))
+            }
+        }
+    }
+
     /// `len` bytes from `offset` (within `size`).
     pub fn bytes(self, offset: u64, len: u64) -> BlobBytes {
         match self.source {

@@ -11,6 +11,7 @@
 //! - [`accounts`]: local and LDAP users.
 //! - [`projects`]: projects and their members.
 //! - [`robots`]: robot accounts.
+//! - [`sessions`]: portal sign-ins.
 //! - [`audit`]: the audit log and pull statistics, written in batches.
 //! - [`artifacts`]: repositories, artifacts and tags as the management API shows them.
 //! - `cache`: in-memory caches in front of the database (caches only).
@@ -60,6 +61,7 @@ pub mod registry;
 pub mod retention;
 pub mod robots;
 pub mod selector;
+pub mod sessions;
 mod settle;
 mod uploads;
 pub mod upstreams;

@@ -51,9 +51,9 @@ pub struct Summary {
 
 /// The tables in an order that satisfies their foreign keys, each with
 /// the columns to copy (`*`, plus SQLite's implicit `rowid` where the API
-/// shows it as an id). Upload sessions, the GC lock and the migrations
-/// table stay behind: they belong to running processes and to each
-/// database.
+/// shows it as an id). Upload sessions, portal sign-ins, the GC lock and
+/// the migrations table stay behind: they belong to running processes and
+/// to each database.
 const TABLES: &[(&str, &str)] = &[
     ("users", "*"),
     ("registries", "*"),

@@ -87,7 +87,7 @@ pub struct Schedule {
     pub update_time: Option<String>,
 }
 
-fn history(run: &GcRun) -> GcHistory {
+pub(crate) fn history(run: &GcRun) -> GcHistory {
     let params = serde_json::json!({
         "delete_untagged": run.options.delete_untagged,
         "dry_run": run.options.dry_run,
@@ -263,6 +263,20 @@ async fn apply_schedule(
     status: u16,
 ) -> Result<Reply, GatewayError> {
     let body: Schedule = read_json(session).await?;
+    Ok(match schedule(app, req, body).await? {
+        Some(id) => Reply::new(status).header("Location", format!("/api/v2.0/system/gc/{id}")),
+        None => Reply::new(status),
+    })
+}
+
+/// Sets the GC schedule, or with type Manual starts a run and returns its
+/// id (the API's POST and PUT, and the portal's form).
+pub(crate) async fn schedule(
+    app: &App,
+    req: &ApiRequest,
+    body: Schedule,
+) -> Result<Option<i64>, GatewayError> {
+    req.require(Action::ManageGc, Resource::System)?;
     let obj = body
         .schedule
         .ok_or_else(|| GatewayError::BadRequest("`schedule` (with `type`) is required".into()))?;
@@ -283,7 +297,7 @@ async fn apply_schedule(
         let job = started?;
         let id = job.run_id;
         spawn_run(app, job);
-        return Ok(Reply::new(status).header("Location", format!("/api/v2.0/system/gc/{id}")));
+        return Ok(Some(id));
     }
     let cron = match kind.cron(obj.cron.as_deref()) {
         Some(Ok((text, _))) => Some(text),
@@ -294,7 +308,7 @@ async fn apply_schedule(
         .set_gc_schedule(kind.as_str(), cron.as_deref(), options)
         .await?;
     req.audit(app, "update", "gc", kind.as_str(), None, true);
-    Ok(Reply::new(status))
+    Ok(None)
 }
 
 /// Runs GC on the side runtime; the history records how it ended.

@@ -166,14 +166,25 @@ pub async fn create(
     req: &ApiRequest,
     project: &str,
 ) -> Result<Reply, GatewayError> {
-    let (row, _) = req
-        .project(
-            app,
-            ProjectRef::name_or_id(session, project),
-            Action::ManageMembers,
-        )
-        .await?;
+    let project = ProjectRef::name_or_id(session, project);
+    // The project is checked before the body is read.
+    let (row, _) = req.project(app, project, Action::ManageMembers).await?;
     let body: ProjectMember = read_json(session).await?;
+    let mid = add(app, req, ProjectRef::Id(row.id), &body).await?;
+    Ok(Reply::new(201).header(
+        "Location",
+        format!("/api/v2.0/projects/{}/members/{mid}", row.id),
+    ))
+}
+
+/// Adds a member (the API's POST and the portal's form); returns its id.
+pub(crate) async fn add(
+    app: &App,
+    req: &ApiRequest,
+    project: ProjectRef<'_>,
+    body: &ProjectMember,
+) -> Result<i64, GatewayError> {
+    let (row, _) = req.project(app, project, Action::ManageMembers).await?;
     let role = role(body.role_id)?;
     let meta = app.registry.meta();
     let (entity, name) = match (&body.member_user, &body.member_group) {
@@ -247,10 +258,7 @@ pub async fn create(
         ))
     })?;
     app.forget_access().await;
-    Ok(Reply::new(201).header(
-        "Location",
-        format!("/api/v2.0/projects/{}/members/{mid}", row.id),
-    ))
+    Ok(mid)
 }
 
 #[utoipa::path(put, path = "/api/v2.0/projects/{project_name_or_id}/members/{mid}", tag = "member",
@@ -310,14 +318,19 @@ pub async fn delete(
     project: &str,
     mid: &str,
 ) -> Result<Reply, GatewayError> {
-    let (row, _) = req
-        .project(
-            app,
-            ProjectRef::name_or_id(session, project),
-            Action::ManageMembers,
-        )
-        .await?;
-    let mid = path_id(mid, "mid")?;
+    let project = ProjectRef::name_or_id(session, project);
+    remove(app, req, project, path_id(mid, "mid")?).await?;
+    Ok(Reply::new(200))
+}
+
+/// Removes a member (the API's DELETE and the portal's form).
+pub(crate) async fn remove(
+    app: &App,
+    req: &ApiRequest,
+    project: ProjectRef<'_>,
+    mid: i64,
+) -> Result<(), GatewayError> {
+    let (row, _) = req.project(app, project, Action::ManageMembers).await?;
     let done = app.registry.meta().remove_member(row.id, mid).await?;
     req.audit(
         app,
@@ -334,5 +347,5 @@ pub async fn delete(
         )));
     }
     app.forget_access().await;
-    Ok(Reply::new(200))
+    Ok(())
 }

@@ -15,21 +15,21 @@
 //! - `gc`: garbage collection runs, logs and schedule.
 //! - `openapi`: the OpenAPI document, generated from the handlers.
 
-mod gc;
+pub(crate) mod gc;
 mod immutable;
 mod logs;
-mod members;
+pub(crate) mod members;
 mod openapi;
-mod page;
-mod projects;
+pub(crate) mod page;
+pub(crate) mod projects;
 mod quotas;
 mod registries;
-mod repositories;
-mod request;
+pub(crate) mod repositories;
+pub(crate) mod request;
 mod retention;
 mod robots;
-mod system;
-mod users;
+pub(crate) mod system;
+pub(crate) mod users;
 
 use pingora::http::Method;
 use pingora::proxy::Session;

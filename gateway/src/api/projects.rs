@@ -258,14 +258,25 @@ pub async fn create(
 ) -> Result<Reply, GatewayError> {
     req.require(Action::CreateProject, Resource::System)?;
     let body: ProjectReq = read_json(session).await?;
+    let id = create_project(app, req, &body).await?;
+    Ok(Reply::new(201).header("Location", format!("/api/v2.0/projects/{id}")))
+}
+
+/// Creates a project (the API's POST and the portal's form); returns its id.
+pub(crate) async fn create_project(
+    app: &App,
+    req: &ApiRequest,
+    body: &ProjectReq,
+) -> Result<i64, GatewayError> {
+    req.require(Action::CreateProject, Resource::System)?;
     let raw = body
         .project_name
         .as_deref()
         .ok_or_else(|| GatewayError::BadRequest("`project_name` is required".into()))?;
     bounded("project_name", raw, 255)?;
     let name: ProjectName = raw.parse()?;
-    let public = requested_public(&body)?.unwrap_or(false);
-    let upstream = requested_upstream(app, req, &body).await?;
+    let public = requested_public(body)?.unwrap_or(false);
+    let upstream = requested_upstream(app, req, body).await?;
     let owner = req.identity.as_ref().and_then(|i| i.user_id);
     let mut storage_limit = app.default_storage_limit;
     if let Some(requested) = body.storage_limit {
@@ -301,7 +312,7 @@ pub async fn create(
     }
     app.registry.forget_project(name.as_str()).await;
     app.forget_access().await;
-    Ok(Reply::new(201).header("Location", format!("/api/v2.0/projects/{id}")))
+    Ok(id)
 }
 
 #[utoipa::path(get, path = "/api/v2.0/projects/{project_name_or_id}", tag = "project",
@@ -388,14 +399,22 @@ pub async fn delete(
     req: &ApiRequest,
     name_or_id: &str,
 ) -> Result<Reply, GatewayError> {
-    let (row, _) = req
-        .project(
-            app,
-            ProjectRef::name_or_id(session, name_or_id),
-            Action::DeleteProject,
-        )
-        .await?;
     let force = req.query.get("force") == Some("true");
+    let project = ProjectRef::name_or_id(session, name_or_id);
+    delete_project(app, req, project, force).await?;
+    Ok(Reply::new(200))
+}
+
+/// Deletes a project (the API's DELETE and the portal's form); `force`
+/// takes its repositories along.
+pub(crate) async fn delete_project(
+    app: &App,
+    req: &ApiRequest,
+    project: ProjectRef<'_>,
+    force: bool,
+) -> Result<(), GatewayError> {
+    let name_or_id = project.to_string();
+    let (row, _) = req.project(app, project, Action::DeleteProject).await?;
     let outcome = app.registry.meta().delete_project(row.id, force).await?;
     req.audit(
         app,
@@ -412,7 +431,7 @@ pub async fn delete(
                 app.registry.forget_content().await;
             }
             app.forget_access().await;
-            Ok(Reply::new(200))
+            Ok(())
         }
         ProjectDeletion::NotEmpty { repositories } => Err(GatewayError::Precondition(format!(
             "project `{}` still has {repositories} repositories; delete them first, \

@@ -621,8 +621,30 @@ pub async fn create_tag(
     repo: &str,
     reference: &str,
 ) -> Result<Reply, GatewayError> {
-    let (row, name) = target(app, req, project, repo, Action::Push).await?;
+    // The project is checked before the body is read.
+    let (row, _) = target(app, req, project, repo, Action::Push).await?;
     let body: NewTag = read_json(session).await?;
+    let (digest, tag) = add_tag(app, req, project, repo, reference, &body).await?;
+    Ok(Reply::new(201).header(
+        "Location",
+        format!(
+            "/api/v2.0/projects/{}/repositories/{}/artifacts/{digest}/tags/{tag}",
+            row.name,
+            encode(repo)
+        ),
+    ))
+}
+
+/// Tags an artifact (the API's POST and the portal's form).
+pub(crate) async fn add_tag(
+    app: &App,
+    req: &ApiRequest,
+    project: ProjectRef<'_>,
+    repo: &str,
+    reference: &str,
+    body: &NewTag,
+) -> Result<(oci::Digest, oci::Tag), GatewayError> {
+    let (row, name) = target(app, req, project, repo, Action::Push).await?;
     let tag: oci::Tag = body
         .name
         .as_deref()
@@ -643,14 +665,7 @@ pub async fn create_tag(
     match outcome {
         TagAddition::Added { .. } => {
             app.registry.forget_content().await;
-            Ok(Reply::new(201).header(
-                "Location",
-                format!(
-                    "/api/v2.0/projects/{}/repositories/{}/artifacts/{digest}/tags/{tag}",
-                    row.name,
-                    encode(repo)
-                ),
-            ))
+            Ok((digest, tag))
         }
         TagAddition::Exists { on } if on == digest => Err(GatewayError::Conflict(format!(
             "`{name}:{tag}` already points at this artifact"

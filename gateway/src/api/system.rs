@@ -228,6 +228,16 @@ pub async fn search(app: &App, req: &ApiRequest) -> Result<Reply, GatewayError> 
         .map(str::trim)
         .filter(|q| !q.is_empty())
         .ok_or_else(|| GatewayError::BadRequest("`q` (part of a name) is required".into()))?;
+    Ok(json_reply(&find(app, req, needle).await?))
+}
+
+/// Projects and repositories the caller may see whose names contain
+/// `needle` (the API's search and the portal's).
+pub(crate) async fn find(
+    app: &App,
+    req: &ApiRequest,
+    needle: &str,
+) -> Result<Search, GatewayError> {
     let meta = app.registry.meta();
     let filter = ProjectFilter {
         name_contains: Some(needle.to_owned()),
@@ -287,8 +297,8 @@ pub async fn search(app: &App, req: &ApiRequest) -> Result<Reply, GatewayError> 
             break;
         }
     }
-    Ok(json_reply(&Search {
+    Ok(Search {
         project: projects,
         repository: repositories,
-    }))
+    })
 }

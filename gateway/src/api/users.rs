@@ -425,8 +425,21 @@ pub async fn set_password(
     id: &str,
 ) -> Result<Reply, GatewayError> {
     let id = path_id(id, "user_id")?;
-    let user = account(app, req, id, Action::UpdateAccount).await?;
+    account(app, req, id, Action::UpdateAccount).await?;
     let body: PasswordReq = read_json(session).await?;
+    change_password(app, req, id, &body).await?;
+    Ok(Reply::new(200))
+}
+
+/// Sets a user's password (the API's PUT and the portal's form). Users
+/// changing their own prove the old one.
+pub(crate) async fn change_password(
+    app: &App,
+    req: &ApiRequest,
+    id: i64,
+    body: &PasswordReq,
+) -> Result<(), GatewayError> {
+    let user = account(app, req, id, Action::UpdateAccount).await?;
     if user.source == UserSource::Ldap {
         return Err(GatewayError::Denied(format!(
             "`{}` logs in through LDAP; change the password in the directory",
@@ -447,7 +460,7 @@ pub async fn set_password(
     let done = app
         .registry
         .meta()
-        .set_password_hash(&user.username, &hash(body.new_password).await?)
+        .set_password_hash(&user.username, &hash(body.new_password.clone()).await?)
         .await?;
     req.audit(
         app,
@@ -458,7 +471,7 @@ pub async fn set_password(
         done,
     );
     app.forget_access().await;
-    Ok(Reply::new(200))
+    Ok(())
 }
 
 #[utoipa::path(put, path = "/api/v2.0/users/{user_id}/sysadmin", tag = "user",

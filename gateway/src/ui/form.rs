@@ -1,0 +1,23 @@
+//! Reading a posted form (`application/x-www-form-urlencoded`) and
+//! checking its CSRF token before anything else looks at it.
+
+use pingora::proxy::Session;
+
+use super::visitor::Visitor;
+use crate::error::GatewayError;
+use crate::http::read_body;
+use crate::route::Query;
+
+/// The portal's forms are a few fields; anything bigger is not one.
+const MAX_FORM: usize = 64 * 1024;
+
+/// Reads the form and checks its token: a form without the visitor's
+/// token is refused before it can change anything.
+pub async fn read(session: &mut Session, v: &Visitor) -> Result<Query, GatewayError> {
+    let body = read_body(session, MAX_FORM).await?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| GatewayError::BadRequest("the form is not valid UTF-8".into()))?;
+    let form = Query::parse(Some(text));
+    v.check_csrf(&form)?;
+    Ok(form)
+}

@@ -1,0 +1,151 @@
+//! The web portal at `/`: server-rendered pages in English and Simplified
+//! Chinese, each a real URL, all of it working without JavaScript.
+//!
+//! Pages ask policy and change state through the same functions as the
+//! management API (`crate::api`), with the visitor standing in for the
+//! API's caller; the portal has no SQL and no rules of its own.
+//!
+//! - `routes`: portal paths parsed once into typed routes.
+//! - `visitor`: sessions, cookies, CSRF tokens, the language.
+//! - `i18n`: every string of the portal, in both languages.
+//! - `page`: the layout, security headers, redirects, error pages.
+//! - `form`: reading a posted form.
+//! - `signin`: `/login` and `/logout`.
+//! - `projects`: the project list, a project's summary, repositories and
+//!   members.
+//! - `repository`: a repository's artifacts, an artifact, its tags.
+//! - `search`: projects and repositories by name.
+//! - `account`: the signed-in user's profile and password.
+//! - `admin`: administration (garbage collection).
+//! - `assets`: the stylesheet and script, compiled in.
+
+mod account;
+mod admin;
+mod assets;
+mod form;
+mod i18n;
+mod page;
+mod projects;
+mod repository;
+mod routes;
+mod search;
+mod signin;
+mod visitor;
+
+use pingora::http::Method;
+use pingora::proxy::Session;
+
+use crate::app::App;
+use crate::error::GatewayError;
+use crate::http::Reply;
+use crate::route::Query;
+use routes::PortalRoute;
+use visitor::Visitor;
+
+/// Whether a path is the portal's.
+pub fn owns(path: &str) -> bool {
+    routes::owns(path)
+}
+
+/// Answers one portal request. Errors become pages here, never the API's
+/// JSON.
+pub async fn handle(app: &App, session: &mut Session) -> Reply {
+    let path = session.req_header().uri.path().to_owned();
+    if let Some(asset) = assets::get(&path) {
+        return asset;
+    }
+    let query = Query::parse(session.req_header().uri.query());
+    let mut v = match Visitor::new(app, session, &query).await {
+        Ok(v) => v,
+        Err(e) => return fallback(&e),
+    };
+    let method = session.req_header().method.clone();
+    let result = match routes::parse(&path, method == Method::POST) {
+        Ok(route) => dispatch(app, session, &mut v, &method, route, &query).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(reply) => reply,
+        Err(e) => {
+            let back = session
+                .req_header()
+                .headers
+                .get("referer")
+                .and_then(|r| r.to_str().ok())
+                .and_then(local_path)
+                .unwrap_or("/projects")
+                .to_owned();
+            page::error(&e, &v, &path, &back)
+        }
+    }
+}
+
+async fn dispatch(
+    app: &App,
+    session: &mut Session,
+    v: &mut Visitor,
+    method: &Method,
+    route: PortalRoute,
+    query: &Query,
+) -> Result<Reply, GatewayError> {
+    let get = method == Method::GET || method == Method::HEAD;
+    let post = method == Method::POST;
+    match route {
+        PortalRoute::Home if get => Ok(page::redirect("/projects", v)),
+        PortalRoute::Login if get => signin::form(v, query),
+        PortalRoute::Login if post => signin::submit(app, session, v).await,
+        PortalRoute::Logout if get => signin::confirm_logout(v),
+        PortalRoute::Logout if post => signin::logout(app, session, v).await,
+        PortalRoute::Projects if get => projects::list(app, v, query).await,
+        PortalRoute::Projects if post => projects::create(app, session, v).await,
+        PortalRoute::Project(p) if get => projects::summary(app, v, &p).await,
+        PortalRoute::ProjectDelete(p) if post => projects::delete(app, session, v, &p).await,
+        PortalRoute::Repositories(p) if get => projects::repositories(app, v, &p, query).await,
+        PortalRoute::Members(p) if get => projects::members(app, v, &p, query).await,
+        PortalRoute::Members(p) if post => projects::add_member(app, session, v, &p).await,
+        PortalRoute::MemberDelete(p, mid) if post => {
+            projects::remove_member(app, session, v, &p, mid).await
+        }
+        PortalRoute::Repository(r) if get => {
+            repository::artifacts(app, session, v, &r, query).await
+        }
+        PortalRoute::RepositoryDelete(r) if post => repository::delete(app, session, v, &r).await,
+        PortalRoute::Artifact(r, d) if get => repository::artifact(app, v, &r, &d).await,
+        PortalRoute::ArtifactDelete(r, d) if post => {
+            repository::delete_artifact(app, session, v, &r, &d).await
+        }
+        PortalRoute::Tags(r, d) if post => repository::add_tag(app, session, v, &r, &d).await,
+        PortalRoute::TagDelete(r, d, t) if post => {
+            repository::delete_tag(app, session, v, &r, &d, &t).await
+        }
+        PortalRoute::Search if get => search::search(app, v, query).await,
+        PortalRoute::Account if get => account::show(app, v, query).await,
+        PortalRoute::Password if post => account::change_password(app, session, v).await,
+        PortalRoute::Admin if get => Ok(page::redirect("/admin/gc", v)),
+        PortalRoute::Gc if get => admin::gc(app, v, query).await,
+        PortalRoute::Gc if post => admin::run_gc(app, session, v).await,
+        PortalRoute::GcLog(id) if get => admin::gc_log(app, v, id).await,
+        _ => Err(GatewayError::MethodNotAllowed {
+            method: method.to_string(),
+        }),
+    }
+}
+
+/// The path of a same-origin URL (a Referer), for "go back" links.
+fn local_path(url: &str) -> Option<&str> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let path = &rest[rest.find('/')?..];
+    (!path.starts_with("//")).then_some(path)
+}
+
+/// When not even the visitor could be read (the database is down).
+fn fallback(e: &GatewayError) -> Reply {
+    let p = e.present_api();
+    if p.internal {
+        tracing::error!(error = %crate::error::cause_chain(e), "portal request failed");
+    }
+    Reply::new(p.status)
+        .header("Content-Type", "text/plain; charset=utf-8")
+        .header("Cache-Control", "no-store")
+        .bytes(format!("{}\n", p.message).into())
+}

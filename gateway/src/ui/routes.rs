@@ -1,0 +1,225 @@
+//! Portal paths, parsed once. Repository names contain slashes, so a
+//! repository path is read from the right: an artifact is the segment
+//! after the last `artifacts` that holds a `:` (a digest; names never
+//! do), and a form's action (`delete`, `tags`) is the path's last word on
+//! a POST only, so a repository may itself be called `…/delete`.
+
+use berth_storage::oci::{Digest, Tag};
+
+use crate::error::GatewayError;
+
+/// A repository: its project, and its name inside the project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoPath {
+    pub project: String,
+    /// Without the project (`app/api` of `team/app/api`).
+    pub name: String,
+}
+
+impl RepoPath {
+    /// The repository page's path.
+    pub fn url(&self) -> String {
+        format!(
+            "/projects/{}/repositories/{}",
+            super::page::encode_path(&self.project),
+            super::page::encode_path(&self.name)
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortalRoute {
+    Home,
+    Login,
+    Logout,
+    Projects,
+    Project(String),
+    ProjectDelete(String),
+    Repositories(String),
+    Members(String),
+    MemberDelete(String, i64),
+    Repository(RepoPath),
+    RepositoryDelete(RepoPath),
+    Artifact(RepoPath, Digest),
+    ArtifactDelete(RepoPath, Digest),
+    /// Adding a tag (POST).
+    Tags(RepoPath, Digest),
+    TagDelete(RepoPath, Digest, Tag),
+    Search,
+    Account,
+    /// Changing one's password (POST).
+    Password,
+    Admin,
+    Gc,
+    GcLog(i64),
+}
+
+/// Whether a path is the portal's.
+pub fn owns(path: &str) -> bool {
+    matches!(
+        path,
+        "/" | "/login" | "/logout" | "/projects" | "/admin" | "/search" | "/account"
+    ) || ["/projects/", "/admin/", "/static/", "/account/"]
+        .iter()
+        .any(|p| path.starts_with(p))
+}
+
+/// Parses a portal path; `post` says whether a trailing action word is one.
+pub fn parse(path: &str, post: bool) -> Result<PortalRoute, GatewayError> {
+    let not_found = || GatewayError::NotFound(path.to_owned());
+    let segs: Vec<String> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    let s: Vec<&str> = segs.iter().map(String::as_str).collect();
+    Ok(match s.as_slice() {
+        [] => PortalRoute::Home,
+        ["login"] => PortalRoute::Login,
+        ["logout"] => PortalRoute::Logout,
+        ["projects"] => PortalRoute::Projects,
+        ["search"] => PortalRoute::Search,
+        ["account"] => PortalRoute::Account,
+        ["account", "password"] if post => PortalRoute::Password,
+        ["admin"] => PortalRoute::Admin,
+        ["admin", "gc"] => PortalRoute::Gc,
+        ["admin", "gc", id, "log"] => {
+            PortalRoute::GcLog(id.parse::<i64>().map_err(|_| not_found())?)
+        }
+        ["projects", p] => PortalRoute::Project((*p).to_owned()),
+        ["projects", p, "delete"] if post => PortalRoute::ProjectDelete((*p).to_owned()),
+        ["projects", p, "repositories"] => PortalRoute::Repositories((*p).to_owned()),
+        ["projects", p, "members"] => PortalRoute::Members((*p).to_owned()),
+        ["projects", p, "members", mid, "delete"] if post => {
+            let mid = mid.parse::<i64>().map_err(|_| not_found())?;
+            PortalRoute::MemberDelete((*p).to_owned(), mid)
+        }
+        ["projects", p, "repositories", rest @ ..] if !rest.is_empty() => {
+            repository_route(p, rest, post).ok_or_else(not_found)??
+        }
+        _ => return Err(not_found()),
+    })
+}
+
+fn repository_route(
+    project: &str,
+    rest: &[&str],
+    post: bool,
+) -> Option<Result<PortalRoute, GatewayError>> {
+    let repo = |upto: usize| {
+        (upto > 0).then(|| RepoPath {
+            project: project.to_owned(),
+            name: rest[..upto].join("/"),
+        })
+    };
+    // The last `artifacts/<digest>` pair, if any.
+    let at = (0..rest.len().saturating_sub(1))
+        .rev()
+        .find(|&i| rest[i] == "artifacts" && rest[i + 1].contains(':'));
+    let Some(i) = at else {
+        let n = rest.len();
+        return Some(Ok(match rest.last() {
+            Some(&"delete") if post => PortalRoute::RepositoryDelete(repo(n - 1)?),
+            _ => PortalRoute::Repository(repo(n)?),
+        }));
+    };
+    let r = repo(i)?;
+    let digest = match rest[i + 1].parse::<Digest>() {
+        Ok(d) => d,
+        Err(e) => return Some(Err(e.into())),
+    };
+    Some(Ok(match &rest[i + 2..] {
+        [] => PortalRoute::Artifact(r, digest),
+        ["delete"] if post => PortalRoute::ArtifactDelete(r, digest),
+        ["tags"] if post => PortalRoute::Tags(r, digest),
+        ["tags", tag, "delete"] if post => match tag.parse::<Tag>() {
+            Ok(t) => PortalRoute::TagDelete(r, digest, t),
+            Err(e) => return Some(Err(e.into())),
+        },
+        _ => return None,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    fn repo(name: &str) -> RepoPath {
+        RepoPath {
+            project: "team".into(),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn reads_repository_paths_from_the_right() {
+        let digest: Digest = D.parse().unwrap();
+        assert_eq!(
+            parse("/projects/team/repositories/a/b/c", false).unwrap(),
+            PortalRoute::Repository(repo("a/b/c"))
+        );
+        // A repository called `…/delete` is a page; on a POST the word is
+        // the action.
+        assert_eq!(
+            parse("/projects/team/repositories/a/delete", false).unwrap(),
+            PortalRoute::Repository(repo("a/delete"))
+        );
+        assert_eq!(
+            parse("/projects/team/repositories/a/delete", true).unwrap(),
+            PortalRoute::RepositoryDelete(repo("a"))
+        );
+        // A repository may be called `artifacts`.
+        assert_eq!(
+            parse(
+                &format!("/projects/team/repositories/artifacts/artifacts/{D}"),
+                false
+            )
+            .unwrap(),
+            PortalRoute::Artifact(repo("artifacts"), digest.clone())
+        );
+        assert_eq!(
+            parse(
+                &format!("/projects/team/repositories/x/artifacts/{D}/tags/v1/delete"),
+                true
+            )
+            .unwrap(),
+            PortalRoute::TagDelete(repo("x"), digest.clone(), "v1".parse().unwrap())
+        );
+        assert_eq!(
+            parse(
+                &format!(
+                    "/projects/team/repositories/x/artifacts/{}",
+                    D.replace(':', "%3A")
+                ),
+                false
+            )
+            .unwrap(),
+            PortalRoute::Artifact(repo("x"), digest)
+        );
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_page() {
+        for (path, post) in [
+            ("/projects/team/delete", false),
+            ("/projects/team/repositories/x/artifacts/sha256:zz", false),
+            (&format!("/projects/team/repositories/artifacts/{D}"), false),
+            (
+                &format!("/projects/team/repositories/x/artifacts/{D}/tags"),
+                false,
+            ),
+            ("/projects/team/members/x/delete", true),
+            ("/nope", false),
+        ] {
+            assert!(parse(path, post).is_err(), "{path}");
+        }
+        assert!(owns("/projects/x") && owns("/") && owns("/static/app.js"));
+        assert!(!owns("/v2/") && !owns("/api/v2.0/projects") && !owns("/projectsx"));
+    }
+}
