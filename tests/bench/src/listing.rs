@@ -103,7 +103,7 @@ const LAYER: &[u8] = b"one small layer shared by every image of the listing benc
 /// Which images are tagged (`v<n>`): one in three. The others are pushed
 /// by digest and stay untagged.
 fn tag_of(n: usize) -> Option<String> {
-    (n % 3 == 0).then(|| format!("v{n}"))
+    n.is_multiple_of(3).then(|| format!("v{n}"))
 }
 
 /// Runs `jobs` over `PUSHERS` connections, each job given its number.
@@ -195,7 +195,7 @@ async fn fill(reg: &Registry, berth: bool, scale: Scale) -> anyhow::Result<()> {
             let manifest = image(n, &config, &layer);
             serde_json::json!({"mediaType": OCI_MANIFEST, "digest": sha256_digest(&manifest),
                                "size": manifest.len(),
-                               "platform": {"architecture": if n % 2 == 0 { "arm64" } else { "amd64" },
+                               "platform": {"architecture": if n.is_multiple_of(2) { "arm64" } else { "amd64" },
                                             "os": "linux"}})
         };
         let first = k * Scale::INDEX_EVERY + 1;
