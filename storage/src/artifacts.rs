@@ -9,7 +9,7 @@
 //! Deletions remove metadata only; blob bytes stay until garbage
 //! collection.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use serde::Deserialize;
 use sqlx::any::AnyRow;
@@ -164,59 +164,26 @@ pub enum TagAddition {
     NoArtifact,
 }
 
-/// Manifests no index in the same repository lists.
-const TOP_LEVEL: &str = "NOT EXISTS (SELECT 1 FROM manifest_refs c WHERE c.repo_id = m.repo_id \
-     AND c.is_manifest = 1 AND c.child_digest = m.digest)";
-
 /// A repository row; `updated_at` is its last push, tagging or change.
+/// Each figure is read from an index: the last push is the later of the
+/// last top-level one and the last other one (`manifests_top_level` and
+/// `manifests_below`), and the artifacts are the entries of the first.
 fn repository_columns(backend: Backend) -> String {
     let latest = backend.pick("max", "GREATEST");
     format!(
         "r.id, r.name, r.pull_count, r.created_at, \
          {latest}(r.created_at, r.updated_at, \
-           coalesce((SELECT max(m.created_at) FROM manifests m WHERE m.repo_id = r.id), 0), \
+           coalesce((SELECT max(m.created_at) FROM manifests m WHERE m.repo_id = r.id AND m.parents = 0), 0), \
+           coalesce((SELECT max(m.created_at) FROM manifests m WHERE m.repo_id = r.id AND m.parents > 0), 0), \
            coalesce((SELECT max(t.updated_at) FROM tags t WHERE t.repo_id = r.id), 0)) AS updated_at, \
-         (SELECT count(*) FROM manifests m WHERE m.repo_id = r.id AND {TOP_LEVEL}) AS artifact_count"
+         (SELECT count(*) FROM manifests m WHERE m.repo_id = r.id AND m.parents = 0) AS artifact_count"
     )
 }
 
 /// Repositories of the project bound as `$1`: `team` and `team/...`.
-const IN_PROJECT: &str = "(r.name = $1 OR substr(r.name, 1, length($1) + 1) = $1 || '/')";
-
-/// The columns of an artifact row. The config's media type is read from
-/// the stored manifest (SQLite keeps it as a BLOB, PostgreSQL as bytea).
-fn artifact_columns(backend: Backend) -> String {
-    let config_media_type = backend.pick(
-        "CASE WHEN json_valid(CAST(m.content AS TEXT)) \
-           THEN json_extract(CAST(m.content AS TEXT), '$.config.mediaType') END",
-        "json_extract(convert_from(m.content, 'UTF8'), '$.config.mediaType')",
-    );
-    format!(
-        "m.rowid AS id, m.repo_id, m.digest, m.media_type, m.artifact_type, \
-         m.annotations, m.created_at, m.pulled_at, {config_media_type} AS config_media_type, \
-         CASE WHEN m.media_type IN ('application/vnd.oci.image.index.v1+json', \
-           'application/vnd.docker.distribution.manifest.list.v2+json') THEN m.content END AS index_content"
-    )
-}
-
-/// The tag condition of an artifact listing, bound as `$2` (kind) and `$3`.
-const TAGGED: &str = "($2 = 'any' \
-     OR ($2 = 'tagged' AND EXISTS (SELECT 1 FROM tags t WHERE t.repo_id = m.repo_id AND t.manifest_digest = m.digest)) \
-     OR ($2 = 'untagged' AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repo_id = m.repo_id AND t.manifest_digest = m.digest)) \
-     OR ($2 = 'exact' AND EXISTS (SELECT 1 FROM tags t WHERE t.repo_id = m.repo_id AND t.manifest_digest = m.digest AND t.name = $3)) \
-     OR ($2 = 'contains' AND EXISTS (SELECT 1 FROM tags t WHERE t.repo_id = m.repo_id AND t.manifest_digest = m.digest AND instr(t.name, $3) > 0)))";
-
-impl TagFilter {
-    fn params(&self) -> (&'static str, Option<&str>) {
-        match self {
-            TagFilter::Any => ("any", None),
-            TagFilter::Tagged => ("tagged", None),
-            TagFilter::Untagged => ("untagged", None),
-            TagFilter::Exact(v) => ("exact", Some(v)),
-            TagFilter::Contains(v) => ("contains", Some(v)),
-        }
-    }
-}
+/// A range of the names' index: `team/` up to `team0` (`'0'` follows
+/// `'/'`), names compared byte by byte.
+const IN_PROJECT: &str = "(r.name = $1 OR (r.name >= $1 || '/' AND r.name < $1 || '0'))";
 
 fn repository_from_row(row: &AnyRow) -> Result<RepositoryRow, StorageError> {
     Ok(RepositoryRow {
@@ -226,56 +193,6 @@ fn repository_from_row(row: &AnyRow) -> Result<RepositoryRow, StorageError> {
         pull_count: row.try_get("pull_count")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
-    })
-}
-
-/// The parts of stored manifest bytes the artifact view shows.
-#[derive(Deserialize)]
-struct IndexShape {
-    #[serde(default)]
-    manifests: Vec<IndexEntry>,
-}
-
-#[derive(Deserialize)]
-struct IndexEntry {
-    digest: String,
-    #[serde(default)]
-    platform: Option<Platform>,
-}
-
-/// An artifact row without its size, children and tags, and the index
-/// bytes to find its children in.
-struct Partial {
-    row: ArtifactRow,
-    index_content: Option<Vec<u8>>,
-}
-
-fn partial_from_row(row: &AnyRow) -> Result<Partial, StorageError> {
-    let annotations: Option<String> = row.try_get("annotations")?;
-    let annotations = annotations
-        .and_then(|a| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&a).ok())
-        .map(|map| {
-            map.into_iter()
-                .filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_owned())))
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok(Partial {
-        row: ArtifactRow {
-            id: row.try_get("id")?,
-            repo_id: row.try_get("repo_id")?,
-            digest: row.try_get::<String, _>("digest")?.parse()?,
-            manifest_media_type: row.try_get("media_type")?,
-            config_media_type: row.try_get("config_media_type")?,
-            artifact_type: row.try_get("artifact_type")?,
-            size: 0,
-            pushed_at: row.try_get("created_at")?,
-            pulled_at: row.try_get("pulled_at")?,
-            annotations,
-            children: Vec::new(),
-            tags: Vec::new(),
-        },
-        index_content: row.try_get("index_content")?,
     })
 }
 
@@ -423,65 +340,6 @@ impl Meta {
 
     // ---- artifacts ----
 
-    /// One page of a repository's top-level artifacts, newest push first,
-    /// with their tags, and the total.
-    pub async fn list_artifacts(
-        &self,
-        repo_id: i64,
-        tags: &TagFilter,
-        offset: i64,
-        limit: i64,
-    ) -> Result<(Vec<ArtifactRow>, i64), StorageError> {
-        let (kind, value) = tags.params();
-        let conditions = format!("m.repo_id = $1 AND {TOP_LEVEL} AND {TAGGED}");
-        let total: i64 = sqlx::query_scalar(&format!(
-            "SELECT count(*) FROM manifests m WHERE {conditions}"
-        ))
-        .bind(repo_id)
-        .bind(kind)
-        .bind(value)
-        .fetch_one(self.pool())
-        .await?;
-        let columns = artifact_columns(self.backend());
-        let rows = sqlx::query(&format!(
-            "SELECT {columns} FROM manifests m WHERE {conditions} \
-             ORDER BY m.created_at DESC, m.rowid DESC LIMIT $4 OFFSET $5"
-        ))
-        .bind(repo_id)
-        .bind(kind)
-        .bind(value)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(self.pool())
-        .await?;
-        let partials = rows
-            .iter()
-            .map(partial_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((self.complete(repo_id, partials).await?, total))
-    }
-
-    /// One artifact by digest (top-level or not).
-    pub async fn artifact(
-        &self,
-        repo_id: i64,
-        digest: &Digest,
-    ) -> Result<Option<ArtifactRow>, StorageError> {
-        let columns = artifact_columns(self.backend());
-        let row = sqlx::query(&format!(
-            "SELECT {columns} FROM manifests m WHERE m.repo_id = $1 AND m.digest = $2"
-        ))
-        .bind(repo_id)
-        .bind(digest.to_string())
-        .fetch_optional(self.pool())
-        .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let partial = partial_from_row(&row)?;
-        Ok(self.complete(repo_id, vec![partial]).await?.pop())
-    }
-
     /// Whether the repository has this manifest.
     pub async fn has_artifact(&self, repo_id: i64, digest: &Digest) -> Result<bool, StorageError> {
         let found: Option<i64> =
@@ -506,102 +364,6 @@ impl Meta {
                 .fetch_optional(self.pool())
                 .await?;
         digest.map(|d| d.parse()).transpose()
-    }
-
-    /// Adds sizes, children and tags to artifact rows.
-    async fn complete(
-        &self,
-        repo_id: i64,
-        partials: Vec<Partial>,
-    ) -> Result<Vec<ArtifactRow>, StorageError> {
-        let digests: Vec<String> = partials.iter().map(|p| p.row.digest.to_string()).collect();
-        let mut tags: HashMap<String, Vec<TagRow>> = HashMap::new();
-        if !digests.is_empty() {
-            let rows = sqlx::query(&format!(
-                "SELECT {TAG_COLUMNS} FROM tags t JOIN manifests m \
-                   ON m.repo_id = t.repo_id AND m.digest = t.manifest_digest \
-                 WHERE t.repo_id = $1 AND t.manifest_digest IN (SELECT value FROM json_each($2)) \
-                 ORDER BY t.updated_at DESC, t.name"
-            ))
-            .bind(repo_id)
-            .bind(serde_json::to_string(&digests).unwrap_or_else(|_| "[]".into()))
-            .fetch_all(self.pool())
-            .await?;
-            for row in &rows {
-                let digest: String = row.try_get("manifest_digest")?;
-                tags.entry(digest).or_default().push(tag_from_row(row)?);
-            }
-        }
-        let mut out = Vec::with_capacity(partials.len());
-        for Partial {
-            mut row,
-            index_content,
-        } in partials
-        {
-            let digest = row.digest.to_string();
-            row.size = self.artifact_size(repo_id, &digest).await?;
-            row.tags = tags.remove(&digest).unwrap_or_default();
-            if let Some(content) = index_content {
-                row.children = self.children(repo_id, &content).await?;
-            }
-            out.push(row);
-        }
-        Ok(out)
-    }
-
-    /// The manifest and everything it references, each blob once.
-    async fn artifact_size(&self, repo_id: i64, digest: &str) -> Result<i64, StorageError> {
-        Ok(sqlx::query_scalar(
-            "WITH RECURSIVE tree(digest) AS (SELECT $2 UNION \
-               SELECT r.child_digest FROM manifest_refs r JOIN tree ON r.manifest_digest = tree.digest \
-               WHERE r.repo_id = $1 AND r.is_manifest = 1) \
-             SELECT CAST((SELECT coalesce(sum(size), 0) FROM manifests \
-                       WHERE repo_id = $1 AND digest IN (SELECT digest FROM tree)) \
-                  + (SELECT coalesce(sum(size), 0) FROM blobs WHERE digest IN \
-                       (SELECT child_digest FROM manifest_refs WHERE repo_id = $1 AND is_manifest = 0 \
-                          AND manifest_digest IN (SELECT digest FROM tree))) AS BIGINT)",
-        )
-        .bind(repo_id)
-        .bind(digest)
-        .fetch_one(self.pool())
-        .await?)
-    }
-
-    /// An index's entries, in its order, with the ids of those stored.
-    async fn children(&self, repo_id: i64, content: &[u8]) -> Result<Vec<ChildRef>, StorageError> {
-        // Stored manifests were validated at push; an unreadable one shows
-        // no children rather than failing the listing.
-        let Ok(shape) = serde_json::from_slice::<IndexShape>(content) else {
-            return Ok(Vec::new());
-        };
-        let digests: Vec<&str> = shape.manifests.iter().map(|e| e.digest.as_str()).collect();
-        let rows = sqlx::query(
-            "SELECT digest, rowid AS id FROM manifests WHERE repo_id = $1 \
-             AND digest IN (SELECT value FROM json_each($2))",
-        )
-        .bind(repo_id)
-        .bind(serde_json::to_string(&digests).unwrap_or_else(|_| "[]".into()))
-        .fetch_all(self.pool())
-        .await?;
-        let mut ids = HashMap::new();
-        for row in &rows {
-            ids.insert(
-                row.try_get::<String, _>("digest")?,
-                row.try_get::<i64, _>("id")?,
-            );
-        }
-        Ok(shape
-            .manifests
-            .into_iter()
-            .filter_map(|e| {
-                let digest = e.digest.parse().ok()?;
-                Some(ChildRef {
-                    id: ids.get(&e.digest).copied(),
-                    digest,
-                    platform: e.platform,
-                })
-            })
-            .collect())
     }
 
     /// Deletes an artifact and its tags in one transaction. An index takes
@@ -808,5 +570,6 @@ async fn parent_index(
     Ok(parents.into_iter().find(|p| !except.contains(p.as_str())))
 }
 
+mod listing;
 #[cfg(test)]
 mod tests;

@@ -85,11 +85,14 @@ pub enum ProjectDeletion {
     NotFound,
 }
 
+/// A project's repositories are counted over a range of the names' index
+/// (`team/` up to `team0`: `'0'` follows `'/'`, names compared byte by
+/// byte), not by reading every repository's name.
 const PROJECT_COLUMNS: &str = "p.id, p.name, p.public, p.owner_id, p.created_at, p.updated_at, \
      p.registry_id, p.proxy_mode, \
      (SELECT username FROM users u WHERE u.id = p.owner_id) AS owner_name, \
      (SELECT count(*) FROM repositories r WHERE r.name = p.name \
-        OR substr(r.name, 1, length(p.name) + 1) = p.name || '/') AS repo_count";
+        OR (r.name >= p.name || '/' AND r.name < p.name || '0')) AS repo_count";
 
 fn project_from_row(row: AnyRow) -> Result<ProjectRow, StorageError> {
     Ok(ProjectRow {

@@ -190,3 +190,75 @@ async fn repositories_are_listed_and_deleted_whole() {
     let v1 = Reference::Tag("v1".parse().unwrap());
     assert!(meta.get_manifest(&repo, &v1).await.unwrap().is_none());
 }
+
+/// `manifests.parents`, which the listings read to tell top-level
+/// artifacts, follows every write: an index pushed, a child deleted
+/// through `/v2` (its index keeps listing it) and pushed again, the index
+/// deleted.
+#[tokio::test]
+async fn top_level_follows_every_write() {
+    let (_dir, meta) = meta().await;
+    let repo: RepoName = "team/app".parse().unwrap();
+    let (child, _) = image(&meta, &repo, "child", &[]).await;
+    let (other, _) = image(&meta, &repo, "other", &["v1"]).await;
+    let index = push(
+        &meta,
+        &repo,
+        serde_json::json!({
+            "schemaVersion": 2, "mediaType": manifest::OCI_INDEX,
+            "manifests": [{"mediaType": manifest::OCI_MANIFEST, "digest": child.to_string(), "size": 1}],
+        }),
+        &["multi"],
+    )
+    .await;
+    let id = meta.repository(&repo).await.unwrap().unwrap().id;
+    let listed = |filter: TagFilter| {
+        let meta = &meta;
+        async move {
+            let (rows, total) = meta.list_artifacts(id, &filter, 0, 100).await.unwrap();
+            let digests: BTreeSet<Digest> = rows.into_iter().map(|r| r.digest).collect();
+            assert_eq!(digests.len() as i64, total, "{filter:?}");
+            digests
+        }
+    };
+    let both = BTreeSet::from([index.clone(), other.clone()]);
+    assert_eq!(listed(TagFilter::Any).await, both);
+    assert_eq!(listed(TagFilter::Tagged).await, both);
+    assert!(listed(TagFilter::Untagged).await.is_empty());
+    assert!(meta.delete_manifest(&repo, &child).await.unwrap());
+    assert_eq!(listed(TagFilter::Any).await, both);
+    let (again, _) = image(&meta, &repo, "child", &[]).await;
+    assert_eq!(again, child);
+    assert_eq!(listed(TagFilter::Any).await, both);
+    assert_eq!(
+        meta.repository(&repo)
+            .await
+            .unwrap()
+            .unwrap()
+            .artifact_count,
+        2
+    );
+    let v2: Tag = "v2".parse().unwrap();
+    meta.add_tag(id, &child, &v2).await.unwrap();
+    assert_eq!(
+        listed(TagFilter::Tagged).await,
+        both,
+        "a tagged child is no artifact"
+    );
+    meta.remove_artifact_tag(id, &child, &v2).await.unwrap();
+    assert!(matches!(
+        meta.delete_artifact(id, &index).await.unwrap(),
+        ArtifactDeletion::Deleted { .. }
+    ));
+    assert_eq!(
+        listed(TagFilter::Any).await,
+        BTreeSet::from([other.clone()])
+    );
+    // A manifest pushed again after its index went is top-level again.
+    let (again, _) = image(&meta, &repo, "child", &[]).await;
+    assert_eq!(listed(TagFilter::Untagged).await, BTreeSet::from([again]));
+    assert_eq!(
+        listed(TagFilter::Contains("v".into())).await,
+        BTreeSet::from([other])
+    );
+}

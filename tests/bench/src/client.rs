@@ -330,6 +330,46 @@ impl Registry {
         Ok(())
     }
 
+    /// The admin's `Authorization: Basic` value, if the registry has
+    /// credentials.
+    fn basic(&self) -> anyhow::Result<Option<HeaderValue>> {
+        self.creds
+            .as_ref()
+            .map(|c| {
+                let basic = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{}:{}", c.user, c.password));
+                Ok(HeaderValue::from_str(&format!("Basic {basic}"))?)
+            })
+            .transpose()
+    }
+
+    /// A handle on one repository whose requests carry the admin's Basic
+    /// credentials (berth takes them on `/v2` as on its API, through its
+    /// login cache): no token per repository, for pushes to thousands of
+    /// them. Without credentials, an anonymous handle.
+    pub fn basic_repo(&self, name: &str) -> anyhow::Result<Repo> {
+        Ok(Repo {
+            name: name.to_owned(),
+            auth: self.basic()?,
+        })
+    }
+
+    /// GETs a path (the management API with the admin's Basic
+    /// credentials, or `/v2/...`); returns the headers and the body (200
+    /// expected).
+    pub async fn get_ok(&self, conn: &mut Conn, path: &str) -> anyhow::Result<(HeaderMap, Bytes)> {
+        let mut req = Request::get(path);
+        if let Some(basic) = self.basic()? {
+            req = req.header(AUTHORIZATION, basic);
+        }
+        expect(
+            conn.send(req.body(ReqBody::Empty)?).await?,
+            StatusCode::OK,
+            path,
+        )
+        .await
+    }
+
     async fn fetch_token(&self, challenge: &str, repo: &str) -> anyhow::Result<String> {
         let params = parse_challenge(challenge)?;
         let realm = params
@@ -527,6 +567,30 @@ impl Repo {
             ReqBody::Empty,
         )?;
         expect(conn.send(req).await?, StatusCode::OK, "HEAD blob").await?;
+        Ok(())
+    }
+
+    /// Links a blob of repository `from` into this one (`POST
+    /// ?mount=&from=`, 201 expected).
+    pub async fn mount_blob(
+        &self,
+        conn: &mut Conn,
+        digest: &str,
+        from: &str,
+    ) -> anyhow::Result<()> {
+        let mut post = self.request(
+            Method::POST,
+            &format!(
+                "/v2/{}/blobs/uploads/?mount={}&from={}",
+                self.name,
+                percent_encode(digest),
+                percent_encode(from)
+            ),
+            ReqBody::Empty,
+        )?;
+        post.headers_mut()
+            .insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+        expect(conn.send(post).await?, StatusCode::CREATED, "POST mount").await?;
         Ok(())
     }
 

@@ -2,7 +2,8 @@
 //! on loopback, measured with the same client; prints a Markdown table.
 //!
 //! `cargo run --release -p berth-bench -- [--runs N] [--quick] [--out FILE]`
-//! (or `--auth-cost`, `--pull-through`, `--slow-uploads` for one scenario)
+//! (or `--auth-cost`, `--pull-through`, `--slow-uploads`, `--listing` for one
+//! scenario)
 
 mod authcost;
 mod bench;
@@ -10,6 +11,7 @@ mod client;
 mod data;
 mod image;
 mod limits;
+mod listing;
 mod machine;
 mod procfs;
 mod pullthrough;
@@ -50,6 +52,12 @@ struct Args {
     /// uploads (clients that stall mid-body), in one run.
     #[arg(long)]
     slow_uploads: bool,
+    /// Only measure the management API's listings with 100,000 artifacts
+    /// in one repository, 10,000 repositories and 1,000 projects (a tenth
+    /// with --quick), on berth, berth+postgres and distribution (its
+    /// tags/list and _catalog).
+    #[arg(long)]
+    listing: bool,
     /// Measure only these servers (comma-separated: berth, berth+postgres,
     /// 3xberth+haproxy, berth+s3, berth+s3+redirect, distribution,
     /// nginx+distribution, distribution+s3, distribution+s3+redirect); for profiling
@@ -97,6 +105,8 @@ fn main() -> ExitCode {
                 pullthrough::run(&plan).await
             } else if args.slow_uploads {
                 slowuploads::run(&plan).await
+            } else if args.listing {
+                listing::run(&plan).await
             } else {
                 bench::run(&plan, meta).await
             }

@@ -1,0 +1,357 @@
+//! Artifact pages. Which manifests a page shows is read from indexes in
+//! listing order (`manifests.parents`, kept exact by triggers, says which
+//! are top-level; migration 0012); their sizes, children and tags then
+//! take one query each for the whole page. An offset skips index entries,
+//! not manifests. What stays in proportion to the repository: a filter on
+//! tag names reads the repository's tags (one index entry each), and a
+//! page of tagged or untagged artifacts looks up the tags of each manifest
+//! it passes (the totals are counted from indexes).
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{tag_from_row, ArtifactRow, ChildRef, Platform, TagFilter, TagRow, TAG_COLUMNS};
+use crate::error::StorageError;
+use crate::meta::{Backend, Meta};
+use crate::oci::Digest;
+
+/// The columns of an artifact row. The config's media type is read from
+/// the stored manifest (SQLite keeps it as a BLOB, PostgreSQL as bytea).
+fn artifact_columns(backend: Backend) -> String {
+    let config_media_type = backend.pick(
+        "CASE WHEN json_valid(CAST(m.content AS TEXT)) \
+           THEN json_extract(CAST(m.content AS TEXT), '$.config.mediaType') END",
+        "json_extract(convert_from(m.content, 'UTF8'), '$.config.mediaType')",
+    );
+    format!(
+        "m.rowid AS id, m.repo_id, m.digest, m.media_type, m.artifact_type, \
+         m.annotations, m.created_at, m.pulled_at, {config_media_type} AS config_media_type, \
+         CASE WHEN m.media_type IN ('application/vnd.oci.image.index.v1+json', \
+           'application/vnd.docker.distribution.manifest.list.v2+json') THEN m.content END AS index_content"
+    )
+}
+
+impl TagFilter {
+    /// The top-level manifests (`m`) of the repository bound as `$1` that
+    /// the filter lets through, as a FROM clause, and the value it binds
+    /// as `$2`. Without a filter on tag names this is a range of the
+    /// `manifests_top_level` index (tagged or not: each manifest's tags
+    /// looked up as the page is read, so the first pages are quick and
+    /// the deepest read the repository); with one, the matching tags come
+    /// first and their manifests are looked up by digest (CROSS JOIN keeps
+    /// SQLite to that order, rather than probing the tags for each
+    /// manifest).
+    fn source(&self) -> (&'static str, Option<&str>) {
+        const TOP: &str = "manifests m WHERE m.repo_id = $1 AND m.parents = 0";
+        match self {
+            TagFilter::Any => (TOP, None),
+            TagFilter::Untagged => (
+                "manifests m WHERE m.repo_id = $1 AND m.parents = 0 AND NOT EXISTS \
+                 (SELECT 1 FROM tags t WHERE t.repo_id = m.repo_id AND t.manifest_digest = m.digest)",
+                None,
+            ),
+            TagFilter::Tagged => (
+                "manifests m WHERE m.repo_id = $1 AND m.parents = 0 AND EXISTS \
+                 (SELECT 1 FROM tags t WHERE t.repo_id = m.repo_id AND t.manifest_digest = m.digest)",
+                None,
+            ),
+            TagFilter::Exact(name) => (
+                "(SELECT DISTINCT t.manifest_digest FROM tags t WHERE t.repo_id = $1 AND t.name = $2) x \
+                 CROSS JOIN manifests m \
+                 WHERE m.repo_id = $1 AND m.digest = x.manifest_digest AND m.parents = 0",
+                Some(name),
+            ),
+            TagFilter::Contains(part) => (
+                "(SELECT DISTINCT t.manifest_digest FROM tags t WHERE t.repo_id = $1 \
+                   AND instr(t.name, $2) > 0) x \
+                 CROSS JOIN manifests m \
+                 WHERE m.repo_id = $1 AND m.digest = x.manifest_digest AND m.parents = 0",
+                Some(part),
+            ),
+        }
+    }
+}
+
+/// How many top-level manifests of the repository bound as `$1` are
+/// tagged: the tagged manifests (one entry of `tags_manifest` each) less
+/// the tagged ones an index lists (few, read from `manifests_below`).
+const TAGGED_TOP_LEVEL: &str =
+    "(SELECT count(DISTINCT t.manifest_digest) FROM tags t WHERE t.repo_id = $1) \
+     - (SELECT count(*) FROM manifests m WHERE m.repo_id = $1 AND m.parents > 0 AND EXISTS \
+          (SELECT 1 FROM tags t WHERE t.repo_id = m.repo_id AND t.manifest_digest = m.digest))";
+
+impl TagFilter {
+    /// The statement that counts what [`TagFilter::source`] lets through,
+    /// with the same parameters. Tagged and untagged manifests are
+    /// counted by difference, from indexes, rather than one by one.
+    fn total(&self) -> String {
+        match self {
+            TagFilter::Tagged => format!("SELECT {TAGGED_TOP_LEVEL}"),
+            TagFilter::Untagged => format!(
+                "SELECT (SELECT count(*) FROM manifests m WHERE m.repo_id = $1 AND m.parents = 0) \
+                 - ({TAGGED_TOP_LEVEL})"
+            ),
+            _ => format!("SELECT count(*) FROM {}", self.source().0),
+        }
+    }
+}
+
+/// The parts of stored manifest bytes the artifact view shows.
+#[derive(Deserialize)]
+struct IndexShape {
+    #[serde(default)]
+    manifests: Vec<IndexEntry>,
+}
+
+#[derive(Deserialize)]
+struct IndexEntry {
+    digest: String,
+    #[serde(default)]
+    platform: Option<Platform>,
+}
+
+/// An artifact row without its size, children and tags, and the index
+/// bytes to find its children in.
+struct Partial {
+    row: ArtifactRow,
+    index_content: Option<Vec<u8>>,
+}
+
+fn partial_from_row(row: &AnyRow) -> Result<Partial, StorageError> {
+    let annotations: Option<String> = row.try_get("annotations")?;
+    let annotations = annotations
+        .and_then(|a| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&a).ok())
+        .map(|map| {
+            map.into_iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Partial {
+        row: ArtifactRow {
+            id: row.try_get("id")?,
+            repo_id: row.try_get("repo_id")?,
+            digest: row.try_get::<String, _>("digest")?.parse()?,
+            manifest_media_type: row.try_get("media_type")?,
+            config_media_type: row.try_get("config_media_type")?,
+            artifact_type: row.try_get("artifact_type")?,
+            size: 0,
+            pushed_at: row.try_get("created_at")?,
+            pulled_at: row.try_get("pulled_at")?,
+            annotations,
+            children: Vec::new(),
+            tags: Vec::new(),
+        },
+        index_content: row.try_get("index_content")?,
+    })
+}
+
+/// A JSON array of strings, as `json_each` reads it.
+fn json_list<S: AsRef<str>>(items: &[S]) -> String {
+    let items: Vec<&str> = items.iter().map(AsRef::as_ref).collect();
+    serde_json::to_string(&items).unwrap_or_else(|_| "[]".into())
+}
+
+// The statements below are not kept prepared (`persistent(false)`):
+// PostgreSQL would soon plan them once for any repository, from the
+// average repository (a dozen manifests), and hash whole tables for a
+// repository of 100,000; planned with the repository and the page's
+// digests at hand, each reads only what it needs.
+impl Meta {
+    /// One page of a repository's top-level artifacts, newest push first,
+    /// with their tags, and the total.
+    pub async fn list_artifacts(
+        &self,
+        repo_id: i64,
+        tags: &TagFilter,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<ArtifactRow>, i64), StorageError> {
+        let (source, value) = tags.source();
+        let total_sql = tags.total();
+        let mut count = sqlx::query_scalar(&total_sql)
+            .persistent(false)
+            .bind(repo_id);
+        if let Some(value) = value {
+            count = count.bind(value);
+        }
+        let total: i64 = count.fetch_one(self.pool()).await?;
+        // The page's row ids first, from the index alone, then only
+        // those rows: an offset skips index entries, not manifests.
+        let next = if value.is_some() { 3 } else { 2 };
+        let columns = artifact_columns(self.backend());
+        let sql = format!(
+            "SELECT {columns} FROM manifests m WHERE m.rowid IN \
+               (SELECT m.rowid FROM {source} ORDER BY m.created_at DESC, m.rowid DESC \
+                LIMIT ${next} OFFSET ${}) \
+             ORDER BY m.created_at DESC, m.rowid DESC",
+            next + 1
+        );
+        let mut page = sqlx::query(&sql).persistent(false).bind(repo_id);
+        if let Some(value) = value {
+            page = page.bind(value);
+        }
+        let rows = page.bind(limit).bind(offset).fetch_all(self.pool()).await?;
+        let partials = rows
+            .iter()
+            .map(partial_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((self.complete(repo_id, partials).await?, total))
+    }
+
+    /// One artifact by digest (top-level or not).
+    pub async fn artifact(
+        &self,
+        repo_id: i64,
+        digest: &Digest,
+    ) -> Result<Option<ArtifactRow>, StorageError> {
+        let columns = artifact_columns(self.backend());
+        let row = sqlx::query(&format!(
+            "SELECT {columns} FROM manifests m WHERE m.repo_id = $1 AND m.digest = $2"
+        ))
+        .bind(repo_id)
+        .bind(digest.to_string())
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let partial = partial_from_row(&row)?;
+        Ok(self.complete(repo_id, vec![partial]).await?.pop())
+    }
+
+    /// Adds sizes, children and tags to artifact rows: one query for
+    /// each, whatever the number of rows.
+    async fn complete(
+        &self,
+        repo_id: i64,
+        partials: Vec<Partial>,
+    ) -> Result<Vec<ArtifactRow>, StorageError> {
+        if partials.is_empty() {
+            return Ok(Vec::new());
+        }
+        let digests: Vec<String> = partials.iter().map(|p| p.row.digest.to_string()).collect();
+        let mut tags: HashMap<String, Vec<TagRow>> = HashMap::new();
+        let rows = sqlx::query(&format!(
+            "SELECT {TAG_COLUMNS} FROM tags t JOIN manifests m \
+               ON m.repo_id = t.repo_id AND m.digest = t.manifest_digest \
+             WHERE t.repo_id = $1 AND t.manifest_digest IN (SELECT value FROM json_each($2)) \
+             ORDER BY t.updated_at DESC, t.name"
+        ))
+        .persistent(false)
+        .bind(repo_id)
+        .bind(json_list(&digests))
+        .fetch_all(self.pool())
+        .await?;
+        for row in &rows {
+            let digest: String = row.try_get("manifest_digest")?;
+            tags.entry(digest).or_default().push(tag_from_row(row)?);
+        }
+        let mut sizes = self.artifact_sizes(repo_id, &digests).await?;
+        // Stored manifests were validated at push; an unreadable index
+        // shows no children rather than failing the listing.
+        let shapes: Vec<Option<IndexShape>> = partials
+            .iter()
+            .map(|p| {
+                p.index_content
+                    .as_deref()
+                    .and_then(|c| serde_json::from_slice::<IndexShape>(c).ok())
+            })
+            .collect();
+        let children: Vec<&str> = shapes
+            .iter()
+            .flatten()
+            .flat_map(|s| s.manifests.iter().map(|e| e.digest.as_str()))
+            .collect();
+        let ids = self.manifest_ids(repo_id, &children).await?;
+        let mut out = Vec::with_capacity(partials.len());
+        for (Partial { mut row, .. }, shape) in partials.into_iter().zip(shapes) {
+            let digest = row.digest.to_string();
+            row.size = sizes.remove(&digest).unwrap_or(0);
+            row.tags = tags.remove(&digest).unwrap_or_default();
+            if let Some(shape) = shape {
+                row.children = shape
+                    .manifests
+                    .into_iter()
+                    .filter_map(|e| {
+                        let digest = e.digest.parse().ok()?;
+                        Some(ChildRef {
+                            id: ids.get(&e.digest).copied(),
+                            digest,
+                            platform: e.platform,
+                        })
+                    })
+                    .collect();
+            }
+            out.push(row);
+        }
+        Ok(out)
+    }
+
+    /// Each manifest's size with everything it references: itself, the
+    /// manifests below it (an index's children) and the blobs they all
+    /// reference, each blob once. CROSS JOIN keeps SQLite walking from
+    /// the page's digests (it would otherwise read every reference of the
+    /// repository and probe the tree with each), and the blobs' `CASE`
+    /// keeps `is_manifest` out of the lookup's terms: with it there,
+    /// SQLite builds an automatic index over every blob reference of the
+    /// database for each call, since the primary key does not cover it.
+    async fn artifact_sizes(
+        &self,
+        repo_id: i64,
+        digests: &[String],
+    ) -> Result<HashMap<String, i64>, StorageError> {
+        let rows = sqlx::query(
+            "WITH RECURSIVE tree(root, digest) AS ( \
+               SELECT value, value FROM json_each($2) \
+               UNION \
+               SELECT tree.root, r.child_digest FROM tree CROSS JOIN manifest_refs r \
+               WHERE r.repo_id = $1 AND r.manifest_digest = tree.digest AND r.is_manifest = 1) \
+             SELECT root, CAST(sum(size) AS BIGINT) AS size FROM ( \
+               SELECT tree.root, m.size FROM tree CROSS JOIN manifests m \
+               WHERE m.repo_id = $1 AND m.digest = tree.digest \
+               UNION ALL \
+               SELECT used.root, b.size FROM \
+                 (SELECT DISTINCT tree.root, \
+                    CASE WHEN r.is_manifest = 0 THEN r.child_digest END AS blob \
+                  FROM tree CROSS JOIN manifest_refs r \
+                  WHERE r.repo_id = $1 AND r.manifest_digest = tree.digest) used \
+                 CROSS JOIN blobs b WHERE b.digest = used.blob) sizes \
+             GROUP BY root",
+        )
+        .persistent(false)
+        .bind(repo_id)
+        .bind(json_list(digests))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("root")?, row.try_get("size")?)))
+            .collect()
+    }
+
+    /// The row ids of those of `digests` stored in the repository.
+    async fn manifest_ids(
+        &self,
+        repo_id: i64,
+        digests: &[&str],
+    ) -> Result<HashMap<String, i64>, StorageError> {
+        if digests.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows = sqlx::query(
+            "SELECT digest, rowid AS id FROM manifests WHERE repo_id = $1 \
+             AND digest IN (SELECT value FROM json_each($2))",
+        )
+        .persistent(false)
+        .bind(repo_id)
+        .bind(json_list(digests))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("digest")?, row.try_get("id")?)))
+            .collect()
+    }
+}
