@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fantoccini::cookies::Cookie;
 use fantoccini::elements::Element;
 use fantoccini::error::CmdError;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -631,10 +632,25 @@ impl Browser {
         self.cookies().into_iter().find(|c| c.name == name)
     }
 
-    /// Sets a cookie (path `/`) for the current page's origin.
+    /// Sets a cookie (path `/`, `SameSite=Lax`) for the current page's
+    /// host.
     pub fn set_cookie(&self, name: &str, value: &str) {
-        let mut cookie = fantoccini::cookies::Cookie::new(name.to_owned(), value.to_owned());
+        let result = self.block_on(self.client().current_url());
+        let host = self
+            .must("current_url", result)
+            .host_str()
+            .unwrap_or_default()
+            .to_owned();
+        let mut cookie = Cookie::new(name.to_owned(), value.to_owned());
         cookie.set_path("/");
+        // chromedriver refuses a cookie without a domain, and one with
+        // fantoccini's default SameSite=None that is not Secure. (The
+        // SameSite type is not re-exported: parse one.)
+        cookie.set_domain(host);
+        let lax = Cookie::parse("a=b; SameSite=Lax")
+            .ok()
+            .and_then(|c| c.same_site());
+        cookie.set_same_site(lax);
         let result = self.block_on(self.client().add_cookie(cookie));
         self.must(&format!("set cookie {name}"), result);
     }
