@@ -397,11 +397,14 @@ fn a_guest_member_sees_the_project_but_no_delete_and_a_forged_delete_is_refused(
     // valid csrf token of hers: refused, and nothing changes.
     guest.goto(&artifact_page);
     let csrf = guest.csrf();
-    let session = guest
-        .cookie("berth_session")
-        .expect("gina's session cookie");
+    assert!(
+        guest.cookie("berth_session").is_some(),
+        "gina has no session cookie"
+    );
     let mut http = FormClient::new(&berth.url(), None);
-    http.set_cookie("berth_session", &session.value);
+    for cookie in guest.cookies() {
+        http.set_cookie(&cookie.name, &cookie.value);
+    }
     for (what, (action, fields)) in [("tag delete", &tag_form), ("project delete", &project_form)] {
         let fields: Vec<(&str, &str)> = fields
             .iter()
