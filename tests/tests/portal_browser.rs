@@ -464,7 +464,7 @@ fn form_fields(browser: &Browser, css: &str) -> (String, Vec<(String, String)>) 
 }
 
 #[test]
-fn the_administrator_deletes_and_adds_tags_in_the_browser() {
+fn the_administrator_deletes_and_adds_tags_and_deletes_a_project_in_the_browser() {
     let berth = Berth::start();
     let api = Api::admin(&berth);
     api.create_project("shop", false);
@@ -515,6 +515,20 @@ fn the_administrator_deletes_and_adds_tags_in_the_browser() {
         berth_tests::content::sha256_digest(&resp.bytes().unwrap()),
         image.manifest.digest
     );
+
+    // An empty project goes with its delete button (after the confirm
+    // dialog, which the browser accepts).
+    api.create_project("doomed", false);
+    browser.goto("/projects/doomed");
+    browser.submit("form#delete-project");
+    assert_eq!(
+        api.get("/projects/doomed").0,
+        404,
+        "the project is still there"
+    );
+    browser.goto("/projects");
+    browser.wait_for("table#projects tr[data-project=\"shop\"]");
+    assert!(!browser.exists("tr[data-project=\"doomed\"]"));
 }
 
 #[test]
