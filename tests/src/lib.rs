@@ -16,6 +16,8 @@
 //!   assertions on its responses (OCI error bodies, headers).
 //! - [`tar`]: a minimal ustar writer, so layers are real archives.
 //! - [`users`]: local users through the `berth user` command line.
+//! - [`browser`]: headless Chromium over WebDriver (chromedriver) for the
+//!   portal tests, screenshots, and a cookie-keeping form client.
 //! - [`api`]: the management API (`/api/v2.0`): projects, users, members
 //!   and robot accounts.
 //! - [`tokens`]: `WWW-Authenticate` challenges and the token service.
@@ -31,6 +33,7 @@
 //! Not for: anything the server itself uses; no test logic lives here.
 
 pub mod api;
+pub mod browser;
 pub mod cluster;
 pub mod content;
 pub mod garage;
