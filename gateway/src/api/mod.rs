@@ -27,7 +27,7 @@ mod registries;
 pub(crate) mod repositories;
 pub(crate) mod request;
 mod retention;
-mod robots;
+pub(crate) mod robots;
 pub(crate) mod system;
 pub(crate) mod users;
 

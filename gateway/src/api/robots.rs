@@ -381,6 +381,21 @@ pub async fn create(
     req: &ApiRequest,
 ) -> Result<Reply, GatewayError> {
     let body: RobotCreate = read_json(session).await?;
+    let created = create_robot(app, req, &body).await?;
+    let id = created.id;
+    Ok(
+        Reply::json(201, &serde_json::to_value(created).unwrap_or_default())
+            .header("Location", format!("/api/v2.0/robots/{id}")),
+    )
+}
+
+/// Creates a robot (the API's POST and the portal's form); the answer
+/// holds the secret, the only time it is shown.
+pub(crate) async fn create_robot(
+    app: &App,
+    req: &ApiRequest,
+    body: &RobotCreate,
+) -> Result<RobotCreated, GatewayError> {
     let project = project_of(&body.level, &body.permissions)?;
     let project_row = authorize(app, req, project.as_deref().map(ProjectRef::Name), false).await?;
     if body.name.is_empty()
@@ -437,17 +452,13 @@ pub async fn create(
     );
     let id =
         id.ok_or_else(|| GatewayError::Conflict(format!("robot `{full_name}` already exists")))?;
-    let created = RobotCreated {
+    Ok(RobotCreated {
         id,
         name: full_name,
         secret,
         creation_time: time(created_at),
         expires_at: expires,
-    };
-    Ok(
-        Reply::json(201, &serde_json::to_value(created).unwrap_or_default())
-            .header("Location", format!("/api/v2.0/robots/{id}")),
-    )
+    })
 }
 
 #[utoipa::path(get, path = "/api/v2.0/robots/{robot_id}", tag = "robot",

@@ -13,6 +13,7 @@
 //! - `signin`: `/login` and `/logout`.
 //! - `projects`: the project list, a project's summary, repositories and
 //!   members.
+//! - `robots`: a project's robot accounts.
 //! - `repository`: a repository's artifacts, an artifact, its tags.
 //! - `search`: projects and repositories by name.
 //! - `account`: the signed-in user's profile and password.
@@ -27,6 +28,7 @@ mod i18n;
 mod page;
 mod projects;
 mod repository;
+mod robots;
 mod routes;
 mod search;
 mod signin;
@@ -106,6 +108,9 @@ async fn dispatch(
         PortalRoute::MemberDelete(p, mid) if post => {
             projects::remove_member(app, session, v, &p, mid).await
         }
+        PortalRoute::Robots(p) if get => robots::list(app, v, &p, query, None).await,
+        PortalRoute::Robots(p) if post => robots::create(app, session, v, &p).await,
+        PortalRoute::RobotDelete(p, id) if post => robots::delete(app, session, v, &p, id).await,
         PortalRoute::Repository(r) if get => {
             repository::artifacts(app, session, v, &r, query).await
         }

@@ -31,7 +31,7 @@ pub struct ProjectView {
 }
 
 impl ProjectView {
-    fn of(row: &ProjectRow) -> ProjectView {
+    pub fn of(row: &ProjectRow) -> ProjectView {
         ProjectView {
             name: row.name.clone(),
             url: format!("/projects/{}", encode_path(&row.name)),
@@ -124,7 +124,7 @@ pub fn allowed(req: &ApiRequest, action: Action, facts: &ProjectFacts) -> bool {
 
 /// The page's listing parameters: the page and the page size (at most
 /// the API's).
-fn listing(query: &Query) -> Result<Page, GatewayError> {
+pub fn listing(query: &Query) -> Result<Page, GatewayError> {
     let mut page = Page::parse(query)?;
     if query.get("page_size").is_none() {
         page.size = 25;

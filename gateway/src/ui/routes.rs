@@ -38,6 +38,8 @@ pub enum PortalRoute {
     Repositories(String),
     Members(String),
     MemberDelete(String, i64),
+    Robots(String),
+    RobotDelete(String, i64),
     Repository(RepoPath),
     RepositoryDelete(RepoPath),
     Artifact(RepoPath, Digest),
@@ -97,6 +99,11 @@ pub fn parse(path: &str, post: bool) -> Result<PortalRoute, GatewayError> {
         ["projects", p, "members", mid, "delete"] if post => {
             let mid = mid.parse::<i64>().map_err(|_| not_found())?;
             PortalRoute::MemberDelete((*p).to_owned(), mid)
+        }
+        ["projects", p, "robots"] => PortalRoute::Robots((*p).to_owned()),
+        ["projects", p, "robots", id, "delete"] if post => {
+            let id = id.parse::<i64>().map_err(|_| not_found())?;
+            PortalRoute::RobotDelete((*p).to_owned(), id)
         }
         ["projects", p, "repositories", rest @ ..] if !rest.is_empty() => {
             repository_route(p, rest, post).ok_or_else(not_found)??
