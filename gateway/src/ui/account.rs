@@ -70,7 +70,7 @@ pub async fn change_password(
         old_password: form.get("old_password").map(str::to_owned),
         new_password: form.get("new_password").unwrap_or("").to_owned(),
     };
-    users::change_password(app, &v.api(Query::parse(None)), id, &body).await?;
+    users::change_password(app, &v.api(), id, &body).await?;
     let username = v.username().unwrap_or_default().to_owned();
     let identity = app.login.identity(&username).await?;
     v.sign_in(app, identity).await?;

@@ -35,7 +35,7 @@ struct GcPage {
 }
 
 pub async fn gc(app: &App, v: &Visitor, query: &Query) -> Result<Reply, GatewayError> {
-    let req = v.api(Query::parse(None));
+    let req = v.api();
     req.require(Action::ManageGc, Resource::System)?;
     let page = Page::parse(query)?;
     let (runs, total) = app.registry.gc_runs(page.offset(), page.limit()).await?;
@@ -87,14 +87,13 @@ pub async fn run_gc(app: &App, session: &mut Session, v: &Visitor) -> Result<Rep
         creation_time: None,
         update_time: None,
     };
-    gc::schedule(app, &v.api(Query::parse(None)), body).await?;
+    gc::schedule(app, &v.api(), body).await?;
     Ok(redirect("/admin/gc", v))
 }
 
 /// A run's log, as text.
 pub async fn gc_log(app: &App, v: &Visitor, id: i64) -> Result<Reply, GatewayError> {
-    v.api(Query::parse(None))
-        .require(Action::ManageGc, Resource::System)?;
+    v.api().require(Action::ManageGc, Resource::System)?;
     let text = app
         .registry
         .gc_log(id)

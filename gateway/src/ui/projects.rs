@@ -7,6 +7,7 @@ use askama::Template;
 use berth_policy::{authorize, Action, Decision, Resource, Role};
 use berth_storage::artifacts::RepositoryFilter;
 use berth_storage::projects::{Entity, ProjectFilter, ProjectRow};
+use berth_storage::quota::QuotaRow;
 use pingora::proxy::Session;
 
 use super::form;
@@ -133,14 +134,15 @@ pub fn listing(query: &Query) -> Result<Page, GatewayError> {
 }
 
 /// `"1.2 GiB of 10.0 GiB"`, with the share used when there is a limit.
-fn quota_view(v: &Visitor, used: i64, hard: i64) -> QuotaView {
+fn quota_view(v: &Visitor, q: &QuotaRow) -> QuotaView {
     let t = v.lang.text();
-    if hard < 0 {
+    let used = i64::try_from(q.used).unwrap_or(i64::MAX);
+    let Some(hard) = q.hard.map(|h| i64::try_from(h).unwrap_or(i64::MAX)) else {
         return QuotaView {
             text: format!("{} {} {}", human_size(used), t.used_of, t.unlimited),
             percent: None,
         };
-    }
+    };
     QuotaView {
         text: format!("{} {} {}", human_size(used), t.used_of, human_size(hard)),
         percent: Some(if hard == 0 {
@@ -152,7 +154,7 @@ fn quota_view(v: &Visitor, used: i64, hard: i64) -> QuotaView {
 }
 
 pub async fn list(app: &App, v: &Visitor, query: &Query) -> Result<Reply, GatewayError> {
-    let req = v.api(Query::parse(None));
+    let req = v.api();
     let page = listing(query)?;
     let q = query.get("q").unwrap_or("").trim().to_owned();
     let filter = ProjectFilter {
@@ -182,10 +184,10 @@ pub async fn list(app: &App, v: &Visitor, query: &Query) -> Result<Reply, Gatewa
         .iter()
         .map(|row| {
             let view = ProjectView::of(row);
-            let quota = quotas.iter().find(|q| q.project_id == row.id).map(|q| {
-                let hard = q.hard.map_or(-1, |h| i64::try_from(h).unwrap_or(i64::MAX));
-                quota_view(v, i64::try_from(q.used).unwrap_or(i64::MAX), hard).text
-            });
+            let quota = quotas
+                .iter()
+                .find(|q| q.project_id == row.id)
+                .map(|q| quota_view(v, q).text);
             ProjectLine {
                 name: view.name,
                 url: view.url,
@@ -237,7 +239,7 @@ pub async fn create(app: &App, session: &mut Session, v: &Visitor) -> Result<Rep
         storage_limit,
         registry_id: None,
     };
-    api_projects::create_project(app, &v.api(Query::parse(None)), &body).await?;
+    api_projects::create_project(app, &v.api(), &body).await?;
     Ok(redirect(&format!("/projects/{}", encode_path(&name)), v))
 }
 
@@ -252,7 +254,7 @@ async fn project(
 }
 
 pub async fn summary(app: &App, v: &Visitor, name: &str) -> Result<Reply, GatewayError> {
-    let req = v.api(Query::parse(None));
+    let req = v.api();
     let (row, facts) = project(app, &req, name, Action::ReadProject).await?;
     let t = v.lang.text();
     let quota = match allowed(&req, Action::ReadQuota, &facts) {
@@ -262,10 +264,7 @@ pub async fn summary(app: &App, v: &Visitor, name: &str) -> Result<Reply, Gatewa
             .list_quotas(Some(&[row.id]))
             .await?
             .first()
-            .map(|q| {
-                let hard = q.hard.map_or(-1, |h| i64::try_from(h).unwrap_or(i64::MAX));
-                quota_view(v, i64::try_from(q.used).unwrap_or(i64::MAX), hard)
-            }),
+            .map(|q| quota_view(v, q)),
         false => None,
     };
     let role = match (&v.identity, facts.role) {
@@ -299,7 +298,7 @@ pub async fn delete(
     name: &str,
 ) -> Result<Reply, GatewayError> {
     form::read(session, v).await?;
-    let req = v.api(Query::parse(None));
+    let req = v.api();
     api_projects::delete_project(app, &req, ProjectRef::Name(name), false).await?;
     Ok(redirect("/projects", v))
 }
@@ -310,7 +309,7 @@ pub async fn repositories(
     name: &str,
     query: &Query,
 ) -> Result<Reply, GatewayError> {
-    let req = v.api(Query::parse(None));
+    let req = v.api();
     let (row, _) = project(app, &req, name, Action::Pull).await?;
     let page = listing(query)?;
     let q = query.get("q").unwrap_or("").trim().to_owned();
@@ -359,7 +358,7 @@ pub async fn members(
     name: &str,
     query: &Query,
 ) -> Result<Reply, GatewayError> {
-    let req = v.api(Query::parse(None));
+    let req = v.api();
     let (row, facts) = project(app, &req, name, Action::ListMembers).await?;
     let t = v.lang.text();
     let page = listing(query)?;
@@ -421,7 +420,7 @@ pub async fn add_member(
         }),
         member_group: None,
     };
-    let req = v.api(Query::parse(None));
+    let req = v.api();
     members::add(app, &req, ProjectRef::Name(name), &body).await?;
     Ok(redirect(
         &format!("/projects/{}/members", encode_path(name)),
@@ -437,7 +436,7 @@ pub async fn remove_member(
     mid: i64,
 ) -> Result<Reply, GatewayError> {
     form::read(session, v).await?;
-    let req = v.api(Query::parse(None));
+    let req = v.api();
     members::remove(app, &req, ProjectRef::Name(name), mid).await?;
     Ok(redirect(
         &format!("/projects/{}/members", encode_path(name)),

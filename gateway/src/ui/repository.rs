@@ -5,7 +5,7 @@
 
 use askama::Template;
 use berth_policy::Action;
-use berth_storage::artifacts::{ArtifactRow, RepositoryRow, TagFilter};
+use berth_storage::artifacts::{ArtifactRow, Platform, RepositoryRow, TagFilter};
 use berth_storage::oci::{Digest, Reference, RepoName, Tag};
 use pingora::proxy::Session;
 use serde_json::Value;
@@ -176,15 +176,20 @@ fn short(digest: &str) -> String {
     hex.chars().take(12).collect()
 }
 
+/// `os/architecture[/variant]`.
+fn platform_text(p: &Platform) -> String {
+    match &p.variant {
+        Some(variant) => format!("{}/{}/{variant}", p.os, p.architecture),
+        None => format!("{}/{}", p.os, p.architecture),
+    }
+}
+
 fn platforms(a: &ArtifactRow) -> String {
     let mut list: Vec<String> = a
         .children
         .iter()
         .filter_map(|c| c.platform.as_ref())
-        .map(|p| match &p.variant {
-            Some(variant) => format!("{}/{}/{variant}", p.os, p.architecture),
-            None => format!("{}/{}", p.os, p.architecture),
-        })
+        .map(platform_text)
         .collect();
     list.dedup();
     list.join(", ")
@@ -218,7 +223,7 @@ pub async fn artifacts(
     r: &RepoPath,
     query: &Query,
 ) -> Result<Reply, GatewayError> {
-    let req = v.api(Query::parse(None));
+    let req = v.api();
     let (facts, name, repo) = target(app, &req, r, Action::Pull).await?;
     let mut page = Page::parse(query)?;
     page.size = page_size(session, v, query);
@@ -280,7 +285,7 @@ pub async fn artifact(
     r: &RepoPath,
     digest: &Digest,
 ) -> Result<Reply, GatewayError> {
-    let req = v.api(Query::parse(None));
+    let req = v.api();
     let (facts, name, repo) = target(app, &req, r, Action::Pull).await?;
     let a = app
         .registry
@@ -314,13 +319,7 @@ pub async fn artifact(
         .children
         .iter()
         .map(|c| ChildLine {
-            platform: c
-                .platform
-                .as_ref()
-                .map_or_else(String::new, |p| match &p.variant {
-                    Some(variant) => format!("{}/{}/{variant}", p.os, p.architecture),
-                    None => format!("{}/{}", p.os, p.architecture),
-                }),
+            platform: c.platform.as_ref().map_or_else(String::new, platform_text),
             url: c.id.map(|_| format!("{repo_url}/artifacts/{}", c.digest)),
             digest: c.digest.to_string(),
         })
@@ -478,7 +477,7 @@ pub async fn delete(
     r: &RepoPath,
 ) -> Result<Reply, GatewayError> {
     form::read(session, v).await?;
-    let req = v.api(Query::parse(None));
+    let req = v.api();
     api_repos::delete(app, &req, ProjectRef::Name(&r.project), &r.name).await?;
     Ok(redirect(
         &format!("/projects/{}/repositories", encode_path(&r.project)),
@@ -494,7 +493,7 @@ pub async fn delete_artifact(
     digest: &Digest,
 ) -> Result<Reply, GatewayError> {
     form::read(session, v).await?;
-    let req = v.api(Query::parse(None));
+    let req = v.api();
     api_repos::delete_artifact(
         app,
         &req,
@@ -517,7 +516,7 @@ pub async fn add_tag(
     let body = NewTag {
         name: form.get("tag").map(|t| t.trim().to_owned()),
     };
-    let req = v.api(Query::parse(None));
+    let req = v.api();
     api_repos::add_tag(
         app,
         &req,
@@ -539,7 +538,7 @@ pub async fn delete_tag(
     tag: &Tag,
 ) -> Result<Reply, GatewayError> {
     form::read(session, v).await?;
-    let req = v.api(Query::parse(None));
+    let req = v.api();
     api_repos::delete_tag(
         app,
         &req,

@@ -48,7 +48,7 @@ pub async fn list(
     query: &Query,
     created: Option<RobotCreated>,
 ) -> Result<Reply, GatewayError> {
-    let req = v.api(Query::parse(None));
+    let req = v.api();
     let (row, facts) = req
         .project(app, ProjectRef::Name(name), Action::ReadRobots)
         .await?;
@@ -162,7 +162,7 @@ pub async fn create(
             access,
         }],
     };
-    let created = robots::create_robot(app, &v.api(Query::parse(None)), &body).await?;
+    let created = robots::create_robot(app, &v.api(), &body).await?;
     list(app, v, name, &Query::parse(None), Some(created)).await
 }
 
@@ -174,7 +174,7 @@ pub async fn delete(
     id: i64,
 ) -> Result<Reply, GatewayError> {
     form::read(session, v).await?;
-    let req = v.api(Query::parse(None));
+    let req = v.api();
     // The robot's own project decides (the API's check); the one in the
     // URL only says where to go back to.
     robots::delete(app, &req, &id.to_string()).await?;

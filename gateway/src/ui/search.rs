@@ -37,7 +37,7 @@ pub async fn search(app: &App, v: &Visitor, query: &Query) -> Result<Reply, Gate
     let q = query.get("q").unwrap_or("").trim().to_owned();
     let (mut projects, mut repositories) = (Vec::new(), Vec::new());
     if !q.is_empty() {
-        let found = system::find(app, &v.api(Query::parse(None)), &q).await?;
+        let found = system::find(app, &v.api(), &q).await?;
         projects = found
             .project
             .into_iter()

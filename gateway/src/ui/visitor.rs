@@ -201,10 +201,10 @@ impl Visitor {
 
     /// The caller as the management API sees it, so that the portal asks
     /// policy exactly as the API does.
-    pub fn api(&self, query: Query) -> ApiRequest {
+    pub fn api(&self) -> ApiRequest {
         ApiRequest {
             identity: self.identity.clone(),
-            query,
+            query: Query::parse(None),
             client_ip: self.client_ip,
         }
     }
