@@ -1,0 +1,245 @@
+//! The portal's two languages. Every string a page shows is a field of
+//! [`Text`], so a string missing in one language does not compile.
+//!
+//! The language is `?lang=` (remembered in a cookie), else the cookie, else
+//! the first of `Accept-Language` that berth speaks, else English.
+
+use berth_policy::Role;
+
+mod en;
+mod zh_cn;
+
+use en::EN;
+use zh_cn::ZH_CN;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    En,
+    ZhCn,
+}
+
+/// The cookie that remembers a choice made with `?lang=`.
+pub const LANG_COOKIE: &str = "berth_lang";
+
+impl Lang {
+    /// `en` or `zh-CN`, as in `<html lang>` and `?lang=`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::ZhCn => "zh-CN",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Lang> {
+        let v = value.trim().to_ascii_lowercase();
+        if v == "en" || v.starts_with("en-") {
+            Some(Lang::En)
+        } else if v == "zh" || v.starts_with("zh-") {
+            // Traditional-script variants read Simplified better than English.
+            Some(Lang::ZhCn)
+        } else {
+            None
+        }
+    }
+
+    /// The first language of an `Accept-Language` header berth speaks, by
+    /// quality.
+    pub fn negotiate(accept: &str) -> Option<Lang> {
+        let mut offers: Vec<(f32, usize, Lang)> = accept
+            .split(',')
+            .enumerate()
+            .filter_map(|(i, part)| {
+                let mut bits = part.split(';');
+                let lang = Lang::parse(bits.next()?)?;
+                let q = bits
+                    .find_map(|b| b.trim().strip_prefix("q="))
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .unwrap_or(1.0);
+                (q > 0.0).then_some((q, i, lang))
+            })
+            .collect();
+        offers.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        offers.first().map(|o| o.2)
+    }
+
+    pub fn text(self) -> &'static Text {
+        match self {
+            Lang::En => &EN,
+            Lang::ZhCn => &ZH_CN,
+        }
+    }
+}
+
+/// Every string of the portal.
+pub struct Text {
+    pub skip_to_content: &'static str,
+    pub nav_projects: &'static str,
+    pub nav_admin: &'static str,
+    pub sign_in: &'static str,
+    pub sign_out: &'static str,
+    pub signed_in_as: &'static str,
+    pub language: &'static str,
+    pub login_title: &'static str,
+    pub login_intro: &'static str,
+    pub username: &'static str,
+    pub password: &'static str,
+    pub login_failed: &'static str,
+    pub robots_cannot_sign_in: &'static str,
+    pub account_disabled: &'static str,
+    /// `{}`: seconds to wait.
+    pub too_many_attempts: &'static str,
+    pub directory_unavailable: &'static str,
+    pub sign_out_confirm: &'static str,
+    pub projects: &'static str,
+    pub search: &'static str,
+    pub search_projects: &'static str,
+    pub search_everything: &'static str,
+    pub no_repositories_found: &'static str,
+    pub account: &'static str,
+    pub email: &'static str,
+    pub full_name: &'static str,
+    pub source: &'static str,
+    pub change_password: &'static str,
+    pub old_password: &'static str,
+    pub new_password: &'static str,
+    pub password_changed: &'static str,
+    pub ldap_password_hint: &'static str,
+    pub name: &'static str,
+    pub access: &'static str,
+    pub public: &'static str,
+    pub private: &'static str,
+    pub repositories: &'static str,
+    pub quota: &'static str,
+    pub created: &'static str,
+    pub updated: &'static str,
+    pub new_project: &'static str,
+    pub project_name: &'static str,
+    pub project_name_hint: &'static str,
+    pub public_hint: &'static str,
+    pub storage_limit: &'static str,
+    pub storage_limit_hint: &'static str,
+    pub create: &'static str,
+    pub no_projects: &'static str,
+    pub unlimited: &'static str,
+    pub used_of: &'static str,
+    pub summary: &'static str,
+    pub members: &'static str,
+    pub pull_prefix: &'static str,
+    pub push_prefix: &'static str,
+    pub your_role: &'static str,
+    pub system_admin: &'static str,
+    pub none: &'static str,
+    pub delete_project: &'static str,
+    pub delete_project_hint: &'static str,
+    pub confirm_delete: &'static str,
+    pub search_repositories: &'static str,
+    pub no_repositories: &'static str,
+    pub artifacts: &'static str,
+    pub pulls: &'static str,
+    pub member: &'static str,
+    pub kind: &'static str,
+    pub role: &'static str,
+    pub user: &'static str,
+    pub group: &'static str,
+    pub add_member: &'static str,
+    pub robots: &'static str,
+    pub robot_created: &'static str,
+    pub secret_once: &'static str,
+    pub secret: &'static str,
+    pub no_robots: &'static str,
+    pub permissions: &'static str,
+    pub expires: &'static str,
+    pub description: &'static str,
+    pub disabled: &'static str,
+    pub new_robot: &'static str,
+    pub duration_days: &'static str,
+    pub add: &'static str,
+    pub remove: &'static str,
+    pub role_project_admin: &'static str,
+    pub role_developer: &'static str,
+    pub role_guest: &'static str,
+    pub role_maintainer: &'static str,
+    pub role_limited_guest: &'static str,
+    pub tags: &'static str,
+    pub digest: &'static str,
+    pub size: &'static str,
+    pub platforms: &'static str,
+    pub push_time: &'static str,
+    pub pull_time: &'static str,
+    pub never: &'static str,
+    pub untagged: &'static str,
+    pub filter_tags: &'static str,
+    pub page_size: &'static str,
+    pub apply: &'static str,
+    pub previous: &'static str,
+    pub next: &'static str,
+    pub page: &'static str,
+    pub of: &'static str,
+    pub total: &'static str,
+    pub pull_command: &'static str,
+    pub copy: &'static str,
+    pub no_artifacts: &'static str,
+    pub delete_repository: &'static str,
+    pub media_type: &'static str,
+    pub artifact_type: &'static str,
+    pub layers: &'static str,
+    pub created_by: &'static str,
+    /// `{shown}` of `{total}`.
+    pub layers_shown: &'static str,
+    pub config: &'static str,
+    pub referrers: &'static str,
+    pub annotations: &'static str,
+    pub index_manifests: &'static str,
+    pub platform: &'static str,
+    pub add_tag: &'static str,
+    pub delete: &'static str,
+    pub delete_artifact: &'static str,
+    pub no_tags: &'static str,
+    pub not_stored: &'static str,
+    pub administration: &'static str,
+    pub garbage_collection: &'static str,
+    pub gc_intro: &'static str,
+    pub run_gc: &'static str,
+    pub dry_run: &'static str,
+    pub delete_untagged: &'static str,
+    pub history: &'static str,
+    pub status: &'static str,
+    pub trigger: &'static str,
+    pub parameters: &'static str,
+    pub deleted: &'static str,
+    pub freed: &'static str,
+    pub log: &'static str,
+    pub error_title: &'static str,
+    pub go_back: &'static str,
+    pub csrf_failed: &'static str,
+    pub sign_in_to_see: &'static str,
+}
+
+
+impl Text {
+    /// A project role's name.
+    pub fn role(&self, role: Role) -> &'static str {
+        match role {
+            Role::ProjectAdmin => self.role_project_admin,
+            Role::Developer => self.role_developer,
+            Role::Guest => self.role_guest,
+            Role::Maintainer => self.role_maintainer,
+            Role::LimitedGuest => self.role_limited_guest,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiates_by_quality_then_order() {
+        assert_eq!(Lang::negotiate("zh-CN,zh;q=0.9,en;q=0.8"), Some(Lang::ZhCn));
+        assert_eq!(Lang::negotiate("fr, en;q=0.5, zh;q=0.7"), Some(Lang::ZhCn));
+        assert_eq!(Lang::negotiate("en-GB, zh-CN"), Some(Lang::En));
+        assert_eq!(Lang::negotiate("zh-TW"), Some(Lang::ZhCn));
+        assert_eq!(Lang::negotiate("zh;q=0, fr"), None);
+        assert_eq!(Lang::negotiate(""), None);
+    }
+}
