@@ -50,6 +50,9 @@ pub struct App {
     pub side: tokio::runtime::Handle,
     /// `server.body_timeout` and `server.body_min_rate`, for upload bodies.
     pub body_pace: crate::v2::pace::BodyPace,
+    /// The effective configuration as TOML, secrets redacted, for the
+    /// portal's system page.
+    pub config_text: String,
 }
 
 /// How long a cached role may lag a membership change when the change's

@@ -135,6 +135,7 @@ pub async fn build(config: &Config) -> Result<Built, String> {
             timeout: config.server.body_timeout,
             min_rate: config.server.body_min_rate,
         },
+        config_text: config.redacted(),
     });
     // Changes announced by the other processes sharing the database (and
     // this one's own, which are already applied here: a no-op).

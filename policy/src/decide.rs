@@ -74,6 +74,9 @@ pub enum Action {
     ManageQuotas,
     /// Run garbage collection, see its history and set its schedule.
     ManageGc,
+    /// The effective configuration (secrets redacted) and the health of
+    /// the components behind it.
+    ReadConfiguration,
     // A user account (own or someone else's).
     ReadAccount,
     UpdateAccount,
@@ -109,6 +112,7 @@ impl Action {
             Action::ManageRetention => "manage and run tag retention",
             Action::ManageQuotas => "change storage quotas",
             Action::ManageGc => "run or schedule garbage collection",
+            Action::ReadConfiguration => "read the configuration",
             Action::ReadAccount => "read this account",
             Action::UpdateAccount => "change this account",
         }

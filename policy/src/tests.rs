@@ -258,6 +258,12 @@ fn system_and_account_decisions() {
         (&anon, ManageGc, Resource::System, 'L'),
         (&cat, ManageGc, Resource::System, 'D'),
         (&ci, ManageGc, Resource::System, 'D'),
+        // The configuration: system administrators only.
+        (&boss, ReadConfiguration, Resource::System, 'A'),
+        (&alice, ReadConfiguration, Resource::System, 'D'),
+        (&anon, ReadConfiguration, Resource::System, 'L'),
+        (&cat, ReadConfiguration, Resource::System, 'D'),
+        (&ci, ReadConfiguration, Resource::System, 'D'),
         (&cat, ManageUsers, Resource::System, 'D'),
         (&anon, ReadAccount, own, 'L'),
         (&alice, ReadAccount, own, 'A'),

@@ -134,6 +134,47 @@ pub enum TagFilter {
     Contains(String),
 }
 
+/// The order of an artifact listing, as Harbor's `sort` names it
+/// (`-push_time`, the default, is newest push first). Never-pulled
+/// artifacts come last by latest pull, first by earliest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ArtifactOrder {
+    #[default]
+    NewestPush,
+    OldestPush,
+    LatestPull,
+    EarliestPull,
+}
+
+impl ArtifactOrder {
+    const NAMES: [(&'static str, ArtifactOrder); 4] = [
+        ("-push_time", ArtifactOrder::NewestPush),
+        ("push_time", ArtifactOrder::OldestPush),
+        ("-pull_time", ArtifactOrder::LatestPull),
+        ("pull_time", ArtifactOrder::EarliestPull),
+    ];
+
+    /// Harbor's `sort` value; `None` for one berth does not sort by.
+    pub fn parse(sort: &str) -> Option<ArtifactOrder> {
+        Self::NAMES
+            .iter()
+            .find(|(n, _)| *n == sort.trim())
+            .map(|(_, o)| *o)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(_, o)| *o == self)
+            .map_or("-push_time", |(n, _)| n)
+    }
+
+    /// The values `parse` takes, for error messages.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        Self::NAMES.iter().map(|(n, _)| *n)
+    }
+}
+
 /// What deleting an artifact did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ArtifactDeletion {

@@ -250,8 +250,7 @@ pub async fn update(
     req: &ApiRequest,
     id: &str,
 ) -> Result<Reply, GatewayError> {
-    let row = readable(app, req, id, Action::ReadQuota).await?;
-    req.require(Action::ManageQuotas, Resource::System)?;
+    let id = path_id(id, "id")?;
     let body: QuotaUpdateReq = read_json(session).await?;
     let hard = body.hard.ok_or_else(|| {
         GatewayError::BadRequest(
@@ -259,6 +258,20 @@ pub async fn update(
         )
     })?;
     let limit = storage_limit(hard.storage, "hard.storage")?;
+    set_limit(app, req, id, limit).await?;
+    Ok(Reply::new(200))
+}
+
+/// Sets a project's storage limit (`None`: unlimited), for the API's PUT
+/// and the portal's quota form.
+pub(crate) async fn set_limit(
+    app: &App,
+    req: &ApiRequest,
+    id: i64,
+    limit: Option<u64>,
+) -> Result<(), GatewayError> {
+    let row = readable(app, req, &id.to_string(), Action::ReadQuota).await?;
+    req.require(Action::ManageQuotas, Resource::System)?;
     let updated = app.registry.meta().set_quota(row.id, limit).await?;
     req.audit(
         app,
@@ -274,5 +287,5 @@ pub async fn update(
             row.id
         )));
     }
-    Ok(Reply::new(200))
+    Ok(())
 }

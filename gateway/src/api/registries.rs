@@ -20,7 +20,7 @@ pub struct Doc;
 
 /// Adapter types berth speaks to: all of them are the OCI distribution
 /// API; `docker-hub` adds Docker Hub's host and `library/` names.
-const TYPES: &[&str] = &[
+pub const TYPES: &[&str] = &[
     "docker-registry",
     "docker-hub",
     "harbor",
@@ -117,7 +117,7 @@ pub async fn route(
     match rest {
         [] if m == Method::GET => list(app).await,
         [] if m == Method::POST => create(app, session, req).await,
-        ["ping"] if m == Method::POST => ping(app, session).await,
+        ["ping"] if m == Method::POST => ping(app, session, req).await,
         [id] if m == Method::GET => get(app, id).await,
         [id] if m == Method::PUT => update(app, session, req, id).await,
         [id] if m == Method::DELETE => delete(app, req, id).await,
@@ -226,16 +226,26 @@ pub async fn create(
     req: &ApiRequest,
 ) -> Result<Reply, GatewayError> {
     let body: RegistryReq = read_json(session).await?;
+    let id = create_endpoint(app, req, body).await?;
+    Ok(Reply::new(201).header("Location", format!("/api/v2.0/registries/{id}")))
+}
+
+/// Stores a registry endpoint (the API's POST and the portal's form).
+pub(crate) async fn create_endpoint(
+    app: &App,
+    req: &ApiRequest,
+    body: RegistryReq,
+) -> Result<i64, GatewayError> {
+    req.require(Action::ManageRegistries, Resource::System)?;
     let spec = spec(body, None)?;
     let id = app.registry.meta().create_endpoint(&spec).await?;
     req.audit(app, "create", "registry", &spec.name, None, id.is_some());
-    let id = id.ok_or_else(|| {
+    id.ok_or_else(|| {
         GatewayError::Conflict(format!(
             "a registry endpoint named `{}` exists; choose another name",
             spec.name
         ))
-    })?;
-    Ok(Reply::new(201).header("Location", format!("/api/v2.0/registries/{id}")))
+    })
 }
 
 async fn load(app: &App, id: &str) -> Result<Endpoint, GatewayError> {
@@ -292,6 +302,7 @@ pub async fn update(
     responses((status = 200, description = "Deleted"), (status = 404, body = super::Errors),
         (status = 412, description = "Projects still use it", body = super::Errors)))]
 pub async fn delete(app: &App, req: &ApiRequest, id: &str) -> Result<Reply, GatewayError> {
+    req.require(Action::ManageRegistries, Resource::System)?;
     let current = load(app, id).await?;
     match app.registry.meta().delete_endpoint(current.id).await? {
         Ok(_) => {
@@ -312,8 +323,24 @@ pub async fn delete(app: &App, req: &ApiRequest, id: &str) -> Result<Reply, Gate
     responses((status = 200, description = "The registry answered the API version check with these settings"),
         (status = 400, description = "It did not; the message says why", body = super::Errors),
         (status = 404, body = super::Errors)))]
-pub async fn ping(app: &App, session: &mut Session) -> Result<Reply, GatewayError> {
+pub async fn ping(
+    app: &App,
+    session: &mut Session,
+    req: &ApiRequest,
+) -> Result<Reply, GatewayError> {
     let body: RegistryReq = read_json(session).await?;
+    ping_endpoint(app, req, body).await?;
+    Ok(Reply::new(200))
+}
+
+/// Checks that a registry answers with these settings (the API's ping
+/// and the portal's "test connection"); the error says why not.
+pub(crate) async fn ping_endpoint(
+    app: &App,
+    req: &ApiRequest,
+    body: RegistryReq,
+) -> Result<(), GatewayError> {
+    req.require(Action::ManageRegistries, Resource::System)?;
     let base = match body.id {
         Some(id) => Some(load(app, &id.to_string()).await?),
         None => None,
@@ -343,7 +370,7 @@ pub async fn ping(app: &App, session: &mut Session) -> Result<Reply, GatewayErro
         updated_at: 0,
     };
     match app.upstreams.client.ping(&probe).await {
-        Ok(()) => Ok(Reply::new(200)),
+        Ok(()) => Ok(()),
         Err(e) => Err(GatewayError::BadRequest(format!(
             "the registry did not answer as expected: {e}"
         ))),

@@ -20,7 +20,8 @@ use std::collections::BTreeMap;
 
 use berth_policy::Action;
 use berth_storage::artifacts::{
-    ArtifactDeletion, ArtifactRow, RepositoryFilter, RepositoryRow, TagAddition, TagFilter, TagRow,
+    ArtifactDeletion, ArtifactOrder, ArtifactRow, RepositoryFilter, RepositoryRow, TagAddition,
+    TagFilter, TagRow,
 };
 use berth_storage::oci;
 use berth_storage::projects::ProjectRow;
@@ -422,14 +423,28 @@ pub async fn delete(
     Ok(Reply::new(200))
 }
 
+/// Harbor's `sort` of an artifact listing (absent: newest push first).
+pub fn artifact_order(sort: Option<&str>) -> Result<ArtifactOrder, GatewayError> {
+    let Some(sort) = sort else {
+        return Ok(ArtifactOrder::default());
+    };
+    ArtifactOrder::parse(sort).ok_or_else(|| {
+        GatewayError::BadRequest(format!(
+            "`sort` `{sort}` is not supported for artifacts; use one of {}",
+            ArtifactOrder::names().collect::<Vec<_>>().join(", ")
+        ))
+    })
+}
+
 #[utoipa::path(get, path = "/api/v2.0/projects/{project_name_or_id}/repositories/{repository_name}/artifacts", tag = "artifact",
     params(("project_name_or_id" = String, Path, description = "Project name or id"),
         ("repository_name" = String, Path, description = "Name without the project; encode `/` as %2F"),
         ("q" = Option<String>, Query, description = "Harbor query: tags=* (tagged), tags=nil (untagged), tags=<exact>, tags=~<substring>"),
         ("with_tag" = Option<bool>, Query, description = "Include the tags (default true)"),
+        ("sort" = Option<String>, Query, description = "-push_time (default), push_time, -pull_time or pull_time"),
         ("page" = Option<i64>, Query, description = "Page number, from 1"),
         ("page_size" = Option<i64>, Query, description = "Items per page, at most 100")),
-    responses((status = 200, description = "Top-level artifacts (not an index's children), newest push first", body = [Artifact],
+    responses((status = 200, description = "Top-level artifacts (not an index's children), newest push first unless `sort` says otherwise", body = [Artifact],
         headers(("X-Total-Count" = i64, description = "Total matching"), ("Link" = String, description = "prev/next pages"))),
         (status = 400, body = super::Errors), (status = 404, body = super::Errors),
         (status = 401, description = "Wrong credentials, or none where the project is private", body = super::Errors),
@@ -457,11 +472,12 @@ pub async fn list_artifacts(
             ))
         }
     };
+    let order = artifact_order(req.query.get("sort"))?;
     let r = repository(app, &name).await?;
     let (rows, total) = app
         .registry
         .meta()
-        .list_artifacts(r.id, &tags, page.offset(), page.limit())
+        .list_artifacts_in(r.id, &tags, order, page.offset(), page.limit())
         .await?;
     let items: Vec<_> = rows
         .iter()

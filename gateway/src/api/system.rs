@@ -108,6 +108,12 @@ pub fn ping() -> Reply {
         body = OverallHealthStatus),
         (status = 401, description = "Wrong credentials (none are needed)", body = super::Errors)))]
 pub async fn health(app: &App) -> Result<Reply, GatewayError> {
+    Ok(json_reply(&health_status(app).await))
+}
+
+/// Each component's health (the API's `/health` and the portal's system
+/// page): the causes stay in the log, the messages say where to look.
+pub(crate) async fn health_status(app: &App) -> OverallHealthStatus {
     let storage = match app.registry.probe_storage().await {
         Ok(()) => ComponentHealthStatus {
             name: "storage".into(),
@@ -176,10 +182,10 @@ pub async fn health(app: &App) -> Result<Reply, GatewayError> {
         });
     }
     let healthy = components.iter().all(|c| c.status == "healthy");
-    Ok(json_reply(&OverallHealthStatus {
+    OverallHealthStatus {
         status: if healthy { "healthy" } else { "unhealthy" }.into(),
         components,
-    }))
+    }
 }
 
 #[utoipa::path(get, path = "/api/v2.0/systeminfo", tag = "systeminfo",

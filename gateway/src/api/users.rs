@@ -268,8 +268,18 @@ pub async fn create(
     session: &mut Session,
     req: &ApiRequest,
 ) -> Result<Reply, GatewayError> {
-    req.require(Action::ManageUsers, Resource::System)?;
     let body: UserCreationReq = read_json(session).await?;
+    let id = create_user(app, req, &body).await?;
+    Ok(Reply::new(201).header("Location", format!("/api/v2.0/users/{id}")))
+}
+
+/// Creates a database user (the API's POST and the portal's form).
+pub(crate) async fn create_user(
+    app: &App,
+    req: &ApiRequest,
+    body: &UserCreationReq,
+) -> Result<i64, GatewayError> {
+    req.require(Action::ManageUsers, Resource::System)?;
     check_username(&body.username)?;
     check_password("password", &body.password)?;
     check_profile(
@@ -281,7 +291,7 @@ pub async fn create(
     let created = meta
         .create_user(
             &body.username,
-            &hash(body.password).await?,
+            &hash(body.password.clone()).await?,
             body.email.as_deref(),
             false,
         )
@@ -301,7 +311,7 @@ pub async fn create(
         meta.update_user_profile(id, None, body.realname.as_deref(), body.comment.as_deref())
             .await?;
     }
-    Ok(Reply::new(201).header("Location", format!("/api/v2.0/users/{id}")))
+    Ok(id)
 }
 
 #[utoipa::path(get, path = "/api/v2.0/users/current", tag = "user",
@@ -399,19 +409,65 @@ pub async fn update(
     responses((status = 200, description = "Deleted"), (status = 403, body = super::Errors),
         (status = 404, body = super::Errors)))]
 pub async fn delete(app: &App, req: &ApiRequest, id: &str) -> Result<Reply, GatewayError> {
-    req.require(Action::ManageUsers, Resource::System)?;
-    let id = path_id(id, "user_id")?;
-    let user = load(app, id).await?;
-    if user.username == "admin" || req.identity.as_ref().is_some_and(|i| i.user_id == Some(id)) {
+    delete_user(app, req, path_id(id, "user_id")?).await?;
+    Ok(Reply::new(200))
+}
+
+/// The built-in administrator and the caller are kept: deleting or
+/// disabling either would lock the installation or the caller out.
+fn check_not_protected(req: &ApiRequest, user: &User, what: &str) -> Result<(), GatewayError> {
+    if user.username == "admin"
+        || req
+            .identity
+            .as_ref()
+            .is_some_and(|i| i.user_id == Some(user.id))
+    {
         return Err(GatewayError::Denied(format!(
-            "user `{}` cannot be deleted: it is the built-in administrator or yourself",
+            "user `{}` cannot be {what}: it is the built-in administrator or yourself",
             user.username
         )));
     }
+    Ok(())
+}
+
+/// Deletes a user (the API's DELETE and the portal's button).
+pub(crate) async fn delete_user(app: &App, req: &ApiRequest, id: i64) -> Result<(), GatewayError> {
+    req.require(Action::ManageUsers, Resource::System)?;
+    let user = load(app, id).await?;
+    check_not_protected(req, &user, "deleted")?;
     let done = app.registry.meta().delete_user(id).await?;
     req.audit(app, "delete", "user", &user.username, None, done);
     app.forget_access().await;
-    Ok(Reply::new(200))
+    Ok(())
+}
+
+/// Disables or enables a user (the portal's button and `berth user
+/// disable`; Harbor's API has no such call). A disabled user's sessions,
+/// tokens and Basic credentials stop working at once.
+pub(crate) async fn set_disabled(
+    app: &App,
+    req: &ApiRequest,
+    id: i64,
+    disabled: bool,
+) -> Result<(), GatewayError> {
+    req.require(Action::ManageUsers, Resource::System)?;
+    let user = load(app, id).await?;
+    check_not_protected(req, &user, if disabled { "disabled" } else { "enabled" })?;
+    let done = app
+        .registry
+        .meta()
+        .set_user_disabled(&user.username, disabled)
+        .await?;
+    req.audit(
+        app,
+        "update",
+        "user",
+        &format!("{}:disabled={disabled}", user.username),
+        None,
+        done,
+    );
+    app.forget_access().await;
+    Ok(())
 }
 
 #[utoipa::path(put, path = "/api/v2.0/users/{user_id}/password", tag = "user",
@@ -484,28 +540,36 @@ pub async fn set_sysadmin(
     req: &ApiRequest,
     id: &str,
 ) -> Result<Reply, GatewayError> {
-    req.require(Action::ManageUsers, Resource::System)?;
     let id = path_id(id, "user_id")?;
-    let user = load(app, id).await?;
     let body: SysAdminFlag = read_json(session).await?;
-    if user.username == "admin" && !body.sysadmin_flag {
+    set_sysadmin_flag(app, req, id, body.sysadmin_flag).await?;
+    Ok(Reply::new(200))
+}
+
+/// Grants or revokes system administration (the API's PUT and the
+/// portal's button).
+pub(crate) async fn set_sysadmin_flag(
+    app: &App,
+    req: &ApiRequest,
+    id: i64,
+    flag: bool,
+) -> Result<(), GatewayError> {
+    req.require(Action::ManageUsers, Resource::System)?;
+    let user = load(app, id).await?;
+    if user.username == "admin" && !flag {
         return Err(GatewayError::Denied(
             "the built-in `admin` user stays a system administrator".into(),
         ));
     }
-    let done = app
-        .registry
-        .meta()
-        .set_user_admin(id, body.sysadmin_flag)
-        .await?;
+    let done = app.registry.meta().set_user_admin(id, flag).await?;
     req.audit(
         app,
         "update",
         "user",
-        &format!("{}:sysadmin={}", user.username, body.sysadmin_flag),
+        &format!("{}:sysadmin={flag}", user.username),
         None,
         done,
     );
     app.forget_access().await;
-    Ok(Reply::new(200))
+    Ok(())
 }

@@ -21,3 +21,20 @@ pub async fn read(session: &mut Session, v: &Visitor) -> Result<Query, GatewayEr
     v.check_csrf(&form)?;
     Ok(form)
 }
+
+/// A storage limit typed in a form: bytes or a size such as `10GiB`, `-1`
+/// for unlimited; `None` when left empty.
+pub fn storage_limit(text: &str) -> Result<Option<i64>, GatewayError> {
+    match text.trim() {
+        "" => Ok(None),
+        "-1" => Ok(Some(-1)),
+        t => berth_conf::parse_size(t)
+            .and_then(|n| i64::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| {
+                GatewayError::BadRequest(format!(
+                    "storage limit `{t}` is not a size: use a number of bytes or a size such as 10GiB, or -1 for unlimited"
+                ))
+            }),
+    }
+}

@@ -13,11 +13,12 @@
 //! - `signin`: `/login` and `/logout`.
 //! - `projects`: the project list, a project's summary, repositories and
 //!   members.
-//! - `robots`: a project's robot accounts.
+//! - `robots`: robot accounts, a project's and the system's.
 //! - `repository`: a repository's artifacts, an artifact, its tags.
 //! - `search`: projects and repositories by name.
 //! - `account`: the signed-in user's profile and password.
-//! - `admin`: administration (garbage collection).
+//! - `admin`: administration: users, registry endpoints, quotas, garbage
+//!   collection, the configuration and health.
 //! - `assets`: the stylesheet and script, compiled in.
 
 mod account;
@@ -126,10 +127,30 @@ async fn dispatch(
         PortalRoute::Search if get => search::search(app, v, query).await,
         PortalRoute::Account if get => account::show(app, v, query).await,
         PortalRoute::Password if post => account::change_password(app, session, v).await,
-        PortalRoute::Admin if get => Ok(page::redirect("/admin/gc", v)),
-        PortalRoute::Gc if get => admin::gc(app, v, query).await,
-        PortalRoute::Gc if post => admin::run_gc(app, session, v).await,
-        PortalRoute::GcLog(id) if get => admin::gc_log(app, v, id).await,
+        PortalRoute::Admin if get => Ok(page::redirect("/admin/users", v)),
+        PortalRoute::Users if get => admin::users::list(app, v, query).await,
+        PortalRoute::Users if post => admin::users::create(app, session, v).await,
+        PortalRoute::User(id, what) if post => {
+            admin::users::change(app, session, v, id, what).await
+        }
+        PortalRoute::SystemRobots if get => robots::system_list(app, v, query, None).await,
+        PortalRoute::SystemRobots if post => robots::system_create(app, session, v).await,
+        PortalRoute::SystemRobotDelete(id) if post => {
+            robots::system_delete(app, session, v, id).await
+        }
+        PortalRoute::Registries if get => admin::registries::list(app, v, None).await,
+        PortalRoute::Registries if post => admin::registries::create(app, session, v).await,
+        PortalRoute::RegistryPing(id) if post => admin::registries::test(app, session, v, id).await,
+        PortalRoute::RegistryDelete(id) if post => {
+            admin::registries::delete(app, session, v, id).await
+        }
+        PortalRoute::Quotas if get => admin::quotas::list(app, v, query).await,
+        PortalRoute::Quota(id) if post => admin::quotas::set(app, session, v, id).await,
+        PortalRoute::Gc if get => admin::gc::gc(app, v, query).await,
+        PortalRoute::Gc if post => admin::gc::run_gc(app, session, v).await,
+        PortalRoute::GcSchedule if post => admin::gc::set_schedule(app, session, v).await,
+        PortalRoute::GcLog(id) if get => admin::gc::gc_log(app, v, id).await,
+        PortalRoute::System if get => admin::system::show(app, v).await,
         _ => Err(GatewayError::MethodNotAllowed {
             method: method.to_string(),
         }),

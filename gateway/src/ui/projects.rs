@@ -62,9 +62,9 @@ struct ProjectsPage {
     may_set_quota: bool,
 }
 
-struct QuotaView {
-    text: String,
-    percent: Option<i64>,
+pub struct QuotaView {
+    pub text: String,
+    pub percent: Option<i64>,
 }
 
 #[derive(Template)]
@@ -134,7 +134,7 @@ pub fn listing(query: &Query) -> Result<Page, GatewayError> {
 }
 
 /// `"1.2 GiB of 10.0 GiB"`, with the share used when there is a limit.
-fn quota_view(v: &Visitor, q: &QuotaRow) -> QuotaView {
+pub fn quota_view(v: &Visitor, q: &QuotaRow) -> QuotaView {
     let t = v.lang.text();
     let used = i64::try_from(q.used).unwrap_or(i64::MAX);
     let Some(hard) = q.hard.map(|h| i64::try_from(h).unwrap_or(i64::MAX)) else {

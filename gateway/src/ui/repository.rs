@@ -5,7 +5,7 @@
 
 use askama::Template;
 use berth_policy::Action;
-use berth_storage::artifacts::{ArtifactRow, Platform, RepositoryRow, TagFilter};
+use berth_storage::artifacts::{ArtifactOrder, ArtifactRow, Platform, RepositoryRow, TagFilter};
 use berth_storage::oci::{Digest, Reference, RepoName, Tag};
 use pingora::proxy::Session;
 use serde_json::Value;
@@ -16,7 +16,7 @@ use super::projects::{allowed, host_of};
 use super::routes::RepoPath;
 use super::visitor::{cookie, cookie_value, Visitor};
 use crate::api::page::{Page, MAX_PAGE_SIZE};
-use crate::api::repositories::{self as api_repos, NewTag};
+use crate::api::repositories::{self as api_repos, artifact_order, NewTag};
 use crate::api::request::{ApiRequest, ProjectRef};
 use crate::app::App;
 use crate::auth::ProjectFacts;
@@ -94,9 +94,50 @@ struct RepositoryPage {
     tag: String,
     sizes: [i64; 4],
     page_size: i64,
+    /// The order (Harbor's `sort` word), and the column headers' links
+    /// and `aria-sort` for it.
+    sort: &'static str,
+    push_sort: SortLink,
+    pull_sort: SortLink,
     rows: Vec<ArtifactLine>,
     pager: Pager,
     may_delete: bool,
+}
+
+/// A sortable column's header: where clicking it goes, and how the
+/// listing is sorted by it now (`ascending`, `descending` or `none`).
+struct SortLink {
+    url: String,
+    aria: &'static str,
+}
+
+impl SortLink {
+    /// The header of a column sorted by `desc` or `asc`: a click sorts
+    /// by it newest first, or turns an order by it around.
+    fn new(
+        url: &str,
+        tag: &str,
+        now: ArtifactOrder,
+        desc: ArtifactOrder,
+        asc: ArtifactOrder,
+    ) -> SortLink {
+        let (next, aria) = if now == desc {
+            (asc, "descending")
+        } else if now == asc {
+            (desc, "ascending")
+        } else {
+            (desc, "none")
+        };
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        q.append_pair("sort", next.as_str());
+        if !tag.is_empty() {
+            q.append_pair("tag", tag);
+        }
+        SortLink {
+            url: format!("{url}?{}", q.finish()),
+            aria,
+        }
+    }
 }
 
 struct TagLine {
@@ -232,10 +273,11 @@ pub async fn artifacts(
         "" => TagFilter::Any,
         t => TagFilter::Contains(t.to_owned()),
     };
+    let order = artifact_order(query.get("sort"))?;
     let (list, total) = app
         .registry
         .meta()
-        .list_artifacts(repo.id, &filter, page.offset(), page.limit())
+        .list_artifacts_in(repo.id, &filter, order, page.offset(), page.limit())
         .await?;
     let url = r.url();
     let t = v.lang.text();
@@ -269,6 +311,21 @@ pub async fn artifacts(
         pull: Pull::new(v, &full, &reference),
         full,
         pager: Pager::new(&url, query, page, total),
+        sort: order.as_str(),
+        push_sort: SortLink::new(
+            &url,
+            &tag,
+            order,
+            ArtifactOrder::NewestPush,
+            ArtifactOrder::OldestPush,
+        ),
+        pull_sort: SortLink::new(
+            &url,
+            &tag,
+            order,
+            ArtifactOrder::LatestPull,
+            ArtifactOrder::EarliestPull,
+        ),
         url,
         tag,
         sizes: SIZES,

@@ -6,6 +6,7 @@
 
 use berth_storage::oci::{Digest, Tag};
 
+use super::admin::users::UserChange;
 use crate::error::GatewayError;
 
 /// A repository: its project, and its name inside the project.
@@ -52,8 +53,21 @@ pub enum PortalRoute {
     /// Changing one's password (POST).
     Password,
     Admin,
+    Users,
+    /// A change to one user (POST).
+    User(i64, UserChange),
+    SystemRobots,
+    SystemRobotDelete(i64),
+    Registries,
+    RegistryPing(i64),
+    RegistryDelete(i64),
+    Quotas,
+    /// Setting a project's limit, by quota id (POST).
+    Quota(i64),
     Gc,
+    GcSchedule,
     GcLog(i64),
+    System,
 }
 
 /// Whether a path is the portal's.
@@ -79,6 +93,7 @@ pub fn parse(path: &str, post: bool) -> Result<PortalRoute, GatewayError> {
         })
         .collect();
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let number = |id: &str| id.parse::<i64>().map_err(|_| not_found());
     Ok(match s.as_slice() {
         [] => PortalRoute::Home,
         ["login"] => PortalRoute::Login,
@@ -89,9 +104,27 @@ pub fn parse(path: &str, post: bool) -> Result<PortalRoute, GatewayError> {
         ["account", "password"] if post => PortalRoute::Password,
         ["admin"] => PortalRoute::Admin,
         ["admin", "gc"] => PortalRoute::Gc,
-        ["admin", "gc", id, "log"] => {
-            PortalRoute::GcLog(id.parse::<i64>().map_err(|_| not_found())?)
+        ["admin", "gc", "schedule"] if post => PortalRoute::GcSchedule,
+        ["admin", "gc", id, "log"] => PortalRoute::GcLog(number(id)?),
+        ["admin", "users"] => PortalRoute::Users,
+        ["admin", "users", id, action] if post => {
+            let change = match *action {
+                "sysadmin" => UserChange::Admin,
+                "disable" => UserChange::Disable,
+                "password" => UserChange::Password,
+                "delete" => UserChange::Delete,
+                _ => return Err(not_found()),
+            };
+            PortalRoute::User(number(id)?, change)
         }
+        ["admin", "robots"] => PortalRoute::SystemRobots,
+        ["admin", "robots", id, "delete"] if post => PortalRoute::SystemRobotDelete(number(id)?),
+        ["admin", "registries"] => PortalRoute::Registries,
+        ["admin", "registries", id, "ping"] if post => PortalRoute::RegistryPing(number(id)?),
+        ["admin", "registries", id, "delete"] if post => PortalRoute::RegistryDelete(number(id)?),
+        ["admin", "quotas"] => PortalRoute::Quotas,
+        ["admin", "quotas", id] if post => PortalRoute::Quota(number(id)?),
+        ["admin", "system"] => PortalRoute::System,
         ["projects", p] => PortalRoute::Project((*p).to_owned()),
         ["projects", p, "delete"] if post => PortalRoute::ProjectDelete((*p).to_owned()),
         ["projects", p, "repositories"] => PortalRoute::Repositories((*p).to_owned()),
@@ -222,11 +255,24 @@ mod tests {
                 false,
             ),
             ("/projects/team/members/x/delete", true),
+            ("/admin/users/1/delete", false),
+            ("/admin/users/1/promote", true),
+            ("/admin/users/x/delete", true),
+            ("/admin/quotas/1", false),
+            ("/admin/gc/schedule", false),
             ("/nope", false),
         ] {
             assert!(parse(path, post).is_err(), "{path}");
         }
         assert!(owns("/projects/x") && owns("/") && owns("/static/app.js"));
+        assert_eq!(
+            parse("/admin/users/7/sysadmin", true).unwrap(),
+            PortalRoute::User(7, UserChange::Admin)
+        );
+        assert_eq!(
+            parse("/admin/quotas/3", true).unwrap(),
+            PortalRoute::Quota(3)
+        );
         assert!(!owns("/v2/") && !owns("/api/v2.0/projects") && !owns("/projectsx"));
     }
 }

@@ -13,7 +13,9 @@ use serde::Deserialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{tag_from_row, ArtifactRow, ChildRef, Platform, TagFilter, TagRow, TAG_COLUMNS};
+use super::{
+    tag_from_row, ArtifactOrder, ArtifactRow, ChildRef, Platform, TagFilter, TagRow, TAG_COLUMNS,
+};
 use crate::error::StorageError;
 use crate::meta::{Backend, Meta};
 use crate::oci::Digest;
@@ -99,6 +101,27 @@ impl TagFilter {
     }
 }
 
+impl ArtifactOrder {
+    /// The ORDER BY of a page, served by `manifests_top_level` (push
+    /// time) or `manifests_top_level_pulled` (pull time; migrations
+    /// 0014 and 0008). PostgreSQL sorts NULLs high, SQLite low: both are
+    /// told where a never-pulled artifact goes, as SQLite has it.
+    fn order_by(self, backend: Backend) -> &'static str {
+        match self {
+            ArtifactOrder::NewestPush => "m.created_at DESC, m.rowid DESC",
+            ArtifactOrder::OldestPush => "m.created_at ASC, m.rowid ASC",
+            ArtifactOrder::LatestPull => backend.pick(
+                "m.pulled_at DESC, m.rowid DESC",
+                "m.pulled_at DESC NULLS LAST, m.rowid DESC",
+            ),
+            ArtifactOrder::EarliestPull => backend.pick(
+                "m.pulled_at ASC, m.rowid ASC",
+                "m.pulled_at ASC NULLS FIRST, m.rowid ASC",
+            ),
+        }
+    }
+}
+
 /// The parts of stored manifest bytes the artifact view shows.
 #[derive(Deserialize)]
 struct IndexShape {
@@ -170,6 +193,20 @@ impl Meta {
         offset: i64,
         limit: i64,
     ) -> Result<(Vec<ArtifactRow>, i64), StorageError> {
+        self.list_artifacts_in(repo_id, tags, ArtifactOrder::default(), offset, limit)
+            .await
+    }
+
+    /// One page of a repository's top-level artifacts in `order`, with
+    /// their tags, and the total.
+    pub async fn list_artifacts_in(
+        &self,
+        repo_id: i64,
+        tags: &TagFilter,
+        order: ArtifactOrder,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<ArtifactRow>, i64), StorageError> {
         let (source, value) = tags.source();
         let total_sql = tags.total();
         let mut count = sqlx::query_scalar(&total_sql)
@@ -183,11 +220,12 @@ impl Meta {
         // those rows: an offset skips index entries, not manifests.
         let next = if value.is_some() { 3 } else { 2 };
         let columns = artifact_columns(self.backend());
+        let order = order.order_by(self.backend());
         let sql = format!(
             "SELECT {columns} FROM manifests m WHERE m.rowid IN \
-               (SELECT m.rowid FROM {source} ORDER BY m.created_at DESC, m.rowid DESC \
+               (SELECT m.rowid FROM {source} ORDER BY {order} \
                 LIMIT ${next} OFFSET ${}) \
-             ORDER BY m.created_at DESC, m.rowid DESC",
+             ORDER BY {order}",
             next + 1
         );
         let mut page = sqlx::query(&sql).persistent(false).bind(repo_id);

@@ -262,3 +262,64 @@ async fn top_level_follows_every_write() {
         BTreeSet::from([other])
     );
 }
+
+#[tokio::test]
+async fn artifacts_are_listed_by_push_or_pull_time_either_way() {
+    let (_dir, meta) = meta().await;
+    let repo: RepoName = "team/sorted".parse().unwrap();
+    let mut digests = Vec::new();
+    // (seed, pushed, pulled): b was never pulled.
+    let times: [(&str, i64, Option<i64>); 3] = [
+        ("a", 100, Some(500)),
+        ("b", 200, None),
+        ("c", 300, Some(400)),
+    ];
+    for (seed, pushed, pulled) in times {
+        let (digest, _) = image(&meta, &repo, seed, &[seed]).await;
+        sqlx::query("UPDATE manifests SET created_at = $1, pulled_at = $2 WHERE digest = $3")
+            .bind(pushed)
+            .bind(pulled)
+            .bind(digest.to_string())
+            .execute(meta.pool())
+            .await
+            .unwrap();
+        digests.push((seed, digest));
+    }
+    let id = meta.repository(&repo).await.unwrap().unwrap().id;
+    let seed_of = |d: &Digest| digests.iter().find(|(_, x)| x == d).unwrap().0;
+    for (order, expected) in [
+        (ArtifactOrder::NewestPush, ["c", "b", "a"]),
+        (ArtifactOrder::OldestPush, ["a", "b", "c"]),
+        (ArtifactOrder::LatestPull, ["a", "c", "b"]),
+        (ArtifactOrder::EarliestPull, ["b", "c", "a"]),
+    ] {
+        let (rows, total) = meta
+            .list_artifacts_in(id, &TagFilter::Any, order, 0, 10)
+            .await
+            .unwrap();
+        assert_eq!(total, 3);
+        let seeds: Vec<_> = rows.iter().map(|r| seed_of(&r.digest)).collect();
+        assert_eq!(seeds, expected, "{order:?}");
+        // Pages follow the same order.
+        let (second, _) = meta
+            .list_artifacts_in(id, &TagFilter::Any, order, 1, 1)
+            .await
+            .unwrap();
+        assert_eq!(seed_of(&second[0].digest), expected[1], "{order:?} page 2");
+        // With a filter on tag names too.
+        let (tagged, _) = meta
+            .list_artifacts_in(id, &TagFilter::Tagged, order, 0, 10)
+            .await
+            .unwrap();
+        let seeds: Vec<_> = tagged.iter().map(|r| seed_of(&r.digest)).collect();
+        assert_eq!(seeds, expected, "{order:?} tagged");
+    }
+    assert_eq!(
+        ArtifactOrder::parse("-pull_time"),
+        Some(ArtifactOrder::LatestPull)
+    );
+    assert_eq!(ArtifactOrder::parse("size"), None);
+    for name in ArtifactOrder::names() {
+        assert_eq!(ArtifactOrder::parse(name).unwrap().as_str(), name);
+    }
+}

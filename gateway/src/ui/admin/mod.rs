@@ -1,0 +1,28 @@
+//! Administration pages, for system administrators. Every page checks the
+//! system action it shows with the policy crate, and every change calls
+//! the management API's own function, so a page and its API call behave
+//! alike.
+//!
+//! - `users`: create, grant or revoke administration, reset a password,
+//!   disable, delete.
+//! - `registries`: registry endpoints: create, test the connection,
+//!   delete.
+//! - `quotas`: every project's storage use and limit.
+//! - `gc`: garbage collection: run, dry run, schedule, history, logs.
+//! - `system`: the effective configuration (secrets redacted) and the
+//!   health of the database, the blob store and LDAP.
+//!
+//! System robot accounts live with the project ones in `super::robots`.
+
+pub mod gc;
+pub mod quotas;
+pub mod registries;
+pub mod system;
+pub mod users;
+
+/// A finished action's outcome, shown at the top of the page it returns
+/// to: whether it went well, and what to say.
+pub struct Flash {
+    pub ok: bool,
+    pub text: String,
+}
