@@ -225,6 +225,34 @@ fn artifacts_are_listed_read_and_deleted() {
             one.manifest.digest.as_str()
         ]
     );
+    // Oldest push first on request; an order berth does not keep is a 400.
+    let oldest = ok_json(get(&r, &format!("{path}?sort=push_time")));
+    assert_eq!(
+        names(&oldest, "digest"),
+        [
+            one.manifest.digest.as_str(),
+            two.manifest.digest.as_str(),
+            index.digest.as_str()
+        ]
+    );
+    let message = api_error(get(&r, &format!("{path}?sort=size")), 400, "BAD_REQUEST");
+    assert!(message.contains("-pull_time"), "{message}");
+    // Latest pull first: the one pulled leads (pull times are written
+    // behind the pull), the never-pulled follow newest push first.
+    r.get_manifest(repo, &one.manifest.digest);
+    let by_pull = poll(Duration::from_secs(10), || {
+        let l = ok_json(get(&r, &format!("{path}?sort=-pull_time")));
+        (l[0]["digest"] == one.manifest.digest.as_str()).then_some(l)
+    })
+    .expect("the pulled artifact first by -pull_time");
+    assert_eq!(
+        names(&by_pull, "digest"),
+        [
+            one.manifest.digest.as_str(),
+            index.digest.as_str(),
+            two.manifest.digest.as_str()
+        ]
+    );
     let idx = &list[0];
     assert_eq!(idx["type"], "IMAGE");
     assert_eq!(idx["manifest_media_type"], OCI_INDEX);

@@ -166,8 +166,24 @@ fn an_ldap_user_signs_in_with_the_directory_password() {
     ]);
     let api = Api::admin(&berth);
     api.create_project("team", false);
-    api.add_group_member("team", slapd::DEVELOPERS_DN, 2);
     api.create_project("secret", false);
+
+    // The administrator makes bob's LDAP group a member in the page.
+    let admin = admin_browser(&berth);
+    admin.goto("/projects/team/members");
+    admin.fill("#member-group-dn", slapd::DEVELOPERS_DN);
+    admin.select("#group-role", "2");
+    admin.submit("form#add-group");
+    assert_eq!(admin.current_path(), "/projects/team/members");
+    let (_, _, members) = api.get("/projects/team/members");
+    let group = members
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["entity_type"] == "g")
+        .unwrap_or_else(|| panic!("no group member: {members}"));
+    assert_eq!(group["role_id"], 2, "{group}");
+    assert!(admin.exists("table#members"), "{}", admin.text("main"));
 
     let browser = Browser::start(&berth.url());
     browser.goto("/login");

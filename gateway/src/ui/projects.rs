@@ -13,7 +13,7 @@ use pingora::proxy::Session;
 use super::form;
 use super::page::{encode_path, html, human_size, human_time, redirect, Layout, Pager};
 use super::visitor::Visitor;
-use crate::api::members::{self, ProjectMember, UserEntity};
+use crate::api::members::{self, ProjectMember, UserEntity, UserGroup};
 use crate::api::page::Page;
 use crate::api::projects::{self as api_projects, ProjectMetadata, ProjectReq};
 use crate::api::request::{ApiRequest, ProjectRef};
@@ -115,6 +115,8 @@ struct MembersPage {
     pager: Pager,
     may_manage: bool,
     roles: Vec<(i64, &'static str)>,
+    /// Whether users sign in through LDAP, so LDAP groups can be members.
+    ldap: bool,
 }
 
 /// Whether policy allows `action` on the project, for showing a button;
@@ -396,6 +398,7 @@ pub async fn members(
         rows,
         may_manage: allowed(&req, Action::ManageMembers, &facts),
         roles,
+        ldap: app.login.uses_directory(),
     };
     html(200, &page, v)
 }
@@ -411,14 +414,29 @@ pub async fn add_member(
         .get("role")
         .and_then(|r| r.parse::<i64>().ok())
         .ok_or_else(|| GatewayError::BadRequest("choose a role".into()))?;
-    let username = form.get("username").unwrap_or("").trim().to_owned();
-    let body = ProjectMember {
-        role_id,
-        member_user: Some(UserEntity {
-            user_id: None,
-            username: Some(username),
-        }),
-        member_group: None,
+    // The group form sends a DN, the user form a username.
+    let group_dn = form
+        .get("group_dn")
+        .map(str::trim)
+        .filter(|d| !d.is_empty());
+    let body = match group_dn {
+        Some(dn) => ProjectMember {
+            role_id,
+            member_user: None,
+            member_group: Some(UserGroup {
+                group_name: None,
+                group_type: Some(1),
+                ldap_group_dn: Some(dn.to_owned()),
+            }),
+        },
+        None => ProjectMember {
+            role_id,
+            member_user: Some(UserEntity {
+                user_id: None,
+                username: Some(form.get("username").unwrap_or("").trim().to_owned()),
+            }),
+            member_group: None,
+        },
     };
     let req = v.api();
     members::add(app, &req, ProjectRef::Name(name), &body).await?;

@@ -138,6 +138,9 @@ pub static EN: Text = Text {
     deleted: "Deleted",
     freed: "Freed",
     log: "Log",
+    add_group: "Add an LDAP group",
+    group_dn: "Group DN",
+    group_dn_hint: "The group's distinguished name in the directory; its members get the role when they sign in.",
     // Administration
     users: "Users",
     search_users: "Search users",

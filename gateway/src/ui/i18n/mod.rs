@@ -209,6 +209,9 @@ pub struct Text {
     pub deleted: &'static str,
     pub freed: &'static str,
     pub log: &'static str,
+    pub add_group: &'static str,
+    pub group_dn: &'static str,
+    pub group_dn_hint: &'static str,
     // Administration
     pub users: &'static str,
     pub search_users: &'static str,

@@ -139,6 +139,9 @@ pub static ZH_CN: Text = Text {
     deleted: "已删除",
     freed: "释放空间",
     log: "日志",
+    add_group: "添加 LDAP 组",
+    group_dn: "组 DN",
+    group_dn_hint: "该组在目录中的 DN；组成员登录后获得此角色。",
     // Administration
     users: "用户",
     search_users: "搜索用户",
