@@ -60,6 +60,9 @@ struct ProjectsPage {
     pager: Pager,
     may_create: bool,
     may_set_quota: bool,
+    /// Registry endpoints a new project may cache: only for those who may
+    /// create a proxy-cache project (system administrators).
+    endpoints: Vec<(i64, String)>,
 }
 
 struct QuotaView {
@@ -199,6 +202,18 @@ pub async fn list(app: &App, v: &Visitor, query: &Query) -> Result<Reply, Gatewa
         })
         .collect();
     let subject = req.subject();
+    // `api::projects::requested_upstream`'s check, for showing the choice.
+    let endpoints = match authorize(&subject, Action::ManageRegistries, Resource::System) {
+        Decision::Allow => app
+            .registry
+            .meta()
+            .endpoints()
+            .await?
+            .into_iter()
+            .map(|e| (e.id, format!("{} ({})", e.name, e.url)))
+            .collect(),
+        _ => Vec::new(),
+    };
     let page_view = ProjectsPage {
         l: Layout::new(v, v.lang.text().projects, "projects"),
         q,
@@ -208,6 +223,7 @@ pub async fn list(app: &App, v: &Visitor, query: &Query) -> Result<Reply, Gatewa
             && authorize(&subject, Action::CreateProject, Resource::System) == Decision::Allow,
         may_set_quota: authorize(&subject, Action::ManageQuotas, Resource::System)
             == Decision::Allow,
+        endpoints,
     };
     html(200, &page_view, v)
 }
@@ -228,6 +244,12 @@ pub async fn create(app: &App, session: &mut Session, v: &Visitor) -> Result<Rep
                 })?,
         ),
     };
+    let registry_id = match form.get("registry_id").map(str::trim) {
+        None | Some("") => None,
+        Some(id) => Some(id.parse::<i64>().map_err(|_| {
+            GatewayError::BadRequest(format!("`{id}` is not a registry endpoint's id"))
+        })?),
+    };
     let body = ProjectReq {
         project_name: Some(name.clone()),
         public: None,
@@ -237,7 +259,7 @@ pub async fn create(app: &App, session: &mut Session, v: &Visitor) -> Result<Rep
             retention_id: None,
         }),
         storage_limit,
-        registry_id: None,
+        registry_id,
     };
     api_projects::create_project(app, &v.api(), &body).await?;
     Ok(redirect(&format!("/projects/{}", encode_path(&name)), v))
