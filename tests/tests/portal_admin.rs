@@ -11,6 +11,7 @@ use berth_tests::content::random_suffix;
 use berth_tests::tools::{skopeo_push_once, text};
 use berth_tests::upstream::DockerRegistry;
 use berth_tests::{Api, Berth, Image};
+use std::time::Duration;
 
 fn admin_browser(berth: &Berth) -> Browser {
     let browser = Browser::start(&berth.url());
@@ -126,6 +127,44 @@ fn users_are_created_promoted_disabled_reset_and_deleted_in_the_browser() {
     browser.wait_gone(&row);
     assert_eq!(user_id(&api, &carol), None);
     assert_eq!(renewed.get("/users/current").0, 401);
+
+    // Every change is in the audit log, filtered by resource type; a
+    // non-administrator may not read it.
+    browser.goto("/admin/logs");
+    browser.fill("#f-resource-type", "user");
+    browser.submit("form#audit-filter");
+    assert_eq!(browser.value("#f-resource-type"), "user");
+    // Records are written behind the requests: reload until the last is in.
+    let log = browser.wait_until(
+        "the user's deletion in the log",
+        Duration::from_secs(10),
+        |b| {
+            b.refresh();
+            b.exists("table#audit-log tr[data-operation=delete]")
+                .then(|| b.text("table#audit-log tbody"))
+        },
+    );
+    for expected in [
+        format!("{carol}:sysadmin=true"),
+        format!("{carol}:disabled=true"),
+        format!("{carol}:password"),
+    ] {
+        assert!(log.contains(&expected), "{expected} missing from:\n{log}");
+    }
+    assert_eq!(
+        browser.count("table#audit-log tr[data-operation=delete]"),
+        1,
+        "{log}"
+    );
+    assert!(
+        !log.contains("push"),
+        "the filter let other records through"
+    );
+    let dave = format!("dave{}", random_suffix());
+    api.create_user(&dave, "dave-password-1");
+    let mut dave_web = FormClient::new(&berth.url(), None);
+    dave_web.sign_in(&dave, "dave-password-1");
+    assert_eq!(dave_web.get("/admin/logs").status, 403);
 }
 
 #[test]

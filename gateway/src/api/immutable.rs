@@ -241,15 +241,29 @@ pub async fn create(
     req: &ApiRequest,
     project: &str,
 ) -> Result<Reply, GatewayError> {
-    let (row, _) = req
-        .project(
-            app,
-            ProjectRef::name_or_id(session, project),
-            Action::ManageImmutableRules,
-        )
+    let project = ProjectRef::name_or_id(session, project);
+    req.project(app, project, Action::ManageImmutableRules)
         .await?;
     let body: ImmutableRule = read_json(session).await?;
-    let spec = spec(&body)?;
+    let (project_id, id) = create_rule(app, req, project, &body).await?;
+    Ok(Reply::new(201).header(
+        "Location",
+        format!("/api/v2.0/projects/{project_id}/immutabletagrules/{id}"),
+    ))
+}
+
+/// Adds a rule (the API's POST and the portal's form); returns the
+/// project's and the rule's ids.
+pub(crate) async fn create_rule(
+    app: &App,
+    req: &ApiRequest,
+    project: ProjectRef<'_>,
+    body: &ImmutableRule,
+) -> Result<(i64, i64), GatewayError> {
+    let (row, _) = req
+        .project(app, project, Action::ManageImmutableRules)
+        .await?;
+    let spec = spec(body)?;
     let id = app
         .registry
         .meta()
@@ -263,10 +277,7 @@ pub async fn create(
         Some(&row.name),
         true,
     );
-    Ok(Reply::new(201).header(
-        "Location",
-        format!("/api/v2.0/projects/{}/immutabletagrules/{id}", row.id),
-    ))
+    Ok((row.id, id))
 }
 
 #[utoipa::path(put, path = "/api/v2.0/projects/{project_name_or_id}/immutabletagrules/{immutable_rule_id}", tag = "immutable",
@@ -283,15 +294,27 @@ pub async fn update(
     project: &str,
     id: &str,
 ) -> Result<Reply, GatewayError> {
-    let (row, _) = req
-        .project(
-            app,
-            ProjectRef::name_or_id(session, project),
-            Action::ManageImmutableRules,
-        )
+    let project = ProjectRef::name_or_id(session, project);
+    req.project(app, project, Action::ManageImmutableRules)
         .await?;
     let id = path_id(id, "immutable_rule_id")?;
     let body: ImmutableRule = read_json(session).await?;
+    update_rule(app, req, project, id, &body).await?;
+    Ok(Reply::new(200))
+}
+
+/// Changes a rule (the API's PUT and the portal's enable and disable
+/// buttons); a body without selectors keeps the stored ones.
+pub(crate) async fn update_rule(
+    app: &App,
+    req: &ApiRequest,
+    project: ProjectRef<'_>,
+    id: i64,
+    body: &ImmutableRule,
+) -> Result<(), GatewayError> {
+    let (row, _) = req
+        .project(app, project, Action::ManageImmutableRules)
+        .await?;
     let meta = app.registry.meta();
     // Harbor's UI toggles `disabled` with a body that may carry only that:
     // keep the stored selectors when none are sent.
@@ -307,7 +330,7 @@ pub async fn update(
             repository_selectors: current.repository_selectors,
         }
     } else {
-        spec(&body)?
+        spec(body)?
     };
     let updated = meta.update_immutable_rule(row.id, id, &spec).await?;
     req.audit(
@@ -323,7 +346,7 @@ pub async fn update(
             "immutable rule {id} not found"
         )));
     }
-    Ok(Reply::new(200))
+    Ok(())
 }
 
 #[utoipa::path(delete, path = "/api/v2.0/projects/{project_name_or_id}/immutabletagrules/{immutable_rule_id}", tag = "immutable",
@@ -338,14 +361,21 @@ pub async fn delete(
     project: &str,
     id: &str,
 ) -> Result<Reply, GatewayError> {
-    let (row, _) = req
-        .project(
-            app,
-            ProjectRef::name_or_id(session, project),
-            Action::ManageImmutableRules,
-        )
-        .await?;
     let id = path_id(id, "immutable_rule_id")?;
+    delete_rule(app, req, ProjectRef::name_or_id(session, project), id).await?;
+    Ok(Reply::new(200))
+}
+
+/// Deletes a rule (the API's DELETE and the portal's button).
+pub(crate) async fn delete_rule(
+    app: &App,
+    req: &ApiRequest,
+    project: ProjectRef<'_>,
+    id: i64,
+) -> Result<(), GatewayError> {
+    let (row, _) = req
+        .project(app, project, Action::ManageImmutableRules)
+        .await?;
     let deleted = app
         .registry
         .meta()
@@ -364,5 +394,5 @@ pub async fn delete(
             "immutable rule {id} not found"
         )));
     }
-    Ok(Reply::new(200))
+    Ok(())
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use berth_policy::{Action, Resource};
 use berth_storage::audit::{AuditEntry, AuditFilter};
+use berth_storage::projects::ProjectRow;
 use pingora::proxy::Session;
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
@@ -78,8 +79,27 @@ pub async fn list(
         (status = 400, body = super::Errors), (status = 401, body = super::Errors),
         (status = 403, description = "Only system administrators", body = super::Errors)))]
 pub async fn list_all(app: &App, req: &ApiRequest) -> Result<Reply, GatewayError> {
+    let page = Page::parse(&req.query)?;
+    let filter = filter(&Q::parse(&req.query)?)?;
+    let (entries, total) = all_records(app, req, filter, page).await?;
+    let items: Vec<_> = entries.iter().map(log_json).collect();
+    Ok(page.reply("/api/v2.0/audit-logs", &req.query, &items, total))
+}
+
+/// Every project's records (the API's list and the portal's), newest
+/// first, with the total matching; system administrators only.
+pub(crate) async fn all_records(
+    app: &App,
+    req: &ApiRequest,
+    filter: AuditFilter,
+    page: Page,
+) -> Result<(Vec<AuditEntry>, i64), GatewayError> {
     req.require(Action::ReadAuditLogs, Resource::System)?;
-    page_of(app, req, None, "/api/v2.0/audit-logs").await
+    Ok(app
+        .registry
+        .meta()
+        .list_audit(&filter, page.offset(), page.limit())
+        .await?)
 }
 
 #[utoipa::path(get, path = "/api/v2.0/projects/{project_name_or_id}/logs", tag = "project",
@@ -98,45 +118,42 @@ pub async fn list_project(
     req: &ApiRequest,
     project: &str,
 ) -> Result<Reply, GatewayError> {
-    let (row, _) = req
-        .project(
-            app,
-            ProjectRef::name_or_id(session, project),
-            Action::ReadProjectLogs,
-        )
-        .await?;
-    let since = app
+    let page = Page::parse(&req.query)?;
+    let filter = filter(&Q::parse(&req.query)?)?;
+    let project_ref = ProjectRef::name_or_id(session, project);
+    let (_, entries, total) = project_records(app, req, project_ref, filter, page).await?;
+    let items: Vec<_> = entries.iter().map(log_json).collect();
+    let path = format!("/api/v2.0/projects/{project}/logs");
+    Ok(page.reply(&path, &req.query, &items, total))
+}
+
+/// A project's records (the API's list and the portal's logs tab), newest
+/// first, with the project and the total matching.
+pub(crate) async fn project_records(
+    app: &App,
+    req: &ApiRequest,
+    project: ProjectRef<'_>,
+    mut filter: AuditFilter,
+    page: Page,
+) -> Result<(ProjectRow, Vec<AuditEntry>, i64), GatewayError> {
+    let (row, _) = req.project(app, project, Action::ReadProjectLogs).await?;
+    let since_ms = app
         .registry
         .meta()
         .project_created_ms(row.id)
         .await?
         .unwrap_or(row.created_at.saturating_mul(1000));
-    let path = format!("/api/v2.0/projects/{project}/logs");
-    page_of(app, req, Some((&row.name, since)), &path).await
-}
-
-async fn page_of(
-    app: &App,
-    req: &ApiRequest,
-    project: Option<(&str, i64)>,
-    path: &str,
-) -> Result<Reply, GatewayError> {
-    let page = Page::parse(&req.query)?;
-    let mut filter = filter(&Q::parse(&req.query)?)?;
-    if let Some((name, since_ms)) = project {
-        // Records are kept by project name; a project deleted and created
-        // again under the same name (by someone else, perhaps) must not
-        // inherit its predecessor's log, client addresses included.
-        filter.from_ms = Some(filter.from_ms.map_or(since_ms, |f| f.max(since_ms)));
-        filter.project = Some(name.to_owned());
-    }
+    // Records are kept by project name; a project deleted and created
+    // again under the same name (by someone else, perhaps) must not
+    // inherit its predecessor's log, client addresses included.
+    filter.from_ms = Some(filter.from_ms.map_or(since_ms, |f| f.max(since_ms)));
+    filter.project = Some(row.name.clone());
     let (entries, total) = app
         .registry
         .meta()
         .list_audit(&filter, page.offset(), page.limit())
         .await?;
-    let items: Vec<_> = entries.iter().map(log_json).collect();
-    Ok(page.reply(path, &req.query, &items, total))
+    Ok((row, entries, total))
 }
 
 /// Harbor's `q` as an audit filter (without the project).
@@ -193,7 +210,7 @@ fn filter(q: &Q) -> Result<AuditFilter, GatewayError> {
 
 /// A time bound as unix milliseconds: Harbor's `2024-01-01 00:00:00`
 /// (UTC), RFC 3339 (`2024-01-01T00:00:00Z`, `...+02:00`) or a date.
-fn time_ms(value: &str) -> Result<i64, GatewayError> {
+pub(crate) fn time_ms(value: &str) -> Result<i64, GatewayError> {
     let v = value.trim();
     let bad = || {
         GatewayError::BadRequest(format!(

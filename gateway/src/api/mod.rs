@@ -16,8 +16,8 @@
 //! - `openapi`: the OpenAPI document, generated from the handlers.
 
 pub(crate) mod gc;
-mod immutable;
-mod logs;
+pub(crate) mod immutable;
+pub(crate) mod logs;
 pub(crate) mod members;
 mod openapi;
 pub(crate) mod page;
@@ -26,7 +26,7 @@ pub(crate) mod quotas;
 pub(crate) mod registries;
 pub(crate) mod repositories;
 pub(crate) mod request;
-mod retention;
+pub(crate) mod retention;
 pub(crate) mod robots;
 pub(crate) mod system;
 pub(crate) mod users;

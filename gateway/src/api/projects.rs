@@ -350,14 +350,24 @@ pub async fn update(
     req: &ApiRequest,
     name_or_id: &str,
 ) -> Result<Reply, GatewayError> {
-    let (row, _) = req
-        .project(
-            app,
-            ProjectRef::name_or_id(session, name_or_id),
-            Action::UpdateProject,
-        )
-        .await?;
+    let project = ProjectRef::name_or_id(session, name_or_id);
+    // A caller who may not change the project is refused before its body
+    // is read.
+    req.project(app, project, Action::UpdateProject).await?;
     let body: ProjectReq = read_json(session).await?;
+    update_project(app, req, project, &body).await?;
+    Ok(Reply::new(200))
+}
+
+/// Changes a project's settings (the API's PUT and the portal's
+/// configuration tab): today, whether it is public.
+pub(crate) async fn update_project(
+    app: &App,
+    req: &ApiRequest,
+    project: ProjectRef<'_>,
+    body: &ProjectReq,
+) -> Result<(), GatewayError> {
+    let (row, _) = req.project(app, project, Action::UpdateProject).await?;
     if body.registry_id.is_some() {
         return Err(GatewayError::BadRequest(
             "`registry_id` is set when a project is created; create a new project to cache or front another registry"
@@ -376,7 +386,7 @@ pub async fn update(
             "`project_name` cannot be changed; create a new project instead".into(),
         ));
     }
-    if let Some(public) = requested_public(&body)? {
+    if let Some(public) = requested_public(body)? {
         app.registry
             .meta()
             .set_project_public(row.id, public)
@@ -384,7 +394,7 @@ pub async fn update(
         app.registry.forget_project(&row.name).await;
     }
     req.audit(app, "update", "project", &row.name, Some(&row.name), true);
-    Ok(Reply::new(200))
+    Ok(())
 }
 
 #[utoipa::path(delete, path = "/api/v2.0/projects/{project_name_or_id}", tag = "project",

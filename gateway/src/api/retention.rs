@@ -307,7 +307,7 @@ fn to_trigger(t: Option<&RetentionTrigger>) -> Result<Trigger, GatewayError> {
     }
 }
 
-fn policy_json(p: &Policy) -> RetentionPolicy {
+pub(crate) fn policy_json(p: &Policy) -> RetentionPolicy {
     let cron = match &p.trigger {
         Trigger::Manual => String::new(),
         Trigger::Schedule { cron } => cron.clone(),
@@ -415,7 +415,7 @@ pub async fn route(
 }
 
 /// The policy `id` and its project, if the caller may do `action` there.
-async fn policy(
+pub(crate) async fn policy(
     app: &App,
     req: &ApiRequest,
     id: &str,
@@ -452,6 +452,17 @@ pub async fn create(
     req: &ApiRequest,
 ) -> Result<Reply, GatewayError> {
     let body: RetentionPolicy = read_json(session).await?;
+    let id = create_policy(app, req, &body).await?;
+    Ok(Reply::new(201).header("Location", format!("/api/v2.0/retentions/{id}")))
+}
+
+/// Creates a project's policy (the API's POST and the portal's first
+/// rule); returns its id.
+pub(crate) async fn create_policy(
+    app: &App,
+    req: &ApiRequest,
+    body: &RetentionPolicy,
+) -> Result<i64, GatewayError> {
     let scope = body
         .scope
         .as_ref()
@@ -493,7 +504,7 @@ pub async fn create(
             existing.unwrap_or_default()
         )));
     };
-    Ok(Reply::new(201).header("Location", format!("/api/v2.0/retentions/{id}")))
+    Ok(id)
 }
 
 #[utoipa::path(get, path = "/api/v2.0/retentions/{id}", tag = "retention",
@@ -516,8 +527,23 @@ pub async fn update(
     req: &ApiRequest,
     id: &str,
 ) -> Result<Reply, GatewayError> {
-    let (policy, row) = policy(app, req, id, Action::ManageRetention).await?;
+    // A caller who may not change the policy is refused before its body
+    // is read.
+    policy(app, req, id, Action::ManageRetention).await?;
     let body: RetentionPolicy = read_json(session).await?;
+    update_policy(app, req, id, &body).await?;
+    Ok(Reply::new(200))
+}
+
+/// Replaces a policy's rules and trigger (the API's PUT and the portal's
+/// rule and schedule forms).
+pub(crate) async fn update_policy(
+    app: &App,
+    req: &ApiRequest,
+    id: &str,
+    body: &RetentionPolicy,
+) -> Result<(), GatewayError> {
+    let (policy, row) = policy(app, req, id, Action::ManageRetention).await?;
     let rules = to_rules(&body.rules)?;
     let trigger = to_trigger(body.trigger.as_ref())?;
     let updated = app
@@ -533,7 +559,7 @@ pub async fn update(
         Some(&row.name),
         updated,
     );
-    Ok(Reply::new(200))
+    Ok(())
 }
 
 #[utoipa::path(delete, path = "/api/v2.0/retentions/{id}", tag = "retention",
@@ -542,6 +568,17 @@ pub async fn update(
         (status = 400, body = super::Errors), (status = 403, body = super::Errors),
         (status = 404, body = super::Errors)))]
 pub async fn delete(app: &App, req: &ApiRequest, id: &str) -> Result<Reply, GatewayError> {
+    delete_policy(app, req, id).await?;
+    Ok(Reply::new(200))
+}
+
+/// Deletes a policy with its executions (the API's DELETE and the
+/// portal's removal of the last rule).
+pub(crate) async fn delete_policy(
+    app: &App,
+    req: &ApiRequest,
+    id: &str,
+) -> Result<(), GatewayError> {
     let (policy, row) = policy(app, req, id, Action::ManageRetention).await?;
     let deleted = app
         .registry
@@ -556,7 +593,7 @@ pub async fn delete(app: &App, req: &ApiRequest, id: &str) -> Result<Reply, Gate
         Some(&row.name),
         deleted,
     );
-    Ok(Reply::new(200))
+    Ok(())
 }
 
 #[utoipa::path(post, path = "/api/v2.0/retentions/{id}/executions", tag = "retention",
@@ -572,12 +609,28 @@ pub async fn run(
     req: &ApiRequest,
     id: &str,
 ) -> Result<Reply, GatewayError> {
-    let (policy, row) = policy(app, req, id, Action::ManageRetention).await?;
+    policy(app, req, id, Action::ManageRetention).await?;
     let body: RunRequest = read_json(session).await?;
+    let (policy_id, execution) = run_policy(app, req, id, body.dry_run).await?;
+    Ok(Reply::new(201).header(
+        "Location",
+        format!("/api/v2.0/retentions/{policy_id}/executions/{execution}"),
+    ))
+}
+
+/// Starts a run of a policy (the API's POST and the portal's buttons);
+/// returns the policy's and the execution's ids.
+pub(crate) async fn run_policy(
+    app: &App,
+    req: &ApiRequest,
+    id: &str,
+    dry_run: bool,
+) -> Result<(i64, i64), GatewayError> {
+    let (policy, row) = policy(app, req, id, Action::ManageRetention).await?;
     let policy_id = policy.id;
     let execution = app
         .retention
-        .start(policy, "MANUAL", body.dry_run, req.username().to_owned())
+        .start(policy, "MANUAL", dry_run, req.username().to_owned())
         .await?;
     req.audit(
         app,
@@ -587,10 +640,7 @@ pub async fn run(
         Some(&row.name),
         true,
     );
-    Ok(Reply::new(201).header(
-        "Location",
-        format!("/api/v2.0/retentions/{policy_id}/executions/{execution}"),
-    ))
+    Ok((policy_id, execution))
 }
 
 #[utoipa::path(get, path = "/api/v2.0/retentions/{id}/executions", tag = "retention",
@@ -667,16 +717,26 @@ pub async fn task_log(
     eid: &str,
     tid: &str,
 ) -> Result<Reply, GatewayError> {
-    let (policy, _) = policy(app, req, id, Action::ReadRetention).await?;
-    let execution = execution(app, &policy, eid).await?;
-    let tid = path_id(tid, "tid")?;
-    let log = app
-        .registry
-        .meta()
-        .retention_task_log(execution.id, tid)
-        .await?
-        .ok_or_else(|| GatewayError::ApiNotFound(format!("retention task {tid} not found")))?;
+    let log = task_log_text(app, req, id, eid, tid).await?;
     Ok(Reply::new(200)
         .header("Content-Type", "text/plain; charset=utf-8")
         .bytes(bytes::Bytes::from(log)))
+}
+
+/// A task's log (the API's and the portal's).
+pub(crate) async fn task_log_text(
+    app: &App,
+    req: &ApiRequest,
+    id: &str,
+    eid: &str,
+    tid: &str,
+) -> Result<String, GatewayError> {
+    let (policy, _) = policy(app, req, id, Action::ReadRetention).await?;
+    let execution = execution(app, &policy, eid).await?;
+    let tid = path_id(tid, "tid")?;
+    app.registry
+        .meta()
+        .retention_task_log(execution.id, tid)
+        .await?
+        .ok_or_else(|| GatewayError::ApiNotFound(format!("retention task {tid} not found")))
 }

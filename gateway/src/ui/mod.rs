@@ -14,6 +14,10 @@
 //! - `projects`: the project list, a project's summary, repositories and
 //!   members.
 //! - `robots`: robot accounts, a project's and the system's.
+//! - `logs`: a project's audit log (its table shared as an include).
+//! - `policies`: a project's policies tab, made of `retention` (tag
+//!   retention) and `immutable` (tag immutability rules).
+//! - `configuration`: a project's public flag and proxy cache settings.
 //! - `repository`: a repository's artifacts, an artifact, its tags.
 //! - `search`: projects and repositories by name.
 //! - `account`: the signed-in user's profile and password.
@@ -24,11 +28,16 @@
 mod account;
 mod admin;
 mod assets;
+mod configuration;
 mod form;
 mod i18n;
+mod immutable;
+mod logs;
 mod page;
+mod policies;
 mod projects;
 mod repository;
+mod retention;
 mod robots;
 mod routes;
 mod search;
@@ -112,6 +121,26 @@ async fn dispatch(
         PortalRoute::Robots(p) if get => robots::list(app, v, &p, query, None).await,
         PortalRoute::Robots(p) if post => robots::create(app, session, v, &p).await,
         PortalRoute::RobotDelete(p, id) if post => robots::delete(app, session, v, &p, id).await,
+        PortalRoute::Logs(p) if get => logs::project_logs(app, v, &p, query).await,
+        PortalRoute::Policies(p) if get => policies::show(app, v, &p, query).await,
+        PortalRoute::RetentionRules(p) if post => retention::add_rule(app, session, v, &p).await,
+        PortalRoute::RetentionRuleDelete(p, n) if post => {
+            retention::delete_rule(app, session, v, &p, n).await
+        }
+        PortalRoute::RetentionSchedule(p) if post => retention::schedule(app, session, v, &p).await,
+        PortalRoute::RetentionRun(p) if post => retention::run(app, session, v, &p).await,
+        PortalRoute::RetentionTaskLog(p, e, t) if get => {
+            retention::task_log(app, v, &p, e, t).await
+        }
+        PortalRoute::ImmutableRules(p) if post => immutable::add(app, session, v, &p).await,
+        PortalRoute::ImmutableEnable(p, id, on) if post => {
+            immutable::enable(app, session, v, &p, id, on).await
+        }
+        PortalRoute::ImmutableDelete(p, id) if post => {
+            immutable::delete(app, session, v, &p, id).await
+        }
+        PortalRoute::Configuration(p) if get => configuration::show(app, v, &p).await,
+        PortalRoute::Configuration(p) if post => configuration::update(app, session, v, &p).await,
         PortalRoute::Repository(r) if get => {
             repository::artifacts(app, session, v, &r, query).await
         }
@@ -150,6 +179,7 @@ async fn dispatch(
         PortalRoute::Gc if post => admin::gc::run_gc(app, session, v).await,
         PortalRoute::GcSchedule if post => admin::gc::set_schedule(app, session, v).await,
         PortalRoute::GcLog(id) if get => admin::gc::gc_log(app, v, id).await,
+        PortalRoute::AuditLog if get => admin::logs::list(app, v, query).await,
         PortalRoute::System if get => admin::system::show(app, v).await,
         _ => Err(GatewayError::MethodNotAllowed {
             method: method.to_string(),

@@ -60,6 +60,9 @@ struct ProjectsPage {
     pager: Pager,
     may_create: bool,
     may_set_quota: bool,
+    /// Registry endpoints a new project may cache: only for those who may
+    /// create a proxy-cache project (system administrators).
+    endpoints: Vec<(i64, String)>,
 }
 
 pub struct QuotaView {
@@ -201,6 +204,18 @@ pub async fn list(app: &App, v: &Visitor, query: &Query) -> Result<Reply, Gatewa
         })
         .collect();
     let subject = req.subject();
+    // `api::projects::requested_upstream`'s check, for showing the choice.
+    let endpoints = match authorize(&subject, Action::ManageRegistries, Resource::System) {
+        Decision::Allow => app
+            .registry
+            .meta()
+            .endpoints()
+            .await?
+            .into_iter()
+            .map(|e| (e.id, format!("{} ({})", e.name, e.url)))
+            .collect(),
+        _ => Vec::new(),
+    };
     let page_view = ProjectsPage {
         l: Layout::new(v, v.lang.text().projects, "projects"),
         q,
@@ -210,6 +225,7 @@ pub async fn list(app: &App, v: &Visitor, query: &Query) -> Result<Reply, Gatewa
             && authorize(&subject, Action::CreateProject, Resource::System) == Decision::Allow,
         may_set_quota: authorize(&subject, Action::ManageQuotas, Resource::System)
             == Decision::Allow,
+        endpoints,
     };
     html(200, &page_view, v)
 }
@@ -217,18 +233,12 @@ pub async fn list(app: &App, v: &Visitor, query: &Query) -> Result<Reply, Gatewa
 pub async fn create(app: &App, session: &mut Session, v: &Visitor) -> Result<Reply, GatewayError> {
     let form = form::read(session, v).await?;
     let name = form.get("project_name").unwrap_or("").trim().to_owned();
-    let storage_limit = match form.get("storage_limit").map(str::trim) {
+    let storage_limit = form::storage_limit(form.get("storage_limit").unwrap_or(""))?;
+    let registry_id = match form.get("registry_id").map(str::trim) {
         None | Some("") => None,
-        Some("-1") => Some(-1),
-        Some(text) => Some(
-            berth_conf::parse_size(text)
-                .and_then(|n| i64::try_from(n).ok())
-                .ok_or_else(|| {
-                    GatewayError::BadRequest(format!(
-                        "storage limit `{text}` is not a size: use a number of bytes or a size such as 10GiB, or -1 for unlimited"
-                    ))
-                })?,
-        ),
+        Some(id) => Some(id.parse::<i64>().map_err(|_| {
+            GatewayError::BadRequest(format!("`{id}` is not a registry endpoint's id"))
+        })?),
     };
     let body = ProjectReq {
         project_name: Some(name.clone()),
@@ -239,7 +249,7 @@ pub async fn create(app: &App, session: &mut Session, v: &Visitor) -> Result<Rep
             retention_id: None,
         }),
         storage_limit,
-        registry_id: None,
+        registry_id,
     };
     api_projects::create_project(app, &v.api(), &body).await?;
     Ok(redirect(&format!("/projects/{}", encode_path(&name)), v))

@@ -41,6 +41,27 @@ pub enum PortalRoute {
     MemberDelete(String, i64),
     Robots(String),
     RobotDelete(String, i64),
+    /// The project's audit log.
+    Logs(String),
+    /// Tag retention and immutability.
+    Policies(String),
+    /// Adding a retention rule (POST).
+    RetentionRules(String),
+    /// Deleting a retention rule, by its place in the policy (POST).
+    RetentionRuleDelete(String, usize),
+    /// Setting the retention schedule (POST).
+    RetentionSchedule(String),
+    /// Running the retention policy, for real or dry (POST).
+    RetentionRun(String),
+    /// A retention task's log: the execution and the task.
+    RetentionTaskLog(String, i64, i64),
+    /// Adding an immutability rule (POST).
+    ImmutableRules(String),
+    /// Enabling (`true`) or disabling an immutability rule (POST).
+    ImmutableEnable(String, i64, bool),
+    ImmutableDelete(String, i64),
+    /// The public flag and the proxy cache settings.
+    Configuration(String),
     Repository(RepoPath),
     RepositoryDelete(RepoPath),
     Artifact(RepoPath, Digest),
@@ -67,6 +88,7 @@ pub enum PortalRoute {
     Gc,
     GcSchedule,
     GcLog(i64),
+    AuditLog,
     System,
 }
 
@@ -124,6 +146,7 @@ pub fn parse(path: &str, post: bool) -> Result<PortalRoute, GatewayError> {
         ["admin", "registries", id, "delete"] if post => PortalRoute::RegistryDelete(number(id)?),
         ["admin", "quotas"] => PortalRoute::Quotas,
         ["admin", "quotas", id] if post => PortalRoute::Quota(number(id)?),
+        ["admin", "logs"] => PortalRoute::AuditLog,
         ["admin", "system"] => PortalRoute::System,
         ["projects", p] => PortalRoute::Project((*p).to_owned()),
         ["projects", p, "delete"] if post => PortalRoute::ProjectDelete((*p).to_owned()),
@@ -138,10 +161,39 @@ pub fn parse(path: &str, post: bool) -> Result<PortalRoute, GatewayError> {
             let id = id.parse::<i64>().map_err(|_| not_found())?;
             PortalRoute::RobotDelete((*p).to_owned(), id)
         }
+        ["projects", p, "logs"] => PortalRoute::Logs((*p).to_owned()),
+        ["projects", p, "configuration"] => PortalRoute::Configuration((*p).to_owned()),
+        ["projects", p, "policies", rest @ ..] => {
+            policies_route(p, rest, post).ok_or_else(not_found)?
+        }
         ["projects", p, "repositories", rest @ ..] if !rest.is_empty() => {
             repository_route(p, rest, post).ok_or_else(not_found)??
         }
         _ => return Err(not_found()),
+    })
+}
+
+/// `/projects/<p>/policies/...`: the page, its forms (POST only) and the
+/// retention task logs.
+fn policies_route(project: &str, rest: &[&str], post: bool) -> Option<PortalRoute> {
+    let p = project.to_owned();
+    let id = |s: &str| s.parse::<i64>().ok();
+    Some(match rest {
+        [] => PortalRoute::Policies(p),
+        ["retention", "rules"] if post => PortalRoute::RetentionRules(p),
+        ["retention", "rules", n, "delete"] if post => {
+            PortalRoute::RetentionRuleDelete(p, n.parse().ok()?)
+        }
+        ["retention", "schedule"] if post => PortalRoute::RetentionSchedule(p),
+        ["retention", "run"] if post => PortalRoute::RetentionRun(p),
+        ["retention", eid, "tasks", tid, "log"] if !post => {
+            PortalRoute::RetentionTaskLog(p, id(eid)?, id(tid)?)
+        }
+        ["immutable"] if post => PortalRoute::ImmutableRules(p),
+        ["immutable", rule, "enable"] if post => PortalRoute::ImmutableEnable(p, id(rule)?, true),
+        ["immutable", rule, "disable"] if post => PortalRoute::ImmutableEnable(p, id(rule)?, false),
+        ["immutable", rule, "delete"] if post => PortalRoute::ImmutableDelete(p, id(rule)?),
+        _ => return None,
     })
 }
 
@@ -242,6 +294,63 @@ mod tests {
             .unwrap(),
             PortalRoute::Artifact(repo("x"), digest)
         );
+    }
+
+    #[test]
+    fn reads_policy_paths() {
+        let t = || "team".to_owned();
+        for (path, post, route) in [
+            ("/projects/team/logs", false, PortalRoute::Logs(t())),
+            ("/projects/team/policies", false, PortalRoute::Policies(t())),
+            (
+                "/projects/team/configuration",
+                true,
+                PortalRoute::Configuration(t()),
+            ),
+            (
+                "/projects/team/policies/retention/rules",
+                true,
+                PortalRoute::RetentionRules(t()),
+            ),
+            (
+                "/projects/team/policies/retention/rules/2/delete",
+                true,
+                PortalRoute::RetentionRuleDelete(t(), 2),
+            ),
+            (
+                "/projects/team/policies/retention/run",
+                true,
+                PortalRoute::RetentionRun(t()),
+            ),
+            (
+                "/projects/team/policies/retention/7/tasks/9/log",
+                false,
+                PortalRoute::RetentionTaskLog(t(), 7, 9),
+            ),
+            (
+                "/projects/team/policies/immutable/3/disable",
+                true,
+                PortalRoute::ImmutableEnable(t(), 3, false),
+            ),
+            (
+                "/projects/team/policies/immutable/3/delete",
+                true,
+                PortalRoute::ImmutableDelete(t(), 3),
+            ),
+        ] {
+            assert_eq!(parse(path, post).unwrap(), route, "{path}");
+        }
+        for (path, post) in [
+            // Forms are POSTs only; a log is a GET only.
+            ("/projects/team/policies/retention/run", false),
+            ("/projects/team/policies/immutable/3/delete", false),
+            ("/projects/team/policies/retention/7/tasks/9/log", true),
+            ("/projects/team/policies/retention/rules/x/delete", true),
+            ("/projects/team/policies/immutable/x/enable", true),
+            ("/projects/team/policies/nope", false),
+        ] {
+            assert!(parse(path, post).is_err(), "{path}");
+        }
     }
 
     #[test]

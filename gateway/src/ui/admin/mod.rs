@@ -9,12 +9,14 @@
 //!   delete.
 //! - `quotas`: every project's storage use and limit.
 //! - `gc`: garbage collection: run, dry run, schedule, history, logs.
+//! - `logs`: the audit log of the whole registry, with filters.
 //! - `system`: the effective configuration (secrets redacted) and the
 //!   health of the database, the blob store and LDAP.
 //!
 //! System robot accounts live with the project ones in `super::robots`.
 
 pub mod gc;
+pub mod logs;
 pub mod quotas;
 pub mod registries;
 pub mod system;
