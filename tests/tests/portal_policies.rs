@@ -309,6 +309,39 @@ fn an_immutability_rule_added_in_the_page_stops_a_repush_until_disabled_or_delet
     let out = try_push(&berth, &reference, &creds);
     assert!(!out.status.success(), "re-push after enabling succeeded");
 
+    // The artifact page respects the rule too: the tag cannot be deleted
+    // there, nor moved onto another artifact by adding it (refused
+    // already because adding never moves a tag, as in Harbor).
+    let digest_of = |tag: &str| {
+        let (status, _, a) = api.get(&format!(
+            "/projects/{project}/repositories/app/artifacts/{tag}"
+        ));
+        assert_eq!(status, 200, "{a}");
+        a["digest"].as_str().unwrap().to_owned()
+    };
+    let (v1, v2) = (digest_of("v1"), digest_of("v2"));
+    let artifact = |d: &str| format!("/projects/{project}/repositories/app/artifacts/{d}");
+    browser.goto(&artifact(&v1));
+    browser.submit("li[data-tag=\"v1\"] form.delete-tag");
+    assert!(
+        browser.source().to_lowercase().contains("immutable"),
+        "{}",
+        browser.text("main")
+    );
+    assert_eq!(digest_of("v1"), v1, "the immutable tag was deleted");
+    if v1 != v2 {
+        browser.goto(&artifact(&v2));
+        browser.fill("#new-tag", "v1");
+        browser.submit("form#add-tag");
+        assert!(
+            browser.source().contains("already points at"),
+            "{}",
+            browser.text("main")
+        );
+        assert_eq!(digest_of("v1"), v1, "the immutable tag was moved");
+    }
+    browser.goto(&format!("/projects/{project}/policies"));
+
     // Deleted: the re-push goes through.
     browser.submit(&format!("{row} form.delete-rule"));
     assert!(!browser.exists("table#immutable-rules"));
