@@ -154,11 +154,18 @@ impl ArtifactOrder {
         ("pull_time", ArtifactOrder::EarliestPull),
     ];
 
-    /// Harbor's `sort` value; `None` for one berth does not sort by.
+    /// Harbor's `sort` value; `None` for one berth does not sort by. An
+    /// artifact's `creation_time` is its push time (Harbor's clients sort
+    /// by either).
     pub fn parse(sort: &str) -> Option<ArtifactOrder> {
+        let sort = match sort.trim() {
+            "creation_time" => "push_time",
+            "-creation_time" => "-push_time",
+            other => other,
+        };
         Self::NAMES
             .iter()
-            .find(|(n, _)| *n == sort.trim())
+            .find(|(n, _)| *n == sort)
             .map(|(_, o)| *o)
     }
 

@@ -99,6 +99,14 @@ fn users_are_created_promoted_disabled_reset_and_deleted_in_the_browser() {
     let (_, _, me) = api.get(&format!("/users/{id}"));
     assert_eq!(me["sysadmin_flag"], true, "{me}");
     assert_eq!(carol_web.get("/admin/users").status, 200);
+    // An administrator cannot revoke their own rights, page or no page.
+    let csrf = input_value(&carol_web.get("/admin/users").body, "csrf").unwrap();
+    let own = carol_web.post_form(
+        &format!("/admin/users/{id}/sysadmin"),
+        &[("csrf", &csrf), ("sysadmin", "false")],
+    );
+    assert_eq!(own.status, 403, "{}", own.body);
+    assert_eq!(api.get(&format!("/users/{id}")).2["sysadmin_flag"], true);
     browser.submit(&format!("{row} form.set-admin"));
     let (_, _, me) = api.get(&format!("/users/{id}"));
     assert_eq!(me["sysadmin_flag"], false, "{me}");
@@ -200,9 +208,50 @@ fn a_registry_endpoint_is_tested_created_and_deleted_in_the_browser() {
     browser.submit(&format!("{row} form.test-registry"));
     assert!(browser.exists("#flash.ok"), "{}", browser.text("main"));
 
+    // A stored endpoint's secret is not sent to another URL by a test, and
+    // a URL may not carry credentials.
+    let guarded = api.create_registry(
+        "guarded",
+        "docker-registry",
+        &upstream.url(),
+        Some(("robot", "stored-secret-1")),
+    );
+    let (status, _, answer) = api.post(
+        "/registries/ping",
+        &serde_json::json!({"id": guarded, "url": "http://127.0.0.1:9"}),
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer.to_string().contains("access secret again"),
+        "{answer}"
+    );
+    assert_eq!(api.delete(&format!("/registries/{guarded}")).0, 200);
+    let (status, _, answer) = api.post(
+        "/registries",
+        &serde_json::json!({"name": "inline", "url": "http://u:secret@127.0.0.1:9"}),
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert!(!answer.to_string().contains("secret"), "{answer}");
+
     // In use by a proxy-cache project: the delete is refused with the reason.
     let cache = format!("cache{}", random_suffix());
     api.create_upstream_project(&cache, id, "cache");
+    // Its configuration tab shows the endpoint's URL to administrators
+    // only, even when the project is public.
+    let (status, _, answer) = api.put(
+        &format!("/projects/{cache}"),
+        &serde_json::json!({"metadata": {"public": "true"}}),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let mut anonymous = FormClient::new(&berth.url(), None);
+    let page = anonymous.get(&format!("/projects/{cache}/configuration"));
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("docker-registry"), "{}", page.body);
+    let url = upstream.url().trim_end_matches('/').to_owned();
+    assert!(!page.body.contains(&url), "{}", page.body);
+    browser.goto(&format!("/projects/{cache}/configuration"));
+    assert!(browser.source().contains(&url));
+    browser.goto("/admin/registries");
     browser.submit(&format!("{row} form.delete-registry"));
     assert!(
         browser.source().contains(&cache),

@@ -190,6 +190,32 @@ fn a_retention_rule_added_in_the_page_dry_runs_then_deletes_the_older_tag() {
     let (_, _, policy) = api.get(&format!("/retentions/{policy_id}"));
     assert_eq!(policy["rules"][0]["params"]["latestPushedK"], 1, "{policy}");
 
+    // A page that is out of date changes nothing: here the API adds a
+    // second rule meanwhile, and the page's delete (of the rule it showed
+    // first) is refused rather than applied to the list as it now is.
+    let mut changed = policy.clone();
+    let mut second = policy["rules"][0].clone();
+    second["params"]["latestPushedK"] = 7.into();
+    changed["rules"].as_array_mut().unwrap().insert(0, second);
+    let (status, _, answer) = api.put(&format!("/retentions/{policy_id}"), &changed);
+    assert_eq!(status, 200, "{answer}");
+    browser.submit("ol#retention-rules li form.delete-rule");
+    assert!(
+        browser
+            .source()
+            .contains("changed since this page was loaded"),
+        "{}",
+        browser.text("main")
+    );
+    let (_, _, now) = api.get(&format!("/retentions/{policy_id}"));
+    assert_eq!(now["rules"].as_array().unwrap().len(), 2, "{now}");
+    // Reloaded, the page deletes the rule it shows.
+    browser.goto(&format!("/projects/{project}/policies"));
+    browser.submit("ol#retention-rules li form.delete-rule");
+    let (_, _, now) = api.get(&format!("/retentions/{policy_id}"));
+    assert_eq!(now["rules"].as_array().unwrap().len(), 1, "{now}");
+    assert_eq!(now["rules"][0]["params"]["latestPushedK"], 1, "{now}");
+
     // A schedule, then none again.
     browser.fill(
         "form#retention-schedule-form input[name=cron]",
@@ -208,6 +234,23 @@ fn a_retention_rule_added_in_the_page_dry_runs_then_deletes_the_older_tag() {
     );
     browser.submit("form#retention-schedule-form");
     assert!(browser.source().contains("cron"), "a bad cron is explained");
+    // Every second would fill the history: at most once a minute.
+    browser.goto(&format!("/projects/{project}/policies"));
+    browser.fill(
+        "form#retention-schedule-form input[name=cron]",
+        "* * * * * *",
+    );
+    browser.submit("form#retention-schedule-form");
+    assert!(
+        browser.source().contains("more than once a minute"),
+        "{}",
+        browser.text("main")
+    );
+    let (_, _, policy) = api.get(&format!("/retentions/{policy_id}"));
+    assert_eq!(
+        policy["trigger"]["settings"]["cron"], "0 0 3 * * *",
+        "{policy}"
+    );
     browser.goto(&format!("/projects/{project}/policies"));
     browser.fill("form#retention-schedule-form input[name=cron]", "");
     browser.submit("form#retention-schedule-form");

@@ -159,11 +159,14 @@ fn latest_pushed_k_dry_run_then_real_run_then_schedule() {
         std::thread::sleep(POLL);
     }
 
-    // A schedule fires by itself.
-    let (status, _, body) = api.put(
-        &format!("/retentions/{id}"),
-        &policy(pid, 1, "*/2 * * * * *"),
-    );
+    // A schedule fires by itself: once a minute at most, so at a second
+    // a few seconds from now.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let cron = format!("{} * * * * *", (now + 4) % 60);
+    let (status, _, body) = api.put(&format!("/retentions/{id}"), &policy(pid, 1, &cron));
     assert_eq!(status, 200, "{body}");
     registry.push_image("team/app", "v6", &Image::random(1));
     let scheduled = wait_execution(&api, id, |e| {

@@ -79,6 +79,9 @@ pub async fn list(
         (status = 400, body = super::Errors), (status = 401, body = super::Errors),
         (status = 403, description = "Only system administrators", body = super::Errors)))]
 pub async fn list_all(app: &App, req: &ApiRequest) -> Result<Reply, GatewayError> {
+    // Refused before the query is read: a caller without the right
+    // learns nothing, not even whether its query parses.
+    req.require(Action::ReadAuditLogs, Resource::System)?;
     let page = Page::parse(&req.query)?;
     let filter = filter(&Q::parse(&req.query)?)?;
     let (entries, total) = all_records(app, req, filter, page).await?;

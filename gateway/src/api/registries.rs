@@ -171,6 +171,13 @@ fn spec(req: RegistryReq, base: Option<&Endpoint>) -> Result<EndpointSpec, Gatew
         })?;
     let url = url.trim().trim_end_matches('/').to_owned();
     match reqwest::Url::parse(&url) {
+        // A password in the URL would be shown wherever the URL is.
+        Ok(u) if !u.username().is_empty() || u.password().is_some() => {
+            return Err(GatewayError::BadRequest(format!(
+                "`url` `{}` holds a user name or password; give them as `credential` instead",
+                u.host_str().unwrap_or("")
+            )))
+        }
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
         _ => {
             return Err(GatewayError::BadRequest(format!(
@@ -345,6 +352,8 @@ pub(crate) async fn ping_endpoint(
         Some(id) => Some(load(app, &id.to_string()).await?),
         None => None,
     };
+    let body_secret = body.credential.as_ref().map(|c| c.access_secret.clone());
+    let body_secret = body_secret.as_deref();
     let name = body
         .name
         .clone()
@@ -357,9 +366,25 @@ pub(crate) async fn ping_endpoint(
         },
         base.as_ref(),
     )?;
+    // A stored endpoint's secret goes to its own URL only: testing it
+    // elsewhere takes the secret typed again.
+    let moved = base.as_ref().is_some_and(|b| b.url != spec.url);
+    let typed_secret = body_secret.is_some_and(|s| !s.is_empty() && s != "*****");
+    if moved && spec.credential.is_some() && !typed_secret {
+        return Err(GatewayError::BadRequest(format!(
+            "to test registry endpoint `{}` at another URL, enter its access secret again \
+             (the stored one is sent to its own URL only)",
+            spec.name
+        )));
+    }
     let probe = Endpoint {
-        // Not stored: tokens it gets are cached under an id no endpoint has.
-        id: base.as_ref().map_or(-1, |b| b.id),
+        // A stored, unmoved endpoint shares its tokens; any other probe
+        // has an id no endpoint has, which the token cache skips (a
+        // token one test got must not reach another test's URL).
+        id: match &base {
+            Some(b) if !moved => b.id,
+            _ => -1,
+        },
         name: spec.name,
         kind: spec.kind,
         url: spec.url,

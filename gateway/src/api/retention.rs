@@ -296,8 +296,15 @@ fn to_trigger(t: Option<&RetentionTrigger>) -> Result<Trigger, GatewayError> {
         .unwrap_or("");
     match t.kind.as_str() {
         "Schedule" if !cron.is_empty() => {
-            cron.parse::<berth_storage::retention::Cron>()
+            let parsed = cron
+                .parse::<berth_storage::retention::Cron>()
                 .map_err(GatewayError::BadRequest)?;
+            if !parsed.at_most_once_a_minute() {
+                return Err(GatewayError::BadRequest(format!(
+                    "cron `{cron}` fires more than once a minute; tag retention runs at most \
+                     once a minute: give one second, such as `0 */5 * * * *`"
+                )));
+            }
             Ok(Trigger::Schedule { cron: cron.into() })
         }
         "Schedule" | "Manual" => Ok(Trigger::Manual),

@@ -268,6 +268,8 @@ pub async fn create(
     session: &mut Session,
     req: &ApiRequest,
 ) -> Result<Reply, GatewayError> {
+    // Refused before the body is read.
+    req.require(Action::ManageUsers, Resource::System)?;
     let body: UserCreationReq = read_json(session).await?;
     let id = create_user(app, req, &body).await?;
     Ok(Reply::new(201).header("Location", format!("/api/v2.0/users/{id}")))
@@ -441,9 +443,11 @@ pub(crate) async fn delete_user(app: &App, req: &ApiRequest, id: i64) -> Result<
     Ok(())
 }
 
-/// Disables or enables a user (the portal's button and `berth user
-/// disable`; Harbor's API has no such call). A disabled user's sessions,
-/// tokens and Basic credentials stop working at once.
+/// Disables or enables a user (the portal's button; `berth user disable`
+/// does the same from the command line; Harbor's API has no such call).
+/// A disabled user's portal sessions and Basic credentials stop working
+/// at once; bearer tokens already issued last until they expire
+/// (`auth.token_ttl`).
 pub(crate) async fn set_disabled(
     app: &App,
     req: &ApiRequest,
@@ -540,6 +544,7 @@ pub async fn set_sysadmin(
     req: &ApiRequest,
     id: &str,
 ) -> Result<Reply, GatewayError> {
+    req.require(Action::ManageUsers, Resource::System)?;
     let id = path_id(id, "user_id")?;
     let body: SysAdminFlag = read_json(session).await?;
     set_sysadmin_flag(app, req, id, body.sysadmin_flag).await?;
@@ -559,6 +564,13 @@ pub(crate) async fn set_sysadmin_flag(
     if user.username == "admin" && !flag {
         return Err(GatewayError::Denied(
             "the built-in `admin` user stays a system administrator".into(),
+        ));
+    }
+    // Revoking one's own rights could leave nobody to give them back.
+    if !flag && req.identity.as_ref().is_some_and(|i| i.user_id == Some(id)) {
+        return Err(GatewayError::Denied(
+            "you cannot revoke your own system administrator rights; ask another administrator"
+                .into(),
         ));
     }
     let done = app.registry.meta().set_user_admin(id, flag).await?;

@@ -19,11 +19,13 @@ use crate::error::GatewayError;
 use crate::http::Reply;
 
 /// The registry endpoint a project caches or fronts; never its
-/// credential.
+/// credential. Its name and URL only for those who may manage endpoints
+/// (as in the API, where only they read `/registries`): a URL can name
+/// internal hosts.
 struct UpstreamView {
-    name: String,
+    name: Option<String>,
     kind: String,
-    url: String,
+    url: Option<String>,
     mode: &'static str,
 }
 
@@ -48,13 +50,16 @@ pub async fn show(app: &App, v: &Visitor, name: &str) -> Result<Reply, GatewayEr
     let t = v.lang.text();
     let meta = app.registry.meta();
     let mut upstream_missing = false;
+    let endpoints_visible = req
+        .require(Action::ManageRegistries, berth_policy::Resource::System)
+        .is_ok();
     let upstream = match meta.project_upstream(row.id).await? {
         None => None,
         Some(u) => match meta.endpoint(u.registry_id).await? {
             Some(e) => Some(UpstreamView {
-                name: e.name,
+                name: endpoints_visible.then_some(e.name),
                 kind: e.kind,
-                url: e.url,
+                url: endpoints_visible.then_some(e.url),
                 mode: match u.mode {
                     ProxyMode::Passthrough => t.proxy_passthrough,
                     ProxyMode::Cache => t.proxy_cache_mode,

@@ -5,6 +5,7 @@
 //! check policy; the page only decides which forms to show.
 
 use berth_policy::Action;
+use berth_storage::oci::{Algorithm, Digest};
 use berth_storage::projects::ProjectRow;
 use berth_storage::retention::{Policy, Rule, Template, Trigger};
 use pingora::proxy::Session;
@@ -70,6 +71,30 @@ pub struct RetentionView {
     pub executions: Vec<ExecutionLine>,
     pub pager: Pager,
     pub may_manage: bool,
+    /// The policy as this page shows it (see [`version`]).
+    pub version: String,
+}
+
+/// A fingerprint of the policy a page showed. Its forms send it back, and
+/// a change is refused when the policy changed meanwhile: rules are
+/// deleted by their place in the list, and each change rewrites the
+/// whole policy, so a stale page would delete the wrong rule or undo
+/// another editor's change.
+fn version(p: &Policy) -> String {
+    let json = serde_json::to_vec(&policy_json(p)).unwrap_or_default();
+    let digest = Digest::compute(Algorithm::Sha256, &json).to_string();
+    digest[digest.len() - 16..].to_owned()
+}
+
+/// Refuses a form made from another version of the policy.
+fn check_version(form: &Query, p: &Policy) -> Result<(), GatewayError> {
+    if form.get("version") == Some(version(p).as_str()) {
+        return Ok(());
+    }
+    Err(GatewayError::Conflict(
+        "the tag retention policy changed since this page was loaded; reload the page and try again"
+            .into(),
+    ))
 }
 
 /// A rule in words: "retain the 5 most recently pushed in repositories
@@ -178,6 +203,7 @@ pub async fn view(
         executions,
         pager: Pager::new(path, query, page, total),
         may_manage: allowed(&req, Action::ManageRetention, facts),
+        version: policy.as_ref().map(version).unwrap_or_default(),
     })
 }
 
@@ -242,6 +268,7 @@ pub async fn add_rule(
         .await?;
     match project_policy(app, &req, &row, Action::ManageRetention).await? {
         Some(p) => {
+            check_version(&form, &p)?;
             let mut body = policy_json(&p);
             body.rules.push(rule);
             update_policy(app, &req, &p.id.to_string(), &body).await?;
@@ -287,8 +314,9 @@ pub async fn delete_rule(
     name: &str,
     n: usize,
 ) -> Result<Reply, GatewayError> {
-    form::read(session, v).await?;
+    let form = form::read(session, v).await?;
     let p = existing(app, v, name).await?;
+    check_version(&form, &p)?;
     let mut body = policy_json(&p);
     if n == 0 || n > body.rules.len() {
         return Err(GatewayError::ApiNotFound(format!(
@@ -314,6 +342,7 @@ pub async fn schedule(
 ) -> Result<Reply, GatewayError> {
     let form = form::read(session, v).await?;
     let p = existing(app, v, name).await?;
+    check_version(&form, &p)?;
     let mut body = policy_json(&p);
     let cron = form.get("cron").unwrap_or("").trim();
     body.trigger = Some(RetentionTrigger {

@@ -104,6 +104,10 @@ impl UpstreamClient {
     /// What the upstream last took for `scope`, while it is fresh:
     /// `Some(None)` means it asked for nothing.
     fn cached(&self, endpoint: &Endpoint, scope: &str) -> Option<Option<String>> {
+        // Probes of settings not stored (a connection test) share nothing.
+        if endpoint.id < 0 {
+            return None;
+        }
         self.tokens
             .get(&(endpoint.id, scope.to_owned()))
             .filter(|t| t.expires > Instant::now())
@@ -111,6 +115,9 @@ impl UpstreamClient {
     }
 
     fn remember(&self, endpoint: &Endpoint, scope: &str, header: Option<String>, ttl: Duration) {
+        if endpoint.id < 0 {
+            return;
+        }
         self.tokens.insert(
             (endpoint.id, scope.to_owned()),
             Arc::new(Token {

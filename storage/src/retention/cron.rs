@@ -95,6 +95,12 @@ fn field(text: &str, (min, max, name): (u32, u32, &str)) -> Result<u64, String> 
 }
 
 impl Cron {
+    /// Whether the schedule fires in one second of a minute only, so at
+    /// most once a minute: a run every second would fill the history.
+    pub fn at_most_once_a_minute(&self) -> bool {
+        self.fields[0].count_ones() == 1
+    }
+
     /// Whether the schedule fires at this Unix second (UTC).
     pub fn fires_at(&self, unix: i64) -> bool {
         let days = unix.div_euclid(86_400);

@@ -99,7 +99,7 @@ pub async fn set(
     quotas::set_limit(app, &v.api(), id, limit).await?;
     let back = form
         .get("back")
-        .filter(|b| b.starts_with("/admin/quotas"))
+        .filter(|b| b.starts_with("/admin/quotas") && b.chars().all(|c| c.is_ascii_graphic()))
         .unwrap_or("/admin/quotas");
     let sep = if back.contains('?') { '&' } else { '?' };
     Ok(redirect(&format!("{back}{sep}done=saved"), v))

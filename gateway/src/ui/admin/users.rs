@@ -183,7 +183,9 @@ pub async fn change(
         }
     };
     // Back to the same search and page.
-    let back = form.get("back").filter(|b| b.starts_with("/admin/users"));
+    let back = form
+        .get("back")
+        .filter(|b| b.starts_with("/admin/users") && b.chars().all(|c| c.is_ascii_graphic()));
     let mut to = back.unwrap_or("/admin/users").to_owned();
     to.push(if to.contains('?') { '&' } else { '?' });
     to.push_str("done=");
