@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 use berth_tests::cluster::Cluster;
-use berth_tests::content::random_suffix;
+use berth_tests::content::{image_index, random_suffix, Blob, OCI_INDEX};
 use berth_tests::registry::Registry;
 use berth_tests::tools::{layout_digest, skopeo_copy, skopeo_login, text};
 use berth_tests::{Api, Berth, Image};
@@ -96,6 +96,32 @@ fn an_embedded_installation_moves_to_postgresql_and_reruns_pick_up_changes() {
         .send()
         .unwrap();
     assert_eq!(resp.status(), 202);
+    // An index of the two images of team/one: listings show it alone (its
+    // platform images are not top-level), and must after the move too.
+    let index = Blob::new(
+        image_index(
+            OCI_INDEX,
+            &[&one.manifest, &three.manifest],
+            &["amd64", "arm64"],
+        ),
+        OCI_INDEX,
+    );
+    old.registry().push_manifest("team/one", "multi", &index);
+    let artifacts = "/projects/team/repositories/one/artifacts";
+    let listed = |api: &Api| {
+        let (status, headers, list) = api.get(artifacts);
+        assert_eq!(status, 200, "{list}");
+        let total = headers["x-total-count"].to_str().unwrap().to_owned();
+        let digests: Vec<String> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["digest"].as_str().unwrap().to_owned())
+            .collect();
+        (total, digests)
+    };
+    let listed_before = listed(&api);
+    assert_eq!(listed_before, ("1".to_owned(), vec![index.digest.clone()]));
     let used_before = used_storage(&api, "team");
     old.stop();
 
@@ -120,6 +146,7 @@ fn an_embedded_installation_moves_to_postgresql_and_reruns_pick_up_changes() {
     );
     let new_api = Api::admin(&new);
     assert_eq!(used_storage(&new_api, "team"), used_before);
+    assert_eq!(listed(&new_api), listed_before);
     let (_, _, repos) = new_api.get("/projects/team/repositories");
     let names: Vec<&str> = repos
         .as_array()
