@@ -305,6 +305,18 @@ impl Meta {
         Ok((rows, total))
     }
 
+    /// A repository's id, without the figures of [`Meta::repository`]:
+    /// for the artifact views, which count what they list themselves
+    /// (the artifact count alone reads one index entry per artifact).
+    pub async fn repository_id(&self, name: &RepoName) -> Result<Option<i64>, StorageError> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
+                .bind(name.as_str())
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
     pub async fn repository(&self, name: &RepoName) -> Result<Option<RepositoryRow>, StorageError> {
         let row = sqlx::query(&format!(
             "SELECT {} FROM repositories r WHERE r.name = $1",

@@ -183,7 +183,8 @@ fn tag_json(t: &TagRow) -> Tag {
 
 fn artifact_json(
     project: &ProjectRow,
-    repo: &RepositoryRow,
+    repo_id: i64,
+    repo_name: &oci::RepoName,
     a: &ArtifactRow,
     with_tags: bool,
 ) -> Artifact {
@@ -201,8 +202,8 @@ fn artifact_json(
         manifest_media_type: a.manifest_media_type.clone(),
         artifact_type: a.artifact_type.clone(),
         project_id: project.id,
-        repository_id: repo.id,
-        repository_name: repo.name.to_string(),
+        repository_id: repo_id,
+        repository_name: repo_name.to_string(),
         digest: a.digest.to_string(),
         size: a.size,
         push_time: time(a.pushed_at),
@@ -473,15 +474,22 @@ pub async fn list_artifacts(
         }
     };
     let order = artifact_order(req.query.get("sort"))?;
-    let r = repository(app, &name).await?;
+    // The id alone: the repository's artifact count would count the
+    // same index entries as the page's total, a second time.
+    let repo_id = app
+        .registry
+        .meta()
+        .repository_id(&name)
+        .await?
+        .ok_or_else(|| GatewayError::ApiNotFound(format!("repository `{name}` not found")))?;
     let (rows, total) = app
         .registry
         .meta()
-        .list_artifacts_in(r.id, &tags, order, page.offset(), page.limit())
+        .list_artifacts_in(repo_id, &tags, order, page.offset(), page.limit())
         .await?;
     let items: Vec<_> = rows
         .iter()
-        .map(|a| artifact_json(&row, &r, a, with_tags))
+        .map(|a| artifact_json(&row, repo_id, &name, a, with_tags))
         .collect();
     let path = format!(
         "/api/v2.0/projects/{project}/repositories/{}/artifacts",
@@ -525,7 +533,7 @@ pub async fn get_artifact(
         })?;
     Ok(json_reply(
         200,
-        &artifact_json(&row, &r, &artifact, with_tags),
+        &artifact_json(&row, r.id, &r.name, &artifact, with_tags),
     ))
 }
 

@@ -5,7 +5,7 @@
 
 use askama::Template;
 use berth_policy::Action;
-use berth_storage::artifacts::{ArtifactOrder, ArtifactRow, Platform, RepositoryRow, TagFilter};
+use berth_storage::artifacts::{ArtifactOrder, ArtifactRow, Platform, TagFilter};
 use berth_storage::oci::{Digest, Reference, RepoName, Tag};
 use pingora::proxy::Session;
 use serde_json::Value;
@@ -191,25 +191,27 @@ struct ArtifactPage {
     may_tag: bool,
 }
 
-/// The project (checked for `action`), the repository's name and row.
+/// The project (checked for `action`), the repository's name and id (not
+/// its row: the pages count the artifacts they list themselves, and the
+/// row's artifact count would count them a second time).
 async fn target(
     app: &App,
     req: &ApiRequest,
     r: &RepoPath,
     action: Action,
-) -> Result<(ProjectFacts, RepoName, RepositoryRow), GatewayError> {
+) -> Result<(ProjectFacts, RepoName, i64), GatewayError> {
     let (project, facts) = req
         .project(app, ProjectRef::Name(&r.project), action)
         .await?;
     // The repository of the project that was checked, by its own name.
     let name: RepoName = format!("{}/{}", project.name, r.name).parse()?;
-    let row = app
+    let id = app
         .registry
         .meta()
-        .repository(&name)
+        .repository_id(&name)
         .await?
         .ok_or_else(|| GatewayError::ApiNotFound(format!("repository `{name}` not found")))?;
-    Ok((facts, name, row))
+    Ok((facts, name, id))
 }
 
 fn short(digest: &str) -> String {
@@ -265,7 +267,7 @@ pub async fn artifacts(
     query: &Query,
 ) -> Result<Reply, GatewayError> {
     let req = v.api();
-    let (facts, name, repo) = target(app, &req, r, Action::Pull).await?;
+    let (facts, name, repo_id) = target(app, &req, r, Action::Pull).await?;
     let mut page = Page::parse(query)?;
     page.size = page_size(session, v, query);
     let tag = query.get("tag").unwrap_or("").trim().to_owned();
@@ -277,7 +279,7 @@ pub async fn artifacts(
     let (list, total) = app
         .registry
         .meta()
-        .list_artifacts_in(repo.id, &filter, order, page.offset(), page.limit())
+        .list_artifacts_in(repo_id, &filter, order, page.offset(), page.limit())
         .await?;
     let url = r.url();
     let t = v.lang.text();
@@ -343,11 +345,11 @@ pub async fn artifact(
     digest: &Digest,
 ) -> Result<Reply, GatewayError> {
     let req = v.api();
-    let (facts, name, repo) = target(app, &req, r, Action::Pull).await?;
+    let (facts, name, repo_id) = target(app, &req, r, Action::Pull).await?;
     let a = app
         .registry
         .meta()
-        .artifact(repo.id, digest)
+        .artifact(repo_id, digest)
         .await?
         .ok_or_else(|| {
             GatewayError::ApiNotFound(format!("artifact `{name}@{digest}` not found"))

@@ -46,7 +46,16 @@ impl TagFilter {
     /// first and their manifests are looked up by digest (CROSS JOIN keeps
     /// SQLite to that order, rather than probing the tags for each
     /// manifest).
-    fn source(&self) -> (&'static str, Option<&str>) {
+    ///
+    /// On PostgreSQL a substring search looks each matching digest up in
+    /// a LATERAL subquery: PostgreSQL estimates `instr(...) > 0` to keep a
+    /// third of the tags (its default for a function's result), so a
+    /// plain join became a hash join with every manifest of the
+    /// repository. The `LIMIT 1` (the primary key makes it one row
+    /// anyway) keeps the planner from flattening the subquery back into
+    /// that join, so each hit costs one primary-key lookup. SQLite has no
+    /// LATERAL and needs none: its CROSS JOIN already fixes the order.
+    fn source(&self, backend: Backend) -> (&'static str, Option<&str>) {
         const TOP: &str = "manifests m WHERE m.repo_id = $1 AND m.parents = 0";
         match self {
             TagFilter::Any => (TOP, None),
@@ -67,10 +76,17 @@ impl TagFilter {
                 Some(name),
             ),
             TagFilter::Contains(part) => (
-                "(SELECT DISTINCT t.manifest_digest FROM tags t WHERE t.repo_id = $1 \
-                   AND instr(t.name, $2) > 0) x \
-                 CROSS JOIN manifests m \
-                 WHERE m.repo_id = $1 AND m.digest = x.manifest_digest AND m.parents = 0",
+                backend.pick(
+                    "(SELECT DISTINCT t.manifest_digest FROM tags t WHERE t.repo_id = $1 \
+                       AND instr(t.name, $2) > 0) x \
+                     CROSS JOIN manifests m \
+                     WHERE m.repo_id = $1 AND m.digest = x.manifest_digest AND m.parents = 0",
+                    "(SELECT DISTINCT t.manifest_digest FROM tags t WHERE t.repo_id = $1 \
+                       AND instr(t.name, $2) > 0) x \
+                     CROSS JOIN LATERAL (SELECT mm.rowid, mm.created_at, mm.pulled_at \
+                       FROM manifests mm WHERE mm.repo_id = $1 \
+                       AND mm.digest = x.manifest_digest AND mm.parents = 0 LIMIT 1) m",
+                ),
                 Some(part),
             ),
         }
@@ -89,14 +105,14 @@ impl TagFilter {
     /// The statement that counts what [`TagFilter::source`] lets through,
     /// with the same parameters. Tagged and untagged manifests are
     /// counted by difference, from indexes, rather than one by one.
-    fn total(&self) -> String {
+    fn total(&self, backend: Backend) -> String {
         match self {
             TagFilter::Tagged => format!("SELECT {TAGGED_TOP_LEVEL}"),
             TagFilter::Untagged => format!(
                 "SELECT (SELECT count(*) FROM manifests m WHERE m.repo_id = $1 AND m.parents = 0) \
                  - ({TAGGED_TOP_LEVEL})"
             ),
-            _ => format!("SELECT count(*) FROM {}", self.source().0),
+            _ => format!("SELECT count(*) FROM {}", self.source(backend).0),
         }
     }
 }
@@ -207,8 +223,8 @@ impl Meta {
         offset: i64,
         limit: i64,
     ) -> Result<(Vec<ArtifactRow>, i64), StorageError> {
-        let (source, value) = tags.source();
-        let total_sql = tags.total();
+        let (source, value) = tags.source(self.backend());
+        let total_sql = tags.total(self.backend());
         let mut count = sqlx::query_scalar(&total_sql)
             .persistent(false)
             .bind(repo_id);

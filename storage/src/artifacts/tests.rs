@@ -61,6 +61,9 @@ async fn artifacts_sizes_tags_and_index_deletion() {
 
     let repo_row = meta.repository(&repo).await.unwrap().unwrap();
     assert_eq!(repo_row.artifact_count, 2, "children are not top-level");
+    assert_eq!(meta.repository_id(&repo).await.unwrap(), Some(repo_row.id));
+    let elsewhere: RepoName = "team/none".parse().unwrap();
+    assert_eq!(meta.repository_id(&elsewhere).await.unwrap(), None);
     let (rows, total) = meta
         .list_artifacts(repo_row.id, &TagFilter::Any, 0, 10)
         .await

@@ -133,6 +133,16 @@ impl Conn {
         }
     }
 
+    /// Sends a request and reads its (small) answer whatever the status:
+    /// for the portal, whose sign-in answers with a redirect.
+    pub async fn exchange(
+        &mut self,
+        req: Request<ReqBody>,
+    ) -> anyhow::Result<(StatusCode, HeaderMap, Bytes)> {
+        let (parts, body) = self.send(req).await?.into_parts();
+        Ok((parts.status, parts.headers, read_small(body).await?))
+    }
+
     async fn send_once(&mut self, mut req: Request<ReqBody>) -> anyhow::Result<Response<Incoming>> {
         let alive = match self.sender.as_mut() {
             Some(sender) => sender.ready().await.is_ok(),
@@ -246,6 +256,11 @@ impl Registry {
 
     pub async fn conn(&self) -> anyhow::Result<Conn> {
         Conn::open(self.addr).await
+    }
+
+    /// The admin credentials, if the registry has any.
+    pub fn credentials(&self) -> Option<&Credentials> {
+        self.creds.as_ref()
     }
 
     /// Where the registry listens (for raw connections).

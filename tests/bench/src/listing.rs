@@ -1,9 +1,10 @@
 //! Listings at scale (issue 14): one repository with 100,000 artifacts, a
 //! project with 10,000 repositories and 1,000 projects, all pushed through
 //! `/v2` and created through the API; then the latency of each management
-//! API listing, and, on distribution filled the same way, of its only
-//! listings (`tags/list` and `_catalog`, `n=100`). The yardstick is the
-//! issue's: each listing under 50 ms.
+//! API listing and of the portal's pages over the same data
+//! ([`crate::portal`]), and, on distribution filled the same way, of its
+//! only listings (`tags/list` and `_catalog`, `n=100`). The yardstick is
+//! the issue's: each listing and page under 50 ms.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -16,15 +17,16 @@ use crate::bench::Plan;
 use crate::client::{Conn, Registry, ReqBody};
 use crate::data::sha256_digest;
 use crate::image::OCI_MANIFEST;
+use crate::portal::{PortalPage, Shows};
 use crate::scenarios::percentile;
 use crate::servers::{Binaries, Kind, Server};
 
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
 /// Requests timed per listing, one after the other on one connection.
-const SAMPLES: usize = 50;
+pub const SAMPLES: usize = 50;
 /// Untimed requests before them.
-const WARM_UP: usize = 3;
+pub const WARM_UP: usize = 3;
 /// Connections pushing at once while filling.
 const PUSHERS: usize = 32;
 /// A pause between filling and timing.
@@ -35,6 +37,11 @@ const TARGET_MS: f64 = 50.0;
 /// repositories.
 const BIG: &str = "bench/big";
 const MANY: &str = "many";
+/// The image whose artifact page is timed: a tagged one (`v1230`).
+const SHOWN: usize = 1230;
+/// Images pulled after filling (`v0`, `v3`, ...), so that the pull-time
+/// order has pulled artifacts to put first, not only ties.
+const PULLED: usize = 10;
 
 /// How much data a run fills each server with.
 #[derive(Clone, Copy, Debug)]
@@ -77,6 +84,21 @@ impl Scale {
     /// Whether image `n` is listed by an index (not a top-level artifact).
     fn is_child(self, n: usize) -> bool {
         n / Self::INDEX_EVERY < self.indexes() && matches!(n % Self::INDEX_EVERY, 1 | 2)
+    }
+
+    /// Top-level artifacts with a tag containing "v123": v123, v1230..
+    /// v1239, v12300.. (one in three images is tagged).
+    fn needle_hits(self) -> usize {
+        (0..self.artifacts)
+            .filter(|n| !self.is_child(*n))
+            .filter_map(tag_of)
+            .filter(|t| t.contains("v123"))
+            .count()
+    }
+
+    /// The middle page of the big repository, 100 a page.
+    fn middle_page(self) -> usize {
+        self.top_level() / 100 / 2
     }
 }
 
@@ -233,6 +255,9 @@ async fn fill(reg: &Registry, berth: bool, scale: Scale) -> anyhow::Result<()> {
         scale.repositories,
         started.elapsed().as_secs_f64()
     );
+    for k in 0..PULLED {
+        big.get_manifest(&mut conn, &format!("v{}", 3 * k)).await?;
+    }
     Ok(())
 }
 
@@ -255,14 +280,8 @@ enum Expect {
 
 fn berth_listings(scale: Scale) -> Vec<Listing> {
     let artifacts = "/api/v2.0/projects/bench/repositories/big/artifacts";
-    // Tags containing "v123": v123, v1230..v1239, v12300.. (one in three
-    // images is tagged).
-    let needle_hits = (0..scale.artifacts)
-        .filter(|n| !scale.is_child(*n))
-        .filter_map(tag_of)
-        .filter(|t| t.contains("v123"))
-        .count();
-    let middle = scale.top_level() / 100 / 2;
+    let needle_hits = scale.needle_hits();
+    let middle = scale.middle_page();
     vec![
         Listing {
             label: "artifacts, page 1 (page_size=100)",
@@ -280,6 +299,11 @@ fn berth_listings(scale: Scale) -> Vec<Listing> {
             expect: Expect::Total(needle_hits),
         },
         Listing {
+            label: "artifacts, by pull time (sort=-pull_time)",
+            path: format!("{artifacts}?page=1&page_size=100&sort=-pull_time"),
+            expect: Expect::Total(scale.top_level()),
+        },
+        Listing {
             label: "repositories of a project, page 1",
             path: format!("/api/v2.0/projects/{MANY}/repositories?page=1&page_size=100"),
             expect: Expect::Total(scale.repositories),
@@ -293,6 +317,71 @@ fn berth_listings(scale: Scale) -> Vec<Listing> {
             label: "search (q=r0099)",
             path: "/api/v2.0/search?q=r0099".into(),
             expect: Expect::Object,
+        },
+    ]
+}
+
+/// The portal's pages over the same data, 100 rows a page; `shown` is
+/// the digest of image [`SHOWN`].
+fn portal_pages(scale: Scale, shown: &str) -> Vec<PortalPage> {
+    let big = "/projects/bench/repositories/big";
+    let artifact = |total| Shows::Rows {
+        marker: "<tr data-digest=",
+        total,
+    };
+    vec![
+        PortalPage {
+            label: "portal: projects, page 1",
+            path: "/projects?page_size=100".into(),
+            shows: Shows::Rows {
+                marker: "<tr data-project=",
+                total: scale.projects,
+            },
+        },
+        PortalPage {
+            label: "portal: repositories of a project, page 1",
+            path: format!("/projects/{MANY}/repositories?page_size=100"),
+            shows: Shows::Rows {
+                marker: "<tr data-repository=",
+                total: scale.repositories,
+            },
+        },
+        PortalPage {
+            label: "portal: artifacts, page 1",
+            path: format!("{big}?page_size=100"),
+            shows: artifact(scale.top_level()),
+        },
+        PortalPage {
+            label: "portal: artifacts, middle page",
+            path: format!("{big}?page={}&page_size=100", scale.middle_page()),
+            shows: artifact(scale.top_level()),
+        },
+        PortalPage {
+            label: "portal: artifacts, tag search (tag=v123)",
+            path: format!("{big}?tag=v123&page_size=100"),
+            shows: artifact(scale.needle_hits()),
+        },
+        PortalPage {
+            label: "portal: artifacts, by pull time (sort=-pull_time)",
+            path: format!("{big}?sort=-pull_time&page_size=100"),
+            shows: artifact(scale.top_level()),
+        },
+        PortalPage {
+            label: "portal: an artifact (v1230)",
+            path: format!("{big}/artifacts/{shown}"),
+            shows: Shows::Text(vec![
+                format!("<h1 class=\"mono wrap\">{shown}</h1>"),
+                format!("data-tag=\"v{SHOWN}\""),
+            ]),
+        },
+        PortalPage {
+            label: "portal: search (q=r0099)",
+            path: "/search?q=r0099".into(),
+            shows: Shows::Text(vec![
+                "id=\"search-repositories\"".into(),
+                format!("{MANY}/r00990"),
+                format!("{MANY}/r00999"),
+            ]),
         },
     ]
 }
@@ -313,12 +402,12 @@ fn distribution_listings() -> Vec<Listing> {
 }
 
 /// Median and p99 of one listing, in ms.
-struct Timing {
-    label: &'static str,
+pub struct Timing {
+    pub label: &'static str,
     /// What the answer held.
-    answer: String,
-    p50_ms: f64,
-    p99_ms: f64,
+    pub answer: String,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
 }
 
 async fn time(reg: &Registry, listing: &Listing) -> anyhow::Result<Timing> {
@@ -437,12 +526,14 @@ pub async fn run(plan: &Plan) -> anyhow::Result<String> {
         };
         let mut timings = Vec::new();
         for listing in &listings {
-            let t = time(&reg, listing).await?;
-            eprintln!(
-                "   {}: p50 {:.2} ms, p99 {:.2} ms",
-                t.label, t.p50_ms, t.p99_ms
-            );
-            timings.push(t);
+            timings.push(report(time(&reg, listing).await?));
+        }
+        if berth {
+            let session = crate::portal::sign_in(&reg).await?;
+            let shown = sha256_digest(&image(SHOWN, &sha256_digest(CONFIG), &sha256_digest(LAYER)));
+            for page in &portal_pages(scale, &shown) {
+                timings.push(report(crate::portal::time(&reg, &session, page).await?));
+            }
         }
         sections.push((kind, fill_s, load_before, load_fill, loadavg(), timings));
     }
@@ -451,9 +542,12 @@ pub async fn run(plan: &Plan) -> anyhow::Result<String> {
          One repository (`{BIG}`) with {} image manifests (one in three tagged, the others \
          pushed by digest; every {}th image starts an index of the two images after it, \
          {} indexes), a project (`{MANY}`) with {} repositories and {} projects, all pushed \
-         through `/v2` on {PUSHERS} connections and created through the API; then {} s of \
+         through `/v2` on {PUSHERS} connections and created through the API; {PULLED} tagged images \
+         pulled; then {} s of \
          rest. Each listing is asked {SAMPLES} times in a row on one connection (after {WARM_UP} untimed), as \
-         the admin; the answer's total is checked. distribution has no management API: \
+         the admin; the answer's total is checked. The portal's pages (berth), {} rows a page, \
+         the same way with the session of one sign-in through the login form; each page's rows \
+         and pager total are checked. distribution has no management API: \
          its only listings, `tags/list` and `_catalog` with `n=100`, on the same data. \
          Target: every listing under {TARGET_MS:.0} ms.\n\n\
          | server | listing | answer | p50 (ms) | p99 (ms) | under {TARGET_MS:.0} ms |\n\
@@ -464,6 +558,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<String> {
         scale.repositories,
         scale.projects,
         SETTLE.as_secs(),
+        crate::portal::PAGE_SIZE,
     );
     for (kind, _, _, _, _, timings) in &sections {
         for t in timings {
@@ -484,6 +579,15 @@ pub async fn run(plan: &Plan) -> anyhow::Result<String> {
         ));
     }
     Ok(out)
+}
+
+/// Shows a timing as it is taken.
+fn report(t: Timing) -> Timing {
+    eprintln!(
+        "   {}: p50 {:.2} ms, p99 {:.2} ms",
+        t.label, t.p50_ms, t.p99_ms
+    );
+    t
 }
 
 /// The 1-minute load average.

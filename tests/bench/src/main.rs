@@ -13,6 +13,7 @@ mod image;
 mod limits;
 mod listing;
 mod machine;
+mod portal;
 mod procfs;
 mod pullthrough;
 mod report;
@@ -52,10 +53,10 @@ struct Args {
     /// uploads (clients that stall mid-body), in one run.
     #[arg(long)]
     slow_uploads: bool,
-    /// Only measure the management API's listings with 100,000 artifacts
-    /// in one repository, 10,000 repositories and 1,000 projects (a tenth
-    /// with --quick), on berth, berth+postgres and distribution (its
-    /// tags/list and _catalog).
+    /// Only measure the management API's listings and the portal's pages
+    /// with 100,000 artifacts in one repository, 10,000 repositories and
+    /// 1,000 projects (a tenth with --quick), on berth, berth+postgres and
+    /// distribution (its tags/list and _catalog).
     #[arg(long)]
     listing: bool,
     /// Measure only these servers (comma-separated: berth, berth+postgres,
