@@ -250,9 +250,7 @@ pub async fn update(
     req: &ApiRequest,
     id: &str,
 ) -> Result<Reply, GatewayError> {
-    // Refused before the body is read: the quota must be readable and
-    // the caller allowed to change limits.
-    readable(app, req, id, Action::ReadQuota).await?;
+    // Refused before the body is read (`set_limit` then finds the quota).
     req.require(Action::ManageQuotas, Resource::System)?;
     let id = path_id(id, "id")?;
     let body: QuotaUpdateReq = read_json(session).await?;

@@ -352,8 +352,11 @@ pub(crate) async fn ping_endpoint(
         Some(id) => Some(load(app, &id.to_string()).await?),
         None => None,
     };
-    let body_secret = body.credential.as_ref().map(|c| c.access_secret.clone());
-    let body_secret = body_secret.as_deref();
+    // A secret typed in this request (`*****` is the stored one shown).
+    let typed_secret = body
+        .credential
+        .as_ref()
+        .is_some_and(|c| !c.access_secret.is_empty() && c.access_secret != "*****");
     let name = body
         .name
         .clone()
@@ -369,7 +372,6 @@ pub(crate) async fn ping_endpoint(
     // A stored endpoint's secret goes to its own URL only: testing it
     // elsewhere takes the secret typed again.
     let moved = base.as_ref().is_some_and(|b| b.url != spec.url);
-    let typed_secret = body_secret.is_some_and(|s| !s.is_empty() && s != "*****");
     if moved && spec.credential.is_some() && !typed_secret {
         return Err(GatewayError::BadRequest(format!(
             "to test registry endpoint `{}` at another URL, enter its access secret again \

@@ -485,7 +485,7 @@ pub async fn list_artifacts(
     let (rows, total) = app
         .registry
         .meta()
-        .list_artifacts_in(repo_id, &tags, order, page.offset(), page.limit())
+        .list_artifacts(repo_id, &tags, order, page.offset(), page.limit())
         .await?;
     let items: Vec<_> = rows
         .iter()

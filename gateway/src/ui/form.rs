@@ -38,3 +38,15 @@ pub fn storage_limit(text: &str) -> Result<Option<i64>, GatewayError> {
             }),
     }
 }
+
+/// Where a form on a listing page goes back to: its `back` field (the page
+/// with its search and page number) when it is one of `page`'s own URLs
+/// of printable characters, else `page`; with `done=<outcome>` added.
+pub fn back_to(form: &Query, page: &str, done: &str) -> String {
+    let back = form
+        .get("back")
+        .filter(|b| b.starts_with(page) && b.chars().all(|c| c.is_ascii_graphic()))
+        .unwrap_or(page);
+    let sep = if back.contains('?') { '&' } else { '?' };
+    format!("{back}{sep}done={done}")
+}

@@ -279,7 +279,7 @@ pub async fn artifacts(
     let (list, total) = app
         .registry
         .meta()
-        .list_artifacts_in(repo_id, &filter, order, page.offset(), page.limit())
+        .list_artifacts(repo_id, &filter, order, page.offset(), page.limit())
         .await?;
     let url = r.url();
     let t = v.lang.text();

@@ -200,22 +200,9 @@ fn json_list<S: AsRef<str>>(items: &[S]) -> String {
 // repository of 100,000; planned with the repository and the page's
 // digests at hand, each reads only what it needs.
 impl Meta {
-    /// One page of a repository's top-level artifacts, newest push first,
-    /// with their tags, and the total.
-    pub async fn list_artifacts(
-        &self,
-        repo_id: i64,
-        tags: &TagFilter,
-        offset: i64,
-        limit: i64,
-    ) -> Result<(Vec<ArtifactRow>, i64), StorageError> {
-        self.list_artifacts_in(repo_id, tags, ArtifactOrder::default(), offset, limit)
-            .await
-    }
-
     /// One page of a repository's top-level artifacts in `order`, with
     /// their tags, and the total.
-    pub async fn list_artifacts_in(
+    pub async fn list_artifacts(
         &self,
         repo_id: i64,
         tags: &TagFilter,

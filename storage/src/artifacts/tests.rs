@@ -65,7 +65,13 @@ async fn artifacts_sizes_tags_and_index_deletion() {
     let elsewhere: RepoName = "team/none".parse().unwrap();
     assert_eq!(meta.repository_id(&elsewhere).await.unwrap(), None);
     let (rows, total) = meta
-        .list_artifacts(repo_row.id, &TagFilter::Any, 0, 10)
+        .list_artifacts(
+            repo_row.id,
+            &TagFilter::Any,
+            ArtifactOrder::default(),
+            0,
+            10,
+        )
         .await
         .unwrap();
     assert_eq!(total, 2);
@@ -93,12 +99,24 @@ async fn artifacts_sizes_tags_and_index_deletion() {
     assert_eq!(one.config_media_type.as_deref(), Some(CONFIG));
 
     let (only, n) = meta
-        .list_artifacts(repo_row.id, &TagFilter::Exact("solo".into()), 0, 10)
+        .list_artifacts(
+            repo_row.id,
+            &TagFilter::Exact("solo".into()),
+            ArtifactOrder::default(),
+            0,
+            10,
+        )
         .await
         .unwrap();
     assert_eq!((n, only[0].digest.clone()), (1, single.clone()));
     let (_, n) = meta
-        .list_artifacts(repo_row.id, &TagFilter::Untagged, 0, 10)
+        .list_artifacts(
+            repo_row.id,
+            &TagFilter::Untagged,
+            ArtifactOrder::default(),
+            0,
+            10,
+        )
         .await
         .unwrap();
     assert_eq!(n, 0);
@@ -218,7 +236,10 @@ async fn top_level_follows_every_write() {
     let listed = |filter: TagFilter| {
         let meta = &meta;
         async move {
-            let (rows, total) = meta.list_artifacts(id, &filter, 0, 100).await.unwrap();
+            let (rows, total) = meta
+                .list_artifacts(id, &filter, ArtifactOrder::default(), 0, 100)
+                .await
+                .unwrap();
             let digests: BTreeSet<Digest> = rows.into_iter().map(|r| r.digest).collect();
             assert_eq!(digests.len() as i64, total, "{filter:?}");
             digests
@@ -297,7 +318,7 @@ async fn artifacts_are_listed_by_push_or_pull_time_either_way() {
         (ArtifactOrder::EarliestPull, ["b", "c", "a"]),
     ] {
         let (rows, total) = meta
-            .list_artifacts_in(id, &TagFilter::Any, order, 0, 10)
+            .list_artifacts(id, &TagFilter::Any, order, 0, 10)
             .await
             .unwrap();
         assert_eq!(total, 3);
@@ -305,13 +326,13 @@ async fn artifacts_are_listed_by_push_or_pull_time_either_way() {
         assert_eq!(seeds, expected, "{order:?}");
         // Pages follow the same order.
         let (second, _) = meta
-            .list_artifacts_in(id, &TagFilter::Any, order, 1, 1)
+            .list_artifacts(id, &TagFilter::Any, order, 1, 1)
             .await
             .unwrap();
         assert_eq!(seed_of(&second[0].digest), expected[1], "{order:?} page 2");
         // With a filter on tag names too.
         let (tagged, _) = meta
-            .list_artifacts_in(id, &TagFilter::Tagged, order, 0, 10)
+            .list_artifacts(id, &TagFilter::Tagged, order, 0, 10)
             .await
             .unwrap();
         let seeds: Vec<_> = tagged.iter().map(|r| seed_of(&r.digest)).collect();

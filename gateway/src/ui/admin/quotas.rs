@@ -97,10 +97,5 @@ pub async fn set(
     let bytes = form::storage_limit(form.get("storage_limit").unwrap_or(""))?.unwrap_or(-1);
     let limit = storage_limit(bytes, "storage limit")?;
     quotas::set_limit(app, &v.api(), id, limit).await?;
-    let back = form
-        .get("back")
-        .filter(|b| b.starts_with("/admin/quotas") && b.chars().all(|c| c.is_ascii_graphic()))
-        .unwrap_or("/admin/quotas");
-    let sep = if back.contains('?') { '&' } else { '?' };
-    Ok(redirect(&format!("{back}{sep}done=saved"), v))
+    Ok(redirect(&form::back_to(&form, "/admin/quotas", "saved"), v))
 }

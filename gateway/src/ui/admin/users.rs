@@ -62,7 +62,7 @@ pub async fn list(app: &App, v: &Visitor, query: &Query) -> Result<Reply, Gatewa
             page.limit(),
         )
         .await?;
-    let me = v.api().identity.and_then(|i| i.user_id);
+    let me = req.identity.as_ref().and_then(|i| i.user_id);
     let rows = users
         .into_iter()
         .map(|u| UserLine {
@@ -183,12 +183,5 @@ pub async fn change(
         }
     };
     // Back to the same search and page.
-    let back = form
-        .get("back")
-        .filter(|b| b.starts_with("/admin/users") && b.chars().all(|c| c.is_ascii_graphic()));
-    let mut to = back.unwrap_or("/admin/users").to_owned();
-    to.push(if to.contains('?') { '&' } else { '?' });
-    to.push_str("done=");
-    to.push_str(done);
-    Ok(redirect(&to, v))
+    Ok(redirect(&form::back_to(&form, "/admin/users", done), v))
 }
