@@ -46,6 +46,8 @@ pub struct App {
     pub default_storage_limit: Option<u64>,
     /// Starts tag retention runs.
     pub retention: crate::retention::Runner,
+    /// Starts replication executions.
+    pub replication: Arc<crate::replication::Replicator>,
     /// The side runtime, for work that outlives a request (a GC run).
     pub side: tokio::runtime::Handle,
     /// `server.body_timeout` and `server.body_min_rate`, for upload bodies.

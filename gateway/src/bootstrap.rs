@@ -108,10 +108,18 @@ pub async fn build(config: &Config) -> Result<Built, String> {
         registry: registry.clone(),
         project: config.proxy.mirror_project.clone(),
     });
-    let upstreams = Upstreams::new(mirror).map_err(|e| e.to_string())?;
+    let upstreams = Arc::new(Upstreams::new(mirror).map_err(|e| e.to_string())?);
     let retention = crate::retention::Runner::new(registry.clone(), audit.clone());
+    let replication = Arc::new(crate::replication::Replicator::new(
+        registry.clone(),
+        upstreams.clone(),
+        audit.clone(),
+        config.quota.default_storage_limit,
+        metrics.replication.clone(),
+    ));
     // On the runtime that builds the app: the side runtime when serving.
     tokio::spawn(retention.clone().schedule());
+    tokio::spawn(replication.clone().schedule());
     let app = Arc::new(App {
         registry,
         tokens,
@@ -127,9 +135,10 @@ pub async fn build(config: &Config) -> Result<Built, String> {
             .build(),
         roles_epoch: Default::default(),
         metrics,
-        upstreams: Arc::new(upstreams),
+        upstreams,
         default_storage_limit: config.quota.default_storage_limit,
         retention,
+        replication,
         side: tokio::runtime::Handle::current(),
         body_pace: crate::v2::pace::BodyPace {
             timeout: config.server.body_timeout,

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use berth_storage::gc::{purge_interval, GcKind, GcSchedule};
 use berth_storage::{Registry, StorageError};
 
-use crate::cron::Cron;
 use crate::error::cause_chain;
+use berth_storage::cron::Cron;
 
 /// How often the schedule is looked at: Harbor's cron has seconds.
 const TICK: Duration = Duration::from_secs(1);

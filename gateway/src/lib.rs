@@ -14,7 +14,6 @@
 //! - [`keys_cli`]: `berth token-key rotate`, a new token signing key.
 //! - [`migrate_cli`]: `berth migrate`, an installation copied to PostgreSQL.
 //! - [`gc_schedule`]: scheduled GC runs and the purge of abandoned uploads.
-//! - [`cron`]: Harbor's six-field cron expressions.
 //! - [`tls`]: certificate files checked at start and reloaded while running.
 //! - [`redirect`]: the optional plain-HTTP listener that redirects to HTTPS.
 //! - [`http`]: reading bodies, writing replies, streaming blobs.
@@ -25,6 +24,7 @@
 //! - [`app`]: the shared state handlers receive.
 //! - [`bootstrap`]: builds that state from the config.
 //! - [`retention`]: runs tag retention policies, on request and on schedule.
+//! - [`replication`]: replication policies run against registry endpoints.
 
 pub mod api;
 pub mod app;
@@ -32,7 +32,6 @@ pub mod auth;
 pub mod bootstrap;
 pub mod bufpool;
 pub mod cert_cli;
-pub mod cron;
 pub mod error;
 pub mod gc_cli;
 pub mod gc_schedule;
@@ -42,6 +41,7 @@ pub mod metrics;
 pub mod migrate_cli;
 pub mod proxy;
 pub mod redirect;
+pub mod replication;
 pub mod retention;
 pub mod route;
 pub mod server;

@@ -170,7 +170,17 @@ pub struct Metrics {
     byte_handles: Vec<OnceLock<(IntCounter, IntCounter)>>,
     uploads: Histogram,
     pull_through: PullThrough,
+    /// Handed to the replicator, which counts into them.
+    pub replication: ReplicationCounters,
     sampled: Arc<Sampled>,
+}
+
+/// What replication moved, per policy (by name).
+#[derive(Clone)]
+pub struct ReplicationCounters {
+    pub bytes: IntCounterVec,
+    pub artifacts: IntCounterVec,
+    pub failures: IntCounterVec,
 }
 
 struct PullThrough {
@@ -262,6 +272,25 @@ impl Metrics {
                  request.",
             )?,
         };
+        let per_policy = |name: &str, help: &str| -> Result<IntCounterVec, prometheus::Error> {
+            let c = IntCounterVec::new(Opts::new(name, help), &["policy"])?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let replication = ReplicationCounters {
+            bytes: per_policy(
+                "berth_replication_bytes_total",
+                "Blob bytes replication sent, by policy.",
+            )?,
+            artifacts: per_policy(
+                "berth_replication_artifacts_total",
+                "Artifacts replication copied (tags stored at the destination), by policy.",
+            )?,
+            failures: per_policy(
+                "berth_replication_failed_tasks_total",
+                "Replication tasks that failed, by policy.",
+            )?,
+        };
         let build_info = prometheus::IntGaugeVec::new(
             Opts::new("berth_build_info", "Always 1; the version is the label."),
             &["version"],
@@ -292,6 +321,7 @@ impl Metrics {
             byte_handles: (0..RouteClass::COUNT).map(|_| OnceLock::new()).collect(),
             uploads,
             pull_through,
+            replication,
             sampled,
         })
     }

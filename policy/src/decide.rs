@@ -77,6 +77,9 @@ pub enum Action {
     /// The effective configuration (secrets redacted) and the health of
     /// the components behind it.
     ReadConfiguration,
+    /// Replication policies and executions: they read and write any
+    /// project with a registry endpoint's credentials.
+    ManageReplication,
     // A user account (own or someone else's).
     ReadAccount,
     UpdateAccount,
@@ -113,6 +116,7 @@ impl Action {
             Action::ManageQuotas => "change storage quotas",
             Action::ManageGc => "run or schedule garbage collection",
             Action::ReadConfiguration => "read the configuration",
+            Action::ManageReplication => "manage replication",
             Action::ReadAccount => "read this account",
             Action::UpdateAccount => "change this account",
         }

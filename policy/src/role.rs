@@ -87,7 +87,7 @@ impl Role {
             // System-wide actions are not granted by a project role.
             Catalog | CreateProject | ListUsers | ManageUsers | ReadAuditLogs
             | ManageSystemRobots | ReadMetrics | ManageRegistries | ManageQuotas | ManageGc
-            | ReadConfiguration | ReadAccount | UpdateAccount => false,
+            | ReadConfiguration | ManageReplication | ReadAccount | UpdateAccount => false,
         }
     }
 }

@@ -91,6 +91,47 @@ impl OpenBlob {
         }
     }
 
+    /// The blob from `offset` to its end as a stream of pieces, for
+    /// berth's own readers (replication); clients get `bytes`, which the
+    /// gateway sends without this copy through a task.
+    pub fn stream_from(self, offset: u64) -> BoxStream<'static, Result<Bytes, StorageError>> {
+        let len = self.size.saturating_sub(offset);
+        match self.bytes(offset, len) {
+            BlobBytes::Stream(stream) => stream,
+            BlobBytes::File { file, offset, len } => {
+                let file = Arc::new(file);
+                let end = offset + len;
+                Box::pin(futures_util::stream::try_unfold(offset, move |at| {
+                    let file = file.clone();
+                    async move {
+                        if at >= end {
+                            return Ok(None);
+                        }
+                        let want = (end - at).min(READ_CHUNK as u64) as usize;
+                        let piece = tokio::task::spawn_blocking(move || {
+                            use std::os::unix::fs::FileExt;
+                            let mut buf = vec![0u8; want];
+                            let n = file
+                                .read_at(&mut buf, at)
+                                .map_err(StorageError::io("reading a blob"))?;
+                            buf.truncate(n);
+                            Ok::<_, StorageError>(buf)
+                        })
+                        .await
+                        .map_err(|e| StorageError::Corrupt(format!("blob read task: {e}")))??;
+                        if piece.is_empty() {
+                            return Err(StorageError::Corrupt(
+                                "a blob file is shorter than its recorded size".into(),
+                            ));
+                        }
+                        let next = at + piece.len() as u64;
+                        Ok(Some((Bytes::from(piece), next)))
+                    }
+                }))
+            }
+        }
+    }
+
     /// `len` bytes from `offset` (within `size`).
     pub fn bytes(self, offset: u64, len: u64) -> BlobBytes {
         match self.source {

@@ -30,9 +30,12 @@
 //! - [`proxy_cache`]: what a pull-through cache stores (manifests without
 //!   their blobs, fetched blobs committed after verification).
 //! - [`quota`]: per-project storage limits, checked in the pushing transaction.
+//! - [`cron`]: Harbor's six-field cron, the one dialect of every schedule.
 //! - [`selector`]: doublestar repository and tag selectors of rules.
 //! - [`immutable`]: tag immutability rules and the guards that enforce them.
 //! - [`retention`]: tag retention policies, their evaluation and executions.
+//! - [`replication`]: replication policies, their filters, executions and
+//!   tasks (the gateway's replicator copies).
 //!
 //! It is the only crate that runs SQL or touches blob bytes. It knows
 //! nothing of HTTP or of who is asking: authorization happens before a call
@@ -44,6 +47,7 @@ pub mod audit;
 pub mod blobs;
 mod cache;
 pub mod changes;
+pub mod cron;
 pub mod error;
 pub mod gc;
 pub mod immutable;
@@ -58,6 +62,7 @@ pub mod projects;
 pub mod proxy_cache;
 pub mod quota;
 pub mod registry;
+pub mod replication;
 pub mod retention;
 pub mod robots;
 pub mod selector;

@@ -75,6 +75,9 @@ const TABLES: &[(&str, &str)] = &[
     ("retention_policies", "*"),
     ("retention_executions", "*"),
     ("retention_tasks", "*"),
+    ("replication_policies", "*"),
+    ("replication_executions", "*"),
+    ("replication_tasks", "*"),
     ("id_high_water", "*"),
 ];
 
@@ -95,6 +98,9 @@ const SEQUENCES: &[(&str, &str)] = &[
     ("retention_policies", "id"),
     ("retention_executions", "id"),
     ("retention_tasks", "id"),
+    ("replication_policies", "id"),
+    ("replication_executions", "id"),
+    ("replication_tasks", "id"),
 ];
 
 /// Copies `from` into `to`; `progress` hears a line now and then.

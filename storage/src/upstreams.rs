@@ -191,8 +191,8 @@ impl Meta {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Deletes an endpoint unless a project uses it: `Err(names)` lists
-    /// those projects, `Ok(false)` means no such endpoint.
+    /// Deletes an endpoint unless a project or a replication policy uses
+    /// it: `Err(names)` lists them, `Ok(false)` means no such endpoint.
     pub async fn delete_endpoint(
         &self,
         id: i64,
@@ -203,6 +203,22 @@ impl Meta {
                 .bind(id)
                 .fetch_all(&mut *tx)
                 .await?;
+        let policies: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM replication_policies \
+             WHERE src_registry_id = $1 OR dest_registry_id = $1 ORDER BY name",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let users: Vec<String> = users
+            .into_iter()
+            .map(|p| format!("project {p}"))
+            .chain(
+                policies
+                    .into_iter()
+                    .map(|p| format!("replication policy {p}")),
+            )
+            .collect();
         if !users.is_empty() {
             return Ok(Err(users));
         }

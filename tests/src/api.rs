@@ -234,6 +234,62 @@ fn send(request: RequestBuilder) -> Answer {
 }
 
 /// Asserts a 201 and returns the id at the end of its Location.
+impl Api {
+    /// Creates a replication policy from Harbor's JSON; returns its id.
+    pub fn create_replication_policy(&self, body: &Value) -> i64 {
+        created(
+            self.post("/replication/policies", body),
+            &format!("replication policy {}", body["name"]),
+        )
+    }
+
+    /// Starts a policy by hand; returns the execution's id.
+    pub fn start_replication(&self, policy_id: i64) -> i64 {
+        created(
+            self.post(
+                "/replication/executions",
+                &json!({ "policy_id": policy_id }),
+            ),
+            &format!("execution of policy {policy_id}"),
+        )
+    }
+
+    /// Waits until an execution is no longer in progress; returns it.
+    pub fn wait_replication(&self, execution: i64, within: std::time::Duration) -> Value {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let (status, _, body) = self.get(&format!("/replication/executions/{execution}"));
+            assert_eq!(status, 200, "execution {execution}: {body}");
+            if body["status"] != "InProgress" {
+                return body;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "execution {execution} still in progress after {within:?}: {body}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+
+    /// The logs of an execution's tasks, joined.
+    pub fn replication_logs(&self, execution: i64) -> String {
+        let (status, _, tasks) = self.get(&format!(
+            "/replication/executions/{execution}/tasks?page_size=100"
+        ));
+        assert_eq!(status, 200, "tasks of {execution}: {tasks}");
+        let mut out = String::new();
+        for task in tasks.as_array().expect("tasks array") {
+            let (status, _, log) = self.get(&format!(
+                "/replication/executions/{execution}/tasks/{}/log",
+                task["id"]
+            ));
+            assert_eq!(status, 200, "log of task {}: {log}", task["id"]);
+            out.push_str(log.as_str().unwrap_or_default());
+        }
+        out
+    }
+}
+
 fn created((status, headers, body): Answer, what: &str) -> i64 {
     assert_eq!(status, 201, "create {what}: {body}");
     let location = headers

@@ -11,6 +11,7 @@
 //!   rules and tag retention policies.
 //! - `logs`: the audit log.
 //! - `registries`: upstream registry endpoints.
+//! - `replication`: replication policies, executions and tasks.
 //! - `system`: systeminfo, health, ping, search.
 //! - `gc`: garbage collection runs, logs and schedule.
 //! - `openapi`: the OpenAPI document, generated from the handlers.
@@ -24,6 +25,7 @@ pub(crate) mod page;
 pub(crate) mod projects;
 pub(crate) mod quotas;
 pub(crate) mod registries;
+pub(crate) mod replication;
 pub(crate) mod repositories;
 pub(crate) mod request;
 pub(crate) mod retention;
@@ -135,6 +137,7 @@ pub async fn handle(app: &App, session: &mut Session) -> Result<Reply, GatewayEr
         ["users", rest @ ..] => users::route(app, session, &req, rest).await,
         ["robots", rest @ ..] => robots::route(app, session, &req, rest).await,
         ["registries", rest @ ..] => registries::route(app, session, &req, rest).await,
+        ["replication", rest @ ..] => replication::route(app, session, &req, rest).await,
         _ if known_path(&segs) => Err(GatewayError::MethodNotAllowed {
             method: method.to_string(),
         }),

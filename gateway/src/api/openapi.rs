@@ -5,8 +5,8 @@
 use utoipa::OpenApi;
 
 use super::{
-    gc, immutable, logs, members, projects, quotas, registries, repositories, retention, robots,
-    system, users, ErrorItem, Errors,
+    gc, immutable, logs, members, projects, quotas, registries, replication, repositories,
+    retention, robots, system, users, ErrorItem, Errors,
 };
 use crate::http::Reply;
 
@@ -47,6 +47,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(immutable::Doc::openapi());
     doc.merge(retention::Doc::openapi());
     doc.merge(gc::Doc::openapi());
+    doc.merge(replication::Doc::openapi());
     add_unauthorized(&mut doc);
     doc
 }

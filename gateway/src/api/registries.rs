@@ -15,7 +15,7 @@ use crate::error::GatewayError;
 use crate::http::Reply;
 
 #[derive(OpenApi)]
-#[openapi(paths(list, create, get, update, delete, ping))]
+#[openapi(paths(list, create, get, update, delete, ping, info))]
 pub struct Doc;
 
 /// Adapter types berth speaks to: all of them are the OCI distribution
@@ -84,7 +84,8 @@ pub struct RegistryReq {
     pub id: Option<i64>,
 }
 
-fn json(ep: &Endpoint, status: &str) -> Registry {
+/// Harbor's `Registry` for a stored endpoint; the secret shows as `*****`.
+pub fn registry_json(ep: &Endpoint, status: &str) -> Registry {
     Registry {
         id: ep.id,
         name: ep.name.clone(),
@@ -119,9 +120,10 @@ pub async fn route(
         [] if m == Method::POST => create(app, session, req).await,
         ["ping"] if m == Method::POST => ping(app, session, req).await,
         [id] if m == Method::GET => get(app, id).await,
+        [id, "info"] if m == Method::GET => info(app, id).await,
         [id] if m == Method::PUT => update(app, session, req, id).await,
         [id] if m == Method::DELETE => delete(app, req, id).await,
-        [] | ["ping"] | [_] => Err(GatewayError::MethodNotAllowed {
+        [] | ["ping"] | [_] | [_, "info"] => Err(GatewayError::MethodNotAllowed {
             method: m.to_string(),
         }),
         _ => Err(GatewayError::NotFound(
@@ -135,7 +137,7 @@ pub async fn route(
         (status = 403, body = super::Errors)))]
 pub async fn list(app: &App) -> Result<Reply, GatewayError> {
     let all = app.registry.meta().endpoints().await?;
-    let items: Vec<Registry> = all.iter().map(|e| json(e, "unknown")).collect();
+    let items: Vec<Registry> = all.iter().map(|e| registry_json(e, "unknown")).collect();
     Ok(
         Reply::json(200, &serde_json::to_value(items).unwrap_or_default())
             .header("X-Total-Count", all.len().to_string()),
@@ -271,7 +273,7 @@ pub async fn get(app: &App, id: &str) -> Result<Reply, GatewayError> {
     let ep = load(app, id).await?;
     Ok(Reply::json(
         200,
-        &serde_json::to_value(json(&ep, "unknown")).unwrap_or_default(),
+        &serde_json::to_value(registry_json(&ep, "unknown")).unwrap_or_default(),
     ))
 }
 
@@ -304,6 +306,19 @@ pub async fn update(
     Ok(Reply::new(200))
 }
 
+#[utoipa::path(get, path = "/api/v2.0/registries/{id}/info", tag = "registry",
+    params(("id" = i64, Path, description = "Registry endpoint id")),
+    responses((status = 200, description = "What replication with it supports",
+        body = super::replication::AdapterInfo), (status = 404, body = super::Errors)))]
+pub async fn info(app: &App, id: &str) -> Result<Reply, GatewayError> {
+    let ep = load(app, id).await?;
+    let info = super::replication::adapter_info(&ep.kind);
+    Ok(Reply::json(
+        200,
+        &serde_json::to_value(info).unwrap_or_default(),
+    ))
+}
+
 #[utoipa::path(delete, path = "/api/v2.0/registries/{id}", tag = "registry",
     params(("id" = i64, Path, description = "Registry endpoint id")),
     responses((status = 200, description = "Deleted"), (status = 404, body = super::Errors),
@@ -317,10 +332,10 @@ pub async fn delete(app: &App, req: &ApiRequest, id: &str) -> Result<Reply, Gate
             req.audit(app, "delete", "registry", &current.name, None, true);
             Ok(Reply::new(200))
         }
-        Err(projects) => Err(GatewayError::Precondition(format!(
-            "registry endpoint `{}` is used by the project(s) {}; delete those projects first",
+        Err(users) => Err(GatewayError::Precondition(format!(
+            "registry endpoint `{}` is used by {}; delete those first",
             current.name,
-            projects.join(", ")
+            users.join(", ")
         ))),
     }
 }

@@ -569,6 +569,7 @@ pub async fn delete_artifact(
     match outcome {
         ArtifactDeletion::Deleted { .. } => {
             app.registry.forget_content().await;
+            app.replication.deleted(name.as_str(), &digest.to_string());
             Ok(Reply::new(200))
         }
         ArtifactDeletion::Referenced { by } => Err(GatewayError::Precondition(format!(

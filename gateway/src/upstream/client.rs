@@ -81,7 +81,9 @@ impl UpstreamClient {
         })
     }
 
-    fn http(&self, endpoint: &Endpoint) -> &reqwest::Client {
+    /// The HTTP client for `endpoint` (for requests with a body, which
+    /// `send` cannot repeat after a 401: see `authorization_for_scope`).
+    pub fn http(&self, endpoint: &Endpoint) -> &reqwest::Client {
         if endpoint.insecure {
             &self.insecure
         } else {
@@ -168,10 +170,27 @@ impl UpstreamClient {
         repo: &str,
         actions: &'static str,
     ) -> Result<Option<String>, GatewayError> {
-        let scope = scope(repo, actions);
-        if let Some(header) = self.cached(endpoint, &scope) {
+        self.authorization_for_scope(endpoint, &scope(repo, actions))
+            .await
+    }
+
+    /// The `Authorization` value for a token scope, which may name several
+    /// repositories separated by spaces (a cross-repository mount needs
+    /// `pull` on the source too).
+    pub async fn authorization_for_scope(
+        &self,
+        endpoint: &Endpoint,
+        scope: &str,
+    ) -> Result<Option<String>, GatewayError> {
+        if let Some(header) = self.cached(endpoint, scope) {
             return Ok(header);
         }
+        let repo = scope
+            .split_whitespace()
+            .next()
+            .and_then(|s| s.strip_prefix("repository:"))
+            .and_then(|s| s.rsplit_once(':'))
+            .map_or("", |(repo, _)| repo);
         let probe = self
             .attempt(
                 &Call {
@@ -179,7 +198,7 @@ impl UpstreamClient {
                     method: Method::GET,
                     path: "/v2/",
                     repo,
-                    actions,
+                    actions: "pull",
                     accept: None,
                     streaming: false,
                 },
@@ -189,7 +208,7 @@ impl UpstreamClient {
         if probe.status() != StatusCode::UNAUTHORIZED {
             // An open upstream: no need to probe again for a while.
             let header = endpoint.credential.as_ref().map(basic);
-            self.remember(endpoint, &scope, header.clone(), SCHEME_TTL);
+            self.remember(endpoint, scope, header.clone(), SCHEME_TTL);
             return Ok(header);
         }
         let challenge = probe
@@ -198,7 +217,13 @@ impl UpstreamClient {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_owned();
-        self.login(endpoint, &challenge, &scope).await.map(Some)
+        self.login(endpoint, &challenge, scope).await.map(Some)
+    }
+
+    /// Forgets what was sent for `scope` after the upstream refused it (a
+    /// token that expired early, a password changed).
+    pub fn forget_scope(&self, endpoint: &Endpoint, scope: &str) {
+        self.tokens.invalidate(&(endpoint.id, scope.to_owned()));
     }
 
     async fn attempt(
@@ -261,7 +286,9 @@ impl UpstreamClient {
             if let Some((_, service)) = params.iter().find(|(k, _)| k == "service") {
                 q.append_pair("service", service);
             }
-            q.append_pair("scope", scope);
+            for one in scope.split_whitespace() {
+                q.append_pair("scope", one);
+            }
         }
         // The challenge names the realm, so whoever answers for the
         // upstream chooses where the credential goes: only to the
@@ -391,7 +418,8 @@ fn basic(c: &Credential) -> String {
     )
 }
 
-fn scope(repo: &str, actions: &str) -> String {
+/// The token scope for `actions` on `repo`.
+pub fn scope(repo: &str, actions: &str) -> String {
     if repo.is_empty() {
         return String::new();
     }

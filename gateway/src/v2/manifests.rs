@@ -59,6 +59,13 @@ pub async fn put(
     for tag in &tags {
         reply = reply.header("OCI-Tag", tag.to_string());
     }
+    // Event-based replication policies copy what was tagged.
+    if let Reference::Tag(t) = reference {
+        app.replication.pushed(repo.as_str(), t.as_str());
+    }
+    for tag in &tags {
+        app.replication.pushed(repo.as_str(), tag.as_str());
+    }
     Ok(reply)
 }
 
@@ -69,5 +76,7 @@ pub async fn delete(
     reference: &Reference,
 ) -> Result<Reply, GatewayError> {
     app.registry.delete_manifest(repo, reference).await?;
+    app.replication
+        .deleted(repo.as_str(), &reference.to_string());
     Ok(Reply::new(202))
 }

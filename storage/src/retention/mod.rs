@@ -1,6 +1,6 @@
 //! Tag retention policies (Harbor's `/retentions`): at most one policy per
 //! project, a list of rules ([`rules`]), a manual or cron trigger
-//! ([`cron`]), and the record of each execution with one task per
+//! ([`Cron`]), and the record of each execution with one task per
 //! repository.
 //!
 //! Storage evaluates and records; the gateway's runner deletes what a
@@ -8,17 +8,16 @@
 //! records, cache invalidation) and frees nothing itself: the bytes go
 //! when garbage collection runs.
 
-pub mod cron;
 pub mod rules;
 
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+pub use crate::cron::Cron;
 use crate::error::StorageError;
 use crate::meta::{now, Meta};
 use crate::oci::RepoName;
-pub use cron::Cron;
 pub use rules::{retained, Candidate, Rule, Template};
 
 /// When a policy runs besides manual runs.

@@ -6,6 +6,9 @@
 //! `a/n`, `a-b/n` and comma lists; months and weekdays also take their
 //! three-letter English names. As in classic cron, when both day fields are
 //! restricted a day matches either.
+//!
+//! The one cron dialect of every schedule: garbage collection, tag
+//! retention and replication. Pure: no clock, no I/O.
 
 /// A parsed expression: one bit per allowed value of each field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,6 +163,17 @@ impl Cron {
         }
     }
 
+    /// Whether the schedule fires in one second of a minute only, so at
+    /// most once a minute: a run every second would fill a history.
+    pub fn at_most_once_a_minute(&self) -> bool {
+        self.seconds.count_ones() == 1
+    }
+
+    /// Whether the schedule fires at this Unix second (UTC).
+    pub fn fires_at(&self, unix: i64) -> bool {
+        self.next_after(unix - 1) == Some(unix)
+    }
+
     /// The first time strictly after `after` (Unix seconds) that matches,
     /// within five years (`None` for dates that never come, like Feb 30).
     pub fn next_after(&self, after: i64) -> Option<i64> {
@@ -240,6 +254,30 @@ mod tests {
             "0 0 0 30 2 *".parse::<Cron>().map(|c| c.next_after(t0)),
             Ok(None)
         );
+    }
+
+    #[test]
+    fn schedules_fire_when_they_should() {
+        let hourly: Cron = "0 0 * * * *".parse().expect("valid");
+        // 2026-11-30T22:00:00Z is a Monday.
+        let t = 20_787 * DAY + 22 * 3600;
+        assert!(hourly.fires_at(t));
+        assert!(!hourly.fires_at(t + 1));
+        assert!(!hourly.fires_at(t + 60));
+        assert!(hourly.at_most_once_a_minute());
+        let every2: Cron = "*/2 * * * * *".parse().expect("valid");
+        assert!(every2.fires_at(t) && !every2.fires_at(t + 1) && every2.fires_at(t + 2));
+        assert!(!every2.at_most_once_a_minute());
+        let monday: Cron = "0 30 1 * * 1".parse().expect("valid");
+        assert!(monday.fires_at(20_787 * DAY + 5400));
+        assert!(!monday.fires_at(20_788 * DAY + 5400));
+        let either: Cron = "0 0 0 1 * 1".parse().expect("valid");
+        assert!(either.fires_at(20_787 * DAY), "a Monday");
+        assert!(either.fires_at(20_788 * DAY), "the 1st");
+        assert!(!either.fires_at(20_789 * DAY));
+        let list: Cron = "0 0 8-10/2,23 * * *".parse().expect("valid");
+        assert!(list.fires_at(8 * 3600) && list.fires_at(10 * 3600) && list.fires_at(23 * 3600));
+        assert!(!list.fires_at(9 * 3600));
     }
 
     #[test]

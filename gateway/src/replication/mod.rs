@@ -1,0 +1,541 @@
+//! Replication between this registry and registry endpoints, Harbor's
+//! replication policies: push mode (this registry is the source) and pull
+//! mode (it is the destination), started by hand, by a cron schedule, or
+//! by pushes and deletes here.
+//!
+//! - `side`: the two ends, this registry's store or a remote.
+//! - `remote`: a registry endpoint over the distribution API (and
+//!   Harbor's project API for listing).
+//! - `copy`: one task, one repository copied tag by tag.
+//!
+//! An execution runs in the process that started it, which writes a
+//! heartbeat to the database every few seconds and learns there whether
+//! a stop was asked for (by any process). Executions of a process that
+//! died are marked failed by the others, or by itself when it restarts.
+
+pub mod copy;
+pub mod remote;
+pub mod side;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use berth_storage::audit::{now_ms, AuditLog, AuditRecord};
+use berth_storage::replication::filter::{
+    destination_name, literal_repository, selects_repository, selects_tag,
+};
+use berth_storage::replication::{Policy, Progress, FAILED, STOPPED, SUCCEED};
+use berth_storage::Registry;
+
+use crate::error::{cause_chain, GatewayError};
+use crate::metrics::ReplicationCounters;
+use crate::upstream::Upstreams;
+use copy::{Halt, Run, TaskState};
+use remote::Remote;
+use side::{Local, Side};
+
+/// How often a running execution says it is alive and looks for a stop.
+const HEARTBEAT: Duration = Duration::from_secs(2);
+/// An execution whose heartbeat is older than this was left by a process
+/// that died.
+const ABANDONED_AFTER: i64 = 15;
+/// Repositories copied at once by one execution.
+const PARALLEL_TASKS: usize = 3;
+/// Requests in flight to one registry endpoint, over all executions.
+const PER_ENDPOINT: usize = 8;
+
+/// What starts an execution and what it covers.
+#[derive(Debug, Clone)]
+pub enum Scope {
+    /// Every repository the filters select.
+    All,
+    /// A push here: these tags of one repository.
+    Pushed { repo: String, tags: Vec<String> },
+    /// A delete here: one artifact (tag or digest) of one repository.
+    Deleted { repo: String, reference: String },
+}
+
+pub struct Replicator {
+    registry: Arc<Registry>,
+    upstreams: Arc<Upstreams>,
+    audit: AuditLog,
+    default_limit: Option<u64>,
+    /// Stop flags of the executions this process runs.
+    running: Mutex<HashMap<i64, Arc<AtomicBool>>>,
+    counters: ReplicationCounters,
+    /// Each endpoint's request limit.
+    limits: Mutex<HashMap<i64, Arc<tokio::sync::Semaphore>>>,
+}
+
+impl Replicator {
+    pub fn new(
+        registry: Arc<Registry>,
+        upstreams: Arc<Upstreams>,
+        audit: AuditLog,
+        default_limit: Option<u64>,
+        counters: ReplicationCounters,
+    ) -> Replicator {
+        Replicator {
+            registry,
+            upstreams,
+            audit,
+            default_limit,
+            running: Mutex::default(),
+            counters,
+            limits: Mutex::default(),
+        }
+    }
+
+    async fn side(&self, registry: Option<i64>) -> Result<Side, GatewayError> {
+        Ok(match registry {
+            None => Side::Local(Local {
+                registry: self.registry.clone(),
+                audit: self.audit.clone(),
+                default_limit: self.default_limit,
+            }),
+            Some(id) => Side::Remote(Remote {
+                endpoint: self.upstreams.endpoint(&self.registry, id).await?,
+                client: self.upstreams.clone(),
+                limit: lock(&self.limits)
+                    .entry(id)
+                    .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(PER_ENDPOINT)))
+                    .clone(),
+            }),
+        })
+    }
+
+    /// Records an execution and runs it in the background; its id.
+    pub async fn start(
+        self: &Arc<Self>,
+        policy: Policy,
+        trigger: &str,
+        scope: Scope,
+        operator: &str,
+    ) -> Result<i64, GatewayError> {
+        let started = self
+            .registry
+            .meta()
+            .start_replication_execution(policy.id, trigger, policy.spec.single_active)
+            .await?;
+        let execution = started.map_err(|running| {
+            GatewayError::Conflict(format!(
+                "policy `{}` allows one execution at a time and execution {running} is running; \
+                 wait for it or stop it",
+                policy.spec.name
+            ))
+        })?;
+        let stop = Arc::new(AtomicBool::new(false));
+        self.lock_running().insert(execution, stop.clone());
+        self.audit.record(AuditRecord {
+            op_time: now_ms(),
+            username: operator.to_owned(),
+            operation: "create".into(),
+            resource_type: "replication_execution".into(),
+            resource: format!("{} #{execution} ({trigger})", policy.spec.name),
+            project: None,
+            success: true,
+            client_ip: None,
+        });
+        let me = self.clone();
+        tokio::spawn(async move {
+            let (status, text) = me.run(&policy, execution, scope, stop).await;
+            if let Err(e) = me
+                .registry
+                .meta()
+                .finish_replication_execution(execution, status, &text)
+                .await
+            {
+                tracing::error!(execution, error = %cause_chain(&e), "cannot record the end of a replication");
+            }
+            me.lock_running().remove(&execution);
+            tracing::info!(
+                policy = policy.id,
+                execution,
+                status,
+                "replication finished"
+            );
+        });
+        Ok(execution)
+    }
+
+    fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Arc<AtomicBool>>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Asks an execution to stop: at once when this process runs it, else
+    /// at the runner's next heartbeat. False when it is not running.
+    pub async fn stop(&self, execution: i64) -> Result<bool, GatewayError> {
+        let asked = self
+            .registry
+            .meta()
+            .request_replication_stop(execution)
+            .await?;
+        if let Some(flag) = self.lock_running().get(&execution) {
+            flag.store(true, Ordering::Relaxed);
+        }
+        Ok(asked)
+    }
+
+    /// Runs an execution to its end: its status and status text.
+    async fn run(
+        &self,
+        policy: &Policy,
+        execution: i64,
+        scope: Scope,
+        stop: Arc<AtomicBool>,
+    ) -> (&'static str, String) {
+        let spec = &policy.spec;
+        let (src, dst) = match (
+            self.side(spec.src_registry).await,
+            self.side(spec.dest_registry).await,
+        ) {
+            (Ok(s), Ok(d)) => (s, d),
+            (Err(e), _) | (_, Err(e)) => return (FAILED, e.to_string()),
+        };
+        let run = Arc::new(Run {
+            src,
+            dst,
+            filters: spec.filters.clone(),
+            override_existing: spec.override_existing,
+            copy_by_chunk: spec.copy_by_chunk,
+            speed: spec.speed_kib.map(|k| k * 1024),
+            stop,
+            placed: Mutex::default(),
+            sending: Mutex::default(),
+            bytes: Arc::new(AtomicU64::new(0)),
+            artifacts: AtomicU64::new(0),
+        });
+        let tasks: Arc<Mutex<HashMap<i64, Arc<TaskState>>>> = Arc::default();
+        let beat = tokio::spawn(heartbeat(
+            self.registry.clone(),
+            execution,
+            run.clone(),
+            tasks.clone(),
+        ));
+        let outcome = self.execute(policy, execution, &run, &tasks, scope).await;
+        beat.abort();
+        flush(&self.registry, &tasks).await;
+        let label = [spec.name.as_str()];
+        self.counters
+            .bytes
+            .with_label_values(&label)
+            .inc_by(run.bytes.load(Ordering::Relaxed));
+        self.counters
+            .artifacts
+            .with_label_values(&label)
+            .inc_by(run.artifacts.load(Ordering::Relaxed));
+        match outcome {
+            _ if run.stopped() => (STOPPED, "stopped on request".into()),
+            Ok(0) => (SUCCEED, String::new()),
+            Ok(failed) => {
+                self.counters
+                    .failures
+                    .with_label_values(&label)
+                    .inc_by(failed);
+                (FAILED, format!("{failed} task(s) failed; see their logs"))
+            }
+            Err(e) => (FAILED, e.to_string()),
+        }
+    }
+
+    /// The tasks of an execution; how many failed.
+    async fn execute(
+        &self,
+        policy: &Policy,
+        execution: i64,
+        run: &Arc<Run>,
+        tasks: &Arc<Mutex<HashMap<i64, Arc<TaskState>>>>,
+        scope: Scope,
+    ) -> Result<u64, GatewayError> {
+        use futures_util::StreamExt;
+        let spec = &policy.spec;
+        let meta = self.registry.meta();
+        let (repos, only, deletion) = match scope {
+            Scope::All => {
+                let repos = match literal_repository(&spec.filters) {
+                    Some(name) => vec![name.to_owned()],
+                    None => run.src.repositories().await?,
+                };
+                let repos: Vec<String> = repos
+                    .into_iter()
+                    .filter(|r| selects_repository(&spec.filters, r))
+                    .collect();
+                (repos, None, None)
+            }
+            Scope::Pushed { repo, tags } => (vec![repo], Some(tags), None),
+            Scope::Deleted { repo, reference } => (vec![repo], None, Some(reference)),
+        };
+        let failed = Arc::new(AtomicU64::new(0));
+        let only = only.as_deref();
+        futures_util::stream::iter(repos)
+            .for_each_concurrent(PARALLEL_TASKS, |repo| {
+                let failed = failed.clone();
+                let deletion = deletion.clone();
+                async move {
+                    let dst_repo = match destination_name(&repo, &spec.dest_namespace, spec.dest_namespace_replace_count) {
+                        Ok(name) if run.dst.is_local() && !name.contains('/') => format!("library/{name}"),
+                        Ok(name) => name,
+                        Err(e) => {
+                            tracing::warn!(execution, repository = %repo, "{e}");
+                            failed.fetch_add(1, Ordering::Relaxed);
+                            return;
+                        }
+                    };
+                    let operation = if deletion.is_some() { "deletion" } else { "copy" };
+                    let task_id = match meta
+                        .start_replication_task(execution, "image", &repo, &dst_repo, operation)
+                        .await
+                    {
+                        Ok(id) => id,
+                        Err(e) => {
+                            tracing::error!(execution, error = %cause_chain(&e), "cannot record a replication task");
+                            failed.fetch_add(1, Ordering::Relaxed);
+                            return;
+                        }
+                    };
+                    let state = Arc::new(TaskState::default());
+                    lock(tasks).insert(task_id, state.clone());
+                    state.line(format!("{operation} {} {repo} -> {} {dst_repo}", run.src.label(), run.dst.label()));
+                    let outcome = match &deletion {
+                        Some(reference) => delete(run, &state, &dst_repo, reference).await,
+                        None => run.copy_repository(&state, &repo, &dst_repo, only).await,
+                    };
+                    let status = match outcome {
+                        Ok(()) => SUCCEED,
+                        Err(Halt::Stopped) => {
+                            state.line("stopped");
+                            STOPPED
+                        }
+                        Err(Halt::Failed(why)) => {
+                            state.line(format!("failed: {why}"));
+                            failed.fetch_add(1, Ordering::Relaxed);
+                            FAILED
+                        }
+                    };
+                    lock(tasks).remove(&task_id);
+                    if let Err(e) = meta
+                        .finish_replication_task(task_id, status, &progress(&state), &state.take_log())
+                        .await
+                    {
+                        tracing::error!(execution, task = task_id, error = %cause_chain(&e), "cannot record the end of a replication task");
+                    }
+                }
+            })
+            .await;
+        Ok(failed.load(Ordering::Relaxed))
+    }
+
+    /// Marks executions left by dead processes failed; fires scheduled
+    /// policies. Runs forever.
+    pub async fn schedule(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut checked = now();
+        let mut policies: Vec<Policy> = Vec::new();
+        let mut next_sweep = 0;
+        loop {
+            tick.tick().await;
+            let current = now();
+            if current >= next_sweep {
+                next_sweep = current + 5;
+                self.sweep().await;
+                match self
+                    .registry
+                    .meta()
+                    .triggered_replication_policies("Scheduled")
+                    .await
+                {
+                    Ok(p) => policies = p,
+                    Err(e) => {
+                        tracing::warn!(error = %cause_chain(&e), "cannot read replication schedules")
+                    }
+                }
+            }
+            if current <= checked {
+                continue;
+            }
+            for second in (checked + 1).max(current - 60)..=current {
+                for policy in &policies {
+                    if !policy
+                        .spec
+                        .trigger
+                        .cron()
+                        .is_some_and(|c| c.fires_at(second))
+                    {
+                        continue;
+                    }
+                    match self
+                        .registry
+                        .meta()
+                        .claim_replication_fire(policy.id, second)
+                        .await
+                    {
+                        Ok(true) => {
+                            if let Err(e) = self
+                                .start(
+                                    policy.clone(),
+                                    "scheduled",
+                                    Scope::All,
+                                    "replication-scheduler",
+                                )
+                                .await
+                            {
+                                tracing::warn!(policy = policy.id, error = %e, "a scheduled replication did not start");
+                            }
+                        }
+                        Ok(false) => {}
+                        Err(e) => {
+                            tracing::warn!(policy = policy.id, error = %cause_chain(&e), "cannot claim a replication schedule")
+                        }
+                    }
+                }
+            }
+            checked = current;
+        }
+    }
+
+    /// Marks failed the executions whose process stopped beating.
+    pub async fn sweep(&self) {
+        match self
+            .registry
+            .meta()
+            .fail_abandoned_replications(now() - ABANDONED_AFTER)
+            .await
+        {
+            Ok(ids) if !ids.is_empty() => {
+                tracing::warn!(executions = ?ids, "replications left running by a stopped process marked failed")
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %cause_chain(&e), "cannot look for abandoned replications")
+            }
+        }
+    }
+
+    /// A push here: event-based policies whose filters select it copy it.
+    pub fn pushed(self: &Arc<Self>, repo: &str, tag: &str) {
+        self.event(repo.to_owned(), tag.to_owned(), false);
+    }
+
+    /// A delete here: event-based policies with `replicate_deletion`
+    /// delete it at their destination.
+    pub fn deleted(self: &Arc<Self>, repo: &str, reference: &str) {
+        self.event(repo.to_owned(), reference.to_owned(), true);
+    }
+
+    fn event(self: &Arc<Self>, repo: String, reference: String, deletion: bool) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let policies = match me
+                .registry
+                .meta()
+                .triggered_replication_policies("EventBased")
+                .await
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(error = %cause_chain(&e), "cannot read event-based replication policies");
+                    return;
+                }
+            };
+            for policy in policies {
+                let spec = &policy.spec;
+                let is_tag = reference.parse::<berth_storage::oci::Digest>().is_err();
+                if spec.src_registry.is_some()
+                    || !selects_repository(&spec.filters, &repo)
+                    || (is_tag && !selects_tag(&spec.filters, &reference))
+                    || (deletion && !spec.replicate_deletion)
+                    || (!deletion && !is_tag)
+                {
+                    continue;
+                }
+                let scope = if deletion {
+                    Scope::Deleted {
+                        repo: repo.clone(),
+                        reference: reference.clone(),
+                    }
+                } else {
+                    Scope::Pushed {
+                        repo: repo.clone(),
+                        tags: vec![reference.clone()],
+                    }
+                };
+                if let Err(e) = me
+                    .start(policy.clone(), "event_based", scope, "replication-event")
+                    .await
+                {
+                    tracing::warn!(policy = policy.id, error = %e, "an event-based replication did not start");
+                }
+            }
+        });
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn now() -> i64 {
+    now_ms() / 1000
+}
+
+fn progress(state: &TaskState) -> Progress {
+    Progress {
+        bytes: state.bytes.load(Ordering::Relaxed) as i64,
+        artifacts_done: state.artifacts_done.load(Ordering::Relaxed) as i64,
+        artifacts_total: state.artifacts_total.load(Ordering::Relaxed) as i64,
+    }
+}
+
+/// A deletion task: the artifact goes at the destination too.
+async fn delete(
+    run: &Run,
+    state: &Arc<TaskState>,
+    dst_repo: &str,
+    reference: &str,
+) -> Result<(), Halt> {
+    match run.dst.delete(dst_repo, reference).await? {
+        true => state.line(format!("deleted {dst_repo}:{reference}")),
+        false => state.line(format!("{dst_repo}:{reference} was not at the destination")),
+    }
+    state.artifacts_done.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Writes every running task's progress and new log lines.
+async fn flush(registry: &Registry, tasks: &Mutex<HashMap<i64, Arc<TaskState>>>) {
+    let running: Vec<(i64, Arc<TaskState>)> =
+        lock(tasks).iter().map(|(k, v)| (*k, v.clone())).collect();
+    for (id, state) in running {
+        if let Err(e) = registry
+            .meta()
+            .replication_task_progress(id, &progress(&state), &state.take_log())
+            .await
+        {
+            tracing::warn!(task = id, error = %cause_chain(&e), "cannot record replication progress");
+        }
+    }
+}
+
+/// Every `HEARTBEAT`: the execution is alive, its tasks' progress is
+/// written, and a stop asked for anywhere reaches it.
+async fn heartbeat(
+    registry: Arc<Registry>,
+    execution: i64,
+    run: Arc<Run>,
+    tasks: Arc<Mutex<HashMap<i64, Arc<TaskState>>>>,
+) {
+    loop {
+        tokio::time::sleep(HEARTBEAT).await;
+        match registry.meta().replication_heartbeat(execution).await {
+            Ok(true) => run.stop.store(true, Ordering::Relaxed),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(execution, error = %cause_chain(&e), "replication heartbeat failed")
+            }
+        }
+        flush(&registry, &tasks).await;
+    }
+}

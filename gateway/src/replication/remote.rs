@@ -1,0 +1,707 @@
+//! A registry endpoint as one side of a replication: listing its
+//! repositories and tags, reading and writing manifests and blobs over the
+//! distribution API, with the endpoint's credential (Basic, or tokens from
+//! its realm) through the upstream client.
+
+use std::sync::Arc;
+
+use berth_storage::oci::Digest;
+use berth_storage::upstreams::Endpoint;
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LINK, LOCATION, RANGE,
+};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+
+use crate::error::GatewayError;
+use crate::upstream::client::{
+    is_docker_hub, registry_base, scope, UpstreamClient, MANIFEST_ACCEPT,
+};
+
+/// Names asked for per page of a listing.
+const PAGE: usize = 1000;
+/// How often a 429 is waited out before it counts as a failure.
+const RATE_LIMIT_WAITS: u32 = 3;
+/// The longest `Retry-After` honoured, in seconds.
+const MAX_RATE_LIMIT_WAIT: u64 = 60;
+
+pub struct Remote {
+    pub endpoint: Arc<Endpoint>,
+    pub client: Arc<crate::upstream::Upstreams>,
+    /// Requests in flight to this endpoint, shared by every execution.
+    pub limit: Arc<tokio::sync::Semaphore>,
+}
+
+/// A manifest as read: media type, bytes, digest.
+pub struct Manifest {
+    pub media_type: String,
+    pub content: Bytes,
+    pub digest: Digest,
+}
+
+/// Blob bytes being read, with the blob's whole size.
+pub type BlobStream = BoxStream<'static, Result<Bytes, GatewayError>>;
+
+impl Remote {
+    fn http(&self) -> &UpstreamClient {
+        &self.client.client
+    }
+
+    fn url(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            return path.to_owned();
+        }
+        format!("{}{}", registry_base(&self.endpoint), path)
+    }
+
+    fn failed(&self, what: &str, status: StatusCode) -> GatewayError {
+        GatewayError::UpstreamRefused {
+            registry: self.endpoint.name.clone(),
+            detail: format!("{what}: {status}"),
+        }
+    }
+
+    fn unreachable(&self, e: &reqwest::Error) -> GatewayError {
+        GatewayError::UpstreamUnreachable {
+            registry: self.endpoint.name.clone(),
+            detail: crate::error::cause_chain(e),
+            what: "this".into(),
+        }
+    }
+
+    /// Sends a request without a body (or with one that can be built
+    /// again), logging in again once if the upstream answers 401 and
+    /// waiting as it asks when it answers 429 (Docker Hub's limits).
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        scope: &str,
+        build: impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<Response, GatewayError> {
+        let mut relogged = false;
+        let mut waits = 0;
+        loop {
+            let auth = self
+                .http()
+                .authorization_for_scope(&self.endpoint, scope)
+                .await?;
+            let mut req = self
+                .http()
+                .http(&self.endpoint)
+                .request(method.clone(), self.url(path));
+            if let Some(a) = auth {
+                req = req.header(AUTHORIZATION, a);
+            }
+            let resp = {
+                let _turn = self.limit.acquire().await;
+                build(req).send().await.map_err(|e| self.unreachable(&e))?
+            };
+            match resp.status() {
+                StatusCode::UNAUTHORIZED if !relogged => {
+                    relogged = true;
+                    self.http().forget_scope(&self.endpoint, scope);
+                }
+                StatusCode::TOO_MANY_REQUESTS if waits < RATE_LIMIT_WAITS => {
+                    waits += 1;
+                    let wait = resp
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .unwrap_or(5)
+                        .min(MAX_RATE_LIMIT_WAIT);
+                    tracing::info!(registry = %self.endpoint.name, seconds = wait, "rate limited; waiting as asked");
+                    tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+                }
+                _ => return Ok(resp),
+            }
+        }
+    }
+
+    /// A JSON body (listings are small: a page at a time).
+    async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        resp: Response,
+    ) -> Result<T, GatewayError> {
+        let raw = resp.bytes().await.map_err(|e| self.unreachable(&e))?;
+        serde_json::from_slice(&raw).map_err(|e| GatewayError::UpstreamRefused {
+            registry: self.endpoint.name.clone(),
+            detail: format!("an answer that is not the JSON expected: {e}"),
+        })
+    }
+
+    /// The upstream's name for a repository (Docker Hub's `library/`).
+    pub fn name(&self, repo: &str) -> String {
+        crate::upstream::client::upstream_repo(&self.endpoint, repo)
+    }
+
+    /// Every repository, by the adapter's way of listing.
+    pub async fn repositories(&self) -> Result<Vec<String>, GatewayError> {
+        match self.endpoint.kind.as_str() {
+            "harbor" | "berth" => self.repositories_by_api().await,
+            _ if is_docker_hub(&self.endpoint) => Err(GatewayError::BadRequest(
+                "Docker Hub cannot be listed: give the policy a name filter that names the \
+                 repository, such as `library/alpine`"
+                    .into(),
+            )),
+            _ => self.catalog().await,
+        }
+    }
+
+    /// `/v2/_catalog`, every page.
+    async fn catalog(&self) -> Result<Vec<String>, GatewayError> {
+        let mut out = Vec::new();
+        let mut path = format!("/v2/_catalog?n={PAGE}");
+        loop {
+            let resp = self
+                .send(Method::GET, &path, "registry:catalog:*", |r| r)
+                .await?;
+            if !resp.status().is_success() {
+                return Err(self.failed("listing the catalog", resp.status()));
+            }
+            let next = next_link(&resp);
+            let body: serde_json::Value = self.json(resp).await?;
+            let names = body["repositories"].as_array().cloned().unwrap_or_default();
+            out.extend(names.iter().filter_map(|n| n.as_str().map(str::to_owned)));
+            match next {
+                Some(n) if !names.is_empty() => path = n,
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Harbor's project and repository listings (which need no catalog
+    /// permission).
+    async fn repositories_by_api(&self) -> Result<Vec<String>, GatewayError> {
+        let projects = self.api_names("/api/v2.0/projects").await?;
+        let mut out = Vec::new();
+        for project in projects {
+            let path = format!(
+                "/api/v2.0/projects/{}/repositories",
+                percent_encoding::utf8_percent_encode(&project, percent_encoding::NON_ALPHANUMERIC)
+            );
+            out.extend(self.api_names(&path).await?);
+        }
+        Ok(out)
+    }
+
+    /// The `name` of every item of a paged Harbor listing.
+    async fn api_names(&self, path: &str) -> Result<Vec<String>, GatewayError> {
+        let mut out = Vec::new();
+        for page in 1.. {
+            let url = format!("{path}?page={page}&page_size=100");
+            let resp = self.api(Method::GET, &url, |r| r).await?;
+            if !resp.status().is_success() {
+                return Err(self.failed(&format!("listing {path}"), resp.status()));
+            }
+            let items: Vec<serde_json::Value> = self.json(resp).await?;
+            out.extend(
+                items
+                    .iter()
+                    .filter_map(|i| i["name"].as_str().map(str::to_owned)),
+            );
+            if items.len() < 100 {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// A request to Harbor's management API, which takes the endpoint's
+    /// credential as Basic.
+    async fn api(
+        &self,
+        method: Method,
+        path: &str,
+        build: impl FnOnce(RequestBuilder) -> RequestBuilder,
+    ) -> Result<Response, GatewayError> {
+        let mut req = self
+            .http()
+            .http(&self.endpoint)
+            .request(method, self.url(path));
+        if let Some(c) = &self.endpoint.credential {
+            req = req.basic_auth(&c.access_key, Some(&c.access_secret));
+        }
+        build(req).send().await.map_err(|e| self.unreachable(&e))
+    }
+
+    /// Every tag of a repository; none when it does not exist.
+    pub async fn tags(&self, repo: &str) -> Result<Vec<String>, GatewayError> {
+        let name = self.name(repo);
+        let mut out = Vec::new();
+        let mut path = format!("/v2/{name}/tags/list?n={PAGE}");
+        loop {
+            let resp = self
+                .send(Method::GET, &path, &scope(&name, "pull"), |r| r)
+                .await?;
+            if resp.status() == StatusCode::NOT_FOUND {
+                return Ok(out);
+            }
+            if !resp.status().is_success() {
+                return Err(self.failed(&format!("listing the tags of {name}"), resp.status()));
+            }
+            let next = next_link(&resp);
+            let body: serde_json::Value = self.json(resp).await?;
+            let tags = body["tags"].as_array().cloned().unwrap_or_default();
+            out.extend(tags.iter().filter_map(|n| n.as_str().map(str::to_owned)));
+            match next {
+                Some(n) if !tags.is_empty() => path = n,
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    pub async fn manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+    ) -> Result<Option<Manifest>, GatewayError> {
+        let name = self.name(repo);
+        let resp = self
+            .send(
+                Method::GET,
+                &format!("/v2/{name}/manifests/{reference}"),
+                &scope(&name, "pull"),
+                |r| r.header(ACCEPT, MANIFEST_ACCEPT),
+            )
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !resp.status().is_success() {
+            return Err(self.failed(&format!("reading {name}:{reference}"), resp.status()));
+        }
+        let media_type = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let content = resp.bytes().await.map_err(|e| self.unreachable(&e))?;
+        if content.len() > berth_storage::oci::MAX_MANIFEST_SIZE {
+            return Err(GatewayError::UpstreamRefused {
+                registry: self.endpoint.name.clone(),
+                detail: format!("the manifest {name}:{reference} is larger than 4 MiB"),
+            });
+        }
+        let digest = Digest::compute(berth_storage::oci::Algorithm::Sha256, &content);
+        Ok(Some(Manifest {
+            media_type,
+            content,
+            digest,
+        }))
+    }
+
+    /// The digest a tag points at; `None` when it does not exist.
+    pub async fn manifest_digest(
+        &self,
+        repo: &str,
+        reference: &str,
+    ) -> Result<Option<Digest>, GatewayError> {
+        let name = self.name(repo);
+        let resp = self
+            .send(
+                Method::HEAD,
+                &format!("/v2/{name}/manifests/{reference}"),
+                &scope(&name, "pull,push"),
+                |r| r.header(ACCEPT, MANIFEST_ACCEPT),
+            )
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !resp.status().is_success() {
+            return Err(self.failed(&format!("looking up {name}:{reference}"), resp.status()));
+        }
+        match resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+        {
+            Some(d) => Ok(Some(d)),
+            // Without the header the bytes tell.
+            None => Ok(self.manifest(repo, reference).await?.map(|m| m.digest)),
+        }
+    }
+
+    pub async fn has_blob(&self, repo: &str, digest: &Digest) -> Result<bool, GatewayError> {
+        let name = self.name(repo);
+        let resp = self
+            .send(
+                Method::HEAD,
+                &format!("/v2/{name}/blobs/{digest}"),
+                &scope(&name, "pull,push"),
+                |r| r,
+            )
+            .await?;
+        match resp.status() {
+            s if s.is_success() => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            s => Err(self.failed(&format!("checking {name}@{digest}"), s)),
+        }
+    }
+
+    pub async fn blob_size(&self, repo: &str, digest: &Digest) -> Result<u64, GatewayError> {
+        let name = self.name(repo);
+        let resp = self
+            .send(
+                Method::HEAD,
+                &format!("/v2/{name}/blobs/{digest}"),
+                &scope(&name, "pull"),
+                |r| r,
+            )
+            .await?;
+        if !resp.status().is_success() {
+            return Err(self.failed(&format!("checking {name}@{digest}"), resp.status()));
+        }
+        // The header itself: a HEAD answer has no body to size.
+        resp.headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| {
+                self.failed(
+                    &format!("{name}@{digest} without a Content-Length"),
+                    resp.status(),
+                )
+            })
+    }
+
+    /// Reads a blob from `offset`: its whole size and the bytes. A server
+    /// that ignores the range starts over, which the caller is told by
+    /// the offset returned.
+    pub async fn read_blob(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        offset: u64,
+    ) -> Result<(u64, u64, BlobStream), GatewayError> {
+        let name = self.name(repo);
+        let resp = self
+            .send(
+                Method::GET,
+                &format!("/v2/{name}/blobs/{digest}"),
+                &scope(&name, "pull"),
+                |r| {
+                    if offset > 0 {
+                        r.header(RANGE, format!("bytes={offset}-"))
+                    } else {
+                        r
+                    }
+                },
+            )
+            .await?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(self.failed(&format!("reading {name}@{digest}"), status));
+        }
+        let (start, size) = if status == StatusCode::PARTIAL_CONTENT {
+            let total = resp
+                .headers()
+                .get(CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.rsplit_once('/'))
+                .and_then(|(_, t)| t.parse::<u64>().ok());
+            match total {
+                Some(total) => (offset, total),
+                None => return Err(self.failed("a range answer without its size", status)),
+            }
+        } else {
+            (0, resp.content_length().unwrap_or(0))
+        };
+        let registry = self.endpoint.name.clone();
+        let stream = resp
+            .bytes_stream()
+            .map(move |r| {
+                r.map_err(|e| GatewayError::UpstreamUnreachable {
+                    registry: registry.clone(),
+                    detail: crate::error::cause_chain(&e),
+                    what: "a blob".into(),
+                })
+            })
+            .boxed();
+        Ok((size, start, stream))
+    }
+
+    /// Links a blob from another repository of the destination; false when
+    /// it declined (an upload it may have opened is cancelled).
+    pub async fn mount(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        from: &str,
+    ) -> Result<bool, GatewayError> {
+        let name = self.name(repo);
+        let from = self.name(from);
+        let scopes = format!("{} {}", scope(&name, "pull,push"), scope(&from, "pull"));
+        let resp = self
+            .send(
+                Method::POST,
+                &format!("/v2/{name}/blobs/uploads/?mount={digest}&from={from}"),
+                &scopes,
+                |r| r.header(CONTENT_LENGTH, "0"),
+            )
+            .await?;
+        match resp.status() {
+            StatusCode::CREATED => Ok(true),
+            StatusCode::ACCEPTED => {
+                if let Some(location) = location(&resp) {
+                    let _ = self
+                        .send(Method::DELETE, &location, &scope(&name, "pull,push"), |r| r)
+                        .await;
+                }
+                Ok(false)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Opens an upload session; its location.
+    pub async fn start_upload(&self, repo: &str) -> Result<String, GatewayError> {
+        let name = self.name(repo);
+        let resp = self
+            .send(
+                Method::POST,
+                &format!("/v2/{name}/blobs/uploads/"),
+                &scope(&name, "pull,push"),
+                |r| r.header(CONTENT_LENGTH, "0"),
+            )
+            .await?;
+        if resp.status() != StatusCode::ACCEPTED {
+            return Err(self.failed(&format!("starting an upload to {name}"), resp.status()));
+        }
+        location(&resp).ok_or_else(|| self.failed("an upload without a Location", resp.status()))
+    }
+
+    /// How many bytes an upload session holds; `None` when the session is
+    /// gone (the destination restarted without it, or purged it).
+    pub async fn upload_offset(
+        &self,
+        repo: &str,
+        location: &str,
+    ) -> Result<Option<u64>, GatewayError> {
+        let name = self.name(repo);
+        let resp = self
+            .send(Method::GET, location, &scope(&name, "pull,push"), |r| r)
+            .await?;
+        if !resp.status().is_success() {
+            return Ok(None);
+        }
+        Ok(Some(
+            resp.headers()
+                .get(RANGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.rsplit_once('-'))
+                .and_then(|(_, end)| end.parse::<u64>().ok())
+                .map_or(0, |end| end + 1),
+        ))
+    }
+
+    /// Sends one chunk of `len` bytes at `offset`; the next location.
+    pub async fn patch(
+        &self,
+        repo: &str,
+        location: &str,
+        offset: u64,
+        len: u64,
+        body: BlobStream,
+    ) -> Result<String, GatewayError> {
+        let name = self.name(repo);
+        let resp = self
+            .send_body(
+                Method::PATCH,
+                location,
+                &name,
+                |r| {
+                    r.header(CONTENT_TYPE, "application/octet-stream")
+                        .header(CONTENT_LENGTH, len)
+                        .header(CONTENT_RANGE, format!("{}-{}", offset, offset + len - 1))
+                },
+                body,
+            )
+            .await?;
+        if resp.status() != StatusCode::ACCEPTED {
+            return Err(self.failed(&format!("sending a chunk to {name}"), resp.status()));
+        }
+        location_or(&resp, location)
+    }
+
+    /// Ends an upload with its last bytes (possibly none) and the digest.
+    pub async fn finish_upload(
+        &self,
+        repo: &str,
+        location: &str,
+        digest: &Digest,
+        len: u64,
+        body: BlobStream,
+    ) -> Result<(), GatewayError> {
+        let name = self.name(repo);
+        let sep = if location.contains('?') { '&' } else { '?' };
+        let url = format!("{location}{sep}digest={digest}");
+        let resp = self
+            .send_body(
+                Method::PUT,
+                &url,
+                &name,
+                |r| {
+                    r.header(CONTENT_TYPE, "application/octet-stream")
+                        .header(CONTENT_LENGTH, len)
+                },
+                body,
+            )
+            .await?;
+        if resp.status() != StatusCode::CREATED {
+            let status = resp.status();
+            let text = resp.text().await.unwrap_or_default();
+            return Err(GatewayError::UpstreamRefused {
+                registry: self.endpoint.name.clone(),
+                detail: format!("completing {name}@{digest}: {status} {}", text.trim()),
+            });
+        }
+        Ok(())
+    }
+
+    /// A request with a streamed body, which cannot be sent twice: a 401
+    /// forgets the token and fails (the caller's retry logs in again).
+    async fn send_body(
+        &self,
+        method: Method,
+        path: &str,
+        name: &str,
+        build: impl FnOnce(RequestBuilder) -> RequestBuilder,
+        body: BlobStream,
+    ) -> Result<Response, GatewayError> {
+        let scope = scope(name, "pull,push");
+        let auth = self
+            .http()
+            .authorization_for_scope(&self.endpoint, &scope)
+            .await?;
+        let mut req = self
+            .http()
+            .http(&self.endpoint)
+            .request(method, self.url(path));
+        if let Some(a) = auth {
+            req = req.header(AUTHORIZATION, a);
+        }
+        let _turn = self.limit.acquire().await;
+        let resp = build(req)
+            .body(reqwest::Body::wrap_stream(body))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        if resp.status() == StatusCode::UNAUTHORIZED {
+            self.http().forget_scope(&self.endpoint, &scope);
+        }
+        Ok(resp)
+    }
+
+    pub async fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        content: Bytes,
+    ) -> Result<(), GatewayError> {
+        let name = self.name(repo);
+        let resp = self
+            .send(
+                Method::PUT,
+                &format!("/v2/{name}/manifests/{reference}"),
+                &scope(&name, "pull,push"),
+                |r| r.header(CONTENT_TYPE, media_type).body(content.clone()),
+            )
+            .await?;
+        if resp.status() != StatusCode::CREATED {
+            let status = resp.status();
+            let text = resp.text().await.unwrap_or_default();
+            return Err(GatewayError::UpstreamRefused {
+                registry: self.endpoint.name.clone(),
+                detail: format!("storing {name}:{reference}: {status} {}", text.trim()),
+            });
+        }
+        Ok(())
+    }
+
+    /// Deletes the artifact a tag points at; false when it was not there.
+    pub async fn delete(&self, repo: &str, reference: &str) -> Result<bool, GatewayError> {
+        let name = self.name(repo);
+        let digest = match reference.parse::<Digest>() {
+            Ok(d) => d,
+            Err(_) => match self.manifest_digest(repo, reference).await? {
+                Some(d) => d,
+                None => return Ok(false),
+            },
+        };
+        let resp = self
+            .send(
+                Method::DELETE,
+                &format!("/v2/{name}/manifests/{digest}"),
+                &scope(&name, "delete,pull,push"),
+                |r| r,
+            )
+            .await?;
+        match resp.status() {
+            s if s.is_success() => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            s => Err(self.failed(&format!("deleting {name}@{digest}"), s)),
+        }
+    }
+
+    /// Creates the destination's project when it is a Harbor (or berth)
+    /// that lacks it, as Harbor's adapter does.
+    pub async fn ensure_project(&self, repo: &str) -> Result<(), GatewayError> {
+        if !matches!(self.endpoint.kind.as_str(), "harbor" | "berth") {
+            return Ok(());
+        }
+        let Some((project, _)) = repo.split_once('/') else {
+            return Ok(());
+        };
+        let head = self
+            .api(
+                Method::HEAD,
+                &format!("/api/v2.0/projects?project_name={project}"),
+                |r| r,
+            )
+            .await?;
+        if head.status().is_success() {
+            return Ok(());
+        }
+        let body = serde_json::json!({"project_name": project, "metadata": {"public": "false"}});
+        let resp = self
+            .api(Method::POST, "/api/v2.0/projects", |r| {
+                r.header(CONTENT_TYPE, "application/json")
+                    .body(body.to_string())
+            })
+            .await?;
+        match resp.status() {
+            s if s.is_success() || s == StatusCode::CONFLICT => Ok(()),
+            s => Err(self.failed(&format!("creating the project {project}"), s)),
+        }
+    }
+}
+
+/// The `Location` of a response, as a path or URL.
+fn location(resp: &Response) -> Option<String> {
+    resp.headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn location_or(resp: &Response, current: &str) -> Result<String, GatewayError> {
+    Ok(location(resp).unwrap_or_else(|| current.to_owned()))
+}
+
+/// The next page of a listing (`Link: <...>; rel="next"`).
+fn next_link(resp: &Response) -> Option<String> {
+    let link = resp.headers().get(LINK)?.to_str().ok()?;
+    let start = link.find('<')? + 1;
+    let end = link[start..].find('>')? + start;
+    link[end..]
+        .contains("rel=\"next\"")
+        .then(|| link[start..end].to_owned())
+}
