@@ -652,3 +652,83 @@ fn bad_policies_are_refused_with_the_field_named() {
         "{answer}"
     );
 }
+
+/// harborapi (PyPI), an async client of Harbor's API that validates every
+/// answer against Harbor's models, drives a replication from policy to log.
+const HARBORAPI_SCRIPT: &str = r#"
+import asyncio, json, os
+from harborapi import HarborAsyncClient
+from harborapi.models import ReplicationFilter, ReplicationPolicy, ReplicationTrigger, Registry
+
+async def main():
+    c = HarborAsyncClient(url=os.environ["BERTH_URL"] + "/api/v2.0",
+                          username="admin", secret=os.environ["BERTH_PASSWORD"])
+    endpoint = int(os.environ["ENDPOINT"])
+    created = await c.create_replication_policy(ReplicationPolicy(
+        name="via-harborapi", dest_registry=Registry(id=endpoint),
+        filters=[ReplicationFilter(type="name", value="library/**")],
+        trigger=ReplicationTrigger(type="manual"), enabled=True, override=True))
+    policy_id = int(created.rsplit("/", 1)[1])
+    policy = await c.get_replication_policy(policy_id)
+    started = await c.start_replication(policy_id)
+    execution_id = int(started.rsplit("/", 1)[1])
+    for _ in range(600):
+        execution = await c.get_replication(execution_id)
+        if execution.status != "InProgress":
+            break
+        await asyncio.sleep(0.2)
+    executions = await c.get_replications(policy_id=policy_id)
+    tasks = await c.get_replication_tasks(execution_id)
+    log = await c.get_replication_task_log(execution_id, tasks[0].id)
+    policies = await c.get_replication_policies()
+    print(json.dumps({
+        "name": policy.name, "dest": policy.dest_registry.id, "src": policy.src_registry.name,
+        "status": execution.status, "executions": [e.id for e in executions],
+        "tasks": [[t.src_resource, t.dst_resource, t.status] for t in tasks],
+        "log": log, "policies": [p.name for p in policies]}))
+
+asyncio.run(main())
+"#;
+
+#[test]
+fn harborapi_creates_starts_and_reads_a_replication_through_harbors_models() {
+    let upstream = DockerRegistry::start();
+    let berth = Berth::start();
+    let api = Api::admin(&berth);
+    let image = Image::random(1);
+    admin_registry(&berth).push_image("library/hello", "1", &image);
+    let endpoint = api.create_registry("dr", "docker-registry", &upstream.url(), None);
+    let endpoint = endpoint.to_string();
+    let out = run(
+        "python3",
+        &["-c", HARBORAPI_SCRIPT],
+        &[
+            ("BERTH_URL", berth.url().as_ref()),
+            ("BERTH_PASSWORD", berth.admin_password().as_ref()),
+            ("ENDPOINT", endpoint.as_ref()),
+        ],
+        None,
+    );
+    assert!(out.status.success(), "harborapi: {}", text(&out));
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got["name"], "via-harborapi", "{got}");
+    assert_eq!(got["dest"].to_string(), endpoint, "{got}");
+    assert_eq!(got["src"], "Local", "{got}");
+    assert_eq!(got["status"], "Succeed", "{got}");
+    assert_eq!(got["executions"].as_array().unwrap().len(), 1, "{got}");
+    assert_eq!(
+        got["tasks"],
+        json!([["library/hello", "library/hello", "Succeed"]]),
+        "{got}"
+    );
+    assert!(
+        got["log"]
+            .as_str()
+            .unwrap()
+            .contains("copied library/hello:1"),
+        "{got}"
+    );
+    assert_eq!(got["policies"], json!(["via-harborapi"]), "{got}");
+    let up = Registry::new(&upstream.url());
+    up.assert_image("library/hello", "1", &image);
+}

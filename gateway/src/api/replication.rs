@@ -66,22 +66,23 @@ pub struct Doc;
 /// The adapters berth replicates with.
 pub const ADAPTERS: &[&str] = &["docker-registry", "docker-hub", "harbor", "berth"];
 
-/// Harbor's `ReplicationPolicy`.
+/// Harbor's `ReplicationPolicy`. Every field may be absent or null in a
+/// request (Harbor's clients send nulls for what they leave unset).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ReplicationPolicy {
     #[serde(default)]
-    pub id: i64,
+    pub id: Option<i64>,
     #[serde(default)]
-    pub name: String,
+    pub name: Option<String>,
     #[serde(default)]
-    pub description: String,
+    pub description: Option<String>,
     /// Absent or id 0: this registry (push mode when it is the source).
     #[serde(default)]
     pub src_registry: Option<RegistryRef>,
     #[serde(default)]
     pub dest_registry: Option<RegistryRef>,
     #[serde(default)]
-    pub dest_namespace: String,
+    pub dest_namespace: Option<String>,
     /// -1: only the last path component under the namespace; 0: the
     /// whole name; n: the first n components dropped.
     #[serde(default)]
@@ -91,29 +92,26 @@ pub struct ReplicationPolicy {
     #[serde(default)]
     pub filters: Option<Vec<ReplicationFilter>>,
     #[serde(default)]
-    pub replicate_deletion: bool,
+    pub replicate_deletion: Option<bool>,
     /// Harbor's older name for `replicate_deletion`.
     #[serde(default)]
-    pub deletion: bool,
+    pub deletion: Option<bool>,
     #[serde(default, rename = "override")]
-    pub override_existing: bool,
-    #[serde(default = "yes")]
-    pub enabled: bool,
+    pub override_existing: Option<bool>,
+    /// Absent: enabled.
     #[serde(default)]
-    pub creation_time: String,
+    pub enabled: Option<bool>,
     #[serde(default)]
-    pub update_time: String,
+    pub creation_time: Option<String>,
+    #[serde(default)]
+    pub update_time: Option<String>,
     /// KiB/s per task; -1 (or 0) is unlimited.
     #[serde(default)]
     pub speed: Option<i64>,
     #[serde(default)]
-    pub copy_by_chunk: bool,
+    pub copy_by_chunk: Option<bool>,
     #[serde(default)]
-    pub single_active_replication: bool,
-}
-
-fn yes() -> bool {
-    true
+    pub single_active_replication: Option<bool>,
 }
 
 /// A registry as a policy names it: Harbor's whole `Registry` in answers;
@@ -121,7 +119,7 @@ fn yes() -> bool {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RegistryRef {
     #[serde(default)]
-    pub id: i64,
+    pub id: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
@@ -134,8 +132,9 @@ pub struct RegistryRef {
     pub insecure: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// Harbor's `RegistryCredential` (the secret shows as `*****`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credential: Option<super::registries::RegistryCredential>,
+    pub credential: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creation_time: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -145,14 +144,14 @@ pub struct RegistryRef {
 impl From<Registry> for RegistryRef {
     fn from(r: Registry) -> RegistryRef {
         RegistryRef {
-            id: r.id,
+            id: Some(r.id),
             name: Some(r.name),
             kind: Some(r.kind),
             url: Some(r.url),
             description: Some(r.description),
             insecure: Some(r.insecure),
             status: Some(r.status),
-            credential: Some(r.credential),
+            credential: serde_json::to_value(r.credential).ok(),
             creation_time: Some(r.creation_time),
             update_time: Some(r.update_time),
         }
@@ -164,7 +163,7 @@ impl From<Registry> for RegistryRef {
 pub struct ReplicationTrigger {
     /// `manual`, `scheduled` or `event_based`.
     #[serde(rename = "type", default)]
-    pub kind: String,
+    pub kind: Option<String>,
     #[serde(default)]
     pub trigger_settings: Option<TriggerSettings>,
 }
@@ -173,7 +172,7 @@ pub struct ReplicationTrigger {
 pub struct TriggerSettings {
     /// Six fields, seconds first, UTC.
     #[serde(default)]
-    pub cron: String,
+    pub cron: Option<String>,
 }
 
 /// Harbor's `ReplicationFilter`.
@@ -181,13 +180,13 @@ pub struct TriggerSettings {
 pub struct ReplicationFilter {
     /// `name`, `tag`, `resource` (`label` is refused: no labels yet).
     #[serde(rename = "type", default)]
-    pub kind: String,
+    pub kind: Option<String>,
     /// A doublestar pattern; for `resource`, `image` or `artifact`.
     #[serde(default)]
     pub value: serde_json::Value,
     /// `matches` (the default) or `excludes`.
     #[serde(default)]
-    pub decoration: String,
+    pub decoration: Option<String>,
 }
 
 /// Harbor's `ReplicationExecution`.
@@ -289,7 +288,7 @@ pub async fn route(
 /// This registry as a policy's side.
 fn local(app: &App) -> RegistryRef {
     RegistryRef {
-        id: 0,
+        id: Some(0),
         name: Some("Local".into()),
         kind: Some("berth".into()),
         url: Some(app.url("")),
@@ -309,7 +308,7 @@ async fn side(app: &App, id: Option<i64>) -> Result<RegistryRef, GatewayError> {
             Some(ep) => registry_json(&ep, "unknown").into(),
             // Endpoints in use cannot be deleted; this is a race at most.
             None => RegistryRef {
-                id,
+                id: Some(id),
                 name: None,
                 kind: None,
                 url: None,
@@ -327,54 +326,55 @@ async fn side(app: &App, id: Option<i64>) -> Result<RegistryRef, GatewayError> {
 async fn policy_json(app: &App, p: &Policy) -> Result<ReplicationPolicy, GatewayError> {
     let s = &p.spec;
     Ok(ReplicationPolicy {
-        id: p.id,
-        name: s.name.clone(),
-        description: s.description.clone(),
+        id: Some(p.id),
+        name: Some(s.name.clone()),
+        description: Some(s.description.clone()),
         src_registry: Some(side(app, s.src_registry).await?),
         dest_registry: Some(side(app, s.dest_registry).await?),
-        dest_namespace: s.dest_namespace.clone(),
+        dest_namespace: Some(s.dest_namespace.clone()),
         dest_namespace_replace_count: Some(s.dest_namespace_replace_count),
         trigger: Some(ReplicationTrigger {
-            kind: s.trigger.as_str().into(),
+            kind: Some(s.trigger.as_str().into()),
             trigger_settings: Some(TriggerSettings {
-                cron: match &s.trigger {
+                cron: Some(match &s.trigger {
                     Trigger::Scheduled { cron } => cron.clone(),
                     _ => String::new(),
-                },
+                }),
             }),
         }),
         filters: Some(
             s.filters
                 .iter()
                 .map(|f| ReplicationFilter {
-                    kind: f.kind.as_str().into(),
+                    kind: Some(f.kind.as_str().into()),
                     value: serde_json::Value::String(f.value.clone()),
-                    decoration: if f.excludes { "excludes" } else { "matches" }.into(),
+                    decoration: Some(if f.excludes { "excludes" } else { "matches" }.into()),
                 })
                 .collect(),
         ),
-        replicate_deletion: s.replicate_deletion,
-        deletion: s.replicate_deletion,
-        override_existing: s.override_existing,
-        enabled: s.enabled,
-        creation_time: time(p.created_at),
-        update_time: time(p.updated_at),
+        replicate_deletion: Some(s.replicate_deletion),
+        deletion: Some(s.replicate_deletion),
+        override_existing: Some(s.override_existing),
+        enabled: Some(s.enabled),
+        creation_time: Some(time(p.created_at)),
+        update_time: Some(time(p.updated_at)),
         speed: Some(s.speed_kib.map_or(-1, |k| k as i64)),
-        copy_by_chunk: s.copy_by_chunk,
-        single_active_replication: s.single_active,
+        copy_by_chunk: Some(s.copy_by_chunk),
+        single_active_replication: Some(s.single_active),
     })
 }
 
 /// Checks a policy from the API; each refusal names the field.
 async fn spec(app: &App, body: ReplicationPolicy) -> Result<PolicySpec, GatewayError> {
     let bad = |m: String| GatewayError::BadRequest(m);
-    let name = body.name.trim().to_owned();
+    let name = body.name.as_deref().unwrap_or("").trim().to_owned();
     if name.is_empty() {
         return Err(bad("`name` is required".into()));
     }
     bounded("name", &name, 255)?;
-    bounded("description", &body.description, 1024)?;
-    let endpoint = |r: Option<RegistryRef>| r.map(|r| r.id).filter(|id| *id != 0);
+    let description = body.description.unwrap_or_default();
+    bounded("description", &description, 1024)?;
+    let endpoint = |r: Option<RegistryRef>| r.and_then(|r| r.id).filter(|id| *id != 0);
     let src = endpoint(body.src_registry);
     let dest = endpoint(body.dest_registry);
     let remote = match (src, dest) {
@@ -405,7 +405,13 @@ async fn spec(app: &App, body: ReplicationPolicy) -> Result<PolicySpec, GatewayE
             ADAPTERS.join(", ")
         )));
     }
-    let namespace = body.dest_namespace.trim().trim_matches('/').to_owned();
+    let namespace = body
+        .dest_namespace
+        .as_deref()
+        .unwrap_or("")
+        .trim()
+        .trim_matches('/')
+        .to_owned();
     if !namespace.is_empty() && format!("{namespace}/x").parse::<RepoName>().is_err() {
         return Err(bad(format!(
             "`dest_namespace` `{namespace}` is not a valid start of a repository name (lowercase \
@@ -420,47 +426,49 @@ async fn spec(app: &App, body: ReplicationPolicy) -> Result<PolicySpec, GatewayE
     }
     let trigger = match body.trigger {
         None => Trigger::Manual,
-        Some(t) => match t.kind.as_str() {
-            "" | "manual" => Trigger::Manual,
-            "event_based" if src.is_some() => {
-                return Err(bad(
+        Some(t) => {
+            match t.kind.as_deref().unwrap_or("") {
+                "" | "manual" => Trigger::Manual,
+                "event_based" if src.is_some() => return Err(bad(
                     "an `event_based` trigger reacts to pushes and deletes here: it needs this \
                      registry as the source (push mode)"
                         .into(),
-                ))
-            }
-            "event_based" => Trigger::EventBased,
-            "scheduled" => {
-                let cron = t.trigger_settings.map(|s| s.cron).unwrap_or_default();
-                let parsed: Cron = cron.trim().parse().map_err(bad)?;
-                if !parsed.at_most_once_a_minute() {
-                    return Err(bad(format!(
+                )),
+                "event_based" => Trigger::EventBased,
+                "scheduled" => {
+                    let cron = t.trigger_settings.and_then(|s| s.cron).unwrap_or_default();
+                    let parsed: Cron = cron.trim().parse().map_err(bad)?;
+                    if !parsed.at_most_once_a_minute() {
+                        return Err(bad(format!(
                         "cron `{cron}` fires more than once a minute; give the seconds field one value, such as `0 */5 * * * *`"
                     )));
+                    }
+                    Trigger::Scheduled {
+                        cron: cron.trim().to_owned(),
+                    }
                 }
-                Trigger::Scheduled {
-                    cron: cron.trim().to_owned(),
+                other => {
+                    return Err(bad(format!(
+                "trigger type `{other}` is not known; use `manual`, `scheduled` or `event_based`"
+            )))
                 }
             }
-            other => return Err(bad(format!(
-                "trigger type `{other}` is not known; use `manual`, `scheduled` or `event_based`"
-            ))),
-        },
+        }
     };
     let mut filters = Vec::new();
     for f in body.filters.unwrap_or_default() {
-        let kind = FilterKind::parse(&f.kind).ok_or_else(|| {
+        let word = f.kind.as_deref().unwrap_or("");
+        let kind = FilterKind::parse(word).ok_or_else(|| {
             bad(format!(
-                "filter type `{}` is not known; use `name`, `tag` or `resource`",
-                f.kind
+                "filter type `{word}` is not known; use `name`, `tag` or `resource`"
             ))
         })?;
         let value = match &f.value {
             serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Null => String::new(),
             other => {
                 return Err(bad(format!(
-                    "the {} filter's value must be a string, not {other}",
-                    f.kind
+                    "the {word} filter's value must be a string, not {other}"
                 )))
             }
         };
@@ -468,7 +476,8 @@ async fn spec(app: &App, body: ReplicationPolicy) -> Result<PolicySpec, GatewayE
             // Harbor's portal sends empty filters for fields left blank.
             continue;
         }
-        filters.push(Filter::new(kind, &value, &f.decoration).map_err(bad)?);
+        let decoration = f.decoration.as_deref().unwrap_or("");
+        filters.push(Filter::new(kind, &value, decoration).map_err(bad)?);
     }
     let speed_kib = match body.speed.unwrap_or(-1) {
         -1 | 0 => None,
@@ -481,19 +490,20 @@ async fn spec(app: &App, body: ReplicationPolicy) -> Result<PolicySpec, GatewayE
     };
     Ok(PolicySpec {
         name,
-        description: body.description,
+        description,
         src_registry: src,
         dest_registry: dest,
         dest_namespace: namespace,
         dest_namespace_replace_count: replace_count,
         trigger,
         filters,
-        replicate_deletion: body.replicate_deletion || body.deletion,
-        override_existing: body.override_existing,
-        enabled: body.enabled,
+        replicate_deletion: body.replicate_deletion.unwrap_or(false)
+            || body.deletion.unwrap_or(false),
+        override_existing: body.override_existing.unwrap_or(false),
+        enabled: body.enabled.unwrap_or(true),
         speed_kib,
-        copy_by_chunk: body.copy_by_chunk,
-        single_active: body.single_active_replication,
+        copy_by_chunk: body.copy_by_chunk.unwrap_or(false),
+        single_active: body.single_active_replication.unwrap_or(false),
     })
 }
 

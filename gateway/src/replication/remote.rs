@@ -17,7 +17,7 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 
 use crate::error::GatewayError;
 use crate::upstream::client::{
-    is_docker_hub, registry_base, scope, UpstreamClient, MANIFEST_ACCEPT,
+    is_docker_hub, registry_base, same_origin, scope, UpstreamClient, MANIFEST_ACCEPT,
 };
 
 /// Names asked for per page of a listing.
@@ -56,6 +56,13 @@ impl Remote {
         format!("{}{}", registry_base(&self.endpoint), path)
     }
 
+    /// Whether the endpoint's credential may go to `url`: an upload
+    /// `Location` is the destination's to choose, and one naming another
+    /// host gets no credential of ours.
+    fn ours(&self, url: &str) -> bool {
+        reqwest::Url::parse(url).is_ok_and(|u| same_origin(&u, registry_base(&self.endpoint)))
+    }
+
     fn failed(&self, what: &str, status: StatusCode) -> GatewayError {
         GatewayError::UpstreamRefused {
             registry: self.endpoint.name.clone(),
@@ -92,7 +99,7 @@ impl Remote {
                 .http()
                 .http(&self.endpoint)
                 .request(method.clone(), self.url(path));
-            if let Some(a) = auth {
+            if let Some(a) = auth.filter(|_| self.ours(&self.url(path))) {
                 req = req.header(AUTHORIZATION, a);
             }
             let resp = {
@@ -584,7 +591,7 @@ impl Remote {
             .http()
             .http(&self.endpoint)
             .request(method, self.url(path));
-        if let Some(a) = auth {
+        if let Some(a) = auth.filter(|_| self.ours(&self.url(path))) {
             req = req.header(AUTHORIZATION, a);
         }
         let _turn = self.limit.acquire().await;
