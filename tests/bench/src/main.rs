@@ -2,8 +2,8 @@
 //! on loopback, measured with the same client; prints a Markdown table.
 //!
 //! `cargo run --release -p berth-bench -- [--runs N] [--quick] [--out FILE]`
-//! (or `--auth-cost`, `--pull-through`, `--slow-uploads`, `--listing` for one
-//! scenario)
+//! (or `--auth-cost`, `--pull-through`, `--slow-uploads`, `--listing`,
+//! `--replication` for one scenario)
 
 mod authcost;
 mod bench;
@@ -16,6 +16,7 @@ mod machine;
 mod portal;
 mod procfs;
 mod pullthrough;
+mod replication;
 mod report;
 mod scenarios;
 mod servers;
@@ -59,6 +60,12 @@ struct Args {
     /// distribution (its tags/list and _catalog).
     #[arg(long)]
     listing: bool,
+    /// Only measure replication: 50 images sharing base layers (about 2
+    /// GiB of distinct blobs, a tenth with --quick) copied from berth to an
+    /// empty docker-registry by berth's replication and by `skopeo sync`:
+    /// wall time and bytes sent to the destination.
+    #[arg(long)]
+    replication: bool,
     /// Measure only these servers (comma-separated: berth, berth+postgres,
     /// 3xberth+haproxy, berth+s3, berth+s3+redirect, distribution,
     /// nginx+distribution, distribution+s3, distribution+s3+redirect); for profiling
@@ -108,6 +115,8 @@ fn main() -> ExitCode {
                 slowuploads::run(&plan).await
             } else if args.listing {
                 listing::run(&plan).await
+            } else if args.replication {
+                replication::run(&plan).await
             } else {
                 bench::run(&plan, meta).await
             }
