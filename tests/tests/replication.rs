@@ -404,7 +404,39 @@ fn berth_to_berth_with_tokens_on_push_and_delete_events_and_back_by_pull() {
         "the destination project was created: {project}"
     );
 
-    // A delete at the source is replicated.
+    // A tag added through the API follows; a tag deleted goes alone: the
+    // artifact and its other tag stay at the destination.
+    let (status, _, answer) = api.post(
+        &format!(
+            "/projects/src/repositories/app/artifacts/{}/tags",
+            image.manifest.digest
+        ),
+        &json!({"name": "2"}),
+    );
+    assert_eq!(status, 201, "{answer}");
+    let second = format!("{}/dst/app:2", dest.host_port());
+    poll(
+        "the added tag at the destination",
+        Duration::from_secs(30),
+        || raw_digest(&auth, &second).filter(|d| *d == image.manifest.digest),
+    );
+    let (status, _, answer) = api.delete(&format!(
+        "/projects/src/repositories/app/artifacts/{}/tags/1",
+        image.manifest.digest
+    ));
+    assert_eq!(status, 200, "{answer}");
+    poll(
+        "the deleted tag gone at the destination",
+        Duration::from_secs(30),
+        || raw_digest(&auth, &there).is_none().then_some(()),
+    );
+    assert_eq!(
+        raw_digest(&auth, &second),
+        Some(image.manifest.digest.clone()),
+        "deleting a tag deleted more than the tag"
+    );
+
+    // An artifact deleted at the source is deleted at the destination.
     let (status, _, answer) = api.delete(&format!(
         "/projects/src/repositories/app/artifacts/{}",
         image.manifest.digest
@@ -413,7 +445,7 @@ fn berth_to_berth_with_tokens_on_push_and_delete_events_and_back_by_pull() {
     poll(
         "the deleted image gone at the destination",
         Duration::from_secs(30),
-        || raw_digest(&auth, &there).is_none().then_some(()),
+        || raw_digest(&auth, &second).is_none().then_some(()),
     );
 
     // Pull mode the other way: an image pushed to the destination comes
@@ -731,4 +763,122 @@ fn harborapi_creates_starts_and_reads_a_replication_through_harbors_models() {
     assert_eq!(got["policies"], json!(["via-harborapi"]), "{got}");
     let up = Registry::new(&upstream.url());
     up.assert_image("library/hello", "1", &image);
+}
+
+/// A registry that lies, for the tests of what a hostile source can do:
+/// `endless` lists a catalog whose every page links to one more;
+/// `borrowed` serves a manifest whose layer it does not have (a digest it
+/// learnt from elsewhere). Prints its port, then serves until killed.
+const FAKE_REGISTRY: &str = r#"
+import http.server, json, sys
+mode, layer, config = sys.argv[1], sys.argv[2], sys.argv[3]
+manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2},
+    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer, "size": 10}]}).encode()
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def answer(self, code, body=b"", ctype="application/json", extra=()):
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in extra: self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD": self.wfile.write(body)
+    def do_HEAD(self): self.do_GET()
+    def do_GET(self):
+        p = self.path
+        if p == "/v2/": return self.answer(200, b"{}")
+        if p.startswith("/v2/_catalog"):
+            n = int(p.split("last=x")[1]) if "last=x" in p else 0
+            names = ["evil/r%07d" % (n * 1000 + i) for i in range(1000)]
+            return self.answer(200, json.dumps({"repositories": names}).encode(),
+                extra=[("Link", '</v2/_catalog?n=1000&last=x%d>; rel="next"' % (n + 1))])
+        if "/tags/list" in p: return self.answer(200, json.dumps({"name": "evil/x", "tags": ["1"]}).encode())
+        if "/manifests/" in p: return self.answer(200, manifest, "application/vnd.oci.image.manifest.v1+json")
+        if p.endswith("/blobs/" + config): return self.answer(200, b"{}", "application/octet-stream")
+        return self.answer(404, b'{"errors":[{"code":"BLOB_UNKNOWN","message":"no"}]}')
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+
+struct Fake(std::process::Child, u16);
+
+impl Fake {
+    fn start(mode: &str, layer: &str, config: &str) -> Fake {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", FAKE_REGISTRY, mode, layer, config])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        Fake(child, line.trim().parse().unwrap())
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.1)
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_hostile_source_neither_exhausts_berth_nor_borrows_another_projects_blobs() {
+    let berth = Berth::start();
+    let api = Api::admin(&berth);
+    // A private project holds a layer the hostile source learnt the
+    // digest of.
+    api.create_project("secret", false);
+    let private = Image::random(1);
+    admin_registry(&berth).push_image("secret/app", "1", &private);
+    let layer = private.layers[0].blob.digest.clone();
+    let config = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+
+    // Its catalog never ends: the execution fails once it passed the
+    // limit, instead of listing until memory runs out.
+    let endless = Fake::start("endless", &layer, config);
+    let endpoint = api.create_registry("endless", "docker-registry", &endless.url(), None);
+    let policy = api.create_replication_policy(&json!({
+        "name": "endless", "src_registry": {"id": endpoint}, "dest_namespace": "mirror"
+    }));
+    let execution = api.start_replication(policy);
+    let done = api.wait_replication(execution, Duration::from_secs(120));
+    assert_eq!(done["status"], "Failed", "{done}");
+    assert!(
+        done["status_text"]
+            .as_str()
+            .unwrap()
+            .contains("more than 100000 names"),
+        "{done}"
+    );
+
+    // Its manifest names the private layer, which it does not serve: the
+    // copy fails, and the layer is not readable through the public mirror.
+    let borrowed = Fake::start("borrowed", &layer, config);
+    let endpoint = api.create_registry("borrowed", "docker-registry", &borrowed.url(), None);
+    api.create_project("mirror", true);
+    let policy = api.create_replication_policy(&json!({
+        "name": "borrowed", "src_registry": {"id": endpoint},
+        "filters": [{"type": "name", "value": "evil/x"}], "dest_namespace": "mirror"
+    }));
+    let execution = api.start_replication(policy);
+    let done = api.wait_replication(execution, Duration::from_secs(120));
+    assert_eq!(
+        done["status"],
+        "Failed",
+        "{done}\n{}",
+        api.replication_logs(execution)
+    );
+    let anonymous = Registry::new(&berth.url());
+    assert_eq!(anonymous.head_blob("mirror/x", &layer).status(), 404);
+    assert_eq!(anonymous.get_manifest("mirror/x", "1").status(), 404);
 }

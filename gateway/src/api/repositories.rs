@@ -690,6 +690,7 @@ pub(crate) async fn add_tag(
     match outcome {
         TagAddition::Added { .. } => {
             app.registry.forget_content().await;
+            app.replication.pushed(name.as_str(), tag.as_str());
             Ok((digest, tag))
         }
         TagAddition::Exists { on } if on == digest => Err(GatewayError::Conflict(format!(
@@ -744,5 +745,6 @@ pub async fn delete_tag(
         )));
     }
     app.registry.forget_content().await;
+    app.replication.deleted(name.as_str(), tag.as_str());
     Ok(Reply::new(200))
 }

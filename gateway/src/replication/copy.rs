@@ -447,9 +447,27 @@ impl Run {
     ) -> Result<u64, GatewayError> {
         let mut writer = l.registry.append(repo, id, Some(offset)).await?;
         let mut metered = self.metered(task, std::mem::replace(stream, empty()));
+        let mut at = offset;
         while let Some(piece) = metered.next().await {
+            // A source that sends more than the size it announced is not
+            // let to fill the disk: the upload is dropped.
+            let piece = piece.and_then(|bytes| {
+                at += bytes.len() as u64;
+                if at > size {
+                    Err(GatewayError::BadRequest(format!(
+                        "the source sent more than the {size} bytes of {digest}"
+                    )))
+                } else {
+                    Ok(bytes)
+                }
+            });
             match piece {
                 Ok(bytes) => writer.write(bytes).await,
+                Err(e) if at > size => {
+                    l.registry.end_chunk(id, writer).await?;
+                    l.registry.cancel_upload(repo, id).await?;
+                    return Err(e);
+                }
                 Err(e) => {
                     // What arrived is kept: the next attempt resumes there.
                     l.registry.end_chunk(id, writer).await?;
@@ -485,8 +503,9 @@ impl Run {
                     let total = sent.fetch_add(n, Ordering::Relaxed) + n;
                     task.bytes.fetch_add(n, Ordering::Relaxed);
                     run_bytes.fetch_add(n, Ordering::Relaxed);
-                    if let Some(speed) = speed {
-                        let due = Duration::from_secs_f64(total as f64 / speed as f64);
+                    if let Some(speed) = speed.filter(|s| *s > 0) {
+                        let due = Duration::try_from_secs_f64(total as f64 / speed as f64)
+                            .unwrap_or(Duration::ZERO);
                         let elapsed = started.elapsed();
                         if due > elapsed {
                             tokio::time::sleep(due - elapsed).await;

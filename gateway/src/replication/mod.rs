@@ -26,7 +26,7 @@ use berth_storage::audit::{now_ms, AuditLog, AuditRecord};
 use berth_storage::replication::filter::{
     destination_name, literal_repository, selects_repository, selects_tag,
 };
-use berth_storage::replication::{Policy, Progress, FAILED, STOPPED, SUCCEED};
+use berth_storage::replication::{FilterKind, Policy, Progress, FAILED, STOPPED, SUCCEED};
 use berth_storage::Registry;
 
 use crate::error::{cause_chain, GatewayError};
@@ -45,6 +45,12 @@ const ABANDONED_AFTER: i64 = 15;
 const PARALLEL_TASKS: usize = 3;
 /// Requests in flight to one registry endpoint, over all executions.
 const PER_ENDPOINT: usize = 8;
+/// How long a stopped execution may take to wind down before its work is
+/// dropped where it stands.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+/// How long an event waits for a running execution of its policy (one at
+/// a time) before it is given up.
+const EVENT_WAIT: Duration = Duration::from_secs(3600);
 
 /// What starts an execution and what it covers.
 #[derive(Debug, Clone)]
@@ -67,6 +73,8 @@ pub struct Replicator {
     counters: ReplicationCounters,
     /// Each endpoint's request limit.
     limits: Mutex<HashMap<i64, Arc<tokio::sync::Semaphore>>>,
+    /// Each event-based policy's queue: its events run one after another.
+    event_turns: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Replicator {
@@ -85,6 +93,7 @@ impl Replicator {
             running: Mutex::default(),
             counters,
             limits: Mutex::default(),
+            event_turns: Mutex::default(),
         }
     }
 
@@ -110,10 +119,24 @@ impl Replicator {
     pub async fn start(
         self: &Arc<Self>,
         policy: Policy,
-        trigger: &str,
+        trigger: &'static str,
         scope: Scope,
         operator: &str,
     ) -> Result<i64, GatewayError> {
+        let (execution, stop) = self.begin(&policy, trigger, operator).await?;
+        let me = self.clone();
+        tokio::spawn(async move { me.complete(policy, execution, scope, stop).await });
+        Ok(execution)
+    }
+
+    /// Records an execution as in progress (refused while another runs
+    /// when the policy allows one at a time); its id and stop flag.
+    async fn begin(
+        &self,
+        policy: &Policy,
+        trigger: &str,
+        operator: &str,
+    ) -> Result<(i64, Arc<AtomicBool>), GatewayError> {
         let started = self
             .registry
             .meta()
@@ -138,26 +161,38 @@ impl Replicator {
             success: true,
             client_ip: None,
         });
-        let me = self.clone();
-        tokio::spawn(async move {
-            let (status, text) = me.run(&policy, execution, scope, stop).await;
-            if let Err(e) = me
-                .registry
-                .meta()
-                .finish_replication_execution(execution, status, &text)
-                .await
-            {
-                tracing::error!(execution, error = %cause_chain(&e), "cannot record the end of a replication");
-            }
-            me.lock_running().remove(&execution);
-            tracing::info!(
-                policy = policy.id,
-                execution,
-                status,
-                "replication finished"
-            );
-        });
-        Ok(execution)
+        Ok((execution, stop))
+    }
+
+    /// Runs a recorded execution and records its end, whatever happens:
+    /// a stop abandons the work after `STOP_GRACE`, and a panic inside it
+    /// ends it as failed rather than leaving it in progress.
+    async fn complete(&self, policy: Policy, execution: i64, scope: Scope, stop: Arc<AtomicBool>) {
+        use futures_util::FutureExt;
+        let work = std::panic::AssertUnwindSafe(self.run(&policy, execution, scope, stop.clone()))
+            .catch_unwind();
+        let (status, text) = tokio::select! {
+            outcome = work => match outcome {
+                Ok(done) => done,
+                Err(_) => (FAILED, "internal error (berth's log has it); start the policy again".to_owned()),
+            },
+            () = stopped_for(&stop, STOP_GRACE) => (STOPPED, "stopped on request".to_owned()),
+        };
+        if let Err(e) = self
+            .registry
+            .meta()
+            .finish_replication_execution(execution, status, &text)
+            .await
+        {
+            tracing::error!(execution, error = %cause_chain(&e), "cannot record the end of a replication");
+        }
+        self.lock_running().remove(&execution);
+        tracing::info!(
+            policy = policy.id,
+            execution,
+            status,
+            "replication finished"
+        );
     }
 
     fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Arc<AtomicBool>>> {
@@ -200,7 +235,7 @@ impl Replicator {
             filters: spec.filters.clone(),
             override_existing: spec.override_existing,
             copy_by_chunk: spec.copy_by_chunk,
-            speed: spec.speed_kib.map(|k| k * 1024),
+            speed: spec.speed_kib.map(|k| k.saturating_mul(1024).max(1)),
             stop,
             placed: Mutex::default(),
             sending: Mutex::default(),
@@ -440,15 +475,27 @@ impl Replicator {
                     return;
                 }
             };
+            let is_tag = reference.parse::<berth_storage::oci::Digest>().is_err();
             for policy in policies {
                 let spec = &policy.spec;
-                let is_tag = reference.parse::<berth_storage::oci::Digest>().is_err();
-                if spec.src_registry.is_some()
-                    || !selects_repository(&spec.filters, &repo)
-                    || (is_tag && !selects_tag(&spec.filters, &reference))
-                    || (deletion && !spec.replicate_deletion)
-                    || (!deletion && !is_tag)
-                {
+                let has_tag_filter = spec.filters.iter().any(|f| f.kind == FilterKind::Tag);
+                let wanted = spec.src_registry.is_none()
+                    && selects_repository(&spec.filters, &repo)
+                    && if deletion {
+                        // A digest deleted here names no tag to check the
+                        // tag filter against: with one, it is not
+                        // replicated (the destination's artifact may hold
+                        // tags the policy never copied).
+                        spec.replicate_deletion
+                            && if is_tag {
+                                selects_tag(&spec.filters, &reference)
+                            } else {
+                                !has_tag_filter
+                            }
+                    } else {
+                        is_tag && selects_tag(&spec.filters, &reference)
+                    };
+                if !wanted {
                     continue;
                 }
                 let scope = if deletion {
@@ -462,15 +509,50 @@ impl Replicator {
                         tags: vec![reference.clone()],
                     }
                 };
-                if let Err(e) = me
-                    .start(policy.clone(), "event_based", scope, "replication-event")
-                    .await
-                {
-                    tracing::warn!(policy = policy.id, error = %e, "an event-based replication did not start");
-                }
+                let me = me.clone();
+                tokio::spawn(async move { me.in_turn(policy, scope).await });
             }
         });
     }
+
+    /// Runs an event's execution after the policy's earlier events, in the
+    /// order they happened: a push then a delete (or two pushes of one tag)
+    /// reach the destination in that order. An execution already running
+    /// (one at a time) is waited for, not a reason to drop the event.
+    async fn in_turn(&self, policy: Policy, scope: Scope) {
+        let turn = lock(&self.event_turns)
+            .entry(policy.id)
+            .or_default()
+            .clone();
+        let _turn = turn.lock().await;
+        let deadline = tokio::time::Instant::now() + EVENT_WAIT;
+        loop {
+            match self
+                .begin(&policy, "event_based", "replication-event")
+                .await
+            {
+                Ok((execution, stop)) => {
+                    self.complete(policy, execution, scope, stop).await;
+                    return;
+                }
+                Err(GatewayError::Conflict(_)) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(policy = policy.id, error = %e, scope = ?scope, "an event-based replication did not run");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Resolves once `stop` has been set for `grace`.
+async fn stopped_for(stop: &AtomicBool, grace: Duration) {
+    while !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(grace).await;
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -489,7 +571,8 @@ fn progress(state: &TaskState) -> Progress {
     }
 }
 
-/// A deletion task: the artifact goes at the destination too.
+/// A deletion task: what was deleted here goes at the destination too, no
+/// more: a deleted tag deletes the tag there, not its artifact.
 async fn delete(
     run: &Run,
     state: &Arc<TaskState>,
@@ -497,8 +580,12 @@ async fn delete(
     reference: &str,
 ) -> Result<(), Halt> {
     match run.dst.delete(dst_repo, reference).await? {
-        true => state.line(format!("deleted {dst_repo}:{reference}")),
-        false => state.line(format!("{dst_repo}:{reference} was not at the destination")),
+        Some(true) => state.line(format!("deleted {dst_repo}:{reference}")),
+        Some(false) => state.line(format!("{dst_repo}:{reference} was not at the destination")),
+        None => state.line(format!(
+            "the destination cannot delete the tag {dst_repo}:{reference} alone (only whole \
+             artifacts); left there"
+        )),
     }
     state.artifacts_done.fetch_add(1, Ordering::Relaxed);
     Ok(())

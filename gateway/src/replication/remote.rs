@@ -22,6 +22,14 @@ use crate::upstream::client::{
 
 /// Names asked for per page of a listing.
 const PAGE: usize = 1000;
+/// The most names a listing may hold: a source that paginates forever
+/// (or lists millions) fails the execution instead of filling memory.
+const MAX_NAMES: usize = 100_000;
+/// The largest JSON answer read (a page of a listing).
+const MAX_JSON: usize = 16 << 20;
+/// A request as a whole, but for blob bodies (which only have the
+/// client's limit on the pause between two reads).
+const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 /// How often a 429 is waited out before it counts as a failure.
 const RATE_LIMIT_WAITS: u32 = 3;
 /// The longest `Retry-After` honoured, in seconds.
@@ -102,6 +110,10 @@ impl Remote {
             if let Some(a) = auth.filter(|_| self.ours(&self.url(path))) {
                 req = req.header(AUTHORIZATION, a);
             }
+            let blob_body = method == Method::GET && path.contains("/blobs/");
+            if !blob_body {
+                req = req.timeout(CALL_TIMEOUT);
+            }
             let resp = {
                 let _turn = self.limit.acquire().await;
                 build(req).send().await.map_err(|e| self.unreachable(&e))?
@@ -128,12 +140,51 @@ impl Remote {
         }
     }
 
+    /// A listing past `MAX_NAMES` ends the execution.
+    fn bounded(&self, names: usize, what: &str) -> Result<(), GatewayError> {
+        if names > MAX_NAMES {
+            return Err(GatewayError::UpstreamRefused {
+                registry: self.endpoint.name.clone(),
+                detail: format!(
+                    "{what} lists more than {MAX_NAMES} names; narrow the policy with a name filter"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// A body read up to `max` bytes, no further: its length is the
+    /// source's to claim.
+    async fn read_capped(
+        &self,
+        resp: Response,
+        max: usize,
+        what: &str,
+    ) -> Result<Bytes, GatewayError> {
+        let too_large = || GatewayError::UpstreamRefused {
+            registry: self.endpoint.name.clone(),
+            detail: format!("{what} is larger than {} MiB", max >> 20),
+        };
+        if resp.content_length().is_some_and(|n| n > max as u64) {
+            return Err(too_large());
+        }
+        let mut body = resp.bytes_stream();
+        let mut content = Vec::new();
+        while let Some(piece) = body.next().await {
+            content.extend_from_slice(&piece.map_err(|e| self.unreachable(&e))?);
+            if content.len() > max {
+                return Err(too_large());
+            }
+        }
+        Ok(Bytes::from(content))
+    }
+
     /// A JSON body (listings are small: a page at a time).
     async fn json<T: serde::de::DeserializeOwned>(
         &self,
         resp: Response,
     ) -> Result<T, GatewayError> {
-        let raw = resp.bytes().await.map_err(|e| self.unreachable(&e))?;
+        let raw = self.read_capped(resp, MAX_JSON, "a listing").await?;
         serde_json::from_slice(&raw).map_err(|e| GatewayError::UpstreamRefused {
             registry: self.endpoint.name.clone(),
             detail: format!("an answer that is not the JSON expected: {e}"),
@@ -173,8 +224,9 @@ impl Remote {
             let body: serde_json::Value = self.json(resp).await?;
             let names = body["repositories"].as_array().cloned().unwrap_or_default();
             out.extend(names.iter().filter_map(|n| n.as_str().map(str::to_owned)));
+            self.bounded(out.len(), "its catalog")?;
             match next {
-                Some(n) if !names.is_empty() => path = n,
+                Some(n) if !names.is_empty() && n != path => path = n,
                 _ => return Ok(out),
             }
         }
@@ -210,6 +262,7 @@ impl Remote {
                     .iter()
                     .filter_map(|i| i["name"].as_str().map(str::to_owned)),
             );
+            self.bounded(out.len(), path)?;
             if items.len() < 100 {
                 break;
             }
@@ -254,8 +307,9 @@ impl Remote {
             let body: serde_json::Value = self.json(resp).await?;
             let tags = body["tags"].as_array().cloned().unwrap_or_default();
             out.extend(tags.iter().filter_map(|n| n.as_str().map(str::to_owned)));
+            self.bounded(out.len(), &format!("the tags of {name}"))?;
             match next {
-                Some(n) if !tags.is_empty() => path = n,
+                Some(n) if !tags.is_empty() && n != path => path = n,
                 _ => return Ok(out),
             }
         }
@@ -287,13 +341,13 @@ impl Remote {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_owned();
-        let content = resp.bytes().await.map_err(|e| self.unreachable(&e))?;
-        if content.len() > berth_storage::oci::MAX_MANIFEST_SIZE {
-            return Err(GatewayError::UpstreamRefused {
-                registry: self.endpoint.name.clone(),
-                detail: format!("the manifest {name}:{reference} is larger than 4 MiB"),
-            });
-        }
+        let content = self
+            .read_capped(
+                resp,
+                berth_storage::oci::MAX_MANIFEST_SIZE,
+                &format!("the manifest {name}:{reference}"),
+            )
+            .await?;
         let digest = Digest::compute(berth_storage::oci::Algorithm::Sha256, &content);
         Ok(Some(Manifest {
             media_type,
@@ -418,7 +472,14 @@ impl Remote {
                 None => return Err(self.failed("a range answer without its size", status)),
             }
         } else {
-            (0, resp.content_length().unwrap_or(0))
+            match resp.content_length() {
+                Some(len) => (0, len),
+                None => {
+                    return Err(
+                        self.failed(&format!("{name}@{digest} without a Content-Length"), status)
+                    )
+                }
+            }
         };
         let registry = self.endpoint.name.clone();
         let stream = resp
@@ -633,28 +694,26 @@ impl Remote {
         Ok(())
     }
 
-    /// Deletes the artifact a tag points at; false when it was not there.
-    pub async fn delete(&self, repo: &str, reference: &str) -> Result<bool, GatewayError> {
+    /// Deletes a tag (only the tag: other tags of its artifact stay), or
+    /// an artifact by digest. `Ok(None)` when the destination cannot
+    /// delete a tag alone (distribution answers 4xx `UNSUPPORTED`): the
+    /// caller then leaves it rather than delete more than was deleted here.
+    pub async fn delete(&self, repo: &str, reference: &str) -> Result<Option<bool>, GatewayError> {
         let name = self.name(repo);
-        let digest = match reference.parse::<Digest>() {
-            Ok(d) => d,
-            Err(_) => match self.manifest_digest(repo, reference).await? {
-                Some(d) => d,
-                None => return Ok(false),
-            },
-        };
         let resp = self
             .send(
                 Method::DELETE,
-                &format!("/v2/{name}/manifests/{digest}"),
+                &format!("/v2/{name}/manifests/{reference}"),
                 &scope(&name, "delete,pull,push"),
                 |r| r,
             )
             .await?;
+        let is_tag = reference.parse::<Digest>().is_err();
         match resp.status() {
-            s if s.is_success() => Ok(true),
-            StatusCode::NOT_FOUND => Ok(false),
-            s => Err(self.failed(&format!("deleting {name}@{digest}"), s)),
+            s if s.is_success() => Ok(Some(true)),
+            StatusCode::NOT_FOUND => Ok(Some(false)),
+            StatusCode::BAD_REQUEST | StatusCode::METHOD_NOT_ALLOWED if is_tag => Ok(None),
+            s => Err(self.failed(&format!("deleting {name}:{reference}"), s)),
         }
     }
 

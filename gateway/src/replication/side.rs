@@ -145,8 +145,10 @@ impl Side {
         }
     }
 
-    /// Links a blob the destination holds in `from` (or, here, in any
-    /// repository) into `repo`; false when it could not.
+    /// Links a blob the destination holds in `from` (or, here, in a
+    /// repository of the same project) into `repo`; false when it could
+    /// not. Here never from another project: a source could name a digest
+    /// it does not have and get a private project's blob exposed.
     pub async fn mount(
         &self,
         repo: &str,
@@ -161,7 +163,9 @@ impl Side {
             Side::Local(l) => {
                 let repo = repo_name(repo)?;
                 for candidate in l.registry.repos_with_blob(digest).await? {
-                    if candidate != repo && l.registry.mount_blob(&repo, digest, &candidate).await?
+                    if candidate != repo
+                        && candidate.project() == repo.project()
+                        && l.registry.mount_blob(&repo, digest, &candidate).await?
                     {
                         return Ok(true);
                     }
@@ -232,29 +236,18 @@ impl Side {
         }
     }
 
-    /// Deletes what a tag points at; false when it was not there.
-    pub async fn delete(&self, repo: &str, r: &str) -> Result<bool, GatewayError> {
+    /// Deletes a tag (only the tag) or an artifact by digest, as it was
+    /// deleted at the source; `Ok(None)` when the destination cannot
+    /// delete a tag alone.
+    pub async fn delete(&self, repo: &str, r: &str) -> Result<Option<bool>, GatewayError> {
         match self {
             Side::Remote(remote) => remote.delete(repo, r).await,
             Side::Local(l) => {
                 let name = repo_name(repo)?;
-                let Some(m) = self.manifest(repo, r).await? else {
-                    return Ok(false);
-                };
-                let done = absent(
-                    l.registry
-                        .delete_manifest(&name, &Reference::Digest(m.digest.clone()))
-                        .await,
-                )?
-                .is_some();
-                l.audit(
-                    "delete",
-                    "artifact",
-                    format!("{repo}@{}", m.digest),
-                    &name,
-                    done,
-                );
-                Ok(done)
+                let done =
+                    absent(l.registry.delete_manifest(&name, &reference(r)?).await)?.is_some();
+                l.audit("delete", "artifact", format!("{repo}:{r}"), &name, done);
+                Ok(Some(done))
             }
         }
     }

@@ -10,6 +10,9 @@ use super::models::{RegistryRef, ReplicationPolicy, ADAPTERS};
 use crate::app::App;
 use crate::error::GatewayError;
 
+/// The fastest `speed` (KiB/s) a policy may name: 1 TiB/s.
+const MAX_SPEED_KIB: i64 = 1 << 30;
+
 /// Checks a policy from the API; each refusal names the field.
 pub(crate) async fn spec(app: &App, body: ReplicationPolicy) -> Result<PolicySpec, GatewayError> {
     let bad = |m: String| GatewayError::BadRequest(m);
@@ -118,6 +121,7 @@ pub(crate) async fn spec(app: &App, body: ReplicationPolicy) -> Result<PolicySpe
                 )))
             }
         };
+        bounded("filter value", &value, 255)?;
         if value.is_empty() {
             // Harbor's portal sends empty filters for fields left blank.
             continue;
@@ -127,10 +131,11 @@ pub(crate) async fn spec(app: &App, body: ReplicationPolicy) -> Result<PolicySpe
     }
     let speed_kib = match body.speed.unwrap_or(-1) {
         -1 | 0 => None,
-        n if n > 0 => Some(n as u64),
+        // Up to 1 TiB/s: beyond, the bytes-per-second figure overflows.
+        n if (1..=MAX_SPEED_KIB).contains(&n) => Some(n as u64),
         n => {
             return Err(bad(format!(
-                "`speed` must be -1 (unlimited) or KiB/s above 0, not {n}"
+                "`speed` must be -1 (unlimited) or KiB/s from 1 to {MAX_SPEED_KIB}, not {n}"
             )))
         }
     };
