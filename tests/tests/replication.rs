@@ -882,3 +882,57 @@ fn a_hostile_source_neither_exhausts_berth_nor_borrows_another_projects_blobs() 
     assert_eq!(anonymous.head_blob("mirror/x", &layer).status(), 404);
     assert_eq!(anonymous.get_manifest("mirror/x", "1").status(), 404);
 }
+
+#[test]
+fn a_scheduled_policy_fires_by_its_cron_and_counts_in_metrics() {
+    let upstream = DockerRegistry::start();
+    let berth = Berth::start();
+    let api = Api::admin(&berth);
+    let image = Image::random(2);
+    admin_registry(&berth).push_image("library/nightly", "1", &image);
+    let endpoint = api.create_registry("dr", "docker-registry", &upstream.url(), None);
+    // At a second a few seconds from now, every minute.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let cron = format!("{} * * * * *", (now + 5) % 60);
+    let policy = api.create_replication_policy(&json!({
+        "name": "nightly",
+        "dest_registry": {"id": endpoint},
+        "filters": [{"type": "name", "value": "library/nightly"}],
+        "trigger": {"type": "scheduled", "trigger_settings": {"cron": cron}}
+    }));
+    let execution = poll("a scheduled execution", Duration::from_secs(90), || {
+        let (_, _, list) = api.get(&format!("/replication/executions?policy_id={policy}&trigger=scheduled"));
+        list.as_array()?.first()?["id"].as_i64()
+    });
+    let done = api.wait_replication(execution, Duration::from_secs(60));
+    assert_eq!(done["status"], "Succeed", "{done}");
+    Registry::new(&upstream.url()).assert_image("library/nightly", "1", &image);
+
+    // What it moved is in /metrics, by policy.
+    let (user, password) = berth.admin_credentials();
+    let text = berth_tests::registry::http_client(Some((user, password)))
+        .get(format!("{}/metrics", berth.url()))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{name}{{policy=\"nightly\"}}")))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} for the policy not in /metrics:\n{text}"))
+    };
+    let blobs: u64 = image.blobs().iter().map(|b| b.size()).sum();
+    assert_eq!(value("berth_replication_bytes_total") as u64, blobs);
+    assert_eq!(value("berth_replication_artifacts_total"), 1.0);
+    // The audit log names the execution.
+    let (_, _, logs) = api.get("/audit-logs?q=resource_type=replication_execution&page_size=100");
+    assert!(
+        logs.as_array().unwrap().iter().any(|l| l["resource"].as_str().unwrap_or("").starts_with("nightly #")),
+        "{logs}"
+    );
+}
