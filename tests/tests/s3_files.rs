@@ -30,6 +30,8 @@ mod protocol_referrers;
 mod proxy_cache;
 #[path = "quotas.rs"]
 mod quotas;
+#[path = "replication.rs"]
+mod replication;
 #[path = "retention.rs"]
 mod retention;
 

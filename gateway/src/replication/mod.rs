@@ -243,14 +243,15 @@ impl Replicator {
             artifacts: AtomicU64::new(0),
         });
         let tasks: Arc<Mutex<HashMap<i64, Arc<TaskState>>>> = Arc::default();
-        let beat = tokio::spawn(heartbeat(
+        // Aborted however `run` ends, also when a stop drops it midway.
+        let beat = AbortOnDrop(tokio::spawn(heartbeat(
             self.registry.clone(),
             execution,
             run.clone(),
             tasks.clone(),
-        ));
+        )));
         let outcome = self.execute(policy, execution, &run, &tasks, scope).await;
-        beat.abort();
+        drop(beat);
         flush(&self.registry, &tasks).await;
         let label = [spec.name.as_str()];
         self.counters
@@ -544,6 +545,15 @@ impl Replicator {
                 }
             }
         }
+    }
+}
+
+/// A task that ends with its handle.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
