@@ -904,7 +904,9 @@ fn a_scheduled_policy_fires_by_its_cron_and_counts_in_metrics() {
         "trigger": {"type": "scheduled", "trigger_settings": {"cron": cron}}
     }));
     let execution = poll("a scheduled execution", Duration::from_secs(90), || {
-        let (_, _, list) = api.get(&format!("/replication/executions?policy_id={policy}&trigger=scheduled"));
+        let (_, _, list) = api.get(&format!(
+            "/replication/executions?policy_id={policy}&trigger=scheduled"
+        ));
         list.as_array()?.first()?["id"].as_i64()
     });
     let done = api.wait_replication(execution, Duration::from_secs(60));
@@ -932,7 +934,10 @@ fn a_scheduled_policy_fires_by_its_cron_and_counts_in_metrics() {
     // The audit log names the execution.
     let (_, _, logs) = api.get("/audit-logs?q=resource_type=replication_execution&page_size=100");
     assert!(
-        logs.as_array().unwrap().iter().any(|l| l["resource"].as_str().unwrap_or("").starts_with("nightly #")),
+        logs.as_array().unwrap().iter().any(|l| l["resource"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("nightly #")),
         "{logs}"
     );
 }
