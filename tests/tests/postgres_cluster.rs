@@ -626,3 +626,59 @@ fn the_signing_key_rotates_without_downtime() {
         assert_eq!(resp.status(), 200, "old token at {}", node.url());
     }
 }
+
+/// Replication across instances: a stop asked of another instance than
+/// the one running the execution reaches it within seconds, and when that
+/// instance is killed the others mark its execution failed.
+#[test]
+fn a_replication_is_stopped_from_another_instance_and_failed_when_its_instance_dies() {
+    let mut cluster = Cluster::start(2);
+    let (user, pw) = cluster.admin_credentials();
+    let (user, pw) = (user.to_owned(), pw.to_owned());
+    let upstream = berth_tests::upstream::DockerRegistry::start();
+    let first = Api::as_user(&cluster.nodes[0], &user, &pw);
+    let second = Api::as_user(&cluster.nodes[1], &user, &pw);
+    let layer = berth_tests::content::Blob::random(8 << 20);
+    let image = Image::with_layers(vec![berth_tests::Layer {
+        diff_id: layer.digest.clone(),
+        blob: layer,
+    }]);
+    Registry::with_basic_auth(&cluster.nodes[0].url(), &user, &pw).push_image(
+        "library/slow",
+        "1",
+        &image,
+    );
+    let endpoint = first.create_registry("dr", "docker-registry", &upstream.url(), None);
+    let policy = first.create_replication_policy(&serde_json::json!({
+        "name": "slow", "dest_registry": {"id": endpoint},
+        "filters": [{"type": "name", "value": "library/slow"}], "speed": 256
+    }));
+    let moving = |api: &Api, execution: i64| {
+        let (_, _, tasks) = api.get(&format!("/replication/executions/{execution}/tasks"));
+        tasks[0]["bytes"].as_i64().unwrap_or(0) > 0
+    };
+
+    let execution = first.start_replication(policy);
+    within(Duration::from_secs(30), "bytes moving", || {
+        moving(&second, execution)
+    });
+    let (status, _, answer) = second.put(
+        &format!("/replication/executions/{execution}"),
+        &serde_json::json!({}),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let done = second.wait_replication(execution, Duration::from_secs(10));
+    assert_eq!(done["status"], "Stopped", "{done}");
+
+    let execution = first.start_replication(policy);
+    within(Duration::from_secs(30), "bytes moving again", || {
+        moving(&second, execution)
+    });
+    cluster.nodes[0].kill9();
+    let done = second.wait_replication(execution, Duration::from_secs(40));
+    assert_eq!(done["status"], "Failed", "{done}");
+    assert!(
+        done["status_text"].as_str().unwrap().contains("killed"),
+        "{done}"
+    );
+}
