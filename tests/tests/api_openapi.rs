@@ -369,6 +369,118 @@ fn real_responses_match_the_served_openapi_document() {
     );
     alice.expect(M::GET, "/api/v2.0/registries", None, 403);
     anon.expect(M::GET, "/api/v2.0/registries", None, 401);
+
+    // Replication.
+    admin.expect(
+        M::GET,
+        &format!("/api/v2.0/registries/{reg_id}/info"),
+        None,
+        200,
+    );
+    let policy = json!({"name": "push", "dest_registry": {"id": reg_id},
+        "filters": [{"type": "name", "value": "team/**"}],
+        "trigger": {"type": "manual"}});
+    admin.expect(
+        M::POST,
+        "/api/v2.0/replication/policies",
+        Some(policy.clone()),
+        201,
+    );
+    admin.expect(
+        M::POST,
+        "/api/v2.0/replication/policies",
+        Some(policy.clone()),
+        409,
+    );
+    admin.expect(
+        M::POST,
+        "/api/v2.0/replication/policies",
+        Some(json!({"name": "x", "dest_registry": {"id": reg_id}, "speed": -7})),
+        400,
+    );
+    let policies = admin.expect(
+        M::GET,
+        "/api/v2.0/replication/policies?q=name%3D~pu",
+        None,
+        200,
+    );
+    let policy_id = policies[0]["id"].as_i64().expect("policy id");
+    admin.expect(
+        M::GET,
+        &format!("/api/v2.0/replication/policies/{policy_id}"),
+        None,
+        200,
+    );
+    admin.expect(M::GET, "/api/v2.0/replication/policies/999", None, 404);
+    admin.expect(
+        M::PUT,
+        &format!("/api/v2.0/replication/policies/{policy_id}"),
+        Some(policy),
+        200,
+    );
+    admin.expect(
+        M::POST,
+        "/api/v2.0/replication/executions",
+        Some(json!({"policy_id": policy_id})),
+        201,
+    );
+    let executions = admin.expect(
+        M::GET,
+        &format!("/api/v2.0/replication/executions?policy_id={policy_id}"),
+        None,
+        200,
+    );
+    let execution = executions[0]["id"].as_i64().expect("execution id");
+    // Nothing listens at the endpoint: retries with backoff, stopped here.
+    admin.expect(
+        M::PUT,
+        &format!("/api/v2.0/replication/executions/{execution}"),
+        None,
+        200,
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while admin.expect(
+        M::GET,
+        &format!("/api/v2.0/replication/executions/{execution}"),
+        None,
+        200,
+    )["status"]
+        == "InProgress"
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the execution did not end"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    admin.expect(
+        M::GET,
+        &format!("/api/v2.0/replication/executions/{execution}/tasks"),
+        None,
+        200,
+    );
+    admin.expect(
+        M::PUT,
+        &format!("/api/v2.0/replication/executions/{execution}"),
+        None,
+        412,
+    );
+    admin.expect(
+        M::GET,
+        "/api/v2.0/replication/executions/999/tasks/1/log",
+        None,
+        404,
+    );
+    admin.expect(M::GET, "/api/v2.0/replication/adapters", None, 200);
+    admin.expect(M::GET, "/api/v2.0/replication/adapterinfos", None, 200);
+    alice.expect(M::GET, "/api/v2.0/replication/policies", None, 403);
+    anon.expect(M::GET, "/api/v2.0/replication/executions", None, 401);
+    admin.expect(
+        M::DELETE,
+        &format!("/api/v2.0/replication/policies/{policy_id}"),
+        None,
+        200,
+    );
     admin.expect(
         M::POST,
         "/api/v2.0/projects",
