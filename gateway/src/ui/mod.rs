@@ -21,8 +21,8 @@
 //! - `repository`: a repository's artifacts, an artifact, its tags.
 //! - `search`: projects and repositories by name.
 //! - `account`: the signed-in user's profile and password.
-//! - `admin`: administration: users, registry endpoints, quotas, garbage
-//!   collection, the configuration and health.
+//! - `admin`: administration: users, registry endpoints, replication,
+//!   quotas, garbage collection, the configuration and health.
 //! - `assets`: the stylesheet and script, compiled in.
 
 mod account;
@@ -172,6 +172,23 @@ async fn dispatch(
         PortalRoute::RegistryPing(id) if post => admin::registries::test(app, session, v, id).await,
         PortalRoute::RegistryDelete(id) if post => {
             admin::registries::delete(app, session, v, id).await
+        }
+        PortalRoute::Replication if get => admin::replication::list(app, v, query).await,
+        PortalRoute::Replication if post => admin::replication::create(app, session, v).await,
+        PortalRoute::ReplicationRun(id) if post => {
+            admin::replication::run(app, session, v, id).await
+        }
+        PortalRoute::ReplicationDelete(id) if post => {
+            admin::replication::delete(app, session, v, id).await
+        }
+        PortalRoute::ReplicationExecution(id) if get => {
+            admin::replication_runs::show(app, v, id, query).await
+        }
+        PortalRoute::ReplicationStop(id) if post => {
+            admin::replication_runs::stop(app, session, v, id).await
+        }
+        PortalRoute::ReplicationTaskLog(id, task) if get => {
+            admin::replication_runs::task_log(app, v, id, task).await
         }
         PortalRoute::Quotas if get => admin::quotas::list(app, v, query).await,
         PortalRoute::Quota(id) if post => admin::quotas::set(app, session, v, id).await,

@@ -164,7 +164,8 @@ pub fn human_time(unix_secs: i64) -> String {
     }
 }
 
-/// Pagination for a listing page: links keep the other query parameters.
+/// Pagination for a listing page: links keep the other query parameters
+/// (but for the language, remembered in a cookie, and a form's outcome).
 pub struct Pager {
     pub page: i64,
     pub pages: i64,
@@ -175,15 +176,28 @@ pub struct Pager {
 
 impl Pager {
     pub fn new(path: &str, query: &Query, page: crate::api::page::Page, total: i64) -> Pager {
+        Pager::keyed(path, query, "page", page, total)
+    }
+
+    /// A pager whose page number is the query parameter `key`, for a page
+    /// with two listings (each keeps the other's page in its links).
+    pub fn keyed(
+        path: &str,
+        query: &Query,
+        key: &str,
+        page: crate::api::page::Page,
+        total: i64,
+    ) -> Pager {
         let pages = ((total + page.size - 1) / page.size).max(1);
         let link = |n: i64| {
             let mut q = form_urlencoded::Serializer::new(String::new());
             for (k, v) in query.pairs() {
-                if k != "page" && k != "lang" {
+                // `done` is a finished form's flash: not for other pages.
+                if k != key && k != "lang" && k != "done" {
                     q.append_pair(k, v);
                 }
             }
-            q.append_pair("page", &n.to_string());
+            q.append_pair(key, &n.to_string());
             format!("{path}?{}", q.finish())
         };
         Pager {

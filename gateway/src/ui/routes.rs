@@ -82,6 +82,17 @@ pub enum PortalRoute {
     Registries,
     RegistryPing(i64),
     RegistryDelete(i64),
+    /// Replication policies (GET), or creating one (POST).
+    Replication,
+    /// "Replicate now" (POST): the policy's id.
+    ReplicationRun(i64),
+    ReplicationDelete(i64),
+    /// An execution's page: its id.
+    ReplicationExecution(i64),
+    /// Stopping an execution (POST).
+    ReplicationStop(i64),
+    /// A task's log: the execution and the task.
+    ReplicationTaskLog(i64, i64),
     Quotas,
     /// Setting a project's limit, by quota id (POST).
     Quota(i64),
@@ -144,6 +155,21 @@ pub fn parse(path: &str, post: bool) -> Result<PortalRoute, GatewayError> {
         ["admin", "registries"] => PortalRoute::Registries,
         ["admin", "registries", id, "ping"] if post => PortalRoute::RegistryPing(number(id)?),
         ["admin", "registries", id, "delete"] if post => PortalRoute::RegistryDelete(number(id)?),
+        ["admin", "replication"] => PortalRoute::Replication,
+        // Executions before a policy's actions: `executions` is no id.
+        ["admin", "replication", "executions", id] => {
+            PortalRoute::ReplicationExecution(number(id)?)
+        }
+        ["admin", "replication", "executions", id, "stop"] if post => {
+            PortalRoute::ReplicationStop(number(id)?)
+        }
+        ["admin", "replication", "executions", id, "tasks", task, "log"] if !post => {
+            PortalRoute::ReplicationTaskLog(number(id)?, number(task)?)
+        }
+        ["admin", "replication", id, "run"] if post => PortalRoute::ReplicationRun(number(id)?),
+        ["admin", "replication", id, "delete"] if post => {
+            PortalRoute::ReplicationDelete(number(id)?)
+        }
         ["admin", "quotas"] => PortalRoute::Quotas,
         ["admin", "quotas", id] if post => PortalRoute::Quota(number(id)?),
         ["admin", "logs"] => PortalRoute::AuditLog,
@@ -348,6 +374,56 @@ mod tests {
             ("/projects/team/policies/retention/rules/x/delete", true),
             ("/projects/team/policies/immutable/x/enable", true),
             ("/projects/team/policies/nope", false),
+        ] {
+            assert!(parse(path, post).is_err(), "{path}");
+        }
+    }
+
+    #[test]
+    fn reads_replication_paths() {
+        for (path, post, route) in [
+            ("/admin/replication", false, PortalRoute::Replication),
+            ("/admin/replication", true, PortalRoute::Replication),
+            (
+                "/admin/replication/4/run",
+                true,
+                PortalRoute::ReplicationRun(4),
+            ),
+            (
+                "/admin/replication/4/delete",
+                true,
+                PortalRoute::ReplicationDelete(4),
+            ),
+            (
+                "/admin/replication/executions/7",
+                false,
+                PortalRoute::ReplicationExecution(7),
+            ),
+            (
+                "/admin/replication/executions/7/stop",
+                true,
+                PortalRoute::ReplicationStop(7),
+            ),
+            (
+                "/admin/replication/executions/7/tasks/9/log",
+                false,
+                PortalRoute::ReplicationTaskLog(7, 9),
+            ),
+        ] {
+            assert_eq!(parse(path, post).unwrap(), route, "{path}");
+        }
+        for (path, post) in [
+            // Forms are POSTs only; a log is a GET only.
+            ("/admin/replication/4/run", false),
+            ("/admin/replication/4/delete", false),
+            ("/admin/replication/executions/7/stop", false),
+            ("/admin/replication/executions/7/tasks/9/log", true),
+            ("/admin/replication/x/run", true),
+            ("/admin/replication/executions/run", true),
+            ("/admin/replication/executions/x", false),
+            ("/admin/replication/executions/7/tasks/x/log", false),
+            ("/admin/replication/4/start", true),
+            ("/admin/replication/executions", false),
         ] {
             assert!(parse(path, post).is_err(), "{path}");
         }

@@ -7,6 +7,9 @@
 //!   disable, delete.
 //! - `registries`: registry endpoints: create, test the connection,
 //!   delete.
+//! - `replication`: replication policies: create, replicate now, delete;
+//!   the latest executions. `replication_runs`: an execution with its
+//!   tasks (stop while it runs), a task's log.
 //! - `quotas`: every project's storage use and limit.
 //! - `gc`: garbage collection: run, dry run, schedule, history, logs.
 //! - `logs`: the audit log of the whole registry, with filters.
@@ -19,6 +22,8 @@ pub mod gc;
 pub mod logs;
 pub mod quotas;
 pub mod registries;
+pub mod replication;
+pub mod replication_runs;
 pub mod system;
 pub mod users;
 
