@@ -211,25 +211,15 @@ impl Remote {
 
     /// `/v2/_catalog`, every page.
     async fn catalog(&self) -> Result<Vec<String>, GatewayError> {
-        let mut out = Vec::new();
-        let mut path = format!("/v2/_catalog?n={PAGE}");
-        loop {
-            let resp = self
-                .send(Method::GET, &path, "registry:catalog:*", |r| r)
-                .await?;
-            if !resp.status().is_success() {
-                return Err(self.failed("listing the catalog", resp.status()));
-            }
-            let next = next_link(&resp);
-            let body: serde_json::Value = self.json(resp).await?;
-            let names = body["repositories"].as_array().cloned().unwrap_or_default();
-            out.extend(names.iter().filter_map(|n| n.as_str().map(str::to_owned)));
-            self.bounded(out.len(), "its catalog")?;
-            match next {
-                Some(n) if !names.is_empty() && n != path => path = n,
-                _ => return Ok(out),
-            }
-        }
+        let first = format!("/v2/_catalog?n={PAGE}");
+        self.pages(
+            first,
+            "registry:catalog:*",
+            "repositories",
+            "its catalog",
+            false,
+        )
+        .await
     }
 
     /// Harbor's project and repository listings (which need no catalog
@@ -291,25 +281,41 @@ impl Remote {
     /// Every tag of a repository; none when it does not exist.
     pub async fn tags(&self, repo: &str) -> Result<Vec<String>, GatewayError> {
         let name = self.name(repo);
+        let first = format!("/v2/{name}/tags/list?n={PAGE}");
+        let what = format!("the tags of {name}");
+        self.pages(first, &scope(&name, "pull"), "tags", &what, true)
+            .await
+    }
+
+    /// Every page of a distribution listing (`Link: <...>; rel="next"`),
+    /// the names under `key`; with `missing_ok`, none when the listing
+    /// does not exist.
+    async fn pages(
+        &self,
+        first: String,
+        scope: &str,
+        key: &str,
+        what: &str,
+        missing_ok: bool,
+    ) -> Result<Vec<String>, GatewayError> {
         let mut out = Vec::new();
-        let mut path = format!("/v2/{name}/tags/list?n={PAGE}");
+        let mut path = first;
         loop {
-            let resp = self
-                .send(Method::GET, &path, &scope(&name, "pull"), |r| r)
-                .await?;
-            if resp.status() == StatusCode::NOT_FOUND {
+            let resp = self.send(Method::GET, &path, scope, |r| r).await?;
+            if resp.status() == StatusCode::NOT_FOUND && missing_ok {
                 return Ok(out);
             }
             if !resp.status().is_success() {
-                return Err(self.failed(&format!("listing the tags of {name}"), resp.status()));
+                return Err(self.failed(&format!("listing {what}"), resp.status()));
             }
             let next = next_link(&resp);
             let body: serde_json::Value = self.json(resp).await?;
-            let tags = body["tags"].as_array().cloned().unwrap_or_default();
-            out.extend(tags.iter().filter_map(|n| n.as_str().map(str::to_owned)));
-            self.bounded(out.len(), &format!("the tags of {name}"))?;
+            let names = body[key].as_array().cloned().unwrap_or_default();
+            out.extend(names.iter().filter_map(|n| n.as_str().map(str::to_owned)));
+            self.bounded(out.len(), what)?;
             match next {
-                Some(n) if !tags.is_empty() && n != path => path = n,
+                // A page linking to itself ends the listing.
+                Some(n) if !names.is_empty() && n != path => path = n,
                 _ => return Ok(out),
             }
         }
