@@ -117,9 +117,14 @@ pub async fn build(config: &Config) -> Result<Built, String> {
         config.quota.default_storage_limit,
         metrics.replication.clone(),
     ));
-    // On the runtime that builds the app: the side runtime when serving.
-    tokio::spawn(retention.clone().schedule());
-    tokio::spawn(replication.clone().schedule());
+    replication.start_events();
+    // The one scheduler, on the runtime that builds the app: the side
+    // runtime when serving.
+    tokio::spawn(crate::jobs::run(vec![
+        Arc::new(crate::jobs::gc::GcJob::new(registry.clone())),
+        Arc::new(retention.clone()),
+        Arc::new(crate::replication::ReplicationJob::new(replication.clone())),
+    ]));
     let app = Arc::new(App {
         registry,
         tokens,

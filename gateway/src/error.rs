@@ -79,6 +79,10 @@ pub enum GatewayError {
     /// The upstream refused berth's credentials for the endpoint.
     #[error("the upstream registry `{registry}` refused berth's credentials ({detail}); an administrator should fix the registry endpoint's credential")]
     UpstreamRefused { registry: String, detail: String },
+    /// The upstream answered in a way berth cannot use (an error status,
+    /// an answer too large or malformed); the detail says which.
+    #[error("the registry `{registry}` {detail}")]
+    UpstreamFailed { registry: String, detail: String },
     /// The upstream sent content whose digest is not the one asked for;
     /// nothing was cached.
     #[error("the upstream registry `{registry}` sent content for {digest} that does not match that digest; nothing was cached, the upstream may be corrupt")]
@@ -270,9 +274,9 @@ impl GatewayError {
             GatewayError::BodyTooSlow { .. } => p(408, "BLOB_UPLOAD_INVALID"),
             GatewayError::UpstreamUnreachable { .. } => p(503, "UNAVAILABLE"),
             GatewayError::UpstreamRateLimited { .. } => p(429, "TOOMANYREQUESTS"),
-            GatewayError::UpstreamRefused { .. } | GatewayError::UpstreamCorrupt { .. } => {
-                p(502, "UNAVAILABLE")
-            }
+            GatewayError::UpstreamRefused { .. }
+            | GatewayError::UpstreamCorrupt { .. }
+            | GatewayError::UpstreamFailed { .. } => p(502, "UNAVAILABLE"),
         }
     }
 }

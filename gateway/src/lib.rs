@@ -13,7 +13,8 @@
 //! - [`gc_cli`]: `berth gc`, one garbage collection from the command line.
 //! - [`keys_cli`]: `berth token-key rotate`, a new token signing key.
 //! - [`migrate_cli`]: `berth migrate`, an installation copied to PostgreSQL.
-//! - [`gc_schedule`]: scheduled GC runs and the purge of abandoned uploads.
+//! - [`jobs`]: the one scheduler: scheduled GC, retention and replication,
+//!   the purge of abandoned uploads.
 //! - [`tls`]: certificate files checked at start and reloaded while running.
 //! - [`redirect`]: the optional plain-HTTP listener that redirects to HTTPS.
 //! - [`http`]: reading bodies, writing replies, streaming blobs.
@@ -34,8 +35,8 @@ pub mod bufpool;
 pub mod cert_cli;
 pub mod error;
 pub mod gc_cli;
-pub mod gc_schedule;
 pub mod http;
+pub mod jobs;
 pub mod keys_cli;
 pub mod metrics;
 pub mod migrate_cli;

@@ -8,7 +8,7 @@ use berth_conf::{Config, LogFormat, TlsConfig};
 use berth_gateway::server::{self, ServerSettings};
 use berth_gateway::tls::{CertFiles, ReloadingCert};
 use berth_gateway::users_cli::{self, UserCommand};
-use berth_gateway::{bootstrap, cert_cli, gc_cli, gc_schedule, keys_cli, migrate_cli};
+use berth_gateway::{bootstrap, cert_cli, gc_cli, keys_cli, migrate_cli};
 use berth_storage::gc::GcOptions;
 use berth_storage::Registry;
 use clap::{Parser, Subcommand};
@@ -343,7 +343,6 @@ fn serve(mut config: Config) -> ExitCode {
             ttl: config.proxy.cache_ttl,
         },
     );
-    runtime.spawn(gc_schedule::run(built.app.registry.clone()));
     tracing::info!(listen = %config.listen, tls = tls.is_some(), data_dir = %config.data_dir.display(), "berth starting");
     let ran = server::run(
         &ServerSettings {

@@ -9,7 +9,6 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use berth_storage::artifacts::ArtifactDeletion;
 use berth_storage::audit::{now_ms, AuditLog, AuditRecord};
@@ -211,56 +210,48 @@ impl Runner {
         });
         Ok(deleted)
     }
+}
 
-    /// Fires scheduled policies, checking each second once (a late tick
-    /// catches up on the last minute). Several processes sharing the
-    /// database fire each schedule once: storage hands each second to one.
-    pub async fn schedule(self) {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut checked = now();
-        loop {
-            tick.tick().await;
-            let current = now();
-            if current <= checked {
-                continue;
+/// The scheduler's job: fires scheduled policies. Several processes
+/// sharing the database fire each schedule once: storage hands each
+/// second to one.
+#[async_trait::async_trait]
+impl crate::jobs::Periodic for Runner {
+    async fn due(&self, from: i64, to: i64) {
+        let policies = match self.registry.meta().scheduled_retention_policies().await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read retention schedules");
+                return;
             }
-            let policies = match self.registry.meta().scheduled_retention_policies().await {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read retention schedules");
+        };
+        for second in from..=to {
+            for policy in &policies {
+                if !policy.trigger.cron().is_some_and(|c| c.fires_at(second))
+                    || self.is_running(policy.id)
+                {
                     continue;
                 }
-            };
-            for second in (checked + 1).max(current - 60)..=current {
-                for policy in &policies {
-                    if !policy.trigger.cron().is_some_and(|c| c.fires_at(second))
-                        || self.is_running(policy.id)
-                    {
-                        continue;
+                match self
+                    .registry
+                    .meta()
+                    .claim_retention_fire(policy.id, second)
+                    .await
+                {
+                    Ok(true) => {
+                        if let Err(e) = self
+                            .start(policy.clone(), "SCHEDULE", false, SCHEDULER.into())
+                            .await
+                        {
+                            tracing::error!(policy = policy.id, error = %e, "cannot start a scheduled retention run");
+                        }
                     }
-                    match self
-                        .registry
-                        .meta()
-                        .claim_retention_fire(policy.id, second)
-                        .await
-                    {
-                        Ok(true) => {
-                            if let Err(e) = self
-                                .start(policy.clone(), "SCHEDULE", false, SCHEDULER.into())
-                                .await
-                            {
-                                tracing::error!(policy = policy.id, error = %e, "cannot start a scheduled retention run");
-                            }
-                        }
-                        Ok(false) => {}
-                        Err(e) => {
-                            tracing::warn!(policy = policy.id, error = %e, "cannot claim a retention schedule")
-                        }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(policy = policy.id, error = %e, "cannot claim a retention schedule")
                     }
                 }
             }
-            checked = current;
         }
     }
 }

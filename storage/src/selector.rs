@@ -206,22 +206,49 @@ fn expand_braces(pattern: &str) -> Vec<String> {
     out
 }
 
+/// Whether all of `s` matches pattern `p`. Each (pattern suffix, name
+/// suffix) pair is decided once: without that, runs of `*` backtrack
+/// exponentially (`**a**a**a…b` against `aaaa…`), and a rule is matched
+/// on the push path.
 fn glob(p: &[char], s: &[char]) -> bool {
+    let mut memo = Memo {
+        width: s.len() + 1,
+        seen: vec![None; (p.len() + 1) * (s.len() + 1)],
+    };
+    glob_in(p, s, &mut memo)
+}
+
+struct Memo {
+    width: usize,
+    seen: Vec<Option<bool>>,
+}
+
+fn glob_in(p: &[char], s: &[char], memo: &mut Memo) -> bool {
+    let key = p.len() * memo.width + s.len();
+    if let Some(known) = memo.seen[key] {
+        return known;
+    }
+    let result = glob_step(p, s, memo);
+    memo.seen[key] = Some(result);
+    result
+}
+
+fn glob_step(p: &[char], s: &[char], memo: &mut Memo) -> bool {
     let Some(&c) = p.first() else {
         return s.is_empty();
     };
     match c {
         '*' if p.get(1) == Some(&'*') => {
             let rest = &p[2..];
-            if rest.first() == Some(&'/') && glob(&rest[1..], s) {
+            if rest.first() == Some(&'/') && glob_in(&rest[1..], s, memo) {
                 return true;
             }
-            (0..=s.len()).any(|i| glob(rest, &s[i..]))
+            (0..=s.len()).any(|i| glob_in(rest, &s[i..], memo))
         }
         '*' => {
             let rest = &p[1..];
             for i in 0..=s.len() {
-                if glob(rest, &s[i..]) {
+                if glob_in(rest, &s[i..], memo) {
                     return true;
                 }
                 if s.get(i) == Some(&'/') {
@@ -230,7 +257,7 @@ fn glob(p: &[char], s: &[char]) -> bool {
             }
             false
         }
-        '?' => s.first().is_some_and(|&x| x != '/') && glob(&p[1..], &s[1..]),
+        '?' => s.first().is_some_and(|&x| x != '/') && glob_in(&p[1..], &s[1..], memo),
         '[' => {
             let Some(&x) = s.first() else {
                 return false;
@@ -254,16 +281,25 @@ fn glob(p: &[char], s: &[char]) -> bool {
                     k += 1;
                 }
             }
-            found != negated && x != '/' && glob(&p[end + 1..], &s[1..])
+            found != negated && x != '/' && glob_in(&p[end + 1..], &s[1..], memo)
         }
-        '\\' if p.len() > 1 => s.first() == Some(&p[1]) && glob(&p[2..], &s[1..]),
-        c => s.first() == Some(&c) && glob(&p[1..], &s[1..]),
+        '\\' if p.len() > 1 => s.first() == Some(&p[1]) && glob_in(&p[2..], &s[1..], memo),
+        c => s.first() == Some(&c) && glob_in(&p[1..], &s[1..], memo),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_exponential_backtracking() {
+        let pattern = format!("{}b", "**a".repeat(12));
+        let name = "a".repeat(200);
+        // Backtracking without memory would not finish this.
+        assert!(!doublestar(&pattern, &name));
+        assert!(doublestar(&pattern, &format!("{name}b")));
+    }
 
     #[test]
     fn doublestar_patterns() {

@@ -17,8 +17,8 @@ use super::page::Page;
 use super::request::{path_id, read_json, time, ApiRequest};
 use crate::app::App;
 use crate::error::{cause_chain, GatewayError};
-use crate::gc_schedule::{next_firing, ScheduleType};
 use crate::http::Reply;
+use crate::jobs::gc::{next_firing, ScheduleType};
 
 #[derive(OpenApi)]
 #[openapi(

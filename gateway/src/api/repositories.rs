@@ -569,7 +569,8 @@ pub async fn delete_artifact(
     match outcome {
         ArtifactDeletion::Deleted { .. } => {
             app.registry.forget_content().await;
-            app.replication.deleted(name.as_str(), &digest.to_string());
+            app.replication
+                .deleted(name.as_str(), &digest.to_string(), &digest);
             Ok(Reply::new(200))
         }
         ArtifactDeletion::Referenced { by } => Err(GatewayError::Precondition(format!(
@@ -745,6 +746,7 @@ pub async fn delete_tag(
         )));
     }
     app.registry.forget_content().await;
-    app.replication.deleted(name.as_str(), tag.as_str());
+    app.replication
+        .deleted(name.as_str(), tag.as_str(), &digest);
     Ok(Reply::new(200))
 }

@@ -65,23 +65,39 @@ pub struct Run {
 }
 
 /// A task's own progress and log, written to the database as it goes.
-#[derive(Default)]
 pub struct TaskState {
     pub bytes: AtomicU64,
     pub artifacts_done: AtomicU64,
     pub artifacts_total: AtomicU64,
     pub log: Mutex<String>,
+    /// Bytes of log kept so far; past `MAX_LOG` lines are dropped.
+    logged: AtomicU64,
 }
+
+/// The longest line and the most log a task keeps: a registry's messages
+/// end up in them, and the registry chooses their length.
+const MAX_LINE: usize = 2048;
+const MAX_LOG: u64 = 1 << 20;
 
 impl TaskState {
     pub fn line(&self, text: impl AsRef<str>) {
+        let text = text.as_ref();
+        let text = match text.char_indices().nth(MAX_LINE) {
+            Some((cut, _)) => format!("{}…", &text[..cut]),
+            None => text.to_owned(),
+        };
+        let secs = berth_storage::audit::now_ms() / 1000;
+        let line = format!("{} {text}\n", crate::api::request::time(secs));
+        let before = self.logged.fetch_add(line.len() as u64, Ordering::Relaxed);
+        if before >= MAX_LOG {
+            return;
+        }
         if let Ok(mut log) = self.log.lock() {
-            let secs = berth_storage::audit::now_ms() / 1000;
-            log.push_str(&format!(
-                "{} {}\n",
-                crate::api::request::time(secs),
-                text.as_ref()
-            ));
+            if before + line.len() as u64 >= MAX_LOG {
+                log.push_str("(the log reached 1 MiB; later lines are not kept)\n");
+            } else {
+                log.push_str(&line);
+            }
         }
     }
 
@@ -91,6 +107,18 @@ impl TaskState {
             .lock()
             .map(|mut l| std::mem::take(&mut *l))
             .unwrap_or_default()
+    }
+}
+
+impl Default for TaskState {
+    fn default() -> TaskState {
+        TaskState {
+            bytes: AtomicU64::new(0),
+            artifacts_done: AtomicU64::new(0),
+            artifacts_total: AtomicU64::new(0),
+            log: Mutex::new(String::new()),
+            logged: AtomicU64::new(0),
+        }
     }
 }
 

@@ -23,11 +23,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth_storage::audit::{now_ms, AuditLog, AuditRecord};
+use berth_storage::oci::Digest;
 use berth_storage::replication::filter::{
     destination_name, literal_repository, selects_repository, selects_tag,
 };
-use berth_storage::replication::{FilterKind, Policy, Progress, FAILED, STOPPED, SUCCEED};
+use berth_storage::replication::{FilterKind, Policy, Progress, Trigger, FAILED, STOPPED, SUCCEED};
 use berth_storage::Registry;
+use tokio::sync::mpsc;
 
 use crate::error::{cause_chain, GatewayError};
 use crate::metrics::ReplicationCounters;
@@ -41,6 +43,8 @@ const HEARTBEAT: Duration = Duration::from_secs(2);
 /// An execution whose heartbeat is older than this was left by a process
 /// that died.
 const ABANDONED_AFTER: i64 = 15;
+/// How often (seconds) executions of dead processes are looked for.
+const SWEEP_EVERY: i64 = 5;
 /// Repositories copied at once by one execution.
 const PARALLEL_TASKS: usize = 3;
 /// Requests in flight to one registry endpoint, over all executions.
@@ -51,6 +55,11 @@ const STOP_GRACE: Duration = Duration::from_secs(3);
 /// How long an event waits for a running execution of its policy (one at
 /// a time) before it is given up.
 const EVENT_WAIT: Duration = Duration::from_secs(3600);
+/// Events waiting to be matched against the policies, and events waiting
+/// for one policy: past these, events are dropped (and logged) rather
+/// than held without bound.
+const EVENT_QUEUE: usize = 10_000;
+const POLICY_QUEUE: usize = 1_000;
 
 /// What starts an execution and what it covers.
 #[derive(Debug, Clone)]
@@ -59,8 +68,13 @@ pub enum Scope {
     All,
     /// A push here: these tags of one repository.
     Pushed { repo: String, tags: Vec<String> },
-    /// A delete here: one artifact (tag or digest) of one repository.
-    Deleted { repo: String, reference: String },
+    /// A delete here: a tag or an artifact (`reference`) of one
+    /// repository, which was `digest`.
+    Deleted {
+        repo: String,
+        reference: String,
+        digest: Digest,
+    },
 }
 
 pub struct Replicator {
@@ -73,8 +87,11 @@ pub struct Replicator {
     counters: ReplicationCounters,
     /// Each endpoint's request limit.
     limits: Mutex<HashMap<i64, Arc<tokio::sync::Semaphore>>>,
+    /// Pushes and deletes here, in order, for the event-based policies.
+    events: mpsc::Sender<Event>,
+    events_in: Mutex<Option<mpsc::Receiver<Event>>>,
     /// Each event-based policy's queue: its events run one after another.
-    event_turns: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    policy_queues: Mutex<HashMap<i64, mpsc::Sender<Scope>>>,
 }
 
 impl Replicator {
@@ -85,6 +102,7 @@ impl Replicator {
         default_limit: Option<u64>,
         counters: ReplicationCounters,
     ) -> Replicator {
+        let (events, events_in) = mpsc::channel(EVENT_QUEUE);
         Replicator {
             registry,
             upstreams,
@@ -93,7 +111,9 @@ impl Replicator {
             running: Mutex::default(),
             counters,
             limits: Mutex::default(),
-            event_turns: Mutex::default(),
+            events,
+            events_in: Mutex::new(Some(events_in)),
+            policy_queues: Mutex::default(),
         }
     }
 
@@ -301,7 +321,11 @@ impl Replicator {
                 (repos, None, None)
             }
             Scope::Pushed { repo, tags } => (vec![repo], Some(tags), None),
-            Scope::Deleted { repo, reference } => (vec![repo], None, Some(reference)),
+            Scope::Deleted {
+                repo,
+                reference,
+                digest,
+            } => (vec![repo], None, Some((reference, digest))),
         };
         let failed = Arc::new(AtomicU64::new(0));
         let only = only.as_deref();
@@ -335,7 +359,9 @@ impl Replicator {
                     lock(tasks).insert(task_id, state.clone());
                     state.line(format!("{operation} {} {repo} -> {} {dst_repo}", run.src.label(), run.dst.label()));
                     let outcome = match &deletion {
-                        Some(reference) => delete(run, &state, &dst_repo, reference).await,
+                        Some((reference, digest)) => {
+                            delete(run, &state, &dst_repo, reference, digest).await
+                        }
                         None => run.copy_repository(&state, &repo, &dst_repo, only).await,
                     };
                     let status = match outcome {
@@ -363,75 +389,6 @@ impl Replicator {
         Ok(failed.load(Ordering::Relaxed))
     }
 
-    /// Marks executions left by dead processes failed; fires scheduled
-    /// policies. Runs forever.
-    pub async fn schedule(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut checked = now();
-        let mut policies: Vec<Policy> = Vec::new();
-        let mut next_sweep = 0;
-        loop {
-            tick.tick().await;
-            let current = now();
-            if current >= next_sweep {
-                next_sweep = current + 5;
-                self.sweep().await;
-                match self
-                    .registry
-                    .meta()
-                    .triggered_replication_policies("Scheduled")
-                    .await
-                {
-                    Ok(p) => policies = p,
-                    Err(e) => {
-                        tracing::warn!(error = %cause_chain(&e), "cannot read replication schedules")
-                    }
-                }
-            }
-            if current <= checked {
-                continue;
-            }
-            for second in (checked + 1).max(current - 60)..=current {
-                for policy in &policies {
-                    if !policy
-                        .spec
-                        .trigger
-                        .cron()
-                        .is_some_and(|c| c.fires_at(second))
-                    {
-                        continue;
-                    }
-                    match self
-                        .registry
-                        .meta()
-                        .claim_replication_fire(policy.id, second)
-                        .await
-                    {
-                        Ok(true) => {
-                            if let Err(e) = self
-                                .start(
-                                    policy.clone(),
-                                    "scheduled",
-                                    Scope::All,
-                                    "replication-scheduler",
-                                )
-                                .await
-                            {
-                                tracing::warn!(policy = policy.id, error = %e, "a scheduled replication did not start");
-                            }
-                        }
-                        Ok(false) => {}
-                        Err(e) => {
-                            tracing::warn!(policy = policy.id, error = %cause_chain(&e), "cannot claim a replication schedule")
-                        }
-                    }
-                }
-            }
-            checked = current;
-        }
-    }
-
     /// Marks failed the executions whose process stopped beating.
     pub async fn sweep(&self) {
         match self
@@ -451,81 +408,136 @@ impl Replicator {
     }
 
     /// A push here: event-based policies whose filters select it copy it.
-    pub fn pushed(self: &Arc<Self>, repo: &str, tag: &str) {
-        self.event(repo.to_owned(), tag.to_owned(), false);
+    pub fn pushed(&self, repo: &str, tag: &str) {
+        self.event(Event {
+            repo: repo.to_owned(),
+            reference: tag.to_owned(),
+            deleted: None,
+        });
     }
 
-    /// A delete here: event-based policies with `replicate_deletion`
-    /// delete it at their destination.
-    pub fn deleted(self: &Arc<Self>, repo: &str, reference: &str) {
-        self.event(repo.to_owned(), reference.to_owned(), true);
+    /// A delete here of a tag or an artifact that was `digest`:
+    /// event-based policies with `replicate_deletion` delete it at their
+    /// destination.
+    pub fn deleted(&self, repo: &str, reference: &str, digest: &Digest) {
+        self.event(Event {
+            repo: repo.to_owned(),
+            reference: reference.to_owned(),
+            deleted: Some(digest.clone()),
+        });
     }
 
-    fn event(self: &Arc<Self>, repo: String, reference: String, deletion: bool) {
+    /// Queues an event, in the order events happen here; never waits (a
+    /// push's answer does not depend on replication).
+    fn event(&self, event: Event) {
+        if let Err(e) = self.events.try_send(event) {
+            tracing::warn!(error = %e, "replication events are not keeping up; an event was dropped");
+        }
+    }
+
+    /// Starts the task that hands events to their policies, in order.
+    pub fn start_events(self: &Arc<Self>) {
+        let Some(mut events) = lock(&self.events_in).take() else {
+            return;
+        };
         let me = self.clone();
         tokio::spawn(async move {
-            let policies = match me
-                .registry
-                .meta()
-                .triggered_replication_policies("EventBased")
-                .await
-            {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::warn!(error = %cause_chain(&e), "cannot read event-based replication policies");
-                    return;
-                }
-            };
-            let is_tag = reference.parse::<berth_storage::oci::Digest>().is_err();
-            for policy in policies {
-                let spec = &policy.spec;
-                let has_tag_filter = spec.filters.iter().any(|f| f.kind == FilterKind::Tag);
-                let wanted = spec.src_registry.is_none()
-                    && selects_repository(&spec.filters, &repo)
-                    && if deletion {
-                        // A digest deleted here names no tag to check the
-                        // tag filter against: with one, it is not
-                        // replicated (the destination's artifact may hold
-                        // tags the policy never copied).
-                        spec.replicate_deletion
-                            && if is_tag {
-                                selects_tag(&spec.filters, &reference)
-                            } else {
-                                !has_tag_filter
-                            }
-                    } else {
-                        is_tag && selects_tag(&spec.filters, &reference)
-                    };
-                if !wanted {
-                    continue;
-                }
-                let scope = if deletion {
-                    Scope::Deleted {
-                        repo: repo.clone(),
-                        reference: reference.clone(),
-                    }
-                } else {
-                    Scope::Pushed {
-                        repo: repo.clone(),
-                        tags: vec![reference.clone()],
-                    }
-                };
-                let me = me.clone();
-                tokio::spawn(async move { me.in_turn(policy, scope).await });
+            while let Some(event) = events.recv().await {
+                me.dispatch(event).await;
             }
         });
     }
 
-    /// Runs an event's execution after the policy's earlier events, in the
-    /// order they happened: a push then a delete (or two pushes of one tag)
-    /// reach the destination in that order. An execution already running
-    /// (one at a time) is waited for, not a reason to drop the event.
-    async fn in_turn(&self, policy: Policy, scope: Scope) {
-        let turn = lock(&self.event_turns)
-            .entry(policy.id)
-            .or_default()
-            .clone();
-        let _turn = turn.lock().await;
+    /// Queues an event for each event-based policy that selects it.
+    async fn dispatch(self: &Arc<Self>, event: Event) {
+        let policies = match self
+            .registry
+            .meta()
+            .triggered_replication_policies("EventBased")
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %cause_chain(&e), "cannot read event-based replication policies");
+                return;
+            }
+        };
+        let Event {
+            repo,
+            reference,
+            deleted,
+        } = event;
+        let is_tag = reference.parse::<Digest>().is_err();
+        for policy in policies {
+            let spec = &policy.spec;
+            let filtered = |kind| spec.filters.iter().any(|f| f.kind == kind);
+            let wanted = spec.src_registry.is_none()
+                && selects_repository(&spec.filters, &repo)
+                && match deleted {
+                    // What was deleted is gone: a digest has no tag to
+                    // check a tag filter against, and neither has a
+                    // resource type any more. With such filters deletes
+                    // are not replicated (the destination may hold more
+                    // than the policy ever copied).
+                    Some(_) => {
+                        spec.replicate_deletion
+                            && !filtered(FilterKind::Resource)
+                            && if is_tag {
+                                selects_tag(&spec.filters, &reference)
+                            } else {
+                                !filtered(FilterKind::Tag)
+                            }
+                    }
+                    None => is_tag && selects_tag(&spec.filters, &reference),
+                };
+            if !wanted {
+                continue;
+            }
+            let scope = match &deleted {
+                Some(digest) => Scope::Deleted {
+                    repo: repo.clone(),
+                    reference: reference.clone(),
+                    digest: digest.clone(),
+                },
+                None => Scope::Pushed {
+                    repo: repo.clone(),
+                    tags: vec![reference.clone()],
+                },
+            };
+            let queue = lock(&self.policy_queues)
+                .entry(policy.id)
+                .or_insert_with(|| self.policy_worker(policy.id))
+                .clone();
+            if queue.try_send(scope).is_err() {
+                tracing::warn!(policy = policy.id, "more than {POLICY_QUEUE} events wait for this policy (is its destination down?); an event was dropped");
+            }
+        }
+    }
+
+    /// The task that runs one policy's events one after another, each
+    /// with the policy as it is then (a policy disabled or deleted since
+    /// runs none). An execution already running (one at a time) is waited
+    /// for, not a reason to drop the event.
+    fn policy_worker(self: &Arc<Self>, policy_id: i64) -> mpsc::Sender<Scope> {
+        let (tx, mut rx) = mpsc::channel::<Scope>(POLICY_QUEUE);
+        let me = self.clone();
+        tokio::spawn(async move {
+            while let Some(scope) = rx.recv().await {
+                let policy = match me.registry.meta().replication_policy(policy_id).await {
+                    Ok(Some(p)) if p.spec.enabled && p.spec.trigger == Trigger::EventBased => p,
+                    Ok(_) => continue,
+                    Err(e) => {
+                        tracing::warn!(policy = policy_id, error = %cause_chain(&e), "cannot read a replication policy; an event was dropped");
+                        continue;
+                    }
+                };
+                me.run_event(policy, scope).await;
+            }
+        });
+        tx
+    }
+
+    async fn run_event(&self, policy: Policy, scope: Scope) {
         let deadline = tokio::time::Instant::now() + EVENT_WAIT;
         loop {
             match self
@@ -542,6 +554,98 @@ impl Replicator {
                 Err(e) => {
                     tracing::warn!(policy = policy.id, error = %e, scope = ?scope, "an event-based replication did not run");
                     return;
+                }
+            }
+        }
+    }
+}
+
+/// A push or delete here, as the replicator queues it.
+#[derive(Debug)]
+struct Event {
+    repo: String,
+    reference: String,
+    /// For a delete: the digest that was deleted (or tagged).
+    deleted: Option<Digest>,
+}
+
+/// The scheduler's job: marks executions left by dead processes failed
+/// (every few seconds) and fires scheduled policies, each second of each
+/// policy claimed in the database by one process.
+pub struct ReplicationJob {
+    pub replicator: Arc<Replicator>,
+    next_sweep: Mutex<i64>,
+}
+
+impl ReplicationJob {
+    pub fn new(replicator: Arc<Replicator>) -> ReplicationJob {
+        ReplicationJob {
+            replicator,
+            next_sweep: Mutex::new(0),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::jobs::Periodic for ReplicationJob {
+    async fn due(&self, from: i64, to: i64) {
+        let me = &self.replicator;
+        let sweep = {
+            let mut next = lock(&self.next_sweep);
+            let due = to >= *next;
+            if due {
+                *next = to + SWEEP_EVERY;
+            }
+            due
+        };
+        if sweep {
+            me.sweep().await;
+        }
+        let policies = match me
+            .registry
+            .meta()
+            .triggered_replication_policies("Scheduled")
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %cause_chain(&e), "cannot read replication schedules");
+                return;
+            }
+        };
+        for second in from..=to {
+            for policy in &policies {
+                if !policy
+                    .spec
+                    .trigger
+                    .cron()
+                    .is_some_and(|c| c.fires_at(second))
+                {
+                    continue;
+                }
+                match me
+                    .registry
+                    .meta()
+                    .claim_replication_fire(policy.id, second)
+                    .await
+                {
+                    Ok(true) => {
+                        if let Err(e) = me
+                            .start(
+                                policy.clone(),
+                                "scheduled",
+                                Scope::All,
+                                "replication-scheduler",
+                            )
+                            .await
+                        {
+                            tracing::warn!(policy = policy.id, error = %e, "a scheduled replication did not start");
+                        }
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(policy = policy.id, error = %cause_chain(&e), "cannot claim a replication schedule")
+                    }
                 }
             }
         }
@@ -588,7 +692,23 @@ async fn delete(
     state: &Arc<TaskState>,
     dst_repo: &str,
     reference: &str,
+    digest: &Digest,
 ) -> Result<(), Halt> {
+    // A tag that points elsewhere at the destination is the destination's
+    // own (override off left it alone): it stays.
+    if reference.parse::<Digest>().is_err() {
+        match run.dst.manifest_digest(dst_repo, reference).await? {
+            Some(there) if there != *digest => {
+                state.line(format!(
+                    "{dst_repo}:{reference} is {there} at the destination, not the deleted \
+                     {digest}; left there"
+                ));
+                state.artifacts_done.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+            _ => {}
+        }
+    }
     match run.dst.delete(dst_repo, reference).await? {
         Some(true) => state.line(format!("deleted {dst_repo}:{reference}")),
         Some(false) => state.line(format!("{dst_repo}:{reference} was not at the destination")),

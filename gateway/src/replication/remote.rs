@@ -27,6 +27,11 @@ const PAGE: usize = 1000;
 const MAX_NAMES: usize = 100_000;
 /// The largest JSON answer read (a page of a listing).
 const MAX_JSON: usize = 16 << 20;
+/// The most bytes and pages one listing may take, whatever its names.
+const MAX_LISTING_BYTES: usize = 64 << 20;
+const MAX_PAGES: usize = 1000;
+/// The most of an error answer kept for the task log.
+const MAX_ERROR_TEXT: usize = 2048;
 /// A request as a whole, but for blob bodies (which only have the
 /// client's limit on the pause between two reads).
 const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -71,10 +76,46 @@ impl Remote {
         reqwest::Url::parse(url).is_ok_and(|u| same_origin(&u, registry_base(&self.endpoint)))
     }
 
+    /// An answer berth cannot go on with; 401 and 403 are about the
+    /// endpoint's credential, anything else is not.
     fn failed(&self, what: &str, status: StatusCode) -> GatewayError {
-        GatewayError::UpstreamRefused {
+        match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => GatewayError::UpstreamRefused {
+                registry: self.endpoint.name.clone(),
+                detail: format!("{what}: {status}"),
+            },
+            _ => self.failure(format!("answered {status} to {what}")),
+        }
+    }
+
+    /// A refused write, with the start of what the destination said (its
+    /// error body is the destination's to size: only `MAX_ERROR_TEXT` of
+    /// it is read).
+    async fn refusal(&self, resp: Response, what: &str) -> GatewayError {
+        let status = resp.status();
+        let mut said = Vec::new();
+        let mut body = resp.bytes_stream();
+        while let Some(Ok(piece)) = body.next().await {
+            said.extend_from_slice(&piece);
+            if said.len() >= MAX_ERROR_TEXT {
+                said.truncate(MAX_ERROR_TEXT);
+                break;
+            }
+        }
+        let said = String::from_utf8_lossy(&said);
+        let mut e = self.failed(what, status);
+        if let GatewayError::UpstreamRefused { detail, .. }
+        | GatewayError::UpstreamFailed { detail, .. } = &mut e
+        {
+            detail.push_str(&format!(" ({})", said.trim()));
+        }
+        e
+    }
+
+    fn failure(&self, detail: String) -> GatewayError {
+        GatewayError::UpstreamFailed {
             registry: self.endpoint.name.clone(),
-            detail: format!("{what}: {status}"),
+            detail,
         }
     }
 
@@ -110,7 +151,7 @@ impl Remote {
             if let Some(a) = auth.filter(|_| self.ours(&self.url(path))) {
                 req = req.header(AUTHORIZATION, a);
             }
-            let blob_body = method == Method::GET && path.contains("/blobs/");
+            let blob_body = method == Method::GET && is_blob(path);
             if !blob_body {
                 req = req.timeout(CALL_TIMEOUT);
             }
@@ -141,14 +182,21 @@ impl Remote {
     }
 
     /// A listing past `MAX_NAMES` ends the execution.
-    fn bounded(&self, names: usize, what: &str) -> Result<(), GatewayError> {
-        if names > MAX_NAMES {
-            return Err(GatewayError::UpstreamRefused {
-                registry: self.endpoint.name.clone(),
-                detail: format!(
-                    "{what} lists more than {MAX_NAMES} names; narrow the policy with a name filter"
-                ),
-            });
+    /// A listing past `MAX_NAMES` names, `MAX_PAGES` pages or
+    /// `MAX_LISTING_BYTES` ends the execution, however the source pages.
+    fn bounded(
+        &self,
+        names: usize,
+        page: usize,
+        read: usize,
+        what: &str,
+    ) -> Result<(), GatewayError> {
+        if names > MAX_NAMES || page > MAX_PAGES || read > MAX_LISTING_BYTES {
+            return Err(self.failure(format!(
+                "{what} lists more than {MAX_NAMES} names (or {MAX_PAGES} pages, or {} MiB); \
+                 narrow the policy with a name filter",
+                MAX_LISTING_BYTES >> 20
+            )));
         }
         Ok(())
     }
@@ -161,10 +209,7 @@ impl Remote {
         max: usize,
         what: &str,
     ) -> Result<Bytes, GatewayError> {
-        let too_large = || GatewayError::UpstreamRefused {
-            registry: self.endpoint.name.clone(),
-            detail: format!("{what} is larger than {} MiB", max >> 20),
-        };
+        let too_large = || self.failure(format!("sent {what} larger than {} MiB", max >> 20));
         if resp.content_length().is_some_and(|n| n > max as u64) {
             return Err(too_large());
         }
@@ -183,12 +228,12 @@ impl Remote {
     async fn json<T: serde::de::DeserializeOwned>(
         &self,
         resp: Response,
+        read: &mut usize,
     ) -> Result<T, GatewayError> {
         let raw = self.read_capped(resp, MAX_JSON, "a listing").await?;
-        serde_json::from_slice(&raw).map_err(|e| GatewayError::UpstreamRefused {
-            registry: self.endpoint.name.clone(),
-            detail: format!("an answer that is not the JSON expected: {e}"),
-        })
+        *read += raw.len();
+        serde_json::from_slice(&raw)
+            .map_err(|e| self.failure(format!("sent an answer that is not the JSON expected: {e}")))
     }
 
     /// The upstream's name for a repository (Docker Hub's `library/`).
@@ -240,19 +285,20 @@ impl Remote {
     /// The `name` of every item of a paged Harbor listing.
     async fn api_names(&self, path: &str) -> Result<Vec<String>, GatewayError> {
         let mut out = Vec::new();
+        let mut read = 0;
         for page in 1.. {
+            self.bounded(out.len(), page, read, path)?;
             let url = format!("{path}?page={page}&page_size=100");
             let resp = self.api(Method::GET, &url, |r| r).await?;
             if !resp.status().is_success() {
                 return Err(self.failed(&format!("listing {path}"), resp.status()));
             }
-            let items: Vec<serde_json::Value> = self.json(resp).await?;
+            let items: Vec<serde_json::Value> = self.json(resp, &mut read).await?;
             out.extend(
                 items
                     .iter()
                     .filter_map(|i| i["name"].as_str().map(str::to_owned)),
             );
-            self.bounded(out.len(), path)?;
             if items.len() < 100 {
                 break;
             }
@@ -275,7 +321,11 @@ impl Remote {
         if let Some(c) = &self.endpoint.credential {
             req = req.basic_auth(&c.access_key, Some(&c.access_secret));
         }
-        build(req).send().await.map_err(|e| self.unreachable(&e))
+        let _turn = self.limit.acquire().await;
+        build(req.timeout(CALL_TIMEOUT))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))
     }
 
     /// Every tag of a repository; none when it does not exist.
@@ -300,7 +350,9 @@ impl Remote {
     ) -> Result<Vec<String>, GatewayError> {
         let mut out = Vec::new();
         let mut path = first;
-        loop {
+        let mut read = 0;
+        for page in 1.. {
+            self.bounded(out.len(), page, read, what)?;
             let resp = self.send(Method::GET, &path, scope, |r| r).await?;
             if resp.status() == StatusCode::NOT_FOUND && missing_ok {
                 return Ok(out);
@@ -309,16 +361,16 @@ impl Remote {
                 return Err(self.failed(&format!("listing {what}"), resp.status()));
             }
             let next = next_link(&resp);
-            let body: serde_json::Value = self.json(resp).await?;
+            let body: serde_json::Value = self.json(resp, &mut read).await?;
             let names = body[key].as_array().cloned().unwrap_or_default();
             out.extend(names.iter().filter_map(|n| n.as_str().map(str::to_owned)));
-            self.bounded(out.len(), what)?;
             match next {
                 // A page linking to itself ends the listing.
                 Some(n) if !names.is_empty() && n != path => path = n,
                 _ => return Ok(out),
             }
         }
+        Ok(out)
     }
 
     pub async fn manifest(
@@ -629,12 +681,9 @@ impl Remote {
             )
             .await?;
         if resp.status() != StatusCode::CREATED {
-            let status = resp.status();
-            let text = resp.text().await.unwrap_or_default();
-            return Err(GatewayError::UpstreamRefused {
-                registry: self.endpoint.name.clone(),
-                detail: format!("completing {name}@{digest}: {status} {}", text.trim()),
-            });
+            return Err(self
+                .refusal(resp, &format!("completing {name}@{digest}"))
+                .await);
         }
         Ok(())
     }
@@ -690,12 +739,9 @@ impl Remote {
             )
             .await?;
         if resp.status() != StatusCode::CREATED {
-            let status = resp.status();
-            let text = resp.text().await.unwrap_or_default();
-            return Err(GatewayError::UpstreamRefused {
-                registry: self.endpoint.name.clone(),
-                detail: format!("storing {name}:{reference}: {status} {}", text.trim()),
-            });
+            return Err(self
+                .refusal(resp, &format!("storing {name}:{reference}"))
+                .await);
         }
         Ok(())
     }
@@ -754,6 +800,15 @@ impl Remote {
             s => Err(self.failed(&format!("creating the project {project}"), s)),
         }
     }
+}
+
+/// Whether a path is a blob's (`.../blobs/<algorithm>:<hex>`): its body
+/// may take long. Repository names hold no `:`, so no other path passes.
+fn is_blob(path: &str) -> bool {
+    let path = path.split('?').next().unwrap_or(path);
+    let mut segments = path.rsplit('/');
+    let last = segments.next().unwrap_or("");
+    last.contains(':') && segments.next() == Some("blobs")
 }
 
 /// The `Location` of a response, as a path or URL.

@@ -75,8 +75,21 @@ pub async fn delete(
     repo: &RepoName,
     reference: &Reference,
 ) -> Result<Reply, GatewayError> {
+    // What the reference was, for replication's deletes (a tag that moved
+    // at the destination is not deleted there).
+    let digest = match reference {
+        Reference::Digest(d) => Some(d.clone()),
+        Reference::Tag(_) => app
+            .registry
+            .get_manifest(repo, reference)
+            .await
+            .ok()
+            .map(|m| m.digest.clone()),
+    };
     app.registry.delete_manifest(repo, reference).await?;
-    app.replication
-        .deleted(repo.as_str(), &reference.to_string());
+    if let Some(digest) = digest {
+        app.replication
+            .deleted(repo.as_str(), &reference.to_string(), &digest);
+    }
     Ok(Reply::new(202))
 }

@@ -1,20 +1,19 @@
-//! The server's background work for garbage collection: scheduled GC runs
-//! (Harbor's schedule types, cron in UTC) and the periodic purge of
-//! abandoned uploads. Runs on the side runtime; every process of a
-//! scale-out deployment runs it, and the database decides which one fires
-//! (a compare-and-set on the schedule, then the GC lock).
+//! Garbage collection's schedule (Harbor's schedule types, cron in UTC)
+//! and the periodic purge of abandoned uploads, as a job of the one
+//! scheduler. Every process of a scale-out deployment runs it, and the
+//! database decides which one fires (a compare-and-set on the schedule,
+//! then the GC lock).
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use berth_storage::gc::{purge_interval, GcKind, GcSchedule};
 use berth_storage::{Registry, StorageError};
 
+use super::Periodic;
 use crate::error::cause_chain;
 use berth_storage::cron::Cron;
-
-/// How often the schedule is looked at: Harbor's cron has seconds.
-const TICK: Duration = Duration::from_secs(1);
 
 /// Harbor's schedule types (`ScheduleObj.type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,30 +81,83 @@ pub fn next_firing(schedule: &GcSchedule) -> Option<i64> {
     cron.next_after(schedule.last_fired_ms.div_euclid(1000))
 }
 
-/// Runs forever: fires scheduled GCs when due and purges abandoned uploads.
-pub async fn run(registry: Arc<Registry>) {
-    let purge_every = purge_interval(registry.upload_purge_age());
-    let mut next_purge = Instant::now();
-    loop {
+/// Fires scheduled GCs when due and purges abandoned uploads.
+pub struct GcJob(Arc<Inner>);
+
+struct Inner {
+    registry: Arc<Registry>,
+    purge_every: Duration,
+    next_purge: Mutex<Instant>,
+    /// A GC or purge is under way (they run beside the scheduler).
+    busy: AtomicBool,
+}
+
+impl GcJob {
+    pub fn new(registry: Arc<Registry>) -> GcJob {
+        GcJob(Arc::new(Inner {
+            purge_every: purge_interval(registry.upload_purge_age()),
+            next_purge: Mutex::new(Instant::now()),
+            busy: AtomicBool::new(false),
+            registry,
+        }))
+    }
+}
+
+impl Inner {
+    async fn purge_if_due(&self) {
+        {
+            let mut next = self.next_purge.lock().unwrap_or_else(|p| p.into_inner());
+            if Instant::now() < *next {
+                return;
+            }
+            *next = Instant::now() + self.purge_every;
+        }
         // Once per period for the whole cluster (see storage's `passes`).
-        if Instant::now() >= next_purge {
-            next_purge = Instant::now() + purge_every;
-            if claimed(registry.claim_pass("upload-purge", purge_every).await) {
-                match registry.purge_uploads().await {
-                    Ok(ids) if !ids.is_empty() => {
-                        tracing::info!(count = ids.len(), "purged abandoned uploads");
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %cause_chain(&e), "purging abandoned uploads failed")
-                    }
+        if claimed(
+            self.registry
+                .claim_pass("upload-purge", self.purge_every)
+                .await,
+        ) {
+            match self.registry.purge_uploads().await {
+                Ok(ids) if !ids.is_empty() => {
+                    tracing::info!(count = ids.len(), "purged abandoned uploads");
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %cause_chain(&e), "purging abandoned uploads failed")
                 }
             }
         }
-        if let Err(e) = fire_if_due(&registry).await {
-            tracing::warn!(error = %cause_chain(&e), "scheduled garbage collection failed");
+    }
+}
+
+/// Marks the job idle when its background work ends, however it ends.
+struct Done(Arc<Inner>);
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        self.0.busy.store(false, Ordering::Release);
+    }
+}
+
+#[async_trait::async_trait]
+impl Periodic for GcJob {
+    async fn due(&self, _from: i64, _to: i64) {
+        // A GC or a purge takes long: in the background, one at a time,
+        // so the scheduler's other jobs keep their seconds.
+        if self.0.busy.swap(true, Ordering::AcqRel) {
+            return;
         }
-        tokio::time::sleep(TICK).await;
+        let done = Done(self.0.clone());
+        tokio::spawn(async move {
+            let inner = &done.0;
+            inner.purge_if_due().await;
+            // The schedule remembers when it last fired: a late tick fires
+            // once, not once per second missed.
+            if let Err(e) = fire_if_due(&inner.registry).await {
+                tracing::warn!(error = %cause_chain(&e), "scheduled garbage collection failed");
+            }
+        });
     }
 }
 
