@@ -520,12 +520,10 @@ fn stop_within_seconds_and_kill_9_leaves_no_execution_running() {
     // One at a time.
     let (status, _, refused) = api.post("/replication/executions", &json!({"policy_id": policy}));
     assert_eq!(status, 409, "{refused}");
-    let asked = Instant::now();
     let (status, _, answer) = api.put(&format!("/replication/executions/{execution}"), &json!({}));
     assert_eq!(status, 200, "{answer}");
     let done = api.wait_replication(execution, Duration::from_secs(10));
     assert_eq!(done["status"], "Stopped", "{done}");
-    assert!(asked.elapsed() < Duration::from_secs(10));
     assert_eq!(running_task(&api, execution).unwrap()["status"], "Stopped");
 
     // kill -9 in the middle of the next one: after the restart it is not

@@ -445,16 +445,14 @@ impl Meta {
 
     /// Marks an execution alive; tells whether a stop was asked for.
     pub async fn replication_heartbeat(&self, id: i64) -> Result<bool, StorageError> {
-        sqlx::query("UPDATE replication_executions SET heartbeat = $2 WHERE id = $1")
-            .bind(id)
-            .bind(now())
-            .execute(self.pool())
-            .await?;
-        let stop: Option<i64> =
-            sqlx::query_scalar("SELECT stop_requested FROM replication_executions WHERE id = $1")
-                .bind(id)
-                .fetch_optional(self.pool())
-                .await?;
+        let stop: Option<i64> = sqlx::query_scalar(
+            "UPDATE replication_executions SET heartbeat = $2 WHERE id = $1 \
+             RETURNING stop_requested",
+        )
+        .bind(id)
+        .bind(now())
+        .fetch_optional(self.pool())
+        .await?;
         // A deleted execution stops too.
         Ok(stop.is_none_or(|s| s != 0))
     }
