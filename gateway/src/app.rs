@@ -48,6 +48,8 @@ pub struct App {
     pub retention: crate::retention::Runner,
     /// Starts replication executions.
     pub replication: Arc<crate::replication::Replicator>,
+    /// Queues the projects' events for their webhooks.
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
     /// The side runtime, for work that outlives a request (a GC run).
     pub side: tokio::runtime::Handle,
     /// `server.body_timeout` and `server.body_min_rate`, for upload bodies.
@@ -106,6 +108,21 @@ impl App {
         self.registry.settle().await;
     }
 
+    /// Has every process read the replication policies again before its
+    /// next event.
+    pub fn forget_replication_policies(&self) {
+        self.registry
+            .meta()
+            .announce_later(Change::ReplicationPolicies);
+        self.apply_change(&Change::ReplicationPolicies);
+    }
+
+    /// Has every process read the webhook policies again.
+    pub fn forget_webhook_policies(&self) {
+        self.registry.meta().announce_later(Change::WebhookPolicies);
+        self.apply_change(&Change::WebhookPolicies);
+    }
+
     /// Drops what a change (announced by any process) makes stale in this
     /// process's caches.
     pub fn apply_change(&self, change: &Change) {
@@ -119,7 +136,11 @@ impl App {
             Change::Endpoint { id } => self.upstreams.forget_endpoint(*id),
             Change::Content => self.upstreams.forget_local_repos(),
             Change::Keys => self.tokens.reload_keys(std::time::Duration::ZERO),
+            Change::ReplicationPolicies => self.replication.policies_changed(),
+            Change::WebhookPolicies => self.webhooks.policies_changed(),
             Change::Everything => {
+                self.replication.policies_changed();
+                self.webhooks.policies_changed();
                 self.roles_epoch.bump();
                 self.roles.invalidate_all();
                 self.login.forget_logins();

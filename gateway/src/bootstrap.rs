@@ -109,13 +109,20 @@ pub async fn build(config: &Config) -> Result<Built, String> {
         project: config.proxy.mirror_project.clone(),
     });
     let upstreams = Arc::new(Upstreams::new(mirror).map_err(|e| e.to_string())?);
-    let retention = crate::retention::Runner::new(registry.clone(), audit.clone());
+    let webhooks = Arc::new(crate::webhooks::Webhooks::new(
+        registry.clone(),
+        config.external_url.as_ref().map(|u| u.as_str()),
+    ));
+    webhooks.start();
+    let retention =
+        crate::retention::Runner::new(registry.clone(), audit.clone(), webhooks.clone());
     let replication = Arc::new(crate::replication::Replicator::new(
         registry.clone(),
         upstreams.clone(),
         audit.clone(),
         config.quota.default_storage_limit,
         metrics.replication.clone(),
+        webhooks.clone(),
     ));
     replication.start_events();
     // The one scheduler, on the runtime that builds the app: the side
@@ -144,6 +151,7 @@ pub async fn build(config: &Config) -> Result<Built, String> {
         default_storage_limit: config.quota.default_storage_limit,
         retention,
         replication,
+        webhooks,
         side: tokio::runtime::Handle::current(),
         body_pace: crate::v2::pace::BodyPace {
             timeout: config.server.body_timeout,

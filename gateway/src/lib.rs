@@ -26,6 +26,8 @@
 //! - [`bootstrap`]: builds that state from the config.
 //! - [`retention`]: runs tag retention policies, on request and on schedule.
 //! - [`replication`]: replication policies run against registry endpoints.
+//! - [`webhooks`]: projects' events queued and sent to their HTTP targets.
+//! - [`events`]: what happens to artifacts, told to replication and webhooks.
 
 pub mod api;
 pub mod app;
@@ -34,6 +36,7 @@ pub mod bootstrap;
 pub mod bufpool;
 pub mod cert_cli;
 pub mod error;
+pub mod events;
 pub mod gc_cli;
 pub mod http;
 pub mod jobs;
@@ -52,3 +55,4 @@ pub mod ui;
 pub mod upstream;
 pub mod users_cli;
 pub mod v2;
+pub mod webhooks;

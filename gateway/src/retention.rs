@@ -13,7 +13,10 @@ use std::sync::{Arc, Mutex};
 use berth_storage::artifacts::ArtifactDeletion;
 use berth_storage::audit::{now_ms, AuditLog, AuditRecord};
 use berth_storage::retention::{retained, NewTask, Policy};
+use berth_storage::webhooks::EventType;
 use berth_storage::{Registry, StorageError};
+
+use crate::webhooks::{Occurrence, Webhooks};
 
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -24,21 +27,24 @@ fn now() -> i64 {
 /// Who the audit log names for scheduled runs.
 const SCHEDULER: &str = "retention-scheduler";
 
-/// What a run needs: the store and the audit log.
+/// What a run needs: the store, the audit log, and the webhooks told
+/// when it ends.
 #[derive(Clone)]
 pub struct Runner {
     registry: Arc<Registry>,
     audit: AuditLog,
+    webhooks: Arc<Webhooks>,
     /// Policies with a run in progress in this process: a schedule does
     /// not start another on top of it.
     running: Arc<Mutex<HashSet<i64>>>,
 }
 
 impl Runner {
-    pub fn new(registry: Arc<Registry>, audit: AuditLog) -> Runner {
+    pub fn new(registry: Arc<Registry>, audit: AuditLog, webhooks: Arc<Webhooks>) -> Runner {
         Runner {
             registry,
             audit,
+            webhooks,
             running: Arc::default(),
         }
     }
@@ -76,7 +82,11 @@ impl Runner {
         let runner = self.clone();
         self.mark(policy.id, true);
         tokio::spawn(async move {
-            let status = match runner.execute(&policy, execution, dry_run, &operator).await {
+            let mut summary = Summary::default();
+            let status = match runner
+                .execute(&policy, execution, dry_run, &operator, &mut summary)
+                .await
+            {
                 Ok(()) => "Success",
                 Err(e) => {
                     tracing::error!(policy = policy.id, execution, error = %crate::error::cause_chain(&e), "retention run failed");
@@ -92,8 +102,46 @@ impl Runner {
                 tracing::error!(execution, error = %e, "cannot record the end of a retention run");
             }
             runner.mark(policy.id, false);
+            if !dry_run {
+                runner.tell(&policy, trigger, status, summary).await;
+            }
         });
         Ok(execution)
+    }
+
+    /// Harbor's TAG_RETENTION event, for the project's webhooks.
+    async fn tell(&self, policy: &Policy, trigger: &str, status: &str, summary: Summary) {
+        let Some(name) = summary.project else {
+            return;
+        };
+        if !self
+            .webhooks
+            .wants(policy.project_id, EventType::TagRetention)
+            .await
+        {
+            return;
+        }
+        let data = serde_json::json!({
+            "retention": {
+                "total": summary.total,
+                "retained": summary.retained,
+                "hostname": self.webhooks.host(None),
+                "project_name": name,
+                "retention_policy_id": policy.id,
+                "result": status.to_uppercase(),
+                "deleted_artifacts": summary.deleted,
+            }
+        });
+        self.webhooks
+            .notify(&Occurrence {
+                event: EventType::TagRetention,
+                project_id: policy.project_id,
+                project: name,
+                operator: trigger.to_owned(),
+                occur_at: now(),
+                data,
+            })
+            .await;
     }
 
     async fn execute(
@@ -102,11 +150,13 @@ impl Runner {
         execution: i64,
         dry_run: bool,
         operator: &str,
+        summary: &mut Summary,
     ) -> Result<(), StorageError> {
         let meta = self.registry.meta();
         let Some(project) = meta.project_by_id(policy.project_id).await? else {
             return Ok(());
         };
+        summary.project = Some(project.name.clone());
         let mut deleted_any = false;
         for repo in meta.retention_candidates(&project.name).await? {
             let started = now();
@@ -147,6 +197,16 @@ impl Runner {
                     {
                         Ok(true) => {
                             deleted_any = true;
+                            let (namespace, name) =
+                                repo.name.as_str().split_once('/').unwrap_or(("", inside));
+                            summary.deleted.push(serde_json::json!({
+                                "type": "image",
+                                "status": "SUCCESS",
+                                "name_space": namespace,
+                                "repository": name,
+                                "tag": tags,
+                                "digest": candidate.digest,
+                            }));
                             "DELETE"
                         }
                         Ok(false) => "GONE",
@@ -163,6 +223,8 @@ impl Runner {
                 }
                 log.push_str(&format!("{} [{tags}] {fate}\n", candidate.digest));
             }
+            summary.total += repo.candidates.len() as i64;
+            summary.retained += kept;
             meta.add_retention_task(
                 execution,
                 &NewTask {
@@ -210,6 +272,17 @@ impl Runner {
         });
         Ok(deleted)
     }
+}
+
+/// What a run did, for its TAG_RETENTION event.
+#[derive(Debug, Default)]
+struct Summary {
+    /// The project's name.
+    project: Option<String>,
+    total: i64,
+    retained: i64,
+    /// Harbor's `deleted_artifacts` entries.
+    deleted: Vec<serde_json::Value>,
 }
 
 /// The scheduler's job: fires scheduled policies. Several processes

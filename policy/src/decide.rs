@@ -59,6 +59,11 @@ pub enum Action {
     ManageImmutableRules,
     /// Change the retention policy and run it.
     ManageRetention,
+    /// See the project's webhook policies and their deliveries.
+    ReadWebhooks,
+    /// Create, change and delete them (their targets receive the
+    /// project's events, and their auth headers are secrets).
+    ManageWebhooks,
     // The system.
     CreateProject,
     ListUsers,
@@ -113,6 +118,8 @@ impl Action {
             Action::ReadRetention => "read the tag retention policy",
             Action::ManageImmutableRules => "manage tag immutability rules",
             Action::ManageRetention => "manage and run tag retention",
+            Action::ReadWebhooks => "read the webhook policies",
+            Action::ManageWebhooks => "manage webhook policies",
             Action::ManageQuotas => "change storage quotas",
             Action::ManageGc => "run or schedule garbage collection",
             Action::ReadConfiguration => "read the configuration",
@@ -141,6 +148,8 @@ impl Action {
                 | Action::ReadRetention
                 | Action::ManageImmutableRules
                 | Action::ManageRetention
+                | Action::ReadWebhooks
+                | Action::ManageWebhooks
         )
     }
 }

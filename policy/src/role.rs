@@ -83,7 +83,12 @@ impl Role {
             // berth keeps that to the roles that may delete artifacts,
             // since a retention run deletes them.
             ManageImmutableRules | ManageRetention => matches!(self, ProjectAdmin | Maintainer),
-            UpdateProject | DeleteProject | ManageMembers | ManageRobots => self == ProjectAdmin,
+            // Harbor: maintainers list and read webhook policies; only
+            // project admins change them.
+            ReadWebhooks => matches!(self, ProjectAdmin | Maintainer),
+            UpdateProject | DeleteProject | ManageMembers | ManageRobots | ManageWebhooks => {
+                self == ProjectAdmin
+            }
             // System-wide actions are not granted by a project role.
             Catalog | CreateProject | ListUsers | ManageUsers | ReadAuditLogs
             | ManageSystemRobots | ReadMetrics | ManageRegistries | ManageQuotas | ManageGc
@@ -163,6 +168,8 @@ mod tests {
             (ReadRetention, [true, true, true, false, false]),
             (ManageImmutableRules, [true, true, false, false, false]),
             (ManageRetention, [true, true, false, false, false]),
+            (ReadWebhooks, [true, true, false, false, false]),
+            (ManageWebhooks, [true, false, false, false, false]),
             (ManageQuotas, [false; 5]),
             (Catalog, [false; 5]),
             (CreateProject, [false; 5]),

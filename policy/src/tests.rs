@@ -201,6 +201,17 @@ fn project_decisions() {
         (&alice, ManageRetention, private(Some(Role::Guest)), 'D'),
         (&boss, ManageRetention, private(None), 'A'),
         (&ci, ManageRetention, private(None), 'D'),
+        (&alice, ReadWebhooks, private(Some(Role::Maintainer)), 'A'),
+        (&alice, ReadWebhooks, private(Some(Role::Developer)), 'D'),
+        (&alice, ManageWebhooks, private(Some(Role::Maintainer)), 'D'),
+        (
+            &alice,
+            ManageWebhooks,
+            private(Some(Role::ProjectAdmin)),
+            'A',
+        ),
+        (&boss, ManageWebhooks, private(None), 'A'),
+        (&ci, ReadWebhooks, private(None), 'D'),
     ];
     for (subject, action, resource, expected) in cases {
         let d = authorize(subject, *action, *resource);

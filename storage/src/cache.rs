@@ -99,7 +99,11 @@ impl Caches {
                 self.projects.invalidate_all();
             }
             // Not cached here.
-            Change::Access | Change::Endpoint { .. } | Change::Keys => {}
+            Change::Access
+            | Change::Endpoint { .. }
+            | Change::ReplicationPolicies
+            | Change::WebhookPolicies
+            | Change::Keys => {}
         }
     }
 }

@@ -50,6 +50,10 @@ pub enum Change {
     Access,
     /// A registry endpoint changed or went.
     Endpoint { id: i64 },
+    /// A replication policy was created, changed or deleted.
+    ReplicationPolicies,
+    /// A webhook policy was created, changed or deleted.
+    WebhookPolicies,
     /// The token signing key was rotated: the keys are read again.
     Keys,
     /// Announcements may have been missed: every cache goes.

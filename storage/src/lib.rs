@@ -36,6 +36,8 @@
 //! - [`retention`]: tag retention policies, their evaluation and executions.
 //! - [`replication`]: replication policies, their filters, executions and
 //!   tasks (the gateway's replicator copies).
+//! - [`webhooks`]: webhook policies of projects and the durable queue of
+//!   their deliveries (the gateway sends them).
 //!
 //! It is the only crate that runs SQL or touches blob bytes. It knows
 //! nothing of HTTP or of who is asking: authorization happens before a call
@@ -71,6 +73,7 @@ mod settle;
 mod uploads;
 pub mod upstreams;
 pub mod usage;
+pub mod webhooks;
 
 pub use blobs::{BlobBytes, OpenBlob};
 pub use error::StorageError;

@@ -78,6 +78,9 @@ const TABLES: &[(&str, &str)] = &[
     ("replication_policies", "*"),
     ("replication_executions", "*"),
     ("replication_tasks", "*"),
+    ("webhook_policies", "*"),
+    ("webhook_executions", "*"),
+    ("webhook_tasks", "*"),
     ("id_high_water", "*"),
 ];
 
@@ -101,6 +104,9 @@ const SEQUENCES: &[(&str, &str)] = &[
     ("replication_policies", "id"),
     ("replication_executions", "id"),
     ("replication_tasks", "id"),
+    ("webhook_policies", "id"),
+    ("webhook_executions", "id"),
+    ("webhook_tasks", "id"),
 ];
 
 /// Copies `from` into `to`; `progress` hears a line now and then.

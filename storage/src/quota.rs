@@ -199,6 +199,25 @@ impl Meta {
         Ok(done.rows_affected() > 0)
     }
 
+    /// A project's stored usage and limit (`None`: unlimited), by
+    /// project id; `None` when it has no quota row.
+    pub async fn project_quota(
+        &self,
+        project_id: i64,
+    ) -> Result<Option<(u64, Option<u64>)>, StorageError> {
+        let row =
+            sqlx::query("SELECT used_storage, hard_storage FROM quotas WHERE project_id = $1")
+                .bind(project_id)
+                .fetch_optional(self.pool())
+                .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let used: i64 = row.try_get("used_storage")?;
+        let hard: i64 = row.try_get("hard_storage")?;
+        Ok(Some((used.max(0) as u64, u64::try_from(hard).ok())))
+    }
+
     /// A project's usage computed from the definition above (the counter
     /// the quota shows must always equal it).
     pub async fn project_usage(&self, project: &str) -> Result<u64, StorageError> {

@@ -29,6 +29,8 @@
 //! - [`odd_upstream`]: an in-memory registry with the habits of hosted ones
 //!   (blob GETs redirected to object storage, upload ids that are not
 //!   UUIDs, a token realm elsewhere), recording where credentials went.
+//! - [`receiver`]: a webhook receiver that records what it is sent and can
+//!   be taken down and brought back.
 //!
 //! Not for: anything the server itself uses; no test logic lives here.
 
@@ -40,6 +42,7 @@ pub mod garage;
 pub mod jwt;
 pub mod odd_upstream;
 pub mod postgres;
+pub mod receiver;
 pub mod registry;
 pub mod server;
 pub mod tar;

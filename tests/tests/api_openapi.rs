@@ -552,6 +552,58 @@ fn real_responses_match_the_served_openapi_document() {
     admin.expect(M::DELETE, &format!("{rules_path}/{rid}"), None, 200);
     admin.expect(M::DELETE, &format!("{rules_path}/{rid}"), None, 404);
 
+    // Webhook policies and their deliveries.
+    let hooks = "/api/v2.0/projects/team/webhook";
+    let hook = json!({"name": "ci", "targets": [{"type": "http",
+        "address": "http://127.0.0.1:9/hook", "auth_header": "Bearer x", "payload_format": "CloudEvents"}],
+        "event_types": ["PUSH_ARTIFACT", "QUOTA_WARNING"], "enabled": true});
+    admin.expect(
+        M::POST,
+        &format!("{hooks}/policies"),
+        Some(hook.clone()),
+        201,
+    );
+    admin.expect(
+        M::POST,
+        &format!("{hooks}/policies"),
+        Some(hook.clone()),
+        409,
+    );
+    admin.expect(
+        M::POST,
+        &format!("{hooks}/policies"),
+        Some(json!({"name": "bad", "targets": [], "event_types": []})),
+        400,
+    );
+    let listed = admin.expect(M::GET, &format!("{hooks}/policies?q=name%3D~c"), None, 200);
+    let hid = listed[0]["id"].as_i64().expect("webhook policy id");
+    admin.expect(M::GET, &format!("{hooks}/policies/{hid}"), None, 200);
+    admin.expect(M::PUT, &format!("{hooks}/policies/{hid}"), Some(hook), 200);
+    admin.expect(
+        M::GET,
+        &format!("{hooks}/policies/{hid}/executions"),
+        None,
+        200,
+    );
+    admin.expect(
+        M::GET,
+        &format!("{hooks}/policies/{hid}/executions/999/tasks"),
+        None,
+        404,
+    );
+    admin.expect(
+        M::GET,
+        &format!("{hooks}/policies/{hid}/executions/999/tasks/1/log"),
+        None,
+        404,
+    );
+    admin.expect(M::GET, &format!("{hooks}/jobs?policy_id={hid}"), None, 200);
+    admin.expect(M::GET, &format!("{hooks}/lasttrigger"), None, 200);
+    admin.expect(M::GET, &format!("{hooks}/events"), None, 200);
+    anon.expect(M::GET, &format!("{hooks}/policies"), None, 401);
+    admin.expect(M::DELETE, &format!("{hooks}/policies/{hid}"), None, 200);
+    admin.expect(M::DELETE, &format!("{hooks}/policies/{hid}"), None, 404);
+
     // Tag retention: a policy, a dry run, its tasks and their log.
     let policy = |cron: &str| {
         json!({"algorithm": "or", "rules": [{"action": "retain", "template": "latestPushedK",

@@ -53,6 +53,8 @@ mod review_auth;
 mod review_authz;
 #[path = "upload_limits.rs"]
 mod upload_limits;
+#[path = "webhooks.rs"]
+mod webhooks;
 
 /// The harness really runs this binary on PostgreSQL: a berth's data
 /// directory holds no SQLite database, and its database is on the server.

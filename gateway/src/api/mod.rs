@@ -12,6 +12,7 @@
 //! - `logs`: the audit log.
 //! - `registries`: upstream registry endpoints.
 //! - `replication`: replication policies, executions and tasks.
+//! - `webhooks`: a project's webhook policies and their deliveries.
 //! - `system`: systeminfo, health, ping, search.
 //! - `gc`: garbage collection runs, logs and schedule.
 //! - `openapi`: the OpenAPI document, generated from the handlers.
@@ -32,6 +33,7 @@ pub(crate) mod retention;
 pub(crate) mod robots;
 pub(crate) mod system;
 pub(crate) mod users;
+pub(crate) mod webhooks;
 
 use pingora::http::Method;
 use pingora::proxy::Session;
@@ -131,6 +133,7 @@ pub async fn handle(app: &App, session: &mut Session) -> Result<Reply, GatewayEr
         ["projects", p, "immutabletagrules", rest @ ..] => {
             immutable::route(app, session, &req, p, rest).await
         }
+        ["projects", p, "webhook", rest @ ..] => webhooks::route(app, session, &req, p, rest).await,
         ["quotas", rest @ ..] => quotas::route(app, session, &req, rest).await,
         ["retentions", rest @ ..] => retention::route(app, session, &req, rest).await,
         ["system", "gc", rest @ ..] => gc::route(app, session, &req, rest).await,

@@ -6,7 +6,7 @@ use utoipa::OpenApi;
 
 use super::{
     gc, immutable, logs, members, projects, quotas, registries, replication, repositories,
-    retention, robots, system, users, ErrorItem, Errors,
+    retention, robots, system, users, webhooks, ErrorItem, Errors,
 };
 use crate::http::Reply;
 
@@ -45,6 +45,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(registries::Doc::openapi());
     doc.merge(quotas::Doc::openapi());
     doc.merge(immutable::Doc::openapi());
+    doc.merge(webhooks::Doc::openapi());
     doc.merge(retention::Doc::openapi());
     doc.merge(gc::Doc::openapi());
     doc.merge(replication::Doc::openapi());

@@ -34,6 +34,7 @@ use super::page::{Page, Term, Q};
 use super::request::{read_json, time, ApiRequest, ProjectRef};
 use crate::app::App;
 use crate::error::GatewayError;
+use crate::events::{self, Origin};
 use crate::http::Reply;
 
 #[derive(OpenApi)]
@@ -569,8 +570,11 @@ pub async fn delete_artifact(
     match outcome {
         ArtifactDeletion::Deleted { .. } => {
             app.registry.forget_content().await;
-            app.replication
-                .deleted(name.as_str(), &digest.to_string(), &digest);
+            let origin = Origin {
+                operator: req.username(),
+                base_url: None,
+            };
+            events::artifact_deleted(app, &origin, &name, &digest).await;
             Ok(Reply::new(200))
         }
         ArtifactDeletion::Referenced { by } => Err(GatewayError::Precondition(format!(
@@ -691,7 +695,7 @@ pub(crate) async fn add_tag(
     match outcome {
         TagAddition::Added { .. } => {
             app.registry.forget_content().await;
-            app.replication.pushed(name.as_str(), tag.as_str());
+            events::tag_added(app, &name, tag.as_str());
             Ok((digest, tag))
         }
         TagAddition::Exists { on } if on == digest => Err(GatewayError::Conflict(format!(
@@ -746,7 +750,6 @@ pub async fn delete_tag(
         )));
     }
     app.registry.forget_content().await;
-    app.replication
-        .deleted(name.as_str(), tag.as_str(), &digest);
+    events::tag_deleted(app, &name, tag.as_str(), &digest);
     Ok(Reply::new(200))
 }

@@ -391,19 +391,18 @@ impl Run {
                         id
                     }
                 };
-                let mut offset = l.registry.upload_len(&repo, id).await?;
+                let offset = l.registry.upload_len(&repo, id).await?;
                 let (size, start, mut stream) =
                     self.src.read_blob(src_repo, digest, offset).await?;
-                if start != offset {
+                let (id, offset) = if start == offset {
+                    (id, offset)
+                } else {
                     // The source ignored the range: start over.
                     l.registry.cancel_upload(&repo, id).await?;
-                    let id2 = l.registry.start_upload(&repo).await?;
-                    set_local(Some(id2));
-                    offset = 0;
-                    return self
-                        .local_write(task, l, &repo, id2, offset, size, &mut stream, digest)
-                        .await;
-                }
+                    let id = l.registry.start_upload(&repo).await?;
+                    set_local(Some(id));
+                    (id, 0)
+                };
                 self.local_write(task, l, &repo, id, offset, size, &mut stream, digest)
                     .await
             }

@@ -23,17 +23,20 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth_storage::audit::{now_ms, AuditLog, AuditRecord};
+use berth_storage::changes::Epoch;
 use berth_storage::oci::Digest;
 use berth_storage::replication::filter::{
     destination_name, literal_repository, selects_repository, selects_tag,
 };
 use berth_storage::replication::{FilterKind, Policy, Progress, Trigger, FAILED, STOPPED, SUCCEED};
+use berth_storage::webhooks::EventType;
 use berth_storage::Registry;
 use tokio::sync::mpsc;
 
 use crate::error::{cause_chain, GatewayError};
 use crate::metrics::ReplicationCounters;
 use crate::upstream::Upstreams;
+use crate::webhooks::{Occurrence, Webhooks};
 use copy::{Halt, Run, TaskState};
 use remote::Remote;
 use side::{Local, Side};
@@ -60,6 +63,8 @@ const EVENT_WAIT: Duration = Duration::from_secs(3600);
 /// than held without bound.
 const EVENT_QUEUE: usize = 10_000;
 const POLICY_QUEUE: usize = 1_000;
+/// How long the event-based policies read once serve events.
+const POLICIES_FRESH: Duration = Duration::from_secs(5);
 
 /// What starts an execution and what it covers.
 #[derive(Debug, Clone)]
@@ -87,11 +92,19 @@ pub struct Replicator {
     counters: ReplicationCounters,
     /// Each endpoint's request limit.
     limits: Mutex<HashMap<i64, Arc<tokio::sync::Semaphore>>>,
+    /// Told of each task's end (Harbor's REPLICATION event).
+    webhooks: Arc<Webhooks>,
     /// Pushes and deletes here, in order, for the event-based policies.
     events: mpsc::Sender<Event>,
     events_in: Mutex<Option<mpsc::Receiver<Event>>>,
     /// Each event-based policy's queue: its events run one after another.
     policy_queues: Mutex<HashMap<i64, mpsc::Sender<Scope>>>,
+    /// The event-based policies as last read, and when: a burst of pushes
+    /// reads them once. Emptied when any instance changes a policy
+    /// (`Change::ReplicationPolicies`); `POLICIES_FRESH` bounds what a
+    /// lost announcement can delay.
+    event_policies: Mutex<Option<(tokio::time::Instant, Arc<Vec<Policy>>)>>,
+    policies_epoch: Epoch,
 }
 
 impl Replicator {
@@ -101,6 +114,7 @@ impl Replicator {
         audit: AuditLog,
         default_limit: Option<u64>,
         counters: ReplicationCounters,
+        webhooks: Arc<Webhooks>,
     ) -> Replicator {
         let (events, events_in) = mpsc::channel(EVENT_QUEUE);
         Replicator {
@@ -111,10 +125,43 @@ impl Replicator {
             running: Mutex::default(),
             counters,
             limits: Mutex::default(),
+            webhooks,
             events,
             events_in: Mutex::new(Some(events_in)),
             policy_queues: Mutex::default(),
+            event_policies: Mutex::default(),
+            policies_epoch: Epoch::default(),
         }
+    }
+
+    /// A policy was created, changed or deleted (here or, announced, in
+    /// another process): the next event reads them again.
+    pub fn policies_changed(&self) {
+        self.policies_epoch.bump();
+        *lock(&self.event_policies) = None;
+    }
+
+    /// The enabled event-based policies, read at most once per
+    /// `POLICIES_FRESH`.
+    async fn event_policies(&self) -> Result<Arc<Vec<Policy>>, GatewayError> {
+        if let Some((at, policies)) = &*lock(&self.event_policies) {
+            if at.elapsed() < POLICIES_FRESH {
+                return Ok(policies.clone());
+            }
+        }
+        let seen = self.policies_epoch.current();
+        let policies = Arc::new(
+            self.registry
+                .meta()
+                .triggered_replication_policies("EventBased")
+                .await?,
+        );
+        // Read before a change that was applied meanwhile: used once, not kept.
+        let mut cached = lock(&self.event_policies);
+        if self.policies_epoch.still(seen) {
+            *cached = Some((tokio::time::Instant::now(), policies.clone()));
+        }
+        Ok(policies)
     }
 
     async fn side(&self, registry: Option<i64>) -> Result<Side, GatewayError> {
@@ -383,10 +430,53 @@ impl Replicator {
                     {
                         tracing::error!(execution, task = task_id, error = %cause_chain(&e), "cannot record the end of a replication task");
                     }
+                    self.tell(policy, run, &repo, &dst_repo, status).await;
                 }
             })
             .await;
         Ok(failed.load(Ordering::Relaxed))
+    }
+
+    /// Harbor's REPLICATION event for the local project a task read or
+    /// wrote.
+    async fn tell(&self, policy: &Policy, run: &Run, repo: &str, dst_repo: &str, status: &str) {
+        let local = if run.src.is_local() { repo } else { dst_repo };
+        let project = local.split_once('/').map_or(local, |(p, _)| p);
+        let Ok(Some(info)) = self.registry.project_info(project).await else {
+            return;
+        };
+        if !self.webhooks.wants(info.id, EventType::Replication).await {
+            return;
+        }
+        let place = |label: String, name: &str| {
+            serde_json::json!({
+                "registry_name": label,
+                "namespace": name.split_once('/').map_or("", |(p, _)| p),
+                "repository": name,
+            })
+        };
+        let data = serde_json::json!({
+            "replication": {
+                "harbor_hostname": self.webhooks.host(None),
+                "job_status": status,
+                "artifact_type": "image",
+                "override_mode": policy.spec.override_existing,
+                "policy_name": policy.spec.name,
+                "execution_timestamp": now(),
+                "src_resource": place(run.src.label(), repo),
+                "dest_resource": place(run.dst.label(), dst_repo),
+            }
+        });
+        self.webhooks
+            .notify(&Occurrence {
+                event: EventType::Replication,
+                project_id: info.id,
+                project: project.to_owned(),
+                operator: side::OPERATOR.to_owned(),
+                occur_at: now(),
+                data,
+            })
+            .await;
     }
 
     /// Marks failed the executions whose process stopped beating.
@@ -450,12 +540,7 @@ impl Replicator {
 
     /// Queues an event for each event-based policy that selects it.
     async fn dispatch(self: &Arc<Self>, event: Event) {
-        let policies = match self
-            .registry
-            .meta()
-            .triggered_replication_policies("EventBased")
-            .await
-        {
+        let policies = match self.event_policies().await {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(error = %cause_chain(&e), "cannot read event-based replication policies");
@@ -468,7 +553,7 @@ impl Replicator {
             deleted,
         } = event;
         let is_tag = reference.parse::<Digest>().is_err();
-        for policy in policies {
+        for policy in policies.iter() {
             let spec = &policy.spec;
             let filtered = |kind| spec.filters.iter().any(|f| f.kind == kind);
             let wanted = spec.src_registry.is_none()

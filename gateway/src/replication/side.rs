@@ -68,18 +68,10 @@ impl Side {
         match self {
             Side::Remote(r) => r.repositories().await,
             Side::Local(l) => {
-                let mut out: Vec<String> = Vec::new();
-                loop {
-                    let page = l
-                        .registry
-                        .catalog(out.last().map(String::as_str), 1000)
-                        .await?;
-                    let done = page.len() < 1000;
-                    out.extend(page);
-                    if done {
-                        return Ok(out);
-                    }
-                }
+                all_pages(
+                    |after| async move { Ok(l.registry.catalog(after.as_deref(), PAGE).await?) },
+                )
+                .await
             }
         }
     }
@@ -88,21 +80,12 @@ impl Side {
         match self {
             Side::Remote(r) => r.tags(repo).await,
             Side::Local(l) => {
-                let repo = repo_name(repo)?;
-                let mut out: Vec<String> = Vec::new();
-                loop {
-                    let page = absent(
-                        l.registry
-                            .list_tags(&repo, out.last().map(String::as_str), 1000)
-                            .await,
-                    )?
-                    .unwrap_or_default();
-                    let done = page.len() < 1000;
-                    out.extend(page);
-                    if done {
-                        return Ok(out);
-                    }
-                }
+                let repo = &repo_name(repo)?;
+                all_pages(|after| async move {
+                    let page = l.registry.list_tags(repo, after.as_deref(), PAGE).await;
+                    Ok(absent(page)?.unwrap_or_default())
+                })
+                .await
             }
         }
     }
@@ -297,4 +280,25 @@ impl Local {
 /// Bytes as a blob stream, for a last empty request body.
 pub fn empty() -> BlobStream {
     futures_util::stream::empty::<Result<Bytes, GatewayError>>().boxed()
+}
+
+/// Names read from the local store a page at a time.
+const PAGE: i64 = 1000;
+
+/// Every name of a listing read a page at a time, each page after the
+/// last name of the one before.
+async fn all_pages<F, Fut>(mut page: F) -> Result<Vec<String>, GatewayError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<String>, GatewayError>>,
+{
+    let mut out: Vec<String> = Vec::new();
+    loop {
+        let names = page(out.last().cloned()).await?;
+        let done = names.len() < PAGE as usize;
+        out.extend(names);
+        if done {
+            return Ok(out);
+        }
+    }
 }

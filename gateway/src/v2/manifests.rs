@@ -4,7 +4,9 @@ use berth_storage::oci::{Reference, RepoName, Tag, MAX_MANIFEST_SIZE};
 use pingora::proxy::Session;
 
 use crate::app::App;
+use crate::auth::Caller;
 use crate::error::{BodyOf, GatewayError};
+use crate::events::{self, Origin};
 use crate::http::{header, read_body_of, Reply};
 use crate::route::Query;
 
@@ -13,6 +15,8 @@ use crate::route::Query;
 /// (not a HEAD) counts as a pull in the repository's statistics.
 pub async fn get(
     app: &App,
+    session: &Session,
+    caller: &Caller,
     repo: &RepoName,
     reference: &Reference,
     is_pull: bool,
@@ -20,6 +24,11 @@ pub async fn get(
     let m = app.registry.get_manifest(repo, reference).await?;
     if is_pull {
         app.audit.pulled(repo.as_str(), &m.digest.to_string());
+        let tag = match reference {
+            Reference::Tag(t) => Some(t.as_str()),
+            Reference::Digest(_) => None,
+        };
+        events::pulled(app, &origin(app, session, caller), repo, &m.digest, tag).await;
     }
     Ok(Reply::new(200)
         .header("Content-Type", m.media_type.clone())
@@ -33,6 +42,7 @@ pub async fn get(
 pub async fn put(
     app: &App,
     session: &mut Session,
+    caller: &Caller,
     repo: &RepoName,
     reference: &Reference,
     query: &Query,
@@ -59,19 +69,21 @@ pub async fn put(
     for tag in &tags {
         reply = reply.header("OCI-Tag", tag.to_string());
     }
-    // Event-based replication policies copy what was tagged.
+    // Event-based replication copies what was tagged; webhooks hear of
+    // each tag (or of the digest, untagged).
+    let mut named: Vec<&str> = tags.iter().map(|t| t.as_str()).collect();
     if let Reference::Tag(t) = reference {
-        app.replication.pushed(repo.as_str(), t.as_str());
+        named.insert(0, t.as_str());
     }
-    for tag in &tags {
-        app.replication.pushed(repo.as_str(), tag.as_str());
-    }
+    events::pushed(app, &origin(app, session, caller), repo, &digest, &named).await;
     Ok(reply)
 }
 
 /// DELETE by digest removes the manifest and its tags; by tag, the tag.
 pub async fn delete(
     app: &App,
+    session: &Session,
+    caller: &Caller,
     repo: &RepoName,
     reference: &Reference,
 ) -> Result<Reply, GatewayError> {
@@ -87,9 +99,19 @@ pub async fn delete(
             .map(|m| m.digest.clone()),
     };
     app.registry.delete_manifest(repo, reference).await?;
-    if let Some(digest) = digest {
-        app.replication
-            .deleted(repo.as_str(), &reference.to_string(), &digest);
+    match (reference, digest) {
+        (Reference::Tag(t), Some(digest)) => events::tag_deleted(app, repo, t.as_str(), &digest),
+        (Reference::Digest(_), Some(digest)) => {
+            events::artifact_deleted(app, &origin(app, session, caller), repo, &digest).await
+        }
+        (_, None) => {}
     }
     Ok(Reply::new(202))
+}
+
+fn origin<'a>(app: &App, session: &Session, caller: &'a Caller) -> Origin<'a> {
+    Origin {
+        operator: caller.name(),
+        base_url: Some(app.base_url(session)),
+    }
 }

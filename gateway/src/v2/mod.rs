@@ -87,6 +87,15 @@ pub async fn handle(app: &App, session: &mut Session) -> Result<Answer, GatewayE
         Some(u) => cached(app, session, &caller, &route, &method, &query, u).await,
         None => dispatch(app, session, &caller, &route, &method, &query).await,
     };
+    if let (Err(GatewayError::Storage(StorageError::QuotaExceeded(q))), Some(repo)) =
+        (&result, route.repo())
+    {
+        let origin = crate::events::Origin {
+            operator: caller.name(),
+            base_url: Some(app.base_url(session)),
+        };
+        crate::events::quota_exceeded(app, &origin, repo, &q.to_string()).await;
+    }
     audit(
         app,
         session,
@@ -249,10 +258,14 @@ async fn dispatch(
         (Route::Blob(repo, digest), &Method::DELETE) => blobs::delete(app, repo, digest).await,
         (Route::Blob(repo, digest), _) => blobs::get(app, session, repo, digest).await,
         (Route::Manifest(repo, r), &Method::PUT) => {
-            manifests::put(app, session, repo, r, query).await
+            manifests::put(app, session, caller, repo, r, query).await
         }
-        (Route::Manifest(repo, r), &Method::DELETE) => manifests::delete(app, repo, r).await,
-        (Route::Manifest(repo, r), m) => manifests::get(app, repo, r, *m == Method::GET).await,
+        (Route::Manifest(repo, r), &Method::DELETE) => {
+            manifests::delete(app, session, caller, repo, r).await
+        }
+        (Route::Manifest(repo, r), m) => {
+            manifests::get(app, session, caller, repo, r, *m == Method::GET).await
+        }
         (Route::UploadStart(repo), _) => uploads::start(app, session, caller, repo, query).await,
         (Route::Upload(repo, id), &Method::PATCH) => {
             uploads::patch(app, session, repo, id.local()?).await

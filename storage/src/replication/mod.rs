@@ -221,6 +221,29 @@ fn task_from_row(row: &AnyRow) -> Result<Task, StorageError> {
     })
 }
 
+/// Binds a policy's settings as `$1` to `$14`, in the columns' order
+/// (name … single_active), for the insert and the update alike.
+fn bind_spec<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    spec: &'q PolicySpec,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(&spec.name)
+        .bind(&spec.description)
+        .bind(spec.src_registry)
+        .bind(spec.dest_registry)
+        .bind(&spec.dest_namespace)
+        .bind(spec.dest_namespace_replace_count)
+        .bind(json(&spec.trigger))
+        .bind(json(&spec.filters))
+        .bind(i64::from(spec.replicate_deletion))
+        .bind(i64::from(spec.override_existing))
+        .bind(i64::from(spec.enabled))
+        .bind(spec.speed_kib.map_or(-1, |s| s as i64))
+        .bind(i64::from(spec.copy_by_chunk))
+        .bind(i64::from(spec.single_active))
+}
+
 fn json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".into())
 }
@@ -296,31 +319,21 @@ impl Meta {
         if taken.is_some() {
             return Ok(None);
         }
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO replication_policies (name, description, src_registry_id, \
-             dest_registry_id, dest_namespace, dest_replace_count, trig, filters, \
-             replicate_deletion, override, enabled, speed, copy_by_chunk, single_active, \
-             created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) \
-             RETURNING id",
+        let id: i64 = bind_spec(
+            sqlx::query(
+                "INSERT INTO replication_policies (name, description, src_registry_id, \
+                 dest_registry_id, dest_namespace, dest_replace_count, trig, filters, \
+                 replicate_deletion, override, enabled, speed, copy_by_chunk, single_active, \
+                 created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) \
+                 RETURNING id",
+            ),
+            spec,
         )
-        .bind(&spec.name)
-        .bind(&spec.description)
-        .bind(spec.src_registry)
-        .bind(spec.dest_registry)
-        .bind(&spec.dest_namespace)
-        .bind(spec.dest_namespace_replace_count)
-        .bind(json(&spec.trigger))
-        .bind(json(&spec.filters))
-        .bind(i64::from(spec.replicate_deletion))
-        .bind(i64::from(spec.override_existing))
-        .bind(i64::from(spec.enabled))
-        .bind(spec.speed_kib.map_or(-1, |s| s as i64))
-        .bind(i64::from(spec.copy_by_chunk))
-        .bind(i64::from(spec.single_active))
         .bind(now())
         .fetch_one(&mut *tx)
-        .await?;
+        .await?
+        .try_get("id")?;
         tx.commit().await?;
         Ok(Some(id))
     }
@@ -342,28 +355,18 @@ impl Meta {
         if taken.is_some() {
             return Ok(Err(()));
         }
-        let done = sqlx::query(
-            "UPDATE replication_policies SET name = $2, description = $3, src_registry_id = $4, \
-             dest_registry_id = $5, dest_namespace = $6, dest_replace_count = $7, trig = $8, \
-             filters = $9, replicate_deletion = $10, override = $11, enabled = $12, speed = $13, \
-             copy_by_chunk = $14, single_active = $15, updated_at = $16 WHERE id = $1",
+        let done = bind_spec(
+            sqlx::query(
+                "UPDATE replication_policies SET name = $1, description = $2, \
+                 src_registry_id = $3, dest_registry_id = $4, dest_namespace = $5, \
+                 dest_replace_count = $6, trig = $7, filters = $8, replicate_deletion = $9, \
+                 override = $10, enabled = $11, speed = $12, copy_by_chunk = $13, \
+                 single_active = $14, updated_at = $15 WHERE id = $16",
+            ),
+            spec,
         )
-        .bind(id)
-        .bind(&spec.name)
-        .bind(&spec.description)
-        .bind(spec.src_registry)
-        .bind(spec.dest_registry)
-        .bind(&spec.dest_namespace)
-        .bind(spec.dest_namespace_replace_count)
-        .bind(json(&spec.trigger))
-        .bind(json(&spec.filters))
-        .bind(i64::from(spec.replicate_deletion))
-        .bind(i64::from(spec.override_existing))
-        .bind(i64::from(spec.enabled))
-        .bind(spec.speed_kib.map_or(-1, |s| s as i64))
-        .bind(i64::from(spec.copy_by_chunk))
-        .bind(i64::from(spec.single_active))
         .bind(now())
+        .bind(id)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

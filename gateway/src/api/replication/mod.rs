@@ -179,6 +179,7 @@ pub(crate) async fn create_policy(
                 spec.name
             ))
         })?;
+    app.forget_replication_policies();
     req.audit(app, "create", "replication_policy", &spec.name, None, true);
     Ok(id)
 }
@@ -227,6 +228,7 @@ pub async fn update(
             )))
         }
     }
+    app.forget_replication_policies();
     req.audit(app, "update", "replication_policy", &spec.name, None, true);
     Ok(Reply::new(200))
 }
@@ -247,6 +249,7 @@ pub async fn delete(app: &App, req: &ApiRequest, id: &str) -> Result<Reply, Gate
         .await?
     {
         Ok(_) => {
+            app.forget_replication_policies();
             req.audit(
                 app,
                 "delete",

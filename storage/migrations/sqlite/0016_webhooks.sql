@@ -1,0 +1,57 @@
+-- Webhooks (Harbor's /projects/{p}/webhook): a project's policies, one
+-- execution per event a policy was notified of, and one task per target
+-- of that policy. The tasks are the delivery queue: each is Pending until
+-- sent, retried with backoff, and claimed with a lease so that one process
+-- of many sends it and another takes over when that one dies.
+
+CREATE TABLE webhook_policies (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    project_id  INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    name        TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    -- JSON: [{"address", "auth_header", "skip_cert_verify", "payload_format"}]
+    targets     TEXT NOT NULL,
+    -- JSON: ["PUSH_ARTIFACT", ...]
+    event_types TEXT NOT NULL,
+    creator     TEXT NOT NULL,
+    enabled     INTEGER NOT NULL DEFAULT 1,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    UNIQUE (project_id, name)
+);
+
+CREATE TABLE webhook_executions (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    policy_id   INTEGER NOT NULL REFERENCES webhook_policies(id) ON DELETE CASCADE,
+    event_type  TEXT NOT NULL,
+    -- Running until every task ended; then Success, or Error if one failed.
+    status      TEXT NOT NULL,
+    start_time  INTEGER NOT NULL,
+    end_time    INTEGER
+);
+CREATE INDEX webhook_executions_policy ON webhook_executions(policy_id, id);
+
+CREATE TABLE webhook_tasks (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    execution_id INTEGER NOT NULL REFERENCES webhook_executions(id) ON DELETE CASCADE,
+    -- The target's address when the event happened; its auth header is
+    -- read from the policy when sent (never copied here).
+    address      TEXT NOT NULL,
+    payload_format TEXT NOT NULL,
+    payload      TEXT NOT NULL,
+    -- Pending (waiting for its next attempt), Running (claimed), Success, Error
+    status       TEXT NOT NULL,
+    run_count    INTEGER NOT NULL DEFAULT 0,
+    -- Unix seconds: not sent before.
+    next_at      INTEGER NOT NULL,
+    -- Unix seconds: a Running task's claim ends; then any process may take it.
+    lease_until  INTEGER,
+    -- One line per attempt.
+    log          TEXT NOT NULL DEFAULT '',
+    created_at   INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL,
+    start_time   INTEGER,
+    end_time     INTEGER
+);
+CREATE INDEX webhook_tasks_execution ON webhook_tasks(execution_id, id);
+CREATE INDEX webhook_tasks_due ON webhook_tasks(next_at) WHERE status IN ('Pending', 'Running');

@@ -1,0 +1,388 @@
+//! The webhook delivery queue: one execution per event and policy, one
+//! task per target.
+//!
+//! An event is queued in one transaction before the request that caused it
+//! answers, so it survives a crash or restart. A sender claims a due task
+//! with a lease (`lease_until`); a process that dies mid-send leaves its
+//! claim to expire, and any process takes the task again. Each claim counts
+//! an attempt (`run_count`), and only the claim that is current may record
+//! the outcome, so a sender that outlived its lease cannot overwrite a
+//! newer attempt's result.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{EventType, PayloadFormat};
+use crate::error::StorageError;
+use crate::locks::Scope;
+use crate::meta::{now, Meta};
+
+/// A task to send, as claimed.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: i64,
+    pub execution_id: i64,
+    pub policy_id: i64,
+    pub address: String,
+    pub payload_format: PayloadFormat,
+    pub payload: String,
+    /// This attempt's number, from 1; the claim's fence.
+    pub attempt: i64,
+}
+
+/// One execution: an event one policy was notified of.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Execution {
+    pub id: i64,
+    pub policy_id: i64,
+    pub event_type: String,
+    pub status: String,
+    pub start_time: i64,
+    pub end_time: Option<i64>,
+    pub total: i64,
+    pub succeed: i64,
+    pub failed: i64,
+    pub in_progress: i64,
+}
+
+/// One delivery of an execution to one target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    pub id: i64,
+    pub execution_id: i64,
+    pub address: String,
+    pub payload_format: String,
+    pub status: String,
+    pub run_count: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub start_time: Option<i64>,
+    pub end_time: Option<i64>,
+}
+
+/// A delivery as Harbor's older job listing shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    pub id: i64,
+    pub event_type: String,
+    pub status: String,
+    pub payload: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// What a delivery is owed after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    /// Failed; tried again at this unix second.
+    RetryAt(i64),
+    /// Failed for the last time.
+    GaveUp,
+}
+
+const EXECUTION_SELECT: &str = "SELECT e.id, e.policy_id, e.event_type, e.status, \
+     e.start_time, e.end_time, \
+     (SELECT count(*) FROM webhook_tasks t WHERE t.execution_id = e.id) AS total, \
+     (SELECT count(*) FROM webhook_tasks t WHERE t.execution_id = e.id AND t.status = 'Success') AS succeed, \
+     (SELECT count(*) FROM webhook_tasks t WHERE t.execution_id = e.id AND t.status = 'Error') AS failed, \
+     (SELECT count(*) FROM webhook_tasks t WHERE t.execution_id = e.id AND t.status IN ('Pending', 'Running')) AS in_progress \
+     FROM webhook_executions e";
+
+fn execution_from_row(row: &AnyRow) -> Result<Execution, StorageError> {
+    Ok(Execution {
+        id: row.try_get("id")?,
+        policy_id: row.try_get("policy_id")?,
+        event_type: row.try_get("event_type")?,
+        status: row.try_get("status")?,
+        start_time: row.try_get("start_time")?,
+        end_time: row.try_get("end_time")?,
+        total: row.try_get("total")?,
+        succeed: row.try_get("succeed")?,
+        failed: row.try_get("failed")?,
+        in_progress: row.try_get("in_progress")?,
+    })
+}
+
+const TASK_COLUMNS: &str = "id, execution_id, address, payload_format, status, run_count, \
+     created_at, updated_at, start_time, end_time";
+
+fn task_from_row(row: &AnyRow) -> Result<Task, StorageError> {
+    Ok(Task {
+        id: row.try_get("id")?,
+        execution_id: row.try_get("execution_id")?,
+        address: row.try_get("address")?,
+        payload_format: row.try_get("payload_format")?,
+        status: row.try_get("status")?,
+        run_count: row.try_get("run_count")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        start_time: row.try_get("start_time")?,
+        end_time: row.try_get("end_time")?,
+    })
+}
+
+/// A claim's condition: due and waiting, or claimed by a process whose
+/// lease ran out.
+const DUE: &str = "((status = 'Pending' AND next_at <= $1) \
+     OR (status = 'Running' AND lease_until < $1))";
+
+impl Meta {
+    /// Queues one event for one policy: an execution, and a task per
+    /// `(address, format, payload)`. Its id.
+    pub async fn queue_webhook(
+        &self,
+        policy_id: i64,
+        event: EventType,
+        deliveries: &[(String, PayloadFormat, String)],
+    ) -> Result<i64, StorageError> {
+        let mut tx = self.write_in(Scope::Shared).await?;
+        let at = now();
+        let execution: i64 = sqlx::query(
+            "INSERT INTO webhook_executions (policy_id, event_type, status, start_time) \
+             VALUES ($1, $2, 'Running', $3) RETURNING id",
+        )
+        .bind(policy_id)
+        .bind(event.as_str())
+        .bind(at)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("id")?;
+        for (address, format, payload) in deliveries {
+            sqlx::query(
+                "INSERT INTO webhook_tasks (execution_id, address, payload_format, payload, \
+                 status, next_at, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, 'Pending', $5, $5, $5)",
+            )
+            .bind(execution)
+            .bind(address)
+            .bind(format.as_str())
+            .bind(payload)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(execution)
+    }
+
+    /// Claims the task due longest for `lease` seconds; `None` when
+    /// nothing is due.
+    pub async fn claim_webhook_task(&self, lease: i64) -> Result<Option<Claimed>, StorageError> {
+        let at = now();
+        // Another process may claim the same row between the choice and
+        // the update: the update repeats the condition, and then changes
+        // nothing (`None` here, and the caller looks again).
+        let row = sqlx::query(&format!(
+            "UPDATE webhook_tasks SET status = 'Running', lease_until = $2, \
+             run_count = run_count + 1, updated_at = $1, start_time = coalesce(start_time, $1) \
+             WHERE id = (SELECT id FROM webhook_tasks WHERE {DUE} ORDER BY next_at, id LIMIT 1) \
+             AND {DUE} \
+             RETURNING id, execution_id, address, payload_format, payload, run_count, \
+             (SELECT policy_id FROM webhook_executions e WHERE e.id = execution_id) AS policy_id"
+        ))
+        .bind(at)
+        .bind(at + lease)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let format: String = row.try_get("payload_format")?;
+        Ok(Some(Claimed {
+            id: row.try_get("id")?,
+            execution_id: row.try_get("execution_id")?,
+            policy_id: row.try_get("policy_id")?,
+            address: row.try_get("address")?,
+            payload_format: format.parse().map_err(StorageError::Corrupt)?,
+            payload: row.try_get("payload")?,
+            attempt: row.try_get("run_count")?,
+        }))
+    }
+
+    /// Whether any task is due, or will be within `within` seconds.
+    pub async fn webhook_tasks_due(&self, within: i64) -> Result<bool, StorageError> {
+        let next: Option<i64> = sqlx::query_scalar(
+            "SELECT min(CASE WHEN status = 'Pending' THEN next_at ELSE lease_until END) \
+             FROM webhook_tasks WHERE status IN ('Pending', 'Running')",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok(next.is_some_and(|n| n <= now() + within))
+    }
+
+    /// Records an attempt's outcome with its log line, if `claim` is still
+    /// the task's current claim; ends the execution when its last task
+    /// ended. False when a newer claim took the task over.
+    pub async fn record_webhook_attempt(
+        &self,
+        claim: &Claimed,
+        outcome: Outcome,
+        line: &str,
+    ) -> Result<bool, StorageError> {
+        let mut tx = self.write_in(Scope::Shared).await?;
+        let at = now();
+        let (status, next_at, end) = match outcome {
+            Outcome::Delivered => ("Success", at, Some(at)),
+            Outcome::RetryAt(when) => ("Pending", when, None),
+            Outcome::GaveUp => ("Error", at, Some(at)),
+        };
+        let done = sqlx::query(
+            "UPDATE webhook_tasks SET status = $1, next_at = $2, end_time = $3, \
+             lease_until = NULL, updated_at = $4, log = log || $5 \
+             WHERE id = $6 AND status = 'Running' AND run_count = $7",
+        )
+        .bind(status)
+        .bind(next_at)
+        .bind(end)
+        .bind(at)
+        .bind(format!("{line}\n"))
+        .bind(claim.id)
+        .bind(claim.attempt)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        if end.is_some() {
+            sqlx::query(
+                "UPDATE webhook_executions SET end_time = $2, status = CASE WHEN EXISTS \
+                 (SELECT 1 FROM webhook_tasks WHERE execution_id = $1 AND status = 'Error') \
+                 THEN 'Error' ELSE 'Success' END \
+                 WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM webhook_tasks \
+                 WHERE execution_id = $1 AND status IN ('Pending', 'Running'))",
+            )
+            .bind(claim.execution_id)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// One page of a policy's executions, newest first, and the total.
+    pub async fn webhook_executions(
+        &self,
+        policy_id: i64,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<Execution>, i64), StorageError> {
+        let total: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM webhook_executions WHERE policy_id = $1")
+                .bind(policy_id)
+                .fetch_one(self.pool())
+                .await?;
+        let rows = sqlx::query(&format!(
+            "{EXECUTION_SELECT} WHERE e.policy_id = $1 ORDER BY e.id DESC LIMIT $2 OFFSET $3"
+        ))
+        .bind(policy_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(self.pool())
+        .await?;
+        let rows = rows
+            .iter()
+            .map(execution_from_row)
+            .collect::<Result<_, _>>()?;
+        Ok((rows, total))
+    }
+
+    /// An execution of a policy (`None` for another policy's).
+    pub async fn webhook_execution(
+        &self,
+        policy_id: i64,
+        id: i64,
+    ) -> Result<Option<Execution>, StorageError> {
+        let row = sqlx::query(&format!(
+            "{EXECUTION_SELECT} WHERE e.id = $1 AND e.policy_id = $2"
+        ))
+        .bind(id)
+        .bind(policy_id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(execution_from_row).transpose()
+    }
+
+    /// One page of an execution's tasks, and the total.
+    pub async fn webhook_tasks(
+        &self,
+        execution_id: i64,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<Task>, i64), StorageError> {
+        let total: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM webhook_tasks WHERE execution_id = $1")
+                .bind(execution_id)
+                .fetch_one(self.pool())
+                .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {TASK_COLUMNS} FROM webhook_tasks WHERE execution_id = $1 \
+             ORDER BY id LIMIT $2 OFFSET $3"
+        ))
+        .bind(execution_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(self.pool())
+        .await?;
+        let rows = rows.iter().map(task_from_row).collect::<Result<_, _>>()?;
+        Ok((rows, total))
+    }
+
+    /// One page of a policy's deliveries, newest first, with their event
+    /// type and payload (Harbor's older "webhook jobs"), and the total.
+    pub async fn webhook_jobs(
+        &self,
+        policy_id: i64,
+        status: Option<&str>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<Job>, i64), StorageError> {
+        let filter = "FROM webhook_tasks t JOIN webhook_executions e ON e.id = t.execution_id \
+                      WHERE e.policy_id = $1 AND ($2 IS NULL OR t.status = $2)";
+        let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) {filter}"))
+            .bind(policy_id)
+            .bind(status)
+            .fetch_one(self.pool())
+            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT t.id, t.status, t.payload, t.created_at, t.updated_at, e.event_type \
+             {filter} ORDER BY t.id DESC LIMIT $3 OFFSET $4"
+        ))
+        .bind(policy_id)
+        .bind(status)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(self.pool())
+        .await?;
+        let jobs = rows
+            .iter()
+            .map(|row| {
+                Ok(Job {
+                    id: row.try_get("id")?,
+                    event_type: row.try_get("event_type")?,
+                    status: row.try_get("status")?,
+                    payload: row.try_get("payload")?,
+                    created_at: row.try_get("created_at")?,
+                    updated_at: row.try_get("updated_at")?,
+                })
+            })
+            .collect::<Result<_, StorageError>>()?;
+        Ok((jobs, total))
+    }
+
+    /// A task's log (`None` for another execution's task).
+    pub async fn webhook_task_log(
+        &self,
+        execution_id: i64,
+        task_id: i64,
+    ) -> Result<Option<String>, StorageError> {
+        Ok(
+            sqlx::query_scalar("SELECT log FROM webhook_tasks WHERE id = $1 AND execution_id = $2")
+                .bind(task_id)
+                .bind(execution_id)
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+}
