@@ -10,27 +10,8 @@ use crate::app::App;
 use crate::webhooks::payload::{repository, resource};
 use crate::webhooks::Occurrence;
 
-/// Where an event came from: who did it, and the registry's host as that
-/// client named it (for `resource_url`; `external_url` wins).
-pub struct Origin<'a> {
-    pub operator: &'a str,
-    pub base_url: Option<String>,
-}
-
-impl Origin<'_> {
-    fn host(&self, app: &App) -> String {
-        app.webhooks.host(self.base_url.as_deref())
-    }
-}
-
 /// A manifest was pushed (by digest, or with `tags`).
-pub async fn pushed(
-    app: &App,
-    origin: &Origin<'_>,
-    repo: &RepoName,
-    digest: &Digest,
-    tags: &[&str],
-) {
+pub async fn pushed(app: &App, operator: &str, repo: &RepoName, digest: &Digest, tags: &[&str]) {
     for tag in tags {
         app.replication.pushed(repo.as_str(), tag);
     }
@@ -39,8 +20,8 @@ pub async fn pushed(
     } else {
         tags.iter().map(|t| Some(*t)).collect()
     };
-    artifact_event(app, origin, EventType::PushArtifact, repo, digest, &tags).await;
-    quota_warning(app, origin, repo, digest).await;
+    artifact_event(app, operator, EventType::PushArtifact, repo, digest, &tags).await;
+    quota_warning(app, operator, repo, digest).await;
 }
 
 /// Share of a quota past which each push warns (Harbor's default, 85%).
@@ -48,7 +29,7 @@ const QUOTA_WARNING_PERCENT: u64 = 85;
 
 /// After a push: a warning when the project uses more than
 /// `QUOTA_WARNING_PERCENT` of its quota.
-async fn quota_warning(app: &App, origin: &Origin<'_>, repo: &RepoName, digest: &Digest) {
+async fn quota_warning(app: &App, operator: &str, repo: &RepoName, digest: &Digest) {
     let Some(project) = project(app, repo).await else {
         return;
     };
@@ -63,7 +44,7 @@ async fn quota_warning(app: &App, origin: &Origin<'_>, repo: &RepoName, digest: 
     }
     let human = berth_storage::quota::human;
     let data = json!({
-        "resources": [resource(&origin.host(app), repo.as_str(), &digest.to_string(), None)],
+        "resources": [resource(&app.webhooks.host(), repo.as_str(), &digest.to_string(), None)],
         "repository": repository(repo.as_str(), project.1, 0),
         "custom_attributes": {
             "Details": format!(
@@ -73,28 +54,28 @@ async fn quota_warning(app: &App, origin: &Origin<'_>, repo: &RepoName, digest: 
             ),
         },
     });
-    notify(app, origin, EventType::QuotaWarning, repo, project, data).await;
+    notify(app, operator, EventType::QuotaWarning, repo, project, data).await;
 }
 
 /// A manifest was pulled (a GET, not a HEAD), by `tag` if it was named by
 /// one.
 pub async fn pulled(
     app: &App,
-    origin: &Origin<'_>,
+    operator: &str,
     repo: &RepoName,
     digest: &Digest,
     tag: Option<&str>,
 ) {
-    artifact_event(app, origin, EventType::PullArtifact, repo, digest, &[tag]).await;
+    artifact_event(app, operator, EventType::PullArtifact, repo, digest, &[tag]).await;
 }
 
 /// An artifact was deleted (with its tags).
-pub async fn artifact_deleted(app: &App, origin: &Origin<'_>, repo: &RepoName, digest: &Digest) {
+pub async fn artifact_deleted(app: &App, operator: &str, repo: &RepoName, digest: &Digest) {
     app.replication
         .deleted(repo.as_str(), &digest.to_string(), digest);
     artifact_event(
         app,
-        origin,
+        operator,
         EventType::DeleteArtifact,
         repo,
         digest,
@@ -115,7 +96,7 @@ pub fn tag_deleted(app: &App, repo: &RepoName, tag: &str, digest: &Digest) {
 }
 
 /// A push was refused because it would exceed the project's quota.
-pub async fn quota_exceeded(app: &App, origin: &Origin<'_>, repo: &RepoName, details: &str) {
+pub async fn quota_exceeded(app: &App, operator: &str, repo: &RepoName, details: &str) {
     let Some(project) = project(app, repo).await else {
         return;
     };
@@ -127,7 +108,7 @@ pub async fn quota_exceeded(app: &App, origin: &Origin<'_>, repo: &RepoName, det
         "repository": repository(repo.as_str(), project.1, 0),
         "custom_attributes": { "Details": details },
     });
-    notify(app, origin, EventType::QuotaExceed, repo, project, data).await;
+    notify(app, operator, EventType::QuotaExceed, repo, project, data).await;
 }
 
 /// The project's id and whether it is public.
@@ -140,7 +121,7 @@ async fn project(app: &App, repo: &RepoName) -> Option<(i64, bool)> {
 
 async fn artifact_event(
     app: &App,
-    origin: &Origin<'_>,
+    operator: &str,
     event: EventType,
     repo: &RepoName,
     digest: &Digest,
@@ -153,7 +134,7 @@ async fn artifact_event(
     if !app.webhooks.wants(project.0, event).await {
         return;
     }
-    let host = origin.host(app);
+    let host = app.webhooks.host();
     let created = app
         .registry
         .meta()
@@ -171,12 +152,12 @@ async fn artifact_event(
         "resources": resources,
         "repository": repository(repo.as_str(), project.1, created),
     });
-    notify(app, origin, event, repo, project, data).await;
+    notify(app, operator, event, repo, project, data).await;
 }
 
 async fn notify(
     app: &App,
-    origin: &Origin<'_>,
+    operator: &str,
     event: EventType,
     repo: &RepoName,
     project: (i64, bool),
@@ -187,7 +168,7 @@ async fn notify(
             event,
             project_id: project.0,
             project: repo.project().to_owned(),
-            operator: origin.operator.to_owned(),
+            operator: operator.to_owned(),
             occur_at: berth_storage::audit::now_ms() / 1000,
             data,
         })

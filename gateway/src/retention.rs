@@ -125,11 +125,12 @@ impl Runner {
             "retention": {
                 "total": summary.total,
                 "retained": summary.retained,
-                "hostname": self.webhooks.host(None),
+                "hostname": self.webhooks.host(),
                 "project_name": name,
                 "retention_policy_id": policy.id,
                 "result": status.to_uppercase(),
                 "deleted_artifacts": summary.deleted,
+                "deleted_count": summary.deleted_count,
             }
         });
         self.webhooks
@@ -197,16 +198,19 @@ impl Runner {
                     {
                         Ok(true) => {
                             deleted_any = true;
+                            summary.deleted_count += 1;
                             let (namespace, name) =
                                 repo.name.as_str().split_once('/').unwrap_or(("", inside));
-                            summary.deleted.push(serde_json::json!({
+                            if summary.deleted.len() < MAX_REPORTED {
+                                summary.deleted.push(serde_json::json!({
                                 "type": "image",
                                 "status": "SUCCESS",
                                 "name_space": namespace,
                                 "repository": name,
                                 "tag": tags,
                                 "digest": candidate.digest,
-                            }));
+                                }));
+                            }
                             "DELETE"
                         }
                         Ok(false) => "GONE",
@@ -281,9 +285,14 @@ struct Summary {
     project: Option<String>,
     total: i64,
     retained: i64,
-    /// Harbor's `deleted_artifacts` entries.
+    /// Harbor's `deleted_artifacts` entries, the first `MAX_REPORTED`.
     deleted: Vec<serde_json::Value>,
+    deleted_count: u64,
 }
+
+/// Deleted artifacts a TAG_RETENTION payload lists at most (it says how
+/// many there were in all).
+const MAX_REPORTED: usize = 1000;
 
 /// The scheduler's job: fires scheduled policies. Several processes
 /// sharing the database fire each schedule once: storage hands each

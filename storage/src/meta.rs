@@ -114,6 +114,18 @@ pub struct Referrer {
     pub annotations: Option<String>,
 }
 
+/// A `LIKE … ESCAPE '\'` pattern matching names that contain `part`
+/// (any name when `None`), its own `%`, `_` and `\` taken literally.
+pub(crate) fn containing(part: Option<&str>) -> String {
+    format!(
+        "%{}%",
+        part.unwrap_or("")
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    )
+}
+
 pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

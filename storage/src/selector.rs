@@ -137,12 +137,21 @@ fn check_pattern(pattern: &str) -> Result<(), SelectorError> {
 
 /// Whether `name` matches the doublestar `pattern`.
 pub fn doublestar(pattern: &str, name: &str) -> bool {
+    // Repository names and tags are at most 255 characters; anything
+    // longer (from a hostile remote listing) matches nothing rather than
+    // cost time and memory in proportion to its length.
+    if name.len() > MAX_MATCHED {
+        return false;
+    }
     let name: Vec<char> = name.chars().collect();
     expand_braces(pattern).iter().any(|p| {
         let p: Vec<char> = p.chars().collect();
         glob(&p, &name)
     })
 }
+
+/// The longest name a selector matches.
+const MAX_MATCHED: usize = 255;
 
 /// `a{b,c{d,e}}` -> `ab`, `acd`, `ace`. At most 256 alternatives.
 fn expand_braces(pattern: &str) -> Vec<String> {

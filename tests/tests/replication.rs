@@ -786,6 +786,19 @@ class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         p = self.path
         if p == "/v2/": return self.answer(200, b"{}")
+        if mode == "offsite" and p.startswith("/v2/_catalog"):
+            return self.answer(200, json.dumps({"repositories": ["evil/a"]}).encode(),
+                extra=[("Link", '<http://127.0.0.1:9/v2/_catalog?n=1>; rel="next"')])
+        if mode == "liar" and "/tags/list" in p:
+            return self.answer(200, json.dumps({"name": "evil/x", "tags": ["1", "v" + "1." * 500000]}).encode())
+        if mode == "liar" and p.endswith("/blobs/" + layer):
+            self.send_response(200)
+            self.send_header("Content-Length", str(1 << 30))
+            self.end_headers()
+            try:
+                for _ in range(1 << 14): self.wfile.write(bytes(65536))
+            except Exception: pass
+            return
         if p.startswith("/v2/_catalog"):
             n = int(p.split("last=x")[1]) if "last=x" in p else 0
             names = ["evil/r%07d" % (n * 1000 + i) for i in range(1000)]
@@ -879,6 +892,81 @@ fn a_hostile_source_neither_exhausts_berth_nor_borrows_another_projects_blobs() 
     let anonymous = Registry::new(&berth.url());
     assert_eq!(anonymous.head_blob("mirror/x", &layer).status(), 404);
     assert_eq!(anonymous.get_manifest("mirror/x", "1").status(), 404);
+
+    // Its next catalog page is on another host: refused, not fetched.
+    let offsite = Fake::start("offsite", &layer, config);
+    let endpoint = api.create_registry("offsite", "docker-registry", &offsite.url(), None);
+    let policy = api.create_replication_policy(&json!({
+        "name": "offsite", "src_registry": {"id": endpoint}, "dest_namespace": "mirror"
+    }));
+    let execution = api.start_replication(policy);
+    let done = api.wait_replication(execution, Duration::from_secs(60));
+    assert_eq!(done["status"], "Failed", "{done}");
+    assert!(
+        done["status_text"]
+            .as_str()
+            .unwrap()
+            .contains("the next page is on another host"),
+        "{done}"
+    );
+
+    // It lists a megabyte-long "tag" (left out: it never reaches the
+    // matcher) and serves the layer its manifest says is 10 bytes as a
+    // gigabyte: refused before anything is written.
+    let liar = Fake::start("liar", &layer, config);
+    let endpoint = api.create_registry("liar", "docker-registry", &liar.url(), None);
+    let policy = api.create_replication_policy(&json!({
+        "name": "liar", "src_registry": {"id": endpoint}, "dest_namespace": "mirror",
+        "filters": [{"type": "name", "value": "evil/x"}, {"type": "tag", "value": "{1,v*.*-alpine}"}]
+    }));
+    let execution = api.start_replication(policy);
+    let done = api.wait_replication(execution, Duration::from_secs(120));
+    let logs = api.replication_logs(execution);
+    assert_eq!(done["status"], "Failed", "{done}\n{logs}");
+    assert!(logs.contains("1 tag(s) of evil/x selected"), "{logs}");
+    assert!(logs.contains("but its manifest says 10"), "{logs}");
+    assert!(!logs.contains("1.1.1.1.1."), "the long tag was logged");
+    fn bytes_under(dir: &Path) -> u64 {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| match e.metadata() {
+                        Ok(m) if m.is_dir() => bytes_under(&e.path()),
+                        Ok(m) => m.len(),
+                        Err(_) => 0,
+                    })
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+    let stored = bytes_under(berth.data_dir());
+    assert!(stored < 64 << 20, "{stored} bytes under the data directory");
+}
+
+#[test]
+fn a_speed_limited_upload_longer_than_a_request_timeout_completes() {
+    let upstream = DockerRegistry::start();
+    let berth = Berth::start();
+    let api = Api::admin(&berth);
+    // About 26 s at 50 KiB/s: longer than any per-read limit.
+    let image = Image::with_layers(vec![random_layer(1, 1_300_000)]);
+    admin_registry(&berth).push_image("library/slow", "1", &image);
+    let endpoint = api.create_registry("dr", "docker-registry", &upstream.url(), None);
+    let policy = api.create_replication_policy(&json!({
+        "name": "slow", "dest_registry": {"id": endpoint},
+        "filters": [{"type": "name", "value": "library/slow"}],
+        "speed": 50, "enabled": true
+    }));
+    let execution = api.start_replication(policy);
+    let done = api.wait_replication(execution, Duration::from_secs(180));
+    assert_eq!(
+        done["status"],
+        "Succeed",
+        "{done}\n{}",
+        api.replication_logs(execution)
+    );
+    Registry::new(&upstream.url()).assert_image("library/slow", "1", &image);
 }
 
 #[test]

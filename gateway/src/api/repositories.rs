@@ -34,7 +34,7 @@ use super::page::{Page, Term, Q};
 use super::request::{read_json, time, ApiRequest, ProjectRef};
 use crate::app::App;
 use crate::error::GatewayError;
-use crate::events::{self, Origin};
+use crate::events;
 use crate::http::Reply;
 
 #[derive(OpenApi)]
@@ -570,11 +570,7 @@ pub async fn delete_artifact(
     match outcome {
         ArtifactDeletion::Deleted { .. } => {
             app.registry.forget_content().await;
-            let origin = Origin {
-                operator: req.username(),
-                base_url: None,
-            };
-            events::artifact_deleted(app, &origin, &name, &digest).await;
+            events::artifact_deleted(app, req.username(), &name, &digest).await;
             Ok(Reply::new(200))
         }
         ArtifactDeletion::Referenced { by } => Err(GatewayError::Precondition(format!(

@@ -252,7 +252,16 @@ fn spec(body: WebhookPolicy, current: Option<&Policy>) -> Result<PolicySpec, Gat
         .targets
         .into_iter()
         .map(|t| target(t, current))
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<Target>, _>>()?;
+    // A delivery finds its target by address: each appears once.
+    for (i, t) in targets.iter().enumerate() {
+        if targets[..i].iter().any(|o| o.address == t.address) {
+            return Err(GatewayError::BadRequest(format!(
+                "target address `{}` is given twice; give each address once",
+                t.address
+            )));
+        }
+    }
     if body.event_types.is_empty() {
         return Err(GatewayError::BadRequest(format!(
             "a webhook policy needs `event_types`: some of {}",
@@ -286,6 +295,13 @@ fn target(t: WebhookTargetObject, current: Option<&Policy>) -> Result<Target, Ga
     }
     let address = t.address.trim().to_owned();
     bounded("address", &address, 2048)?;
+    // What is shown is where deliveries go: URL parsing would quietly drop
+    // tabs and line breaks.
+    if address.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(GatewayError::BadRequest(
+            "a target address may not contain spaces or control characters".into(),
+        ));
+    }
     let url = reqwest::Url::parse(&address).map_err(|e| {
         GatewayError::BadRequest(format!(
             "target address `{address}` is not a URL ({e}); give one such as https://hooks.example.org/berth"

@@ -6,10 +6,12 @@
 //!
 //! - `gc`: scheduled garbage collection and the purge of abandoned
 //!   uploads.
+//! - `history`: old webhook deliveries pruned.
 //! - Tag retention and replication schedules are jobs too; their runners
 //!   live in `crate::retention` and `crate::replication`.
 
 pub mod gc;
+pub mod history;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -77,6 +77,8 @@ pub struct TaskState {
 /// The longest line and the most log a task keeps: a registry's messages
 /// end up in them, and the registry chooses their length.
 const MAX_LINE: usize = 2048;
+/// The largest piece of a blob sent at once.
+const PIECE: usize = 64 << 10;
 const MAX_LOG: u64 = 1 << 20;
 
 impl TaskState {
@@ -289,26 +291,31 @@ impl Run {
             };
             let child_parsed = parse(Some(&cm.media_type), &cm.content)
                 .map_err(|e| Halt::Failed(format!("{src_repo}@{child}: {e}")))?;
-            for blob in &child_parsed.blobs {
-                self.copy_blob(task, src_repo, dst_repo, blob).await?;
+            for (blob, size) in child_parsed.blobs.iter().zip(&child_parsed.blob_sizes) {
+                self.copy_blob(task, src_repo, dst_repo, blob, *size)
+                    .await?;
             }
             self.retry(task, &format!("storing {dst_repo}@{child}"), || {
                 self.dst.put_manifest(dst_repo, &reference, &cm)
             })
             .await?;
         }
-        for blob in &parsed.blobs {
-            self.copy_blob(task, src_repo, dst_repo, blob).await?;
+        for (blob, size) in parsed.blobs.iter().zip(&parsed.blob_sizes) {
+            self.copy_blob(task, src_repo, dst_repo, blob, *size)
+                .await?;
         }
         Ok(())
     }
 
+    /// Places blob `digest` of `size` bytes (as the manifest says) at the
+    /// destination.
     async fn copy_blob(
         &self,
         task: &Arc<TaskState>,
         src_repo: &str,
         dst_repo: &str,
         digest: &Digest,
+        size: u64,
     ) -> Result<(), Halt> {
         self.check()?;
         let gate = lock(&self.sending)
@@ -343,7 +350,7 @@ impl Run {
         let upload = Mutex::new(Upload::default());
         let sent = self
             .retry(task, &format!("copying {what}"), || {
-                self.transfer(task, src_repo, dst_repo, digest, &upload)
+                self.transfer(task, src_repo, dst_repo, digest, size, &upload)
             })
             .await;
         if sent.is_err() {
@@ -370,6 +377,7 @@ impl Run {
         src_repo: &str,
         dst_repo: &str,
         digest: &Digest,
+        expected: u64,
         upload: &Mutex<Upload>,
     ) -> Result<u64, GatewayError> {
         let get = || {
@@ -394,6 +402,7 @@ impl Run {
                 let offset = l.registry.upload_len(&repo, id).await?;
                 let (size, start, mut stream) =
                     self.src.read_blob(src_repo, digest, offset).await?;
+                agree(size, expected, digest)?;
                 let (id, offset) = if start == offset {
                     (id, offset)
                 } else {
@@ -403,13 +412,21 @@ impl Run {
                     set_local(Some(id));
                     (id, 0)
                 };
-                self.local_write(task, l, &repo, id, offset, size, &mut stream, digest)
-                    .await
+                let written = self
+                    .local_write(task, l, &repo, id, offset, size, &mut stream, digest)
+                    .await;
+                // A session the store ended (a failed completion) cannot
+                // be resumed: the next attempt starts a new one.
+                if written.is_err() && l.registry.upload_len(&repo, id).await.is_err() {
+                    set_local(None);
+                }
+                written
             }
             Side::Remote(r) => {
                 if !self.copy_by_chunk {
                     let location = r.start_upload(dst_repo).await?;
                     let (size, _, stream) = self.src.read_blob(src_repo, digest, 0).await?;
+                    agree(size, expected, digest)?;
                     r.finish_upload(
                         dst_repo,
                         &location,
@@ -442,6 +459,7 @@ impl Run {
                     }
                 };
                 let size = self.src.blob_size(src_repo, digest).await?;
+                agree(size, expected, digest)?;
                 while offset < size {
                     let len = (size - offset).min(CHUNK);
                     let (_, start, stream) = self.src.read_blob(src_repo, digest, offset).await?;
@@ -515,7 +533,23 @@ impl Run {
         let stop = self.stop.clone();
         let run_bytes = self.bytes.clone();
         let task = task.clone();
+        // Small pieces: the speed limit is kept smoothly, and the upload
+        // watchdog sees progress at least every `PIECE / speed` seconds.
         stream
+            .flat_map(|piece| {
+                let pieces: Vec<Result<Bytes, GatewayError>> = match piece {
+                    Ok(mut bytes) => {
+                        let mut out = Vec::with_capacity(bytes.len() / PIECE + 1);
+                        while bytes.len() > PIECE {
+                            out.push(Ok(bytes.split_to(PIECE)));
+                        }
+                        out.push(Ok(bytes));
+                        out
+                    }
+                    Err(e) => vec![Err(e)],
+                };
+                futures_util::stream::iter(pieces)
+            })
             .then(move |piece| {
                 let sent = sent.clone();
                 let stop = stop.clone();
@@ -542,6 +576,19 @@ impl Run {
                 }
             })
             .boxed()
+    }
+}
+
+/// A blob's size as the source serves it must be the one its manifest
+/// states: a source claiming more is not let to fill the disk before the
+/// digest check fails.
+fn agree(size: u64, expected: u64, digest: &Digest) -> Result<(), GatewayError> {
+    if size == expected {
+        Ok(())
+    } else {
+        Err(GatewayError::BadRequest(format!(
+            "the source serves {digest} as {size} bytes, but its manifest says {expected}"
+        )))
     }
 }
 

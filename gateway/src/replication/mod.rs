@@ -28,7 +28,9 @@ use berth_storage::oci::Digest;
 use berth_storage::replication::filter::{
     destination_name, literal_repository, selects_repository, selects_tag,
 };
-use berth_storage::replication::{FilterKind, Policy, Progress, Trigger, FAILED, STOPPED, SUCCEED};
+use berth_storage::replication::{
+    Filter, FilterKind, Policy, Progress, Trigger, FAILED, STOPPED, SUCCEED,
+};
 use berth_storage::webhooks::EventType;
 use berth_storage::Registry;
 use tokio::sync::mpsc;
@@ -98,7 +100,7 @@ pub struct Replicator {
     events: mpsc::Sender<Event>,
     events_in: Mutex<Option<mpsc::Receiver<Event>>>,
     /// Each event-based policy's queue: its events run one after another.
-    policy_queues: Mutex<HashMap<i64, mpsc::Sender<Scope>>>,
+    policy_queues: Mutex<HashMap<i64, mpsc::Sender<Queued>>>,
     /// The event-based policies as last read, and when: a burst of pushes
     /// reads them once. Emptied when any instance changes a policy
     /// (`Change::ReplicationPolicies`); `POLICIES_FRESH` bounds what a
@@ -457,7 +459,7 @@ impl Replicator {
         };
         let data = serde_json::json!({
             "replication": {
-                "harbor_hostname": self.webhooks.host(None),
+                "harbor_hostname": self.webhooks.host(),
                 "job_status": status,
                 "artifact_type": "image",
                 "override_mode": policy.spec.override_existing,
@@ -547,69 +549,47 @@ impl Replicator {
                 return;
             }
         };
-        let Event {
-            repo,
-            reference,
-            deleted,
-        } = event;
-        let is_tag = reference.parse::<Digest>().is_err();
+        let scope = match event.deleted {
+            Some(digest) => Scope::Deleted {
+                repo: event.repo,
+                reference: event.reference,
+                digest,
+            },
+            None => Scope::Pushed {
+                repo: event.repo,
+                tags: vec![event.reference],
+            },
+        };
         for policy in policies.iter() {
-            let spec = &policy.spec;
-            let filtered = |kind| spec.filters.iter().any(|f| f.kind == kind);
-            let wanted = spec.src_registry.is_none()
-                && selects_repository(&spec.filters, &repo)
-                && match deleted {
-                    // What was deleted is gone: a digest has no tag to
-                    // check a tag filter against, and neither has a
-                    // resource type any more. With such filters deletes
-                    // are not replicated (the destination may hold more
-                    // than the policy ever copied).
-                    Some(_) => {
-                        spec.replicate_deletion
-                            && !filtered(FilterKind::Resource)
-                            && if is_tag {
-                                selects_tag(&spec.filters, &reference)
-                            } else {
-                                !filtered(FilterKind::Tag)
-                            }
-                    }
-                    None => is_tag && selects_tag(&spec.filters, &reference),
-                };
-            if !wanted {
+            if !wants_event(policy, &scope) {
                 continue;
             }
-            let scope = match &deleted {
-                Some(digest) => Scope::Deleted {
-                    repo: repo.clone(),
-                    reference: reference.clone(),
-                    digest: digest.clone(),
-                },
-                None => Scope::Pushed {
-                    repo: repo.clone(),
-                    tags: vec![reference.clone()],
-                },
-            };
+            // The decision holds for this destination only: a policy
+            // pointed elsewhere meanwhile does not get the event.
+            let queued = (scope.clone(), policy.spec.dest_registry);
             let queue = lock(&self.policy_queues)
                 .entry(policy.id)
                 .or_insert_with(|| self.policy_worker(policy.id))
                 .clone();
-            if queue.try_send(scope).is_err() {
+            if queue.try_send(queued).is_err() {
                 tracing::warn!(policy = policy.id, "more than {POLICY_QUEUE} events wait for this policy (is its destination down?); an event was dropped");
             }
         }
     }
 
     /// The task that runs one policy's events one after another, each
-    /// with the policy as it is then (a policy disabled or deleted since
-    /// runs none). An execution already running (one at a time) is waited
-    /// for, not a reason to drop the event.
-    fn policy_worker(self: &Arc<Self>, policy_id: i64) -> mpsc::Sender<Scope> {
-        let (tx, mut rx) = mpsc::channel::<Scope>(POLICY_QUEUE);
+    /// with the policy as it is then: one disabled, deleted, pointed at
+    /// another destination, or whose filters or deletion setting no longer
+    /// want the event since it was queued runs none. An execution already
+    /// running (one at a time) is waited for, not a reason to drop the
+    /// event.
+    fn policy_worker(self: &Arc<Self>, policy_id: i64) -> mpsc::Sender<Queued> {
+        let (tx, mut rx) = mpsc::channel::<Queued>(POLICY_QUEUE);
         let me = self.clone();
         tokio::spawn(async move {
-            while let Some(scope) = rx.recv().await {
+            while let Some((scope, dest)) = rx.recv().await {
                 let policy = match me.registry.meta().replication_policy(policy_id).await {
-                    Ok(Some(p)) if p.spec.enabled && p.spec.trigger == Trigger::EventBased => p,
+                    Ok(Some(p)) if p.spec.dest_registry == dest && wants_event(&p, &scope) => p,
                     Ok(_) => continue,
                     Err(e) => {
                         tracing::warn!(policy = policy_id, error = %cause_chain(&e), "cannot read a replication policy; an event was dropped");
@@ -644,6 +624,45 @@ impl Replicator {
         }
     }
 }
+
+/// Whether an enabled event-based push policy replicates `scope` (a push
+/// or a delete here).
+fn wants_event(policy: &Policy, scope: &Scope) -> bool {
+    let spec = &policy.spec;
+    if !spec.enabled || spec.trigger != Trigger::EventBased || spec.src_registry.is_some() {
+        return false;
+    }
+    let filtered = |kind| spec.filters.iter().any(|f: &Filter| f.kind == kind);
+    match scope {
+        Scope::All => false,
+        Scope::Pushed { repo, tags } => {
+            selects_repository(&spec.filters, repo)
+                && tags
+                    .iter()
+                    .all(|t| t.parse::<Digest>().is_err() && selects_tag(&spec.filters, t))
+        }
+        // What was deleted is gone: a digest has no tag to check a tag
+        // filter against, and neither has a resource type any more. With
+        // such filters deletes are not replicated (the destination may
+        // hold more than the policy ever copied).
+        Scope::Deleted {
+            repo, reference, ..
+        } => {
+            spec.replicate_deletion
+                && !filtered(FilterKind::Resource)
+                && selects_repository(&spec.filters, repo)
+                && if reference.parse::<Digest>().is_err() {
+                    selects_tag(&spec.filters, reference)
+                } else {
+                    !filtered(FilterKind::Tag)
+                }
+        }
+    }
+}
+
+/// An event queued for a policy, with the destination the policy had
+/// when it was chosen.
+type Queued = (Scope, Option<i64>);
 
 /// A push or delete here, as the replicator queues it.
 #[derive(Debug)]
@@ -839,5 +858,86 @@ async fn heartbeat(
             }
         }
         flush(&registry, &tasks).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_storage::replication::PolicySpec;
+
+    fn policy(replicate_deletion: bool, filters: Vec<Filter>) -> Policy {
+        Policy {
+            id: 1,
+            spec: PolicySpec {
+                name: "p".into(),
+                description: String::new(),
+                src_registry: None,
+                dest_registry: Some(2),
+                dest_namespace: String::new(),
+                dest_namespace_replace_count: -1,
+                trigger: Trigger::EventBased,
+                filters,
+                replicate_deletion,
+                override_existing: false,
+                enabled: true,
+                speed_kib: None,
+                copy_by_chunk: false,
+                single_active: false,
+            },
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn filter(kind: FilterKind, value: &str) -> Filter {
+        Filter {
+            kind,
+            value: value.into(),
+            excludes: false,
+        }
+    }
+
+    #[test]
+    fn events_wanted_by_what_the_policy_says_now() {
+        let digest: Digest = format!("sha256:{}", "a".repeat(64)).parse().unwrap();
+        let pushed = Scope::Pushed {
+            repo: "team/app".into(),
+            tags: vec!["v1".into()],
+        };
+        let tag_deleted = Scope::Deleted {
+            repo: "team/app".into(),
+            reference: "v1".into(),
+            digest: digest.clone(),
+        };
+        let digest_deleted = Scope::Deleted {
+            repo: "team/app".into(),
+            reference: digest.to_string(),
+            digest,
+        };
+        let all = policy(true, vec![]);
+        assert!(wants_event(&all, &pushed));
+        assert!(wants_event(&all, &tag_deleted));
+        assert!(wants_event(&all, &digest_deleted));
+        // Deletion turned off since: deletes are not replicated.
+        let keep = policy(false, vec![]);
+        assert!(wants_event(&keep, &pushed));
+        assert!(!wants_event(&keep, &tag_deleted));
+        // A tag filter: tag deletes checked against it, digest deletes not
+        // replicated; a resource filter: no deletes.
+        let tagged = policy(true, vec![filter(FilterKind::Tag, "v*")]);
+        assert!(wants_event(&tagged, &tag_deleted));
+        assert!(!wants_event(&tagged, &digest_deleted));
+        let typed = policy(true, vec![filter(FilterKind::Resource, "image")]);
+        assert!(!wants_event(&typed, &tag_deleted));
+        // Another repository, a disabled policy, a pull-mode policy.
+        let other = policy(true, vec![filter(FilterKind::Name, "other/**")]);
+        assert!(!wants_event(&other, &pushed));
+        let mut off = policy(true, vec![]);
+        off.spec.enabled = false;
+        assert!(!wants_event(&off, &pushed));
+        let mut pull = policy(true, vec![]);
+        pull.spec.src_registry = Some(2);
+        assert!(!wants_event(&pull, &pushed));
     }
 }

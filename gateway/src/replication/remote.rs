@@ -40,6 +40,92 @@ const RATE_LIMIT_WAITS: u32 = 3;
 /// The longest `Retry-After` honoured, in seconds.
 const MAX_RATE_LIMIT_WAIT: u64 = 60;
 
+/// The longest an upload's destination may take no bytes.
+const UPLOAD_IDLE: std::time::Duration = std::time::Duration::from_secs(120);
+/// The longest a destination may take to answer once the body is sent
+/// (it verifies the digest).
+const UPLOAD_ANSWER: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// How an upload's body is going: when its last piece was taken, and
+/// when it ended.
+struct Progress {
+    last: std::sync::Mutex<std::time::Instant>,
+    ended: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress {
+            last: std::sync::Mutex::new(std::time::Instant::now()),
+            ended: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Returns, with the reason, once the upload stalled.
+    async fn stalled(&self) -> String {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            if let Some(ended) = *Progress::lock(&self.ended) {
+                if ended.elapsed() > UPLOAD_ANSWER {
+                    return format!(
+                        "did not answer within {} s of an upload's end",
+                        UPLOAD_ANSWER.as_secs()
+                    );
+                }
+            } else if Progress::lock(&self.last).elapsed() > UPLOAD_IDLE {
+                return format!("took no upload bytes for {} s", UPLOAD_IDLE.as_secs());
+            }
+        }
+    }
+}
+
+/// `body`, telling `progress` of each piece taken and of its end.
+fn watched(body: BlobStream, progress: Arc<Progress>) -> BlobStream {
+    let at_end = progress.clone();
+    body.inspect(move |_| *Progress::lock(&progress.last) = std::time::Instant::now())
+        .chain(futures_util::stream::poll_fn(move |_| {
+            *Progress::lock(&at_end.ended) = Some(std::time::Instant::now());
+            std::task::Poll::Ready(None)
+        }))
+        .boxed()
+}
+
+/// What a listing has read so far.
+#[derive(Debug, Default)]
+struct Budget {
+    names: usize,
+    pages: usize,
+    read: usize,
+}
+
+/// What a listing lists: names that are not valid ones are left out
+/// (a hostile source's megabyte-long "names" never reach the filters).
+#[derive(Debug, Clone, Copy)]
+enum Listed {
+    Repositories,
+    Tags,
+}
+
+impl Listed {
+    fn key(self) -> &'static str {
+        match self {
+            Listed::Repositories => "repositories",
+            Listed::Tags => "tags",
+        }
+    }
+
+    fn valid(self, name: &str) -> bool {
+        match self {
+            Listed::Repositories => name.parse::<berth_storage::oci::RepoName>().is_ok(),
+            Listed::Tags => name.parse::<berth_storage::oci::Tag>().is_ok(),
+        }
+    }
+}
+
 pub struct Remote {
     pub endpoint: Arc<Endpoint>,
     pub client: Arc<crate::upstream::Upstreams>,
@@ -181,17 +267,12 @@ impl Remote {
         }
     }
 
-    /// A listing past `MAX_NAMES` ends the execution.
     /// A listing past `MAX_NAMES` names, `MAX_PAGES` pages or
-    /// `MAX_LISTING_BYTES` ends the execution, however the source pages.
-    fn bounded(
-        &self,
-        names: usize,
-        page: usize,
-        read: usize,
-        what: &str,
-    ) -> Result<(), GatewayError> {
-        if names > MAX_NAMES || page > MAX_PAGES || read > MAX_LISTING_BYTES {
+    /// `MAX_LISTING_BYTES` ends the execution, however the source pages
+    /// (and however many projects a Harbor lists: one budget covers them
+    /// all).
+    fn bounded(&self, spent: &Budget, what: &str) -> Result<(), GatewayError> {
+        if spent.names > MAX_NAMES || spent.pages > MAX_PAGES || spent.read > MAX_LISTING_BYTES {
             return Err(self.failure(format!(
                 "{what} lists more than {MAX_NAMES} names (or {MAX_PAGES} pages, or {} MiB); \
                  narrow the policy with a name filter",
@@ -260,7 +341,7 @@ impl Remote {
         self.pages(
             first,
             "registry:catalog:*",
-            "repositories",
+            Listed::Repositories,
             "its catalog",
             false,
         )
@@ -270,34 +351,39 @@ impl Remote {
     /// Harbor's project and repository listings (which need no catalog
     /// permission).
     async fn repositories_by_api(&self) -> Result<Vec<String>, GatewayError> {
-        let projects = self.api_names("/api/v2.0/projects").await?;
+        let mut spent = Budget::default();
+        let projects = self.api_names("/api/v2.0/projects", &mut spent).await?;
         let mut out = Vec::new();
         for project in projects {
             let path = format!(
                 "/api/v2.0/projects/{}/repositories",
                 percent_encoding::utf8_percent_encode(&project, percent_encoding::NON_ALPHANUMERIC)
             );
-            out.extend(self.api_names(&path).await?);
+            out.extend(self.api_names(&path, &mut spent).await?);
         }
         Ok(out)
     }
 
-    /// The `name` of every item of a paged Harbor listing.
-    async fn api_names(&self, path: &str) -> Result<Vec<String>, GatewayError> {
+    /// The `name` of every item of a paged Harbor listing (projects or
+    /// repositories), leaving out any that is not a valid name.
+    async fn api_names(&self, path: &str, spent: &mut Budget) -> Result<Vec<String>, GatewayError> {
         let mut out = Vec::new();
-        let mut read = 0;
         for page in 1.. {
-            self.bounded(out.len(), page, read, path)?;
+            spent.pages += 1;
+            self.bounded(spent, path)?;
             let url = format!("{path}?page={page}&page_size=100");
             let resp = self.api(Method::GET, &url, |r| r).await?;
             if !resp.status().is_success() {
                 return Err(self.failed(&format!("listing {path}"), resp.status()));
             }
-            let items: Vec<serde_json::Value> = self.json(resp, &mut read).await?;
+            let items: Vec<serde_json::Value> = self.json(resp, &mut spent.read).await?;
+            spent.names += items.len();
             out.extend(
                 items
                     .iter()
-                    .filter_map(|i| i["name"].as_str().map(str::to_owned)),
+                    .filter_map(|i| i["name"].as_str())
+                    .filter(|n| Listed::Repositories.valid(n))
+                    .map(str::to_owned),
             );
             if items.len() < 100 {
                 break;
@@ -333,26 +419,27 @@ impl Remote {
         let name = self.name(repo);
         let first = format!("/v2/{name}/tags/list?n={PAGE}");
         let what = format!("the tags of {name}");
-        self.pages(first, &scope(&name, "pull"), "tags", &what, true)
+        self.pages(first, &scope(&name, "pull"), Listed::Tags, &what, true)
             .await
     }
 
     /// Every page of a distribution listing (`Link: <...>; rel="next"`),
-    /// the names under `key`; with `missing_ok`, none when the listing
-    /// does not exist.
+    /// the valid names of `kind`; with `missing_ok`, none when the listing
+    /// does not exist. The next page must be on the endpoint itself.
     async fn pages(
         &self,
         first: String,
         scope: &str,
-        key: &str,
+        kind: Listed,
         what: &str,
         missing_ok: bool,
     ) -> Result<Vec<String>, GatewayError> {
         let mut out = Vec::new();
         let mut path = first;
-        let mut read = 0;
-        for page in 1.. {
-            self.bounded(out.len(), page, read, what)?;
+        let mut spent = Budget::default();
+        loop {
+            spent.pages += 1;
+            self.bounded(&spent, what)?;
             let resp = self.send(Method::GET, &path, scope, |r| r).await?;
             if resp.status() == StatusCode::NOT_FOUND && missing_ok {
                 return Ok(out);
@@ -361,16 +448,29 @@ impl Remote {
                 return Err(self.failed(&format!("listing {what}"), resp.status()));
             }
             let next = next_link(&resp);
-            let body: serde_json::Value = self.json(resp, &mut read).await?;
-            let names = body[key].as_array().cloned().unwrap_or_default();
-            out.extend(names.iter().filter_map(|n| n.as_str().map(str::to_owned)));
+            let body: serde_json::Value = self.json(resp, &mut spent.read).await?;
+            let names = body[kind.key()].as_array().cloned().unwrap_or_default();
+            spent.names += names.len();
+            out.extend(
+                names
+                    .iter()
+                    .filter_map(|n| n.as_str())
+                    .filter(|n| kind.valid(n))
+                    .map(str::to_owned),
+            );
             match next {
                 // A page linking to itself ends the listing.
-                Some(n) if !names.is_empty() && n != path => path = n,
+                Some(n) if !names.is_empty() && n != path => {
+                    if !n.starts_with('/') && !self.ours(&n) {
+                        return Err(self.failure(format!(
+                            "{what}: the next page is on another host ({n}); refused"
+                        )));
+                    }
+                    path = n;
+                }
                 _ => return Ok(out),
             }
         }
-        Ok(out)
     }
 
     pub async fn manifest(
@@ -705,17 +805,23 @@ impl Remote {
             .await?;
         let mut req = self
             .http()
-            .http(&self.endpoint)
+            .upload_http(&self.endpoint)
             .request(method, self.url(path));
         if let Some(a) = auth.filter(|_| self.ours(&self.url(path))) {
             req = req.header(AUTHORIZATION, a);
         }
         let _turn = self.limit.acquire().await;
-        let resp = build(req)
-            .body(reqwest::Body::wrap_stream(body))
-            .send()
-            .await
-            .map_err(|e| self.unreachable(&e))?;
+        // No overall deadline (a large blob on a slow link takes what it
+        // takes): a destination that takes nothing for `UPLOAD_IDLE`, or
+        // does not answer within `UPLOAD_ANSWER` of the body's end, fails
+        // the attempt.
+        let progress = Arc::new(Progress::new());
+        let body = watched(body, progress.clone());
+        let send = build(req).body(reqwest::Body::wrap_stream(body)).send();
+        let resp = tokio::select! {
+            resp = send => resp.map_err(|e| self.unreachable(&e))?,
+            why = progress.stalled() => return Err(self.failure(why)),
+        };
         if resp.status() == StatusCode::UNAUTHORIZED {
             self.http().forget_scope(&self.endpoint, &scope);
         }

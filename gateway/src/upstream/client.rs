@@ -35,6 +35,12 @@ pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
 pub struct UpstreamClient {
     verifying: reqwest::Client,
     insecure: reqwest::Client,
+    /// The same without the pause limit between reads, for uploads: the
+    /// limit also ends a request while its body is still being sent
+    /// (reqwest), so a large blob on a slow link never finished. The
+    /// caller watches an upload's progress itself.
+    uploading: reqwest::Client,
+    uploading_insecure: reqwest::Client,
     /// What to send as `Authorization` by (endpoint id, scope): a Bearer
     /// token from the upstream's realm, the Basic credential, or nothing.
     tokens: moka::sync::Cache<(i64, String), Arc<Token>>,
@@ -62,10 +68,15 @@ pub struct Call<'a> {
 
 impl UpstreamClient {
     pub fn new() -> Result<UpstreamClient, GatewayError> {
-        let build = |insecure: bool| {
-            reqwest::Client::builder()
+        let build = |insecure: bool, read_timeout: bool| {
+            let builder = reqwest::Client::builder();
+            let builder = if read_timeout {
+                builder.read_timeout(REQUEST_TIMEOUT)
+            } else {
+                builder
+            };
+            builder
                 .connect_timeout(CONNECT_TIMEOUT)
-                .read_timeout(REQUEST_TIMEOUT)
                 .pool_idle_timeout(Duration::from_secs(90))
                 .pool_max_idle_per_host(64)
                 .redirect(reqwest::redirect::Policy::limited(5))
@@ -75,8 +86,10 @@ impl UpstreamClient {
                 .map_err(|e| GatewayError::BadRequest(format!("building the upstream client: {e}")))
         };
         Ok(UpstreamClient {
-            verifying: build(false)?,
-            insecure: build(true)?,
+            verifying: build(false, true)?,
+            insecure: build(true, true)?,
+            uploading: build(false, false)?,
+            uploading_insecure: build(true, false)?,
             tokens: moka::sync::Cache::builder().max_capacity(10_000).build(),
         })
     }
@@ -88,6 +101,16 @@ impl UpstreamClient {
             &self.insecure
         } else {
             &self.verifying
+        }
+    }
+
+    /// The HTTP client for uploading to `endpoint`: no limit on the pause
+    /// between reads (see `uploading`).
+    pub fn upload_http(&self, endpoint: &Endpoint) -> &reqwest::Client {
+        if endpoint.insecure {
+            &self.uploading_insecure
+        } else {
+            &self.uploading
         }
     }
 

@@ -6,7 +6,7 @@ use pingora::proxy::Session;
 use crate::app::App;
 use crate::auth::Caller;
 use crate::error::{BodyOf, GatewayError};
-use crate::events::{self, Origin};
+use crate::events;
 use crate::http::{header, read_body_of, Reply};
 use crate::route::Query;
 
@@ -15,7 +15,6 @@ use crate::route::Query;
 /// (not a HEAD) counts as a pull in the repository's statistics.
 pub async fn get(
     app: &App,
-    session: &Session,
     caller: &Caller,
     repo: &RepoName,
     reference: &Reference,
@@ -28,7 +27,7 @@ pub async fn get(
             Reference::Tag(t) => Some(t.as_str()),
             Reference::Digest(_) => None,
         };
-        events::pulled(app, &origin(app, session, caller), repo, &m.digest, tag).await;
+        events::pulled(app, caller.name(), repo, &m.digest, tag).await;
     }
     Ok(Reply::new(200)
         .header("Content-Type", m.media_type.clone())
@@ -75,14 +74,13 @@ pub async fn put(
     if let Reference::Tag(t) = reference {
         named.insert(0, t.as_str());
     }
-    events::pushed(app, &origin(app, session, caller), repo, &digest, &named).await;
+    events::pushed(app, caller.name(), repo, &digest, &named).await;
     Ok(reply)
 }
 
 /// DELETE by digest removes the manifest and its tags; by tag, the tag.
 pub async fn delete(
     app: &App,
-    session: &Session,
     caller: &Caller,
     repo: &RepoName,
     reference: &Reference,
@@ -102,16 +100,9 @@ pub async fn delete(
     match (reference, digest) {
         (Reference::Tag(t), Some(digest)) => events::tag_deleted(app, repo, t.as_str(), &digest),
         (Reference::Digest(_), Some(digest)) => {
-            events::artifact_deleted(app, &origin(app, session, caller), repo, &digest).await
+            events::artifact_deleted(app, caller.name(), repo, &digest).await
         }
         (_, None) => {}
     }
     Ok(Reply::new(202))
-}
-
-fn origin<'a>(app: &App, session: &Session, caller: &'a Caller) -> Origin<'a> {
-    Origin {
-        operator: caller.name(),
-        base_url: Some(app.base_url(session)),
-    }
 }

@@ -90,11 +90,7 @@ pub async fn handle(app: &App, session: &mut Session) -> Result<Answer, GatewayE
     if let (Err(GatewayError::Storage(StorageError::QuotaExceeded(q))), Some(repo)) =
         (&result, route.repo())
     {
-        let origin = crate::events::Origin {
-            operator: caller.name(),
-            base_url: Some(app.base_url(session)),
-        };
-        crate::events::quota_exceeded(app, &origin, repo, &q.to_string()).await;
+        crate::events::quota_exceeded(app, caller.name(), repo, &q.to_string()).await;
     }
     audit(
         app,
@@ -261,10 +257,10 @@ async fn dispatch(
             manifests::put(app, session, caller, repo, r, query).await
         }
         (Route::Manifest(repo, r), &Method::DELETE) => {
-            manifests::delete(app, session, caller, repo, r).await
+            manifests::delete(app, caller, repo, r).await
         }
         (Route::Manifest(repo, r), m) => {
-            manifests::get(app, session, caller, repo, r, *m == Method::GET).await
+            manifests::get(app, caller, repo, r, *m == Method::GET).await
         }
         (Route::UploadStart(repo), _) => uploads::start(app, session, caller, repo, query).await,
         (Route::Upload(repo, id), &Method::PATCH) => {

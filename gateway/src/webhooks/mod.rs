@@ -55,13 +55,11 @@ impl Webhooks {
         }
     }
 
-    /// The registry's host as payloads name it: `external_url`'s, else the
-    /// one the client used (`base_url`), else none.
-    pub fn host(&self, base_url: Option<&str>) -> String {
-        self.external_host
-            .clone()
-            .or_else(|| base_url.map(payload::host_of))
-            .unwrap_or_default()
+    /// The registry's host as payloads name it: `external_url`'s, else
+    /// none (a request's `Host` is the client's to choose, and a receiver
+    /// may deploy from what a payload names).
+    pub fn host(&self) -> String {
+        self.external_host.clone().unwrap_or_default()
     }
 
     /// Starts the sender (once per process).

@@ -26,7 +26,7 @@ const LONGEST_WAIT: i64 = 3600;
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// A claim outlives the longest attempt; a sender that died frees its
 /// claims when they end.
-const LEASE: i64 = 30;
+const LEASE: i64 = 20;
 /// Deliveries in flight per process.
 const IN_FLIGHT: usize = 8;
 /// How often an idle sender looks for due retries (and for deliveries

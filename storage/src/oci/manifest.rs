@@ -94,6 +94,8 @@ pub struct ParsedManifest {
     pub kind: ManifestKind,
     /// Blobs (config and layers) that must exist in the repository.
     pub blobs: Vec<Digest>,
+    /// Each blob's size as its descriptor states it (same order).
+    pub blob_sizes: Vec<u64>,
     /// Child manifests (of an index) that must exist in the repository.
     pub manifests: Vec<Digest>,
     pub subject: Option<Digest>,
@@ -104,10 +106,10 @@ pub struct ParsedManifest {
     pub annotations: Option<String>,
 }
 
-/// Drops repeated digests, keeping the first of each in place.
-fn dedup(digests: &mut Vec<Digest>) {
-    let mut seen = std::collections::HashSet::with_capacity(digests.len());
-    digests.retain(|d| seen.insert(d.clone()));
+/// Drops items with a repeated digest, keeping the first of each in place.
+fn dedup<T>(items: &mut Vec<T>, digest: impl Fn(&T) -> &Digest) {
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
+    items.retain(|i| seen.insert(digest(i).clone()));
 }
 
 /// Parses manifest bytes sent with `content_type`.
@@ -185,7 +187,7 @@ pub fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<ParsedManifest,
         let config = raw.config.as_ref().ok_or_else(|| {
             StorageError::ManifestInvalid("an image manifest needs a `config` descriptor".into())
         })?;
-        blobs.push(descriptor(config)?);
+        blobs.push((descriptor(config)?, config.size as u64));
         let layers = raw.layers.as_ref().ok_or_else(|| {
             StorageError::ManifestInvalid("an image manifest needs a `layers` array".into())
         })?;
@@ -194,13 +196,14 @@ pub fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<ParsedManifest,
             // Non-distributable (foreign) layers live elsewhere by design;
             // clients never push them, so they cannot be required here.
             if !d.media_type.as_deref().is_some_and(is_non_distributable) {
-                blobs.push(digest);
+                blobs.push((digest, d.size as u64));
             }
         }
     }
     // A digest listed twice (the same layer repeated) is one reference.
-    dedup(&mut blobs);
-    dedup(&mut manifests);
+    dedup(&mut blobs, |(d, _)| d);
+    let (blobs, blob_sizes): (Vec<Digest>, Vec<u64>) = blobs.into_iter().unzip();
+    dedup(&mut manifests, |d| d);
     let subject = raw.subject.as_ref().map(descriptor).transpose()?;
     let artifact_type = raw.artifact_type.clone().or_else(|| {
         if kind.is_index() {
@@ -216,6 +219,7 @@ pub fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<ParsedManifest,
     Ok(ParsedManifest {
         kind,
         blobs,
+        blob_sizes,
         manifests,
         subject,
         artifact_type,

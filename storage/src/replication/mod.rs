@@ -16,7 +16,7 @@ use sqlx::Row;
 
 use crate::cron::Cron;
 use crate::error::StorageError;
-use crate::meta::{flag, now, Meta};
+use crate::meta::{containing, flag, now, Meta};
 pub use filter::{Filter, FilterKind};
 
 /// When a policy runs besides manual starts.
@@ -142,6 +142,9 @@ pub struct ExecutionQuery {
     pub trigger: Option<String>,
 }
 
+/// The longest status text an execution keeps.
+const MAX_STATUS_TEXT: usize = 2048;
+
 fn bad(e: serde_json::Error) -> StorageError {
     StorageError::Corrupt(format!("replication policy: {e}"))
 }
@@ -257,13 +260,7 @@ impl Meta {
         offset: i64,
         limit: i64,
     ) -> Result<(Vec<Policy>, i64), StorageError> {
-        let pattern = format!(
-            "%{}%",
-            name.unwrap_or("")
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        );
+        let pattern = containing(name);
         let total: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM replication_policies WHERE name LIKE $1 ESCAPE '\\'",
         )
@@ -449,14 +446,15 @@ impl Meta {
     /// Marks an execution alive; tells whether a stop was asked for.
     pub async fn replication_heartbeat(&self, id: i64) -> Result<bool, StorageError> {
         let stop: Option<i64> = sqlx::query_scalar(
-            "UPDATE replication_executions SET heartbeat = $2 WHERE id = $1 \
-             RETURNING stop_requested",
+            "UPDATE replication_executions SET heartbeat = $2 \
+             WHERE id = $1 AND status = 'InProgress' RETURNING stop_requested",
         )
         .bind(id)
         .bind(now())
         .fetch_optional(self.pool())
         .await?;
-        // A deleted execution stops too.
+        // An execution deleted, or ended by another process (marked
+        // failed when this one's heartbeat stalled), stops too.
         Ok(stop.is_none_or(|s| s != 0))
     }
 
@@ -479,6 +477,11 @@ impl Meta {
         status: &str,
         status_text: &str,
     ) -> Result<(), StorageError> {
+        // A remote registry's words end up here, and it chooses their length.
+        let status_text = match status_text.char_indices().nth(MAX_STATUS_TEXT) {
+            Some((cut, _)) => format!("{}…", &status_text[..cut]),
+            None => status_text.to_owned(),
+        };
         let mut tx = self.write().await?;
         sqlx::query(
             "UPDATE replication_executions SET status = $2, status_text = $3, end_time = $4 \
@@ -486,7 +489,7 @@ impl Meta {
         )
         .bind(id)
         .bind(status)
-        .bind(status_text)
+        .bind(&status_text)
         .bind(now())
         .execute(&mut *tx)
         .await?;
@@ -677,5 +680,69 @@ impl Meta {
         .bind(task_id)
         .fetch_optional(self.pool())
         .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn meta_with_policy() -> (tempfile::TempDir, Meta, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let meta = Meta::connect(&url).await.unwrap();
+        let spec = PolicySpec {
+            name: "p".into(),
+            description: String::new(),
+            src_registry: None,
+            dest_registry: None,
+            dest_namespace: String::new(),
+            dest_namespace_replace_count: -1,
+            trigger: Trigger::Manual,
+            filters: Vec::new(),
+            replicate_deletion: false,
+            override_existing: false,
+            enabled: true,
+            speed_kib: None,
+            copy_by_chunk: false,
+            single_active: true,
+        };
+        let id = meta
+            .create_replication_policy(&spec)
+            .await
+            .unwrap()
+            .unwrap();
+        (dir, meta, id)
+    }
+
+    #[tokio::test]
+    async fn an_execution_ended_elsewhere_tells_its_runner_to_stop() {
+        let (_dir, meta, policy) = meta_with_policy().await;
+        let execution = meta
+            .start_replication_execution(policy, "manual", true)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!meta.replication_heartbeat(execution).await.unwrap());
+        // Another process found its heartbeat stale and failed it.
+        let long = "x".repeat(100_000);
+        meta.finish_replication_execution(execution, FAILED, &long)
+            .await
+            .unwrap();
+        assert!(meta.replication_heartbeat(execution).await.unwrap());
+        let ended = meta
+            .replication_execution(execution)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(ended.status, FAILED);
+        // A remote's words are kept short.
+        assert!(ended.status_text.chars().count() <= MAX_STATUS_TEXT + 1);
+        // Single-active holds only while one runs.
+        let next = meta
+            .start_replication_execution(policy, "manual", true)
+            .await
+            .unwrap();
+        assert!(next.is_ok());
     }
 }

@@ -15,7 +15,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::error::StorageError;
-use crate::meta::{flag, now, Meta};
+use crate::meta::{containing, flag, now, Meta};
 use crate::oci::RepoName;
 
 /// What a policy can be notified of, by Harbor's names.
@@ -204,13 +204,7 @@ impl Meta {
         offset: i64,
         limit: i64,
     ) -> Result<(Vec<Policy>, i64), StorageError> {
-        let pattern = format!(
-            "%{}%",
-            name.unwrap_or("")
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        );
+        let pattern = containing(name);
         let filter = "WHERE project_id = $1 AND name LIKE $2 ESCAPE '\\'";
         let total: i64 =
             sqlx::query_scalar(&format!("SELECT count(*) FROM webhook_policies {filter}"))

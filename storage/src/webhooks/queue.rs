@@ -127,6 +127,12 @@ fn task_from_row(row: &AnyRow) -> Result<Task, StorageError> {
 const DUE: &str = "((status = 'Pending' AND next_at <= $1) \
      OR (status = 'Running' AND lease_until < $1))";
 
+/// One delivery at a time per receiver, across every process: a slow
+/// receiver holds one sender, not all of them, so other projects'
+/// deliveries do not wait behind it.
+const RECEIVER_FREE: &str = "address NOT IN (SELECT address FROM webhook_tasks \
+     WHERE status = 'Running' AND lease_until >= $1)";
+
 impl Meta {
     /// Queues one event for one policy: an execution, and a task per
     /// `(address, format, payload)`. Its id.
@@ -176,7 +182,8 @@ impl Meta {
         let row = sqlx::query(&format!(
             "UPDATE webhook_tasks SET status = 'Running', lease_until = $2, \
              run_count = run_count + 1, updated_at = $1, start_time = coalesce(start_time, $1) \
-             WHERE id = (SELECT id FROM webhook_tasks WHERE {DUE} ORDER BY next_at, id LIMIT 1) \
+             WHERE id = (SELECT id FROM webhook_tasks WHERE {DUE} AND {RECEIVER_FREE} \
+             ORDER BY next_at, id LIMIT 1) \
              AND {DUE} \
              RETURNING id, execution_id, address, payload_format, payload, run_count, \
              (SELECT policy_id FROM webhook_executions e WHERE e.id = execution_id) AS policy_id"
@@ -259,6 +266,36 @@ impl Meta {
         }
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// Drops the history of ended deliveries: those that ended before
+    /// `before` (unix seconds), and beyond the newest `keep` of each
+    /// policy. How many executions went.
+    pub async fn prune_webhook_history(&self, before: i64, keep: i64) -> Result<u64, StorageError> {
+        let old = sqlx::query(
+            "DELETE FROM webhook_executions WHERE end_time IS NOT NULL AND end_time < $1",
+        )
+        .bind(before)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        let policies: Vec<i64> = sqlx::query_scalar("SELECT id FROM webhook_policies")
+            .fetch_all(self.pool())
+            .await?;
+        let mut many = 0;
+        for policy in policies {
+            many += sqlx::query(
+                "DELETE FROM webhook_executions WHERE policy_id = $1 AND end_time IS NOT NULL \
+                 AND id <= (SELECT id FROM webhook_executions WHERE policy_id = $1 \
+                 ORDER BY id DESC LIMIT 1 OFFSET $2)",
+            )
+            .bind(policy)
+            .bind(keep)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        }
+        Ok(old + many)
     }
 
     /// One page of a policy's executions, newest first, and the total.
@@ -384,5 +421,124 @@ impl Meta {
                 .fetch_optional(self.pool())
                 .await?,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::webhooks::{PolicySpec, Target};
+
+    async fn meta() -> (tempfile::TempDir, Meta, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let meta = Meta::connect(&url).await.unwrap();
+        meta.ensure_project("p", false).await.unwrap();
+        let project = meta.project("p").await.unwrap().unwrap().id;
+        let target = |a: &str| Target {
+            address: a.into(),
+            auth_header: String::new(),
+            skip_cert_verify: false,
+            payload_format: PayloadFormat::Default,
+        };
+        let spec = PolicySpec {
+            name: "hooks".into(),
+            description: String::new(),
+            targets: vec![target("http://slow/"), target("http://fast/")],
+            event_types: vec![EventType::PushArtifact],
+            enabled: true,
+        };
+        let policy = meta
+            .create_webhook_policy(project, &spec, "admin")
+            .await
+            .unwrap()
+            .unwrap();
+        (dir, meta, policy)
+    }
+
+    fn to(address: &str) -> (String, PayloadFormat, String) {
+        (address.into(), PayloadFormat::Default, "{}".into())
+    }
+
+    #[tokio::test]
+    async fn one_delivery_per_receiver_at_a_time_and_stale_claims_are_fenced() {
+        let (_dir, meta, policy) = meta().await;
+        for _ in 0..3 {
+            meta.queue_webhook(policy, EventType::PushArtifact, &[to("http://slow/")])
+                .await
+                .unwrap();
+        }
+        meta.queue_webhook(policy, EventType::PushArtifact, &[to("http://fast/")])
+            .await
+            .unwrap();
+        // The slow receiver's first delivery is out: its others wait, the
+        // fast receiver's goes.
+        let first = meta.claim_webhook_task(30).await.unwrap().unwrap();
+        assert_eq!(first.address, "http://slow/");
+        let second = meta.claim_webhook_task(30).await.unwrap().unwrap();
+        assert_eq!(second.address, "http://fast/");
+        assert!(meta.claim_webhook_task(30).await.unwrap().is_none());
+        // A claim whose lease ran out is taken over; the old claim can no
+        // longer record its outcome.
+        sqlx::query("UPDATE webhook_tasks SET lease_until = 0 WHERE id = $1")
+            .bind(first.id)
+            .execute(meta.pool())
+            .await
+            .unwrap();
+        let again = meta.claim_webhook_task(30).await.unwrap().unwrap();
+        assert_eq!((again.id, again.attempt), (first.id, 2));
+        assert!(!meta
+            .record_webhook_attempt(&first, Outcome::Delivered, "late")
+            .await
+            .unwrap());
+        assert!(meta
+            .record_webhook_attempt(&again, Outcome::Delivered, "ok")
+            .await
+            .unwrap());
+        let next = meta.claim_webhook_task(30).await.unwrap().unwrap();
+        assert_eq!(next.address, "http://slow/");
+        assert_ne!(next.id, first.id);
+        let execution = meta
+            .webhook_execution(policy, again.execution_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(execution.status, "Success");
+        assert_eq!(
+            meta.webhook_task_log(again.execution_id, again.id)
+                .await
+                .unwrap()
+                .unwrap(),
+            "ok\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn history_is_pruned_by_age_and_by_count() {
+        let (_dir, meta, policy) = meta().await;
+        for _ in 0..5 {
+            meta.queue_webhook(policy, EventType::PushArtifact, &[to("http://fast/")])
+                .await
+                .unwrap();
+            let task = meta.claim_webhook_task(30).await.unwrap().unwrap();
+            meta.record_webhook_attempt(&task, Outcome::Delivered, "ok")
+                .await
+                .unwrap();
+        }
+        // One still waiting is never pruned.
+        meta.queue_webhook(policy, EventType::PushArtifact, &[to("http://fast/")])
+            .await
+            .unwrap();
+        // The newest three stay (the waiting one among them).
+        assert_eq!(meta.prune_webhook_history(0, 3).await.unwrap(), 3);
+        let (left, total) = meta.webhook_executions(policy, 0, 100).await.unwrap();
+        assert_eq!(total, 3);
+        assert_eq!(left.iter().filter(|e| e.end_time.is_none()).count(), 1);
+        assert_eq!(
+            meta.prune_webhook_history(now() + 10, 100).await.unwrap(),
+            2
+        );
+        let (_, total) = meta.webhook_executions(policy, 0, 100).await.unwrap();
+        assert_eq!(total, 1);
     }
 }
