@@ -317,6 +317,9 @@ fn target(t: WebhookTargetObject, current: Option<&Policy>) -> Result<Target, Ga
             "a target address may not carry a user or password; give them as `auth_header`".into(),
         ));
     }
+    // Stored as parsed (host in lower case and IDNA-mapped, path escaped):
+    // what is shown, compared and sent is one string.
+    let address = url.to_string();
     let auth_header = match t.auth_header {
         Some(h) => h,
         // Left out of a PUT: the stored header of the same address stays.

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_storage::changes::Epoch;
+use berth_storage::webhooks::queue::Delivery;
 use berth_storage::webhooks::{EventType, Policy};
 use berth_storage::Registry;
 use tokio::sync::Notify;
@@ -115,28 +116,54 @@ impl Webhooks {
     /// fails the caller: what cannot be queued is logged.
     pub async fn notify(&self, o: &Occurrence) {
         for policy in self.wanting(o.project_id, o.event).await {
-            let deliveries: Vec<_> = policy
+            let deliveries: Vec<Delivery> = policy
                 .spec
                 .targets
                 .iter()
-                .map(|t| {
-                    (
-                        t.address.clone(),
-                        t.payload_format,
-                        payload::render(o, t.payload_format, policy.id),
-                    )
+                .map(|t| Delivery {
+                    address: t.address.clone(),
+                    receiver: receiver(&t.address),
+                    format: t.payload_format,
+                    payload: payload::render(o, t.payload_format, policy.id),
                 })
                 .collect();
-            if let Err(e) = self
+            match self
                 .registry
                 .meta()
                 .queue_webhook(policy.id, o.event, &deliveries)
                 .await
             {
-                tracing::warn!(policy = policy.id, event = o.event.as_str(), error = %cause_chain(&e), "cannot queue a webhook event; it is lost");
-                continue;
+                Ok(Some(_)) => self.queued.notify_one(),
+                Ok(None) => {
+                    tracing::warn!(policy = policy.id, event = o.event.as_str(), "a webhook policy holds too many undelivered events (is its receiver down?); an event was dropped")
+                }
+                Err(e) => {
+                    tracing::warn!(policy = policy.id, event = o.event.as_str(), error = %cause_chain(&e), "cannot queue a webhook event; it is lost")
+                }
             }
-            self.queued.notify_one();
         }
+    }
+}
+
+/// A target address's receiver: its scheme, host and port (addresses are
+/// checked URLs; one that no longer parses is its own receiver).
+fn receiver(address: &str) -> String {
+    reqwest::Url::parse(address)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_else(|_| address.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn receivers_are_origins() {
+        assert_eq!(
+            super::receiver("https://Hooks.Example.org:443/a/b?c"),
+            "https://hooks.example.org"
+        );
+        assert_eq!(
+            super::receiver("http://127.0.0.1:9000/slow1"),
+            super::receiver("http://127.0.0.1:9000/slow2")
+        );
     }
 }

@@ -15,6 +15,9 @@ CREATE TABLE webhook_policies (
     event_types TEXT NOT NULL,
     creator     TEXT NOT NULL,
     enabled     BIGINT NOT NULL DEFAULT 1,
+    -- When a delivery of this policy was last claimed (unix seconds):
+    -- the policy waiting longest goes next.
+    last_sent   BIGINT,
     created_at  BIGINT NOT NULL,
     updated_at  BIGINT NOT NULL,
     UNIQUE (project_id, name)
@@ -34,9 +37,14 @@ CREATE INDEX webhook_executions_policy ON webhook_executions(policy_id, id);
 CREATE TABLE webhook_tasks (
     id           BIGSERIAL PRIMARY KEY,
     execution_id BIGINT NOT NULL REFERENCES webhook_executions(id) ON DELETE CASCADE,
+    -- The execution's policy (claims are spread across policies by it).
+    policy_id    BIGINT NOT NULL,
     -- The target's address when the event happened; its auth header is
     -- read from the policy when sent (never copied here).
     address      TEXT NOT NULL,
+    -- The address's scheme, host and port: one delivery at a time goes to
+    -- each receiver, however its paths differ.
+    receiver     TEXT NOT NULL,
     payload_format TEXT NOT NULL,
     payload      TEXT NOT NULL,
     -- Pending (waiting for its next attempt), Running (claimed), Success, Error
@@ -54,4 +62,7 @@ CREATE TABLE webhook_tasks (
     end_time     BIGINT
 );
 CREATE INDEX webhook_tasks_execution ON webhook_tasks(execution_id, id);
-CREATE INDEX webhook_tasks_due ON webhook_tasks(next_at) WHERE status IN ('Pending', 'Running');
+CREATE INDEX webhook_tasks_pending ON webhook_tasks(status, next_at);
+CREATE INDEX webhook_tasks_leased ON webhook_tasks(status, lease_until);
+CREATE INDEX webhook_tasks_receiver ON webhook_tasks(receiver) WHERE status = 'Running';
+CREATE INDEX webhook_tasks_policy ON webhook_tasks(policy_id, status);

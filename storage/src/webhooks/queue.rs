@@ -126,23 +126,57 @@ fn task_from_row(row: &AnyRow) -> Result<Task, StorageError> {
 /// lease ran out.
 const DUE: &str = "((status = 'Pending' AND next_at <= $1) \
      OR (status = 'Running' AND lease_until < $1))";
+const DUE_T: &str = "((t.status = 'Pending' AND t.next_at <= $1) \
+     OR (t.status = 'Running' AND t.lease_until < $1))";
 
-/// One delivery at a time per receiver, across every process: a slow
-/// receiver holds one sender, not all of them, so other projects'
-/// deliveries do not wait behind it.
-const RECEIVER_FREE: &str = "address NOT IN (SELECT address FROM webhook_tasks \
+/// One delivery at a time per receiver (scheme, host and port), across
+/// every process: a slow receiver holds one sender, not all of them.
+const RECEIVER_FREE: &str = "t.receiver NOT IN (SELECT receiver FROM webhook_tasks \
      WHERE status = 'Running' AND lease_until >= $1)";
+
+/// At most `IN_FLIGHT_PER_POLICY` deliveries of one policy at a time, so
+/// that one policy's many targets do not hold every sender either.
+const POLICY_FREE: &str = "t.policy_id NOT IN (SELECT policy_id FROM webhook_tasks \
+     WHERE status = 'Running' AND lease_until >= $1 GROUP BY policy_id HAVING count(*) >= 2)";
+
+/// Undelivered events a policy may hold; past it new events are dropped
+/// (a receiver that is down for days, and a flood of pull events).
+const MAX_WAITING: i64 = 10_000;
+
+/// Executions deleted per statement when pruning: short write locks.
+const PRUNE_BATCH: i64 = 5_000;
+
+/// One delivery to queue.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub address: String,
+    /// The address's scheme, host and port.
+    pub receiver: String,
+    pub format: PayloadFormat,
+    pub payload: String,
+}
 
 impl Meta {
     /// Queues one event for one policy: an execution, and a task per
-    /// `(address, format, payload)`. Its id.
+    /// delivery. Its id; `None` when the policy already holds
+    /// `MAX_WAITING` undelivered events (the event is dropped).
     pub async fn queue_webhook(
         &self,
         policy_id: i64,
         event: EventType,
-        deliveries: &[(String, PayloadFormat, String)],
-    ) -> Result<i64, StorageError> {
+        deliveries: &[Delivery],
+    ) -> Result<Option<i64>, StorageError> {
         let mut tx = self.write_in(Scope::Shared).await?;
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM webhook_tasks WHERE policy_id = $1 \
+             AND status IN ('Pending', 'Running')",
+        )
+        .bind(policy_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if waiting >= MAX_WAITING {
+            return Ok(None);
+        }
         let at = now();
         let execution: i64 = sqlx::query(
             "INSERT INTO webhook_executions (policy_id, event_type, status, start_time) \
@@ -154,22 +188,24 @@ impl Meta {
         .fetch_one(&mut *tx)
         .await?
         .try_get("id")?;
-        for (address, format, payload) in deliveries {
+        for d in deliveries {
             sqlx::query(
-                "INSERT INTO webhook_tasks (execution_id, address, payload_format, payload, \
-                 status, next_at, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, 'Pending', $5, $5, $5)",
+                "INSERT INTO webhook_tasks (execution_id, policy_id, address, receiver, \
+                 payload_format, payload, status, next_at, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 'Pending', $7, $7, $7)",
             )
             .bind(execution)
-            .bind(address)
-            .bind(format.as_str())
-            .bind(payload)
+            .bind(policy_id)
+            .bind(&d.address)
+            .bind(&d.receiver)
+            .bind(d.format.as_str())
+            .bind(&d.payload)
             .bind(at)
             .execute(&mut *tx)
             .await?;
         }
         tx.commit().await?;
-        Ok(execution)
+        Ok(Some(execution))
     }
 
     /// Claims the task due longest for `lease` seconds; `None` when
@@ -179,14 +215,18 @@ impl Meta {
         // Another process may claim the same row between the choice and
         // the update: the update repeats the condition, and then changes
         // nothing (`None` here, and the caller looks again).
+        // The policy waiting longest since its last delivery goes first:
+        // policies sharing a receiver take turns, and one flooding it does
+        // not make the others wait behind its whole backlog.
         let row = sqlx::query(&format!(
             "UPDATE webhook_tasks SET status = 'Running', lease_until = $2, \
              run_count = run_count + 1, updated_at = $1, start_time = coalesce(start_time, $1) \
-             WHERE id = (SELECT id FROM webhook_tasks WHERE {DUE} AND {RECEIVER_FREE} \
-             ORDER BY next_at, id LIMIT 1) \
+             WHERE id = (SELECT t.id FROM webhook_tasks t \
+             LEFT JOIN webhook_policies p ON p.id = t.policy_id \
+             WHERE {DUE_T} AND {RECEIVER_FREE} AND {POLICY_FREE} \
+             ORDER BY coalesce(p.last_sent, 0), t.next_at, t.id LIMIT 1) \
              AND {DUE} \
-             RETURNING id, execution_id, address, payload_format, payload, run_count, \
-             (SELECT policy_id FROM webhook_executions e WHERE e.id = execution_id) AS policy_id"
+             RETURNING id, execution_id, policy_id, address, payload_format, payload, run_count"
         ))
         .bind(at)
         .bind(at + lease)
@@ -195,11 +235,17 @@ impl Meta {
         let Some(row) = row else {
             return Ok(None);
         };
+        let policy_id: i64 = row.try_get("policy_id")?;
+        sqlx::query("UPDATE webhook_policies SET last_sent = $1 WHERE id = $2")
+            .bind(at)
+            .bind(policy_id)
+            .execute(self.pool())
+            .await?;
         let format: String = row.try_get("payload_format")?;
         Ok(Some(Claimed {
             id: row.try_get("id")?,
             execution_id: row.try_get("execution_id")?,
-            policy_id: row.try_get("policy_id")?,
+            policy_id,
             address: row.try_get("address")?,
             payload_format: format.parse().map_err(StorageError::Corrupt)?,
             payload: row.try_get("payload")?,
@@ -272,30 +318,57 @@ impl Meta {
     /// `before` (unix seconds), and beyond the newest `keep` of each
     /// policy. How many executions went.
     pub async fn prune_webhook_history(&self, before: i64, keep: i64) -> Result<u64, StorageError> {
-        let old = sqlx::query(
-            "DELETE FROM webhook_executions WHERE end_time IS NOT NULL AND end_time < $1",
-        )
-        .bind(before)
-        .execute(self.pool())
-        .await?
-        .rows_affected();
+        let mut pruned = self
+            .prune_webhook_batches(
+                "SELECT id FROM webhook_executions WHERE end_time IS NOT NULL AND end_time < $1",
+                before,
+            )
+            .await?;
         let policies: Vec<i64> = sqlx::query_scalar("SELECT id FROM webhook_policies")
             .fetch_all(self.pool())
             .await?;
-        let mut many = 0;
         for policy in policies {
-            many += sqlx::query(
-                "DELETE FROM webhook_executions WHERE policy_id = $1 AND end_time IS NOT NULL \
-                 AND id <= (SELECT id FROM webhook_executions WHERE policy_id = $1 \
-                 ORDER BY id DESC LIMIT 1 OFFSET $2)",
+            let cut: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM webhook_executions WHERE policy_id = $1 \
+                 ORDER BY id DESC LIMIT 1 OFFSET $2",
             )
             .bind(policy)
             .bind(keep)
-            .execute(self.pool())
+            .fetch_optional(self.pool())
+            .await?;
+            let Some(cut) = cut else { continue };
+            pruned += self
+                .prune_webhook_batches(
+                    &format!(
+                        "SELECT id FROM webhook_executions WHERE policy_id = {policy} \
+                         AND end_time IS NOT NULL AND id <= $1"
+                    ),
+                    cut,
+                )
+                .await?;
+        }
+        Ok(pruned)
+    }
+
+    /// Deletes the executions `select` (with `$1` bound to `bound`) names,
+    /// `PRUNE_BATCH` at a time, each batch its own short transaction.
+    async fn prune_webhook_batches(&self, select: &str, bound: i64) -> Result<u64, StorageError> {
+        let mut pruned = 0;
+        loop {
+            let mut tx = self.write_in(Scope::Shared).await?;
+            let done = sqlx::query(&format!(
+                "DELETE FROM webhook_executions WHERE id IN ({select} ORDER BY id LIMIT {PRUNE_BATCH})"
+            ))
+            .bind(bound)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
+            tx.commit().await?;
+            pruned += done;
+            if done < PRUNE_BATCH as u64 {
+                return Ok(pruned);
+            }
         }
-        Ok(old + many)
     }
 
     /// One page of a policy's executions, newest first, and the total.
@@ -456,8 +529,13 @@ mod tests {
         (dir, meta, policy)
     }
 
-    fn to(address: &str) -> (String, PayloadFormat, String) {
-        (address.into(), PayloadFormat::Default, "{}".into())
+    fn to(address: &str) -> Delivery {
+        Delivery {
+            address: address.into(),
+            receiver: address.trim_end_matches('/').into(),
+            format: PayloadFormat::Default,
+            payload: "{}".into(),
+        }
     }
 
     #[tokio::test]
@@ -511,6 +589,63 @@ mod tests {
                 .unwrap(),
             "ok\n"
         );
+    }
+
+    #[tokio::test]
+    async fn policies_sharing_a_receiver_take_turns_and_waiting_is_bounded() {
+        let (_dir, meta, flood) = meta().await;
+        let project = meta.project("p").await.unwrap().unwrap().id;
+        let mut spec = meta
+            .webhook_policy(project, flood)
+            .await
+            .unwrap()
+            .unwrap()
+            .spec;
+        spec.name = "quiet".into();
+        let quiet = meta
+            .create_webhook_policy(project, &spec, "admin")
+            .await
+            .unwrap()
+            .unwrap();
+        for _ in 0..3 {
+            meta.queue_webhook(flood, EventType::PullArtifact, &[to("http://shared/")])
+                .await
+                .unwrap();
+        }
+        meta.queue_webhook(quiet, EventType::PushArtifact, &[to("http://shared/")])
+            .await
+            .unwrap();
+        let mut order = Vec::new();
+        while let Some(task) = meta.claim_webhook_task(30).await.unwrap() {
+            order.push(task.policy_id);
+            meta.record_webhook_attempt(&task, Outcome::Delivered, "ok")
+                .await
+                .unwrap();
+        }
+        // The quiet policy's one event goes second, not after the flood.
+        assert_eq!(order, [flood, quiet, flood, flood]);
+        // Past `MAX_WAITING` undelivered events, new ones are dropped.
+        sqlx::query(&format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {MAX_WAITING}) \
+             INSERT INTO webhook_tasks (execution_id, policy_id, address, receiver, \
+             payload_format, payload, status, next_at, created_at, updated_at) \
+             SELECT (SELECT min(id) FROM webhook_executions), {quiet}, 'http://x/', 'http://x', \
+             'Default', '{{}}', 'Pending', 4102444800, 0, 0 FROM n"
+        ))
+        .execute(meta.pool())
+        .await
+        .unwrap();
+        assert_eq!(
+            meta.queue_webhook(quiet, EventType::PushArtifact, &[to("http://shared/")])
+                .await
+                .unwrap(),
+            None
+        );
+        assert!(meta
+            .queue_webhook(flood, EventType::PushArtifact, &[to("http://shared/")])
+            .await
+            .unwrap()
+            .is_some());
     }
 
     #[tokio::test]
