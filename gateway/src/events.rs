@@ -54,7 +54,7 @@ async fn quota_warning(app: &App, operator: &str, repo: &RepoName, digest: &Dige
             ),
         },
     });
-    notify(app, operator, EventType::QuotaWarning, repo, project, data).await;
+    notify(app, operator, EventType::QuotaWarning, project, data).await;
 }
 
 /// A manifest was pulled (a GET, not a HEAD), by `tag` if it was named by
@@ -108,7 +108,7 @@ pub async fn quota_exceeded(app: &App, operator: &str, repo: &RepoName, details:
         "repository": repository(repo.as_str(), project.1, 0),
         "custom_attributes": { "Details": details },
     });
-    notify(app, operator, EventType::QuotaExceed, repo, project, data).await;
+    notify(app, operator, EventType::QuotaExceed, project, data).await;
 }
 
 /// The project's id and whether it is public.
@@ -152,14 +152,13 @@ async fn artifact_event(
         "resources": resources,
         "repository": repository(repo.as_str(), project.1, created),
     });
-    notify(app, operator, event, repo, project, data).await;
+    notify(app, operator, event, project, data).await;
 }
 
 async fn notify(
     app: &App,
     operator: &str,
     event: EventType,
-    repo: &RepoName,
     project: (i64, bool),
     data: serde_json::Value,
 ) {
@@ -167,7 +166,6 @@ async fn notify(
         .notify(&Occurrence {
             event,
             project_id: project.0,
-            project: repo.project().to_owned(),
             operator: operator.to_owned(),
             occur_at: berth_storage::audit::now_ms() / 1000,
             data,

@@ -137,7 +137,6 @@ impl Runner {
             .notify(&Occurrence {
                 event: EventType::TagRetention,
                 project_id: policy.project_id,
-                project: name,
                 operator: trigger.to_owned(),
                 occur_at: now(),
                 data,

@@ -473,7 +473,6 @@ impl Replicator {
             .notify(&Occurrence {
                 event: EventType::Replication,
                 project_id: info.id,
-                project: project.to_owned(),
                 operator: side::OPERATOR.to_owned(),
                 occur_at: now(),
                 data,

@@ -11,7 +11,6 @@ use serde_json::{json, Value};
 pub struct Occurrence {
     pub event: EventType,
     pub project_id: i64,
-    pub project: String,
     /// Who did it (a username, `robot$…`, or the trigger of a background
     /// job such as `SCHEDULE`).
     pub operator: String,
@@ -99,7 +98,6 @@ mod tests {
         Occurrence {
             event: EventType::PushArtifact,
             project_id: 3,
-            project: "team".into(),
             operator: "alice".into(),
             occur_at: 1_700_000_000,
             data: json!({

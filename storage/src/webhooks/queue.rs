@@ -218,6 +218,7 @@ impl Meta {
         // The policy waiting longest since its last delivery goes first:
         // policies sharing a receiver take turns, and one flooding it does
         // not make the others wait behind its whole backlog.
+        let mut tx = self.write_in(Scope::Shared).await?;
         let row = sqlx::query(&format!(
             "UPDATE webhook_tasks SET status = 'Running', lease_until = $2, \
              run_count = run_count + 1, updated_at = $1, start_time = coalesce(start_time, $1) \
@@ -230,17 +231,21 @@ impl Meta {
         ))
         .bind(at)
         .bind(at + lease)
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {
             return Ok(None);
         };
+        // In the claim's transaction: a claim whose turn-taking record
+        // failed is not left Running (and an attempt spent) until its
+        // lease ends.
         let policy_id: i64 = row.try_get("policy_id")?;
         sqlx::query("UPDATE webhook_policies SET last_sent = $1 WHERE id = $2")
             .bind(at)
             .bind(policy_id)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         let format: String = row.try_get("payload_format")?;
         Ok(Some(Claimed {
             id: row.try_get("id")?,
