@@ -50,6 +50,7 @@ pub(crate) fn build(s: &Settings) -> Result<Config, ConfError> {
         database: database(s, &data_dir)?,
         storage: storage(s, &data_dir)?,
         ldap: ldap(s, auth.mode)?,
+        email: crate::email::email(s)?,
         auth,
         server: server(s)?,
         log: log(s)?,

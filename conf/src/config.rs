@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::email::EmailConfig;
 use crate::external_url::ExternalUrl;
 use crate::secret::Secret;
 
@@ -23,6 +24,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Set when `auth.mode` is `ldap`, or whenever an `[ldap]` key is given.
     pub ldap: Option<LdapConfig>,
+    /// Set when `[email]` is: password resets and test mails.
+    pub email: Option<EmailConfig>,
     pub server: ServerConfig,
     pub log: LogConfig,
     pub metrics: MetricsConfig,

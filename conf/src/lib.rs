@@ -18,11 +18,13 @@
 //! - `build`: turns settings into [`Config`], applying defaults and checks.
 //! - `redact`: [`Config::redacted`], the effective settings as TOML with
 //!   secrets hidden, for `berth check-config`.
+//! - `email`: the `[email]` section (its own module: it has its own rules).
 //! - `duration`, `secret`, `external_url`: the small value types.
 
 mod build;
 mod config;
 mod duration;
+mod email;
 mod env;
 mod error;
 mod external_url;
@@ -38,6 +40,7 @@ pub use config::{
     LogConfig, LogFormat, MetricsConfig, ProxyConfig, QuotaConfig, S3Config, ServerConfig,
     StorageConfig, StorageDriver, TlsConfig,
 };
+pub use email::{EmailConfig, EmailSecurity};
 pub use error::{ConfError, Location};
 pub use external_url::ExternalUrl;
 pub use load::load;

@@ -8,6 +8,7 @@ use toml::Value;
 
 use crate::config::Config;
 use crate::duration;
+use crate::email::EmailSecurity;
 use crate::secret::{Secret, REDACTED};
 
 impl Config {
@@ -86,6 +87,24 @@ impl Config {
                 );
             }
             None => doc.unset_section("ldap", "users are in the database"),
+        }
+
+        match &self.email {
+            Some(email) => {
+                doc.section("email");
+                doc.text("server", &email.server);
+                doc.line(format!("port = {}", email.port));
+                doc.maybe("username", email.username.as_deref(), "no SMTP login");
+                doc.secret("password", email.password.as_ref(), "");
+                doc.text("from", &email.from);
+                doc.line(format!("ssl = {}", email.security == EmailSecurity::Tls));
+                doc.line(format!(
+                    "starttls = {}",
+                    email.security == EmailSecurity::StartTls
+                ));
+                doc.line(format!("insecure = {}", email.insecure));
+            }
+            None => doc.unset_section("email", "no mail is sent (no password resets by email)"),
         }
 
         doc.section("server");

@@ -50,6 +50,10 @@ pub struct App {
     pub replication: Arc<crate::replication::Replicator>,
     /// Queues the projects' events for their webhooks.
     pub webhooks: Arc<crate::webhooks::Webhooks>,
+    /// The `[email]` server, when set.
+    pub mailer: Option<Arc<crate::mail::Mailer>>,
+    /// Password resets by mail.
+    pub resets: Arc<crate::mail::PasswordResets>,
     /// The side runtime, for work that outlives a request (a GC run).
     pub side: tokio::runtime::Handle,
     /// `server.body_timeout` and `server.body_min_rate`, for upload bodies.

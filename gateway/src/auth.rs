@@ -234,6 +234,16 @@ pub fn challenge(app: &App, session: &Session, scope: Option<&str>, error: Optio
     c
 }
 
+/// 32 random bytes, URL-safe base64 (43 characters): session cookies,
+/// CSRF tokens, password-reset links.
+pub fn random_token() -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use rand::RngCore as _;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

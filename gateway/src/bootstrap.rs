@@ -133,6 +133,16 @@ pub async fn build(config: &Config) -> Result<Built, String> {
         Arc::new(retention.clone()),
         Arc::new(crate::replication::ReplicationJob::new(replication.clone())),
     ]));
+    let mailer = match &config.email {
+        Some(email) => Some(Arc::new(crate::mail::Mailer::new(email)?)),
+        None => None,
+    };
+    let resets = Arc::new(crate::mail::PasswordResets::new(
+        registry.clone(),
+        mailer.clone(),
+        config.external_url.as_ref().map(|u| u.as_str()),
+    ));
+    resets.start();
     let app = Arc::new(App {
         registry,
         tokens,
@@ -153,6 +163,8 @@ pub async fn build(config: &Config) -> Result<Built, String> {
         retention,
         replication,
         webhooks,
+        mailer,
+        resets,
         side: tokio::runtime::Handle::current(),
         body_pace: crate::v2::pace::BodyPace {
             timeout: config.server.body_timeout,

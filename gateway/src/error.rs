@@ -99,6 +99,17 @@ pub enum GatewayError {
         kept: u64,
         location: Option<String>,
     },
+    /// The mail server refused or could not be reached; the detail says
+    /// which (never a password).
+    #[error("the mail server failed: {0}; check the [email] settings and the server's log")]
+    MailFailed(String),
+    /// A feature the configuration leaves off; the message says which
+    /// setting turns it on.
+    #[error("{0}")]
+    NotConfigured(String),
+    /// Too many requests from one client; the message says when to retry.
+    #[error("{0}")]
+    TooManyRequests(String),
     /// An out-of-order chunk; the reply says where the upload stands.
     #[error(
         "chunk starts at byte {got} but the upload has {expected} bytes; resume at byte {expected}"
@@ -273,6 +284,9 @@ impl GatewayError {
             GatewayError::UploadOffset { .. } => p(416, "BLOB_UPLOAD_INVALID"),
             GatewayError::BodyTooSlow { .. } => p(408, "BLOB_UPLOAD_INVALID"),
             GatewayError::UpstreamUnreachable { .. } => p(503, "UNAVAILABLE"),
+            GatewayError::MailFailed(_) => p(502, "UNAVAILABLE"),
+            GatewayError::NotConfigured(_) => p(503, "UNAVAILABLE"),
+            GatewayError::TooManyRequests(_) => p(429, "TOOMANYREQUESTS"),
             GatewayError::UpstreamRateLimited { .. } => p(429, "TOOMANYREQUESTS"),
             GatewayError::UpstreamRefused { .. }
             | GatewayError::UpstreamCorrupt { .. }

@@ -27,6 +27,7 @@
 //! - [`retention`]: runs tag retention policies, on request and on schedule.
 //! - [`replication`]: replication policies run against registry endpoints.
 //! - [`webhooks`]: projects' events queued and sent to their HTTP targets.
+//! - [`mail`]: the `[email]` server and password resets by mail.
 //! - [`events`]: what happens to artifacts, told to replication and webhooks.
 
 pub mod api;
@@ -41,6 +42,7 @@ pub mod gc_cli;
 pub mod http;
 pub mod jobs;
 pub mod keys_cli;
+pub mod mail;
 pub mod metrics;
 pub mod migrate_cli;
 pub mod proxy;

@@ -82,6 +82,13 @@ pub enum Action {
     /// The effective configuration (secrets redacted) and the health of
     /// the components behind it.
     ReadConfiguration,
+    /// Change run-time settings and send test mails through the
+    /// configured mail server.
+    ManageConfiguration,
+    /// Ask for a password-reset mail, and set a new password with its
+    /// link: open to anyone not signed in as a robot (the link is the
+    /// credential).
+    ResetForgottenPassword,
     /// Replication policies and executions: they read and write any
     /// project with a registry endpoint's credentials.
     ManageReplication,
@@ -123,6 +130,8 @@ impl Action {
             Action::ManageQuotas => "change storage quotas",
             Action::ManageGc => "run or schedule garbage collection",
             Action::ReadConfiguration => "read the configuration",
+            Action::ManageConfiguration => "change the configuration",
+            Action::ResetForgottenPassword => "reset a forgotten password",
             Action::ManageReplication => "manage replication",
             Action::ReadAccount => "read this account",
             Action::UpdateAccount => "change this account",
@@ -304,6 +313,9 @@ fn on_project(subject: &Subject, action: Action, p: Project<'_>) -> Decision {
 
 fn on_system(subject: &Subject, action: Action) -> Decision {
     match (subject, action) {
+        (Subject::Anonymous | Subject::User { .. }, Action::ResetForgottenPassword) => {
+            Decision::Allow
+        }
         (Subject::Anonymous, _) => Decision::NeedsLogin,
         (Subject::User { admin: true, .. }, a) if !a.on_project() => Decision::Allow,
         (Subject::User { .. }, Action::CreateProject) => Decision::Allow,

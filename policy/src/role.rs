@@ -90,9 +90,22 @@ impl Role {
                 self == ProjectAdmin
             }
             // System-wide actions are not granted by a project role.
-            Catalog | CreateProject | ListUsers | ManageUsers | ReadAuditLogs
-            | ManageSystemRobots | ReadMetrics | ManageRegistries | ManageQuotas | ManageGc
-            | ReadConfiguration | ManageReplication | ReadAccount | UpdateAccount => false,
+            Catalog
+            | CreateProject
+            | ListUsers
+            | ManageUsers
+            | ReadAuditLogs
+            | ManageSystemRobots
+            | ReadMetrics
+            | ManageRegistries
+            | ManageQuotas
+            | ManageGc
+            | ReadConfiguration
+            | ManageConfiguration
+            | ResetForgottenPassword
+            | ManageReplication
+            | ReadAccount
+            | UpdateAccount => false,
         }
     }
 }

@@ -275,6 +275,18 @@ fn system_and_account_decisions() {
         (&anon, ReadConfiguration, Resource::System, 'L'),
         (&cat, ReadConfiguration, Resource::System, 'D'),
         (&ci, ReadConfiguration, Resource::System, 'D'),
+        (&boss, ManageConfiguration, Resource::System, 'A'),
+        (&alice, ManageConfiguration, Resource::System, 'D'),
+        (&anon, ManageConfiguration, Resource::System, 'L'),
+        (&cat, ManageConfiguration, Resource::System, 'D'),
+        // A forgotten password: anyone but a robot may ask (the mail goes
+        // to the account's own address), and only on the system.
+        (&anon, ResetForgottenPassword, Resource::System, 'A'),
+        (&alice, ResetForgottenPassword, Resource::System, 'A'),
+        (&boss, ResetForgottenPassword, Resource::System, 'A'),
+        (&ci, ResetForgottenPassword, Resource::System, 'D'),
+        (&cat, ResetForgottenPassword, Resource::System, 'D'),
+        (&anon, ResetForgottenPassword, own, 'L'),
         (&boss, ManageReplication, Resource::System, 'A'),
         (&alice, ManageReplication, Resource::System, 'D'),
         (&anon, ManageReplication, Resource::System, 'L'),

@@ -68,7 +68,7 @@ pub struct LdapProfile<'a> {
 const SAME_NAME_SQLITE: &str = "username = $1 COLLATE NOCASE";
 const SAME_NAME_POSTGRES: &str = "ascii_lower(username) = ascii_lower($1)";
 
-fn user_from_row(row: sqlx::any::AnyRow) -> Result<User, StorageError> {
+pub(crate) fn user_from_row(row: sqlx::any::AnyRow) -> Result<User, StorageError> {
     let source: String = row.try_get("source")?;
     let groups: Option<String> = row.try_get("ldap_groups")?;
     Ok(User {

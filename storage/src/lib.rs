@@ -12,6 +12,7 @@
 //! - [`projects`]: projects and their members.
 //! - [`robots`]: robot accounts.
 //! - [`sessions`]: portal sign-ins.
+//! - [`password_resets`]: single-use password-reset links sent by mail.
 //! - [`audit`]: the audit log and pull statistics, written in batches.
 //! - [`artifacts`]: repositories, artifacts and tags as the management API shows them.
 //! - `cache`: in-memory caches in front of the database (caches only).
@@ -60,6 +61,7 @@ pub mod objects;
 pub mod oci;
 mod owner;
 mod passes;
+pub mod password_resets;
 pub mod projects;
 pub mod proxy_cache;
 pub mod quota;

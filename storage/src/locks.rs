@@ -26,6 +26,10 @@
 //!   count is limited across projects).
 //! - [`Scope::Shared`] takes only the shared lock: writes that nothing
 //!   checks but GC (a blob's touch).
+//! - [`Scope::WebhookClaims`] is the shared lock and one lock of its own:
+//!   a webhook delivery's claim checks that no other delivery to its
+//!   receiver is running, which holds only if claims take turns (under
+//!   READ COMMITTED, two side by side both see the receiver free).
 //!
 //! A transaction takes its locks once, at its start, in the order above
 //! (cluster-wide first), so no two writers wait for each other in a cycle.
@@ -46,6 +50,9 @@ const CLUSTER_KEY: i64 = 0x6265_7274_6877;
 /// First keys of the two-key locks.
 const PROJECT_CLASS: i32 = 1;
 const OWNER_CLASS: i32 = 2;
+const QUEUE_CLASS: i32 = 3;
+/// Second keys of the queue class.
+const WEBHOOK_CLAIMS: i32 = 1;
 
 /// What a write transaction excludes (see the module documentation).
 #[derive(Debug, Clone, Copy)]
@@ -54,6 +61,7 @@ pub(crate) enum Scope<'a> {
     Project(&'a RepoName),
     Owner(&'a str),
     Shared,
+    WebhookClaims,
 }
 
 impl Scope<'_> {
@@ -67,6 +75,7 @@ impl Scope<'_> {
                 Some((PROJECT_CLASS, fnv1a(project)))
             }
             Scope::Owner(owner) => Some((OWNER_CLASS, fnv1a(owner))),
+            Scope::WebhookClaims => Some((QUEUE_CLASS, WEBHOOK_CLAIMS)),
             Scope::All | Scope::Shared => None,
         }
     }

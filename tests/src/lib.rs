@@ -31,6 +31,8 @@
 //!   UUIDs, a token realm elsewhere), recording where credentials went.
 //! - [`receiver`]: a webhook receiver that records what it is sent and can
 //!   be taken down and brought back.
+//! - [`smtp`]: a real SMTP server (aiosmtpd) that keeps every mail it
+//!   accepts, with a login, STARTTLS or TLS when asked.
 //!
 //! Not for: anything the server itself uses; no test logic lives here.
 
@@ -45,6 +47,7 @@ pub mod postgres;
 pub mod receiver;
 pub mod registry;
 pub mod server;
+pub mod smtp;
 pub mod tar;
 pub mod tokens;
 pub mod tools;

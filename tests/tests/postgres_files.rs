@@ -29,6 +29,8 @@ mod gc;
 mod gc_files;
 #[path = "immutable.rs"]
 mod immutable;
+#[path = "mail.rs"]
+mod mail;
 #[path = "projects_roles.rs"]
 mod projects_roles;
 #[path = "protocol_blobs.rs"]

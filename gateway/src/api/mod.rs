@@ -10,6 +10,7 @@
 //! - `quotas`, `immutable`, `retention`: storage quotas, tag immutability
 //!   rules and tag retention policies.
 //! - `logs`: the audit log.
+//! - `mail`: the test mail and password resets by mail.
 //! - `registries`: upstream registry endpoints.
 //! - `replication`: replication policies, executions and tasks.
 //! - `webhooks`: a project's webhook policies and their deliveries.
@@ -20,6 +21,7 @@
 pub(crate) mod gc;
 pub(crate) mod immutable;
 pub(crate) mod logs;
+pub(crate) mod mail;
 pub(crate) mod members;
 mod openapi;
 pub(crate) mod page;
@@ -137,6 +139,13 @@ pub async fn handle(app: &App, session: &mut Session) -> Result<Reply, GatewayEr
         ["quotas", rest @ ..] => quotas::route(app, session, &req, rest).await,
         ["retentions", rest @ ..] => retention::route(app, session, &req, rest).await,
         ["system", "gc", rest @ ..] => gc::route(app, session, &req, rest).await,
+        ["email", "ping"] if m == Method::POST => mail::ping(app, session, &req).await,
+        ["users", "password-reset"] if m == Method::POST => {
+            mail::request_reset(app, session, &req).await
+        }
+        ["users", "password-reset"] if m == Method::PUT => {
+            mail::complete_reset(app, session, &req).await
+        }
         ["users", rest @ ..] => users::route(app, session, &req, rest).await,
         ["robots", rest @ ..] => robots::route(app, session, &req, rest).await,
         ["registries", rest @ ..] => registries::route(app, session, &req, rest).await,
@@ -156,6 +165,8 @@ fn known_path(segs: &[&str]) -> bool {
             | ["projects", _]
             | ["projects", _, "summary" | "logs" | "members"]
             | ["projects", _, "members", _]
+            | ["email", "ping"]
+            | ["users", "password-reset"]
     )
 }
 

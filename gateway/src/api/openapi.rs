@@ -5,7 +5,7 @@
 use utoipa::OpenApi;
 
 use super::{
-    gc, immutable, logs, members, projects, quotas, registries, replication, repositories,
+    gc, immutable, logs, mail, members, projects, quotas, registries, replication, repositories,
     retention, robots, system, users, webhooks, ErrorItem, Errors,
 };
 use crate::http::Reply;
@@ -38,6 +38,7 @@ pub struct ApiDoc;
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(users::Doc::openapi());
+    doc.merge(mail::Doc::openapi());
     doc.merge(robots::Doc::openapi());
     doc.merge(repositories::Doc::openapi());
     doc.merge(logs::Doc::openapi());

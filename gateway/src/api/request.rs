@@ -17,7 +17,7 @@ use crate::http::{header, read_body};
 use crate::route::Query;
 
 /// Largest JSON body the API reads.
-const MAX_JSON: usize = 1024 * 1024;
+pub(crate) const MAX_JSON: usize = 1024 * 1024;
 
 pub struct ApiRequest {
     /// `None`: anonymous.

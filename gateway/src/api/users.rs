@@ -140,7 +140,7 @@ fn check_username(name: &str) -> Result<(), GatewayError> {
     Ok(())
 }
 
-fn check_password(field: &str, pw: &str) -> Result<(), GatewayError> {
+pub(crate) fn check_password(field: &str, pw: &str) -> Result<(), GatewayError> {
     let n = pw.chars().count();
     if !(8..=128).contains(&n) {
         return Err(GatewayError::BadRequest(format!(
@@ -172,7 +172,7 @@ fn check_profile(
     Ok(())
 }
 
-async fn hash(pw: String) -> Result<String, GatewayError> {
+pub(crate) async fn hash(pw: String) -> Result<String, GatewayError> {
     // argon2 takes tens of milliseconds: keep it off the worker thread.
     tokio::task::spawn_blocking(move || password::hash(&pw))
         .await

@@ -318,8 +318,10 @@ fn target(t: WebhookTargetObject, current: Option<&Policy>) -> Result<Target, Ga
         ));
     }
     // Stored as parsed (host in lower case and IDNA-mapped, path escaped):
-    // what is shown, compared and sent is one string.
+    // what is shown, compared and sent is one string. Escaping can make
+    // it three times as long: the bound holds for what is stored.
     let address = url.to_string();
+    bounded("address", &address, 2048)?;
     let auth_header = match t.auth_header {
         Some(h) => h,
         // Left out of a PUT: the stored header of the same address stays.

@@ -11,6 +11,7 @@
 //! - `page`: the layout, security headers, redirects, error pages.
 //! - `form`: reading a posted form.
 //! - `signin`: `/login` and `/logout`.
+//! - `reset`: a forgotten password, by a mailed link.
 //! - `projects`: the project list, a project's summary, repositories and
 //!   members.
 //! - `robots`: robot accounts, a project's and the system's.
@@ -37,6 +38,7 @@ mod page;
 mod policies;
 mod projects;
 mod repository;
+mod reset;
 mod retention;
 mod robots;
 mod routes;
@@ -104,7 +106,11 @@ async fn dispatch(
     let post = method == Method::POST;
     match route {
         PortalRoute::Home if get => Ok(page::redirect("/projects", v)),
-        PortalRoute::Login if get => signin::form(v, query),
+        PortalRoute::Login if get => signin::form(app, v, query),
+        PortalRoute::ForgotPassword if get => reset::forgot_form(app, v),
+        PortalRoute::ForgotPassword if post => reset::forgot_submit(app, session, v).await,
+        PortalRoute::ResetPassword if get => reset::reset_form(app, v, query).await,
+        PortalRoute::ResetPassword if post => reset::reset_submit(app, session, v).await,
         PortalRoute::Login if post => signin::submit(app, session, v).await,
         PortalRoute::Logout if get => signin::confirm_logout(v),
         PortalRoute::Logout if post => signin::logout(app, session, v).await,

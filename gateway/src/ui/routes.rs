@@ -32,6 +32,10 @@ impl RepoPath {
 pub enum PortalRoute {
     Home,
     Login,
+    /// Asking for a password-reset mail.
+    ForgotPassword,
+    /// Setting a new password with a mailed link.
+    ResetPassword,
     Logout,
     Projects,
     Project(String),
@@ -107,7 +111,14 @@ pub enum PortalRoute {
 pub fn owns(path: &str) -> bool {
     matches!(
         path,
-        "/" | "/login" | "/logout" | "/projects" | "/admin" | "/search" | "/account"
+        "/" | "/login"
+            | "/logout"
+            | "/forgot-password"
+            | "/reset-password"
+            | "/projects"
+            | "/admin"
+            | "/search"
+            | "/account"
     ) || ["/projects/", "/admin/", "/static/", "/account/"]
         .iter()
         .any(|p| path.starts_with(p))
@@ -130,6 +141,8 @@ pub fn parse(path: &str, post: bool) -> Result<PortalRoute, GatewayError> {
     Ok(match s.as_slice() {
         [] => PortalRoute::Home,
         ["login"] => PortalRoute::Login,
+        ["forgot-password"] => PortalRoute::ForgotPassword,
+        ["reset-password"] => PortalRoute::ResetPassword,
         ["logout"] => PortalRoute::Logout,
         ["projects"] => PortalRoute::Projects,
         ["search"] => PortalRoute::Search,

@@ -1,4 +1,4 @@
-//! `/login` and `/logout`. A sign-in is checked by the same login service
+//! `/login` and `/logout` (a forgotten password is `reset`'s). A sign-in is checked by the same login service
 //! as the token service and the API, failed-login throttling included.
 
 use askama::Template;
@@ -21,6 +21,10 @@ struct LoginPage {
     error: Option<String>,
     next: String,
     username: String,
+    /// Offer "forgot your password?" (mail is set up).
+    forgot: bool,
+    /// Back from setting a new password by a mailed link.
+    reset_done: bool,
 }
 
 #[derive(Template)]
@@ -45,7 +49,7 @@ fn next_path(value: Option<&str>) -> String {
     }
 }
 
-pub fn form(v: &Visitor, query: &Query) -> Result<Reply, GatewayError> {
+pub fn form(app: &App, v: &Visitor, query: &Query) -> Result<Reply, GatewayError> {
     let next = next_path(query.get("next"));
     if v.identity.is_some() {
         return Ok(redirect(&next, v));
@@ -55,6 +59,8 @@ pub fn form(v: &Visitor, query: &Query) -> Result<Reply, GatewayError> {
         error: None,
         next,
         username: String::new(),
+        forgot: app.resets.available(),
+        reset_done: query.get("reset") == Some("1"),
     };
     html(200, &page, v)
 }
@@ -75,6 +81,8 @@ pub async fn submit(
             error: Some(message),
             next: next.clone(),
             username: username.clone(),
+            forgot: app.resets.available(),
+            reset_done: false,
         };
         html(status, &page, v)
     };

@@ -16,18 +16,14 @@
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use berth_auth::{AuthError, Identity};
 use berth_storage::sessions::{NewSession, SessionRow};
 use pingora::proxy::Session;
-use rand::rngs::OsRng;
-use rand::RngCore;
 
 use super::i18n::{Lang, LANG_COOKIE};
 use crate::api::request::ApiRequest;
 use crate::app::App;
-use crate::auth::client_ip;
+use crate::auth::{client_ip, random_token};
 use crate::error::GatewayError;
 use crate::http::header;
 use crate::route::Query;
@@ -216,13 +212,6 @@ impl Visitor {
     pub fn is_admin(&self) -> bool {
         self.identity.as_ref().is_some_and(|i| i.admin)
     }
-}
-
-/// 32 random bytes, URL-safe base64 (43 characters).
-fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    OsRng.fill_bytes(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 fn unix_now() -> i64 {

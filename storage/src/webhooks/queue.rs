@@ -212,13 +212,14 @@ impl Meta {
     /// nothing is due.
     pub async fn claim_webhook_task(&self, lease: i64) -> Result<Option<Claimed>, StorageError> {
         let at = now();
-        // Another process may claim the same row between the choice and
-        // the update: the update repeats the condition, and then changes
-        // nothing (`None` here, and the caller looks again).
+        // Claims take turns across instances (their own lock): the
+        // receiver-free check holds only if no other claim commits
+        // between it and this one's commit. The update also repeats the
+        // due condition, so a row taken meanwhile is left alone (`None`).
         // The policy waiting longest since its last delivery goes first:
         // policies sharing a receiver take turns, and one flooding it does
         // not make the others wait behind its whole backlog.
-        let mut tx = self.write_in(Scope::Shared).await?;
+        let mut tx = self.write_in(Scope::WebhookClaims).await?;
         let row = sqlx::query(&format!(
             "UPDATE webhook_tasks SET status = 'Running', lease_until = $2, \
              run_count = run_count + 1, updated_at = $1, start_time = coalesce(start_time, $1) \

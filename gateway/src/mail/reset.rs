@@ -1,0 +1,229 @@
+//! Password resets by mail.
+//!
+//! Asking names an address and always gets the same answer, whether an
+//! account has it or not: the lookup and the mail happen later, in one
+//! worker, off the request (so the answer's timing says nothing either).
+//! Each local, enabled account with that address gets a link at the
+//! address stored for it, never at the one typed; a directory (LDAP)
+//! account gets a note to change its password in the directory. Links
+//! are single-use, last [`LINK_TTL`], and only their hash is stored
+//! (`berth_storage::password_resets`). Links are built from
+//! `external_url` only: a request's Host header could name another site
+//! and send the token there.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_storage::accounts::{User, UserSource};
+use berth_storage::password_resets::ResetRequest;
+use berth_storage::Registry;
+use tokio::sync::mpsc;
+
+use super::Mailer;
+use crate::error::GatewayError;
+
+/// How long a link works.
+pub const LINK_TTL: Duration = Duration::from_secs(30 * 60);
+/// One mail per account in this time, however often it is asked for.
+const PER_ACCOUNT: Duration = Duration::from_secs(2 * 60);
+/// Requests one client address may make per [`CLIENT_WINDOW`].
+const PER_CLIENT: u32 = 5;
+const CLIENT_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Requests waiting for the worker; beyond it, new ones are refused.
+const QUEUE: usize = 256;
+
+/// What the answer to a request for a link says (API and portal alike).
+pub const REQUESTED: &str = "if an account has this address, a mail with a link to set a new \
+password is on its way; the link works once, for 30 minutes";
+
+/// What a link that cannot be used any more says.
+pub const LINK_INVALID: &str = "this password-reset link cannot be used: it was used already, \
+a newer one was sent, or it expired (links work for 30 minutes); ask for a new one";
+
+pub struct PasswordResets {
+    mailer: Option<Arc<Mailer>>,
+    /// `external_url`, without a trailing slash.
+    base: Option<String>,
+    queue: mpsc::Sender<String>,
+    waiting: std::sync::Mutex<Option<mpsc::Receiver<String>>>,
+    per_client: moka::sync::Cache<Option<IpAddr>, Arc<AtomicU32>>,
+    registry: Arc<Registry>,
+}
+
+impl PasswordResets {
+    pub fn new(
+        registry: Arc<Registry>,
+        mailer: Option<Arc<Mailer>>,
+        external_url: Option<&str>,
+    ) -> PasswordResets {
+        let (queue, waiting) = mpsc::channel(QUEUE);
+        PasswordResets {
+            mailer,
+            base: external_url.map(|u| u.trim_end_matches('/').to_owned()),
+            queue,
+            waiting: std::sync::Mutex::new(Some(waiting)),
+            per_client: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(CLIENT_WINDOW)
+                .build(),
+            registry,
+        }
+    }
+
+    /// Starts the worker (on the calling runtime).
+    pub fn start(self: &Arc<Self>) {
+        let taken = self.waiting.lock().map(|mut w| w.take()).unwrap_or(None);
+        if let Some(mut waiting) = taken {
+            let me = self.clone();
+            tokio::spawn(async move {
+                while let Some(email) = waiting.recv().await {
+                    me.answer(&email).await;
+                }
+            });
+        }
+    }
+
+    /// Whether resets by mail can work here (the portal shows its link
+    /// only then).
+    pub fn available(&self) -> bool {
+        self.mailer.is_some() && self.base.is_some()
+    }
+
+    /// Asks for a link for `email`. The same answer for every well-formed
+    /// address; errors only for a malformed one, a client asking too often,
+    /// or a registry not set up to send mail.
+    pub fn request(&self, email: &str, client: Option<IpAddr>) -> Result<(), GatewayError> {
+        if self.mailer.is_none() {
+            return Err(GatewayError::NotConfigured(
+                "this registry sends no mail ([email] is not set): ask an administrator to \
+                 set your password"
+                    .into(),
+            ));
+        }
+        if self.base.is_none() {
+            return Err(GatewayError::NotConfigured(
+                "password-reset links need external_url to be set (the registry's address as \
+                 users reach it): ask an administrator"
+                    .into(),
+            ));
+        }
+        let email = email.trim();
+        if email.is_empty()
+            || email.chars().count() > 255
+            || !email.contains('@')
+            || email.chars().any(char::is_control)
+        {
+            return Err(GatewayError::BadRequest(
+                "`email` must be an email address such as alice@example.org".into(),
+            ));
+        }
+        let count = self
+            .per_client
+            .get_with(client, || Arc::new(AtomicU32::new(0)));
+        if count.fetch_add(1, Ordering::Relaxed) >= PER_CLIENT {
+            return Err(GatewayError::TooManyRequests(format!(
+                "too many password-reset requests from your address; try again in {} minutes",
+                CLIENT_WINDOW.as_secs() / 60
+            )));
+        }
+        self.queue.try_send(email.to_owned()).map_err(|_| {
+            GatewayError::TooManyRequests(
+                "too many password-reset requests are waiting; try again in a minute".into(),
+            )
+        })
+    }
+
+    /// The worker's part: find the accounts, store links, send mails.
+    /// Failures are logged (never a token) and not retried: the user asks
+    /// again.
+    async fn answer(&self, email: &str) {
+        let (Some(mailer), Some(base)) = (&self.mailer, &self.base) else {
+            return;
+        };
+        let users = match self.registry.meta().users_with_email(email).await {
+            Ok(users) => users,
+            Err(e) => {
+                tracing::warn!(error = %e, "password reset: looking up the address failed");
+                return;
+            }
+        };
+        for user in users.into_iter().filter(|u| !u.disabled) {
+            if let Err(e) = self.answer_one(mailer, base, &user).await {
+                tracing::warn!(user = %user.username, error = %e, "password reset: no mail sent");
+            }
+        }
+    }
+
+    async fn answer_one(
+        &self,
+        mailer: &Mailer,
+        base: &str,
+        user: &User,
+    ) -> Result<(), GatewayError> {
+        let Some(to) = user.email.as_deref() else {
+            return Ok(());
+        };
+        // Stored for directory accounts too, unsent: it spaces their notes
+        // the same way, and cannot set a password (only local accounts'
+        // are set by a link).
+        let token = crate::auth::random_token();
+        let made = self
+            .registry
+            .meta()
+            .create_password_reset(
+                user.id,
+                &token,
+                LINK_TTL.as_secs() as i64,
+                PER_ACCOUNT.as_secs() as i64,
+            )
+            .await?;
+        if made == ResetRequest::TooSoon {
+            tracing::info!(user = %user.username, "password reset: asked again too soon, no mail");
+            return Ok(());
+        }
+        let (subject, body) = match user.source {
+            UserSource::Db => link_mail(
+                &user.username,
+                &format!("{base}/reset-password?token={token}"),
+            ),
+            UserSource::Ldap => directory_mail(&user.username),
+        };
+        mailer.send(to, subject, body).await?;
+        tracing::info!(user = %user.username, "password reset: mail sent");
+        Ok(())
+    }
+}
+
+/// The link mail, in English and Simplified Chinese (the portal's two
+/// languages; who asked in which is not known here).
+fn link_mail(username: &str, link: &str) -> (&'static str, String) {
+    (
+        "Reset your berth password / 重置您的 berth 密码",
+        format!(
+            "Someone asked to reset the password of the berth account `{username}`.\n\
+             To set a new password, open this link within 30 minutes (it works once):\n\n\
+             {link}\n\n\
+             If you did not ask for this, ignore this mail: your password stays as it is.\n\n\
+             有人请求重置 berth 账号 `{username}` 的密码。\n\
+             请在 30 分钟内打开上面的链接设置新密码（链接只能使用一次）。\n\
+             如果不是您本人的请求，请忽略此邮件，您的密码不会改变。\n"
+        ),
+    )
+}
+
+fn directory_mail(username: &str) -> (&'static str, String) {
+    (
+        "Your berth password / 您的 berth 密码",
+        format!(
+            "Someone asked to reset the password of the berth account `{username}`.\n\
+             This account signs in with the organisation's directory (LDAP): berth does not \
+             keep its password. Change it where you change your directory password, or ask \
+             your administrator.\n\n\
+             有人请求重置 berth 账号 `{username}` 的密码。\n\
+             此账号通过组织的目录服务（LDAP）登录，berth 不保存其密码。\n\
+             请在修改目录密码的地方修改，或联系管理员。\n"
+        ),
+    )
+}
