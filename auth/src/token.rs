@@ -59,7 +59,8 @@ pub struct TokenService {
     keys_read: std::sync::Mutex<std::time::Instant>,
     issuer: String,
     service: String,
-    ttl: Duration,
+    /// Seconds a token lasts: `auth.token_ttl`, or changed at run time.
+    ttl: std::sync::atomic::AtomicU64,
     /// Verified tokens by their text. A plain map behind a read-mostly
     /// lock: a hit is one hash and one shared lock, cheaper than a general
     /// cache on a path every request takes. Entries expire with the token
@@ -83,7 +84,7 @@ impl TokenService {
             keys_read: std::sync::Mutex::new(std::time::Instant::now()),
             issuer: issuer.to_owned(),
             service: service.to_owned(),
-            ttl,
+            ttl: std::sync::atomic::AtomicU64::new(ttl.as_secs()),
             cache: RwLock::default(),
             cache_stats: CacheStats::default(),
         }
@@ -100,6 +101,18 @@ impl TokenService {
             TokenService::new(KeyRing::load_or_create(data_dir)?, issuer, service, ttl);
         service.key_dir = Some(data_dir.to_owned());
         Ok(service)
+    }
+
+    /// How long tokens issued now last.
+    pub fn ttl(&self) -> Duration {
+        Duration::from_secs(self.ttl.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Tokens issued from now on last `ttl` (tokens already issued keep
+    /// theirs).
+    pub fn set_ttl(&self, ttl: Duration) {
+        self.ttl
+            .store(ttl.as_secs(), std::sync::atomic::Ordering::Relaxed);
     }
 
     fn keys(&self) -> Arc<KeyRing> {
@@ -176,7 +189,7 @@ impl TokenService {
     /// robot's own expiry, so that its tokens end with it).
     pub fn issue_until(&self, subject: &str, access: &[Access], not_after: Option<i64>) -> Issued {
         let iat = now();
-        let mut ttl = self.ttl.as_secs() as i64;
+        let mut ttl = self.ttl().as_secs() as i64;
         if let Some(end) = not_after.filter(|t| *t >= 0) {
             ttl = ttl.min(end - iat).max(0);
         }

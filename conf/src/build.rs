@@ -60,6 +60,11 @@ pub(crate) fn build(s: &Settings) -> Result<Config, ConfError> {
                 .unwrap_or(DEFAULT_GC_GRACE_PERIOD),
         },
         data_dir,
+        given: crate::schema::KEYS
+            .iter()
+            .map(|key| key.path)
+            .filter(|path| s.value(path).is_some())
+            .collect(),
     })
 }
 

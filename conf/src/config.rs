@@ -32,6 +32,17 @@ pub struct Config {
     pub gc: GcConfig,
     pub quota: QuotaConfig,
     pub proxy: ProxyConfig,
+    /// The keys the file or the environment set (the rest are defaults):
+    /// settings that can also change at run time (`/configurations`) are
+    /// left to the file when it sets them.
+    pub given: Vec<&'static str>,
+}
+
+impl Config {
+    /// Whether the file or the environment set `key` (`"auth.token_ttl"`).
+    pub fn is_given(&self, key: &str) -> bool {
+        self.given.contains(&key)
+    }
 }
 
 /// Pull-through caching and mirror mode.

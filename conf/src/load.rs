@@ -144,6 +144,21 @@ mod tests {
         assert_eq!(config.metrics.listen, None);
         assert_eq!(config.gc.grace_period, secs(3600));
         assert_eq!(config.quota.default_storage_limit, None);
+        assert!(config.given.is_empty());
+    }
+
+    #[test]
+    fn given_keys_are_those_the_file_or_env_set() {
+        let (_dir, path) = config_file("[auth]\ntoken_ttl = \"10m\"\n");
+        let config = load(
+            Some(&path),
+            &env(&[("BERTH_QUOTA__DEFAULT_STORAGE_LIMIT", "1000")]),
+        )
+        .expect("valid");
+        assert!(config.is_given("auth.token_ttl"));
+        assert!(config.is_given("quota.default_storage_limit"));
+        assert!(!config.is_given("auth.mode"));
+        assert!(!config.is_given("listen"));
     }
 
     #[test]
@@ -617,6 +632,8 @@ listen = "127.0.0.1:9090"
         std::fs::write(&again_path, &text).expect("write");
         let again = load(Some(&again_path), &[]).expect("redacted output is a valid config");
         let mut expected = config.clone();
+        // The redacted output spells out every default.
+        expected.given = again.given.clone();
         expected.auth.admin_password = Some(Secret::new("<redacted>"));
         if let Some(ldap) = expected.ldap.as_mut() {
             ldap.search_password = Some(Secret::new("<redacted>"));

@@ -24,7 +24,7 @@ impl<'a> Settings<'a> {
         Settings { table, file, env }
     }
 
-    fn value(&self, path: &str) -> Option<&Value> {
+    pub(crate) fn value(&self, path: &str) -> Option<&Value> {
         let mut parts = path.split('.');
         let first = self.table.get(parts.next()?)?;
         parts.try_fold(first, |at, name| at.get(name))

@@ -41,9 +41,11 @@ pub struct App {
     pub metrics: Metrics,
     /// Upstream registries: the pull-through cache, mirror and fronting.
     pub upstreams: Arc<Upstreams>,
-    /// `quota.default_storage_limit`: new projects' limit (`None`:
-    /// unlimited).
-    pub default_storage_limit: Option<u64>,
+    /// Settings changed at run time: read-only mode, who creates
+    /// projects, token lifetime, new projects' limit.
+    pub runtime: Arc<crate::runtime::Runtime>,
+    /// What the config file sets that `/configurations` shows.
+    pub file_settings: FileSettings,
     /// Starts tag retention runs.
     pub retention: crate::retention::Runner,
     /// Starts replication executions.
@@ -61,6 +63,14 @@ pub struct App {
     /// The effective configuration as TOML, secrets redacted, for the
     /// portal's system page.
     pub config_text: String,
+}
+
+/// The config file's settings `/configurations` shows (never changed at
+/// run time; secrets left out).
+pub struct FileSettings {
+    pub auth_mode: berth_conf::AuthMode,
+    pub ldap: Option<berth_conf::LdapConfig>,
+    pub email: Option<berth_conf::EmailConfig>,
 }
 
 /// How long a cached role may lag a membership change when the change's
@@ -142,7 +152,14 @@ impl App {
             Change::Keys => self.tokens.reload_keys(std::time::Duration::ZERO),
             Change::ReplicationPolicies => self.replication.policies_changed(),
             Change::WebhookPolicies => self.webhooks.policies_changed(),
+            Change::Configuration { values } => self.runtime.apply(values),
             Change::Everything => {
+                let (runtime, meta) = (self.runtime.clone(), self.registry.meta().clone());
+                self.side.spawn(async move {
+                    if let Err(e) = runtime.reload(&meta).await {
+                        tracing::warn!(error = %e, "reading the run-time settings failed");
+                    }
+                });
                 self.replication.policies_changed();
                 self.webhooks.policies_changed();
                 self.roles_epoch.bump();
@@ -174,7 +191,7 @@ impl App {
         }
         // Behind a proxy berth trusts, the client's scheme and host are the
         // proxy's X-Forwarded-* headers; from anyone else they are ignored.
-        let forwarded = crate::auth::client_ip(session)
+        let forwarded = crate::auth::peer_ip(session)
             .is_some_and(|ip| self.trusted_proxies.iter().any(|net| net.contains(ip)));
         let first = |name: &str| {
             header(session, name)

@@ -89,11 +89,45 @@ pub async fn project_facts(
     })
 }
 
-pub fn client_ip(session: &Session) -> Option<IpAddr> {
+/// The connection's peer: the client, or a proxy in front of berth.
+pub fn peer_ip(session: &Session) -> Option<IpAddr> {
     session
         .client_addr()
         .and_then(|a| a.as_inet())
         .map(|a| a.ip())
+}
+
+/// The client's address: the peer, or behind proxies berth trusts
+/// (`server.trusted_proxies`), the nearest address in X-Forwarded-For
+/// that is not one of them. Per-client limits and the audit log use it:
+/// keyed on the proxy, every client behind it would share one limit.
+pub fn client_ip(app: &App, session: &Session) -> Option<IpAddr> {
+    let peer = peer_ip(session)?;
+    let trusted = |ip: IpAddr| app.trusted_proxies.iter().any(|net| net.contains(ip));
+    if !trusted(peer) {
+        return Some(peer);
+    }
+    let mut client = peer;
+    let values: Vec<_> = session
+        .req_header()
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .collect();
+    for value in values.into_iter().rev() {
+        let Ok(text) = value.to_str() else {
+            return Some(client);
+        };
+        // Rightmost first: each proxy appends the address it saw.
+        for part in text.rsplit(',') {
+            match part.trim().parse::<IpAddr>() {
+                Ok(ip) if trusted(ip) => client = ip,
+                Ok(ip) => return Some(ip),
+                Err(_) => return Some(client),
+            }
+        }
+    }
+    Some(client)
 }
 
 /// Splits `Basic base64(user:password)`.
@@ -123,7 +157,7 @@ pub async fn authenticate(app: &App, session: &Session) -> Result<Caller, Gatewa
     match basic_credentials(value) {
         Some((user, password)) => Ok(Caller::User(
             app.login
-                .login(&user, &password, client_ip(session))
+                .login(&user, &password, client_ip(app, session))
                 .await?,
         )),
         None => Err(AuthError::InvalidCredentials.into()),

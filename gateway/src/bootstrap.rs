@@ -109,6 +109,13 @@ pub async fn build(config: &Config) -> Result<Built, String> {
         project: config.proxy.mirror_project.clone(),
     });
     let upstreams = Arc::new(Upstreams::new(mirror).map_err(|e| e.to_string())?);
+    let runtime = Arc::new(crate::runtime::Runtime::new(config, tokens.clone()));
+    let meta = registry.meta();
+    runtime
+        .reload(meta)
+        .await
+        .map_err(|e| format!("cannot read the run-time settings: {e}"))?;
+    runtime.start(meta.clone());
     let webhooks = Arc::new(crate::webhooks::Webhooks::new(
         registry.clone(),
         config.external_url.as_ref().map(|u| u.as_str()),
@@ -120,19 +127,22 @@ pub async fn build(config: &Config) -> Result<Built, String> {
         registry.clone(),
         upstreams.clone(),
         audit.clone(),
-        config.quota.default_storage_limit,
+        runtime.clone(),
         metrics.replication.clone(),
         webhooks.clone(),
     ));
     replication.start_events();
     // The one scheduler, on the runtime that builds the app: the side
     // runtime when serving.
-    tokio::spawn(crate::jobs::run(vec![
-        Arc::new(crate::jobs::gc::GcJob::new(registry.clone())),
-        Arc::new(crate::jobs::history::HistoryJob::new(registry.clone())),
-        Arc::new(retention.clone()),
-        Arc::new(crate::replication::ReplicationJob::new(replication.clone())),
-    ]));
+    tokio::spawn(crate::jobs::run(
+        runtime.clone(),
+        vec![
+            Arc::new(crate::jobs::gc::GcJob::new(registry.clone())),
+            Arc::new(crate::jobs::history::HistoryJob::new(registry.clone())),
+            Arc::new(retention.clone()),
+            Arc::new(crate::replication::ReplicationJob::new(replication.clone())),
+        ],
+    ));
     let mailer = match &config.email {
         Some(email) => Some(Arc::new(crate::mail::Mailer::new(email)?)),
         None => None,
@@ -159,7 +169,12 @@ pub async fn build(config: &Config) -> Result<Built, String> {
         roles_epoch: Default::default(),
         metrics,
         upstreams,
-        default_storage_limit: config.quota.default_storage_limit,
+        runtime,
+        file_settings: crate::app::FileSettings {
+            auth_mode: config.auth.mode,
+            ldap: config.ldap.clone(),
+            email: config.email.clone(),
+        },
         retention,
         replication,
         webhooks,

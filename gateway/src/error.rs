@@ -107,9 +107,15 @@ pub enum GatewayError {
     /// setting turns it on.
     #[error("{0}")]
     NotConfigured(String),
+    /// Read-only mode is on (`/configurations`).
+    #[error("the registry is in read-only mode for maintenance: pushes, deletions, garbage collection, retention and replication are refused until an administrator turns it off (PUT /api/v2.0/configurations {{\"read_only\": false}}); pulls work")]
+    ReadOnly,
     /// Too many requests from one client; the message says when to retry.
-    #[error("{0}")]
-    TooManyRequests(String),
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// An out-of-order chunk; the reply says where the upload stands.
     #[error(
         "chunk starts at byte {got} but the upload has {expected} bytes; resume at byte {expected}"
@@ -167,6 +173,9 @@ impl GatewayError {
             GatewayError::Auth(AuthError::TooManyAttempts {
                 retry_after_secs, ..
             }) => vec![("Retry-After", retry_after_secs.to_string())],
+            GatewayError::TooManyRequests {
+                retry_after_secs, ..
+            } => vec![("Retry-After", retry_after_secs.to_string())],
             GatewayError::BodyTooSlow {
                 kept,
                 location: Some(location),
@@ -286,7 +295,8 @@ impl GatewayError {
             GatewayError::UpstreamUnreachable { .. } => p(503, "UNAVAILABLE"),
             GatewayError::MailFailed(_) => p(502, "UNAVAILABLE"),
             GatewayError::NotConfigured(_) => p(503, "UNAVAILABLE"),
-            GatewayError::TooManyRequests(_) => p(429, "TOOMANYREQUESTS"),
+            GatewayError::TooManyRequests { .. } => p(429, "TOOMANYREQUESTS"),
+            GatewayError::ReadOnly => p(403, "DENIED"),
             GatewayError::UpstreamRateLimited { .. } => p(429, "TOOMANYREQUESTS"),
             GatewayError::UpstreamRefused { .. }
             | GatewayError::UpstreamCorrupt { .. }

@@ -22,6 +22,7 @@
 //! - [`error`]: every error mapped to its OCI code and status, in one place.
 //! - [`metrics`]: Prometheus metrics, `/metrics` and its own listener.
 //! - [`upstream`]: upstream registries: pull-through cache, mirror, fronting.
+//! - [`runtime`]: settings changed at run time (`/configurations`).
 //! - [`app`]: the shared state handlers receive.
 //! - [`bootstrap`]: builds that state from the config.
 //! - [`retention`]: runs tag retention policies, on request and on schedule.
@@ -50,6 +51,7 @@ pub mod redirect;
 pub mod replication;
 pub mod retention;
 pub mod route;
+pub mod runtime;
 pub mod server;
 pub mod tls;
 pub mod token_endpoint;

@@ -333,7 +333,7 @@ async fn metrics_caller(app: &App, session: &Session) -> Result<(), GatewayError
     let subject = match header(session, "authorization").and_then(basic_credentials) {
         Some((user, password)) => app
             .login
-            .login(&user, &password, client_ip(session))
+            .login(&user, &password, client_ip(app, session))
             .await?
             .subject(),
         None => Subject::Anonymous,

@@ -64,7 +64,7 @@ async fn login(
     user: &str,
     password: &str,
 ) -> Result<Identity, GatewayError> {
-    let ip = client_ip(session);
+    let ip = client_ip(app, session);
     let result = app.login.login(user, password, ip).await;
     let success = match &result {
         Ok(_) => true,

@@ -31,6 +31,15 @@ impl Subject {
     }
 }
 
+/// Whether `action` may go ahead while the registry is in read-only mode
+/// (maintenance, migrations): what changes stored content may not.
+pub fn allowed_when_read_only(action: Action) -> bool {
+    !matches!(
+        action,
+        Action::Push | Action::Delete | Action::DeleteProject
+    )
+}
+
 /// What they want to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Action {
@@ -203,6 +212,9 @@ pub enum Resource<'a> {
     System,
     /// A user account; `own` when it is the caller's.
     Account { own: bool },
+    /// A project to be created; `admin_only` when the configuration keeps
+    /// that to administrators (Harbor's `project_creation_restriction`).
+    NewProject { admin_only: bool },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,6 +242,19 @@ pub fn authorize(subject: &Subject, action: Action, resource: Resource<'_>) -> D
         )),
         Resource::System => on_system(subject, action),
         Resource::Account { own } => on_account(subject, action, own),
+        Resource::NewProject { admin_only } => match (subject, action) {
+            (Subject::User { admin: false, name }, Action::CreateProject) if admin_only => {
+                Decision::Deny(format!(
+                    "`{name}` may not create projects: this registry keeps that to system \
+                     administrators (project_creation_restriction is adminonly)"
+                ))
+            }
+            (s, Action::CreateProject) => on_system(s, Action::CreateProject),
+            (_, a) => Decision::Deny(format!(
+                "`{}` is not an action on a new project",
+                a.as_str()
+            )),
+        },
     }
 }
 

@@ -22,6 +22,6 @@ mod role;
 mod tests;
 
 pub use access::{covers, grant, Access, Target};
-pub use decide::{authorize, Action, Decision, Project, Resource, Subject};
+pub use decide::{allowed_when_read_only, authorize, Action, Decision, Project, Resource, Subject};
 pub use robot::{robot_action, Namespace, RobotPermission, ROBOT_ACCESS};
 pub use role::Role;

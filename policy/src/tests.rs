@@ -1,8 +1,8 @@
 //! Decision tables: every rule of the policy as rows of cases.
 
 use crate::{
-    authorize, covers, grant, Access, Action, Decision, Namespace, Project, Resource,
-    RobotPermission, Role, Subject, Target,
+    allowed_when_read_only, authorize, covers, grant, Access, Action, Decision, Namespace, Project,
+    Resource, RobotPermission, Role, Subject, Target,
 };
 
 fn user(name: &str) -> Subject {
@@ -221,6 +221,36 @@ fn project_decisions() {
             "{subject:?} {action:?} {resource:?} -> {d:?}"
         );
     }
+}
+
+#[test]
+fn project_creation_can_be_kept_to_administrators() {
+    use Action::*;
+    let open = Resource::NewProject { admin_only: false };
+    let closed = Resource::NewProject { admin_only: true };
+    let ci = robot(&[("*", &[Push])]);
+    let cases: &[(&Subject, Action, Resource, char)] = &[
+        (&user("alice"), CreateProject, open, 'A'),
+        (&user("alice"), CreateProject, closed, 'D'),
+        (&admin(), CreateProject, closed, 'A'),
+        (&Subject::Anonymous, CreateProject, open, 'L'),
+        (&Subject::Anonymous, CreateProject, closed, 'L'),
+        (&ci, CreateProject, open, 'D'),
+        (&admin(), Push, closed, 'D'),
+    ];
+    for (subject, action, resource, expected) in cases {
+        let d = authorize(subject, *action, *resource);
+        assert_eq!(
+            kind(&d),
+            *expected,
+            "{subject:?} {action:?} {resource:?} -> {d:?}"
+        );
+    }
+    assert!(!allowed_when_read_only(Push));
+    assert!(!allowed_when_read_only(Delete));
+    assert!(!allowed_when_read_only(DeleteProject));
+    assert!(allowed_when_read_only(Pull));
+    assert!(allowed_when_read_only(ManageGc));
 }
 
 #[test]

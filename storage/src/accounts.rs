@@ -149,19 +149,24 @@ impl Meta {
         Ok(id)
     }
 
+    /// Sets a password; reset links sent before no longer work.
     pub async fn set_password_hash(
         &self,
         username: &str,
         hash: &str,
     ) -> Result<bool, StorageError> {
-        let done =
-            sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE username = $1")
-                .bind(username)
-                .bind(hash)
-                .bind(now())
-                .execute(self.pool())
-                .await?;
-        Ok(done.rows_affected() > 0)
+        let id: Option<i64> = sqlx::query_scalar(
+            "UPDATE users SET password_hash = $2, updated_at = $3 WHERE username = $1 RETURNING id",
+        )
+        .bind(username)
+        .bind(hash)
+        .bind(now())
+        .fetch_optional(self.pool())
+        .await?;
+        if let Some(id) = id {
+            self.drop_password_resets(id).await?;
+        }
+        Ok(id.is_some())
     }
 
     pub async fn set_user_disabled(
@@ -285,6 +290,10 @@ impl Meta {
         .bind(now())
         .execute(self.pool())
         .await?;
+        if email.is_some() {
+            // A link mailed to the old address no longer works.
+            self.drop_password_resets(id).await?;
+        }
         Ok(done.rows_affected() > 0)
     }
 
@@ -306,6 +315,11 @@ impl Meta {
             .execute(&mut *tx)
             .await?;
         sqlx::query("UPDATE projects SET owner_id = NULL WHERE owner_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        // Its reset links go with it: a later account could get its id.
+        sqlx::query("DELETE FROM password_resets WHERE user_id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await?;

@@ -103,6 +103,7 @@ impl Caches {
             | Change::Endpoint { .. }
             | Change::ReplicationPolicies
             | Change::WebhookPolicies
+            | Change::Configuration { .. }
             | Change::Keys => {}
         }
     }

@@ -54,6 +54,10 @@ pub enum Change {
     ReplicationPolicies,
     /// A webhook policy was created, changed or deleted.
     WebhookPolicies,
+    /// Run-time settings changed (`/configurations`): every setting
+    /// changed from its default, as stored, so that each process applies
+    /// them as it hears them.
+    Configuration { values: Vec<(String, String)> },
     /// The token signing key was rotated: the keys are read again.
     Keys,
     /// Announcements may have been missed: every cache goes.

@@ -18,6 +18,7 @@
 //! - `cache`: in-memory caches in front of the database (caches only).
 //! - [`changes`]: what each process drops from its caches, announced to
 //!   the others sharing a PostgreSQL database.
+//! - [`configuration`]: settings changed at run time (`/configurations`).
 //! - [`migrate`]: `berth migrate`, an installation copied to PostgreSQL.
 //! - [`registry`]: the operations the gateway calls, keeping both in step.
 //! - `owner`: which process owns files left on disk, and whether it is gone.
@@ -50,6 +51,7 @@ pub mod audit;
 pub mod blobs;
 mod cache;
 pub mod changes;
+pub mod configuration;
 pub mod cron;
 pub mod error;
 pub mod gc;

@@ -81,6 +81,7 @@ const TABLES: &[(&str, &str)] = &[
     ("webhook_policies", "*"),
     ("webhook_executions", "*"),
     ("webhook_tasks", "*"),
+    ("configuration", "*"),
     ("id_high_water", "*"),
 ];
 

@@ -87,6 +87,15 @@ impl Meta {
         Ok(ResetRequest::Created)
     }
 
+    /// Ends every link of an account (its password or address changed).
+    pub async fn drop_password_resets(&self, user_id: i64) -> Result<(), StorageError> {
+        sqlx::query("DELETE FROM password_resets WHERE user_id = $1")
+            .bind(user_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
     /// Whether `token` names an unexpired link (the reset page asks before
     /// showing its form).
     pub async fn password_reset_valid(&self, token: &str) -> Result<bool, StorageError> {
@@ -112,28 +121,33 @@ impl Meta {
         let at = now();
         let mut tx = self.write().await?;
         // Deleted, not marked: of two uses at once, one finds no row.
-        let user_id: Option<i64> = sqlx::query_scalar(
+        let link = sqlx::query(
             "DELETE FROM password_resets WHERE token_hash = $1 AND expires_at > $2 \
-             RETURNING user_id",
+             RETURNING user_id, created_at",
         )
         .bind(token_hash(token))
         .bind(at)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(user_id) = user_id else {
+        let Some(link) = link else {
             return Ok(None);
         };
+        let user_id: i64 = sqlx::Row::try_get(&link, "user_id")?;
+        let sent_at: i64 = sqlx::Row::try_get(&link, "created_at")?;
         sqlx::query("DELETE FROM password_resets WHERE user_id = $1")
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
         let row = sqlx::query(
             "UPDATE users SET password_hash = $2, updated_at = $3 \
-             WHERE id = $1 AND source = 'db' AND disabled = 0 RETURNING *",
+             WHERE id = $1 AND source = 'db' AND disabled = 0 AND created_at <= $4 RETURNING *",
         )
         .bind(user_id)
         .bind(password_hash)
         .bind(at)
+        // Only the account the link was sent for: not one made since
+        // under a reused id.
+        .bind(sent_at)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {
@@ -245,6 +259,51 @@ mod tests {
             .await
             .expect("reset")
             .is_some());
+    }
+
+    #[tokio::test]
+    async fn links_end_with_the_account_its_password_or_its_address() {
+        let (_dir, meta) = meta().await;
+        let dave = user(&meta, "dave", "dave@example.org").await;
+        meta.create_password_reset(dave, "a", 1800, 0)
+            .await
+            .expect("create");
+        meta.set_password_hash("dave", "changed")
+            .await
+            .expect("set");
+        assert!(!meta.password_reset_valid("a").await.expect("valid"));
+        meta.create_password_reset(dave, "b", 1800, 0)
+            .await
+            .expect("create");
+        meta.update_user_profile(dave, Some("new@example.org"), None, None)
+            .await
+            .expect("update");
+        assert!(!meta.password_reset_valid("b").await.expect("valid"));
+        meta.create_password_reset(dave, "c", 1800, 0)
+            .await
+            .expect("create");
+        assert!(meta.delete_user(dave).await.expect("delete"));
+        // SQLite hands the highest id out again.
+        let again = user(&meta, "erin", "erin@example.org").await;
+        assert_eq!(again, dave);
+        assert!(meta
+            .reset_password("c", "h")
+            .await
+            .expect("reset")
+            .is_none());
+        // Even a link left behind does not reach an account made after it.
+        sqlx::query("INSERT INTO password_resets VALUES ($1, $2, 0, $3)")
+            .bind(token_hash("d"))
+            .bind(again)
+            .bind(now() + 600)
+            .execute(meta.pool())
+            .await
+            .expect("insert");
+        assert!(meta
+            .reset_password("d", "h")
+            .await
+            .expect("reset")
+            .is_none());
     }
 
     #[tokio::test]

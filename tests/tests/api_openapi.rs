@@ -678,6 +678,35 @@ fn real_responses_match_the_served_openapi_document() {
     );
     admin.expect(M::GET, "/api/v2.0/system/gc/999999", None, 404);
 
+    // Mail: this berth has no [email], so resets and test mails are off
+    // (tests/tests/mail.rs covers them against a real SMTP server).
+    let reset = "/api/v2.0/users/password-reset";
+    anon.expect(M::POST, reset, Some(json!({"email": "a@example.org"})), 503);
+    anon.expect(
+        M::PUT,
+        reset,
+        Some(json!({"token": "nothing", "new_password": "long-enough"})),
+        400,
+    );
+    admin.expect(M::POST, "/api/v2.0/email/ping", Some(json!({})), 503);
+    alice.expect(M::POST, "/api/v2.0/email/ping", Some(json!({})), 403);
+
+    // Run-time settings.
+    admin.expect(M::GET, "/api/v2.0/configurations", None, 200);
+    admin.expect(
+        M::PUT,
+        "/api/v2.0/configurations",
+        Some(json!({"storage_per_project": -1})),
+        200,
+    );
+    admin.expect(
+        M::PUT,
+        "/api/v2.0/configurations",
+        Some(json!({"no_such_setting": true})),
+        400,
+    );
+    alice.expect(M::GET, "/api/v2.0/configurations", None, 403);
+
     // Deletions last.
     admin.expect(
         M::DELETE,

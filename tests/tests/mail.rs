@@ -372,3 +372,36 @@ fn the_portal_resets_a_forgotten_password() {
         page.body
     );
 }
+
+#[test]
+fn clients_behind_a_trusted_proxy_are_counted_apart() {
+    let smtp = Smtp::start(SmtpOptions::default());
+    let berth = with_mail(&smtp, &[("BERTH_SERVER__TRUSTED_PROXIES", "127.0.0.1/32")]);
+    let http = reqwest::blocking::Client::new();
+    let ask = |client: &str| {
+        let resp = http
+            .post(format!("{}/api/v2.0/users/password-reset", berth.url()))
+            .header("X-Forwarded-For", format!("{client}, 127.0.0.1"))
+            .json(&json!({"email": "nobody@example.org"}))
+            .send()
+            .unwrap();
+        (
+            resp.status().as_u16(),
+            resp.headers().get("retry-after").cloned(),
+        )
+    };
+    for _ in 0..5 {
+        assert_eq!(ask("203.0.113.1").0, 202);
+    }
+    let (status, retry) = ask("203.0.113.1");
+    assert_eq!(status, 429);
+    assert_eq!(retry.unwrap(), "900");
+    // Another client behind the same proxy is not held back.
+    assert_eq!(ask("198.51.100.7").0, 202);
+    // One IPv6 /64 is one client (a host picks freely within it).
+    for i in 0..5 {
+        assert_eq!(ask(&format!("2001:db8::{i}")).0, 202);
+    }
+    assert_eq!(ask("2001:db8::ff").0, 429);
+    assert_eq!(ask("2001:db8:0:1::1").0, 202);
+}

@@ -17,6 +17,8 @@ mod audit_log;
 mod auth_logins;
 #[path = "auth_tokens.rs"]
 mod auth_tokens;
+#[path = "configurations.rs"]
+mod configurations;
 #[path = "durability.rs"]
 mod durability;
 #[path = "fronting.rs"]

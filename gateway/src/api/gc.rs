@@ -292,6 +292,9 @@ pub(crate) async fn schedule(
         delete_untagged: params.delete_untagged,
     };
     if kind == ScheduleType::Manual {
+        if !options.dry_run {
+            app.runtime.refuse_writes()?;
+        }
         let started = app.registry.start_gc(GcKind::Manual, options).await;
         req.audit(app, "create", "gc", "manual", None, started.is_ok());
         let job = started?;

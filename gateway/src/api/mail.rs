@@ -157,7 +157,11 @@ pub(crate) async fn complete(
         return Err(GatewayError::BadRequest(LINK_INVALID.into()));
     }
     super::users::check_password("new_password", new_password)?;
-    let hash = super::users::hash(new_password.to_owned()).await?;
+    // The cheap check first: a made-up token costs no hashing.
+    if !app.registry.meta().password_reset_valid(token).await? {
+        return Err(GatewayError::BadRequest(LINK_INVALID.into()));
+    }
+    let hash = app.resets.hash(new_password).await?;
     let user = app.registry.meta().reset_password(token, &hash).await?;
     let Some(user) = user else {
         return Err(GatewayError::BadRequest(LINK_INVALID.into()));

@@ -15,9 +15,12 @@
 //! - `replication`: replication policies, executions and tasks.
 //! - `webhooks`: a project's webhook policies and their deliveries.
 //! - `system`: systeminfo, health, ping, search.
+//! - `configurations`: the settings in force; those that change at run
+//!   time (read-only mode and others) change here.
 //! - `gc`: garbage collection runs, logs and schedule.
 //! - `openapi`: the OpenAPI document, generated from the handlers.
 
+pub(crate) mod configurations;
 pub(crate) mod gc;
 pub(crate) mod immutable;
 pub(crate) mod logs;
@@ -139,6 +142,7 @@ pub async fn handle(app: &App, session: &mut Session) -> Result<Reply, GatewayEr
         ["quotas", rest @ ..] => quotas::route(app, session, &req, rest).await,
         ["retentions", rest @ ..] => retention::route(app, session, &req, rest).await,
         ["system", "gc", rest @ ..] => gc::route(app, session, &req, rest).await,
+        ["configurations", rest @ ..] => configurations::route(app, session, &req, rest).await,
         ["email", "ping"] if m == Method::POST => mail::ping(app, session, &req).await,
         ["users", "password-reset"] if m == Method::POST => {
             mail::request_reset(app, session, &req).await

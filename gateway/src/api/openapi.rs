@@ -5,8 +5,8 @@
 use utoipa::OpenApi;
 
 use super::{
-    gc, immutable, logs, mail, members, projects, quotas, registries, replication, repositories,
-    retention, robots, system, users, webhooks, ErrorItem, Errors,
+    configurations, gc, immutable, logs, mail, members, projects, quotas, registries, replication,
+    repositories, retention, robots, system, users, webhooks, ErrorItem, Errors,
 };
 use crate::http::Reply;
 
@@ -39,6 +39,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(users::Doc::openapi());
     doc.merge(mail::Doc::openapi());
+    doc.merge(configurations::Doc::openapi());
     doc.merge(robots::Doc::openapi());
     doc.merge(repositories::Doc::openapi());
     doc.merge(logs::Doc::openapi());

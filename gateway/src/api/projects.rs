@@ -250,13 +250,19 @@ pub async fn head(app: &App, req: &ApiRequest) -> Result<Reply, GatewayError> {
     responses((status = 201, description = "Created; Location names the new project",
         headers(("Location" = String, description = "/api/v2.0/projects/{id}"))),
         (status = 400, description = "Invalid name or field", body = super::Errors),
+        (status = 403, description = "Only administrators create projects here", body = super::Errors),
         (status = 409, description = "A project with this name exists", body = super::Errors)))]
 pub async fn create(
     app: &App,
     session: &mut Session,
     req: &ApiRequest,
 ) -> Result<Reply, GatewayError> {
-    req.require(Action::CreateProject, Resource::System)?;
+    req.require(
+        Action::CreateProject,
+        Resource::NewProject {
+            admin_only: app.runtime.admin_only_projects(),
+        },
+    )?;
     let body: ProjectReq = read_json(session).await?;
     let id = create_project(app, req, &body).await?;
     Ok(Reply::new(201).header("Location", format!("/api/v2.0/projects/{id}")))
@@ -268,7 +274,12 @@ pub(crate) async fn create_project(
     req: &ApiRequest,
     body: &ProjectReq,
 ) -> Result<i64, GatewayError> {
-    req.require(Action::CreateProject, Resource::System)?;
+    req.require(
+        Action::CreateProject,
+        Resource::NewProject {
+            admin_only: app.runtime.admin_only_projects(),
+        },
+    )?;
     let raw = body
         .project_name
         .as_deref()
@@ -278,7 +289,7 @@ pub(crate) async fn create_project(
     let public = requested_public(body)?.unwrap_or(false);
     let upstream = requested_upstream(app, req, body).await?;
     let owner = req.identity.as_ref().and_then(|i| i.user_id);
-    let mut storage_limit = app.default_storage_limit;
+    let mut storage_limit = app.runtime.storage_per_project();
     if let Some(requested) = body.storage_limit {
         let requested = super::quotas::storage_limit(requested, "storage_limit")?;
         if requested != storage_limit {

@@ -30,7 +30,7 @@ impl ApiRequest {
     /// Authenticates the caller: HTTP Basic for users and robots; no
     /// credentials is anonymous; wrong ones are a 401.
     pub async fn new(app: &App, session: &Session) -> Result<ApiRequest, GatewayError> {
-        let ip = client_ip(session);
+        let ip = client_ip(app, session);
         let identity = match header(session, "authorization") {
             None => None,
             Some(value) => {
@@ -129,6 +129,9 @@ impl ApiRequest {
             ))),
             d => decision_to_result(d),
         }?;
+        if !berth_policy::allowed_when_read_only(action) {
+            app.runtime.refuse_writes()?;
+        }
         Ok((row, facts))
     }
 

@@ -634,6 +634,9 @@ pub(crate) async fn run_policy(
     dry_run: bool,
 ) -> Result<(i64, i64), GatewayError> {
     let (policy, row) = policy(app, req, id, Action::ManageRetention).await?;
+    if !dry_run {
+        app.runtime.refuse_writes()?;
+    }
     let policy_id = policy.id;
     let execution = app
         .retention

@@ -209,13 +209,18 @@ pub async fn systeminfo(app: &App, _req: &ApiRequest) -> Result<Reply, GatewayEr
             "db_auth"
         }
         .into(),
-        project_creation_restriction: "everyone".into(),
+        project_creation_restriction: if app.runtime.admin_only_projects() {
+            "adminonly"
+        } else {
+            "everyone"
+        }
+        .into(),
         self_registration: false,
         has_ca_root: false,
         harbor_version: format!("berth-{}", env!("CARGO_PKG_VERSION")),
-        read_only: false,
+        read_only: app.runtime.read_only(),
         with_chartmuseum: false,
-        notification_enable: false,
+        notification_enable: true,
     }))
 }
 

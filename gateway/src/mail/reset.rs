@@ -31,8 +31,15 @@ const PER_ACCOUNT: Duration = Duration::from_secs(2 * 60);
 /// Requests one client address may make per [`CLIENT_WINDOW`].
 const PER_CLIENT: u32 = 5;
 const CLIENT_WINDOW: Duration = Duration::from_secs(15 * 60);
-/// Requests waiting for the worker; beyond it, new ones are refused.
+/// Requests waiting for the worker; beyond it, new ones are dropped (and
+/// logged), with the same answer: refusing would tell that the worker is
+/// busy, which it is longer for addresses that have accounts.
 const QUEUE: usize = 256;
+/// Mails being sent at once: the worker goes on looking up addresses
+/// meanwhile, so a slow mail server does not hold the queue.
+const SENDING: usize = 4;
+/// New passwords hashed at once (argon2 takes about 19 MiB each).
+const HASHING: usize = 2;
 
 /// What the answer to a request for a link says (API and portal alike).
 pub const REQUESTED: &str = "if an account has this address, a mail with a link to set a new \
@@ -49,7 +56,21 @@ pub struct PasswordResets {
     queue: mpsc::Sender<String>,
     waiting: std::sync::Mutex<Option<mpsc::Receiver<String>>>,
     per_client: moka::sync::Cache<Option<IpAddr>, Arc<AtomicU32>>,
+    sending: Arc<tokio::sync::Semaphore>,
+    hashing: tokio::sync::Semaphore,
     registry: Arc<Registry>,
+}
+
+/// The key a client's requests are counted under: its address, or for
+/// IPv6 its /64 (one host usually has a whole /64 to pick from).
+fn client_key(client: Option<IpAddr>) -> Option<IpAddr> {
+    client.map(|ip| match ip {
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        other => other,
+    })
 }
 
 impl PasswordResets {
@@ -68,6 +89,8 @@ impl PasswordResets {
                 .max_capacity(100_000)
                 .time_to_live(CLIENT_WINDOW)
                 .build(),
+            sending: Arc::new(tokio::sync::Semaphore::new(SENDING)),
+            hashing: tokio::sync::Semaphore::new(HASHING),
             registry,
         }
     }
@@ -121,25 +144,39 @@ impl PasswordResets {
         }
         let count = self
             .per_client
-            .get_with(client, || Arc::new(AtomicU32::new(0)));
+            .get_with(client_key(client), || Arc::new(AtomicU32::new(0)));
         if count.fetch_add(1, Ordering::Relaxed) >= PER_CLIENT {
-            return Err(GatewayError::TooManyRequests(format!(
-                "too many password-reset requests from your address; try again in {} minutes",
-                CLIENT_WINDOW.as_secs() / 60
-            )));
+            return Err(GatewayError::TooManyRequests {
+                message: format!(
+                    "too many password-reset requests from your address; try again in {} minutes",
+                    CLIENT_WINDOW.as_secs() / 60
+                ),
+                retry_after_secs: CLIENT_WINDOW.as_secs(),
+            });
         }
-        self.queue.try_send(email.to_owned()).map_err(|_| {
-            GatewayError::TooManyRequests(
-                "too many password-reset requests are waiting; try again in a minute".into(),
-            )
-        })
+        if self.queue.try_send(email.to_owned()).is_err() {
+            tracing::warn!("password reset: {QUEUE} requests are waiting; one dropped");
+        }
+        Ok(())
+    }
+
+    /// Hashes a new password, a few at a time: the link is checked first,
+    /// so only holders of a valid link get here, but one holder may ask
+    /// many times at once.
+    pub async fn hash(&self, password: &str) -> Result<String, GatewayError> {
+        let _turn = self
+            .hashing
+            .acquire()
+            .await
+            .map_err(|_| GatewayError::NotConfigured("shutting down".into()))?;
+        crate::api::users::hash(password.to_owned()).await
     }
 
     /// The worker's part: find the accounts, store links, send mails.
     /// Failures are logged (never a token) and not retried: the user asks
     /// again.
     async fn answer(&self, email: &str) {
-        let (Some(mailer), Some(base)) = (&self.mailer, &self.base) else {
+        let (Some(mailer), Some(base)) = (&self.mailer, self.base.as_deref()) else {
             return;
         };
         let users = match self.registry.meta().users_with_email(email).await {
@@ -150,20 +187,40 @@ impl PasswordResets {
             }
         };
         for user in users.into_iter().filter(|u| !u.disabled) {
-            if let Err(e) = self.answer_one(mailer, base, &user).await {
-                tracing::warn!(user = %user.username, error = %e, "password reset: no mail sent");
-            }
+            let mail = match self.prepare(base, &user).await {
+                Ok(Some(mail)) => mail,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(user = %user.username, error = %e, "password reset: no mail sent");
+                    continue;
+                }
+            };
+            let Ok(turn) = self.sending.clone().acquire_owned().await else {
+                return;
+            };
+            let mailer = mailer.clone();
+            tokio::spawn(async move {
+                let (to, subject, body) = mail;
+                match mailer.send(&to, subject, body).await {
+                    Ok(()) => tracing::info!(user = %user.username, "password reset: mail sent"),
+                    Err(e) => {
+                        tracing::warn!(user = %user.username, error = %e, "password reset: no mail sent")
+                    }
+                }
+                drop(turn);
+            });
         }
     }
 
-    async fn answer_one(
+    /// Stores a link for `user` and writes its mail (address, subject,
+    /// body); `None` when there is nothing to send.
+    async fn prepare(
         &self,
-        mailer: &Mailer,
         base: &str,
         user: &User,
-    ) -> Result<(), GatewayError> {
-        let Some(to) = user.email.as_deref() else {
-            return Ok(());
+    ) -> Result<Option<(String, &'static str, String)>, GatewayError> {
+        let Some(to) = user.email.clone().filter(|e| !e.is_empty()) else {
+            return Ok(None);
         };
         // Stored for directory accounts too, unsent: it spaces their notes
         // the same way, and cannot set a password (only local accounts'
@@ -181,7 +238,7 @@ impl PasswordResets {
             .await?;
         if made == ResetRequest::TooSoon {
             tracing::info!(user = %user.username, "password reset: asked again too soon, no mail");
-            return Ok(());
+            return Ok(None);
         }
         let (subject, body) = match user.source {
             UserSource::Db => link_mail(
@@ -190,9 +247,7 @@ impl PasswordResets {
             ),
             UserSource::Ldap => directory_mail(&user.username),
         };
-        mailer.send(to, subject, body).await?;
-        tracing::info!(user = %user.username, "password reset: mail sent");
-        Ok(())
+        Ok(Some((to, subject, body)))
     }
 }
 

@@ -47,6 +47,12 @@ impl Mailer {
             .port(c.port)
             .tls(tls)
             .timeout(Some(TIMEOUT));
+        if c.username.is_some() && c.security == EmailSecurity::Opportunistic {
+            tracing::warn!(
+                "[email] has a username and password but neither ssl nor starttls: to a server \
+                 that offers no STARTTLS they go unencrypted; set starttls = true (or ssl = true)"
+            );
+        }
         if let (Some(user), Some(password)) = (&c.username, &c.password) {
             builder =
                 builder.credentials(Credentials::new(user.clone(), password.expose().to_owned()));

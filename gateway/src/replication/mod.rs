@@ -88,7 +88,9 @@ pub struct Replicator {
     registry: Arc<Registry>,
     upstreams: Arc<Upstreams>,
     audit: AuditLog,
-    default_limit: Option<u64>,
+    /// Read-only mode, and new projects' limit (for projects replication
+    /// creates).
+    runtime: Arc<crate::runtime::Runtime>,
     /// Stop flags of the executions this process runs.
     running: Mutex<HashMap<i64, Arc<AtomicBool>>>,
     counters: ReplicationCounters,
@@ -114,7 +116,7 @@ impl Replicator {
         registry: Arc<Registry>,
         upstreams: Arc<Upstreams>,
         audit: AuditLog,
-        default_limit: Option<u64>,
+        runtime: Arc<crate::runtime::Runtime>,
         counters: ReplicationCounters,
         webhooks: Arc<Webhooks>,
     ) -> Replicator {
@@ -123,7 +125,7 @@ impl Replicator {
             registry,
             upstreams,
             audit,
-            default_limit,
+            runtime,
             running: Mutex::default(),
             counters,
             limits: Mutex::default(),
@@ -171,7 +173,7 @@ impl Replicator {
             None => Side::Local(Local {
                 registry: self.registry.clone(),
                 audit: self.audit.clone(),
-                default_limit: self.default_limit,
+                default_limit: self.runtime.storage_per_project(),
             }),
             Some(id) => Side::Remote(Remote {
                 endpoint: self.upstreams.endpoint(&self.registry, id).await?,
@@ -192,6 +194,7 @@ impl Replicator {
         scope: Scope,
         operator: &str,
     ) -> Result<i64, GatewayError> {
+        self.runtime.refuse_writes()?;
         let (execution, stop) = self.begin(&policy, trigger, operator).await?;
         let me = self.clone();
         tokio::spawn(async move { me.complete(policy, execution, scope, stop).await });

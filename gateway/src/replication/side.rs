@@ -19,7 +19,7 @@ pub const OPERATOR: &str = "replication";
 pub struct Local {
     pub registry: Arc<Registry>,
     pub audit: AuditLog,
-    /// `quota.default_storage_limit`, for projects replication creates.
+    /// New projects' storage limit, for projects replication creates.
     pub default_limit: Option<u64>,
 }
 

@@ -222,7 +222,13 @@ pub async fn list(app: &App, v: &Visitor, query: &Query) -> Result<Reply, Gatewa
         rows: lines,
         pager: Pager::new("/projects", query, page, total),
         may_create: v.identity.is_some()
-            && authorize(&subject, Action::CreateProject, Resource::System) == Decision::Allow,
+            && authorize(
+                &subject,
+                Action::CreateProject,
+                Resource::NewProject {
+                    admin_only: app.runtime.admin_only_projects(),
+                },
+            ) == Decision::Allow,
         may_set_quota: authorize(&subject, Action::ManageQuotas, Resource::System)
             == Decision::Allow,
         endpoints,

@@ -61,13 +61,13 @@ pub async fn forgot_submit(
         Ok(()) => (200, true, None),
         Err(
             e @ (GatewayError::BadRequest(_)
-            | GatewayError::TooManyRequests(_)
+            | GatewayError::TooManyRequests { .. }
             | GatewayError::NotConfigured(_)),
         ) => {
             let status = e.present().status;
             let message = match e {
                 GatewayError::BadRequest(_) => t.email_invalid.to_owned(),
-                GatewayError::TooManyRequests(_) => t.reset_too_many.to_owned(),
+                GatewayError::TooManyRequests { .. } => t.reset_too_many.to_owned(),
                 _ => t.reset_unavailable.to_owned(),
             };
             (status, false, Some(message))

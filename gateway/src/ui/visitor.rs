@@ -89,7 +89,7 @@ impl Visitor {
             lang,
             secure,
             base_url,
-            client_ip: client_ip(session),
+            client_ip: client_ip(app, session),
             set_cookies,
         };
         if let Some(value) = find(&cookies, SESSION_COOKIE) {

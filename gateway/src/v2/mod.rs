@@ -55,6 +55,9 @@ pub async fn handle(app: &App, session: &mut Session) -> Result<Answer, GatewayE
                     (e, _) => with_mount_scope(e, &route, &query),
                 });
             }
+            if !berth_policy::allowed_when_read_only(action) {
+                app.runtime.refuse_writes()?;
+            }
         }
         // The version check tells clients where to log in.
         None if matches!(caller, Caller::Anonymous) => {
@@ -170,7 +173,7 @@ async fn forward(
     };
     let path = session.req_header().uri.path().to_owned();
     let mut plan = passthrough::plan(app, ep, repo, &path, query, actions).await?;
-    plan.audit = audit_record(session, caller, route, method);
+    plan.audit = audit_record(app, session, caller, route, method);
     continue_if_expected(session).await?;
     Ok(plan)
 }
@@ -192,7 +195,7 @@ fn audit(
     ) {
         return;
     }
-    if let Some(mut record) = audit_record(session, caller, route, method) {
+    if let Some(mut record) = audit_record(app, session, caller, route, method) {
         record.success = outcome.is_ok();
         app.audit.record(record);
     }
@@ -201,6 +204,7 @@ fn audit(
 /// The audit record of a request, if it is an event worth recording
 /// (marked successful; the caller corrects that).
 pub fn audit_record(
+    app: &App,
     session: &Session,
     caller: &Caller,
     route: &Route,
@@ -226,7 +230,7 @@ pub fn audit_record(
         resource,
         project: Some(repo.project().to_owned()),
         success: true,
-        client_ip: client_ip(session).map(|ip| ip.to_string()),
+        client_ip: client_ip(app, session).map(|ip| ip.to_string()),
     })
 }
 

@@ -1,0 +1,285 @@
+//! Settings that change while berth runs (`/configurations`): read-only
+//! mode, who may create projects, how long tokens last, new projects'
+//! storage limit. Each has a default (or the config file's value); the
+//! database keeps those changed through the API, and every instance
+//! applies them as it hears of the change (`Change::Configuration`, which
+//! carries them) and reads them again now and then in case it missed one.
+//!
+//! A setting the config file (or its environment variable) sets stays the
+//! file's: the API shows it as not editable.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_auth::TokenService;
+use berth_conf::Config;
+use berth_storage::meta::Meta;
+use serde_json::Value;
+
+use crate::error::GatewayError;
+
+/// The settings the API may change, by Harbor's names.
+pub const READ_ONLY: &str = "read_only";
+pub const PROJECT_CREATION: &str = "project_creation_restriction";
+pub const TOKEN_EXPIRATION: &str = "token_expiration";
+pub const STORAGE_PER_PROJECT: &str = "storage_per_project";
+
+/// How often every instance reads the stored settings again (changes are
+/// announced at once; this bounds a missed announcement).
+const REREAD: Duration = Duration::from_secs(30);
+/// Bounds of `token_expiration`, in minutes: a token must outlast a push's
+/// start (see `auth.token_ttl`), and a month is plenty.
+const TOKEN_MINUTES: std::ops::RangeInclusive<i64> = 1..=43_200;
+
+/// One setting, parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    ReadOnly(bool),
+    /// Only administrators create projects (`adminonly`), else anyone
+    /// signed in (`everyone`).
+    AdminOnlyProjects(bool),
+    TokenMinutes(i64),
+    /// Bytes; `None`: unlimited (`-1`).
+    StoragePerProject(Option<u64>),
+}
+
+impl Setting {
+    /// Parses `value` for `key`; the error names the key and what it takes.
+    pub fn parse(key: &str, value: &Value) -> Result<Setting, String> {
+        match key {
+            READ_ONLY => value
+                .as_bool()
+                .map(Setting::ReadOnly)
+                .ok_or_else(|| format!("`{READ_ONLY}` takes true or false")),
+            PROJECT_CREATION => match value.as_str() {
+                Some("everyone") => Ok(Setting::AdminOnlyProjects(false)),
+                Some("adminonly") => Ok(Setting::AdminOnlyProjects(true)),
+                _ => Err(format!(
+                    "`{PROJECT_CREATION}` takes \"everyone\" or \"adminonly\""
+                )),
+            },
+            TOKEN_EXPIRATION => value
+                .as_i64()
+                .filter(|m| TOKEN_MINUTES.contains(m))
+                .map(Setting::TokenMinutes)
+                .ok_or_else(|| {
+                    format!(
+                        "`{TOKEN_EXPIRATION}` takes minutes, {} to {}",
+                        TOKEN_MINUTES.start(),
+                        TOKEN_MINUTES.end()
+                    )
+                }),
+            STORAGE_PER_PROJECT => match value.as_i64() {
+                Some(-1) => Ok(Setting::StoragePerProject(None)),
+                Some(n) if n >= 0 => Ok(Setting::StoragePerProject(Some(n as u64))),
+                _ => Err(format!(
+                    "`{STORAGE_PER_PROJECT}` takes a number of bytes, or -1 for unlimited"
+                )),
+            },
+            other => Err(format!(
+                "`{other}` is not a setting berth changes at run time"
+            )),
+        }
+    }
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Setting::ReadOnly(_) => READ_ONLY,
+            Setting::AdminOnlyProjects(_) => PROJECT_CREATION,
+            Setting::TokenMinutes(_) => TOKEN_EXPIRATION,
+            Setting::StoragePerProject(_) => STORAGE_PER_PROJECT,
+        }
+    }
+
+    pub fn value(self) -> Value {
+        match self {
+            Setting::ReadOnly(on) => Value::Bool(on),
+            Setting::AdminOnlyProjects(true) => Value::from("adminonly"),
+            Setting::AdminOnlyProjects(false) => Value::from("everyone"),
+            Setting::TokenMinutes(m) => Value::from(m),
+            Setting::StoragePerProject(limit) => {
+                Value::from(limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX)))
+            }
+        }
+    }
+
+    /// The config key that, when the file sets it, owns this setting.
+    pub fn file_key(key: &str) -> Option<&'static str> {
+        match key {
+            TOKEN_EXPIRATION => Some("auth.token_ttl"),
+            STORAGE_PER_PROJECT => Some("quota.default_storage_limit"),
+            _ => None,
+        }
+    }
+}
+
+/// The settings in force in this process.
+pub struct Runtime {
+    read_only: AtomicBool,
+    admin_only_projects: AtomicBool,
+    /// Bytes, -1 unlimited.
+    storage_per_project: AtomicI64,
+    /// The file's (or default) values, and which settings the file owns.
+    file_token_ttl: Duration,
+    file_storage: Option<u64>,
+    file_owns: Vec<&'static str>,
+    tokens: Arc<TokenService>,
+}
+
+impl Runtime {
+    pub fn new(config: &Config, tokens: Arc<TokenService>) -> Runtime {
+        let file_owns = [TOKEN_EXPIRATION, STORAGE_PER_PROJECT]
+            .into_iter()
+            .filter(|k| Setting::file_key(k).is_some_and(|f| config.is_given(f)))
+            .collect();
+        let r = Runtime {
+            read_only: AtomicBool::new(false),
+            admin_only_projects: AtomicBool::new(false),
+            storage_per_project: AtomicI64::new(-1),
+            file_token_ttl: config.auth.token_ttl,
+            file_storage: config.quota.default_storage_limit,
+            file_owns,
+            tokens,
+        };
+        r.apply(&[]);
+        r
+    }
+
+    pub fn read_only(&self) -> bool {
+        self.read_only.load(Ordering::Relaxed)
+    }
+
+    pub fn admin_only_projects(&self) -> bool {
+        self.admin_only_projects.load(Ordering::Relaxed)
+    }
+
+    /// New projects' storage limit (`None`: unlimited).
+    pub fn storage_per_project(&self) -> Option<u64> {
+        u64::try_from(self.storage_per_project.load(Ordering::Relaxed)).ok()
+    }
+
+    /// Whether the config file owns `key` (the API may not change it).
+    pub fn file_owns(&self, key: &str) -> bool {
+        self.file_owns.contains(&key)
+    }
+
+    /// The settings in force, as the API shows them.
+    pub fn current(&self) -> Vec<Setting> {
+        vec![
+            Setting::ReadOnly(self.read_only()),
+            Setting::AdminOnlyProjects(self.admin_only_projects()),
+            Setting::TokenMinutes((self.tokens.ttl().as_secs() / 60) as i64),
+            Setting::StoragePerProject(self.storage_per_project()),
+        ]
+    }
+
+    /// Applies the stored settings: each one not stored (or not readable)
+    /// goes back to its default, and a setting the file owns stays the
+    /// file's.
+    pub fn apply(&self, stored: &[(String, String)]) {
+        let mut read_only = false;
+        let mut admin_only = false;
+        let mut token_ttl = self.file_token_ttl;
+        let mut storage = self.file_storage;
+        for (key, text) in stored {
+            if self.file_owns(key) {
+                continue;
+            }
+            let parsed = serde_json::from_str::<Value>(text)
+                .map_err(|e| e.to_string())
+                .and_then(|v| Setting::parse(key, &v));
+            match parsed {
+                Ok(Setting::ReadOnly(on)) => read_only = on,
+                Ok(Setting::AdminOnlyProjects(on)) => admin_only = on,
+                Ok(Setting::TokenMinutes(m)) => token_ttl = Duration::from_secs(m as u64 * 60),
+                Ok(Setting::StoragePerProject(limit)) => storage = limit,
+                // A newer berth's setting, or a value it stored: not ours.
+                Err(e) => tracing::debug!(key, error = %e, "stored setting ignored"),
+            }
+        }
+        self.read_only.store(read_only, Ordering::Relaxed);
+        self.admin_only_projects
+            .store(admin_only, Ordering::Relaxed);
+        self.tokens.set_ttl(token_ttl);
+        self.storage_per_project.store(
+            storage.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX)),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Reads the stored settings and applies them.
+    pub async fn reload(&self, meta: &Meta) -> Result<(), GatewayError> {
+        let stored = meta.configuration().await?;
+        self.apply(&stored);
+        Ok(())
+    }
+
+    /// Reads the stored settings again every [`REREAD`], forever.
+    pub fn start(self: &Arc<Self>, meta: Meta) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(REREAD);
+            loop {
+                tick.tick().await;
+                if let Err(e) = me.reload(&meta).await {
+                    tracing::warn!(error = %e, "reading the run-time settings failed");
+                }
+            }
+        });
+    }
+
+    /// The error a write gets while read-only mode is on.
+    pub fn refuse_writes(&self) -> Result<(), GatewayError> {
+        if self.read_only() {
+            Err(GatewayError::ReadOnly)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn settings_parse_and_say_what_they_take() {
+        assert_eq!(
+            Setting::parse(READ_ONLY, &json!(true)),
+            Ok(Setting::ReadOnly(true))
+        );
+        assert_eq!(
+            Setting::parse(PROJECT_CREATION, &json!("adminonly")),
+            Ok(Setting::AdminOnlyProjects(true))
+        );
+        assert_eq!(
+            Setting::parse(STORAGE_PER_PROJECT, &json!(-1)),
+            Ok(Setting::StoragePerProject(None))
+        );
+        assert_eq!(
+            Setting::parse(TOKEN_EXPIRATION, &json!(30)),
+            Ok(Setting::TokenMinutes(30))
+        );
+        for (key, bad) in [
+            (READ_ONLY, json!("yes")),
+            (PROJECT_CREATION, json!("admins")),
+            (TOKEN_EXPIRATION, json!(0)),
+            (TOKEN_EXPIRATION, json!(10_000_000)),
+            (STORAGE_PER_PROJECT, json!(-2)),
+            ("ldap_url", json!("ldap://x")),
+        ] {
+            let e = Setting::parse(key, &bad).expect_err("refused");
+            assert!(e.contains(key), "{e}");
+        }
+        for s in [
+            Setting::ReadOnly(true),
+            Setting::AdminOnlyProjects(false),
+            Setting::TokenMinutes(5),
+            Setting::StoragePerProject(Some(10)),
+        ] {
+            assert_eq!(Setting::parse(s.key(), &s.value()), Ok(s));
+        }
+    }
+}
