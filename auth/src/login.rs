@@ -463,6 +463,7 @@ impl LoginService {
     /// the window's budget is spent. Check and count are one step under
     /// the lock, so concurrent attempts cannot all pass the check.
     fn begin_attempt(&self, username: &str, client: Option<IpAddr>) -> Result<(), AuthError> {
+        let client = client.map(client_key);
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         // Keep the table bounded: forget windows that have passed.
         if failures.len() > 10_000 {
@@ -499,6 +500,7 @@ impl LoginService {
     /// Takes back an attempt that failed for the server's reasons, or the
     /// address's share of one that succeeded.
     fn end_attempt(&self, username: &str, client: Option<IpAddr>, whole: bool) {
+        let client = client.map(client_key);
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let mut keys = vec![(String::new(), client)];
         if whole {
@@ -512,11 +514,28 @@ impl LoginService {
     }
 
     fn clear_failures(&self, username: &str, client: Option<IpAddr>) {
+        let client = client.map(client_key);
         {
             let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
             failures.remove(&(failure_key(username), client));
         }
         self.end_attempt(username, client, false);
+    }
+}
+
+/// What per-client limits count a client under: its address, an
+/// IPv4-mapped IPv6 address as the IPv4 one, and any other IPv6 address
+/// as its /64 (one host usually has a whole /64 to pick from).
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
     }
 }
 
@@ -602,4 +621,18 @@ fn write_secret_file(path: &std::path::Path, content: &str) -> Result<(), AuthEr
     f.write_all(content.as_bytes())
         .and_then(|_| f.write_all(b"\n"))
         .map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_key;
+
+    #[test]
+    fn clients_are_counted_by_address_or_ipv6_prefix() {
+        let key = |s: &str| client_key(s.parse().expect("address"));
+        assert_eq!(key("192.0.2.7"), key("::ffff:192.0.2.7"));
+        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff::9"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_ne!(key("192.0.2.7"), key("192.0.2.8"));
+    }
 }

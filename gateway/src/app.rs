@@ -71,6 +71,8 @@ pub struct FileSettings {
     pub auth_mode: berth_conf::AuthMode,
     pub ldap: Option<berth_conf::LdapConfig>,
     pub email: Option<berth_conf::EmailConfig>,
+    /// Where blobs live on the filesystem driver (`None`: object storage).
+    pub blob_root: Option<std::path::PathBuf>,
 }
 
 /// How long a cached role may lag a membership change when the change's

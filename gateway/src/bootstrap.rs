@@ -174,6 +174,8 @@ pub async fn build(config: &Config) -> Result<Built, String> {
             auth_mode: config.auth.mode,
             ldap: config.ldap.clone(),
             email: config.email.clone(),
+            blob_root: (config.storage.driver == berth_conf::StorageDriver::Filesystem)
+                .then(|| config.storage.root.clone()),
         },
         retention,
         replication,

@@ -125,6 +125,7 @@ pub struct Runtime {
     file_storage: Option<u64>,
     file_owns: Vec<&'static str>,
     tokens: Arc<TokenService>,
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl Runtime {
@@ -141,6 +142,7 @@ impl Runtime {
             file_storage: config.quota.default_storage_limit,
             file_owns,
             tokens,
+            reloading: tokio::sync::Mutex::new(()),
         };
         r.apply(&[]);
         r
@@ -195,7 +197,7 @@ impl Runtime {
                 Ok(Setting::TokenMinutes(m)) => token_ttl = Duration::from_secs(m as u64 * 60),
                 Ok(Setting::StoragePerProject(limit)) => storage = limit,
                 // A newer berth's setting, or a value it stored: not ours.
-                Err(e) => tracing::debug!(key, error = %e, "stored setting ignored"),
+                Err(e) => tracing::warn!(key, error = %e, "stored setting ignored"),
             }
         }
         self.read_only.store(read_only, Ordering::Relaxed);
@@ -208,8 +210,11 @@ impl Runtime {
         );
     }
 
-    /// Reads the stored settings and applies them.
+    /// Reads the stored settings and applies them. One reload at a time:
+    /// of two, the later reads what the earlier read or newer, so what
+    /// stays applied is never older than the last change committed.
     pub async fn reload(&self, meta: &Meta) -> Result<(), GatewayError> {
+        let _one = self.reloading.lock().await;
         let stored = meta.configuration().await?;
         self.apply(&stored);
         Ok(())

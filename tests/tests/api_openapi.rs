@@ -707,6 +707,56 @@ fn real_responses_match_the_served_openapi_document() {
     );
     alice.expect(M::GET, "/api/v2.0/configurations", None, 403);
 
+    // Harbor's everyday extras: deletable, volumes, permissions, metadata.
+    let del = admin.expect(M::GET, "/api/v2.0/projects/team/_deletable", None, 200);
+    assert_eq!(del["deletable"], false, "{del}");
+    let vols = admin.expect(M::GET, "/api/v2.0/systeminfo/volumes", None, 200);
+    assert!(
+        vols["storage"][0]["total"].as_u64().unwrap_or(0) > 0,
+        "{vols}"
+    );
+    alice.expect(M::GET, "/api/v2.0/systeminfo/volumes", None, 403);
+    let mine = alice.expect(
+        M::GET,
+        "/api/v2.0/users/current/permissions?scope=/project/team&relative=true",
+        None,
+        200,
+    );
+    assert!(
+        mine.as_array()
+            .unwrap()
+            .contains(&json!({"resource": "repository", "action": "pull"})),
+        "{mine}"
+    );
+    let system = admin.expect(M::GET, "/api/v2.0/users/current/permissions", None, 200);
+    assert!(
+        system
+            .as_array()
+            .unwrap()
+            .contains(&json!({"resource": "configuration", "action": "update"})),
+        "{system}"
+    );
+    anon.expect(M::GET, "/api/v2.0/users/current/permissions", None, 401);
+    let metas = "/api/v2.0/projects/team/metadatas";
+    admin.expect(M::GET, metas, None, 200);
+    admin.expect(
+        M::PUT,
+        &format!("{metas}/public"),
+        Some(json!({"public": "true"})),
+        200,
+    );
+    let public = admin.expect(M::GET, &format!("{metas}/public"), None, 200);
+    assert_eq!(public, json!({"public": "true"}));
+    admin.expect(M::POST, metas, Some(json!({"auto_scan": "true"})), 400);
+    admin.expect(
+        M::POST,
+        metas,
+        Some(json!({"public": "false", "auto_scan": "false"})),
+        200,
+    );
+    admin.expect(M::DELETE, &format!("{metas}/public"), None, 400);
+    admin.expect(M::GET, &format!("{metas}/nothing"), None, 404);
+
     // Deletions last.
     admin.expect(
         M::DELETE,

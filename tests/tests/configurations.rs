@@ -271,3 +271,39 @@ fn harborapi_reads_and_changes_the_configuration() {
     );
     assert_eq!(Api::admin(&berth).get("/systeminfo").2["read_only"], true);
 }
+
+#[test]
+fn read_only_mode_serves_the_proxy_cache_without_filling_it() {
+    let upstream = Berth::start();
+    let (user, password) = upstream.admin_credentials();
+    let up = Registry::with_basic_auth(&upstream.url(), user, password);
+    let (cached, uncached) = (Image::random(1), Image::random(1));
+    up.push_image("library/cached", "1", &cached);
+    up.push_image("library/uncached", "1", &uncached);
+
+    let berth = Berth::start();
+    let admin = Api::admin(&berth);
+    let endpoint = admin.create_registry(
+        "up",
+        "docker-registry",
+        &upstream.url(),
+        Some((user, password)),
+    );
+    admin.create_upstream_project("cache", endpoint, "cache");
+    let (user, password) = berth.admin_credentials();
+    let here = Registry::with_basic_auth(&berth.url(), user, password);
+    here.assert_image("cache/library/cached", "1", &cached);
+
+    admin.put("/configurations", &json!({"read_only": true}));
+    // What is cached is served; what is not is refused, and not stored.
+    here.assert_image("cache/library/cached", "1", &cached);
+    let resp = here.get_manifest("cache/library/uncached", "1");
+    assert_eq!(resp.status().as_u16(), 403);
+    assert!(resp.text().unwrap().contains("read-only mode"));
+    let stored =
+        berth.sql("SELECT count(*) FROM repositories WHERE name = 'cache/library/uncached'");
+    assert_eq!(stored.trim(), "0");
+
+    admin.put("/configurations", &json!({"read_only": false}));
+    here.assert_image("cache/library/uncached", "1", &uncached);
+}

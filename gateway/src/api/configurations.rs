@@ -231,7 +231,10 @@ pub async fn put(
         None,
         done.is_ok(),
     );
-    app.runtime.apply(&done?);
+    done?;
+    // Read back rather than applying what this PUT stored: a PUT beside
+    // it may have committed after it.
+    app.runtime.reload(app.registry.meta()).await?;
     // Every instance applies the change before the answer (a push right
     // after turning read-only on must be refused wherever it lands).
     app.registry.settle().await;
@@ -250,17 +253,21 @@ fn changes(app: &App, body: &BTreeMap<String, Value>) -> Result<Vec<Setting>, Ga
             continue;
         }
         if let Some(now) = runtime.iter().find(|s| s.key() == key) {
-            let wanted = Setting::parse(key, value).map_err(GatewayError::BadRequest)?;
-            if wanted == *now {
-                continue;
-            }
             if app.runtime.file_owns(key) {
+                // Compared as shown: the file's value need not be one the
+                // API would accept.
+                if now.value() == *value {
+                    continue;
+                }
                 let file_key = Setting::file_key(key).unwrap_or("the config file");
                 return Err(GatewayError::BadRequest(format!(
                     "`{key}` is set by the config file ({file_key}); change it there and restart berth"
                 )));
             }
-            out.push(wanted);
+            let wanted = Setting::parse(key, value).map_err(GatewayError::BadRequest)?;
+            if wanted != *now {
+                out.push(wanted);
+            }
         } else if let Some((_, shown, file_key)) = file.iter().find(|(k, _, _)| k == key) {
             if shown != value {
                 return Err(GatewayError::BadRequest(format!(

@@ -161,7 +161,7 @@ pub(crate) async fn complete(
     if !app.registry.meta().password_reset_valid(token).await? {
         return Err(GatewayError::BadRequest(LINK_INVALID.into()));
     }
-    let hash = app.resets.hash(new_password).await?;
+    let hash = app.resets.hash(token, new_password).await?;
     let user = app.registry.meta().reset_password(token, &hash).await?;
     let Some(user) = user else {
         return Err(GatewayError::BadRequest(LINK_INVALID.into()));

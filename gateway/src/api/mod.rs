@@ -10,6 +10,8 @@
 //! - `quotas`, `immutable`, `retention`: storage quotas, tag immutability
 //!   rules and tag retention policies.
 //! - `logs`: the audit log.
+//! - `metadata`: a project's settings as Harbor's map of strings.
+//! - `permissions`: what the caller may do, in Harbor's words.
 //! - `mail`: the test mail and password resets by mail.
 //! - `registries`: upstream registry endpoints.
 //! - `replication`: replication policies, executions and tasks.
@@ -26,8 +28,10 @@ pub(crate) mod immutable;
 pub(crate) mod logs;
 pub(crate) mod mail;
 pub(crate) mod members;
+pub(crate) mod metadata;
 mod openapi;
 pub(crate) mod page;
+pub(crate) mod permissions;
 pub(crate) mod projects;
 pub(crate) mod quotas;
 pub(crate) mod registries;
@@ -102,6 +106,7 @@ pub async fn handle(app: &App, session: &mut Session) -> Result<Reply, GatewayEr
     let m = &method;
     match segs.as_slice() {
         ["health"] if m == Method::GET => system::health(app).await,
+        ["systeminfo", "volumes"] if m == Method::GET => system::volumes(app, &req).await,
         ["systeminfo"] if m == Method::GET => system::systeminfo(app, &req).await,
         ["search"] if m == Method::GET => system::search(app, &req).await,
         ["audit-logs"] if m == Method::GET => logs::list(app, &req, None).await,
@@ -111,6 +116,12 @@ pub async fn handle(app: &App, session: &mut Session) -> Result<Reply, GatewayEr
         ["projects", p] if m == Method::GET => projects::get(app, session, &req, p).await,
         ["projects", p] if m == Method::PUT => projects::update(app, session, &req, p).await,
         ["projects", p] if m == Method::DELETE => projects::delete(app, session, &req, p).await,
+        ["projects", p, "metadatas", rest @ ..] => {
+            metadata::route(app, session, &req, p, rest).await
+        }
+        ["projects", p, "_deletable"] if m == Method::GET => {
+            projects::deletable(app, session, &req, p).await
+        }
         ["projects", p, "summary"] if m == Method::GET => {
             projects::summary(app, session, &req, p).await
         }
@@ -144,6 +155,9 @@ pub async fn handle(app: &App, session: &mut Session) -> Result<Reply, GatewayEr
         ["system", "gc", rest @ ..] => gc::route(app, session, &req, rest).await,
         ["configurations", rest @ ..] => configurations::route(app, session, &req, rest).await,
         ["email", "ping"] if m == Method::POST => mail::ping(app, session, &req).await,
+        ["users", "current", "permissions"] if m == Method::GET => {
+            permissions::current(app, session, &req).await
+        }
         ["users", "password-reset"] if m == Method::POST => {
             mail::request_reset(app, session, &req).await
         }

@@ -5,8 +5,9 @@
 use utoipa::OpenApi;
 
 use super::{
-    configurations, gc, immutable, logs, mail, members, projects, quotas, registries, replication,
-    repositories, retention, robots, system, users, webhooks, ErrorItem, Errors,
+    configurations, gc, immutable, logs, mail, members, metadata, permissions, projects, quotas,
+    registries, replication, repositories, retention, robots, system, users, webhooks, ErrorItem,
+    Errors,
 };
 use crate::http::Reply;
 
@@ -24,13 +25,15 @@ use crate::http::Reply;
         projects::update,
         projects::delete,
         projects::summary,
+        projects::deletable,
+        permissions::current,
         members::list,
         members::get,
         members::create,
         members::update,
         members::delete,
     ),
-    components(schemas(Errors, ErrorItem))
+    components(schemas(Errors, ErrorItem, projects::ProjectDeletable, permissions::Permission))
 )]
 pub struct ApiDoc;
 
@@ -40,6 +43,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(users::Doc::openapi());
     doc.merge(mail::Doc::openapi());
     doc.merge(configurations::Doc::openapi());
+    doc.merge(metadata::Doc::openapi());
     doc.merge(robots::Doc::openapi());
     doc.merge(repositories::Doc::openapi());
     doc.merge(logs::Doc::openapi());

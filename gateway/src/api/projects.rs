@@ -520,3 +520,46 @@ pub async fn summary(
         &serde_json::to_value(summary).unwrap_or_default(),
     ))
 }
+
+/// Harbor's `ProjectDeletable`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ProjectDeletable {
+    pub deletable: bool,
+    /// Why not, when it is not.
+    pub message: String,
+}
+
+#[utoipa::path(get, path = "/api/v2.0/projects/{project_name_or_id}/_deletable", tag = "project",
+    params(("project_name_or_id" = String, Path, description = "Project name or id")),
+    responses((status = 200, body = ProjectDeletable), (status = 403, body = super::Errors),
+        (status = 404, body = super::Errors)))]
+pub async fn deletable(
+    app: &App,
+    session: &Session,
+    req: &ApiRequest,
+    name_or_id: &str,
+) -> Result<Reply, GatewayError> {
+    let which = ProjectRef::name_or_id(session, name_or_id);
+    // Asked as a read: read-only mode is an answer here, not an error.
+    let (row, facts) = req.project(app, which, Action::ReadProject).await?;
+    req.require(Action::DeleteProject, Resource::Project(facts.view()))?;
+    let message = if app.runtime.read_only() {
+        "the registry is in read-only mode".to_owned()
+    } else if row.repo_count > 0 {
+        format!(
+            "the project still has {} repositories; delete them first, or delete the project \
+             with ?force=true",
+            row.repo_count
+        )
+    } else {
+        String::new()
+    };
+    let body = ProjectDeletable {
+        deletable: message.is_empty(),
+        message,
+    };
+    Ok(Reply::json(
+        200,
+        &serde_json::to_value(body).unwrap_or_default(),
+    ))
+}

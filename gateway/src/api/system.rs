@@ -20,11 +20,13 @@ use crate::http::Reply;
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(ping, health, systeminfo, search),
+    paths(ping, health, systeminfo, volumes, search),
     components(schemas(
         OverallHealthStatus,
         ComponentHealthStatus,
         GeneralInfo,
+        SystemInfo,
+        Storage,
         Search,
         SearchRepository
     ))
@@ -89,6 +91,20 @@ pub struct SearchRepository {
     pub repository_name: String,
     pub pull_count: i64,
     pub artifact_count: i64,
+}
+
+/// Harbor's `SystemInfo`: the blob store's volume.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SystemInfo {
+    /// Empty with object storage (its size is the store's business).
+    pub storage: Vec<Storage>,
+}
+
+/// Bytes of the filesystem that holds the blobs.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Storage {
+    pub total: u64,
+    pub free: u64,
 }
 
 fn json_reply<T: Serialize>(value: &T) -> Reply {
@@ -222,6 +238,28 @@ pub async fn systeminfo(app: &App, _req: &ApiRequest) -> Result<Reply, GatewayEr
         with_chartmuseum: false,
         notification_enable: true,
     }))
+}
+
+#[utoipa::path(get, path = "/api/v2.0/systeminfo/volumes", tag = "systeminfo",
+    responses((status = 200, body = SystemInfo), (status = 403, body = super::Errors)))]
+pub async fn volumes(app: &App, req: &ApiRequest) -> Result<Reply, GatewayError> {
+    req.require(Action::ReadConfiguration, Resource::System)?;
+    let storage = match &app.file_settings.blob_root {
+        None => Vec::new(),
+        Some(root) => {
+            let st = rustix::fs::statvfs(root.as_path()).map_err(|e| {
+                GatewayError::Storage(berth_storage::StorageError::Io {
+                    context: format!("reading the size of {}", root.display()),
+                    source: e.into(),
+                })
+            })?;
+            vec![Storage {
+                total: st.f_blocks.saturating_mul(st.f_frsize),
+                free: st.f_bavail.saturating_mul(st.f_frsize),
+            }]
+        }
+    };
+    Ok(json_reply(&SystemInfo { storage }))
 }
 
 /// Repositories examined per query while filtering by visibility.

@@ -38,8 +38,10 @@ const QUEUE: usize = 256;
 /// Mails being sent at once: the worker goes on looking up addresses
 /// meanwhile, so a slow mail server does not hold the queue.
 const SENDING: usize = 4;
-/// New passwords hashed at once (argon2 takes about 19 MiB each).
+/// New passwords hashed at once (argon2 takes about 19 MiB each), and
+/// how many more may wait for their turn.
 const HASHING: usize = 2;
+const HASH_WAITING: usize = 8;
 
 /// What the answer to a request for a link says (API and portal alike).
 pub const REQUESTED: &str = "if an account has this address, a mail with a link to set a new \
@@ -58,19 +60,18 @@ pub struct PasswordResets {
     per_client: moka::sync::Cache<Option<IpAddr>, Arc<AtomicU32>>,
     sending: Arc<tokio::sync::Semaphore>,
     hashing: tokio::sync::Semaphore,
+    /// Hashes asked for and not finished.
+    hashes: std::sync::atomic::AtomicUsize,
     registry: Arc<Registry>,
 }
 
-/// The key a client's requests are counted under: its address, or for
-/// IPv6 its /64 (one host usually has a whole /64 to pick from).
-fn client_key(client: Option<IpAddr>) -> Option<IpAddr> {
-    client.map(|ip| match ip {
-        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
-            let s = v6.segments();
-            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-        }
-        other => other,
-    })
+/// Takes one back from a count when dropped.
+struct Decrement<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Decrement<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl PasswordResets {
@@ -91,6 +92,7 @@ impl PasswordResets {
                 .build(),
             sending: Arc::new(tokio::sync::Semaphore::new(SENDING)),
             hashing: tokio::sync::Semaphore::new(HASHING),
+            hashes: std::sync::atomic::AtomicUsize::new(0),
             registry,
         }
     }
@@ -144,7 +146,9 @@ impl PasswordResets {
         }
         let count = self
             .per_client
-            .get_with(client_key(client), || Arc::new(AtomicU32::new(0)));
+            .get_with(client.map(berth_auth::login::client_key), || {
+                Arc::new(AtomicU32::new(0))
+            });
         if count.fetch_add(1, Ordering::Relaxed) >= PER_CLIENT {
             return Err(GatewayError::TooManyRequests {
                 message: format!(
@@ -160,15 +164,27 @@ impl PasswordResets {
         Ok(())
     }
 
-    /// Hashes a new password, a few at a time: the link is checked first,
-    /// so only holders of a valid link get here, but one holder may ask
-    /// many times at once.
-    pub async fn hash(&self, password: &str) -> Result<String, GatewayError> {
+    /// Hashes a new password for the link `token`, a few at a time: links
+    /// are checked first, so only holders of a valid one get here, but a
+    /// holder may ask many times at once. The link is checked again when
+    /// its turn comes (another request may have used it meanwhile).
+    pub async fn hash(&self, token: &str, password: &str) -> Result<String, GatewayError> {
+        let waiting = self.hashes.fetch_add(1, Ordering::SeqCst);
+        let _count = Decrement(&self.hashes);
+        if waiting >= HASHING + HASH_WAITING {
+            return Err(GatewayError::TooManyRequests {
+                message: "too many passwords are being set at once; try again in a minute".into(),
+                retry_after_secs: 60,
+            });
+        }
         let _turn = self
             .hashing
             .acquire()
             .await
             .map_err(|_| GatewayError::NotConfigured("shutting down".into()))?;
+        if !self.registry.meta().password_reset_valid(token).await? {
+            return Err(GatewayError::BadRequest(LINK_INVALID.into()));
+        }
         crate::api::users::hash(password.to_owned()).await
     }
 

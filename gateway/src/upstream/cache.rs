@@ -54,6 +54,14 @@ pub async fn manifest(
         Err(StorageError::NameUnknown(_) | StorageError::ManifestUnknown(_)) => None,
         Err(e) => return Err(e.into()),
     };
+    // Read-only mode: what is cached is served as it is; nothing new is
+    // fetched (it would be stored).
+    if app.runtime.read_only() {
+        return match &local {
+            Some(m) => Ok(served(app, repo, m, is_get, None)),
+            None => Err(GatewayError::ReadOnly),
+        };
+    }
     // Content addressed: what is cached is right forever.
     if let (Reference::Digest(_), Some(m)) = (reference, &local) {
         app.metrics.pull_through_hit();
@@ -203,6 +211,8 @@ pub async fn blob(
             return done;
         }
     }
+    // Read-only mode: a blob not cached here is not fetched (or linked).
+    app.runtime.refuse_writes()?;
     let name = upstream_name(ep, repo);
     let path = format!("/v2/{name}/blobs/{digest}");
     let what = format!("{repo}@{digest}");
