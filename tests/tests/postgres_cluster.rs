@@ -682,3 +682,33 @@ fn a_replication_is_stopped_from_another_instance_and_failed_when_its_instance_d
         "{done}"
     );
 }
+
+/// Read-only mode turned on through one instance refuses a push through
+/// the other as soon as the PUT answers, and turned off through the other
+/// lets pushes in everywhere as soon as that answers.
+#[test]
+fn read_only_mode_holds_on_every_instance_when_its_put_answers() {
+    let (cluster, _) = start(2);
+    let (user, pw) = cluster.admin_credentials();
+    let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let on_a = Api::at(&a.url(), user, pw);
+    let on_b = Api::at(&b.url(), user, pw);
+    let upload = |node: &berth_tests::Berth| {
+        let r = Registry::with_basic_auth(&node.url(), user, pw);
+        r.http()
+            .post(r.url("/v2/team/app/blobs/uploads/"))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    for _ in 0..5 {
+        let (status, _, body) = on_a.put("/configurations", &serde_json::json!({"read_only": true}));
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(upload(b), 403, "a push through the other instance was let in");
+        assert_eq!(on_b.get("/systeminfo").2["read_only"], true);
+        let (status, _, body) = on_b.put("/configurations", &serde_json::json!({"read_only": false}));
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(upload(a), 202, "a push was still refused after read-only ended");
+    }
+}
