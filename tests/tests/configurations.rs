@@ -307,3 +307,40 @@ fn read_only_mode_serves_the_proxy_cache_without_filling_it() {
     admin.put("/configurations", &json!({"read_only": false}));
     here.assert_image("cache/library/uncached", "1", &uncached);
 }
+
+#[test]
+fn the_portal_turns_read_only_mode_on_and_off() {
+    use berth_tests::browser::{input_value, Browser, FormClient};
+    let berth = Berth::start();
+    let admin = Api::admin(&berth);
+    let (user, password) = berth.admin_credentials();
+    let b = Browser::start(&berth.url());
+    b.sign_in(user, password);
+    b.goto("/admin/system");
+    b.set_checked("#read_only", true);
+    b.select("#project_creation_restriction", "adminonly");
+    b.click_and_wait("#settings-submit");
+    b.wait_for(".flash.ok");
+    assert_eq!(admin.get("/systeminfo").2["read_only"], true);
+    assert_eq!(
+        admin.get("/systeminfo").2["project_creation_restriction"],
+        "adminonly"
+    );
+    b.set_checked("#read_only", false);
+    b.click_and_wait("#settings-submit");
+    b.wait_for(".flash.ok");
+    assert_eq!(admin.get("/systeminfo").2["read_only"], false);
+
+    // Not for other users, whatever they post.
+    admin.create_user("alice", "alice-pw-1");
+    let mut form = FormClient::new(&berth.url(), None);
+    form.sign_in("alice", "alice-pw-1");
+    let page = form.get("/projects");
+    let csrf = input_value(&page.body, "csrf").unwrap_or_default();
+    let page = form.post_form(
+        "/admin/system/settings",
+        &[("csrf", &csrf), ("read_only", "true")],
+    );
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert_eq!(admin.get("/systeminfo").2["read_only"], false);
+}

@@ -703,12 +703,22 @@ fn read_only_mode_holds_on_every_instance_when_its_put_answers() {
             .as_u16()
     };
     for _ in 0..5 {
-        let (status, _, body) = on_a.put("/configurations", &serde_json::json!({"read_only": true}));
+        let (status, _, body) =
+            on_a.put("/configurations", &serde_json::json!({"read_only": true}));
         assert_eq!(status, 200, "{body}");
-        assert_eq!(upload(b), 403, "a push through the other instance was let in");
+        assert_eq!(
+            upload(b),
+            403,
+            "a push through the other instance was let in"
+        );
         assert_eq!(on_b.get("/systeminfo").2["read_only"], true);
-        let (status, _, body) = on_b.put("/configurations", &serde_json::json!({"read_only": false}));
+        let (status, _, body) =
+            on_b.put("/configurations", &serde_json::json!({"read_only": false}));
         assert_eq!(status, 200, "{body}");
-        assert_eq!(upload(a), 202, "a push was still refused after read-only ended");
+        assert_eq!(
+            upload(a),
+            202,
+            "a push was still refused after read-only ended"
+        );
     }
 }

@@ -210,9 +210,21 @@ pub async fn put(
 ) -> Result<Reply, GatewayError> {
     req.require(Action::ManageConfiguration, Resource::System)?;
     let body: BTreeMap<String, Value> = read_json(session).await?;
-    let changes = changes(app, &body)?;
+    change(app, req, &body).await?;
+    Ok(Reply::new(200))
+}
+
+/// Changes settings (the API's PUT and the portal's form): all of `body`
+/// or, on any error, none of it.
+pub(crate) async fn change(
+    app: &App,
+    req: &ApiRequest,
+    body: &BTreeMap<String, Value>,
+) -> Result<(), GatewayError> {
+    req.require(Action::ManageConfiguration, Resource::System)?;
+    let changes = changes(app, body)?;
     if changes.is_empty() {
-        return Ok(Reply::new(200));
+        return Ok(());
     }
     let stored: Vec<(String, String)> = changes
         .iter()
@@ -238,7 +250,7 @@ pub async fn put(
     // Every instance applies the change before the answer (a push right
     // after turning read-only on must be refused wherever it lands).
     app.registry.settle().await;
-    Ok(Reply::new(200))
+    Ok(())
 }
 
 /// The settings a PUT changes, parsed; a setting the file owns may be

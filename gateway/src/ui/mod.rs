@@ -203,7 +203,8 @@ async fn dispatch(
         PortalRoute::GcSchedule if post => admin::gc::set_schedule(app, session, v).await,
         PortalRoute::GcLog(id) if get => admin::gc::gc_log(app, v, id).await,
         PortalRoute::AuditLog if get => admin::logs::list(app, v, query).await,
-        PortalRoute::System if get => admin::system::show(app, v).await,
+        PortalRoute::System if get => admin::system::show(app, v, query).await,
+        PortalRoute::SystemSettings if post => admin::system::settings(app, session, v).await,
         _ => Err(GatewayError::MethodNotAllowed {
             method: method.to_string(),
         }),

@@ -105,6 +105,8 @@ pub enum PortalRoute {
     GcLog(i64),
     AuditLog,
     System,
+    /// The run-time settings form (POST).
+    SystemSettings,
 }
 
 /// Whether a path is the portal's.
@@ -187,6 +189,7 @@ pub fn parse(path: &str, post: bool) -> Result<PortalRoute, GatewayError> {
         ["admin", "quotas", id] if post => PortalRoute::Quota(number(id)?),
         ["admin", "logs"] => PortalRoute::AuditLog,
         ["admin", "system"] => PortalRoute::System,
+        ["admin", "system", "settings"] if post => PortalRoute::SystemSettings,
         ["projects", p] => PortalRoute::Project((*p).to_owned()),
         ["projects", p, "delete"] if post => PortalRoute::ProjectDelete((*p).to_owned()),
         ["projects", p, "repositories"] => PortalRoute::Repositories((*p).to_owned()),

@@ -25,9 +25,18 @@ struct SystemPage {
     external_url: String,
     /// TOML, secrets shown as `<redacted>`.
     config: String,
+    read_only: bool,
+    admin_only_projects: bool,
+    token_minutes: i64,
+    /// The config file sets the token lifetime (not changed here).
+    token_fixed: bool,
 }
 
-pub async fn show(app: &App, v: &Visitor) -> Result<Reply, GatewayError> {
+pub async fn show(
+    app: &App,
+    v: &Visitor,
+    query: &crate::route::Query,
+) -> Result<Reply, GatewayError> {
     v.api()
         .require(Action::ReadConfiguration, Resource::System)?;
     let health = health_status(app).await;
@@ -35,7 +44,10 @@ pub async fn show(app: &App, v: &Visitor) -> Result<Reply, GatewayError> {
     let view = SystemPage {
         l: Layout::new(v, t.system, "admin"),
         tab: "system",
-        flash: None,
+        flash: (query.get("done") == Some("saved")).then(|| super::Flash {
+            ok: true,
+            text: t.settings_saved.to_owned(),
+        }),
         healthy: health.status == "healthy",
         components: health.components,
         version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -46,6 +58,44 @@ pub async fn show(app: &App, v: &Visitor) -> Result<Reply, GatewayError> {
         },
         external_url: app.external_url.clone().unwrap_or_default(),
         config: app.config_text.clone(),
+        read_only: app.runtime.read_only(),
+        admin_only_projects: app.runtime.admin_only_projects(),
+        token_minutes: (app.tokens.ttl().as_secs() / 60) as i64,
+        token_fixed: app.runtime.file_owns(crate::runtime::TOKEN_EXPIRATION),
     };
     html(200, &view, v)
+}
+
+/// The run-time settings form: the same change as the API's PUT.
+pub async fn settings(
+    app: &App,
+    session: &mut pingora::proxy::Session,
+    v: &Visitor,
+) -> Result<Reply, GatewayError> {
+    let form = crate::ui::form::read(session, v).await?;
+    let mut body = std::collections::BTreeMap::new();
+    body.insert(
+        crate::runtime::READ_ONLY.to_owned(),
+        serde_json::Value::Bool(form.get("read_only") == Some("true")),
+    );
+    body.insert(
+        crate::runtime::PROJECT_CREATION.to_owned(),
+        serde_json::Value::from(
+            form.get("project_creation_restriction")
+                .unwrap_or("everyone"),
+        ),
+    );
+    if let Some(minutes) = form.get("token_expiration") {
+        let minutes: i64 = minutes.trim().parse().map_err(|_| {
+            GatewayError::BadRequest(format!(
+                "token lifetime `{minutes}` is not a number of minutes"
+            ))
+        })?;
+        body.insert(
+            crate::runtime::TOKEN_EXPIRATION.to_owned(),
+            serde_json::Value::from(minutes),
+        );
+    }
+    crate::api::configurations::change(app, &v.api(), &body).await?;
+    Ok(crate::ui::page::redirect("/admin/system?done=saved", v))
 }
