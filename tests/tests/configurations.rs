@@ -295,8 +295,15 @@ fn read_only_mode_serves_the_proxy_cache_without_filling_it() {
     here.assert_image("cache/library/cached", "1", &cached);
 
     admin.put("/configurations", &json!({"read_only": true}));
-    // What is cached is served; what is not is refused, and not stored.
+    // What is cached is served (by tag, with a warning that the upstream
+    // was not asked); what is not is refused, and not stored.
     here.assert_image("cache/library/cached", "1", &cached);
+    let resp = here.get_manifest("cache/library/cached", "1");
+    let warning = resp
+        .headers()
+        .get("warning")
+        .map(|w| w.to_str().unwrap_or_default().to_owned());
+    assert!(warning.unwrap_or_default().contains("read-only"));
     let resp = here.get_manifest("cache/library/uncached", "1");
     assert_eq!(resp.status().as_u16(), 403);
     assert!(resp.text().unwrap().contains("read-only mode"));

@@ -58,7 +58,15 @@ pub async fn manifest(
     // fetched (it would be stored).
     if app.runtime.read_only() {
         return match &local {
-            Some(m) => Ok(served(app, repo, m, is_get, None)),
+            Some(m) => Ok(served(
+                app,
+                repo,
+                m,
+                is_get,
+                // By tag it may be behind the upstream; by digest it is not.
+                matches!(reference, Reference::Tag(_))
+                    .then(|| stale_warning(ep, "was not asked (read-only mode)")),
+            )),
             None => Err(GatewayError::ReadOnly),
         };
     }

@@ -107,6 +107,9 @@ async fn ensure_project(app: &App, mirror: &Mirror) -> Result<ProjectInfo, Gatew
             return Ok(info);
         }
     }
+    // Made on first use; in read-only mode it waits (nothing could be
+    // cached in it anyway).
+    app.runtime.refuse_writes()?;
     let meta = app.registry.meta();
     let ep = meta
         .endpoint_by_name(&mirror.registry)
