@@ -8,15 +8,21 @@ use crate::changes::Change;
 use crate::error::StorageError;
 use crate::meta::{now, Meta};
 
+/// Every stored setting, by key, as `conn` sees them.
+async fn stored(conn: &mut sqlx::AnyConnection) -> Result<Vec<(String, String)>, StorageError> {
+    let rows = sqlx::query("SELECT key, value FROM configuration ORDER BY key")
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.into_iter()
+        .map(|r| Ok((r.try_get("key")?, r.try_get("value")?)))
+        .collect()
+}
+
 impl Meta {
     /// Every stored setting, by key.
     pub async fn configuration(&self) -> Result<Vec<(String, String)>, StorageError> {
-        let rows = sqlx::query("SELECT key, value FROM configuration ORDER BY key")
-            .fetch_all(self.pool())
-            .await?;
-        rows.into_iter()
-            .map(|r| Ok((r.try_get("key")?, r.try_get("value")?)))
-            .collect()
+        let mut conn = self.pool().acquire().await?;
+        stored(&mut conn).await
     }
 
     /// Stores `values` (all or none) and announces the whole stored set to
@@ -38,13 +44,7 @@ impl Meta {
             .execute(&mut *tx)
             .await?;
         }
-        let rows = sqlx::query("SELECT key, value FROM configuration ORDER BY key")
-            .fetch_all(&mut *tx)
-            .await?;
-        let all = rows
-            .into_iter()
-            .map(|r| Ok((r.try_get("key")?, r.try_get("value")?)))
-            .collect::<Result<Vec<_>, StorageError>>()?;
+        let all = stored(&mut tx).await?;
         tx.commit().await?;
         self.announce_later(Change::Configuration {
             values: all.clone(),
