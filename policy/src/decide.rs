@@ -73,6 +73,12 @@ pub enum Action {
     /// Create, change and delete them (their targets receive the
     /// project's events, and their auth headers are secrets).
     ManageWebhooks,
+    /// List the project's own labels.
+    ReadLabels,
+    /// Create, change and delete the project's own labels.
+    ManageLabels,
+    /// Put labels on the project's artifacts and take them off.
+    LabelArtifacts,
     // The system.
     CreateProject,
     ListUsers,
@@ -88,6 +94,11 @@ pub enum Action {
     ManageQuotas,
     /// Run garbage collection, see its history and set its schedule.
     ManageGc,
+    /// List global labels (any signed-in caller: they are offered on
+    /// every project's artifacts).
+    ReadGlobalLabels,
+    /// Create, change and delete global labels.
+    ManageGlobalLabels,
     /// The effective configuration (secrets redacted) and the health of
     /// the components behind it.
     ReadConfiguration,
@@ -136,6 +147,11 @@ impl Action {
             Action::ManageRetention => "manage and run tag retention",
             Action::ReadWebhooks => "read the webhook policies",
             Action::ManageWebhooks => "manage webhook policies",
+            Action::ReadLabels => "list the project's labels",
+            Action::ManageLabels => "manage the project's labels",
+            Action::LabelArtifacts => "add or remove labels on artifacts",
+            Action::ReadGlobalLabels => "list global labels",
+            Action::ManageGlobalLabels => "manage global labels",
             Action::ManageQuotas => "change storage quotas",
             Action::ManageGc => "run or schedule garbage collection",
             Action::ReadConfiguration => "read the configuration",
@@ -168,6 +184,9 @@ impl Action {
                 | Action::ManageRetention
                 | Action::ReadWebhooks
                 | Action::ManageWebhooks
+                | Action::ReadLabels
+                | Action::ManageLabels
+                | Action::LabelArtifacts
         )
     }
 }
@@ -343,6 +362,7 @@ fn on_system(subject: &Subject, action: Action) -> Decision {
         }
         (Subject::Anonymous, _) => Decision::NeedsLogin,
         (Subject::User { admin: true, .. }, a) if !a.on_project() => Decision::Allow,
+        (Subject::User { .. } | Subject::Robot { .. }, Action::ReadGlobalLabels) => Decision::Allow,
         (Subject::User { .. }, Action::CreateProject) => Decision::Allow,
         (Subject::Robot { permissions, .. }, Action::Catalog)
             if permissions.iter().any(|p| {

@@ -73,7 +73,14 @@ impl Role {
             Delete => matches!(self, ProjectAdmin | Maintainer),
             // Harbor: robot read/list for every role but LimitedGuest (the
             // secrets are never shown back).
-            ListMembers | ReadProjectLogs | ReadRobots => !matches!(self, LimitedGuest),
+            // Harbor: labels are listed by every role but LimitedGuest.
+            ListMembers | ReadProjectLogs | ReadRobots | ReadLabels => {
+                !matches!(self, LimitedGuest)
+            }
+            // Harbor: project admins and maintainers manage the project's
+            // labels; developers may also put them on artifacts.
+            ManageLabels => matches!(self, ProjectAdmin | Maintainer),
+            LabelArtifacts => matches!(self, ProjectAdmin | Maintainer | Developer),
             // Harbor: immutable tag rules are listed by project admins and
             // maintainers only; retention is read by developers too.
             ReadImmutableRules => matches!(self, ProjectAdmin | Maintainer),
@@ -100,6 +107,8 @@ impl Role {
             | ManageRegistries
             | ManageQuotas
             | ManageGc
+            | ReadGlobalLabels
+            | ManageGlobalLabels
             | ReadConfiguration
             | ManageConfiguration
             | ResetForgottenPassword
@@ -183,6 +192,10 @@ mod tests {
             (ManageRetention, [true, true, false, false, false]),
             (ReadWebhooks, [true, true, false, false, false]),
             (ManageWebhooks, [true, false, false, false, false]),
+            (ReadLabels, [true, true, true, true, false]),
+            (ManageLabels, [true, true, false, false, false]),
+            (LabelArtifacts, [true, true, true, false, false]),
+            (ManageGlobalLabels, [false; 5]),
             (ManageQuotas, [false; 5]),
             (Catalog, [false; 5]),
             (CreateProject, [false; 5]),

@@ -293,6 +293,16 @@ fn system_and_account_decisions() {
         (&boss, ManageQuotas, Resource::System, 'A'),
         (&alice, ManageQuotas, Resource::System, 'D'),
         (&anon, ManageQuotas, Resource::System, 'L'),
+        // Global labels: listed by anyone signed in, managed by
+        // administrators.
+        (&boss, ReadGlobalLabels, Resource::System, 'A'),
+        (&alice, ReadGlobalLabels, Resource::System, 'A'),
+        (&ci, ReadGlobalLabels, Resource::System, 'A'),
+        (&anon, ReadGlobalLabels, Resource::System, 'L'),
+        (&boss, ManageGlobalLabels, Resource::System, 'A'),
+        (&alice, ManageGlobalLabels, Resource::System, 'D'),
+        (&cat, ManageGlobalLabels, Resource::System, 'D'),
+        (&anon, ManageGlobalLabels, Resource::System, 'L'),
         // Garbage collection: system administrators only.
         (&boss, ManageGc, Resource::System, 'A'),
         (&alice, ManageGc, Resource::System, 'D'),

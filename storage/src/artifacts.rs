@@ -134,6 +134,23 @@ pub enum TagFilter {
     Contains(String),
 }
 
+/// Which artifacts a listing shows: by their tags, and carrying every one
+/// of `labels` (label ids; Harbor's `q=labels=(1 2)`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArtifactFilter {
+    pub tags: TagFilter,
+    pub labels: Vec<i64>,
+}
+
+impl From<TagFilter> for ArtifactFilter {
+    fn from(tags: TagFilter) -> ArtifactFilter {
+        ArtifactFilter {
+            tags,
+            labels: Vec::new(),
+        }
+    }
+}
+
 /// The order of an artifact listing, as Harbor's `sort` names it
 /// (`-push_time`, the default, is newest push first). Never-pulled
 /// artifacts come last by latest pull, first by earliest.
@@ -315,6 +332,32 @@ impl Meta {
                 .fetch_optional(self.pool())
                 .await?,
         )
+    }
+
+    /// The names of the repositories with these ids (those that exist).
+    pub async fn repository_names(
+        &self,
+        ids: &[i64],
+    ) -> Result<std::collections::HashMap<i64, RepoName>, StorageError> {
+        if ids.is_empty() {
+            return Ok(std::collections::HashMap::new());
+        }
+        let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+        let rows = sqlx::query(
+            "SELECT id, name FROM repositories \
+             WHERE id IN (SELECT CAST(value AS BIGINT) FROM json_each($1))",
+        )
+        .bind(list)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("id")?,
+                    row.try_get::<String, _>("name")?.parse()?,
+                ))
+            })
+            .collect()
     }
 
     pub async fn repository(&self, name: &RepoName) -> Result<Option<RepositoryRow>, StorageError> {

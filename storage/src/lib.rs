@@ -15,6 +15,7 @@
 //! - [`password_resets`]: single-use password-reset links sent by mail.
 //! - [`audit`]: the audit log and pull statistics, written in batches.
 //! - [`artifacts`]: repositories, artifacts and tags as the management API shows them.
+//! - [`labels`]: global and project labels, and the artifacts carrying them.
 //! - `cache`: in-memory caches in front of the database (caches only).
 //! - [`changes`]: what each process drops from its caches, announced to
 //!   the others sharing a PostgreSQL database.
@@ -56,6 +57,7 @@ pub mod cron;
 pub mod error;
 pub mod gc;
 pub mod immutable;
+pub mod labels;
 mod locks;
 pub mod meta;
 pub mod migrate;

@@ -757,6 +757,55 @@ fn real_responses_match_the_served_openapi_document() {
     admin.expect(M::DELETE, &format!("{metas}/public"), None, 400);
     admin.expect(M::GET, &format!("{metas}/nothing"), None, 404);
 
+    // Labels, on an artifact and in both listings.
+    admin.expect(
+        M::POST,
+        "/api/v2.0/labels",
+        Some(json!({"name": "doc", "scope": "g", "color": "#123456"})),
+        201,
+    );
+    admin.expect(
+        M::POST,
+        "/api/v2.0/labels",
+        Some(json!({"name": "doc"})),
+        400,
+    );
+    admin.expect(
+        M::POST,
+        "/api/v2.0/labels",
+        Some(json!({"name": "doc", "scope": "g"})),
+        409,
+    );
+    let labels = admin.expect(M::GET, "/api/v2.0/labels?scope=g", None, 200);
+    let label = labels[0]["id"].as_i64().unwrap();
+    admin.expect(M::GET, &format!("/api/v2.0/labels/{label}"), None, 200);
+    admin.expect(
+        M::PUT,
+        &format!("/api/v2.0/labels/{label}"),
+        Some(json!({"description": "documented"})),
+        200,
+    );
+    admin.expect(M::GET, "/api/v2.0/labels/999999", None, 404);
+    let on_v1 = "/api/v2.0/projects/team/repositories/app/artifacts/v1/labels";
+    admin.expect(M::POST, on_v1, Some(json!({"id": label})), 200);
+    admin.expect(M::POST, on_v1, Some(json!({"id": label})), 409);
+    admin.expect(
+        M::GET,
+        "/api/v2.0/projects/team/repositories/app/artifacts?with_label=true",
+        None,
+        200,
+    );
+    let all = admin.expect(
+        M::GET,
+        "/api/v2.0/projects/team/artifacts?with_label=true",
+        None,
+        200,
+    );
+    assert!(all[0]["labels"].is_array(), "{all}");
+    admin.expect(M::DELETE, &format!("{on_v1}/{label}"), None, 200);
+    admin.expect(M::DELETE, &format!("{on_v1}/{label}"), None, 404);
+    admin.expect(M::DELETE, &format!("/api/v2.0/labels/{label}"), None, 200);
+
     // Deletions last.
     admin.expect(
         M::DELETE,

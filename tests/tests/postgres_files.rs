@@ -31,6 +31,8 @@ mod gc;
 mod gc_files;
 #[path = "immutable.rs"]
 mod immutable;
+#[path = "labels.rs"]
+mod labels;
 #[path = "mail.rs"]
 mod mail;
 #[path = "projects_roles.rs"]

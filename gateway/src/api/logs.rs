@@ -183,7 +183,7 @@ fn filter(q: &Q) -> Result<AuditFilter, GatewayError> {
     let resource_contains = match q.get("resource") {
         None => None,
         Some(Term::Exact(v) | Term::Fuzzy(v)) => Some(v.clone()),
-        Some(Term::Range(..)) => {
+        Some(Term::Range(..) | Term::List(..)) => {
             return Err(GatewayError::BadRequest(
                 "`q` key `resource` takes `resource=value` or `resource=~value`".into(),
             ))

@@ -7,6 +7,8 @@
 //! - `page`: pagination and the `q` query language.
 //! - `projects`, `members`, `users`, `robots`: accounts and projects.
 //! - `repositories`: repositories, artifacts and tags of a project.
+//! - `artifacts`: a project's artifacts across its repositories.
+//! - `labels`: global and project labels, and the artifacts carrying them.
 //! - `quotas`, `immutable`, `retention`: storage quotas, tag immutability
 //!   rules and tag retention policies.
 //! - `logs`: the audit log.
@@ -22,9 +24,11 @@
 //! - `gc`: garbage collection runs, logs and schedule.
 //! - `openapi`: the OpenAPI document, generated from the handlers.
 
+pub(crate) mod artifacts;
 pub(crate) mod configurations;
 pub(crate) mod gc;
 pub(crate) mod immutable;
+pub(crate) mod labels;
 pub(crate) mod logs;
 pub(crate) mod mail;
 pub(crate) mod members;
@@ -143,6 +147,9 @@ pub async fn handle(app: &App, session: &mut Session) -> Result<Reply, GatewayEr
         ["projects", p, "members", mid] if m == Method::DELETE => {
             members::delete(app, session, &req, p, mid).await
         }
+        ["projects", p, "artifacts"] if m == Method::GET => {
+            artifacts::list_in_project(app, &req, request::ProjectRef::name_or_id(session, p)).await
+        }
         ["projects", p, "repositories", rest @ ..] => {
             repositories::route(app, session, &req, p, rest).await
         }
@@ -151,6 +158,7 @@ pub async fn handle(app: &App, session: &mut Session) -> Result<Reply, GatewayEr
         }
         ["projects", p, "webhook", rest @ ..] => webhooks::route(app, session, &req, p, rest).await,
         ["quotas", rest @ ..] => quotas::route(app, session, &req, rest).await,
+        ["labels", rest @ ..] => labels::route(app, session, &req, rest).await,
         ["retentions", rest @ ..] => retention::route(app, session, &req, rest).await,
         ["system", "gc", rest @ ..] => gc::route(app, session, &req, rest).await,
         ["configurations", rest @ ..] => configurations::route(app, session, &req, rest).await,
@@ -181,7 +189,7 @@ fn known_path(segs: &[&str]) -> bool {
         segs,
         ["health" | "systeminfo" | "search" | "audit-logs" | "projects" | "ping"]
             | ["projects", _]
-            | ["projects", _, "summary" | "logs" | "members"]
+            | ["projects", _, "summary" | "logs" | "members" | "artifacts"]
             | ["projects", _, "members", _]
             | ["email", "ping"]
             | ["users", "password-reset"]

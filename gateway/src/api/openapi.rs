@@ -5,9 +5,9 @@
 use utoipa::OpenApi;
 
 use super::{
-    configurations, gc, immutable, logs, mail, members, metadata, permissions, projects, quotas,
-    registries, replication, repositories, retention, robots, system, users, webhooks, ErrorItem,
-    Errors,
+    artifacts, configurations, gc, immutable, labels, logs, mail, members, metadata, permissions,
+    projects, quotas, registries, replication, repositories, retention, robots, system, users,
+    webhooks, ErrorItem, Errors,
 };
 use crate::http::Reply;
 
@@ -46,6 +46,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(metadata::Doc::openapi());
     doc.merge(robots::Doc::openapi());
     doc.merge(repositories::Doc::openapi());
+    doc.merge(labels::Doc::openapi());
+    doc.merge(artifacts::Doc::openapi());
     doc.merge(logs::Doc::openapi());
     doc.merge(system::Doc::openapi());
     doc.merge(registries::Doc::openapi());

@@ -86,6 +86,8 @@ pub enum Term {
     Exact(String),
     Fuzzy(String),
     Range(Option<String>, Option<String>),
+    /// `key=(a b)`: every one of these (Harbor's "and" list).
+    List(Vec<String>),
 }
 
 impl Q {
@@ -102,6 +104,8 @@ impl Q {
             })?;
             let term = if let Some(v) = value.strip_prefix('~') {
                 Term::Fuzzy(v.to_owned())
+            } else if let Some(inner) = value.strip_prefix('(').and_then(|v| v.strip_suffix(')')) {
+                Term::List(inner.split_whitespace().map(str::to_owned).collect())
             } else if let Some(inner) = value.strip_prefix('[').and_then(|v| v.strip_suffix(']')) {
                 let (a, b) = inner.split_once('~').unwrap_or((inner, ""));
                 let opt = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
@@ -185,5 +189,10 @@ mod tests {
         assert!(q.reject_unknown(&["name", "public", "op_time"]).is_ok());
         assert!(q.reject_unknown(&["name"]).is_err());
         assert!(Q::parse(&Query::parse(Some("q=bad"))).is_err());
+        let q = Q::parse(&Query::parse(Some("q=labels%3D(1%202)"))).unwrap();
+        assert_eq!(
+            q.get("labels"),
+            Some(&Term::List(vec!["1".into(), "2".into()]))
+        );
     }
 }

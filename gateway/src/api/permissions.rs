@@ -61,11 +61,23 @@ const PROJECT: &[(&str, &str, Action)] = &[
     ("notification-policy", "create", Action::ManageWebhooks),
     ("notification-policy", "update", Action::ManageWebhooks),
     ("notification-policy", "delete", Action::ManageWebhooks),
+    ("label", "read", Action::ReadLabels),
+    ("label", "list", Action::ReadLabels),
+    ("label", "create", Action::ManageLabels),
+    ("label", "update", Action::ManageLabels),
+    ("label", "delete", Action::ManageLabels),
+    ("artifact-label", "create", Action::LabelArtifacts),
+    ("artifact-label", "delete", Action::LabelArtifacts),
 ];
 
 /// Harbor's system resources and actions, and berth's action for each.
 const SYSTEM: &[(&str, &str, Action)] = &[
     ("catalog", "read", Action::Catalog),
+    ("label", "read", Action::ReadGlobalLabels),
+    ("label", "list", Action::ReadGlobalLabels),
+    ("label", "create", Action::ManageGlobalLabels),
+    ("label", "update", Action::ManageGlobalLabels),
+    ("label", "delete", Action::ManageGlobalLabels),
     ("user", "list", Action::ListUsers),
     ("user", "create", Action::ManageUsers),
     ("user", "update", Action::ManageUsers),

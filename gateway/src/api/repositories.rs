@@ -7,6 +7,7 @@
 //! - `.../artifacts/{reference}` GET, DELETE
 //! - `.../artifacts/{reference}/tags` GET, POST
 //! - `.../artifacts/{reference}/tags/{tag_name}` DELETE
+//! - `.../artifacts/{reference}/labels[/{label_id}]` (in `labels`)
 //!
 //! `repository_name` is the name without the project (`app/api` in
 //! `team/app/api`). As in Harbor, its slashes must be encoded (`%2F`, or
@@ -21,7 +22,7 @@ use std::collections::BTreeMap;
 use berth_policy::Action;
 use berth_storage::artifacts::{
     ArtifactDeletion, ArtifactOrder, ArtifactRow, RepositoryFilter, RepositoryRow, TagAddition,
-    TagFilter, TagRow,
+    TagRow,
 };
 use berth_storage::oci;
 use berth_storage::projects::ProjectRow;
@@ -30,7 +31,7 @@ use pingora::proxy::Session;
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
-use super::page::{Page, Term, Q};
+use super::page::{Page, Q};
 use super::request::{read_json, time, ApiRequest, ProjectRef};
 use crate::app::App;
 use crate::error::GatewayError;
@@ -98,6 +99,9 @@ pub struct Artifact {
     pub annotations: BTreeMap<String, String>,
     #[schema(value_type = Object)]
     pub extra_attrs: serde_json::Map<String, serde_json::Value>,
+    /// With `with_label=true` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<super::labels::Label>>,
 }
 
 /// Harbor's `Tag`.
@@ -182,7 +186,7 @@ fn tag_json(t: &TagRow) -> Tag {
     }
 }
 
-fn artifact_json(
+pub(crate) fn artifact_json(
     project: &ProjectRow,
     repo_id: i64,
     repo_name: &oci::RepoName,
@@ -228,6 +232,7 @@ fn artifact_json(
             .collect(),
         annotations: a.annotations.iter().cloned().collect(),
         extra_attrs: serde_json::Map::new(),
+        labels: None,
     }
 }
 
@@ -236,7 +241,7 @@ fn json_reply<T: Serialize>(status: u16, value: &T) -> Reply {
 }
 
 /// A boolean query parameter, or a 400 naming it.
-fn flag(req: &ApiRequest, key: &str, default: bool) -> Result<bool, GatewayError> {
+pub(crate) fn flag(req: &ApiRequest, key: &str, default: bool) -> Result<bool, GatewayError> {
     match req.query.get(key) {
         None | Some("") => Ok(default),
         Some("true" | "1") => Ok(true),
@@ -279,12 +284,20 @@ pub async fn route(
         [repo, "artifacts", r, "tags", tag] if m == Method::DELETE => {
             delete_tag(app, req, project, repo, r, tag).await
         }
+        [repo, "artifacts", r, "labels"] if m == Method::POST => {
+            super::labels::add_to_artifact(app, session, req, project, repo, r).await
+        }
+        [repo, "artifacts", r, "labels", id] if m == Method::DELETE => {
+            super::labels::remove_from_artifact(app, req, project, repo, r, id).await
+        }
         []
         | [_]
         | [_, "artifacts"]
         | [_, "artifacts", _]
         | [_, "artifacts", _, "tags"]
-        | [_, "artifacts", _, "tags", _] => Err(GatewayError::MethodNotAllowed {
+        | [_, "artifacts", _, "tags", _]
+        | [_, "artifacts", _, "labels"]
+        | [_, "artifacts", _, "labels", _] => Err(GatewayError::MethodNotAllowed {
             method: method.to_string(),
         }),
         _ => Err(GatewayError::ApiNotFound(format!(
@@ -296,7 +309,7 @@ pub async fn route(
 }
 
 /// The project (checked for `action`) and the repository's full name.
-async fn target(
+pub(crate) async fn target(
     app: &App,
     req: &ApiRequest,
     project: ProjectRef<'_>,
@@ -308,7 +321,10 @@ async fn target(
     Ok((row, name))
 }
 
-async fn repository(app: &App, name: &oci::RepoName) -> Result<RepositoryRow, GatewayError> {
+pub(crate) async fn repository(
+    app: &App,
+    name: &oci::RepoName,
+) -> Result<RepositoryRow, GatewayError> {
     app.registry
         .meta()
         .repository(name)
@@ -317,7 +333,7 @@ async fn repository(app: &App, name: &oci::RepoName) -> Result<RepositoryRow, Ga
 }
 
 /// The digest a reference names, if the repository has that artifact.
-async fn resolve(
+pub(crate) async fn resolve(
     app: &App,
     repo: &RepositoryRow,
     reference: &str,
@@ -441,8 +457,9 @@ pub fn artifact_order(sort: Option<&str>) -> Result<ArtifactOrder, GatewayError>
 #[utoipa::path(get, path = "/api/v2.0/projects/{project_name_or_id}/repositories/{repository_name}/artifacts", tag = "artifact",
     params(("project_name_or_id" = String, Path, description = "Project name or id"),
         ("repository_name" = String, Path, description = "Name without the project; encode `/` as %2F"),
-        ("q" = Option<String>, Query, description = "Harbor query: tags=* (tagged), tags=nil (untagged), tags=<exact>, tags=~<substring>"),
+        ("q" = Option<String>, Query, description = "Harbor query: tags=* (tagged), tags=nil (untagged), tags=<exact>, tags=~<substring>; labels=<id> or labels=(<id> <id>) for artifacts carrying every one"),
         ("with_tag" = Option<bool>, Query, description = "Include the tags (default true)"),
+        ("with_label" = Option<bool>, Query, description = "Include the labels (default false)"),
         ("sort" = Option<String>, Query, description = "-push_time (default), push_time, -pull_time or pull_time"),
         ("page" = Option<i64>, Query, description = "Page number, from 1"),
         ("page_size" = Option<i64>, Query, description = "Items per page, at most 100")),
@@ -460,20 +477,10 @@ pub async fn list_artifacts(
     let (row, name) = target(app, req, project, repo, Action::Pull).await?;
     let page = Page::parse(&req.query)?;
     let with_tags = flag(req, "with_tag", true)?;
+    let with_labels = flag(req, "with_label", false)?;
     let q = Q::parse(&req.query)?;
-    q.reject_unknown(&["tags"])?;
-    let tags = match q.get("tags") {
-        None => TagFilter::Any,
-        Some(Term::Exact(v)) if v == "*" => TagFilter::Tagged,
-        Some(Term::Exact(v)) if v == "nil" => TagFilter::Untagged,
-        Some(Term::Exact(v)) => TagFilter::Exact(v.clone()),
-        Some(Term::Fuzzy(v)) => TagFilter::Contains(v.clone()),
-        Some(Term::Range(..)) => {
-            return Err(GatewayError::BadRequest(
-                "`q` key `tags` takes *, nil, a tag or ~<substring>, not a range".into(),
-            ))
-        }
-    };
+    q.reject_unknown(&["tags", "labels"])?;
+    let filter = super::artifacts::filter(&q)?;
     let order = artifact_order(req.query.get("sort"))?;
     // The id alone: the repository's artifact count would count the
     // same index entries as the page's total, a second time.
@@ -486,12 +493,15 @@ pub async fn list_artifacts(
     let (rows, total) = app
         .registry
         .meta()
-        .list_artifacts(repo_id, &tags, order, page.offset(), page.limit())
+        .list_artifacts(repo_id, &filter, order, page.offset(), page.limit())
         .await?;
-    let items: Vec<_> = rows
+    let mut items: Vec<_> = rows
         .iter()
         .map(|a| artifact_json(&row, repo_id, &name, a, with_tags))
         .collect();
+    if with_labels {
+        super::artifacts::add_labels(app, &rows, &mut items).await?;
+    }
     let path = format!(
         "/api/v2.0/projects/{project}/repositories/{}/artifacts",
         encode(repo)
@@ -508,7 +518,8 @@ fn encode(repo: &str) -> String {
     params(("project_name_or_id" = String, Path, description = "Project name or id"),
         ("repository_name" = String, Path, description = "Name without the project; encode `/` as %2F"),
         ("reference" = String, Path, description = "Digest or tag"),
-        ("with_tag" = Option<bool>, Query, description = "Include the tags (default true)")),
+        ("with_tag" = Option<bool>, Query, description = "Include the tags (default true)"),
+        ("with_label" = Option<bool>, Query, description = "Include the labels (default false)")),
     responses((status = 200, body = Artifact), (status = 400, body = super::Errors),
         (status = 404, body = super::Errors),
         (status = 401, description = "Wrong credentials, or none where the project is private", body = super::Errors),
@@ -522,6 +533,7 @@ pub async fn get_artifact(
 ) -> Result<Reply, GatewayError> {
     let (row, name) = target(app, req, project, repo, Action::Pull).await?;
     let with_tags = flag(req, "with_tag", true)?;
+    let with_labels = flag(req, "with_label", false)?;
     let r = repository(app, &name).await?;
     let digest = resolve(app, &r, reference).await?;
     let artifact = app
@@ -532,10 +544,12 @@ pub async fn get_artifact(
         .ok_or_else(|| {
             GatewayError::ApiNotFound(format!("artifact `{name}@{digest}` not found"))
         })?;
-    Ok(json_reply(
-        200,
-        &artifact_json(&row, r.id, &r.name, &artifact, with_tags),
-    ))
+    let mut item = [artifact_json(&row, r.id, &r.name, &artifact, with_tags)];
+    if with_labels {
+        super::artifacts::add_labels(app, std::slice::from_ref(&artifact), &mut item).await?;
+    }
+    let [item] = item;
+    Ok(json_reply(200, &item))
 }
 
 #[utoipa::path(delete, path = "/api/v2.0/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}", tag = "artifact",

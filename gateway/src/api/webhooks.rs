@@ -471,7 +471,7 @@ pub async fn list(
     q.reject_unknown(&["name"])?;
     let name = match q.get("name") {
         Some(Term::Exact(n) | Term::Fuzzy(n)) => Some(n.clone()),
-        Some(Term::Range(..)) => {
+        Some(Term::Range(..) | Term::List(..)) => {
             return Err(GatewayError::BadRequest(
                 "`q` takes name=<name> or name=~<part> for webhook policies".into(),
             ))

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use berth_storage::oci::manifest::parse;
 use berth_storage::oci::{Digest, ManifestKind};
-use berth_storage::replication::filter::{selects_resource, selects_tag};
+use berth_storage::replication::filter::{
+    has_label_filters, selects_labels, selects_resource, selects_tag,
+};
 use berth_storage::replication::Filter;
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -216,6 +218,22 @@ impl Run {
                 ));
                 task.artifacts_done.fetch_add(1, Ordering::Relaxed);
                 continue;
+            }
+            if has_label_filters(&self.filters) {
+                let carried = self
+                    .retry(
+                        task,
+                        &format!("reading the labels of {src_repo}:{tag}"),
+                        || self.src.labels(src_repo, &m.digest),
+                    )
+                    .await?;
+                if !selects_labels(&self.filters, &carried) {
+                    task.line(format!(
+                        "{src_repo}:{tag} does not pass the label filters; skipped"
+                    ));
+                    task.artifacts_done.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
             }
             let there = self
                 .retry(task, &format!("looking up {dst_repo}:{tag}"), || {

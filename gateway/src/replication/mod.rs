@@ -897,6 +897,7 @@ mod tests {
             kind,
             value: value.into(),
             excludes: false,
+            labels: Vec::new(),
         }
     }
 

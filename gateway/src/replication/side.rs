@@ -108,6 +108,20 @@ impl Side {
         }
     }
 
+    /// The names of the labels an artifact carries. Only this
+    /// registry's artifacts have labels here (label filters are refused
+    /// in pull mode).
+    pub async fn labels(&self, repo: &str, digest: &Digest) -> Result<Vec<String>, GatewayError> {
+        match self {
+            Side::Remote(_) => Ok(Vec::new()),
+            Side::Local(l) => Ok(l
+                .registry
+                .meta()
+                .artifact_label_names(&repo_name(repo)?, digest)
+                .await?),
+        }
+    }
+
     pub async fn manifest_digest(
         &self,
         repo: &str,

@@ -274,7 +274,8 @@ pub async fn artifacts(
     let filter = match tag.as_str() {
         "" => TagFilter::Any,
         t => TagFilter::Contains(t.to_owned()),
-    };
+    }
+    .into();
     let order = artifact_order(query.get("sort"))?;
     let (list, total) = app
         .registry

@@ -14,7 +14,8 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::{
-    tag_from_row, ArtifactOrder, ArtifactRow, ChildRef, Platform, TagFilter, TagRow, TAG_COLUMNS,
+    tag_from_row, ArtifactFilter, ArtifactOrder, ArtifactRow, ChildRef, Platform, TagFilter,
+    TagRow, TAG_COLUMNS,
 };
 use crate::error::StorageError;
 use crate::meta::{Backend, Meta};
@@ -36,16 +37,53 @@ fn artifact_columns(backend: Backend) -> String {
     )
 }
 
+/// What `$1` of a listing is.
+#[derive(Debug, Clone, Copy)]
+enum Key<'a> {
+    Repository(i64),
+    Project(&'a str),
+}
+
+/// Where a listing looks: one repository (its id bound as `$1`) or every
+/// repository of a project (its name bound as `$1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Within {
+    Repository,
+    Project,
+}
+
+impl Within {
+    /// `column` (a repository id) is one the listing covers.
+    fn repos(self, column: &str) -> String {
+        match self {
+            Within::Repository => format!("{column} = $1"),
+            Within::Project => format!(
+                "{column} IN (SELECT r.id FROM repositories r WHERE {})",
+                super::IN_PROJECT
+            ),
+        }
+    }
+
+    /// For a single repository, `column` pinned to it as well (the join
+    /// already ties it to a covered repository; the pin keeps SQLite's
+    /// plan to one range of the index).
+    fn pin(self, column: &str) -> String {
+        match self {
+            Within::Repository => format!(" AND {column} = $1"),
+            Within::Project => String::new(),
+        }
+    }
+}
+
 impl TagFilter {
-    /// The top-level manifests (`m`) of the repository bound as `$1` that
-    /// the filter lets through, as a FROM clause, and the value it binds
-    /// as `$2`. Without a filter on tag names this is a range of the
-    /// `manifests_top_level` index (tagged or not: each manifest's tags
-    /// looked up as the page is read, so the first pages are quick and
-    /// the deepest read the repository); with one, the matching tags come
-    /// first and their manifests are looked up by digest (CROSS JOIN keeps
-    /// SQLite to that order, rather than probing the tags for each
-    /// manifest).
+    /// The top-level manifests (`m`) the filter lets through, as a FROM
+    /// clause, and the value it binds as `$2`. Without a filter on tag
+    /// names this is a range of the `manifests_top_level` index (tagged
+    /// or not: each manifest's tags looked up as the page is read, so the
+    /// first pages are quick and the deepest read the repository); with
+    /// one, the matching tags come first and their manifests are looked
+    /// up by digest (CROSS JOIN keeps SQLite to that order, rather than
+    /// probing the tags for each manifest).
     ///
     /// On PostgreSQL a substring search looks each matching digest up in
     /// a LATERAL subquery: PostgreSQL estimates `instr(...) > 0` to keep a
@@ -55,65 +93,116 @@ impl TagFilter {
     /// anyway) keeps the planner from flattening the subquery back into
     /// that join, so each hit costs one primary-key lookup. SQLite has no
     /// LATERAL and needs none: its CROSS JOIN already fixes the order.
-    fn source(&self, backend: Backend) -> (&'static str, Option<&str>) {
-        const TOP: &str = "manifests m WHERE m.repo_id = $1 AND m.parents = 0";
+    fn source(&self, backend: Backend, within: Within) -> (String, Option<&str>) {
+        let top = format!(
+            "manifests m WHERE {} AND m.parents = 0",
+            within.repos("m.repo_id")
+        );
+        let tagged = "EXISTS (SELECT 1 FROM tags t WHERE t.repo_id = m.repo_id \
+                      AND t.manifest_digest = m.digest)";
+        let tags = within.repos("t.repo_id");
+        let pin = within.pin("m.repo_id");
         match self {
-            TagFilter::Any => (TOP, None),
-            TagFilter::Untagged => (
-                "manifests m WHERE m.repo_id = $1 AND m.parents = 0 AND NOT EXISTS \
-                 (SELECT 1 FROM tags t WHERE t.repo_id = m.repo_id AND t.manifest_digest = m.digest)",
-                None,
-            ),
-            TagFilter::Tagged => (
-                "manifests m WHERE m.repo_id = $1 AND m.parents = 0 AND EXISTS \
-                 (SELECT 1 FROM tags t WHERE t.repo_id = m.repo_id AND t.manifest_digest = m.digest)",
-                None,
-            ),
+            TagFilter::Any => (top, None),
+            TagFilter::Untagged => (format!("{top} AND NOT {tagged}"), None),
+            TagFilter::Tagged => (format!("{top} AND {tagged}"), None),
             TagFilter::Exact(name) => (
-                "(SELECT DISTINCT t.manifest_digest FROM tags t WHERE t.repo_id = $1 AND t.name = $2) x \
-                 CROSS JOIN manifests m \
-                 WHERE m.repo_id = $1 AND m.digest = x.manifest_digest AND m.parents = 0",
+                format!(
+                    "(SELECT DISTINCT t.repo_id, t.manifest_digest FROM tags t \
+                       WHERE {tags} AND t.name = $2) x \
+                     CROSS JOIN manifests m \
+                     WHERE m.repo_id = x.repo_id{pin} AND m.digest = x.manifest_digest \
+                       AND m.parents = 0"
+                ),
                 Some(name),
             ),
             TagFilter::Contains(part) => (
-                backend.pick(
-                    "(SELECT DISTINCT t.manifest_digest FROM tags t WHERE t.repo_id = $1 \
-                       AND instr(t.name, $2) > 0) x \
-                     CROSS JOIN manifests m \
-                     WHERE m.repo_id = $1 AND m.digest = x.manifest_digest AND m.parents = 0",
-                    "(SELECT DISTINCT t.manifest_digest FROM tags t WHERE t.repo_id = $1 \
-                       AND instr(t.name, $2) > 0) x \
-                     CROSS JOIN LATERAL (SELECT mm.rowid, mm.created_at, mm.pulled_at \
-                       FROM manifests mm WHERE mm.repo_id = $1 \
-                       AND mm.digest = x.manifest_digest AND mm.parents = 0 LIMIT 1) m",
-                ),
+                match backend {
+                    Backend::Sqlite => format!(
+                        "(SELECT DISTINCT t.repo_id, t.manifest_digest FROM tags t \
+                           WHERE {tags} AND instr(t.name, $2) > 0) x \
+                         CROSS JOIN manifests m \
+                         WHERE m.repo_id = x.repo_id{pin} AND m.digest = x.manifest_digest \
+                           AND m.parents = 0"
+                    ),
+                    Backend::Postgres => format!(
+                        "(SELECT DISTINCT t.repo_id, t.manifest_digest FROM tags t \
+                           WHERE {tags} AND instr(t.name, $2) > 0) x \
+                         CROSS JOIN LATERAL (SELECT mm.rowid, mm.repo_id, mm.digest, \
+                           mm.created_at, mm.pulled_at \
+                           FROM manifests mm WHERE mm.repo_id = x.repo_id{} \
+                           AND mm.digest = x.manifest_digest AND mm.parents = 0 LIMIT 1) m",
+                        within.pin("mm.repo_id")
+                    ),
+                },
                 Some(part),
             ),
         }
     }
+
+    /// The statement that counts what [`TagFilter::source`] lets through,
+    /// with the same parameters. In a repository, tagged and untagged
+    /// manifests are counted by difference, from indexes, rather than one
+    /// by one: the tagged manifests (one entry of `tags_manifest` each)
+    /// less the tagged ones an index lists (few, read from
+    /// `manifests_below`).
+    fn total(&self, backend: Backend, within: Within) -> String {
+        let tagged_top_level = "(SELECT count(DISTINCT t.manifest_digest) FROM tags t \
+               WHERE t.repo_id = $1) \
+             - (SELECT count(*) FROM manifests m WHERE m.repo_id = $1 AND m.parents > 0 \
+                AND EXISTS (SELECT 1 FROM tags t WHERE t.repo_id = m.repo_id \
+                  AND t.manifest_digest = m.digest))";
+        match (self, within) {
+            (TagFilter::Tagged, Within::Repository) => format!("SELECT {tagged_top_level}"),
+            (TagFilter::Untagged, Within::Repository) => format!(
+                "SELECT (SELECT count(*) FROM manifests m WHERE m.repo_id = $1 AND m.parents = 0) \
+                 - ({tagged_top_level})"
+            ),
+            _ => format!("SELECT count(*) FROM {}", self.source(backend, within).0),
+        }
+    }
 }
 
-/// How many top-level manifests of the repository bound as `$1` are
-/// tagged: the tagged manifests (one entry of `tags_manifest` each) less
-/// the tagged ones an index lists (few, read from `manifests_below`).
-const TAGGED_TOP_LEVEL: &str =
-    "(SELECT count(DISTINCT t.manifest_digest) FROM tags t WHERE t.repo_id = $1) \
-     - (SELECT count(*) FROM manifests m WHERE m.repo_id = $1 AND m.parents > 0 AND EXISTS \
-          (SELECT 1 FROM tags t WHERE t.repo_id = m.repo_id AND t.manifest_digest = m.digest))";
-
-impl TagFilter {
-    /// The statement that counts what [`TagFilter::source`] lets through,
-    /// with the same parameters. Tagged and untagged manifests are
-    /// counted by difference, from indexes, rather than one by one.
-    fn total(&self, backend: Backend) -> String {
-        match self {
-            TagFilter::Tagged => format!("SELECT {TAGGED_TOP_LEVEL}"),
-            TagFilter::Untagged => format!(
-                "SELECT (SELECT count(*) FROM manifests m WHERE m.repo_id = $1 AND m.parents = 0) \
-                 - ({TAGGED_TOP_LEVEL})"
-            ),
-            _ => format!("SELECT count(*) FROM {}", self.source(backend).0),
-        }
+impl ArtifactFilter {
+    /// The FROM clause of the manifests (`m`) the filter lets through, the
+    /// value it binds as `$2`, and the statement counting them. Without
+    /// labels, the tag filter's. With labels and no tag filter, the first
+    /// label's artifacts are read from `artifact_labels_label` and each
+    /// further label is a lookup per artifact; with a tag filter too, the
+    /// tag filter's artifacts are tested for each label. Label ids are
+    /// numbers, written into the statement.
+    fn source(&self, backend: Backend, within: Within) -> (String, Option<&str>, String) {
+        let (tags, value) = self.tags.source(backend, within);
+        let Some((first, rest)) = self.labels.split_first() else {
+            return (tags, value, self.tags.total(backend, within));
+        };
+        let carries = |id: &i64| {
+            format!(
+                " AND EXISTS (SELECT 1 FROM artifact_labels a WHERE a.repo_id = m.repo_id \
+                 AND a.manifest_digest = m.digest AND a.label_id = {id})"
+            )
+        };
+        let source = if self.tags == TagFilter::Any {
+            let mut s = format!(
+                "(SELECT a.repo_id, a.manifest_digest FROM artifact_labels a \
+                   WHERE a.label_id = {first} AND {}) x \
+                 CROSS JOIN manifests m \
+                 WHERE m.repo_id = x.repo_id{} AND m.digest = x.manifest_digest AND m.parents = 0",
+                within.repos("a.repo_id"),
+                within.pin("m.repo_id")
+            );
+            s.extend(rest.iter().map(carries));
+            s
+        } else {
+            let mut s = format!(
+                "(SELECT m.rowid AS rowid, m.repo_id, m.digest, m.created_at, m.pulled_at \
+                   FROM {tags}) m WHERE 1 = 1"
+            );
+            s.extend(self.labels.iter().map(carries));
+            s
+        };
+        let total = format!("SELECT count(*) FROM {source}");
+        (source, value, total)
     }
 }
 
@@ -205,16 +294,75 @@ impl Meta {
     pub async fn list_artifacts(
         &self,
         repo_id: i64,
-        tags: &TagFilter,
+        filter: &ArtifactFilter,
         order: ArtifactOrder,
         offset: i64,
         limit: i64,
     ) -> Result<(Vec<ArtifactRow>, i64), StorageError> {
-        let (source, value) = tags.source(self.backend());
-        let total_sql = tags.total(self.backend());
-        let mut count = sqlx::query_scalar(&total_sql)
-            .persistent(false)
-            .bind(repo_id);
+        let (partials, total) = self
+            .artifact_page(Key::Repository(repo_id), filter, order, offset, limit)
+            .await?;
+        Ok((self.complete(repo_id, partials).await?, total))
+    }
+
+    /// One page of the top-level artifacts of every repository of the
+    /// project named `project`, in `order`, with their tags, and the
+    /// total. Each row's `repo_id` says which repository it is in.
+    pub async fn list_project_artifacts(
+        &self,
+        project: &str,
+        filter: &ArtifactFilter,
+        order: ArtifactOrder,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<ArtifactRow>, i64), StorageError> {
+        let (partials, total) = self
+            .artifact_page(Key::Project(project), filter, order, offset, limit)
+            .await?;
+        // Completed a repository at a time (one query each for sizes,
+        // children and tags), then put back in the page's order.
+        let mut by_repo: Vec<(i64, Vec<Partial>)> = Vec::new();
+        let mut order_of = Vec::with_capacity(partials.len());
+        for p in partials {
+            order_of.push((p.row.repo_id, p.row.digest.clone()));
+            match by_repo.iter_mut().find(|(id, _)| *id == p.row.repo_id) {
+                Some((_, group)) => group.push(p),
+                None => by_repo.push((p.row.repo_id, vec![p])),
+            }
+        }
+        let mut done: HashMap<(i64, Digest), ArtifactRow> = HashMap::new();
+        for (repo_id, group) in by_repo {
+            for row in self.complete(repo_id, group).await? {
+                done.insert((repo_id, row.digest.clone()), row);
+            }
+        }
+        let rows = order_of
+            .into_iter()
+            .filter_map(|key| done.remove(&key))
+            .collect();
+        Ok((rows, total))
+    }
+
+    /// A page of artifact rows without sizes, children and tags, and the
+    /// total.
+    async fn artifact_page(
+        &self,
+        key: Key<'_>,
+        filter: &ArtifactFilter,
+        order: ArtifactOrder,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<Partial>, i64), StorageError> {
+        let within = match key {
+            Key::Repository(_) => Within::Repository,
+            Key::Project(_) => Within::Project,
+        };
+        let (source, value, total_sql) = filter.source(self.backend(), within);
+        let count = sqlx::query_scalar(&total_sql).persistent(false);
+        let mut count = match key {
+            Key::Repository(id) => count.bind(id),
+            Key::Project(name) => count.bind(name),
+        };
         if let Some(value) = value {
             count = count.bind(value);
         }
@@ -231,7 +379,11 @@ impl Meta {
              ORDER BY {order}",
             next + 1
         );
-        let mut page = sqlx::query(&sql).persistent(false).bind(repo_id);
+        let page = sqlx::query(&sql).persistent(false);
+        let mut page = match key {
+            Key::Repository(id) => page.bind(id),
+            Key::Project(name) => page.bind(name),
+        };
         if let Some(value) = value {
             page = page.bind(value);
         }
@@ -240,7 +392,7 @@ impl Meta {
             .iter()
             .map(partial_from_row)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok((self.complete(repo_id, partials).await?, total))
+        Ok((partials, total))
     }
 
     /// One artifact by digest (top-level or not).

@@ -67,7 +67,7 @@ async fn artifacts_sizes_tags_and_index_deletion() {
     let (rows, total) = meta
         .list_artifacts(
             repo_row.id,
-            &TagFilter::Any,
+            &TagFilter::Any.into(),
             ArtifactOrder::default(),
             0,
             10,
@@ -101,7 +101,7 @@ async fn artifacts_sizes_tags_and_index_deletion() {
     let (only, n) = meta
         .list_artifacts(
             repo_row.id,
-            &TagFilter::Exact("solo".into()),
+            &TagFilter::Exact("solo".into()).into(),
             ArtifactOrder::default(),
             0,
             10,
@@ -112,7 +112,7 @@ async fn artifacts_sizes_tags_and_index_deletion() {
     let (_, n) = meta
         .list_artifacts(
             repo_row.id,
-            &TagFilter::Untagged,
+            &TagFilter::Untagged.into(),
             ArtifactOrder::default(),
             0,
             10,
@@ -237,7 +237,7 @@ async fn top_level_follows_every_write() {
         let meta = &meta;
         async move {
             let (rows, total) = meta
-                .list_artifacts(id, &filter, ArtifactOrder::default(), 0, 100)
+                .list_artifacts(id, &filter.clone().into(), ArtifactOrder::default(), 0, 100)
                 .await
                 .unwrap();
             let digests: BTreeSet<Digest> = rows.into_iter().map(|r| r.digest).collect();
@@ -318,7 +318,7 @@ async fn artifacts_are_listed_by_push_or_pull_time_either_way() {
         (ArtifactOrder::EarliestPull, ["b", "c", "a"]),
     ] {
         let (rows, total) = meta
-            .list_artifacts(id, &TagFilter::Any, order, 0, 10)
+            .list_artifacts(id, &TagFilter::Any.into(), order, 0, 10)
             .await
             .unwrap();
         assert_eq!(total, 3);
@@ -326,13 +326,13 @@ async fn artifacts_are_listed_by_push_or_pull_time_either_way() {
         assert_eq!(seeds, expected, "{order:?}");
         // Pages follow the same order.
         let (second, _) = meta
-            .list_artifacts(id, &TagFilter::Any, order, 1, 1)
+            .list_artifacts(id, &TagFilter::Any.into(), order, 1, 1)
             .await
             .unwrap();
         assert_eq!(seed_of(&second[0].digest), expected[1], "{order:?} page 2");
         // With a filter on tag names too.
         let (tagged, _) = meta
-            .list_artifacts(id, &TagFilter::Tagged, order, 0, 10)
+            .list_artifacts(id, &TagFilter::Tagged.into(), order, 0, 10)
             .await
             .unwrap();
         let seeds: Vec<_> = tagged.iter().map(|r| seed_of(&r.digest)).collect();
@@ -346,4 +346,195 @@ async fn artifacts_are_listed_by_push_or_pull_time_either_way() {
     for name in ArtifactOrder::names() {
         assert_eq!(ArtifactOrder::parse(name).unwrap().as_str(), name);
     }
+}
+
+#[tokio::test]
+async fn labels_filter_listings_and_go_with_their_artifact() {
+    use crate::labels::{LabelQuery, LabelRefused, LabelScope, LabelSpec, Labeling};
+    let (_dir, meta) = meta().await;
+    let team = meta
+        .create_project("team", false, None, None)
+        .await
+        .unwrap()
+        .unwrap();
+    let other = meta
+        .create_project("other", false, None, None)
+        .await
+        .unwrap()
+        .unwrap();
+    let app: RepoName = "team/app".parse().unwrap();
+    let web: RepoName = "team/web".parse().unwrap();
+    let elsewhere: RepoName = "other/app".parse().unwrap();
+    let (a1, _) = image(&meta, &app, "a1", &["1"]).await;
+    let (a2, _) = image(&meta, &app, "a2", &["2"]).await;
+    let (w1, _) = image(&meta, &web, "w1", &["1"]).await;
+    image(&meta, &elsewhere, "o1", &["1"]).await;
+    let spec = |name: &str| LabelSpec::new(name, "", "").unwrap();
+    let prod = meta
+        .create_label(LabelScope::Global, &spec("prod"))
+        .await
+        .unwrap()
+        .unwrap();
+    let qa = meta
+        .create_label(LabelScope::Project(team), &spec("qa"))
+        .await
+        .unwrap()
+        .unwrap();
+    let theirs = meta
+        .create_label(LabelScope::Project(other), &spec("qa"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        meta.create_label(LabelScope::Project(team), &spec("qa"))
+            .await
+            .unwrap(),
+        Err(LabelRefused::NameTaken)
+    );
+    assert_eq!(
+        meta.create_label(LabelScope::Project(999), &spec("x"))
+            .await
+            .unwrap(),
+        Err(LabelRefused::NotFound)
+    );
+    assert_eq!(
+        meta.update_label(qa, &spec("prod")).await.unwrap(),
+        Ok(()),
+        "a project label may share a global label's name"
+    );
+    meta.update_label(qa, &spec("qa")).await.unwrap().unwrap();
+    let add = |repo: &RepoName, d: &Digest, label: i64| {
+        let (meta, repo, d) = (&meta, repo.clone(), d.clone());
+        async move {
+            meta.add_artifact_label(team, &repo, &d, label)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(add(&app, &a1, prod).await, Labeling::Added);
+    assert_eq!(add(&app, &a1, prod).await, Labeling::AlreadyThere);
+    assert_eq!(add(&app, &a1, qa).await, Labeling::Added);
+    assert_eq!(add(&app, &a2, qa).await, Labeling::Added);
+    assert_eq!(add(&web, &w1, prod).await, Labeling::Added);
+    assert_eq!(add(&app, &a1, theirs).await, Labeling::OtherProject);
+    assert_eq!(add(&app, &a1, 9999).await, Labeling::NoLabel);
+    assert_eq!(add(&app, &w1, prod).await, Labeling::NoArtifact);
+
+    let app_id = meta.repository_id(&app).await.unwrap().unwrap();
+    let listed = |filter: ArtifactFilter| {
+        let meta = &meta;
+        async move {
+            let (rows, total) = meta
+                .list_artifacts(app_id, &filter, ArtifactOrder::default(), 0, 100)
+                .await
+                .unwrap();
+            assert_eq!(rows.len() as i64, total, "{filter:?}");
+            rows.into_iter().map(|r| r.digest).collect::<BTreeSet<_>>()
+        }
+    };
+    let by = |tags: TagFilter, labels: &[i64]| ArtifactFilter {
+        tags,
+        labels: labels.to_vec(),
+    };
+    assert_eq!(
+        listed(by(TagFilter::Any, &[prod])).await,
+        BTreeSet::from([a1.clone()])
+    );
+    assert_eq!(
+        listed(by(TagFilter::Any, &[qa])).await,
+        BTreeSet::from([a1.clone(), a2.clone()])
+    );
+    assert_eq!(
+        listed(by(TagFilter::Any, &[qa, prod])).await,
+        BTreeSet::from([a1.clone()])
+    );
+    assert_eq!(
+        listed(by(TagFilter::Exact("2".into()), &[qa])).await,
+        BTreeSet::from([a2.clone()])
+    );
+    assert!(listed(by(TagFilter::Exact("2".into()), &[prod]))
+        .await
+        .is_empty());
+    assert_eq!(
+        listed(by(TagFilter::Contains("1".into()), &[qa])).await,
+        BTreeSet::from([a1.clone()])
+    );
+    assert_eq!(
+        listed(by(TagFilter::Tagged, &[qa, prod])).await,
+        BTreeSet::from([a1.clone()])
+    );
+    assert!(listed(by(TagFilter::Untagged, &[qa])).await.is_empty());
+
+    // The project's listing: both repositories, not the other project.
+    let project = |filter: ArtifactFilter| {
+        let meta = &meta;
+        async move {
+            let (rows, total) = meta
+                .list_project_artifacts("team", &filter, ArtifactOrder::OldestPush, 0, 100)
+                .await
+                .unwrap();
+            assert_eq!(rows.len() as i64, total, "{filter:?}");
+            rows.into_iter().map(|r| r.digest).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(project(TagFilter::Any.into()).await.len(), 3);
+    assert_eq!(project(TagFilter::Exact("1".into()).into()).await.len(), 2);
+    let labelled = project(by(TagFilter::Any, &[prod])).await;
+    assert_eq!(
+        BTreeSet::from_iter(labelled),
+        BTreeSet::from([a1.clone(), w1.clone()])
+    );
+    let (page, total) = meta
+        .list_project_artifacts(
+            "team",
+            &TagFilter::Any.into(),
+            ArtifactOrder::default(),
+            1,
+            1,
+        )
+        .await
+        .unwrap();
+    assert_eq!((page.len(), total), (1, 3));
+    assert!(page[0].size > 0 && !page[0].tags.is_empty());
+
+    let shown = meta.artifact_labels(app_id, &[&a1, &a2]).await.unwrap();
+    let names = |d: &Digest| shown[d].iter().map(|l| l.name.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&a1), ["prod", "qa"]);
+    assert_eq!(names(&a2), ["qa"]);
+    assert_eq!(
+        meta.artifact_label_names(&app, &a1).await.unwrap(),
+        ["prod", "qa"]
+    );
+
+    // The artifact's deletion takes its labels; pushed again, it has none.
+    assert!(matches!(
+        meta.delete_artifact(app_id, &a1).await.unwrap(),
+        ArtifactDeletion::Deleted { .. }
+    ));
+    image(&meta, &app, "a1", &["1"]).await;
+    assert!(meta
+        .artifact_label_names(&app, &a1)
+        .await
+        .unwrap()
+        .is_empty());
+    // The label's deletion takes it off every artifact.
+    assert!(meta.delete_label(qa).await.unwrap());
+    assert!(!meta.delete_label(qa).await.unwrap());
+    assert!(meta
+        .artifact_labels(app_id, &[&a2])
+        .await
+        .unwrap()
+        .is_empty());
+    let query = LabelQuery {
+        scope: LabelScope::Project(team),
+        name_contains: None,
+    };
+    assert_eq!(meta.list_labels(&query, 0, 10).await.unwrap().1, 0);
+    let globals = LabelQuery {
+        scope: LabelScope::Global,
+        name_contains: Some("ro".into()),
+    };
+    let (found, total) = meta.list_labels(&globals, 0, 10).await.unwrap();
+    assert_eq!((found.len(), total), (1, 1));
+    assert_eq!(found[0].id, prod);
 }

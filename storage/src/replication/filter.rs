@@ -1,6 +1,6 @@
 //! What a replication policy copies and where it lands: Harbor's filters
 //! (doublestar patterns on the repository name and the tags, the resource
-//! type) and its destination namespace with the flattening level. Pure:
+//! type, the labels an artifact of this registry carries) and its destination namespace with the flattening level. Pure:
 //! no I/O.
 
 use serde::{Deserialize, Serialize};
@@ -47,6 +47,10 @@ pub struct Filter {
     pub value: String,
     /// Whether a match selects (`matches`) or rejects (`excludes`).
     pub excludes: bool,
+    /// A label filter's label names: it matches an artifact that carries
+    /// every one of them (Harbor's semantics).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
 }
 
 /// The resource types a `resource` filter names.
@@ -70,11 +74,7 @@ impl Filter {
                     .map_err(|e| format!("{} filter: {}", kind.as_str(), e.0))?;
             }
             FilterKind::Label => {
-                return Err(
-                    "label filters are not supported yet: berth has no artifact labels; \
-                     filter by name, tag or resource"
-                        .into(),
-                )
+                return Err("a label filter takes a list of label names: use Filter::labels".into())
             }
             FilterKind::Resource => {
                 if !RESOURCE_TYPES.contains(&value) {
@@ -88,6 +88,30 @@ impl Filter {
             kind,
             value: value.to_owned(),
             excludes,
+            labels: Vec::new(),
+        })
+    }
+
+    /// A label filter: the names of the labels an artifact must all carry
+    /// (`matches`), or must not all carry (`excludes`).
+    pub fn labels(names: Vec<String>, decoration: &str) -> Result<Filter, String> {
+        let excludes = match decoration {
+            "" | "matches" => false,
+            "excludes" => true,
+            other => {
+                return Err(format!(
+                    "filter decoration `{other}` is not known; use `matches` or `excludes`"
+                ))
+            }
+        };
+        if names.is_empty() || names.iter().any(|n| n.is_empty()) {
+            return Err("a label filter needs one or more label names".into());
+        }
+        Ok(Filter {
+            kind: FilterKind::Label,
+            value: String::new(),
+            excludes,
+            labels: names,
         })
     }
 
@@ -120,6 +144,21 @@ pub fn selects_resource(filters: &[Filter], kind: &str) -> bool {
         .iter()
         .filter(|f| f.kind == FilterKind::Resource)
         .all(|f| (f.value == kind) != f.excludes)
+}
+
+/// Whether an artifact carrying labels named `carried` passes every label
+/// filter.
+pub fn selects_labels(filters: &[Filter], carried: &[String]) -> bool {
+    filters
+        .iter()
+        .filter(|f| f.kind == FilterKind::Label)
+        .all(|f| f.labels.iter().all(|l| carried.contains(l)) != f.excludes)
+}
+
+/// Whether the policy has label filters (the source's labels are then
+/// read for each artifact).
+pub fn has_label_filters(filters: &[Filter]) -> bool {
+    filters.iter().any(|f| f.kind == FilterKind::Label)
 }
 
 /// The one repository the name filters allow, when they name it literally
@@ -191,6 +230,17 @@ mod tests {
         assert!(selects_resource(&resource, "image"));
         assert!(!selects_resource(&resource, "artifact"));
         assert!(selects_resource(&[], "artifact"));
+        let labels = vec![Filter::labels(vec!["prod".into(), "ok".into()], "matches").unwrap()];
+        assert!(selects_labels(
+            &labels,
+            &["ok".into(), "prod".into(), "x".into()]
+        ));
+        assert!(!selects_labels(&labels, &["prod".into()]));
+        assert!(!selects_labels(&labels, &[]));
+        assert!(selects_labels(&[], &[]));
+        let without = vec![Filter::labels(vec!["bad".into()], "excludes").unwrap()];
+        assert!(selects_labels(&without, &["prod".into()]));
+        assert!(!selects_labels(&without, &["bad".into()]));
     }
 
     #[test]
@@ -198,6 +248,9 @@ mod tests {
         assert!(Filter::new(FilterKind::Name, "a/{b", "matches").is_err());
         assert!(Filter::new(FilterKind::Tag, "v1", "sometimes").is_err());
         assert!(Filter::new(FilterKind::Label, "x", "matches").is_err());
+        assert!(Filter::labels(vec![], "matches").is_err());
+        assert!(Filter::labels(vec!["".into()], "matches").is_err());
+        assert!(Filter::labels(vec!["a".into()], "sometimes").is_err());
         assert!(Filter::new(FilterKind::Resource, "chart", "matches").is_err());
     }
 

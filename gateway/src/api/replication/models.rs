@@ -1,7 +1,7 @@
 //! Harbor's replication JSON models, and berth's policies, executions
 //! and tasks as those models.
 
-use berth_storage::replication::{Execution, Policy, Task, Trigger};
+use berth_storage::replication::{Execution, FilterKind, Policy, Task, Trigger};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -125,10 +125,11 @@ pub struct TriggerSettings {
 /// Harbor's `ReplicationFilter`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ReplicationFilter {
-    /// `name`, `tag`, `resource` (`label` is refused: no labels yet).
+    /// `name`, `tag`, `label` (push mode) or `resource`.
     #[serde(rename = "type", default)]
     pub kind: Option<String>,
-    /// A doublestar pattern; for `resource`, `image` or `artifact`.
+    /// A doublestar pattern; for `resource`, `image` or `artifact`; for
+    /// `label`, a list of label names an artifact must all carry.
     #[serde(default)]
     pub value: serde_json::Value,
     /// `matches` (the default) or `excludes`.
@@ -255,7 +256,11 @@ pub(crate) async fn policy_json(app: &App, p: &Policy) -> Result<ReplicationPoli
                 .iter()
                 .map(|f| ReplicationFilter {
                     kind: Some(f.kind.as_str().into()),
-                    value: serde_json::Value::String(f.value.clone()),
+                    value: if f.kind == FilterKind::Label {
+                        serde_json::json!(f.labels)
+                    } else {
+                        serde_json::Value::String(f.value.clone())
+                    },
                     decoration: Some(if f.excludes { "excludes" } else { "matches" }.into()),
                 })
                 .collect(),
@@ -322,6 +327,7 @@ pub fn adapter_info(kind: &str) -> AdapterInfo {
         supported_resource_filters: vec![
             serde_json::json!({"type": "name", "style": "input"}),
             serde_json::json!({"type": "tag", "style": "input"}),
+            serde_json::json!({"type": "label", "style": "list"}),
             serde_json::json!({"type": "resource", "style": "radio", "values": ["image", "artifact"]}),
         ],
         supported_triggers: vec!["manual".into(), "scheduled".into(), "event_based".into()],

@@ -6,7 +6,7 @@ use berth_storage::oci::RepoName;
 use berth_storage::replication::{Filter, FilterKind, PolicySpec, Trigger};
 
 use super::super::request::bounded;
-use super::models::{RegistryRef, ReplicationPolicy, ADAPTERS};
+use super::models::{RegistryRef, ReplicationFilter, ReplicationPolicy, ADAPTERS};
 use crate::app::App;
 use crate::error::GatewayError;
 
@@ -109,9 +109,15 @@ pub(crate) async fn spec(app: &App, body: ReplicationPolicy) -> Result<PolicySpe
         let word = f.kind.as_deref().unwrap_or("");
         let kind = FilterKind::parse(word).ok_or_else(|| {
             bad(format!(
-                "filter type `{word}` is not known; use `name`, `tag` or `resource`"
+                "filter type `{word}` is not known; use `name`, `tag`, `label` or `resource`"
             ))
         })?;
+        if kind == FilterKind::Label {
+            if let Some(filter) = label_filter(&f, src.is_some())? {
+                filters.push(filter);
+            }
+            continue;
+        }
         let value = match &f.value {
             serde_json::Value::String(s) => s.clone(),
             serde_json::Value::Null => String::new(),
@@ -156,4 +162,50 @@ pub(crate) async fn spec(app: &App, body: ReplicationPolicy) -> Result<PolicySpe
         copy_by_chunk: body.copy_by_chunk.unwrap_or(false),
         single_active: body.single_active_replication.unwrap_or(false),
     })
+}
+
+/// A label filter from Harbor's body: `value` is a list of label names
+/// (a single name is taken too). `None` for an empty one, which Harbor's
+/// portal sends for a field left blank. Labels are this registry's: in
+/// pull mode (`pulling`) the source's labels are not known.
+fn label_filter(f: &ReplicationFilter, pulling: bool) -> Result<Option<Filter>, GatewayError> {
+    let bad = |m: String| GatewayError::BadRequest(m);
+    let names: Vec<String> = match &f.value {
+        serde_json::Value::Null => Vec::new(),
+        serde_json::Value::String(s) => vec![s.clone()]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect(),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .map(|v| {
+                v.as_str().map(str::to_owned).ok_or_else(|| {
+                    bad(format!("a label filter's value lists label names, not {v}"))
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        other => {
+            return Err(bad(format!(
+                "a label filter's value is a list of label names, not {other}"
+            )))
+        }
+    };
+    if names.is_empty() {
+        return Ok(None);
+    }
+    if pulling {
+        return Err(bad(
+            "label filters select artifacts by this registry's labels, so they apply in push \
+             mode only (dest_registry set); in pull mode, filter by name, tag or resource"
+                .into(),
+        ));
+    }
+    if names.len() > 10 {
+        return Err(bad("a label filter names at most 10 labels".into()));
+    }
+    for name in &names {
+        bounded("label name", name, 128)?;
+    }
+    let decoration = f.decoration.as_deref().unwrap_or("");
+    Filter::labels(names, decoration).map(Some).map_err(bad)
 }
