@@ -17,6 +17,9 @@ use crate::oci::{Digest, RepoName};
 pub const NAME_MAX: usize = 128;
 /// berth's limit on a description, in characters.
 pub const DESCRIPTION_MAX: usize = 1024;
+/// berth's limit on the labels one artifact carries: listings embed them,
+/// so it bounds what a page of artifacts can weigh.
+pub const PER_ARTIFACT: i64 = 32;
 
 /// Where a label may be used (Harbor's `scope`, `g` or `p`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +133,8 @@ pub enum Labeling {
     AlreadyThere,
     NoArtifact,
     NoLabel,
+    /// The artifact carries [`PER_ARTIFACT`] labels already.
+    Full,
     /// The label is another project's.
     OtherProject,
 }
@@ -315,6 +320,29 @@ impl Meta {
         let Some(repo_id) = repo_id else {
             return Ok(Labeling::NoArtifact);
         };
+        let carried: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM artifact_labels WHERE repo_id = $1 AND manifest_digest = $2",
+        )
+        .bind(repo_id)
+        .bind(digest.to_string())
+        .fetch_one(&mut *tx)
+        .await?;
+        if carried >= PER_ARTIFACT {
+            let has: Option<i64> = sqlx::query_scalar(
+                "SELECT label_id FROM artifact_labels WHERE repo_id = $1 \
+                 AND manifest_digest = $2 AND label_id = $3",
+            )
+            .bind(repo_id)
+            .bind(digest.to_string())
+            .bind(label_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            return Ok(if has.is_some() {
+                Labeling::AlreadyThere
+            } else {
+                Labeling::Full
+            });
+        }
         let done = sqlx::query(
             "INSERT INTO artifact_labels (repo_id, manifest_digest, label_id, created_at) \
              VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",

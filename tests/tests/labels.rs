@@ -153,6 +153,11 @@ fn labels_with_roles_on_artifacts_in_listings_and_filters() {
     let (status, _, answer) = outsider.get(&format!("/labels?scope=p&project_id={team}"));
     assert_eq!(status, 404, "{answer}");
     assert_eq!(dev.get(&format!("/labels/{elsewhere}")).0, 404);
+    // Anonymous callers cannot tell which ids exist.
+    let anonymous = Api::anonymous(&berth);
+    assert_eq!(anonymous.get(&format!("/labels/{qa}")).0, 401);
+    assert_eq!(anonymous.get("/labels/999999").0, 401);
+    assert_eq!(anonymous.delete("/labels/999999").0, 401);
     assert_eq!(dev.get(&format!("/labels/{qa}")).0, 200);
     assert_eq!(dev.get("/labels?scope=x").0, 400);
 

@@ -159,6 +159,10 @@ async fn visible(
     global: Action,
     project: Action,
 ) -> Result<Stored, GatewayError> {
+    // Anonymous callers learn nothing, not even which ids exist.
+    if req.identity.is_none() {
+        return Err(GatewayError::Unauthenticated { scope: None });
+    }
     let id = path_id(id, "label_id")?;
     let missing = move || format!("label {id} not found");
     let label = app
@@ -410,6 +414,10 @@ pub async fn add_to_artifact(
         Labeling::Added => Ok(Reply::new(200)),
         Labeling::AlreadyThere => Err(GatewayError::Conflict(format!(
             "artifact `{name}@{digest}` already has label {label_id}"
+        ))),
+        Labeling::Full => Err(GatewayError::BadRequest(format!(
+            "artifact `{name}@{digest}` carries {} labels, the most it may; take one off first",
+            berth_storage::labels::PER_ARTIFACT
         ))),
         Labeling::NoArtifact => Err(GatewayError::ApiNotFound(format!(
             "artifact `{name}@{digest}` not found"

@@ -644,14 +644,16 @@ fn wants_event(policy: &Policy, scope: &Scope) -> bool {
                     .all(|t| t.parse::<Digest>().is_err() && selects_tag(&spec.filters, t))
         }
         // What was deleted is gone: a digest has no tag to check a tag
-        // filter against, and neither has a resource type any more. With
-        // such filters deletes are not replicated (the destination may
-        // hold more than the policy ever copied).
+        // filter against, and neither has a resource type nor labels any
+        // more (the labels went with the artifact). With such filters
+        // deletes are not replicated (the destination may hold more than
+        // the policy ever copied).
         Scope::Deleted {
             repo, reference, ..
         } => {
             spec.replicate_deletion
                 && !filtered(FilterKind::Resource)
+                && !filtered(FilterKind::Label)
                 && selects_repository(&spec.filters, repo)
                 && if reference.parse::<Digest>().is_err() {
                     selects_tag(&spec.filters, reference)
@@ -933,6 +935,13 @@ mod tests {
         assert!(!wants_event(&tagged, &digest_deleted));
         let typed = policy(true, vec![filter(FilterKind::Resource, "image")]);
         assert!(!wants_event(&typed, &tag_deleted));
+        // A label filter: the labels went with the artifact, so no deletes.
+        let labelled = policy(
+            true,
+            vec![Filter::labels(vec!["release".into()], "matches").unwrap()],
+        );
+        assert!(!wants_event(&labelled, &tag_deleted));
+        assert!(!wants_event(&labelled, &digest_deleted));
         // Another repository, a disabled policy, a pull-mode policy.
         let other = policy(true, vec![filter(FilterKind::Name, "other/**")]);
         assert!(!wants_event(&other, &pushed));

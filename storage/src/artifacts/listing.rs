@@ -9,6 +9,8 @@
 
 use std::collections::HashMap;
 
+use futures_util::{StreamExt, TryStreamExt};
+
 use serde::Deserialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -320,7 +322,8 @@ impl Meta {
             .artifact_page(Key::Project(project), filter, order, offset, limit)
             .await?;
         // Completed a repository at a time (one query each for sizes,
-        // children and tags), then put back in the page's order.
+        // children and tags), four repositories at once, then put back in
+        // the page's order.
         let mut by_repo: Vec<(i64, Vec<Partial>)> = Vec::new();
         let mut order_of = Vec::with_capacity(partials.len());
         for p in partials {
@@ -330,11 +333,17 @@ impl Meta {
                 None => by_repo.push((p.row.repo_id, vec![p])),
             }
         }
+        let completed: Vec<Vec<ArtifactRow>> = futures_util::stream::iter(
+            by_repo
+                .into_iter()
+                .map(|(repo_id, group)| self.complete(repo_id, group)),
+        )
+        .buffer_unordered(4)
+        .try_collect()
+        .await?;
         let mut done: HashMap<(i64, Digest), ArtifactRow> = HashMap::new();
-        for (repo_id, group) in by_repo {
-            for row in self.complete(repo_id, group).await? {
-                done.insert((repo_id, row.digest.clone()), row);
-            }
+        for row in completed.into_iter().flatten() {
+            done.insert((row.repo_id, row.digest.clone()), row);
         }
         let rows = order_of
             .into_iter()

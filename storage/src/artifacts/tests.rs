@@ -419,6 +419,20 @@ async fn labels_filter_listings_and_go_with_their_artifact() {
     assert_eq!(add(&app, &a1, theirs).await, Labeling::OtherProject);
     assert_eq!(add(&app, &a1, 9999).await, Labeling::NoLabel);
     assert_eq!(add(&app, &w1, prod).await, Labeling::NoArtifact);
+    // An artifact carries at most PER_ARTIFACT labels.
+    let crowded: RepoName = "team/crowded".parse().unwrap();
+    let (c1, _) = image(&meta, &crowded, "c1", &["1"]).await;
+    let mut last = 0;
+    for n in 0..crate::labels::PER_ARTIFACT {
+        last = meta
+            .create_label(LabelScope::Project(team), &spec(&format!("l{n}")))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(add(&crowded, &c1, last).await, Labeling::Added);
+    }
+    assert_eq!(add(&crowded, &c1, prod).await, Labeling::Full);
+    assert_eq!(add(&crowded, &c1, last).await, Labeling::AlreadyThere);
 
     let app_id = meta.repository_id(&app).await.unwrap().unwrap();
     let listed = |filter: ArtifactFilter| {
@@ -477,8 +491,8 @@ async fn labels_filter_listings_and_go_with_their_artifact() {
             rows.into_iter().map(|r| r.digest).collect::<Vec<_>>()
         }
     };
-    assert_eq!(project(TagFilter::Any.into()).await.len(), 3);
-    assert_eq!(project(TagFilter::Exact("1".into()).into()).await.len(), 2);
+    assert_eq!(project(TagFilter::Any.into()).await.len(), 4);
+    assert_eq!(project(TagFilter::Exact("1".into()).into()).await.len(), 3);
     let labelled = project(by(TagFilter::Any, &[prod])).await;
     assert_eq!(
         BTreeSet::from_iter(labelled),
@@ -494,7 +508,7 @@ async fn labels_filter_listings_and_go_with_their_artifact() {
         )
         .await
         .unwrap();
-    assert_eq!((page.len(), total), (1, 3));
+    assert_eq!((page.len(), total), (1, 4));
     assert!(page[0].size > 0 && !page[0].tags.is_empty());
 
     let shown = meta.artifact_labels(app_id, &[&a1, &a2]).await.unwrap();
@@ -529,7 +543,10 @@ async fn labels_filter_listings_and_go_with_their_artifact() {
         scope: LabelScope::Project(team),
         name_contains: None,
     };
-    assert_eq!(meta.list_labels(&query, 0, 10).await.unwrap().1, 0);
+    assert_eq!(
+        meta.list_labels(&query, 0, 10).await.unwrap().1,
+        crate::labels::PER_ARTIFACT
+    );
     let globals = LabelQuery {
         scope: LabelScope::Global,
         name_contains: Some("ro".into()),

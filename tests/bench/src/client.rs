@@ -345,6 +345,27 @@ impl Registry {
         Ok(())
     }
 
+    /// POSTs JSON to the management API with the admin's Basic
+    /// credentials; returns the answer's headers (`status` expected).
+    pub async fn post_json(
+        &self,
+        conn: &mut Conn,
+        path: &str,
+        body: &serde_json::Value,
+        status: StatusCode,
+    ) -> anyhow::Result<HeaderMap> {
+        let mut req = Request::post(path).header(CONTENT_TYPE, "application/json");
+        if let Some(basic) = self.basic()? {
+            req = req.header(AUTHORIZATION, basic);
+        }
+        let resp = conn
+            .send(req.body(ReqBody::Full(Bytes::from(body.to_string())))?)
+            .await?;
+        let headers = resp.headers().clone();
+        expect(resp, status, path).await?;
+        Ok(headers)
+    }
+
     /// The admin's `Authorization: Basic` value, if the registry has
     /// credentials.
     fn basic(&self) -> anyhow::Result<Option<HeaderValue>> {

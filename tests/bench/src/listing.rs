@@ -122,6 +122,12 @@ const CONFIG: &[u8] =
     br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
 const LAYER: &[u8] = b"one small layer shared by every image of the listing benchmark";
 
+/// Which images carry the benchmark's label: one in 300 (all tagged, none
+/// an index's child).
+fn labelled(n: usize) -> bool {
+    n.is_multiple_of(300)
+}
+
 /// Which images are tagged (`v<n>`): one in three. The others are pushed
 /// by digest and stay untagged.
 fn tag_of(n: usize) -> Option<String> {
@@ -157,8 +163,9 @@ where
 }
 
 /// Fills a server: the projects (berth), the big repository and the
-/// repositories of `many`.
-async fn fill(reg: &Registry, berth: bool, scale: Scale) -> anyhow::Result<()> {
+/// repositories of `many`; on berth, one label on one image in 300 of the
+/// big repository, whose id it returns.
+async fn fill(reg: &Registry, berth: bool, scale: Scale) -> anyhow::Result<Option<i64>> {
     let started = Instant::now();
     if berth {
         // `bench` exists already, and berth may have made others (its
@@ -258,7 +265,47 @@ async fn fill(reg: &Registry, berth: bool, scale: Scale) -> anyhow::Result<()> {
     for k in 0..PULLED {
         big.get_manifest(&mut conn, &format!("v{}", 3 * k)).await?;
     }
-    Ok(())
+    if !berth {
+        return Ok(None);
+    }
+    let headers = reg
+        .post_json(
+            &mut conn,
+            "/api/v2.0/labels",
+            &serde_json::json!({"name": "bench", "scope": "g"}),
+            http::StatusCode::CREATED,
+        )
+        .await?;
+    let label: i64 = headers
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit('/').next())
+        .and_then(|v| v.parse().ok())
+        .context("the label's Location")?;
+    let reg2 = reg.clone();
+    let marked: Vec<usize> = (0..scale.artifacts).filter(|n| labelled(*n)).collect();
+    let marked = Arc::new(marked);
+    let jobs = marked.len();
+    in_parallel(reg, jobs, move |mut conn, k| {
+        let (reg, marked) = (reg2.clone(), marked.clone());
+        async move {
+            let path = format!(
+                "/api/v2.0/projects/bench/repositories/big/artifacts/v{}/labels",
+                marked[k]
+            );
+            reg.post_json(
+                &mut conn,
+                &path,
+                &serde_json::json!({"id": label}),
+                http::StatusCode::OK,
+            )
+            .await?;
+            Ok(conn)
+        }
+    })
+    .await
+    .context("labelling")?;
+    Ok(Some(label))
 }
 
 /// One listing: what it asks, and the total it must report.
@@ -278,8 +325,9 @@ enum Expect {
     Object,
 }
 
-fn berth_listings(scale: Scale) -> Vec<Listing> {
+fn berth_listings(scale: Scale, label: i64) -> Vec<Listing> {
     let artifacts = "/api/v2.0/projects/bench/repositories/big/artifacts";
+    let labelled = (0..scale.artifacts).filter(|n| labelled(*n)).count();
     let needle_hits = scale.needle_hits();
     let middle = scale.middle_page();
     vec![
@@ -302,6 +350,21 @@ fn berth_listings(scale: Scale) -> Vec<Listing> {
             label: "artifacts, by pull time (sort=-pull_time)",
             path: format!("{artifacts}?page=1&page_size=100&sort=-pull_time"),
             expect: Expect::Total(scale.top_level()),
+        },
+        Listing {
+            label: "artifacts, label filter (q=labels=<id>, 1 in 300)",
+            path: format!("{artifacts}?page=1&page_size=100&q=labels%3D{label}&with_label=true"),
+            expect: Expect::Total(labelled),
+        },
+        Listing {
+            label: "project's artifacts (one repository), page 1",
+            path: "/api/v2.0/projects/bench/artifacts?page=1&page_size=100".into(),
+            expect: Expect::Total(scale.top_level()),
+        },
+        Listing {
+            label: "project's artifacts (many repositories), page 1",
+            path: format!("/api/v2.0/projects/{MANY}/artifacts?page=1&page_size=100"),
+            expect: Expect::Total(scale.repositories),
         },
         Listing {
             label: "repositories of a project, page 1",
@@ -511,7 +574,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<String> {
         let reg = Registry::new(server.addr, server.creds.clone());
         let filled = Instant::now();
         let berth = kind != Kind::Distribution;
-        fill(&reg, berth, scale)
+        let label = fill(&reg, berth, scale)
             .await
             .with_context(|| format!("filling {kind}; logs:\n{}", server.log_tails()))?;
         let fill_s = filled.elapsed().as_secs_f64();
@@ -519,8 +582,8 @@ pub async fn run(plan: &Plan) -> anyhow::Result<String> {
         // the new rows, SQLite's checkpoints) is not what is measured.
         tokio::time::sleep(SETTLE).await;
         let load_fill = loadavg();
-        let listings = if berth {
-            berth_listings(scale)
+        let listings = if let Some(label) = label {
+            berth_listings(scale, label)
         } else {
             distribution_listings()
         };

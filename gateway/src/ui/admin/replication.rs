@@ -313,7 +313,7 @@ fn filters_words(t: &Text, filters: &[Filter]) -> String {
                         what.to_owned()
                     }
                 }
-                FilterKind::Label => format!("label {verb} `{}`", f.value),
+                FilterKind::Label => format!("label {verb} `{}`", f.labels.join("`, `")),
             }
         })
         .collect::<Vec<_>>()
