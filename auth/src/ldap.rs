@@ -10,10 +10,12 @@
 //! - `conn`: the connection, timeouts, and which errors mean what.
 //! - `filter`: search filters, with the username escaped (RFC 4515).
 //! - `dn`: DN comparison for the admin group.
+//! - `search`: users and groups listed for the management API.
 
 mod conn;
 mod dn;
 mod filter;
+mod search;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -25,6 +27,7 @@ use crate::error::AuthError;
 use crate::stats::LdapStats;
 use conn::{describe, rc, result_error, Connection, Step};
 use filter::{BadSetting, Filters};
+pub use search::{DirectoryGroup, DirectoryUser, GroupQuery, MAX_RESULTS};
 
 /// An LDAP directory as configured. Cheap to clone; `Debug` shows the
 /// settings with the search password redacted.

@@ -236,6 +236,21 @@ impl LoginService {
         self.ldap.as_ref()
     }
 
+    /// Records a directory user as a local LDAP account before their
+    /// first login (Harbor's `/ldap/users/import`), so they can be made a
+    /// project member: looked up with the service account and recorded as
+    /// a login would. A name held by a local account is refused
+    /// (`InvalidCredentials`), as its login would be; a name the directory
+    /// does not know is `InvalidCredentials` too.
+    pub async fn import_ldap_user(&self, username: &str) -> Result<User, AuthError> {
+        let directory = self
+            .ldap
+            .as_ref()
+            .ok_or_else(|| AuthError::DirectoryMisconfigured("LDAP is not configured".into()))?;
+        let found = directory.lookup(username).await?;
+        self.record_ldap_user(&found).await
+    }
+
     /// Hits and misses of the login cache.
     pub fn cache_stats(&self) -> &CacheStats {
         &self.cache_stats

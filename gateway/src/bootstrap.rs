@@ -139,6 +139,7 @@ pub async fn build(config: &Config) -> Result<Built, String> {
         vec![
             Arc::new(crate::jobs::gc::GcJob::new(registry.clone())),
             Arc::new(crate::jobs::history::HistoryJob::new(registry.clone())),
+            Arc::new(crate::jobs::purge::PurgeJob::new(registry.clone())),
             Arc::new(retention.clone()),
             Arc::new(crate::replication::ReplicationJob::new(replication.clone())),
         ],

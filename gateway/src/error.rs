@@ -103,6 +103,10 @@ pub enum GatewayError {
     /// which (never a password).
     #[error("the mail server failed: {0}; check the [email] settings and the server's log")]
     MailFailed(String),
+    /// The LDAP directory failed an administrator's search or import; the
+    /// detail is the directory's (never a password).
+    #[error("{0}; check the [ldap] settings and the directory's log")]
+    DirectoryFailed(String),
     /// A feature the configuration leaves off; the message says which
     /// setting turns it on.
     #[error("{0}")]
@@ -293,7 +297,7 @@ impl GatewayError {
             GatewayError::UploadOffset { .. } => p(416, "BLOB_UPLOAD_INVALID"),
             GatewayError::BodyTooSlow { .. } => p(408, "BLOB_UPLOAD_INVALID"),
             GatewayError::UpstreamUnreachable { .. } => p(503, "UNAVAILABLE"),
-            GatewayError::MailFailed(_) => p(502, "UNAVAILABLE"),
+            GatewayError::MailFailed(_) | GatewayError::DirectoryFailed(_) => p(502, "UNAVAILABLE"),
             GatewayError::NotConfigured(_) => p(503, "UNAVAILABLE"),
             GatewayError::TooManyRequests { .. } => p(429, "TOOMANYREQUESTS"),
             GatewayError::ReadOnly => p(403, "DENIED"),

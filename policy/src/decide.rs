@@ -83,7 +83,13 @@ pub enum Action {
     CreateProject,
     ListUsers,
     ManageUsers,
+    /// Find recorded user groups by name (to make one a member): anyone
+    /// signed in, as Harbor.
+    SearchUserGroups,
     ReadAuditLogs,
+    /// Purge old audit log entries, now or on a schedule, and see the
+    /// purges.
+    PurgeAuditLogs,
     ManageSystemRobots,
     /// Scrape `/metrics` on the main listener (it names projects).
     ReadMetrics,
@@ -136,7 +142,9 @@ impl Action {
             Action::CreateProject => "create projects",
             Action::ListUsers => "list users",
             Action::ManageUsers => "manage users",
+            Action::SearchUserGroups => "search user groups",
             Action::ReadAuditLogs => "read the audit log",
+            Action::PurgeAuditLogs => "purge the audit log",
             Action::ManageSystemRobots => "manage system robot accounts",
             Action::ReadMetrics => "read the metrics",
             Action::ManageRegistries => "manage registry endpoints",
@@ -363,6 +371,7 @@ fn on_system(subject: &Subject, action: Action) -> Decision {
         (Subject::Anonymous, _) => Decision::NeedsLogin,
         (Subject::User { admin: true, .. }, a) if !a.on_project() => Decision::Allow,
         (Subject::User { .. } | Subject::Robot { .. }, Action::ReadGlobalLabels) => Decision::Allow,
+        (Subject::User { .. }, Action::SearchUserGroups) => Decision::Allow,
         (Subject::User { .. }, Action::CreateProject) => Decision::Allow,
         (Subject::Robot { permissions, .. }, Action::Catalog)
             if permissions.iter().any(|p| {

@@ -101,7 +101,9 @@ impl Role {
             | CreateProject
             | ListUsers
             | ManageUsers
+            | SearchUserGroups
             | ReadAuditLogs
+            | PurgeAuditLogs
             | ManageSystemRobots
             | ReadMetrics
             | ManageRegistries

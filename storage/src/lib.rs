@@ -10,10 +10,12 @@
 //!   instance) out of.
 //! - [`accounts`]: local and LDAP users.
 //! - [`projects`]: projects and their members.
+//! - [`user_groups`]: LDAP groups recorded by DN, to be made members.
 //! - [`robots`]: robot accounts.
 //! - [`sessions`]: portal sign-ins.
 //! - [`password_resets`]: single-use password-reset links sent by mail.
 //! - [`audit`]: the audit log and pull statistics, written in batches.
+//! - [`audit_purge`]: old audit entries purged, now or on a schedule.
 //! - [`artifacts`]: repositories, artifacts and tags as the management API shows them.
 //! - [`labels`]: global and project labels, and the artifacts carrying them.
 //! - `cache`: in-memory caches in front of the database (caches only).
@@ -49,6 +51,7 @@
 pub mod accounts;
 pub mod artifacts;
 pub mod audit;
+pub mod audit_purge;
 pub mod blobs;
 mod cache;
 pub mod changes;
@@ -79,6 +82,7 @@ mod settle;
 mod uploads;
 pub mod upstreams;
 pub mod usage;
+pub mod user_groups;
 pub mod webhooks;
 
 pub use blobs::{BlobBytes, OpenBlob};

@@ -806,6 +806,56 @@ fn real_responses_match_the_served_openapi_document() {
     admin.expect(M::DELETE, &format!("{on_v1}/{label}"), None, 404);
     admin.expect(M::DELETE, &format!("/api/v2.0/labels/{label}"), None, 200);
 
+    // Audit log purges: a dry run, its log, the history, the schedule.
+    let purge = "/api/v2.0/system/purgeaudit";
+    admin.expect(
+        M::POST,
+        &format!("{purge}/schedule"),
+        Some(json!({"schedule": {"type": "Manual"},
+                    "parameters": {"audit_retention_hour": 24, "include_event_types": "pull_artifact", "dry_run": true}})),
+        201,
+    );
+    admin.expect(
+        M::PUT,
+        &format!("{purge}/schedule"),
+        Some(json!({"schedule": {"type": "Daily"}, "parameters": {"audit_retention_hour": 168}})),
+        200,
+    );
+    admin.expect(
+        M::POST,
+        &format!("{purge}/schedule"),
+        Some(json!({"schedule": {"type": "Daily"}})),
+        400,
+    );
+    admin.expect(M::GET, &format!("{purge}/schedule"), None, 200);
+    let runs = admin.expect(M::GET, purge, None, 200);
+    let run = runs[0]["id"].as_i64().unwrap();
+    admin.expect(M::GET, &format!("{purge}/{run}"), None, 200);
+    admin.expect(M::GET, &format!("{purge}/{run}/log"), None, 200);
+    admin.expect(M::GET, &format!("{purge}/999999"), None, 404);
+    alice.expect(M::GET, purge, None, 403);
+
+    // User groups and the directory (no LDAP here: 503 for the directory).
+    admin.expect(M::GET, "/api/v2.0/usergroups", None, 200);
+    admin.expect(M::GET, "/api/v2.0/usergroups/999999", None, 404);
+    alice.expect(M::GET, "/api/v2.0/usergroups/search?groupname=x", None, 200);
+    alice.expect(M::GET, "/api/v2.0/usergroups/search", None, 400);
+    admin.expect(
+        M::POST,
+        "/api/v2.0/usergroups",
+        Some(json!({"group_type": 1, "ldap_group_dn": "cn=x,dc=example,dc=org"})),
+        503,
+    );
+    admin.expect(M::POST, "/api/v2.0/ldap/ping", Some(json!({})), 503);
+    admin.expect(M::GET, "/api/v2.0/ldap/users/search?username=a", None, 503);
+    admin.expect(
+        M::GET,
+        "/api/v2.0/ldap/groups/search?groupname=a",
+        None,
+        503,
+    );
+    alice.expect(M::GET, "/api/v2.0/ldap/users/search", None, 403);
+
     // Deletions last.
     admin.expect(
         M::DELETE,

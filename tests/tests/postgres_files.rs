@@ -13,6 +13,8 @@ mod api_openapi;
 mod api_repositories;
 #[path = "audit_log.rs"]
 mod audit_log;
+#[path = "audit_purge.rs"]
+mod audit_purge;
 #[path = "auth_logins.rs"]
 mod auth_logins;
 #[path = "auth_tokens.rs"]
@@ -33,6 +35,8 @@ mod gc_files;
 mod immutable;
 #[path = "labels.rs"]
 mod labels;
+#[path = "ldap_groups.rs"]
+mod ldap_groups;
 #[path = "mail.rs"]
 mod mail;
 #[path = "projects_roles.rs"]

@@ -51,6 +51,41 @@ impl Filters {
         and(self.user.as_deref(), equality)
     }
 
+    /// The user search of `/ldap/users/search`: `username` exactly
+    /// (escaped), or every user (`*`) when it is empty, as Harbor.
+    pub(crate) fn users(&self, username: &str) -> String {
+        let value = if username.is_empty() {
+            "*".to_owned()
+        } else {
+            ldap_escape(username).into_owned()
+        };
+        and(self.user.as_deref(), format!("({}={value})", self.uid))
+    }
+
+    /// Groups named `name` (escaped) by `name_attribute` (checked), or
+    /// every group when it is empty.
+    pub(crate) fn groups_named(
+        &self,
+        name_attribute: &str,
+        name: &str,
+    ) -> Result<String, BadSetting> {
+        check_attribute("ldap.group_gid", name_attribute)?;
+        let value = if name.is_empty() {
+            "*".to_owned()
+        } else {
+            ldap_escape(name).into_owned()
+        };
+        Ok(and(
+            self.group.as_deref(),
+            format!("({name_attribute}={value})"),
+        ))
+    }
+
+    /// Any group (at a DN searched with base scope).
+    pub(crate) fn any_group(&self) -> String {
+        and(self.group.as_deref(), "(objectClass=*)".to_owned())
+    }
+
     /// `(&<group_filter>(member=<escaped user DN>))`: the groups that list
     /// the user as a `member` (groupOfNames).
     pub(crate) fn group(&self, user_dn: &str) -> String {
@@ -114,6 +149,34 @@ mod tests {
 
     fn group_filter(filter: Option<&str>, user_dn: &str) -> Result<String, BadSetting> {
         Filters::new(None, "uid", filter).map(|filters| filters.group(user_dn))
+    }
+
+    #[test]
+    fn searches_escape_what_is_typed_and_list_all_when_empty() {
+        let f = Filters::new(
+            Some("objectClass=person"),
+            "uid",
+            Some("(objectClass=groupOfNames)"),
+        )
+        .unwrap();
+        assert_eq!(
+            f.users("a*)(uid=*"),
+            "(&(objectClass=person)(uid=a\\2a\\29\\28uid=\\2a))"
+        );
+        assert_eq!(f.users(""), "(&(objectClass=person)(uid=*))");
+        assert_eq!(
+            f.groups_named("cn", "devs)(cn=*").unwrap(),
+            "(&(objectClass=groupOfNames)(cn=devs\\29\\28cn=\\2a))"
+        );
+        assert_eq!(
+            f.groups_named("cn", "").unwrap(),
+            "(&(objectClass=groupOfNames)(cn=*))"
+        );
+        assert!(f.groups_named("cn)(x", "a").is_err());
+        assert_eq!(
+            f.any_group(),
+            "(&(objectClass=groupOfNames)(objectClass=*))"
+        );
     }
 
     #[test]

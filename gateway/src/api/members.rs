@@ -46,9 +46,12 @@ pub struct UserEntity {
     pub username: Option<String>,
 }
 
-/// Harbor's `UserGroup`; berth supports LDAP groups (`group_type` 1).
+/// Harbor's `UserGroup`; berth supports LDAP groups (`group_type` 1),
+/// named by a recorded group's `id` (`/usergroups`) or by DN.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UserGroup {
+    #[serde(default)]
+    pub id: Option<i64>,
     #[serde(default)]
     pub group_name: Option<String>,
     #[serde(default)]
@@ -206,6 +209,16 @@ pub(crate) async fn add(
                 )
             })?;
             (Entity::User(user.id), user.username)
+        }
+        (None, Some(g)) if g.id.is_some_and(|id| id != 0) => {
+            let id = g.id.unwrap_or(0);
+            let group = meta.user_group(id).await?.ok_or_else(|| {
+                GatewayError::ApiNotFound(format!(
+                    "user group {id} not found; record it under /api/v2.0/usergroups, or name \
+                     it by `ldap_group_dn`"
+                ))
+            })?;
+            (Entity::Group(group.id), group.name)
         }
         (None, Some(g)) => {
             if g.group_type.is_some_and(|t| t != 1) {

@@ -15,6 +15,8 @@
 //! - `metadata`: a project's settings as Harbor's map of strings.
 //! - `permissions`: what the caller may do, in Harbor's words.
 //! - `mail`: the test mail and password resets by mail.
+//! - `ldap`, `usergroups`: the directory's users and groups, searched and
+//!   imported, and LDAP groups recorded to be made members.
 //! - `registries`: upstream registry endpoints.
 //! - `replication`: replication policies, executions and tasks.
 //! - `webhooks`: a project's webhook policies and their deliveries.
@@ -22,6 +24,7 @@
 //! - `configurations`: the settings in force; those that change at run
 //!   time (read-only mode and others) change here.
 //! - `gc`: garbage collection runs, logs and schedule.
+//! - `purge`: audit log purges, their logs and schedule.
 //! - `openapi`: the OpenAPI document, generated from the handlers.
 
 pub(crate) mod artifacts;
@@ -29,6 +32,7 @@ pub(crate) mod configurations;
 pub(crate) mod gc;
 pub(crate) mod immutable;
 pub(crate) mod labels;
+pub(crate) mod ldap;
 pub(crate) mod logs;
 pub(crate) mod mail;
 pub(crate) mod members;
@@ -37,6 +41,7 @@ mod openapi;
 pub(crate) mod page;
 pub(crate) mod permissions;
 pub(crate) mod projects;
+pub(crate) mod purge;
 pub(crate) mod quotas;
 pub(crate) mod registries;
 pub(crate) mod replication;
@@ -45,6 +50,7 @@ pub(crate) mod request;
 pub(crate) mod retention;
 pub(crate) mod robots;
 pub(crate) mod system;
+pub(crate) mod usergroups;
 pub(crate) mod users;
 pub(crate) mod webhooks;
 
@@ -161,6 +167,7 @@ pub async fn handle(app: &App, session: &mut Session) -> Result<Reply, GatewayEr
         ["labels", rest @ ..] => labels::route(app, session, &req, rest).await,
         ["retentions", rest @ ..] => retention::route(app, session, &req, rest).await,
         ["system", "gc", rest @ ..] => gc::route(app, session, &req, rest).await,
+        ["system", "purgeaudit", rest @ ..] => purge::route(app, session, &req, rest).await,
         ["configurations", rest @ ..] => configurations::route(app, session, &req, rest).await,
         ["email", "ping"] if m == Method::POST => mail::ping(app, session, &req).await,
         ["users", "current", "permissions"] if m == Method::GET => {
@@ -173,6 +180,8 @@ pub async fn handle(app: &App, session: &mut Session) -> Result<Reply, GatewayEr
             mail::complete_reset(app, session, &req).await
         }
         ["users", rest @ ..] => users::route(app, session, &req, rest).await,
+        ["ldap", rest @ ..] => ldap::route(app, session, &req, rest).await,
+        ["usergroups", rest @ ..] => usergroups::route(app, session, &req, rest).await,
         ["robots", rest @ ..] => robots::route(app, session, &req, rest).await,
         ["registries", rest @ ..] => registries::route(app, session, &req, rest).await,
         ["replication", rest @ ..] => replication::route(app, session, &req, rest).await,

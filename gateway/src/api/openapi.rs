@@ -5,9 +5,9 @@
 use utoipa::OpenApi;
 
 use super::{
-    artifacts, configurations, gc, immutable, labels, logs, mail, members, metadata, permissions,
-    projects, quotas, registries, replication, repositories, retention, robots, system, users,
-    webhooks, ErrorItem, Errors,
+    artifacts, configurations, gc, immutable, labels, ldap, logs, mail, members, metadata,
+    permissions, projects, purge, quotas, registries, replication, repositories, retention, robots,
+    system, usergroups, users, webhooks, ErrorItem, Errors,
 };
 use crate::http::Reply;
 
@@ -41,6 +41,8 @@ pub struct ApiDoc;
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(users::Doc::openapi());
+    doc.merge(ldap::Doc::openapi());
+    doc.merge(usergroups::Doc::openapi());
     doc.merge(mail::Doc::openapi());
     doc.merge(configurations::Doc::openapi());
     doc.merge(metadata::Doc::openapi());
@@ -56,6 +58,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(webhooks::Doc::openapi());
     doc.merge(retention::Doc::openapi());
     doc.merge(gc::Doc::openapi());
+    doc.merge(purge::Doc::openapi());
     doc.merge(replication::Doc::openapi());
     add_unauthorized(&mut doc);
     doc

@@ -76,9 +76,19 @@ impl ScheduleType {
 
 /// When a stored schedule fires next (Unix seconds), if it is periodic.
 pub fn next_firing(schedule: &GcSchedule) -> Option<i64> {
-    let kind = ScheduleType::parse(&schedule.kind)?;
-    let (_, cron) = kind.cron(schedule.cron.as_deref())?.ok()?;
-    cron.next_after(schedule.last_fired_ms.div_euclid(1000))
+    next_at(
+        &schedule.kind,
+        schedule.cron.as_deref(),
+        schedule.last_fired_ms,
+    )
+}
+
+/// When a stored schedule of type `kind` (Harbor's word) fires next after
+/// it last fired (Unix seconds), if it is periodic.
+pub fn next_at(kind: &str, cron: Option<&str>, last_fired_ms: i64) -> Option<i64> {
+    let kind = ScheduleType::parse(kind)?;
+    let (_, cron) = kind.cron(cron)?.ok()?;
+    cron.next_after(last_fired_ms.div_euclid(1000))
 }
 
 /// Fires scheduled GCs when due and purges abandoned uploads.

@@ -7,11 +7,13 @@
 //! - `gc`: scheduled garbage collection and the purge of abandoned
 //!   uploads.
 //! - `history`: old webhook deliveries pruned.
+//! - `purge`: the audit log's purge schedule.
 //! - Tag retention and replication schedules are jobs too; their runners
 //!   live in `crate::retention` and `crate::replication`.
 
 pub mod gc;
 pub mod history;
+pub mod purge;
 
 use std::sync::Arc;
 use std::time::Duration;

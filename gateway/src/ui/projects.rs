@@ -440,6 +440,7 @@ pub async fn add_member(
             role_id,
             member_user: None,
             member_group: Some(UserGroup {
+                id: None,
                 group_name: None,
                 group_type: Some(1),
                 ldap_group_dn: Some(dn.to_owned()),
