@@ -240,14 +240,19 @@ impl LoginService {
     /// first login (Harbor's `/ldap/users/import`), so they can be made a
     /// project member: looked up with the service account and recorded as
     /// a login would. A name held by a local account is refused
-    /// (`InvalidCredentials`), as its login would be; a name the directory
-    /// does not know is `InvalidCredentials` too.
+    /// (`InvalidCredentials`), as its login would be, and so are a robot's
+    /// name and a name the directory does not know.
     pub async fn import_ldap_user(&self, username: &str) -> Result<User, AuthError> {
         let directory = self
             .ldap
             .as_ref()
             .ok_or_else(|| AuthError::DirectoryMisconfigured("LDAP is not configured".into()))?;
         let found = directory.lookup(username).await?;
+        // Robot names are robots': a directory entry named like one is
+        // never recorded (it could not log in either).
+        if crate::robot::is_robot_name(&found.username) {
+            return Err(AuthError::InvalidCredentials);
+        }
         self.record_ldap_user(&found).await
     }
 

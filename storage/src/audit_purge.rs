@@ -169,7 +169,32 @@ fn run_from_row(row: &AnyRow) -> Result<PurgeRun, StorageError> {
     })
 }
 
+/// Marks Running runs whose heartbeat stopped (their process died) as
+/// failed.
+async fn mark_stale(conn: &mut sqlx::AnyConnection) -> Result<(), StorageError> {
+    let at = now();
+    sqlx::query(
+        "UPDATE audit_purges SET status = 'Error', updated_at = $1, \
+         log = log || $3 WHERE status = 'Running' AND updated_at < $2",
+    )
+    .bind(at)
+    .bind(at - STALE_SECS)
+    .bind("the process running this purge stopped before it ended\n")
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 impl Meta {
+    /// Marks runs whose process died as failed, before they are shown
+    /// or stopped.
+    async fn settle_stale_purges(&self) -> Result<(), StorageError> {
+        let mut tx = self.write_in(crate::locks::Scope::Shared).await?;
+        mark_stale(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Records a new run, unless one is under way. A Running run whose
     /// heartbeat stopped is marked as failed first.
     pub async fn start_audit_purge(
@@ -179,15 +204,7 @@ impl Meta {
     ) -> Result<Result<i64, PurgeRefused>, StorageError> {
         let mut tx = self.write().await?;
         let at = now();
-        sqlx::query(
-            "UPDATE audit_purges SET status = 'Error', updated_at = $1, \
-             log = log || $3 WHERE status = 'Running' AND updated_at < $2",
-        )
-        .bind(at)
-        .bind(at - STALE_SECS)
-        .bind("the process running this purge stopped before it ended\n")
-        .execute(&mut *tx)
-        .await?;
+        mark_stale(&mut tx).await?;
         let running: Option<i64> =
             sqlx::query_scalar("SELECT id FROM audit_purges WHERE status = 'Running'")
                 .fetch_optional(&mut *tx)
@@ -229,7 +246,7 @@ impl Meta {
         let deleted = outcome.as_ref().map_or(0, |(n, _)| *n);
         sqlx::query(
             "UPDATE audit_purges SET status = $2, deleted = CASE WHEN $3 > deleted THEN $3 ELSE deleted END, \
-             log = log || $4, updated_at = $5 WHERE id = $1",
+             log = log || $4, updated_at = $5 WHERE id = $1 AND status = 'Running'",
         )
         .bind(id)
         .bind(status)
@@ -317,6 +334,7 @@ impl Meta {
     /// Asks a running purge to stop after its current batch; false if it
     /// is not running.
     pub async fn stop_audit_purge(&self, id: i64) -> Result<bool, StorageError> {
+        self.settle_stale_purges().await?;
         let done = sqlx::query(
             "UPDATE audit_purges SET stop_requested = 1 WHERE id = $1 AND status = 'Running'",
         )
@@ -332,6 +350,7 @@ impl Meta {
         offset: i64,
         limit: i64,
     ) -> Result<(Vec<PurgeRun>, i64), StorageError> {
+        self.settle_stale_purges().await?;
         let total: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_purges")
             .fetch_one(self.pool())
             .await?;
@@ -347,6 +366,7 @@ impl Meta {
     }
 
     pub async fn audit_purge(&self, id: i64) -> Result<Option<PurgeRun>, StorageError> {
+        self.settle_stale_purges().await?;
         sqlx::query(&format!(
             "SELECT {RUN_COLUMNS} FROM audit_purges WHERE id = $1"
         ))
@@ -560,6 +580,28 @@ mod tests {
             meta.audit_purge(stuck).await.unwrap().unwrap().status,
             "Error"
         );
+        // Should its process come back, its end changes nothing.
+        meta.run_audit_purge(stuck, &real).await.unwrap();
+        assert_eq!(
+            meta.audit_purge(stuck).await.unwrap().unwrap().status,
+            "Error"
+        );
+        // A run whose process died is marked failed when it is read.
+        sqlx::query("UPDATE audit_purges SET updated_at = 0 WHERE id = $1")
+            .bind(next)
+            .execute(meta.pool())
+            .await
+            .unwrap();
+        assert_eq!(
+            meta.audit_purge(next).await.unwrap().unwrap().status,
+            "Error"
+        );
+        assert!(!meta.stop_audit_purge(next).await.unwrap());
+        let next = meta
+            .start_audit_purge("MANUAL", &real)
+            .await
+            .unwrap()
+            .unwrap();
         assert!(meta.stop_audit_purge(next).await.unwrap());
         meta.run_audit_purge(next, &real).await.unwrap();
         assert_eq!(

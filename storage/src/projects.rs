@@ -67,6 +67,15 @@ impl Entity {
     }
 }
 
+/// Why a member was not added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberRefused {
+    /// The user or group is a member already.
+    AlreadyMember,
+    /// The user or group was deleted meanwhile.
+    Gone,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct MemberRow {
     pub id: i64,
@@ -136,8 +145,8 @@ fn member_from_row(row: AnyRow) -> Result<MemberRow, StorageError> {
 
 /// Members with their user's or group's name.
 const MEMBERS: &str = "SELECT m.id, m.project_id, m.entity_type, m.entity_id, m.role, \
-     CASE m.entity_type WHEN 'u' THEN (SELECT username FROM users WHERE id = m.entity_id) \
-     ELSE (SELECT group_name FROM user_groups WHERE id = m.entity_id) END AS entity_name \
+     coalesce(CASE m.entity_type WHEN 'u' THEN (SELECT username FROM users WHERE id = m.entity_id) \
+     ELSE (SELECT group_name FROM user_groups WHERE id = m.entity_id) END, '') AS entity_name \
      FROM project_members m";
 
 /// The id of the next project. SQLite would hand a deleted project's id
@@ -448,24 +457,55 @@ impl Meta {
         row.map(member_from_row).transpose()
     }
 
-    /// Adds a member; `None` when the entity already is one.
+    /// Adds a member: its id, or why not. The user or group must still
+    /// exist when the row is written: the check is part of the insert,
+    /// and both run under the write lock that deleting a user or a group
+    /// takes, so a membership never outlives its entity (whose id SQLite
+    /// could give to the next one).
     pub async fn add_member(
         &self,
         project_id: i64,
         entity: Entity,
         role: i64,
-    ) -> Result<Option<i64>, StorageError> {
-        Ok(sqlx::query_scalar(
+    ) -> Result<Result<i64, MemberRefused>, StorageError> {
+        let mut tx = self.write().await?;
+        let exists = match entity {
+            Entity::User(_) => "SELECT 1 FROM users WHERE id = $3",
+            Entity::Group(_) => "SELECT 1 FROM user_groups WHERE id = $3",
+        };
+        let id: Option<i64> = sqlx::query_scalar(&format!(
             "INSERT INTO project_members (project_id, entity_type, entity_id, role, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT DO NOTHING RETURNING id",
-        )
+             SELECT $1, $2, $3, $4, $5, $5 WHERE EXISTS ({exists}) \
+             ON CONFLICT DO NOTHING RETURNING id"
+        ))
         .bind(project_id)
         .bind(entity.kind())
         .bind(entity.id())
         .bind(role)
         .bind(now())
-        .fetch_optional(self.pool())
-        .await?)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let outcome = match id {
+            Some(id) => Ok(id),
+            None => {
+                let member: Option<i64> = sqlx::query_scalar(
+                    "SELECT id FROM project_members \
+                     WHERE project_id = $1 AND entity_type = $2 AND entity_id = $3",
+                )
+                .bind(project_id)
+                .bind(entity.kind())
+                .bind(entity.id())
+                .fetch_optional(&mut *tx)
+                .await?;
+                Err(if member.is_some() {
+                    MemberRefused::AlreadyMember
+                } else {
+                    MemberRefused::Gone
+                })
+            }
+        };
+        tx.commit().await?;
+        Ok(outcome)
     }
 
     pub async fn set_member_role(
@@ -499,23 +539,32 @@ impl Meta {
         Ok(done.rows_affected() > 0)
     }
 
-    /// The id of the LDAP group with this DN, recording it if new.
+    /// The id of the LDAP group with this DN, compared ignoring ASCII
+    /// case as role lookups compare it, recording it if new (under the
+    /// write lock, so two callers record it once).
     pub async fn ensure_group(&self, dn: &str, name: &str) -> Result<i64, StorageError> {
-        sqlx::query(
-            "INSERT INTO user_groups (group_name, group_type, ldap_group_dn, created_at) \
-             VALUES ($1, 1, $2, $3) ON CONFLICT (ldap_group_dn) DO NOTHING",
+        let mut tx = self.write().await?;
+        let known: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM user_groups WHERE lower(ldap_group_dn) = lower($1) ORDER BY id LIMIT 1",
         )
-        .bind(name)
         .bind(dn)
-        .bind(now())
-        .execute(self.pool())
+        .fetch_optional(&mut *tx)
         .await?;
-        Ok(
-            sqlx::query_scalar("SELECT id FROM user_groups WHERE ldap_group_dn = $1")
+        let id =
+            match known {
+                Some(id) => id,
+                None => sqlx::query_scalar(
+                    "INSERT INTO user_groups (group_name, group_type, ldap_group_dn, created_at) \
+                     VALUES ($1, 1, $2, $3) RETURNING id",
+                )
+                .bind(name)
                 .bind(dn)
-                .fetch_one(self.pool())
+                .bind(now())
+                .fetch_one(&mut *tx)
                 .await?,
-        )
+            };
+        tx.commit().await?;
+        Ok(id)
     }
 
     /// How many members hold each role id.

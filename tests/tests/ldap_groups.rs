@@ -102,6 +102,18 @@ fn directory_users_and_groups_are_searched_imported_and_made_members() {
     let (_, _, users) = admin.get("/users/search?username=carol");
     assert_eq!(names(&users, "username"), ["carol"], "{users}");
 
+    // A list with one bad uid records none of them.
+    let (status, _, answer) = admin.post(
+        "/ldap/users/import",
+        &json!({"ldap_uid_list": ["bob", "b".repeat(300)]}),
+    );
+    assert_eq!(status, 400, "{answer}");
+    let (_, _, users) = admin.get("/users/search?username=bob");
+    assert_eq!(users, json!([]), "{users}");
+    // Not a DN: no group, not a directory failure.
+    let (status, _, answer) = admin.get("/ldap/groups/search?groupdn=notadn");
+    assert_eq!((status, answer), (200, json!([])));
+
     // Only administrators; the search for recorded groups is anyone's.
     let bob = Api::as_user(&berth, BOB.uid, BOB.password);
     assert_eq!(bob.get("/ldap/users/search?username=bob").0, 403);
@@ -125,7 +137,16 @@ fn directory_users_and_groups_are_searched_imported_and_made_members() {
         &json!({"group_type": 1, "ldap_group_dn": ADMINS_DN.to_uppercase()}),
     );
     assert_eq!(status, 409, "{answer}");
+    // A member named by the DN in another case is the same group.
+    let (status, _, answer) = admin.post(
+        "/projects/team/members",
+        &json!({"role_id": 3, "member_group": {"ldap_group_dn": ADMINS_DN.to_uppercase(), "group_type": 1}}),
+    );
+    assert_eq!(status, 201, "{answer}");
+    let (_, headers, _) = admin.get("/usergroups");
+    assert_eq!(headers["x-total-count"], "1");
     for body in [
+        json!({"group_type": 1, "ldap_group_dn": "="}),
         json!({"group_type": 1, "ldap_group_dn": "cn=nobody,ou=groups,dc=example,dc=org"}),
         json!({"group_type": 2, "ldap_group_dn": DEVELOPERS_DN}),
         json!({"group_type": 1}),
@@ -169,15 +190,18 @@ fn directory_users_and_groups_are_searched_imported_and_made_members() {
     assert_eq!(admin.delete(&format!("/usergroups/{id}")).0, 200);
     assert_eq!(admin.get(&format!("/usergroups/{id}")).0, 404);
     assert_eq!(alice.get("/projects/ops").0, 404);
-    let (_, _, members) = admin.get("/projects/ops/members");
-    assert!(
-        members
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|m| m["entity_type"] != "g"),
-        "{members}"
-    );
+    for project in ["ops", "team"] {
+        let (status, _, members) = admin.get(&format!("/projects/{project}/members"));
+        assert_eq!(status, 200, "{members}");
+        assert!(
+            members
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|m| m["entity_type"] != "g"),
+            "{members}"
+        );
+    }
 }
 
 /// harborapi (PyPI) pings, searches, imports and records groups through

@@ -50,6 +50,7 @@ pub(crate) mod rc {
     pub(crate) const REFERRAL: u32 = 10;
     pub(crate) const CONFIDENTIALITY_REQUIRED: u32 = 13;
     pub(crate) const NO_SUCH_OBJECT: u32 = 32;
+    pub(crate) const INVALID_DN_SYNTAX: u32 = 34;
     pub(crate) const INAPPROPRIATE_AUTHENTICATION: u32 = 48;
     pub(crate) const INVALID_CREDENTIALS: u32 = 49;
     pub(crate) const BUSY: u32 = 51;

@@ -115,9 +115,13 @@ impl LdapDirectory {
                     )
                     .await;
                 let entries = match (query, result) {
-                    // A DN that names nothing is an empty answer, not a
-                    // misconfiguration.
-                    (GroupQuery::At(_), Ok((_, r))) if r.rc == rc::NO_SUCH_OBJECT => Ok(Vec::new()),
+                    // A DN that names nothing (or is no DN at all) is an
+                    // empty answer, not a misconfiguration.
+                    (GroupQuery::At(_), Ok((_, r)))
+                        if matches!(r.rc, rc::NO_SUCH_OBJECT | rc::INVALID_DN_SYNTAX) =>
+                    {
+                        Ok(Vec::new())
+                    }
                     (_, result) => entries(&conn, Step::GroupSearch, base, result),
                 };
                 (conn, entries)

@@ -191,16 +191,20 @@ pub async fn import_users(
             "`ldap_uid_list` lists 1 to {MAX_IMPORT} uids"
         )));
     }
-    let mut failed = Vec::new();
+    // Every uid is checked before any is recorded.
     for uid in &body.ldap_uid_list {
         bounded("ldap_uid_list", uid, 255)?;
+    }
+    let mut failed = Vec::new();
+    for uid in &body.ldap_uid_list {
         let outcome = app.login.import_ldap_user(uid).await;
         req.audit(app, "create", "user", uid, None, outcome.is_ok());
         match outcome {
             Ok(_) => {}
             Err(AuthError::InvalidCredentials) => failed.push(LdapFailedImportUser {
                 uid: uid.clone(),
-                error: "not found in the directory, or a local account has that name".into(),
+                error: "not found in the directory, or a local or robot account has that name"
+                    .into(),
             }),
             Err(
                 e @ (AuthError::DirectoryUnavailable(_) | AuthError::DirectoryMisconfigured(_)),

@@ -4,7 +4,7 @@
 //! directory lists in that group at login.
 
 use berth_policy::{Action, Role};
-use berth_storage::projects::{Entity, MemberRow};
+use berth_storage::projects::{Entity, MemberRefused, MemberRow};
 use pingora::proxy::Session;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -262,13 +262,16 @@ pub(crate) async fn add(
         "member",
         &format!("{}:{name}", row.name),
         Some(&row.name),
-        added.is_some(),
+        added.is_ok(),
     );
-    let mid = added.ok_or_else(|| {
-        GatewayError::Conflict(format!(
+    let mid = added.map_err(|why| match why {
+        MemberRefused::AlreadyMember => GatewayError::Conflict(format!(
             "`{name}` is already a member of project `{}`; change its role with PUT",
             row.name
-        ))
+        )),
+        MemberRefused::Gone => {
+            GatewayError::ApiNotFound(format!("`{name}` was deleted meanwhile; nothing was added"))
+        }
     })?;
     app.forget_access().await;
     Ok(mid)
