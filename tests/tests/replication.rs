@@ -637,8 +637,8 @@ fn bad_policies_are_refused_with_the_field_named() {
             "cron",
         ),
         (
-            json!({"name": "x", "dest_registry": {"id": endpoint}, "filters": [{"type": "label", "value": "a"}]}),
-            "label",
+            json!({"name": "x", "src_registry": {"id": endpoint}, "filters": [{"type": "label", "value": ["a"]}]}),
+            "push mode",
         ),
         (
             json!({"name": "x", "dest_registry": {"id": endpoint}, "filters": [{"type": "name", "value": "a/{b"}]}),
