@@ -90,6 +90,18 @@ impl LdapDirectory {
         }
     }
 
+    /// Whether `config`'s filters and `uid` can be used, without asking
+    /// any server: else the config key at fault and why.
+    pub fn check_settings(config: &LdapConfig) -> Result<(), (&'static str, String)> {
+        Filters::new(
+            config.filter.as_deref(),
+            &config.uid,
+            config.group_filter.as_deref(),
+        )
+        .map(drop)
+        .map_err(|bad| (bad.key, bad.why))
+    }
+
     /// Checks `username` and `password` against the directory: a search
     /// with the service account for `(&<filter>(<uid>=<username>))`, then a
     /// bind as the entry found. Groups come from the membership attribute

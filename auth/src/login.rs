@@ -20,6 +20,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwapOption;
 use berth_policy::{RobotPermission, Subject};
 use berth_storage::accounts::{LdapProfile, User, UserSource};
 use berth_storage::changes::Epoch;
@@ -172,7 +173,8 @@ impl Drop for InFlight<'_> {
 
 pub struct LoginService {
     meta: Meta,
-    ldap: Option<LdapDirectory>,
+    /// Swapped whole when the directory settings change at run time.
+    ldap: ArcSwapOption<LdapDirectory>,
     cache: moka::sync::Cache<[u8; 32], Arc<Identity>>,
     /// Per-process secret mixed into cache keys, so the keys are useless
     /// for guessing passwords offline.
@@ -197,7 +199,7 @@ impl LoginService {
     pub fn new(meta: Meta, ldap: Option<LdapDirectory>, cache_ttl: Duration) -> LoginService {
         LoginService {
             meta,
-            ldap,
+            ldap: ArcSwapOption::from(ldap.map(Arc::new)),
             cache: moka::sync::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(cache_ttl)
@@ -227,13 +229,21 @@ impl LoginService {
 
     /// Whether logins go to an LDAP directory (after local users).
     pub fn uses_directory(&self) -> bool {
-        self.ldap.is_some()
+        self.ldap.load().is_some()
     }
 
     /// The LDAP directory, when logins go to one (for health checks and
     /// its request counters).
-    pub fn directory(&self) -> Option<&LdapDirectory> {
-        self.ldap.as_ref()
+    pub fn directory(&self) -> Option<Arc<LdapDirectory>> {
+        self.ldap.load_full()
+    }
+
+    /// Sends logins to `directory` from now on (or to none), and forgets
+    /// every login checked against the one before.
+    pub fn set_directory(&self, directory: Option<LdapDirectory>) {
+        self.ldap.store(directory.map(Arc::new));
+        self.forget_logins();
+        self.confirmed.invalidate_all();
     }
 
     /// Records a directory user as a local LDAP account before their
@@ -245,15 +255,16 @@ impl LoginService {
     pub async fn import_ldap_user(&self, username: &str) -> Result<User, AuthError> {
         let directory = self
             .ldap
-            .as_ref()
+            .load_full()
             .ok_or_else(|| AuthError::DirectoryMisconfigured("LDAP is not configured".into()))?;
+        let seen = self.epoch.current();
         let found = directory.lookup(username).await?;
         // Robot names are robots': a directory entry named like one is
         // never recorded (it could not log in either).
         if crate::robot::is_robot_name(&found.username) {
             return Err(AuthError::InvalidCredentials);
         }
-        self.record_ldap_user(&found).await
+        self.record_ldap_user(&found, seen).await
     }
 
     /// Hits and misses of the login cache.
@@ -347,18 +358,22 @@ impl LoginService {
         let Some(user) = self.meta.user(username).await? else {
             return Err(AuthError::InvalidCredentials);
         };
-        if user.source == UserSource::Db || self.confirmed.contains_key(&user.username) {
+        if user.source == UserSource::Db {
             return Ok(id);
         }
-        let Some(ldap) = &self.ldap else {
+        let Some(ldap) = self.ldap.load_full() else {
             // The server no longer logs in against a directory.
             return Err(AuthError::InvalidCredentials);
         };
+        if self.confirmed.contains_key(&user.username) {
+            return Ok(id);
+        }
+        let seen = self.epoch.current();
         let found = ldap.lookup(&user.username).await?;
         if found.username != user.username {
             return Err(AuthError::InvalidCredentials);
         }
-        let stored = self.record_ldap_user(&found).await?;
+        let stored = self.record_ldap_user(&found, seen).await?;
         if user_fingerprint(&stored) != credential {
             // The name now belongs to another directory entry.
             return Err(AuthError::InvalidCredentials);
@@ -428,14 +443,15 @@ impl LoginService {
             let admin = user.admin;
             return Ok(Identity::user(user.clone(), Vec::new(), admin));
         }
-        let Some(ldap) = &self.ldap else {
+        let Some(ldap) = self.ldap.load_full() else {
             // An unknown name costs as long as a wrong password, so the
             // time of the answer does not tell which names exist.
             self.verifier.verify(password, &self.decoy_hash).await;
             return Err(AuthError::InvalidCredentials);
         };
+        let seen = self.epoch.current();
         let found = ldap.authenticate(username, password).await?;
-        let stored = self.record_ldap_user(&found).await?;
+        let stored = self.record_ldap_user(&found, seen).await?;
         if stored.disabled {
             return Err(AuthError::UserDisabled(stored.username));
         }
@@ -449,7 +465,9 @@ impl LoginService {
     /// returns its row. A directory login never becomes a local account:
     /// when the name the directory gives is a local account's (ignoring
     /// case, as directories match `uid`), the login is refused.
-    async fn record_ldap_user(&self, found: &LdapUser) -> Result<User, AuthError> {
+    /// `seen`: the login epoch read before the directory was asked, so a
+    /// directory switched meanwhile leaves no confirmation behind.
+    async fn record_ldap_user(&self, found: &LdapUser, seen: u64) -> Result<User, AuthError> {
         let local = self.meta.users_named_ignoring_case(&found.username).await?;
         if let Some(clash) = local.iter().find(|u| u.source == UserSource::Db) {
             tracing::warn!(
@@ -475,7 +493,8 @@ impl LoginService {
             // A local account was created under this name meanwhile.
             return Err(AuthError::InvalidCredentials);
         }
-        self.confirmed.insert(stored.username.clone(), ());
+        self.epoch
+            .fill(&self.confirmed, stored.username.clone(), (), seen);
         Ok(stored)
     }
 

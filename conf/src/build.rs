@@ -250,8 +250,12 @@ fn s3(s: &Settings) -> Result<S3Config, ConfError> {
     })
 }
 
+pub(crate) fn auth_mode(s: &Settings) -> Result<AuthMode, ConfError> {
+    Ok(choice(s, "auth.mode", AuthMode::WORDS)?.unwrap_or(AuthMode::Db))
+}
+
 fn auth(s: &Settings) -> Result<AuthConfig, ConfError> {
-    let mode = choice(s, "auth.mode", AuthMode::WORDS)?.unwrap_or(AuthMode::Db);
+    let mode = auth_mode(s)?;
     let admin_password = match s.text("auth.admin_password") {
         Some("") => {
             return Err(s.invalid(
@@ -281,7 +285,7 @@ fn auth(s: &Settings) -> Result<AuthConfig, ConfError> {
 
 /// LDAP settings are required in LDAP mode, and checked whenever given so a
 /// half-written `[ldap]` is caught before someone switches the mode.
-fn ldap(s: &Settings, mode: AuthMode) -> Result<Option<LdapConfig>, ConfError> {
+pub(crate) fn ldap(s: &Settings, mode: AuthMode) -> Result<Option<LdapConfig>, ConfError> {
     let reason = match (mode, s.has_section("ldap")) {
         (AuthMode::Ldap, _) => "auth.mode = \"ldap\"",
         (AuthMode::Db, true) => "[ldap] is set",

@@ -19,6 +19,8 @@
 //! - `redact`: [`Config::redacted`], the effective settings as TOML with
 //!   secrets hidden, for `berth check-config`.
 //! - `email`: the `[email]` section (its own module: it has its own rules).
+//! - `live`: `auth.mode`, `[ldap]` and `[email]` set at run time (the API),
+//!   built by the same rules.
 //! - `duration`, `secret`, `external_url`: the small value types.
 
 mod build;
@@ -28,6 +30,7 @@ mod email;
 mod env;
 mod error;
 mod external_url;
+mod live;
 mod load;
 mod redact;
 mod schema;
@@ -43,5 +46,6 @@ pub use config::{
 pub use email::{EmailConfig, EmailSecurity};
 pub use error::{ConfError, Location};
 pub use external_url::ExternalUrl;
+pub use live::{is_live_key, live_settings, LiveSettings};
 pub use load::load;
 pub use secret::Secret;

@@ -52,8 +52,8 @@ pub struct App {
     pub replication: Arc<crate::replication::Replicator>,
     /// Queues the projects' events for their webhooks.
     pub webhooks: Arc<crate::webhooks::Webhooks>,
-    /// The `[email]` server, when set.
-    pub mailer: Option<Arc<crate::mail::Mailer>>,
+    /// The mail server, when one is set (`[email]` or `/configurations`).
+    pub mailer: crate::mail::MailerSlot,
     /// Password resets by mail.
     pub resets: Arc<crate::mail::PasswordResets>,
     /// The side runtime, for work that outlives a request (a GC run).
@@ -65,12 +65,8 @@ pub struct App {
     pub config_text: String,
 }
 
-/// The config file's settings `/configurations` shows (never changed at
-/// run time; secrets left out).
+/// What the config file sets that the API reports.
 pub struct FileSettings {
-    pub auth_mode: berth_conf::AuthMode,
-    pub ldap: Option<berth_conf::LdapConfig>,
-    pub email: Option<berth_conf::EmailConfig>,
     /// Where blobs live on the filesystem driver (`None`: object storage).
     pub blob_root: Option<std::path::PathBuf>,
 }
@@ -154,14 +150,15 @@ impl App {
             Change::Keys => self.tokens.reload_keys(std::time::Duration::ZERO),
             Change::ReplicationPolicies => self.replication.policies_changed(),
             Change::WebhookPolicies => self.webhooks.policies_changed(),
-            Change::Configuration { values } => self.runtime.apply(values),
+            Change::Configuration { values, withheld } => {
+                self.runtime.apply_announced(values, withheld);
+                // The secrets are read from the table, never announced.
+                if !withheld.is_empty() {
+                    self.reload_settings();
+                }
+            }
             Change::Everything => {
-                let (runtime, meta) = (self.runtime.clone(), self.registry.meta().clone());
-                self.side.spawn(async move {
-                    if let Err(e) = runtime.reload(&meta).await {
-                        tracing::warn!(error = %e, "reading the run-time settings failed");
-                    }
-                });
+                self.reload_settings();
                 self.replication.policies_changed();
                 self.webhooks.policies_changed();
                 self.roles_epoch.bump();
@@ -176,6 +173,16 @@ impl App {
             | Change::BlobLink { .. }
             | Change::Project { .. } => {}
         }
+    }
+
+    /// Reads the run-time settings again, off the caller's task.
+    fn reload_settings(&self) {
+        let (runtime, meta) = (self.runtime.clone(), self.registry.meta().clone());
+        self.side.spawn(async move {
+            if let Err(e) = runtime.reload(&meta).await {
+                tracing::warn!(error = %e, "reading the run-time settings failed");
+            }
+        });
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -109,7 +109,17 @@ pub async fn build(config: &Config) -> Result<Built, String> {
         project: config.proxy.mirror_project.clone(),
     });
     let upstreams = Arc::new(Upstreams::new(mirror).map_err(|e| e.to_string())?);
-    let runtime = Arc::new(crate::runtime::Runtime::new(config, tokens.clone()));
+    let mailer: crate::mail::MailerSlot =
+        Arc::new(arc_swap::ArcSwapOption::from(match &config.email {
+            Some(email) => Some(Arc::new(crate::mail::Mailer::new(email)?)),
+            None => None,
+        }));
+    let runtime = Arc::new(crate::runtime::Runtime::new(
+        config,
+        tokens.clone(),
+        login.clone(),
+        mailer.clone(),
+    ));
     let meta = registry.meta();
     runtime
         .reload(meta)
@@ -144,10 +154,6 @@ pub async fn build(config: &Config) -> Result<Built, String> {
             Arc::new(crate::replication::ReplicationJob::new(replication.clone())),
         ],
     ));
-    let mailer = match &config.email {
-        Some(email) => Some(Arc::new(crate::mail::Mailer::new(email)?)),
-        None => None,
-    };
     let resets = Arc::new(crate::mail::PasswordResets::new(
         registry.clone(),
         mailer.clone(),
@@ -172,9 +178,6 @@ pub async fn build(config: &Config) -> Result<Built, String> {
         upstreams,
         runtime,
         file_settings: crate::app::FileSettings {
-            auth_mode: config.auth.mode,
-            ldap: config.ldap.clone(),
-            email: config.email.clone(),
             blob_root: (config.storage.driver == berth_conf::StorageDriver::Filesystem)
                 .then(|| config.storage.root.clone()),
         },

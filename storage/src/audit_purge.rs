@@ -155,7 +155,19 @@ pub enum PurgeRefused {
     Running(i64),
 }
 
-const RUN_COLUMNS: &str = "id, kind, parameters, status, deleted, created_at, updated_at";
+/// A run's columns as shown: a Running run whose heartbeat stopped (its
+/// process died) reads as failed, without a write per read; the next
+/// start or stop records it.
+fn run_columns() -> String {
+    format!(
+        "id, kind, parameters, CASE WHEN status = 'Running' AND updated_at < {} \
+         THEN 'Error' ELSE status END AS status, deleted, created_at, updated_at",
+        now() - STALE_SECS
+    )
+}
+
+/// What the log of such a run says last.
+const DIED: &str = "the process running this purge stopped before it ended\n";
 
 fn run_from_row(row: &AnyRow) -> Result<PurgeRun, StorageError> {
     Ok(PurgeRun {
@@ -179,15 +191,14 @@ async fn mark_stale(conn: &mut sqlx::AnyConnection) -> Result<(), StorageError> 
     )
     .bind(at)
     .bind(at - STALE_SECS)
-    .bind("the process running this purge stopped before it ended\n")
+    .bind(DIED)
     .execute(conn)
     .await?;
     Ok(())
 }
 
 impl Meta {
-    /// Marks runs whose process died as failed, before they are shown
-    /// or stopped.
+    /// Marks runs whose process died as failed, before one is stopped.
     async fn settle_stale_purges(&self) -> Result<(), StorageError> {
         let mut tx = self.write_in(crate::locks::Scope::Shared).await?;
         mark_stale(&mut tx).await?;
@@ -350,12 +361,12 @@ impl Meta {
         offset: i64,
         limit: i64,
     ) -> Result<(Vec<PurgeRun>, i64), StorageError> {
-        self.settle_stale_purges().await?;
         let total: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_purges")
             .fetch_one(self.pool())
             .await?;
         let rows = sqlx::query(&format!(
-            "SELECT {RUN_COLUMNS} FROM audit_purges ORDER BY id DESC LIMIT $1 OFFSET $2"
+            "SELECT {} FROM audit_purges ORDER BY id DESC LIMIT $1 OFFSET $2",
+            run_columns()
         ))
         .bind(limit)
         .bind(offset)
@@ -366,9 +377,9 @@ impl Meta {
     }
 
     pub async fn audit_purge(&self, id: i64) -> Result<Option<PurgeRun>, StorageError> {
-        self.settle_stale_purges().await?;
         sqlx::query(&format!(
-            "SELECT {RUN_COLUMNS} FROM audit_purges WHERE id = $1"
+            "SELECT {} FROM audit_purges WHERE id = $1",
+            run_columns()
         ))
         .bind(id)
         .fetch_optional(self.pool())
@@ -379,12 +390,15 @@ impl Meta {
     }
 
     pub async fn audit_purge_log(&self, id: i64) -> Result<Option<String>, StorageError> {
-        Ok(
-            sqlx::query_scalar("SELECT log FROM audit_purges WHERE id = $1")
-                .bind(id)
-                .fetch_optional(self.pool())
-                .await?,
+        Ok(sqlx::query_scalar(
+            "SELECT CASE WHEN status = 'Running' AND updated_at < $2 THEN log || $3 ELSE log END \
+             FROM audit_purges WHERE id = $1",
         )
+        .bind(id)
+        .bind(now() - STALE_SECS)
+        .bind(DIED)
+        .fetch_optional(self.pool())
+        .await?)
     }
 
     pub async fn audit_purge_schedule(&self) -> Result<Option<PurgeSchedule>, StorageError> {

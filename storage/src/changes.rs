@@ -56,8 +56,13 @@ pub enum Change {
     WebhookPolicies,
     /// Run-time settings changed (`/configurations`): every setting
     /// changed from its default, as stored, so that each process applies
-    /// them as it hears them.
-    Configuration { values: Vec<(String, String)> },
+    /// them as it hears them; `withheld` names the stored settings left
+    /// out (secrets), which each process reads from the table.
+    Configuration {
+        values: Vec<(String, String)>,
+        #[serde(default)]
+        withheld: Vec<String>,
+    },
     /// The token signing key was rotated: the keys are read again.
     Keys,
     /// Announcements may have been missed: every cache goes.

@@ -25,12 +25,19 @@ impl Meta {
         stored(&mut conn).await
     }
 
-    /// Stores `values` (all or none) and announces the whole stored set to
-    /// the other processes; returns that set.
+    /// Stores `values` (all or none) if `check` accepts the whole stored
+    /// set they make, and announces that set to the other processes, less
+    /// the values of the keys `withhold` names (secrets: any login to the
+    /// database server may listen to announcements; the processes read
+    /// those from the table). Returns the stored set, or why `check`
+    /// refused it. The check runs in the write transaction, so two changes
+    /// at once cannot together store a set neither would have.
     pub async fn set_configuration(
         &self,
         values: &[(String, String)],
-    ) -> Result<Vec<(String, String)>, StorageError> {
+        withhold: &[&str],
+        check: impl FnOnce(&[(String, String)]) -> Result<(), String>,
+    ) -> Result<Result<Vec<(String, String)>, String>, StorageError> {
         let mut tx = self.write().await?;
         for (key, value) in values {
             sqlx::query(
@@ -45,11 +52,20 @@ impl Meta {
             .await?;
         }
         let all = stored(&mut tx).await?;
+        if let Err(why) = check(&all) {
+            tx.rollback().await?;
+            return Ok(Err(why));
+        }
         tx.commit().await?;
+        let (withheld, told): (Vec<_>, Vec<_>) = all
+            .iter()
+            .cloned()
+            .partition(|(k, _)| withhold.contains(&k.as_str()));
         self.announce_later(Change::Configuration {
-            values: all.clone(),
+            values: told,
+            withheld: withheld.into_iter().map(|(k, _)| k).collect(),
         });
-        Ok(all)
+        Ok(Ok(all))
     }
 }
 
@@ -64,17 +80,37 @@ mod tests {
         let meta = Meta::connect(&url).await.expect("connect");
         assert!(meta.configuration().await.expect("read").is_empty());
         let set = |k: &str, v: &str| (k.to_owned(), v.to_owned());
-        meta.set_configuration(&[set("read_only", "true"), set("token_expiration", "10")])
-            .await
-            .expect("store");
+        let any = |_: &[(String, String)]| Ok(());
+        meta.set_configuration(
+            &[set("read_only", "true"), set("token_expiration", "10")],
+            &[],
+            any,
+        )
+        .await
+        .expect("store")
+        .expect("accepted");
         let all = meta
-            .set_configuration(&[set("read_only", "false")])
+            .set_configuration(&[set("read_only", "false")], &[], any)
             .await
-            .expect("store");
+            .expect("store")
+            .expect("accepted");
         assert_eq!(
             all,
             [set("read_only", "false"), set("token_expiration", "10")]
         );
+        assert_eq!(meta.configuration().await.expect("read"), all);
+        // A set the check refuses is not stored, in part or whole.
+        let refused = meta
+            .set_configuration(&[set("read_only", "true"), set("x", "1")], &[], |all| {
+                if all.iter().any(|(k, _)| k == "x") {
+                    Err("no x".into())
+                } else {
+                    Ok(())
+                }
+            })
+            .await
+            .expect("store");
+        assert_eq!(refused, Err("no x".to_owned()));
         assert_eq!(meta.configuration().await.expect("read"), all);
     }
 }

@@ -67,7 +67,9 @@ pub struct LabelSpec {
 }
 
 impl LabelSpec {
-    /// The name: 1 to 128 bytes, no control characters, not blank. The
+    /// The name: 1 to 128 bytes, no control characters, not blank, no
+    /// comma and no space at either end (retention's label selectors name
+    /// labels in one comma-separated, trimmed list, as Harbor). The
     /// color: empty or `#` and 3 or 6 hex digits (the portal shows it as a
     /// style, so nothing else may get there).
     pub fn new(name: &str, description: &str, color: &str) -> Result<LabelSpec, String> {
@@ -78,6 +80,12 @@ impl LabelSpec {
             return Err(format!(
                 "a label's name is at most {NAME_MAX} bytes; this one has {}",
                 name.len()
+            ));
+        }
+        if name.contains(',') || name.trim() != name {
+            return Err(format!(
+                "a label's name may not contain a comma or start or end with a space \
+                 (retention rules list labels by name, separated by commas): `{name}`"
             ));
         }
         if name.chars().any(char::is_control) || description.contains('\0') {
@@ -446,6 +454,10 @@ mod tests {
         assert!(LabelSpec::new(&"x".repeat(128), "", "").is_ok());
         assert!(LabelSpec::new("a\nb", "", "").is_err());
         assert!(LabelSpec::new("a", "nul\0", "").is_err());
+        assert!(LabelSpec::new("approved, qa", "", "").is_err());
+        assert!(LabelSpec::new(" qa", "", "").is_err());
+        assert!(LabelSpec::new("qa ", "", "").is_err());
+        assert!(LabelSpec::new("q a", "", "").is_ok());
         assert!(LabelSpec::new("a", &"d".repeat(1025), "").is_err());
         assert!(LabelSpec::new("a", "", "red").is_err());
         assert!(LabelSpec::new("a", "", "#12345").is_err());

@@ -1,6 +1,6 @@
 //! Harbor's selectors for tag immutability and retention rules: a
 //! doublestar pattern that a repository name or a tag matches (or must not
-//! match). Pure functions, no I/O.
+//! match), and retention's label selectors. Pure functions, no I/O.
 //!
 //! Patterns are doublestar globs, as in Harbor: `*` matches any run of
 //! characters except `/`, `**` any run including `/` (`**/x` also matches
@@ -100,6 +100,83 @@ impl Selector {
             format!("not matching `{}`", self.pattern)
         } else {
             format!("matching `{}`", self.pattern)
+        }
+    }
+}
+
+/// A retention rule's label selector (Harbor's kind `label`): artifacts
+/// that carry every one of the labels (`withLabels`), or none of them
+/// (`withoutLabels`), by label name. Harbor writes the names as one
+/// comma-separated pattern.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabelSelector {
+    pub with: bool,
+    pub labels: Vec<String>,
+}
+
+/// At most this many names in one label selector (an artifact carries at
+/// most 32 labels anyway).
+const MAX_SELECTOR_LABELS: usize = 32;
+
+impl LabelSelector {
+    /// From Harbor's decoration and pattern (`"release,approved"`).
+    pub fn new(decoration: &str, pattern: &str) -> Result<LabelSelector, SelectorError> {
+        let with = match decoration {
+            "withLabels" => true,
+            "withoutLabels" => false,
+            other => {
+                return Err(SelectorError(format!(
+                    "label selector decoration `{other}` is not supported; use `withLabels` or `withoutLabels`"
+                )))
+            }
+        };
+        let mut labels: Vec<String> = pattern
+            .split(',')
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect();
+        labels.sort();
+        labels.dedup();
+        if labels.is_empty() || labels.len() > MAX_SELECTOR_LABELS {
+            return Err(SelectorError(format!(
+                "a label selector names 1 to {MAX_SELECTOR_LABELS} labels, separated by commas, such as `release,approved`"
+            )));
+        }
+        Ok(LabelSelector { with, labels })
+    }
+
+    /// Whether an artifact carrying `carried` (label names) is selected.
+    pub fn selects(&self, carried: &[String]) -> bool {
+        let has = |l: &String| carried.contains(l);
+        if self.with {
+            self.labels.iter().all(has)
+        } else {
+            !self.labels.iter().any(has)
+        }
+    }
+
+    /// Harbor's decoration.
+    pub fn decoration(&self) -> &'static str {
+        if self.with {
+            "withLabels"
+        } else {
+            "withoutLabels"
+        }
+    }
+
+    /// Harbor's pattern: the names, comma-separated.
+    pub fn pattern(&self) -> String {
+        self.labels.join(",")
+    }
+
+    /// `labelled `a`, `b`` / `without label `a``, for messages.
+    pub fn describe(&self) -> String {
+        let names: Vec<String> = self.labels.iter().map(|l| format!("`{l}`")).collect();
+        if self.with {
+            format!("labelled {}", names.join(" and "))
+        } else {
+            format!("without label {}", names.join(" or "))
         }
     }
 }

@@ -110,9 +110,10 @@ fn settings_change_at_run_time_unless_the_file_sets_them() {
         all["token_expiration"],
         json!({"value": 10, "editable": false})
     );
+    // The file sets no directory: the API may (configurations_live).
     assert_eq!(
         all["auth_mode"],
-        json!({"value": "db_auth", "editable": false})
+        json!({"value": "db_auth", "editable": true})
     );
     assert_eq!(
         all["storage_per_project"],
@@ -134,8 +135,8 @@ fn settings_change_at_run_time_unless_the_file_sets_them() {
     );
     assert_eq!(status, 200, "{answer}");
     for (body, needle) in [
-        (json!({"auth_mode": "ldap_auth"}), "auth.mode"),
-        (json!({"ldap_search_password": "x"}), "ldap.search_password"),
+        (json!({"auth_mode": "ldap_auth"}), "ldap_url"),
+        (json!({"self_registration": true}), "always false"),
         (json!({"no_such_setting": 1}), "no_such_setting"),
         (json!({"read_only": "yes"}), "true or false"),
         (

@@ -722,3 +722,60 @@ fn read_only_mode_holds_on_every_instance_when_its_put_answers() {
         );
     }
 }
+
+#[test]
+fn a_mail_server_set_on_one_instance_sends_from_the_other_when_its_put_answers() {
+    let smtp = berth_tests::smtp::Smtp::start(berth_tests::smtp::SmtpOptions::default());
+    let (cluster, _) = start(2);
+    let (user, pw) = cluster.admin_credentials();
+    let on_a = Api::at(&cluster.nodes[0].url(), user, pw);
+    let on_b = Api::at(&cluster.nodes[1].url(), user, pw);
+    let ping = |api: &Api, to: &str| {
+        api.post("/email/ping", &serde_json::json!({"email_to": to}))
+            .0
+    };
+    assert_eq!(ping(&on_b, "ops@example.org"), 503);
+    // Any login to the database server may listen to the announcements:
+    // they carry the settings, never the passwords.
+    let (heard, (status, _, body)) = std::thread::scope(|s| {
+        let listener =
+            s.spawn(|| cluster.nodes[0].sql("LISTEN berth_changes; SELECT pg_sleep(3); SELECT 1;"));
+        std::thread::sleep(Duration::from_millis(1000));
+        let put = on_a.put(
+            "/configurations",
+            &serde_json::json!({"email_host": "127.0.0.1", "email_port": smtp.port(),
+                "email_from": "berth <registry@example.org>", "email_username": "mailer",
+                "email_password": "announced-never-1"}),
+        );
+        (listener.join().unwrap(), put)
+    });
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        heard.contains("email_host"),
+        "no announcement heard: {heard}"
+    );
+    assert!(!heard.contains("announced-never-1"), "{heard}");
+    // The server asks for no login: the other instance, which read the
+    // password from the table, sends without one (aiosmtpd accepts AUTH
+    // only when it is set up for it, so drop the login again).
+    let (status, _, body) = on_a.put(
+        "/configurations",
+        &serde_json::json!({"email_username": "", "email_password": ""}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        ping(&on_b, "b@example.org"),
+        200,
+        "the other instance has no mail server"
+    );
+    smtp.wait_for("the mail through b", 1, Duration::from_secs(30), |m| {
+        m.rcpt_to.iter().any(|r| r == "b@example.org")
+    });
+    let (status, _, body) = on_b.put("/configurations", &serde_json::json!({"email_host": ""}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        ping(&on_a, "a@example.org"),
+        503,
+        "mail still on at the other instance"
+    );
+}

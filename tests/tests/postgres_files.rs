@@ -21,6 +21,8 @@ mod auth_logins;
 mod auth_tokens;
 #[path = "configurations.rs"]
 mod configurations;
+#[path = "configurations_live.rs"]
+mod configurations_live;
 #[path = "durability.rs"]
 mod durability;
 #[path = "fronting.rs"]

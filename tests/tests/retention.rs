@@ -188,3 +188,92 @@ fn latest_pushed_k_dry_run_then_real_run_then_schedule() {
     let (_, _, stored) = api.get(&format!("/retentions/{id}"));
     assert_eq!(stored["trigger"]["settings"]["cron"], "");
 }
+
+/// Harbor's label selectors: a rule keeps what carries its labels (every
+/// one, `withLabels`) and not others (`withoutLabels`); the rest goes.
+#[test]
+fn label_selectors_keep_what_is_labelled() {
+    let berth = Berth::start();
+    let api = Api::admin(&berth);
+    let pid = api.create_project("team", false);
+    let registry = berth.registry();
+    for tag in ["v1", "v2", "v3", "v4"] {
+        registry.push_image("team/app", tag, &Image::random(1));
+    }
+    let label = |name: &str| -> i64 {
+        let (status, headers, body) = api.post(
+            "/labels",
+            &json!({"name": name, "scope": "p", "project_id": pid}),
+        );
+        assert_eq!(status, 201, "{body}");
+        location_id(&headers)
+    };
+    let (release, broken) = (label("release"), label("broken"));
+    // A name a selector could not name is refused.
+    let (status, _, answer) = api.post(
+        "/labels",
+        &json!({"name": "approved, qa", "scope": "p", "project_id": pid}),
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.to_string().contains("comma"), "{answer}");
+    let put_on = |tag: &str, id: i64| {
+        let (status, _, body) = api.post(
+            &format!("/projects/team/repositories/app/artifacts/{tag}/labels"),
+            &json!({"id": id}),
+        );
+        assert_eq!(status, 200, "{body}");
+    };
+    put_on("v1", release);
+    put_on("v2", release);
+    put_on("v2", broken);
+    put_on("v3", broken);
+
+    let labels = |decoration: &str, pattern: &str| json!({"kind": "label", "decoration": decoration, "pattern": pattern});
+    let mut body = policy(pid, 0, "");
+    body["rules"][0]["template"] = json!("always");
+    body["rules"][0]["params"] = json!({});
+    body["rules"][0]["tag_selectors"] = json!([
+        selector("matches", "**"),
+        labels("withLabels", "release"),
+        labels("withoutLabels", "broken"),
+    ]);
+    // A label selector says what it takes.
+    let mut bad = body.clone();
+    bad["rules"][0]["tag_selectors"][1] = labels("matches", "release");
+    let (status, _, answer) = api.post("/retentions", &bad);
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.to_string().contains("withLabels"), "{answer}");
+
+    let (status, headers, answer) = api.post("/retentions", &body);
+    assert_eq!(status, 201, "{answer}");
+    let id = location_id(&headers);
+    let (_, _, stored) = api.get(&format!("/retentions/{id}"));
+    let kinds: Vec<&str> = stored["rules"][0]["tag_selectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["doublestar", "label", "label"], "{stored}");
+    let (_, _, metadata) = api.get("/retentions/metadatas");
+    assert!(
+        metadata["tag_selectors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["kind"] == "label"
+                && s["decorations"] == json!(["withLabels", "withoutLabels"])),
+        "{metadata}"
+    );
+
+    let (status, headers, answer) = api.post(
+        &format!("/retentions/{id}/executions"),
+        &json!({"dry_run": false}),
+    );
+    assert_eq!(status, 201, "{answer}");
+    let run = location_id(&headers);
+    let execution = wait_execution(&api, id, |e| e["id"] == run && e["status"] != "Running");
+    assert_eq!(execution["status"], "Success", "{execution}");
+    // Only v1 carries `release` without `broken`.
+    assert_eq!(sorted_tags(&registry, "team/app"), ["v1"]);
+}

@@ -1,13 +1,12 @@
 //! `/api/v2.0/configurations` (Harbor's `configure` API): the settings in
 //! force, each with whether it can change here. Read-only mode, who may
-//! create projects, token lifetime and new projects' storage limit change
-//! at run time (`crate::runtime`), unless the config file sets them; the
-//! rest (authentication, LDAP, mail) is the config file's, shown and
-//! never changed here (secrets are not shown at all).
+//! create projects, token and robot lifetimes, new projects' storage
+//! limit, the authentication mode with the LDAP settings, and the mail
+//! server change at run time (`crate::runtime`), unless the config file
+//! sets them. Passwords may be set here and are never shown.
 
 use std::collections::BTreeMap;
 
-use berth_conf::{AuthMode, EmailSecurity, LdapScope};
 use berth_policy::{Action, Resource};
 use pingora::http::Method;
 use pingora::proxy::Session;
@@ -19,7 +18,7 @@ use super::request::{read_json, ApiRequest};
 use crate::app::App;
 use crate::error::GatewayError;
 use crate::http::Reply;
-use crate::runtime::Setting;
+use crate::runtime::{live, Setting};
 
 #[derive(OpenApi)]
 #[openapi(paths(get, put), components(schemas(ConfigItem)))]
@@ -32,126 +31,30 @@ pub struct ConfigItem {
     pub editable: bool,
 }
 
-/// Settings the config file owns, Harbor's name first, as shown; the
-/// config key second, for the message that refuses a change.
-pub(crate) fn from_file(app: &App) -> Vec<(&'static str, Value, &'static str)> {
-    let c = &app.file_settings;
-    let mut out = vec![
-        (
-            "auth_mode",
-            Value::from(match c.auth_mode {
-                AuthMode::Db => "db_auth",
-                AuthMode::Ldap => "ldap_auth",
-            }),
-            "auth.mode",
-        ),
-        ("self_registration", Value::Bool(false), "(not supported)"),
-        ("notification_enable", Value::Bool(true), "(always on)"),
-        ("quota_per_project_enable", Value::Bool(true), "(always on)"),
-    ];
-    if let Some(l) = &c.ldap {
-        let text = |v: &Option<String>| Value::from(v.clone().unwrap_or_default());
-        out.extend([
-            ("ldap_url", Value::from(l.url.clone()), "ldap.url"),
-            (
-                "ldap_base_dn",
-                Value::from(l.base_dn.clone()),
-                "ldap.base_dn",
-            ),
-            ("ldap_search_dn", text(&l.search_dn), "ldap.search_dn"),
-            ("ldap_filter", text(&l.filter), "ldap.filter"),
-            ("ldap_uid", Value::from(l.uid.clone()), "ldap.uid"),
-            (
-                "ldap_scope",
-                Value::from(match l.scope {
-                    LdapScope::Base => 0,
-                    LdapScope::OneLevel => 1,
-                    LdapScope::Subtree => 2,
-                }),
-                "ldap.scope",
-            ),
-            (
-                "ldap_timeout",
-                Value::from(l.timeout.as_secs()),
-                "ldap.timeout",
-            ),
-            (
-                "ldap_verify_cert",
-                Value::Bool(l.verify_cert),
-                "ldap.verify_cert",
-            ),
-            (
-                "ldap_group_base_dn",
-                text(&l.group_base_dn),
-                "ldap.group_base_dn",
-            ),
-            (
-                "ldap_group_search_filter",
-                text(&l.group_filter),
-                "ldap.group_filter",
-            ),
-            (
-                "ldap_group_attribute_name",
-                text(&l.group_gid),
-                "ldap.group_gid",
-            ),
-            (
-                "ldap_group_admin_dn",
-                text(&l.group_admin_dn),
-                "ldap.group_admin_dn",
-            ),
-            (
-                "ldap_group_membership_attribute",
-                text(&l.group_membership_attribute),
-                "ldap.group_membership_attribute",
-            ),
-        ]);
-    }
-    if let Some(e) = &c.email {
-        out.extend([
-            ("email_host", Value::from(e.server.clone()), "email.server"),
-            ("email_port", Value::from(e.port), "email.port"),
-            (
-                "email_username",
-                Value::from(e.username.clone().unwrap_or_default()),
-                "email.username",
-            ),
-            ("email_from", Value::from(e.from.clone()), "email.from"),
-            (
-                "email_ssl",
-                Value::Bool(e.security == EmailSecurity::Tls),
-                "email.ssl",
-            ),
-            (
-                "email_starttls",
-                Value::Bool(e.security == EmailSecurity::StartTls),
-                "email.starttls",
-            ),
-            ("email_insecure", Value::Bool(e.insecure), "email.insecure"),
-        ]);
-    }
-    out
-}
-
-/// Write-only settings of the file (never shown, never changed here).
-const SECRETS: &[(&str, &str)] = &[
-    ("ldap_search_password", "ldap.search_password"),
-    ("email_password", "email.password"),
+/// Settings berth has no switch for, shown as Harbor clients expect.
+const FIXED: &[(&str, bool)] = &[
+    ("self_registration", false),
+    ("notification_enable", true),
+    ("quota_per_project_enable", true),
 ];
 
 fn current(app: &App) -> BTreeMap<String, ConfigItem> {
-    let mut all: BTreeMap<String, ConfigItem> = from_file(app)
-        .into_iter()
-        .map(|(k, value, _)| {
+    let mut all: BTreeMap<String, ConfigItem> = FIXED
+        .iter()
+        .map(|(k, on)| {
             (
-                k.to_owned(),
+                (*k).to_owned(),
                 ConfigItem {
-                    value,
+                    value: Value::Bool(*on),
                     editable: false,
                 },
             )
         })
         .collect();
+    for (k, value) in live::shown(&app.runtime.live()) {
+        let editable = live::lookup(k).is_some_and(|k| !app.runtime.file_owns_group(k.group));
+        all.insert(k.to_owned(), ConfigItem { value, editable });
+    }
     for s in app.runtime.current() {
         all.insert(
             s.key().to_owned(),
@@ -222,18 +125,39 @@ pub(crate) async fn change(
     body: &BTreeMap<String, Value>,
 ) -> Result<(), GatewayError> {
     req.require(Action::ManageConfiguration, Resource::System)?;
-    let changes = changes(app, body)?;
-    if changes.is_empty() {
+    let (settings, live_changes) = changes(app, body)?;
+    if settings.is_empty() && live_changes.is_empty() {
         return Ok(());
     }
-    let stored: Vec<(String, String)> = changes
+    let mut stored: Vec<(String, String)> = settings
         .iter()
         .map(|s| (s.key().to_owned(), s.value().to_string()))
         .collect();
-    let done = app.registry.meta().set_configuration(&stored).await;
-    let what: Vec<String> = changes
+    stored.extend(live_changes.iter().map(|(k, v)| (k.clone(), v.to_string())));
+    // The directory and mail settings are checked whole, as they would be
+    // in force: what is stored with these over it, in the transaction
+    // that stores them.
+    let secrets: Vec<&str> = live::secret_keys().collect();
+    let done = app
+        .registry
+        .meta()
+        .set_configuration(&stored, &secrets, |all| {
+            let wanted: BTreeMap<String, Value> = all
+                .iter()
+                .filter(|(k, _)| live::lookup(k).is_some())
+                .filter_map(|(k, text)| Some((k.clone(), serde_json::from_str(text).ok()?)))
+                .collect();
+            app.runtime.live_from(&wanted).map(drop)
+        })
+        .await;
+    // Secrets are named, never shown.
+    let what: Vec<String> = settings
         .iter()
         .map(|s| format!("{}={}", s.key(), s.value()))
+        .chain(live_changes.iter().map(|(k, v)| match live::lookup(k) {
+            Some(key) if key.is_secret() => format!("{k}=(secret)"),
+            _ => format!("{k}={v}"),
+        }))
         .collect();
     req.audit(
         app,
@@ -241,9 +165,9 @@ pub(crate) async fn change(
         "configuration",
         &what.join(", "),
         None,
-        done.is_ok(),
+        matches!(done, Ok(Ok(_))),
     );
-    done?;
+    done?.map_err(GatewayError::BadRequest)?;
     // Read back rather than applying what this PUT stored: a PUT beside
     // it may have committed after it.
     app.runtime.reload(app.registry.meta()).await?;
@@ -253,12 +177,23 @@ pub(crate) async fn change(
     Ok(())
 }
 
-/// The settings a PUT changes, parsed; a setting the file owns may be
+/// What a PUT changes: the scalar settings parsed, and the directory and
+/// mail values with their types checked. A setting the file owns may be
 /// sent back unchanged (clients send what GET gave them).
-fn changes(app: &App, body: &BTreeMap<String, Value>) -> Result<Vec<Setting>, GatewayError> {
-    let file = from_file(app);
+#[allow(clippy::type_complexity)]
+fn changes(
+    app: &App,
+    body: &BTreeMap<String, Value>,
+) -> Result<(Vec<Setting>, Vec<(String, Value)>), GatewayError> {
     let runtime = app.runtime.current();
+    let in_force = app.runtime.live();
     let mut out = Vec::new();
+    let mut live_out = Vec::new();
+    let from_file = |key: &str, file_key: &str| {
+        GatewayError::BadRequest(format!(
+            "`{key}` is set by the config file ({file_key}); change it there and restart berth"
+        ))
+    };
     for (key, value) in body {
         // Harbor's clients send unset fields as null.
         if value.is_null() {
@@ -271,30 +206,39 @@ fn changes(app: &App, body: &BTreeMap<String, Value>) -> Result<Vec<Setting>, Ga
                 if now.value() == *value {
                     continue;
                 }
-                let file_key = Setting::file_key(key).unwrap_or("the config file");
-                return Err(GatewayError::BadRequest(format!(
-                    "`{key}` is set by the config file ({file_key}); change it there and restart berth"
-                )));
+                return Err(from_file(
+                    key,
+                    Setting::file_key(key).unwrap_or("the config file"),
+                ));
             }
             let wanted = Setting::parse(key, value).map_err(GatewayError::BadRequest)?;
             if wanted != *now {
                 out.push(wanted);
             }
-        } else if let Some((_, shown, file_key)) = file.iter().find(|(k, _, _)| k == key) {
-            if shown != value {
+        } else if let Some(k) = live::lookup(key) {
+            let shown = live::shown_value(&in_force, key);
+            if app.runtime.file_owns_group(k.group) {
+                if shown.as_ref() == Some(value) {
+                    continue;
+                }
+                return Err(from_file(
+                    key,
+                    live::conf_key(key).unwrap_or("the config file"),
+                ));
+            }
+            live::check(k, value).map_err(GatewayError::BadRequest)?;
+            live_out.push((key.clone(), value.clone()));
+        } else if let Some((_, on)) = FIXED.iter().find(|(k, _)| k == key) {
+            if *value != Value::Bool(*on) {
                 return Err(GatewayError::BadRequest(format!(
-                    "`{key}` comes from the config file ({file_key}); change it there and restart berth"
+                    "`{key}` is always {on} in berth"
                 )));
             }
-        } else if let Some((_, file_key)) = SECRETS.iter().find(|(k, _)| k == key) {
-            return Err(GatewayError::BadRequest(format!(
-                "`{key}` comes from the config file ({file_key}); change it there and restart berth"
-            )));
         } else {
             return Err(GatewayError::BadRequest(format!(
                 "`{key}` is not a setting berth knows; GET /api/v2.0/configurations lists them"
             )));
         }
     }
-    Ok(out)
+    Ok((out, live_out))
 }

@@ -277,15 +277,7 @@ pub(crate) async fn schedule(
     body: Schedule,
 ) -> Result<Option<i64>, GatewayError> {
     req.require(Action::ManageGc, Resource::System)?;
-    let obj = body
-        .schedule
-        .ok_or_else(|| GatewayError::BadRequest("`schedule` (with `type`) is required".into()))?;
-    let word = obj.kind.as_deref().unwrap_or("");
-    let kind = ScheduleType::parse(word).ok_or_else(|| {
-        GatewayError::BadRequest(format!(
-            "`schedule.type` must be Hourly, Daily, Weekly, Custom, Manual or None, not `{word}`"
-        ))
-    })?;
+    let (kind, cron) = requested(body.schedule)?;
     let params = body.parameters.unwrap_or_default();
     let options = GcOptions {
         dry_run: params.dry_run,
@@ -302,16 +294,32 @@ pub(crate) async fn schedule(
         spawn_run(app, job);
         return Ok(Some(id));
     }
-    let cron = match kind.cron(obj.cron.as_deref()) {
-        Some(Ok((text, _))) => Some(text),
-        Some(Err(e)) => return Err(GatewayError::BadRequest(e)),
-        None => None,
-    };
     app.registry
         .set_gc_schedule(kind.as_str(), cron.as_deref(), options)
         .await?;
     req.audit(app, "update", "gc", kind.as_str(), None, true);
     Ok(None)
+}
+
+/// The schedule a POST or PUT asks for (GC's and the audit purge's): its
+/// type, and the cron a periodic one fires on, checked.
+pub(crate) fn requested(
+    obj: Option<ScheduleObj>,
+) -> Result<(ScheduleType, Option<String>), GatewayError> {
+    let obj =
+        obj.ok_or_else(|| GatewayError::BadRequest("`schedule` (with `type`) is required".into()))?;
+    let word = obj.kind.as_deref().unwrap_or("");
+    let kind = ScheduleType::parse(word).ok_or_else(|| {
+        GatewayError::BadRequest(format!(
+            "`schedule.type` must be Hourly, Daily, Weekly, Custom, Manual or None, not `{word}`"
+        ))
+    })?;
+    let cron = match kind.cron(obj.cron.as_deref()) {
+        Some(Ok((text, _))) => Some(text),
+        Some(Err(e)) => return Err(GatewayError::BadRequest(e)),
+        None => None,
+    };
+    Ok((kind, cron))
 }
 
 /// Runs GC on the side runtime; the history records how it ended.

@@ -16,14 +16,15 @@ use berth_policy::{Action, Resource};
 use berth_storage::labels::{
     Label as Stored, LabelQuery, LabelRefused, LabelScope, LabelSpec, Labeling,
 };
-use berth_storage::oci::Digest;
+use berth_storage::oci::{Digest, RepoName};
+use berth_storage::projects::ProjectRow;
 use pingora::http::Method;
 use pingora::proxy::Session;
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
 use super::page::{Page, Q};
-use super::repositories::{repository, resolve, target};
+use super::repositories::{artifact_in, target};
 use super::request::{path_id, read_json, time, ApiRequest, ProjectRef};
 use crate::app::App;
 use crate::error::GatewayError;
@@ -395,12 +396,26 @@ pub async fn add_to_artifact(
         .id
         .filter(|id| *id > 0)
         .ok_or_else(|| GatewayError::BadRequest("`id`, the label's id, is required".into()))?;
-    let r = repository(app, &name).await?;
-    let digest = resolve(app, &r, reference).await?;
+    attach(app, req, &row, &name, reference, label_id).await?;
+    Ok(Reply::new(200))
+}
+
+/// Puts label `label_id` on the artifact `reference` of `name` in `row`
+/// (the API's and the portal's), the caller already checked for
+/// `LabelArtifacts` on the project.
+pub(crate) async fn attach(
+    app: &App,
+    req: &ApiRequest,
+    row: &ProjectRow,
+    name: &RepoName,
+    reference: &str,
+    label_id: i64,
+) -> Result<(), GatewayError> {
+    let (_, digest) = artifact_in(app, name, reference).await?;
     let outcome = app
         .registry
         .meta()
-        .add_artifact_label(row.id, &name, &digest, label_id)
+        .add_artifact_label(row.id, name, &digest, label_id)
         .await?;
     req.audit(
         app,
@@ -411,7 +426,7 @@ pub async fn add_to_artifact(
         outcome == Labeling::Added,
     );
     match outcome {
-        Labeling::Added => Ok(Reply::new(200)),
+        Labeling::Added => Ok(()),
         Labeling::AlreadyThere => Err(GatewayError::Conflict(format!(
             "artifact `{name}@{digest}` already has label {label_id}"
         ))),
@@ -451,8 +466,7 @@ pub async fn remove_from_artifact(
 ) -> Result<Reply, GatewayError> {
     let (row, name) = target(app, req, project, repo, Action::LabelArtifacts).await?;
     let label_id = path_id(label_id, "label_id")?;
-    let r = repository(app, &name).await?;
-    let digest = resolve(app, &r, reference).await?;
+    let (r, digest) = artifact_in(app, &name, reference).await?;
     let removed = app
         .registry
         .meta()

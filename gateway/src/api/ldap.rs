@@ -11,8 +11,12 @@
 //! Only the directory of the config file is used: a ping with other
 //! settings in its body is refused rather than tried.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use berth_auth::ldap::{DirectoryGroup, GroupQuery, LdapDirectory};
 use berth_auth::AuthError;
+use berth_conf::LdapConfig;
 use berth_policy::{Action, Resource};
 use pingora::http::Method;
 use pingora::proxy::Session;
@@ -24,6 +28,7 @@ use super::usergroups::UserGroup;
 use crate::app::App;
 use crate::error::GatewayError;
 use crate::http::Reply;
+use crate::runtime::live;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -93,14 +98,69 @@ pub async fn route(
 }
 
 /// The configured directory, or a 503 saying what to set.
-pub(crate) fn directory(app: &App) -> Result<&LdapDirectory, GatewayError> {
+pub(crate) fn directory(app: &App) -> Result<Arc<LdapDirectory>, GatewayError> {
     app.login.directory().ok_or_else(|| {
         GatewayError::NotConfigured(
-            "LDAP is not configured: set the [ldap] section (url, base_dn, uid, ...) of the \
-             config file and restart"
+            "LDAP is not configured: set auth_mode to ldap_auth with ldap_url and ldap_base_dn \
+             (PUT /api/v2.0/configurations), or the [ldap] section of the config file"
                 .into(),
         )
     })
+}
+
+/// The directory settings a ping with a body tries (Harbor's portal tests
+/// settings before saving them): the stored ones with the body's over
+/// them, checked as a PUT would check them; a password left out is the
+/// stored one.
+async fn settings_to_try(
+    app: &App,
+    given: serde_json::Map<String, serde_json::Value>,
+) -> Result<LdapConfig, GatewayError> {
+    if app.runtime.file_owns_group(live::Group::Directory) {
+        return Err(GatewayError::BadRequest(
+            "the directory is the config file's ([ldap]): berth pings it only; send no body \
+             (or {})"
+                .into(),
+        ));
+    }
+    let mut wanted: BTreeMap<String, serde_json::Value> = app
+        .registry
+        .meta()
+        .configuration()
+        .await?
+        .into_iter()
+        .filter(|(k, _)| live::lookup(k).is_some())
+        .filter_map(|(k, text)| Some((k, serde_json::from_str(&text).ok()?)))
+        .collect();
+    for (key, value) in given {
+        // Harbor's ping names the timeout so.
+        let key = if key == "ldap_connection_timeout" {
+            "ldap_timeout".to_owned()
+        } else {
+            key
+        };
+        match live::lookup(&key) {
+            Some(k) if k.group == live::Group::Directory && key != "auth_mode" => {
+                if value.is_null() || (k.is_secret() && value.as_str() == Some("")) {
+                    continue;
+                }
+                live::check(k, &value).map_err(GatewayError::BadRequest)?;
+                wanted.insert(key, value);
+            }
+            _ => {
+                return Err(GatewayError::BadRequest(format!(
+                    "`{key}` is not an LDAP setting; send ldap_url, ldap_base_dn, ldap_search_dn, \
+                     ldap_search_password, ldap_uid, ..."
+                )))
+            }
+        }
+    }
+    wanted.insert("auth_mode".into(), serde_json::Value::from("ldap_auth"));
+    app.runtime
+        .live_from(&wanted)
+        .map_err(GatewayError::BadRequest)?
+        .ldap
+        .ok_or_else(|| GatewayError::BadRequest("give `ldap_url` and `ldap_base_dn`".into()))
 }
 
 /// A directory failure as the API's error: the directory's own words for
@@ -115,25 +175,24 @@ pub(crate) fn directory_error(e: AuthError) -> GatewayError {
 }
 
 #[utoipa::path(post, path = "/api/v2.0/ldap/ping", tag = "ldap",
-    responses((status = 200, description = "Whether the configured directory accepted the search account's bind; `message` says why not", body = LdapPingResult),
-        (status = 400, description = "The body carries other settings: only the configured directory is pinged", body = super::Errors),
+    request_body(content = Object, description = "Settings to try (Harbor's `LdapConf`: ldap_url, ldap_search_dn, ldap_search_password, ...) over the stored ones; none: the directory in force"),
+    responses((status = 200, description = "Whether the directory accepted the search account's bind; `message` says why not", body = LdapPingResult),
+        (status = 400, description = "A setting in the body is not one, or the config file sets the directory", body = super::Errors),
         (status = 403, description = "Not a system administrator", body = super::Errors),
         (status = 503, description = "LDAP is not configured", body = super::Errors)))]
 pub async fn ping(app: &App, session: &mut Session) -> Result<Reply, GatewayError> {
     let body = crate::http::read_body(session, super::request::MAX_JSON).await?;
-    let other_settings = !body.is_empty()
-        && serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v.as_object().map(|o| !o.is_empty()))
-            .unwrap_or(true);
-    if other_settings {
-        return Err(GatewayError::BadRequest(
-            "berth pings the directory of its config file only; send no body (or {}) and \
-             change settings in the [ldap] section"
-                .into(),
-        ));
-    }
-    let directory = directory(app)?;
+    let given: serde_json::Map<String, serde_json::Value> = if body.is_empty() {
+        serde_json::Map::new()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| GatewayError::BadRequest(format!("invalid JSON body: {e}")))?
+    };
+    let directory = if given.is_empty() {
+        directory(app)?
+    } else {
+        Arc::new(LdapDirectory::new(&settings_to_try(app, given).await?))
+    };
     let answer = match directory.ping().await {
         Ok(()) => LdapPingResult {
             success: true,

@@ -69,9 +69,11 @@ pub async fn ping(
         serde_json::from_slice(&body)
             .map_err(|e| GatewayError::BadRequest(format!("invalid JSON body: {e}")))?
     };
-    let Some(mailer) = &app.mailer else {
+    let Some(mailer) = app.mailer.load_full() else {
         return Err(GatewayError::NotConfigured(
-            "no mail server is configured: set [email] server and from in berth.toml".into(),
+            "no mail server is configured: set email_host and email_from (PUT \
+             /api/v2.0/configurations), or [email] server and from in berth.toml"
+                .into(),
         ));
     };
     let to = match body.email_to.filter(|t| !t.trim().is_empty()) {

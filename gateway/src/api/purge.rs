@@ -16,7 +16,7 @@ use pingora::proxy::Session;
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
-use super::gc::ScheduleObj;
+use super::gc::{requested, ScheduleObj};
 use super::page::Page;
 use super::request::{path_id, read_json, time, ApiRequest};
 use crate::app::App;
@@ -318,15 +318,7 @@ async fn apply_schedule(
     status: u16,
 ) -> Result<Reply, GatewayError> {
     let body: PurgeScheduleReq = read_json(session).await?;
-    let obj = body
-        .schedule
-        .ok_or_else(|| GatewayError::BadRequest("`schedule` (with `type`) is required".into()))?;
-    let word = obj.kind.as_deref().unwrap_or("");
-    let kind = ScheduleType::parse(word).ok_or_else(|| {
-        GatewayError::BadRequest(format!(
-            "`schedule.type` must be Hourly, Daily, Weekly, Custom, Manual or None, not `{word}`"
-        ))
-    })?;
+    let (kind, cron) = requested(body.schedule)?;
     // Removing the schedule needs no parameters.
     let params = match (kind, body.parameters) {
         (ScheduleType::None, None) => {
@@ -367,11 +359,6 @@ async fn apply_schedule(
             Reply::new(status).header("Location", format!("/api/v2.0/system/purgeaudit/{id}"))
         );
     }
-    let cron = match kind.cron(obj.cron.as_deref()) {
-        Some(Ok((text, _))) => Some(text),
-        Some(Err(e)) => return Err(GatewayError::BadRequest(e)),
-        None => None,
-    };
     meta.set_audit_purge_schedule(kind.as_str(), cron.as_deref(), &params)
         .await?;
     req.audit(app, "update", "purge-audit", kind.as_str(), None, true);

@@ -332,8 +332,20 @@ pub(crate) async fn repository(
         .ok_or_else(|| GatewayError::ApiNotFound(format!("repository `{name}` not found")))
 }
 
+/// The repository and the digest a reference names in it, if the
+/// repository has that artifact.
+pub(crate) async fn artifact_in(
+    app: &App,
+    name: &oci::RepoName,
+    reference: &str,
+) -> Result<(RepositoryRow, oci::Digest), GatewayError> {
+    let repo = repository(app, name).await?;
+    let digest = resolve(app, &repo, reference).await?;
+    Ok((repo, digest))
+}
+
 /// The digest a reference names, if the repository has that artifact.
-pub(crate) async fn resolve(
+async fn resolve(
     app: &App,
     repo: &RepositoryRow,
     reference: &str,
@@ -534,8 +546,7 @@ pub async fn get_artifact(
     let (row, name) = target(app, req, project, repo, Action::Pull).await?;
     let with_tags = flag(req, "with_tag", true)?;
     let with_labels = flag(req, "with_label", false)?;
-    let r = repository(app, &name).await?;
-    let digest = resolve(app, &r, reference).await?;
+    let (r, digest) = artifact_in(app, &name, reference).await?;
     let artifact = app
         .registry
         .meta()
@@ -569,8 +580,7 @@ pub async fn delete_artifact(
     reference: &str,
 ) -> Result<Reply, GatewayError> {
     let (row, name) = target(app, req, project, repo, Action::Delete).await?;
-    let r = repository(app, &name).await?;
-    let digest = resolve(app, &r, reference).await?;
+    let (r, digest) = artifact_in(app, &name, reference).await?;
     let outcome = app.registry.meta().delete_artifact(r.id, &digest).await?;
     let deleted = matches!(outcome, ArtifactDeletion::Deleted { .. });
     req.audit(
@@ -620,8 +630,7 @@ pub async fn list_tags(
     let q = Q::parse(&req.query)?;
     q.reject_unknown(&["name"])?;
     let (exact, contains) = q.name_filter("name");
-    let r = repository(app, &name).await?;
-    let digest = resolve(app, &r, reference).await?;
+    let (r, digest) = artifact_in(app, &name, reference).await?;
     let (rows, total) = app
         .registry
         .meta()
@@ -690,8 +699,7 @@ pub(crate) async fn add_tag(
         .as_deref()
         .ok_or_else(|| GatewayError::BadRequest("`name` is required".into()))?
         .parse()?;
-    let r = repository(app, &name).await?;
-    let digest = resolve(app, &r, reference).await?;
+    let (r, digest) = artifact_in(app, &name, reference).await?;
     let outcome = app.registry.meta().add_tag(r.id, &digest, &tag).await?;
     let added = matches!(outcome, TagAddition::Added { .. });
     req.audit(
@@ -739,8 +747,7 @@ pub async fn delete_tag(
 ) -> Result<Reply, GatewayError> {
     let (row, name) = target(app, req, project, repo, Action::Delete).await?;
     let tag: oci::Tag = tag.parse()?;
-    let r = repository(app, &name).await?;
-    let digest = resolve(app, &r, reference).await?;
+    let (r, digest) = artifact_in(app, &name, reference).await?;
     let removed = app
         .registry
         .meta()

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use berth_policy::Action;
 use berth_storage::projects::ProjectRow;
 use berth_storage::retention::{ExecutionRow, Policy, Rule, TaskRow, Template, Trigger};
+use berth_storage::selector::LabelSelector;
 use pingora::http::Method;
 use pingora::proxy::Session;
 use serde::{Deserialize, Serialize};
@@ -205,9 +206,9 @@ pub fn metadatas(req: &ApiRequest) -> Result<Reply, GatewayError> {
             .into_iter()
             .collect(),
     };
-    let selector = |text: &str, decorations: [&str; 2]| SelectorMetadata {
+    let selector = |text: &str, kind: &str, decorations: [&str; 2]| SelectorMetadata {
         display_text: text.into(),
-        kind: "doublestar".into(),
+        kind: kind.into(),
         decorations: decorations.map(String::from).to_vec(),
     };
     Ok(json_reply(&RetentionMetadata {
@@ -234,8 +235,15 @@ pub fn metadatas(req: &ApiRequest) -> Result<Reply, GatewayError> {
             ),
             template("always", "always", None),
         ],
-        scope_selectors: vec![selector("Repositories", ["repoMatches", "repoExcludes"])],
-        tag_selectors: vec![selector("Tags", ["matches", "excludes"])],
+        scope_selectors: vec![selector(
+            "Repositories",
+            "doublestar",
+            ["repoMatches", "repoExcludes"],
+        )],
+        tag_selectors: vec![
+            selector("Tags", "doublestar", ["matches", "excludes"]),
+            selector("Labels", "label", ["withLabels", "withoutLabels"]),
+        ],
     }))
 }
 
@@ -271,13 +279,24 @@ fn to_rules(rules: &[RetentionRule]) -> Result<Vec<Rule>, GatewayError> {
             }
             let template =
                 Template::from_id(&r.template, param(r)?).map_err(GatewayError::BadRequest)?;
-            let (tag_selectors, repository_selectors) =
-                selectors(&r.tag_selectors, &r.scope_selectors)?;
+            // Harbor lists label selectors among the tag selectors.
+            let (labels, tags): (Vec<&RuleSelector>, Vec<&RuleSelector>) =
+                r.tag_selectors.iter().partition(|s| s.kind == "label");
+            let tags: Vec<RuleSelector> = tags.into_iter().cloned().collect();
+            let (tag_selectors, repository_selectors) = selectors(&tags, &r.scope_selectors)?;
+            let label_selectors = labels
+                .into_iter()
+                .map(|s| {
+                    LabelSelector::new(&s.decoration, &s.pattern)
+                        .map_err(|e| GatewayError::BadRequest(e.0))
+                })
+                .collect::<Result<_, _>>()?;
             Ok(Rule {
                 priority: r.priority,
                 disabled: r.disabled,
                 template,
                 tag_selectors,
+                label_selectors,
                 repository_selectors,
             })
         })
@@ -338,7 +357,17 @@ pub(crate) fn policy_json(p: &Policy) -> RetentionPolicy {
                     .map(|v| (r.template.id().to_owned(), serde_json::Value::from(v)))
                     .into_iter()
                     .collect(),
-                tag_selectors: r.tag_selectors.iter().map(from_selector).collect(),
+                tag_selectors: r
+                    .tag_selectors
+                    .iter()
+                    .map(from_selector)
+                    .chain(r.label_selectors.iter().map(|l| RuleSelector {
+                        kind: "label".into(),
+                        decoration: l.decoration().into(),
+                        pattern: l.pattern(),
+                        extras: None,
+                    }))
+                    .collect(),
                 scope_selectors: ScopeSelectors {
                     repository: r.repository_selectors.iter().map(from_selector).collect(),
                 },

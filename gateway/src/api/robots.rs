@@ -65,6 +65,8 @@ pub struct RobotCreate {
     pub level: String,
     #[serde(default)]
     pub disable: bool,
+    /// Days; -1: never expires; left out or 0: `robot_token_duration`.
+    #[serde(default)]
     pub duration: i64,
     pub permissions: Vec<RobotPermission>,
 }
@@ -424,7 +426,12 @@ pub(crate) async fn create_robot(
         ));
     }
     let created_at = now();
-    let expires = expires_at(created_at, body.duration)?;
+    // Harbor's: no duration, the configured default lifetime.
+    let duration = match body.duration {
+        0 => app.runtime.robot_days(),
+        d => d,
+    };
+    let expires = expires_at(created_at, duration)?;
     let secret = secrets::generate_secret();
     let permissions = serde_json::to_string(&specs).unwrap_or_else(|_| "[]".into());
     let id = app
@@ -436,7 +443,7 @@ pub(crate) async fn create_robot(
             secret_hash: &secrets::hash_secret(&secret),
             level: &body.level,
             project_id,
-            duration: body.duration,
+            duration,
             expires_at: expires,
             disabled: body.disable,
             permissions: &permissions,

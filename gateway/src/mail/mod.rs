@@ -9,3 +9,7 @@ mod smtp;
 
 pub use reset::PasswordResets;
 pub use smtp::Mailer;
+
+/// The mail server in force: set at start from `[email]`, or swapped when
+/// the mail settings change at run time (`/configurations`).
+pub type MailerSlot = std::sync::Arc<arc_swap::ArcSwapOption<Mailer>>;

@@ -21,7 +21,7 @@ use berth_storage::password_resets::ResetRequest;
 use berth_storage::Registry;
 use tokio::sync::mpsc;
 
-use super::Mailer;
+use super::MailerSlot;
 use crate::error::GatewayError;
 
 /// How long a link works.
@@ -52,7 +52,7 @@ pub const LINK_INVALID: &str = "this password-reset link cannot be used: it was 
 a newer one was sent, or it expired (links work for 30 minutes); ask for a new one";
 
 pub struct PasswordResets {
-    mailer: Option<Arc<Mailer>>,
+    mailer: MailerSlot,
     /// `external_url`, without a trailing slash.
     base: Option<String>,
     queue: mpsc::Sender<String>,
@@ -77,7 +77,7 @@ impl Drop for Decrement<'_> {
 impl PasswordResets {
     pub fn new(
         registry: Arc<Registry>,
-        mailer: Option<Arc<Mailer>>,
+        mailer: MailerSlot,
         external_url: Option<&str>,
     ) -> PasswordResets {
         let (queue, waiting) = mpsc::channel(QUEUE);
@@ -113,16 +113,16 @@ impl PasswordResets {
     /// Whether resets by mail can work here (the portal shows its link
     /// only then).
     pub fn available(&self) -> bool {
-        self.mailer.is_some() && self.base.is_some()
+        self.mailer.load().is_some() && self.base.is_some()
     }
 
     /// Asks for a link for `email`. The same answer for every well-formed
     /// address; errors only for a malformed one, a client asking too often,
     /// or a registry not set up to send mail.
     pub fn request(&self, email: &str, client: Option<IpAddr>) -> Result<(), GatewayError> {
-        if self.mailer.is_none() {
+        if self.mailer.load().is_none() {
             return Err(GatewayError::NotConfigured(
-                "this registry sends no mail ([email] is not set): ask an administrator to \
+                "this registry sends no mail (no mail server is set): ask an administrator to \
                  set your password"
                     .into(),
             ));
@@ -192,7 +192,7 @@ impl PasswordResets {
     /// Failures are logged (never a token) and not retried: the user asks
     /// again.
     async fn answer(&self, email: &str) {
-        let (Some(mailer), Some(base)) = (&self.mailer, self.base.as_deref()) else {
+        let (Some(mailer), Some(base)) = (self.mailer.load_full(), self.base.as_deref()) else {
             return;
         };
         let users = match self.registry.meta().users_with_email(email).await {

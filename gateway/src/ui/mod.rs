@@ -33,6 +33,7 @@ mod configuration;
 mod form;
 mod i18n;
 mod immutable;
+mod labels;
 mod logs;
 mod page;
 mod policies;
@@ -53,6 +54,7 @@ use crate::app::App;
 use crate::error::GatewayError;
 use crate::http::Reply;
 use crate::route::Query;
+use crate::runtime::live::Group;
 use routes::PortalRoute;
 use visitor::Visitor;
 
@@ -159,6 +161,10 @@ async fn dispatch(
         PortalRoute::TagDelete(r, d, t) if post => {
             repository::delete_tag(app, session, v, &r, &d, &t).await
         }
+        PortalRoute::Labels(r, d) if post => labels::add_label(app, session, v, &r, &d).await,
+        PortalRoute::LabelRemove(r, d, id) if post => {
+            labels::remove_label(app, session, v, &r, &d, id).await
+        }
         PortalRoute::Search if get => search::search(app, v, query).await,
         PortalRoute::Account if get => account::show(app, v, query).await,
         PortalRoute::Password if post => account::change_password(app, session, v).await,
@@ -205,6 +211,12 @@ async fn dispatch(
         PortalRoute::AuditLog if get => admin::logs::list(app, v, query).await,
         PortalRoute::System if get => admin::system::show(app, v, query).await,
         PortalRoute::SystemSettings if post => admin::system::settings(app, session, v).await,
+        PortalRoute::SystemDirectory if post => {
+            admin::system::live_settings(app, session, v, Group::Directory).await
+        }
+        PortalRoute::SystemMail if post => {
+            admin::system::live_settings(app, session, v, Group::Mail).await
+        }
         _ => Err(GatewayError::MethodNotAllowed {
             method: method.to_string(),
         }),

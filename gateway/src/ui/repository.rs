@@ -1,4 +1,4 @@
-//! A repository's artifacts, one artifact, and its tags. Reads use the
+//! A repository's artifacts, one artifact, its tags and labels. Reads use the
 //! storage listings the API uses, behind the same policy check
 //! (`ApiRequest::project`); tag and artifact changes call the API's own
 //! functions.
@@ -11,6 +11,7 @@ use pingora::proxy::Session;
 use serde_json::Value;
 
 use super::form;
+use super::labels::{carried, choices, Chip};
 use super::page::{encode_path, html, human_size, human_time, redirect, Layout, Pager};
 use super::projects::{allowed, host_of};
 use super::routes::RepoPath;
@@ -80,6 +81,7 @@ struct ArtifactLine {
     platforms: String,
     pushed: String,
     pulled: String,
+    labels: Vec<Chip>,
 }
 
 #[derive(Template)]
@@ -187,6 +189,10 @@ struct ArtifactPage {
     config: Vec<(String, String)>,
     annotations: Vec<(String, String)>,
     referrers: Vec<ReferrerLine>,
+    labels: Vec<Chip>,
+    /// Labels the visitor may put on it (empty when they may not).
+    label_choices: Vec<Chip>,
+    may_label: bool,
     may_delete: bool,
     may_tag: bool,
 }
@@ -291,11 +297,14 @@ pub async fn artifacts(
         .find_map(|a| a.tags.first().map(|t| format!(":{}", t.name)))
         .or_else(|| list.first().map(|a| format!("@{}", a.digest)))
         .unwrap_or_else(|| ":latest".to_owned());
+    let digests: Vec<&Digest> = list.iter().map(|a| &a.digest).collect();
+    let mut labels = carried(app, repo_id, &digests).await?;
     let rows = list
         .iter()
         .map(|a| {
             let digest = a.digest.to_string();
             ArtifactLine {
+                labels: labels.remove(&a.digest).unwrap_or_default(),
                 short: short(&digest),
                 url: format!("{url}/artifacts/{digest}"),
                 tags: a.tags.iter().map(|t| t.name.to_string()).collect(),
@@ -385,6 +394,15 @@ pub async fn artifact(
         })
         .collect();
     let full = name.to_string();
+    let labels = carried(app, repo_id, &[digest])
+        .await?
+        .remove(digest)
+        .unwrap_or_default();
+    let may_label = allowed(&req, Action::LabelArtifacts, &facts);
+    let label_choices = match facts.info.as_ref() {
+        Some(info) if may_label => choices(app, info.id, &labels).await?,
+        _ => Vec::new(),
+    };
     let page = ArtifactPage {
         l: Layout::new(
             v,
@@ -423,6 +441,9 @@ pub async fn artifact(
         config,
         annotations: a.annotations.clone(),
         referrers,
+        labels,
+        label_choices,
+        may_label,
         may_delete: allowed(&req, Action::Delete, &facts),
         may_tag: allowed(&req, Action::Push, &facts),
     };

@@ -119,6 +119,15 @@ fn rule_text(t: &Text, r: &Rule) -> String {
     if r.tag_selectors.iter().any(|s| s.untagged) {
         text.push_str(t.rule_untagged_too);
     }
+    for l in &r.label_selectors {
+        let names: Vec<String> = l.labels.iter().map(|n| format!("`{n}`")).collect();
+        text.push_str(if l.with {
+            t.rule_labelled
+        } else {
+            t.rule_not_labelled
+        });
+        text.push_str(&names.join(t.and));
+    }
     text
 }
 
@@ -404,7 +413,7 @@ pub async fn task_log(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use berth_storage::selector::{Decoration, Selector};
+    use berth_storage::selector::{Decoration, LabelSelector, Selector};
 
     #[test]
     fn rules_in_words() {
@@ -414,12 +423,25 @@ mod tests {
             disabled: false,
             template: Template::LatestPushedK(5),
             tag_selectors: vec![sel(Decoration::Matches, "**")],
+            label_selectors: Vec::new(),
             repository_selectors: vec![sel(Decoration::RepoExcludes, "tmp/**")],
         };
         let en = super::super::i18n::Lang::En.text();
         assert_eq!(
             rule_text(en, &rule),
             "retain the 5 most recently pushed in repositories excluding `tmp/**` with tags matching `**`"
+        );
+        let labelled = Rule {
+            label_selectors: vec![
+                LabelSelector::new("withLabels", "release").unwrap(),
+                LabelSelector::new("withoutLabels", "a,b").unwrap(),
+            ],
+            ..rule
+        };
+        assert!(
+            rule_text(en, &labelled).ends_with(" labelled `release` without label `a` and `b`"),
+            "{}",
+            rule_text(en, &labelled)
         );
     }
 }

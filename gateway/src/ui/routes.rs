@@ -73,6 +73,9 @@ pub enum PortalRoute {
     /// Adding a tag (POST).
     Tags(RepoPath, Digest),
     TagDelete(RepoPath, Digest, Tag),
+    /// Putting a label on the artifact (POST), and taking one off.
+    Labels(RepoPath, Digest),
+    LabelRemove(RepoPath, Digest, i64),
     Search,
     Account,
     /// Changing one's password (POST).
@@ -107,6 +110,9 @@ pub enum PortalRoute {
     System,
     /// The run-time settings form (POST).
     SystemSettings,
+    /// The directory's and the mail server's forms (POST).
+    SystemDirectory,
+    SystemMail,
 }
 
 /// Whether a path is the portal's.
@@ -190,6 +196,8 @@ pub fn parse(path: &str, post: bool) -> Result<PortalRoute, GatewayError> {
         ["admin", "logs"] => PortalRoute::AuditLog,
         ["admin", "system"] => PortalRoute::System,
         ["admin", "system", "settings"] if post => PortalRoute::SystemSettings,
+        ["admin", "system", "directory"] if post => PortalRoute::SystemDirectory,
+        ["admin", "system", "mail"] if post => PortalRoute::SystemMail,
         ["projects", p] => PortalRoute::Project((*p).to_owned()),
         ["projects", p, "delete"] if post => PortalRoute::ProjectDelete((*p).to_owned()),
         ["projects", p, "repositories"] => PortalRoute::Repositories((*p).to_owned()),
@@ -274,6 +282,10 @@ fn repository_route(
             Ok(t) => PortalRoute::TagDelete(r, digest, t),
             Err(e) => return Some(Err(e.into())),
         },
+        ["labels"] if post => PortalRoute::Labels(r, digest),
+        ["labels", label, "delete"] if post => {
+            PortalRoute::LabelRemove(r, digest, label.parse::<i64>().ok()?)
+        }
         _ => return None,
     }))
 }
@@ -324,6 +336,22 @@ mod tests {
             )
             .unwrap(),
             PortalRoute::TagDelete(repo("x"), digest.clone(), "v1".parse().unwrap())
+        );
+        assert_eq!(
+            parse(
+                &format!("/projects/team/repositories/x/artifacts/{D}/labels/12/delete"),
+                true
+            )
+            .unwrap(),
+            PortalRoute::LabelRemove(repo("x"), digest.clone(), 12)
+        );
+        assert_eq!(
+            parse(
+                &format!("/projects/team/repositories/x/artifacts/{D}/labels"),
+                true
+            )
+            .unwrap(),
+            PortalRoute::Labels(repo("x"), digest.clone())
         );
         assert_eq!(
             parse(
@@ -453,6 +481,14 @@ mod tests {
             (&format!("/projects/team/repositories/artifacts/{D}"), false),
             (
                 &format!("/projects/team/repositories/x/artifacts/{D}/tags"),
+                false,
+            ),
+            (
+                &format!("/projects/team/repositories/x/artifacts/{D}/labels/x/delete"),
+                true,
+            ),
+            (
+                &format!("/projects/team/repositories/x/artifacts/{D}/labels"),
                 false,
             ),
             ("/projects/team/members/x/delete", true),

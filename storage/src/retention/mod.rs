@@ -250,12 +250,18 @@ impl Meta {
                 "json_group_array(t.name)",
                 "coalesce(CAST(json_agg(t.name) AS TEXT), '[]')",
             );
+            let label_list = self.backend().pick(
+                "json_group_array(l.name)",
+                "coalesce(CAST(json_agg(l.name) AS TEXT), '[]')",
+            );
             let rows = sqlx::query(&format!(
                 "SELECT m.digest, m.rowid AS ord, m.pulled_at, m.created_at, \
                    coalesce((SELECT max(t.updated_at) FROM tags t \
                      WHERE t.repo_id = m.repo_id AND t.manifest_digest = m.digest), 0) AS tagged_at, \
                    (SELECT {tag_list} FROM tags t \
-                     WHERE t.repo_id = m.repo_id AND t.manifest_digest = m.digest) AS tags \
+                     WHERE t.repo_id = m.repo_id AND t.manifest_digest = m.digest) AS tags, \
+                   (SELECT {label_list} FROM artifact_labels al JOIN labels l ON l.id = al.label_id \
+                     WHERE al.repo_id = m.repo_id AND al.manifest_digest = m.digest) AS labels \
                  FROM manifests m WHERE m.repo_id = $1 AND NOT EXISTS (SELECT 1 FROM manifest_refs c \
                    WHERE c.repo_id = m.repo_id AND c.is_manifest = 1 AND c.child_digest = m.digest) \
                  ORDER BY m.rowid",
@@ -269,9 +275,13 @@ impl Meta {
                 let mut tags: Vec<String> = serde_json::from_str(&tags)
                     .map_err(|e| StorageError::Corrupt(format!("tag list: {e}")))?;
                 tags.sort();
+                let labels: String = row.try_get("labels")?;
+                let labels: Vec<String> = serde_json::from_str(&labels)
+                    .map_err(|e| StorageError::Corrupt(format!("label list: {e}")))?;
                 candidates.push(Candidate {
                     digest: row.try_get("digest")?,
                     tags,
+                    labels,
                     // The later of the push and the last tagging.
                     pushed_at: row
                         .try_get::<i64, _>("created_at")?

@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::selector::Selector;
+use crate::selector::{LabelSelector, Selector};
 
 const DAY: i64 = 86_400;
 
@@ -84,6 +84,9 @@ pub struct Rule {
     pub disabled: bool,
     pub template: Template,
     pub tag_selectors: Vec<Selector>,
+    /// Older stored policies have none.
+    #[serde(default)]
+    pub label_selectors: Vec<LabelSelector>,
     pub repository_selectors: Vec<Selector>,
 }
 
@@ -99,6 +102,8 @@ impl Rule {
 pub struct Candidate {
     pub digest: String,
     pub tags: Vec<String>,
+    /// The names of the labels it carries.
+    pub labels: Vec<String>,
     /// Its push, or the latest push of one of its tags (Unix seconds).
     pub pushed_at: i64,
     pub pulled_at: Option<i64>,
@@ -122,9 +127,11 @@ pub fn retained(
     for rule in applying {
         let mut selected: Vec<usize> = (0..candidates.len())
             .filter(|&i| {
+                let c = &candidates[i];
                 rule.tag_selectors
                     .iter()
-                    .all(|s| s.selects_tags(candidates[i].tags.iter().map(String::as_str)))
+                    .all(|s| s.selects_tags(c.tags.iter().map(String::as_str)))
+                    && rule.label_selectors.iter().all(|s| s.selects(&c.labels))
             })
             .collect();
         let newest_first = |key: fn(&Candidate) -> Option<i64>, selected: &mut Vec<usize>| {
@@ -182,6 +189,7 @@ mod tests {
             tag_selectors: vec![
                 Selector::new("doublestar", Decoration::Matches, tags, untagged).unwrap(),
             ],
+            label_selectors: Vec::new(),
             repository_selectors: vec![Selector::new(
                 "doublestar",
                 Decoration::RepoMatches,
@@ -200,6 +208,7 @@ mod tests {
             } else {
                 vec![tag.to_owned()]
             },
+            labels: Vec::new(),
             pushed_at,
             pulled_at,
             order,
@@ -257,6 +266,41 @@ mod tests {
         let mut disabled = rule(Template::Always, "**", false, "**");
         disabled.disabled = true;
         assert_eq!(retained(&[disabled], "app", &five(), 200), None);
+    }
+
+    #[test]
+    fn label_selectors_narrow_what_a_rule_keeps() {
+        // Keep everything labelled `release` (and not `broken`), among
+        // tags matching v*.
+        let mut keep_release = rule(Template::Always, "v*", false, "**");
+        keep_release.label_selectors = vec![
+            LabelSelector::new("withLabels", "release").unwrap(),
+            LabelSelector::new("withoutLabels", " broken ,").unwrap(),
+        ];
+        let mut c = five();
+        c[0].labels = vec!["release".into()];
+        c[1].labels = vec!["release".into(), "broken".into()];
+        c[2].labels = vec!["other".into()];
+        c[3].labels = vec!["release".into(), "x".into()];
+        let keep = retained(&[keep_release], "app", &c, 0).unwrap();
+        assert_eq!(keep, [true, false, false, true, false]);
+        // With every name required; without none of them.
+        let both = LabelSelector::new("withLabels", "release,x").unwrap();
+        assert!(both.selects(&c[3].labels) && !both.selects(&c[0].labels));
+        let neither = LabelSelector::new("withoutLabels", "x,broken").unwrap();
+        assert!(neither.selects(&c[0].labels) && !neither.selects(&c[1].labels));
+        assert_eq!(both.pattern(), "release,x");
+        for (decoration, pattern) in [("matches", "a"), ("withLabels", " , "), ("withLabels", "")] {
+            assert!(
+                LabelSelector::new(decoration, pattern).is_err(),
+                "{decoration} {pattern}"
+            );
+        }
+        // A stored rule from before label selectors still reads.
+        let mut old = serde_json::to_value(rule(Template::Always, "**", false, "**")).unwrap();
+        old.as_object_mut().unwrap().remove("label_selectors");
+        let old: Rule = serde_json::from_value(old).unwrap();
+        assert!(old.label_selectors.is_empty());
     }
 
     #[test]

@@ -25,6 +25,10 @@ document.addEventListener("DOMContentLoaded", function () {
       });
     });
   });
+  // A label's color, when it is one (the CSP allows no style attribute).
+  document.querySelectorAll(".label[data-color]").forEach(function (e) {
+    if (/^#([0-9a-fA-F]{3}){1,2}$/.test(e.dataset.color)) e.style.borderLeftColor = e.dataset.color;
+  });
   // Destructive forms ask first.
   document.querySelectorAll("form.confirm").forEach(function (f) {
     f.addEventListener("submit", function (e) {
