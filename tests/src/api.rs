@@ -61,6 +61,12 @@ impl Api {
         send(self.http.post(self.url(path)).json(body))
     }
 
+    /// POSTs `body`, expects 201, and returns the id its `Location` ends
+    /// with.
+    pub fn post_created(&self, path: &str, body: &Value) -> i64 {
+        created(self.post(path, body), path)
+    }
+
     pub fn put(&self, path: &str, body: &Value) -> Answer {
         send(self.http.put(self.url(path)).json(body))
     }

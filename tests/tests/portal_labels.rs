@@ -13,16 +13,7 @@ const GUEST: i64 = 3;
 const DEVELOPER: i64 = 2;
 
 fn label_id(api: &Api, body: serde_json::Value) -> i64 {
-    let (status, headers, answer) = api.post("/labels", &body);
-    assert_eq!(status, 201, "{answer}");
-    headers["location"]
-        .to_str()
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
+    api.post_created("/labels", &body)
 }
 
 fn label_names(api: &Api, reference: &str) -> Vec<String> {

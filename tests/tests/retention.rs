@@ -201,12 +201,10 @@ fn label_selectors_keep_what_is_labelled() {
         registry.push_image("team/app", tag, &Image::random(1));
     }
     let label = |name: &str| -> i64 {
-        let (status, headers, body) = api.post(
+        api.post_created(
             "/labels",
             &json!({"name": name, "scope": "p", "project_id": pid}),
-        );
-        assert_eq!(status, 201, "{body}");
-        location_id(&headers)
+        )
     };
     let (release, broken) = (label("release"), label("broken"));
     // A name a selector could not name is refused.

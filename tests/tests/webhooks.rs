@@ -46,17 +46,7 @@ fn of_type<'a>(kind: &'a str) -> impl Fn(&Received) -> bool + 'a {
 }
 
 fn create_policy(api: &Api, project: &str, body: &Value) -> i64 {
-    let (status, headers, answer) =
-        api.post(&format!("/projects/{project}/webhook/policies"), body);
-    assert_eq!(status, 201, "create webhook policy: {answer}");
-    headers["location"]
-        .to_str()
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
+    api.post_created(&format!("/projects/{project}/webhook/policies"), body)
 }
 
 fn policy(name: &str, address: &str, events: &[&str], format: &str) -> Value {
