@@ -111,7 +111,10 @@ pub async fn build(config: &Config) -> Result<Built, String> {
     let upstreams = Arc::new(Upstreams::new(mirror).map_err(|e| e.to_string())?);
     let mailer: crate::mail::MailerSlot =
         Arc::new(arc_swap::ArcSwapOption::from(match &config.email {
-            Some(email) => Some(Arc::new(crate::mail::Mailer::new(email)?)),
+            Some(email) => {
+                crate::mail::Mailer::warn_if_unencrypted(email);
+                Some(Arc::new(crate::mail::Mailer::new(email)?))
+            }
             None => None,
         }));
     let runtime = Arc::new(crate::runtime::Runtime::new(

@@ -105,6 +105,11 @@ pub enum Action {
     ReadGlobalLabels,
     /// Create, change and delete global labels.
     ManageGlobalLabels,
+    /// Counts of the projects and repositories the caller may see
+    /// (Harbor's `/statistics`): anyone signed in.
+    ReadStatistics,
+    /// The bytes the whole registry stores.
+    ReadStorageTotal,
     /// The effective configuration (secrets redacted) and the health of
     /// the components behind it.
     ReadConfiguration,
@@ -162,6 +167,8 @@ impl Action {
             Action::ManageGlobalLabels => "manage global labels",
             Action::ManageQuotas => "change storage quotas",
             Action::ManageGc => "run or schedule garbage collection",
+            Action::ReadStatistics => "read the statistics",
+            Action::ReadStorageTotal => "read the registry's total storage",
             Action::ReadConfiguration => "read the configuration",
             Action::ManageConfiguration => "change the configuration",
             Action::ResetForgottenPassword => "reset a forgotten password",
@@ -372,6 +379,7 @@ fn on_system(subject: &Subject, action: Action) -> Decision {
         (Subject::User { admin: true, .. }, a) if !a.on_project() => Decision::Allow,
         (Subject::User { .. } | Subject::Robot { .. }, Action::ReadGlobalLabels) => Decision::Allow,
         (Subject::User { .. }, Action::SearchUserGroups) => Decision::Allow,
+        (Subject::User { .. } | Subject::Robot { .. }, Action::ReadStatistics) => Decision::Allow,
         (Subject::User { .. }, Action::CreateProject) => Decision::Allow,
         (Subject::Robot { permissions, .. }, Action::Catalog)
             if permissions.iter().any(|p| {

@@ -102,6 +102,8 @@ impl Role {
             | ListUsers
             | ManageUsers
             | SearchUserGroups
+            | ReadStatistics
+            | ReadStorageTotal
             | ReadAuditLogs
             | PurgeAuditLogs
             | ManageSystemRobots

@@ -37,6 +37,15 @@ pub enum Visibility {
     Public,
 }
 
+/// What `/statistics` counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProjectStatistics {
+    pub public_projects: i64,
+    pub private_projects: i64,
+    pub public_repos: i64,
+    pub private_repos: i64,
+}
+
 /// Filters of a project listing (Harbor's `name`, `public`, `q=name=~`).
 #[derive(Debug, Clone, Default)]
 pub struct ProjectFilter {
@@ -387,6 +396,46 @@ impl Meta {
             .map(project_from_row)
             .collect::<Result<_, _>>()?;
         Ok((rows, total))
+    }
+
+    /// Counts of the projects `visibility` shows, public and private, and
+    /// of their repositories (Harbor's `/statistics`). One query.
+    pub async fn project_statistics(
+        &self,
+        visibility: &Visibility,
+    ) -> Result<ProjectStatistics, StorageError> {
+        let (mode, uid, groups, names) = visibility_params(visibility);
+        let rows = sqlx::query(&format!(
+            "SELECT p.public AS public, count(*) AS projects, \
+               CAST(COALESCE(SUM((SELECT count(*) FROM repositories r \
+                 WHERE r.name >= p.name || '/' AND r.name < p.name || '0')), 0) AS BIGINT) AS repos \
+             FROM projects p WHERE {VISIBLE} GROUP BY p.public"
+        ))
+        .bind(mode)
+        .bind(uid)
+        .bind(&groups)
+        .bind(&names)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = ProjectStatistics::default();
+        for row in &rows {
+            let (projects, repos): (i64, i64) = (row.try_get("projects")?, row.try_get("repos")?);
+            if row.try_get::<i64, _>("public")? != 0 {
+                (out.public_projects, out.public_repos) = (projects, repos);
+            } else {
+                (out.private_projects, out.private_repos) = (projects, repos);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The bytes of every blob stored, each once.
+    pub async fn stored_bytes(&self) -> Result<i64, StorageError> {
+        Ok(
+            sqlx::query_scalar("SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM blobs")
+                .fetch_one(self.pool())
+                .await?,
+        )
     }
 
     /// The role ids a user holds in a project, directly and through any of

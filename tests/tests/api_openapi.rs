@@ -716,6 +716,13 @@ fn real_responses_match_the_served_openapi_document() {
         "{vols}"
     );
     alice.expect(M::GET, "/api/v2.0/systeminfo/volumes", None, 403);
+    let stats = admin.expect(M::GET, "/api/v2.0/statistics", None, 200);
+    assert!(
+        stats["total_storage_consumption"].as_i64().unwrap_or(0) > 0,
+        "{stats}"
+    );
+    let stats = alice.expect(M::GET, "/api/v2.0/statistics", None, 200);
+    assert_eq!(stats["total_storage_consumption"], 0, "{stats}");
     let mine = alice.expect(
         M::GET,
         "/api/v2.0/users/current/permissions?scope=/project/team&relative=true",

@@ -585,3 +585,63 @@ fn a_push_to_a_missing_project_names_it_in_every_client() {
     let resp = berth.registry().get_manifest("nope/app", "1");
     assert_eq!(resp.status(), 403, "nothing was created under nope");
 }
+
+/// Harbor's `/statistics`: counts of what the caller may see; the bytes
+/// stored for administrators only; harborapi parses it.
+#[test]
+fn statistics_count_what_the_caller_may_see() {
+    let berth = Berth::start();
+    let admin = Api::admin(&berth);
+    admin.create_project("open", true);
+    admin.create_project("closed", false);
+    admin.create_project("other", false);
+    let registry = berth.registry();
+    for repo in ["open/a", "closed/b", "closed/c/d", "other/e"] {
+        registry.push_image(repo, "v1", &Image::random(1));
+    }
+    admin.create_user("alice", "alice-pw-1");
+    admin.add_member("closed", "alice", GUEST);
+    let alice = Api::as_user(&berth, "alice", "alice-pw-1");
+    let counts = |s: &Value| {
+        [
+            "public_project_count",
+            "private_project_count",
+            "public_repo_count",
+            "private_repo_count",
+            "total_project_count",
+            "total_repo_count",
+        ]
+        .map(|k| s[k].as_i64().unwrap())
+    };
+    // `library` is public and empty.
+    let (status, _, all) = admin.get("/statistics");
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(counts(&all), [2, 2, 1, 3, 4, 4], "{all}");
+    assert!(
+        all["total_storage_consumption"].as_i64().unwrap() > 0,
+        "{all}"
+    );
+    let (status, _, mine) = alice.get("/statistics");
+    assert_eq!(status, 200, "{mine}");
+    assert_eq!(counts(&mine), [2, 1, 1, 2, 3, 3], "{mine}");
+    assert_eq!(mine["total_storage_consumption"], 0);
+    assert_eq!(Api::anonymous(&berth).get("/statistics").0, 401);
+
+    let script = r#"
+import asyncio, os
+from harborapi import HarborAsyncClient
+async def main():
+    c = HarborAsyncClient(url=os.environ["BERTH_URL"] + "/api/v2.0",
+                          username="alice", secret="alice-pw-1")
+    s = await c.get_statistics()
+    print(s.private_project_count, s.private_repo_count, s.total_repo_count)
+asyncio.run(main())
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .env("BERTH_URL", berth.url())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "harborapi: {}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1 2 3");
+}

@@ -119,6 +119,7 @@ pub async fn handle(app: &App, session: &mut Session) -> Result<Reply, GatewayEr
         ["systeminfo", "volumes"] if m == Method::GET => system::volumes(app, &req).await,
         ["systeminfo"] if m == Method::GET => system::systeminfo(app, &req).await,
         ["search"] if m == Method::GET => system::search(app, &req).await,
+        ["statistics"] if m == Method::GET => system::statistics(app, &req).await,
         ["audit-logs"] if m == Method::GET => logs::list(app, &req, None).await,
         ["projects"] if m == Method::GET => projects::list(app, &req).await,
         ["projects"] if m == Method::HEAD => projects::head(app, &req).await,

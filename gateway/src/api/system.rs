@@ -1,6 +1,6 @@
-//! System endpoints (Harbor's `ping`, `health`, `systeminfo` and `search`
-//! APIs): `/api/v2.0/ping`, `/api/v2.0/health`, `/api/v2.0/systeminfo`,
-//! `/api/v2.0/search`.
+//! System endpoints (Harbor's `ping`, `health`, `systeminfo`, `search`
+//! and `statistic` APIs): `/api/v2.0/ping`, `/api/v2.0/health`,
+//! `/api/v2.0/systeminfo`, `/api/v2.0/search`, `/api/v2.0/statistics`.
 
 use std::collections::HashMap;
 
@@ -20,7 +20,7 @@ use crate::http::Reply;
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(ping, health, systeminfo, volumes, search),
+    paths(ping, health, systeminfo, volumes, search, statistics),
     components(schemas(
         OverallHealthStatus,
         ComponentHealthStatus,
@@ -28,7 +28,8 @@ use crate::http::Reply;
         SystemInfo,
         Storage,
         Search,
-        SearchRepository
+        SearchRepository,
+        Statistic
     ))
 )]
 pub struct Doc;
@@ -260,6 +261,42 @@ pub async fn volumes(app: &App, req: &ApiRequest) -> Result<Reply, GatewayError>
         }
     };
     Ok(json_reply(&SystemInfo { storage }))
+}
+
+/// Harbor's `Statistic`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Statistic {
+    pub private_project_count: i64,
+    pub private_repo_count: i64,
+    pub public_project_count: i64,
+    pub public_repo_count: i64,
+    pub total_project_count: i64,
+    pub total_repo_count: i64,
+    /// Bytes of every blob stored, each once; 0 for callers other than
+    /// system administrators.
+    pub total_storage_consumption: i64,
+}
+
+#[utoipa::path(get, path = "/api/v2.0/statistics", tag = "statistic",
+    responses((status = 200, description = "The projects and repositories the caller may see, counted", body = Statistic),
+        (status = 401, body = super::Errors)))]
+pub async fn statistics(app: &App, req: &ApiRequest) -> Result<Reply, GatewayError> {
+    req.require(Action::ReadStatistics, Resource::System)?;
+    let meta = app.registry.meta();
+    let counts = meta.project_statistics(&req.visibility()).await?;
+    let storage = match req.require(Action::ReadStorageTotal, Resource::System) {
+        Ok(()) => meta.stored_bytes().await?,
+        Err(_) => 0,
+    };
+    Ok(json_reply(&Statistic {
+        private_project_count: counts.private_projects,
+        private_repo_count: counts.private_repos,
+        public_project_count: counts.public_projects,
+        public_repo_count: counts.public_repos,
+        total_project_count: counts.private_projects + counts.public_projects,
+        total_repo_count: counts.private_repos + counts.public_repos,
+        total_storage_consumption: storage,
+    }))
 }
 
 /// Repositories examined per query while filtering by visibility.

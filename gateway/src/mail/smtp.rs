@@ -47,12 +47,6 @@ impl Mailer {
             .port(c.port)
             .tls(tls)
             .timeout(Some(TIMEOUT));
-        if c.username.is_some() && c.security == EmailSecurity::Opportunistic {
-            tracing::warn!(
-                "[email] has a username and password but neither ssl nor starttls: to a server \
-                 that offers no STARTTLS they go unencrypted; set starttls = true (or ssl = true)"
-            );
-        }
         if let (Some(user), Some(password)) = (&c.username, &c.password) {
             builder =
                 builder.credentials(Credentials::new(user.clone(), password.expose().to_owned()));
@@ -62,6 +56,17 @@ impl Mailer {
             from,
             server: format!("{}:{}", c.server, c.port),
         })
+    }
+
+    /// Warns, when a mail server is put in force, that its login may
+    /// travel unencrypted.
+    pub fn warn_if_unencrypted(c: &EmailConfig) {
+        if c.username.is_some() && c.security == EmailSecurity::Opportunistic {
+            tracing::warn!(
+                "the mail server has a username and password but neither ssl nor starttls: to a \
+                 server that offers no STARTTLS they go unencrypted; set starttls (or ssl)"
+            );
+        }
     }
 
     /// Sends a plain-text mail to `to`.

@@ -244,7 +244,7 @@ pub fn build(values: &BTreeMap<String, Value>) -> Result<LiveSettings, String> {
 
 /// A config error as the API says it: Harbor's key names, not the file's.
 fn harbor_words(e: ConfError) -> String {
-    let mut text = match &e {
+    let text = match &e {
         ConfError::Invalid {
             at: Location::Key { key },
             message,
@@ -255,15 +255,22 @@ fn harbor_words(e: ConfError) -> String {
         } => format!("{key} is required when {reason}"),
         other => other.to_string(),
     };
+    harbor_text(&text)
+        .replace("\"ldap\"", "ldap_auth")
+        .replace("[email] is set", "email_host is set")
+        .replace("[ldap] is set", "an ldap_ setting is set")
+}
+
+/// `text` with every config key in it spelled as Harbor's key.
+pub fn harbor_text(text: &str) -> String {
+    let mut text = text.to_owned();
     // Longest first, so `ldap.group_base_dn` is not taken for `ldap.group`...
     let mut keys: Vec<&Key> = KEYS.iter().collect();
     keys.sort_by_key(|k| std::cmp::Reverse(k.conf.len()));
     for k in keys {
         text = text.replace(k.conf, k.harbor);
     }
-    text.replace("\"ldap\"", "ldap_auth")
-        .replace("[email] is set", "email_host is set")
-        .replace("[ldap] is set", "an ldap_ setting is set")
+    text
 }
 
 /// The values `GET /configurations` shows for `live` (secrets left out;

@@ -249,7 +249,7 @@ impl Runtime {
         if let Some(e) = &email {
             // The sender must parse as a mailbox; the file's was checked
             // at start the same way.
-            Mailer::new(e)?;
+            Mailer::new(e).map_err(|why| live::harbor_text(&why))?;
         }
         Ok(LiveSettings { mode, ldap, email })
     }
@@ -270,6 +270,9 @@ impl Runtime {
             self.login.set_directory(directory);
         }
         if now.email != wanted.email {
+            if let Some(e) = &wanted.email {
+                Mailer::warn_if_unencrypted(e);
+            }
             let mailer = match wanted.email.as_ref().map(Mailer::new) {
                 Some(Ok(m)) => Some(Arc::new(m)),
                 Some(Err(e)) => {
@@ -317,6 +320,10 @@ impl Runtime {
     /// goes back to its default, and a setting the file owns stays the
     /// file's.
     pub fn apply(&self, stored: &[(String, String)]) {
+        self.apply_with(stored, true);
+    }
+
+    fn apply_with(&self, stored: &[(String, String)], live_too: bool) {
         *self.secrets.lock().unwrap_or_else(|p| p.into_inner()) = stored
             .iter()
             .filter(|(k, _)| live::lookup(k).is_some_and(|k| k.is_secret()))
@@ -354,6 +361,7 @@ impl Runtime {
             }
         }
         match self.live_from(&live_values) {
+            Ok(_) if !live_too => {}
             Ok(wanted) => self.put_live(wanted),
             // Checked when stored; two changes at once may still combine
             // into settings that do not build: the ones in force stay.
@@ -381,7 +389,10 @@ impl Runtime {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         all.extend(known.into_iter().filter(|(k, _)| withheld.contains(k)));
-        self.apply(&all);
+        // With a secret withheld, the directory and mail server wait for
+        // the read that follows (the secret known here may be the old
+        // one); the other settings apply now.
+        self.apply_with(&all, withheld.is_empty());
     }
 
     /// Reads the stored settings and applies them. One reload at a time:
