@@ -323,6 +323,8 @@ enum Expect {
     Items(&'static str),
     /// A JSON object (search).
     Object,
+    /// A JSON object with this number in it, at least 1.
+    Count(&'static str),
 }
 
 fn berth_listings(scale: Scale, label: i64) -> Vec<Listing> {
@@ -380,6 +382,11 @@ fn berth_listings(scale: Scale, label: i64) -> Vec<Listing> {
             label: "search (q=r0099)",
             path: "/api/v2.0/search?q=r0099".into(),
             expect: Expect::Object,
+        },
+        Listing {
+            label: "statistics (every project and repository counted)",
+            path: "/api/v2.0/statistics".into(),
+            expect: Expect::Count("total_repo_count"),
         },
     ]
 }
@@ -528,6 +535,10 @@ fn check(listing: &Listing, headers: &http::HeaderMap, body: &[u8]) -> anyhow::R
             }
             Ok(format!("{items} {key}"))
         }
+        Expect::Count(key) => match json.get(key).and_then(|v| v.as_i64()) {
+            Some(n) if n > 0 => Ok(format!("{key} {n}")),
+            _ => bail!("{}: no {key}", listing.label),
+        },
         Expect::Object => {
             let count = |key: &str| json.get(key).and_then(|v| v.as_array()).map(Vec::len);
             match (count("project"), count("repository")) {
