@@ -142,12 +142,7 @@ pub(crate) async fn change(
         .registry
         .meta()
         .set_configuration(&stored, &secrets, |all| {
-            let wanted: BTreeMap<String, Value> = all
-                .iter()
-                .filter(|(k, _)| live::lookup(k).is_some())
-                .filter_map(|(k, text)| Some((k.clone(), serde_json::from_str(text).ok()?)))
-                .collect();
-            app.runtime.live_from(&wanted).map(drop)
+            app.runtime.live_from(&live::values(all)).map(drop)
         })
         .await;
     // Secrets are named, never shown.

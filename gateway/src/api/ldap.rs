@@ -11,7 +11,6 @@
 //! Only the directory of the config file is used: a ping with other
 //! settings in its body is refused rather than tried.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use berth_auth::ldap::{DirectoryGroup, GroupQuery, LdapDirectory};
@@ -123,15 +122,7 @@ async fn settings_to_try(
                 .into(),
         ));
     }
-    let mut wanted: BTreeMap<String, serde_json::Value> = app
-        .registry
-        .meta()
-        .configuration()
-        .await?
-        .into_iter()
-        .filter(|(k, _)| live::lookup(k).is_some())
-        .filter_map(|(k, text)| Some((k, serde_json::from_str(&text).ok()?)))
-        .collect();
+    let mut wanted = live::values(&app.registry.meta().configuration().await?);
     for (key, value) in given {
         // Harbor's ping names the timeout so.
         let key = if key == "ldap_connection_timeout" {

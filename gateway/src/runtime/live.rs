@@ -129,6 +129,17 @@ pub fn harbor_name(conf: &str) -> &str {
         .map_or(conf, |k| k.harbor)
 }
 
+/// The directory and mail settings among stored (key, JSON text) pairs,
+/// parsed; a value that is not JSON is left out (building then says what
+/// is missing).
+pub fn values(stored: &[(String, String)]) -> BTreeMap<String, Value> {
+    stored
+        .iter()
+        .filter(|(k, _)| lookup(k).is_some())
+        .filter_map(|(k, text)| Some((k.clone(), serde_json::from_str(text).ok()?)))
+        .collect()
+}
+
 /// The keys of `group`, in the order forms show them.
 pub fn keys(group: Group) -> impl Iterator<Item = &'static Key> {
     KEYS.iter().filter(move |k| k.group == group)

@@ -360,12 +360,16 @@ impl Runtime {
                 Err(e) => tracing::warn!(key, error = %e, "stored setting ignored"),
             }
         }
-        match self.live_from(&live_values) {
-            Ok(_) if !live_too => {}
-            Ok(wanted) => self.put_live(wanted),
-            // Checked when stored; two changes at once may still combine
-            // into settings that do not build: the ones in force stay.
-            Err(e) => tracing::warn!(error = %e, "stored directory or mail settings not applied"),
+        if live_too {
+            match self.live_from(&live_values) {
+                Ok(wanted) => self.put_live(wanted),
+                // Checked in the transaction that stored them; a value an
+                // older or newer berth stored may still not build here:
+                // the ones in force stay.
+                Err(e) => {
+                    tracing::warn!(error = %e, "stored directory or mail settings not applied")
+                }
+            }
         }
         self.robot_days.store(robot_days, Ordering::Relaxed);
         self.read_only.store(read_only, Ordering::Relaxed);
