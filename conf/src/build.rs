@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use crate::config::{
     AuthConfig, AuthMode, Config, DatabaseConfig, GcConfig, IpNet, LdapConfig, LdapScope,
-    LogConfig, LogFormat, MetricsConfig, ProxyConfig, QuotaConfig, S3Config, ServerConfig,
-    StorageConfig, StorageDriver, TlsConfig,
+    LogConfig, LogFormat, MetricsConfig, ProxyConfig, QuotaConfig, S3Config, SecretsConfig,
+    ServerConfig, StorageConfig, StorageDriver, TlsConfig,
 };
 use crate::duration;
 use crate::error::ConfError;
@@ -58,6 +58,12 @@ pub(crate) fn build(s: &Settings) -> Result<Config, ConfError> {
             grace_period: s
                 .duration("gc.grace_period")?
                 .unwrap_or(DEFAULT_GC_GRACE_PERIOD),
+        },
+        secrets: SecretsConfig {
+            key_file: match s.path("secrets.key_file")? {
+                Some(path) => path,
+                None => data_dir.join("secret.key"),
+            },
         },
         data_dir,
         given: crate::schema::KEYS
@@ -392,6 +398,7 @@ fn server(s: &Settings) -> Result<ServerConfig, ConfError> {
             .unwrap_or(DEFAULT_BODY_TIMEOUT),
         body_min_rate,
         max_uploads_per_user,
+        limits: crate::limits::limits(s)?,
         grace_period: s
             .duration("server.grace_period")?
             .unwrap_or(DEFAULT_GRACE_PERIOD),

@@ -30,6 +30,7 @@ pub struct Config {
     pub log: LogConfig,
     pub metrics: MetricsConfig,
     pub gc: GcConfig,
+    pub secrets: SecretsConfig,
     pub quota: QuotaConfig,
     pub proxy: ProxyConfig,
     /// The keys the file or the environment set (the rest are defaults):
@@ -75,6 +76,14 @@ pub struct DatabaseConfig {
     /// `sqlite://...` or `postgres://...`. A secret because a PostgreSQL URL
     /// usually carries the password. Default `sqlite://<data_dir>/berth.db`.
     pub url: Secret,
+}
+
+/// Where the key that seals stored secrets lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretsConfig {
+    /// Default `<data_dir>/secret.key`; every instance sharing a database
+    /// needs the same file.
+    pub key_file: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,6 +201,8 @@ pub struct ServerConfig {
     /// Upload sessions one user may hold open at once; 0: no limit.
     /// Default 100.
     pub max_uploads_per_user: u32,
+    /// Manifest and header sizes, per-client request rates.
+    pub limits: crate::limits::Limits,
 }
 
 /// An address block such as `10.0.0.0/8` or a single address.

@@ -19,6 +19,7 @@
 //! - `redact`: [`Config::redacted`], the effective settings as TOML with
 //!   secrets hidden, for `berth check-config`.
 //! - `email`: the `[email]` section (its own module: it has its own rules).
+//! - `limits`: `[server]` limits against abuse (sizes, request rates).
 //! - `live`: `auth.mode`, `[ldap]` and `[email]` set at run time (the API),
 //!   built by the same rules.
 //! - `duration`, `secret`, `external_url`: the small value types.
@@ -30,6 +31,7 @@ mod email;
 mod env;
 mod error;
 mod external_url;
+mod limits;
 mod live;
 mod load;
 mod redact;
@@ -40,12 +42,13 @@ mod settings;
 pub use build::parse_size;
 pub use config::{
     AuthConfig, AuthMode, Config, DatabaseConfig, GcConfig, IpNet, LdapConfig, LdapScope,
-    LogConfig, LogFormat, MetricsConfig, ProxyConfig, QuotaConfig, S3Config, ServerConfig,
-    StorageConfig, StorageDriver, TlsConfig,
+    LogConfig, LogFormat, MetricsConfig, ProxyConfig, QuotaConfig, S3Config, SecretsConfig,
+    ServerConfig, StorageConfig, StorageDriver, TlsConfig,
 };
 pub use email::{EmailConfig, EmailSecurity};
 pub use error::{ConfError, Location};
 pub use external_url::ExternalUrl;
+pub use limits::Limits;
 pub use live::{is_live_key, live_settings, LiveSettings};
 pub use load::load;
 pub use secret::Secret;

@@ -143,6 +143,7 @@ mod tests {
         assert_eq!(config.log.level, "info");
         assert_eq!(config.metrics.listen, None);
         assert_eq!(config.gc.grace_period, secs(3600));
+        assert_eq!(config.secrets.key_file, PathBuf::from("./data/secret.key"));
         assert_eq!(config.quota.default_storage_limit, None);
         assert!(config.given.is_empty());
     }
@@ -314,10 +315,15 @@ listen = "127.0.0.1:9090"
                 ("berth_external_url", "http://localhost:5001"),
                 ("BERTH_METRICS__LISTEN", "[::1]:9100"),
                 ("BERTH_GC__GRACE_PERIOD", "90s"),
+                ("BERTH_SECRETS__KEY_FILE", "/run/secrets/berth.key"),
             ]),
         )
         .expect("overrides are valid");
         assert_eq!(config.gc.grace_period, secs(90));
+        assert_eq!(
+            config.secrets.key_file,
+            PathBuf::from("/run/secrets/berth.key")
+        );
         assert_eq!(
             config.listen,
             "127.0.0.1:5001".parse::<SocketAddr>().expect("addr")

@@ -111,6 +111,15 @@ impl Config {
         doc.line(format!("threads = {}", self.server.threads));
         doc.duration("grace_period", self.server.grace_period);
         doc.duration("upload_purge_age", self.server.upload_purge_age);
+        doc.line(format!(
+            "max_uploads_per_user = {}",
+            self.server.max_uploads_per_user
+        ));
+        let limits = &self.server.limits;
+        doc.text("max_manifest_size", &limits.max_manifest_size.to_string());
+        doc.text("max_header_size", &limits.max_header_size.to_string());
+        doc.line(format!("rate_limit = {}", limits.rate_limit));
+        doc.line(format!("rate_burst = {}", limits.rate_burst));
 
         doc.section("log");
         doc.text("format", self.log.format.word());
@@ -133,6 +142,9 @@ impl Config {
 
         doc.section("gc");
         doc.duration("grace_period", self.gc.grace_period);
+
+        doc.section("secrets");
+        doc.path("key_file", &self.secrets.key_file);
         doc.0
     }
 }

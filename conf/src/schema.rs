@@ -103,6 +103,10 @@ pub(crate) const KEYS: &[Key] = &[
     key("server.body_timeout", Kind::Duration),
     key("server.body_min_rate", Kind::Text),
     key("server.max_uploads_per_user", Kind::Integer),
+    key("server.max_manifest_size", Kind::Text),
+    key("server.max_header_size", Kind::Text),
+    key("server.rate_limit", Kind::Integer),
+    key("server.rate_burst", Kind::Integer),
     key("log.format", Kind::Text),
     key("log.level", Kind::Text),
     key("metrics.listen", Kind::Text),
@@ -112,6 +116,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("proxy.cache_ttl", Kind::Duration),
     key("quota.default_storage_limit", Kind::Integer),
     key("gc.grace_period", Kind::Duration),
+    key("secrets.key_file", Kind::Text),
 ];
 
 pub(crate) fn lookup(path: &str) -> Option<&'static Key> {

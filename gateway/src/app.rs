@@ -58,6 +58,8 @@ pub struct App {
     pub resets: Arc<crate::mail::PasswordResets>,
     /// The side runtime, for work that outlives a request (a GC run).
     pub side: tokio::runtime::Handle,
+    /// `server.max_header_size` and the per-client request rate.
+    pub limits: crate::limits::Limits,
     /// `server.body_timeout` and `server.body_min_rate`, for upload bodies.
     pub body_pace: crate::v2::pace::BodyPace,
     /// The effective configuration as TOML, secrets redacted, for the
@@ -69,6 +71,8 @@ pub struct App {
 pub struct FileSettings {
     /// Where blobs live on the filesystem driver (`None`: object storage).
     pub blob_root: Option<std::path::PathBuf>,
+    /// The data directory (SQLite, keys).
+    pub data_dir: std::path::PathBuf,
 }
 
 /// How long a cached role may lag a membership change when the change's

@@ -48,6 +48,7 @@ pub fn storage_settings(config: &Config) -> Settings {
             redirect: config.storage.redirect,
         }),
         database_url: config.database.url.expose().to_owned(),
+        secret_key_file: config.secrets.key_file.clone(),
         gc_grace: config.gc.grace_period,
         upload_purge_age: config.server.upload_purge_age,
         role: Role::Server,
@@ -77,7 +78,8 @@ pub async fn build(config: &Config) -> Result<Built, String> {
     let registry = Registry::open(&storage_settings(config))
         .await
         .map_err(|e| format!("cannot open the registry store: {e}"))?
-        .with_max_uploads_per_user(config.server.max_uploads_per_user);
+        .with_max_uploads_per_user(config.server.max_uploads_per_user)
+        .with_max_manifest_size(config.server.limits.max_manifest_size);
     let tokens = TokenService::open(&config.data_dir, ISSUER, SERVICE, config.auth.token_ttl)
         .map_err(|e| format!("cannot set up tokens: {e}"))?;
     let ldap = match (&config.auth.mode, &config.ldap) {
@@ -183,6 +185,7 @@ pub async fn build(config: &Config) -> Result<Built, String> {
         file_settings: crate::app::FileSettings {
             blob_root: (config.storage.driver == berth_conf::StorageDriver::Filesystem)
                 .then(|| config.storage.root.clone()),
+            data_dir: config.data_dir.clone(),
         },
         retention,
         replication,
@@ -190,6 +193,7 @@ pub async fn build(config: &Config) -> Result<Built, String> {
         mailer,
         resets,
         side: tokio::runtime::Handle::current(),
+        limits: crate::limits::Limits::new(&config.server.limits),
         body_pace: crate::v2::pace::BodyPace {
             timeout: config.server.body_timeout,
             min_rate: config.server.body_min_rate,

@@ -114,6 +114,9 @@ pub enum GatewayError {
     /// Read-only mode is on (`/configurations`).
     #[error("the registry is in read-only mode for maintenance: pushes, deletions, garbage collection, retention and replication are refused until an administrator turns it off (PUT /api/v2.0/configurations {{\"read_only\": false}}); pulls work")]
     ReadOnly,
+    /// The request line and headers exceed `server.max_header_size`.
+    #[error("the request's headers are larger than this registry's limit of {limit} bytes (server.max_header_size); send fewer or smaller headers (cookies, tokens)")]
+    HeadersTooLarge { limit: usize },
     /// Too many requests from one client; the message says when to retry.
     #[error("{message}")]
     TooManyRequests {
@@ -219,6 +222,17 @@ impl GatewayError {
             internal: false,
         };
         match self {
+            // The disk is full: not the client's fault, and not a bug of
+            // berth's either; logged (with the path) all the same.
+            GatewayError::Storage(e) if e.is_storage_full() => Presented {
+                status: 507,
+                code: "UNAVAILABLE",
+                message: "the registry's storage is full: nothing was stored. Ask its \
+                          administrator to free space (delete what is not needed and run garbage \
+                          collection) or grow the volume, then retry"
+                    .into(),
+                internal: true,
+            },
             GatewayError::Storage(e) => match e {
                 StorageError::NameInvalid(_) => p(400, "NAME_INVALID"),
                 StorageError::TextInvalid => p(400, "UNSUPPORTED"),
@@ -234,7 +248,7 @@ impl GatewayError {
                 StorageError::ManifestUnknown(_) => p(404, "MANIFEST_UNKNOWN"),
                 StorageError::ManifestInvalid(_) => p(400, "MANIFEST_INVALID"),
                 StorageError::ManifestBlobUnknown(_) => p(400, "MANIFEST_BLOB_UNKNOWN"),
-                StorageError::ManifestTooLarge => p(413, "SIZE_INVALID"),
+                StorageError::ManifestTooLarge { .. } => p(413, "SIZE_INVALID"),
                 StorageError::ManifestSchema1Unsupported => p(400, "MANIFEST_INVALID"),
                 StorageError::QuotaExceeded(_) | StorageError::TagImmutable { .. } => {
                     p(403, "DENIED")
@@ -246,6 +260,8 @@ impl GatewayError {
                 | StorageError::Db(_)
                 | StorageError::Migrate(_)
                 | StorageError::MigrationRefused(_)
+                | StorageError::Secrets(_)
+                | StorageError::BackupRefused(_)
                 | StorageError::Corrupt(_) => Presented {
                     status: 500,
                     code: "UNKNOWN",
@@ -300,6 +316,7 @@ impl GatewayError {
             GatewayError::MailFailed(_) | GatewayError::DirectoryFailed(_) => p(502, "UNAVAILABLE"),
             GatewayError::NotConfigured(_) => p(503, "UNAVAILABLE"),
             GatewayError::TooManyRequests { .. } => p(429, "TOOMANYREQUESTS"),
+            GatewayError::HeadersTooLarge { .. } => p(431, "SIZE_INVALID"),
             GatewayError::ReadOnly => p(403, "DENIED"),
             GatewayError::UpstreamRateLimited { .. } => p(429, "TOOMANYREQUESTS"),
             GatewayError::UpstreamRefused { .. }
@@ -340,8 +357,10 @@ impl GatewayError {
             413 => "REQUEST_ENTITY_TOO_LARGE",
             416 => "BAD_REQUEST",
             429 => "TOO_MANY_REQUESTS",
+            431 => "REQUEST_HEADER_FIELDS_TOO_LARGE",
             502 => "BAD_GATEWAY",
             503 => "SERVICE_UNAVAILABLE",
+            507 => "INSUFFICIENT_STORAGE",
             _ => "INTERNAL_SERVER_ERROR",
         };
         p

@@ -13,11 +13,15 @@
 //! - [`gc_cli`]: `berth gc`, one garbage collection from the command line.
 //! - [`keys_cli`]: `berth token-key rotate`, a new token signing key.
 //! - [`migrate_cli`]: `berth migrate`, an installation copied to PostgreSQL.
+//! - [`backup_cli`]: `berth backup` and `berth restore`.
+//! - [`secrets_cli`]: `berth secrets rotate`, a new key for stored secrets.
 //! - [`jobs`]: the one scheduler: scheduled GC, retention and replication,
 //!   the purge of abandoned uploads.
 //! - [`tls`]: certificate files checked at start and reloaded while running.
 //! - [`redirect`]: the optional plain-HTTP listener that redirects to HTTPS.
 //! - [`http`]: reading bodies, writing replies, streaming blobs.
+//! - [`disk`]: free space on the local volumes berth writes to.
+//! - [`limits`]: request-head size and per-client request rates.
 //! - [`bufpool`]: reused read buffers for streaming blobs.
 //! - [`error`]: every error mapped to its OCI code and status, in one place.
 //! - [`metrics`]: Prometheus metrics, `/metrics` and its own listener.
@@ -34,15 +38,18 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod backup_cli;
 pub mod bootstrap;
 pub mod bufpool;
 pub mod cert_cli;
+pub mod disk;
 pub mod error;
 pub mod events;
 pub mod gc_cli;
 pub mod http;
 pub mod jobs;
 pub mod keys_cli;
+pub mod limits;
 pub mod mail;
 pub mod metrics;
 pub mod migrate_cli;
@@ -52,6 +59,7 @@ pub mod replication;
 pub mod retention;
 pub mod route;
 pub mod runtime;
+pub mod secrets_cli;
 pub mod server;
 pub mod tls;
 pub mod token_endpoint;

@@ -8,7 +8,7 @@ use berth_conf::{Config, LogFormat, TlsConfig};
 use berth_gateway::server::{self, ServerSettings};
 use berth_gateway::tls::{CertFiles, ReloadingCert};
 use berth_gateway::users_cli::{self, UserCommand};
-use berth_gateway::{bootstrap, cert_cli, gc_cli, keys_cli, migrate_cli};
+use berth_gateway::{backup_cli, bootstrap, cert_cli, gc_cli, keys_cli, migrate_cli, secrets_cli};
 use berth_storage::gc::GcOptions;
 use berth_storage::Registry;
 use clap::{Parser, Subcommand};
@@ -69,12 +69,37 @@ enum Command {
         #[arg(long, value_name = "NEW.toml")]
         to_config: PathBuf,
     },
+    /// Copy this installation (SQLite and blobs on files) into DIR while
+    /// it runs: a consistent database snapshot, the blobs it references
+    /// (each digest checked) and the secret key. Rerun to update it.
+    Backup {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+    },
+    /// Rebuild an installation from a backup into this config's (new)
+    /// data directory, checking every blob's digest.
+    Restore {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+    },
     /// Manage the token signing key.
     TokenKey {
         #[arg(long)]
         config: Option<PathBuf>,
         #[command(subcommand)]
         command: TokenKeyCommand,
+    },
+    /// Manage the key that seals stored secrets (registry credentials,
+    /// webhook headers, directory and mail passwords).
+    Secrets {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: SecretsCommand,
     },
     /// Manage local users.
     User {
@@ -89,6 +114,13 @@ enum Command {
 enum TokenKeyCommand {
     /// Sign tokens with a new key from now on; the old key keeps verifying
     /// the tokens it signed until they expire.
+    Rotate,
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Seal every stored secret with a new key and drop the old one from
+    /// the key file. Safe while the server runs.
     Rotate,
 }
 
@@ -191,6 +223,35 @@ fn main() -> ExitCode {
                     .await
                     .map_err(|e| e.to_string())?;
                 keys_cli::rotate(&c.data_dir, registry.meta()).await
+            }),
+            Err(e) => {
+                eprintln!("berth: invalid configuration: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Backup { config, to } => match berth_conf::load(config.as_deref(), &env) {
+            Ok(c) => tool(async move { backup_cli::backup(&c, &to).await }),
+            Err(e) => {
+                eprintln!("berth: invalid configuration: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Restore { config, from } => match berth_conf::load(config.as_deref(), &env) {
+            Ok(c) => tool(async move { backup_cli::restore(&c, &from).await }),
+            Err(e) => {
+                eprintln!("berth: invalid configuration: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Secrets {
+            config,
+            command: SecretsCommand::Rotate,
+        } => match berth_conf::load(config.as_deref(), &env) {
+            Ok(c) => tool(async move {
+                let registry = Registry::open(&bootstrap::tool_settings(&c))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                secrets_cli::rotate(registry.meta()).await
             }),
             Err(e) => {
                 eprintln!("berth: invalid configuration: {e}");

@@ -74,7 +74,19 @@ impl ProxyHttp for Gateway {
         ctx.user = header(session, "authorization")
             .and_then(basic_credentials)
             .map(|(user, _password)| user);
-        let result = if path == "/v2" || path.starts_with("/v2/") {
+        let limited =
+            path == api::PREFIX || path.starts_with("/api/v2.0/") || path.starts_with("/service/");
+        let checked =
+            self.app
+                .limits
+                .check_head(session.req_header())
+                .and_then(|()| match client_ip(&self.app, session) {
+                    Some(ip) if limited => self.app.limits.take(ip),
+                    _ => Ok(()),
+                });
+        let result = if let Err(e) = checked {
+            Err(e)
+        } else if path == "/v2" || path.starts_with("/v2/") {
             match v2::handle(&self.app, session).await {
                 Ok(Answer::Reply(reply)) => Ok(reply),
                 Ok(Answer::Forward(forward)) => {
@@ -313,17 +325,30 @@ async fn readiness(app: &App) -> Reply {
     let (database, storage) =
         tokio::join!(app.registry.meta().ping(), app.registry.probe_storage());
     let mut failed = Vec::new();
+    // Reported, but still ready: pulls are served from a full disk.
+    let mut warnings: Vec<String> = crate::disk::low(app)
+        .into_iter()
+        .map(|s| format!("storage: low on space: {s}\n"))
+        .collect();
     if let Err(e) = database {
         tracing::warn!(error = %cause_chain(&e), "readiness: the database did not answer");
-        failed.push("database: not answering\n");
+        failed.push("database: not answering\n".to_owned());
     }
-    if let Err(e) = storage {
-        tracing::warn!(error = %cause_chain(&e), "readiness: the blob store does not take writes");
-        failed.push("storage: not writable\n");
+    match storage {
+        Ok(()) => {}
+        Err(e) if e.is_storage_full() => {
+            tracing::warn!(error = %cause_chain(&e), "readiness: the blob store is full");
+            warnings.push("storage: full: pushes fail until space is freed\n".to_owned());
+        }
+        Err(e) => {
+            tracing::warn!(error = %cause_chain(&e), "readiness: the blob store does not take writes");
+            failed.push("storage: not writable\n".to_owned());
+        }
     }
     if failed.is_empty() {
-        text_reply(200, "ok\n")
+        text_reply(200, &format!("ok\n{}", warnings.concat()))
     } else {
+        failed.extend(warnings);
         text_reply(503, &failed.concat())
     }
 }

@@ -16,6 +16,23 @@ use bytes::Bytes;
 use futures_util::stream::BoxStream;
 
 use crate::error::StorageError;
+
+/// Why [`BlobStore::copy_verified`] did not copy a blob.
+#[derive(Debug)]
+pub enum CopyFailure {
+    /// The source file is missing or unreadable.
+    Unreadable(PathBuf, std::io::Error),
+    /// The source file is not what its address says.
+    Damaged { copied: u64, got: Digest },
+    /// Writing the copy failed.
+    Store(StorageError),
+}
+
+impl From<StorageError> for CopyFailure {
+    fn from(e: StorageError) -> CopyFailure {
+        CopyFailure::Store(e)
+    }
+}
 use crate::objects::Objects;
 use crate::oci::{Algorithm, Digest, Hasher};
 
@@ -216,6 +233,52 @@ impl BlobStore {
     /// Moves a fully written, verified and synced temp file to its content
     /// address. Called while the database write lock is held (see `gc`):
     /// the file and its row then appear together for every other writer.
+    /// Copies `digest` from the store `from` into this one: streamed into
+    /// a temp file while hashed, and placed at its address only when it
+    /// is `size` bytes with that digest (for `migrate`, `backup` and
+    /// `restore`, which phrase the failure for their reader).
+    pub fn copy_verified(
+        &self,
+        from: &BlobStore,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<(), CopyFailure> {
+        let path = from.path(digest);
+        let mut src = File::open(&path).map_err(|e| CopyFailure::Unreadable(path.clone(), e))?;
+        let temp = self
+            .uploads_dir()
+            .join(format!("copy-{}", uuid::Uuid::new_v4()));
+        let result = (|| {
+            let mut out = File::create(&temp)
+                .map_err(StorageError::io(format!("creating {}", temp.display())))?;
+            let mut hasher = digest.algorithm().hasher();
+            let mut buf = vec![0u8; READ_CHUNK];
+            let mut copied = 0u64;
+            loop {
+                let n = src
+                    .read(&mut buf)
+                    .map_err(|e| CopyFailure::Unreadable(path.clone(), e))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                std::io::Write::write_all(&mut out, &buf[..n])
+                    .map_err(StorageError::io(format!("writing {}", temp.display())))?;
+                copied += n as u64;
+            }
+            let got = hasher.finish();
+            if &got != digest || copied != size {
+                return Err(CopyFailure::Damaged { copied, got });
+            }
+            BlobStore::sync_upload(&out, digest)?;
+            Ok(self.place(&temp, digest)?)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&temp);
+        }
+        result
+    }
+
     pub fn place(&self, temp: &Path, digest: &Digest) -> Result<(), StorageError> {
         let dest = self.path(digest);
         if let Ok(existing) = std::fs::metadata(&dest) {

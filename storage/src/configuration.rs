@@ -7,39 +7,61 @@ use sqlx::Row;
 use crate::changes::Change;
 use crate::error::StorageError;
 use crate::meta::{now, Meta};
+use crate::secrets::{seal_in, Purpose, SECRET_SETTINGS};
 
-/// Every stored setting, by key, as `conn` sees them.
-async fn stored(conn: &mut sqlx::AnyConnection) -> Result<Vec<(String, String)>, StorageError> {
-    let rows = sqlx::query("SELECT key, value FROM configuration ORDER BY key")
-        .fetch_all(&mut *conn)
-        .await?;
-    rows.into_iter()
-        .map(|r| Ok((r.try_get("key")?, r.try_get("value")?)))
-        .collect()
+fn is_secret(key: &str) -> bool {
+    SECRET_SETTINGS.contains(&key)
 }
 
 impl Meta {
+    /// Every stored setting, by key, as `conn` sees them (secrets opened).
+    async fn stored(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+    ) -> Result<Vec<(String, String)>, StorageError> {
+        let rows = sqlx::query("SELECT key, value FROM configuration ORDER BY key")
+            .fetch_all(&mut *conn)
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                let key: String = r.try_get("key")?;
+                let value: String = r.try_get("value")?;
+                let value = if is_secret(&key) {
+                    self.keyring()
+                        .open(Purpose::Setting { key: &key }, &value)?
+                } else {
+                    value
+                };
+                Ok((key, value))
+            })
+            .collect()
+    }
+
     /// Every stored setting, by key.
     pub async fn configuration(&self) -> Result<Vec<(String, String)>, StorageError> {
         let mut conn = self.pool().acquire().await?;
-        stored(&mut conn).await
+        self.stored(&mut conn).await
     }
 
     /// Stores `values` (all or none) if `check` accepts the whole stored
     /// set they make, and announces that set to the other processes, less
-    /// the values of the keys `withhold` names (secrets: any login to the
-    /// database server may listen to announcements; the processes read
-    /// those from the table). Returns the stored set, or why `check`
+    /// the secrets ([`SECRET_SETTINGS`], sealed in the table: any login to
+    /// the database server may listen to announcements; the processes
+    /// read those from the table). Returns the stored set, or why `check`
     /// refused it. The check runs in the write transaction, so two changes
     /// at once cannot together store a set neither would have.
     pub async fn set_configuration(
         &self,
         values: &[(String, String)],
-        withhold: &[&str],
         check: impl FnOnce(&[(String, String)]) -> Result<(), String>,
     ) -> Result<Result<Vec<(String, String)>, String>, StorageError> {
         let mut tx = self.write().await?;
         for (key, value) in values {
+            let value = if is_secret(key) {
+                seal_in(self.keyring(), &mut tx, Purpose::Setting { key }, value).await?
+            } else {
+                value.clone()
+            };
             sqlx::query(
                 "INSERT INTO configuration (key, value, updated_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value, \
@@ -51,16 +73,14 @@ impl Meta {
             .execute(&mut *tx)
             .await?;
         }
-        let all = stored(&mut tx).await?;
+        let all = self.stored(&mut tx).await?;
         if let Err(why) = check(&all) {
             tx.rollback().await?;
             return Ok(Err(why));
         }
         tx.commit().await?;
-        let (withheld, told): (Vec<_>, Vec<_>) = all
-            .iter()
-            .cloned()
-            .partition(|(k, _)| withhold.contains(&k.as_str()));
+        let (withheld, told): (Vec<_>, Vec<_>) =
+            all.iter().cloned().partition(|(k, _)| is_secret(k));
         self.announce_later(Change::Configuration {
             values: told,
             withheld: withheld.into_iter().map(|(k, _)| k).collect(),
@@ -83,14 +103,13 @@ mod tests {
         let any = |_: &[(String, String)]| Ok(());
         meta.set_configuration(
             &[set("read_only", "true"), set("token_expiration", "10")],
-            &[],
             any,
         )
         .await
         .expect("store")
         .expect("accepted");
         let all = meta
-            .set_configuration(&[set("read_only", "false")], &[], any)
+            .set_configuration(&[set("read_only", "false")], any)
             .await
             .expect("store")
             .expect("accepted");
@@ -101,7 +120,7 @@ mod tests {
         assert_eq!(meta.configuration().await.expect("read"), all);
         // A set the check refuses is not stored, in part or whole.
         let refused = meta
-            .set_configuration(&[set("read_only", "true"), set("x", "1")], &[], |all| {
+            .set_configuration(&[set("read_only", "true"), set("x", "1")], |all| {
                 if all.iter().any(|(k, _)| k == "x") {
                     Err("no x".into())
                 } else {

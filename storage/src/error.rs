@@ -34,8 +34,10 @@ pub enum StorageError {
     ManifestInvalid(String),
     #[error("manifest references {0}, which is not in this repository; push that blob or manifest first")]
     ManifestBlobUnknown(Digest),
-    #[error("manifest is larger than the 4 MiB limit")]
-    ManifestTooLarge,
+    #[error(
+        "manifest is larger than this registry's limit of {limit} bytes (server.max_manifest_size)"
+    )]
+    ManifestTooLarge { limit: usize },
     #[error("Docker schema1 manifests are not supported (deprecated since 2017); push with a current client, which sends schema2 or OCI manifests")]
     ManifestSchema1Unsupported,
     /// A push would take its project past its storage quota.
@@ -48,6 +50,14 @@ pub enum StorageError {
     /// and what to do).
     #[error("{0}")]
     MigrationRefused(String),
+    /// `berth backup` or `berth restore` cannot go on (the message says
+    /// why and what to do).
+    #[error("{0}")]
+    BackupRefused(String),
+    /// The secret key file is missing, unreadable or not the database's
+    /// (the message says which and what to do).
+    #[error("{0}")]
+    Secrets(String),
     /// A stored row berth cannot read back (written by a newer version?).
     #[error("unreadable stored data: {0}")]
     Corrupt(String),
@@ -95,6 +105,30 @@ impl From<sqlx::Error> for StorageError {
 }
 
 impl StorageError {
+    /// Whether a disk (of the blob store or the database) is full: the
+    /// write failed for want of space, not for a fault of berth's.
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            StorageError::Io { source, .. } => {
+                source.kind() == std::io::ErrorKind::StorageFull
+                    || source.kind() == std::io::ErrorKind::QuotaExceeded
+            }
+            // SQLite's SQLITE_FULL (13, or extended codes ending in it);
+            // PostgreSQL's disk_full (53100).
+            StorageError::Db(sqlx::Error::Io(source)) => {
+                source.kind() == std::io::ErrorKind::StorageFull
+            }
+            StorageError::Db(e) => {
+                e.as_database_error()
+                    .and_then(|d| d.code())
+                    .is_some_and(|code| {
+                        code == "53100" || code.parse::<i64>().is_ok_and(|c| c & 0xff == 13)
+                    })
+            }
+            _ => false,
+        }
+    }
+
     pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StorageError {
         let context = context.into();
         move |source| StorageError::Io { context, source }

@@ -22,7 +22,12 @@
 //! - [`changes`]: what each process drops from its caches, announced to
 //!   the others sharing a PostgreSQL database.
 //! - [`configuration`]: settings changed at run time (`/configurations`).
+//! - [`secrets`]: what must be given back in clear (endpoint credentials,
+//!   webhook headers, directory and mail passwords), sealed at rest with a
+//!   key kept outside the database; its rotation.
 //! - [`migrate`]: `berth migrate`, an installation copied to PostgreSQL.
+//! - [`backup`]: `berth backup` and `berth restore` of the embedded
+//!   installation (a consistent snapshot while running, blobs verified).
 //! - [`registry`]: the operations the gateway calls, keeping both in step.
 //! - `owner`: which process owns files left on disk, and whether it is gone.
 //! - `passes`: background passes run once per period for the cluster.
@@ -52,6 +57,7 @@ pub mod accounts;
 pub mod artifacts;
 pub mod audit;
 pub mod audit_purge;
+pub mod backup;
 pub mod blobs;
 mod cache;
 pub mod changes;
@@ -76,6 +82,7 @@ pub mod registry;
 pub mod replication;
 pub mod retention;
 pub mod robots;
+pub mod secrets;
 pub mod selector;
 pub mod sessions;
 mod settle;

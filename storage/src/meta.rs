@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{Any, AnyConnection, AnyPool, Row, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Row, Transaction};
 
 use sqlx::postgres::PgListener;
 
@@ -15,6 +15,7 @@ use crate::changes::{Announcer, Change, CHANNEL};
 use crate::error::StorageError;
 use crate::locks::Scope;
 use crate::oci::{Digest, ParsedManifest, Reference, RepoName, Tag};
+use crate::secrets::Keyring;
 use crate::settle::{Acks, Replays, Settle, Signer, LISTENER_NAME};
 
 /// The database behind [`Meta`]. Queries are written once, in the SQL
@@ -72,6 +73,8 @@ pub struct Meta {
     /// connected (see `changes`).
     acks: Arc<Acks>,
     listening: Arc<std::sync::atomic::AtomicBool>,
+    /// What seals and opens stored secrets (none until `open_secrets`).
+    keyring: Arc<Keyring>,
 }
 
 /// Where the listener connects, and what opens the announcements it hears.
@@ -168,6 +171,22 @@ impl Meta {
         };
         let pool = AnyPoolOptions::new()
             .max_connections(max)
+            .after_release(move |conn, _| {
+                Box::pin(async move {
+                    if backend != Backend::Sqlite {
+                        return Ok(true);
+                    }
+                    // A COMMIT that failed for a full disk may have been
+                    // rolled back by SQLite itself; sqlx's own ROLLBACK
+                    // then fails and the connection keeps counting an
+                    // open transaction, so every later BEGIN on it fails.
+                    // Such a connection is closed, not reused. The ping
+                    // first lets a rollback queued by a dropped
+                    // transaction finish.
+                    conn.ping().await?;
+                    Ok(!conn.is_in_transaction())
+                })
+            })
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -212,6 +231,7 @@ impl Meta {
             listen_url,
             acks: Arc::default(),
             listening: Arc::default(),
+            keyring: Arc::new(Keyring::none()),
         })
     }
 
@@ -387,6 +407,16 @@ impl Meta {
                 }
             }
         });
+    }
+
+    /// What seals and opens stored secrets.
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    /// Seals and opens secrets with `keyring` from now on.
+    pub fn set_keyring(&mut self, keyring: Keyring) {
+        self.keyring = Arc::new(keyring);
     }
 
     pub(crate) fn pool(&self) -> &AnyPool {

@@ -17,14 +17,13 @@
 //! otherwise replace what its users did there.
 
 use std::fs::File;
-use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use futures_util::TryStreamExt;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Column, Row, Transaction, ValueRef};
 
-use crate::blobs::{hash_reader, BlobStore, READ_CHUNK};
+use crate::blobs::{hash_reader, BlobStore, CopyFailure};
 use crate::changes::Change;
 use crate::error::StorageError;
 use crate::meta::{Backend, Meta};
@@ -86,6 +85,7 @@ const TABLES: &[(&str, &str)] = &[
     ("webhook_executions", "*"),
     ("webhook_tasks", "*"),
     ("configuration", "*"),
+    ("secret_key", "*"),
     ("id_high_water", "*"),
 ];
 
@@ -291,9 +291,23 @@ async fn copy_blobs(
         } else {
             let (src, dst) = (from.clone(), to.clone());
             let d = digest.clone();
-            tokio::task::spawn_blocking(move || copy_blob(&src, &dst, &d, size))
+            tokio::task::spawn_blocking(move || dst.copy_verified(&src, &d, size))
                 .await
-                .map_err(|e| StorageError::MigrationRefused(format!("copying {digest}: {e}")))??;
+                .map_err(|e| StorageError::MigrationRefused(format!("copying {digest}: {e}")))?
+                .map_err(|e| match e {
+                    CopyFailure::Unreadable(path, e) => StorageError::MigrationRefused(format!(
+                        "blob {digest} is recorded in the source database but its file {} \
+                         cannot be read ({e}); run `berth gc` on the source, then migrate again",
+                        path.display()
+                    )),
+                    CopyFailure::Damaged { copied, got } => {
+                        StorageError::MigrationRefused(format!(
+                        "blob {digest} in the source is damaged: its file has {copied} bytes with \
+                         digest {got}, the database says {size} bytes; it was not copied"
+                    ))
+                    }
+                    CopyFailure::Store(e) => e,
+                })?;
             summary.blobs_copied += 1;
             summary.bytes_copied += size;
         }
@@ -331,59 +345,6 @@ fn verified_source(from: &BlobStore, digest: &Digest, size: u64) -> Result<File,
         )));
     }
     Ok(file)
-}
-
-/// Streams one blob into a temp file at the destination, hashing it, and
-/// places it only when it is what the source's database says.
-fn copy_blob(
-    from: &BlobStore,
-    to: &BlobStore,
-    digest: &Digest,
-    size: u64,
-) -> Result<(), StorageError> {
-    let path = from.path(digest);
-    let mut src = File::open(&path).map_err(|e| {
-        StorageError::MigrationRefused(format!(
-            "blob {digest} is recorded in the source database but its file {} cannot be read \
-             ({e}); run `berth gc` on the source, then migrate again",
-            path.display()
-        ))
-    })?;
-    let temp = to
-        .uploads_dir()
-        .join(format!("migrate-{}", uuid::Uuid::new_v4()));
-    let result = (|| {
-        let mut out = File::create(&temp)
-            .map_err(StorageError::io(format!("creating {}", temp.display())))?;
-        let mut hasher = digest.algorithm().hasher();
-        let mut buf = vec![0u8; READ_CHUNK];
-        let mut copied = 0u64;
-        loop {
-            let n = src
-                .read(&mut buf)
-                .map_err(StorageError::io(format!("reading {}", path.display())))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            out.write_all(&buf[..n])
-                .map_err(StorageError::io(format!("writing {}", temp.display())))?;
-            copied += n as u64;
-        }
-        let got = hasher.finish();
-        if &got != digest || copied != size {
-            return Err(StorageError::MigrationRefused(format!(
-                "blob {digest} in the source is damaged: its file has {copied} bytes with digest \
-                 {got}, the database says {size} bytes; it was not copied"
-            )));
-        }
-        BlobStore::sync_upload(&out, digest)?;
-        to.place(&temp, digest)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    result
 }
 
 /// Replaces the destination's metadata with the source's, in one

@@ -14,7 +14,7 @@ use crate::blobs::{read_dir, BlobStore};
 use crate::error::StorageError;
 use crate::locks::Scope;
 use crate::meta::{Meta, StoredManifest};
-use crate::oci::{manifest, Digest, ParsedManifest, RepoName, Tag, MAX_MANIFEST_SIZE};
+use crate::oci::{manifest, Digest, ParsedManifest, RepoName, Tag};
 use crate::owner::{self, Liveness};
 use crate::registry::Registry;
 
@@ -62,8 +62,10 @@ impl Registry {
         content: Bytes,
         tag: Option<&Tag>,
     ) -> Result<StoredManifest, StorageError> {
-        if content.len() > MAX_MANIFEST_SIZE {
-            return Err(StorageError::ManifestTooLarge);
+        if content.len() > self.max_manifest_size() {
+            return Err(StorageError::ManifestTooLarge {
+                limit: self.max_manifest_size(),
+            });
         }
         let actual = Digest::compute(digest.algorithm(), &content);
         if &actual != digest {

@@ -27,6 +27,8 @@ pub struct Settings {
     /// Blobs on an S3-compatible object store instead of `blob_root`.
     pub objects: Option<ObjectSettings>,
     pub database_url: String,
+    /// The key file that seals stored secrets (created on the first start).
+    pub secret_key_file: PathBuf,
     /// How long GC leaves an unreferenced blob after it was last pushed,
     /// mounted or linked (and an untagged manifest after its push).
     pub gc_grace: Duration,
@@ -68,6 +70,7 @@ pub struct Registry {
     pub(crate) upload_purge_age: Duration,
     /// Open upload sessions allowed per user (0: no limit).
     max_uploads_per_user: u32,
+    max_manifest_size: usize,
     pub(crate) role: Role,
     /// Blobs this process touched lately on a HEAD or GET (a throttle on
     /// those writes, not state: see `keep_alive`).
@@ -101,7 +104,8 @@ impl Registry {
             .as_ref()
             .map(Objects::connect)
             .transpose()?;
-        let meta = Meta::connect(&settings.database_url).await?;
+        let mut meta = Meta::connect(&settings.database_url).await?;
+        meta.open_secrets(&settings.secret_key_file).await?;
         let sessions = Sessions::new(blobs.uploads_dir());
         // A GC killed mid-delete may have left files in the trash: put back
         // those whose rows survived before anything is served.
@@ -115,6 +119,7 @@ impl Registry {
             gc_grace: settings.gc_grace,
             upload_purge_age: settings.upload_purge_age,
             max_uploads_per_user: 0,
+            max_manifest_size: MAX_MANIFEST_SIZE,
             role: settings.role,
             recently_touched: moka::sync::Cache::builder()
                 .max_capacity(1_000_000)
@@ -133,6 +138,18 @@ impl Registry {
     pub fn with_max_uploads_per_user(mut self, limit: u32) -> Registry {
         self.max_uploads_per_user = limit;
         self
+    }
+
+    /// Caps the size of a manifest pushed or cached, in bytes (default
+    /// [`MAX_MANIFEST_SIZE`], as distribution's).
+    pub fn with_max_manifest_size(mut self, limit: usize) -> Registry {
+        self.max_manifest_size = limit;
+        self
+    }
+
+    /// The largest manifest accepted, in bytes.
+    pub fn max_manifest_size(&self) -> usize {
+        self.max_manifest_size
     }
 
     pub fn meta(&self) -> &Meta {
@@ -453,10 +470,26 @@ impl Registry {
             Writer::File(w) => w,
             Writer::Object(w) => return w.finish().await,
         };
-        let guard = writer.finish().await?;
+        let guard = self.end_if_full(id, writer.finish().await).await?;
         let len = self.sessions.len(id.0);
         drop(guard);
         len
+    }
+
+    /// A write that ran out of space ends its upload: the bytes written
+    /// so far hold space others need (pulls, the database), and the client
+    /// must start again once space is freed. The file goes first; the row,
+    /// which needs the database to write, may have to wait for the purge.
+    async fn end_if_full<T>(
+        &self,
+        id: UploadId,
+        result: Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        if result.as_ref().is_err_and(StorageError::is_storage_full) {
+            self.sessions.forget(id.0);
+            let _ = self.meta.delete_upload(&id.0.to_string()).await;
+        }
+        result
     }
 
     /// Verifies the upload against `digest` and commits it as a blob of
@@ -472,7 +505,7 @@ impl Registry {
             Writer::File(w) => w,
             Writer::Object(w) => return self.complete_object_upload(repo, id, *w, digest).await,
         };
-        let mut guard = writer.finish().await?;
+        let mut guard = self.end_if_full(id, writer.finish().await).await?;
         let path = self.sessions.path(id.0);
         let expected = digest.clone();
         // Hash check and fsync happen here, outside the database lock; the
@@ -511,7 +544,7 @@ impl Registry {
                 if matches!(linked, Err(StorageError::QuotaExceeded(_))) {
                     self.finish_session(id).await?;
                 }
-                linked?;
+                self.end_if_full(id, linked).await?;
                 self.finish_session(id).await?;
                 drop(guard);
                 Ok(size)
@@ -522,7 +555,9 @@ impl Registry {
                 if matches!(e, StorageError::DigestMismatch { .. }) {
                     self.finish_session(id).await?;
                 }
-                Err(e)
+                let ended = self.end_if_full(id, Err(e)).await;
+                drop(guard);
+                ended
             }
         }
     }
@@ -596,8 +631,10 @@ impl Registry {
         content: &[u8],
         extra_tags: &[Tag],
     ) -> Result<(Digest, Option<Digest>), StorageError> {
-        if content.len() > MAX_MANIFEST_SIZE {
-            return Err(StorageError::ManifestTooLarge);
+        if content.len() > self.max_manifest_size {
+            return Err(StorageError::ManifestTooLarge {
+                limit: self.max_manifest_size,
+            });
         }
         let parsed = manifest::parse(content_type, content)?;
         let digest = match reference {

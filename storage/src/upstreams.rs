@@ -3,10 +3,11 @@
 //! credentials berth uses to log in there.
 
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 
 use crate::error::StorageError;
 use crate::meta::{now, Meta};
+use crate::secrets::{seal_in, Keyring, Purpose};
 
 /// How a project uses its registry endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -90,16 +91,20 @@ pub struct EndpointSpec {
 const COLUMNS: &str = "id, name, type, url, description, insecure, credential_type, access_key, \
      access_secret, created_at, updated_at";
 
-fn endpoint_from_row(row: AnyRow) -> Result<Endpoint, StorageError> {
+fn endpoint_from_row(keyring: &Keyring, row: AnyRow) -> Result<Endpoint, StorageError> {
     let kind: Option<String> = row.try_get("credential_type")?;
+    let url: String = row.try_get("url")?;
     let credential = match kind.as_deref() {
         Some("basic") => Some(Credential {
             access_key: row
                 .try_get::<Option<String>, _>("access_key")?
                 .unwrap_or_default(),
-            access_secret: row
-                .try_get::<Option<String>, _>("access_secret")?
-                .unwrap_or_default(),
+            access_secret: match row.try_get::<Option<String>, _>("access_secret")? {
+                Some(s) if !s.is_empty() => {
+                    keyring.open(Purpose::EndpointSecret { url: &url }, &s)?
+                }
+                _ => String::new(),
+            },
         }),
         _ => None,
     };
@@ -107,7 +112,7 @@ fn endpoint_from_row(row: AnyRow) -> Result<Endpoint, StorageError> {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
         kind: row.try_get("type")?,
-        url: row.try_get("url")?,
+        url,
         description: row.try_get("description")?,
         insecure: crate::meta::flag(&row, "insecure")?,
         credential,
@@ -121,7 +126,9 @@ impl Meta {
         let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM registries ORDER BY id"))
             .fetch_all(self.pool())
             .await?;
-        rows.into_iter().map(endpoint_from_row).collect()
+        rows.into_iter()
+            .map(|r| endpoint_from_row(self.keyring(), r))
+            .collect()
     }
 
     pub async fn endpoint(&self, id: i64) -> Result<Option<Endpoint>, StorageError> {
@@ -129,7 +136,8 @@ impl Meta {
             .bind(id)
             .fetch_optional(self.pool())
             .await?;
-        row.map(endpoint_from_row).transpose()
+        row.map(|r| endpoint_from_row(self.keyring(), r))
+            .transpose()
     }
 
     pub async fn endpoint_by_name(&self, name: &str) -> Result<Option<Endpoint>, StorageError> {
@@ -137,13 +145,15 @@ impl Meta {
             .bind(name)
             .fetch_optional(self.pool())
             .await?;
-        row.map(endpoint_from_row).transpose()
+        row.map(|r| endpoint_from_row(self.keyring(), r))
+            .transpose()
     }
 
     /// `None` when the name is taken.
     pub async fn create_endpoint(&self, spec: &EndpointSpec) -> Result<Option<i64>, StorageError> {
         let t = now();
-        let (kind, key, secret) = credential_columns(spec.credential.as_ref());
+        let mut tx = self.write().await?;
+        let (kind, key, secret) = self.credential_columns(&mut tx, spec).await?;
         let id = sqlx::query_scalar(
             "INSERT INTO registries (name, type, url, description, insecure, credential_type, \
              access_key, access_secret, created_at, updated_at) \
@@ -158,8 +168,9 @@ impl Meta {
         .bind(key)
         .bind(secret)
         .bind(t)
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(id)
     }
 
@@ -171,7 +182,8 @@ impl Meta {
         id: i64,
         spec: &EndpointSpec,
     ) -> Result<bool, StorageError> {
-        let (kind, key, secret) = credential_columns(spec.credential.as_ref());
+        let mut tx = self.write().await?;
+        let (kind, key, secret) = self.credential_columns(&mut tx, spec).await?;
         let done = sqlx::query(
             "UPDATE registries SET name = $2, type = $3, url = $4, description = $5, insecure = $6, \
              credential_type = $7, access_key = $8, access_secret = $9, updated_at = $10 WHERE id = $1",
@@ -186,8 +198,9 @@ impl Meta {
         .bind(key)
         .bind(secret)
         .bind(now())
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -279,13 +292,26 @@ impl Meta {
     }
 }
 
-fn credential_columns(c: Option<&Credential>) -> (Option<&str>, Option<&str>, Option<&str>) {
-    match c {
-        Some(c) => (
-            Some("basic"),
-            Some(c.access_key.as_str()),
-            Some(c.access_secret.as_str()),
-        ),
-        None => (None, None, None),
+impl Meta {
+    /// The credential columns of `spec`, its secret sealed for its URL
+    /// inside the caller's write transaction.
+    async fn credential_columns<'a>(
+        &self,
+        conn: &mut AnyConnection,
+        spec: &'a EndpointSpec,
+    ) -> Result<(Option<&'static str>, Option<&'a str>, Option<String>), StorageError> {
+        Ok(match &spec.credential {
+            Some(c) => (
+                Some("basic"),
+                Some(c.access_key.as_str()),
+                Some(if c.access_secret.is_empty() {
+                    String::new()
+                } else {
+                    let purpose = Purpose::EndpointSecret { url: &spec.url };
+                    seal_in(self.keyring(), conn, purpose, &c.access_secret).await?
+                }),
+            ),
+            None => (None, None, None),
+        })
     }
 }

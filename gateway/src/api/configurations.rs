@@ -137,11 +137,10 @@ pub(crate) async fn change(
     // The directory and mail settings are checked whole, as they would be
     // in force: what is stored with these over it, in the transaction
     // that stores them.
-    let secrets: Vec<&str> = live::secret_keys().collect();
     let done = app
         .registry
         .meta()
-        .set_configuration(&stored, &secrets, |all| {
+        .set_configuration(&stored, |all| {
             app.runtime.live_from(&live::values(all)).map(drop)
         })
         .await;

@@ -131,20 +131,34 @@ pub async fn health(app: &App) -> Result<Reply, GatewayError> {
 /// Each component's health (the API's `/health` and the portal's system
 /// page): the causes stay in the log, the messages say where to look.
 pub(crate) async fn health_status(app: &App) -> OverallHealthStatus {
+    let low = crate::disk::low(app);
     let storage = match app.registry.probe_storage().await {
-        Ok(()) => ComponentHealthStatus {
+        Ok(()) if low.is_empty() => ComponentHealthStatus {
             name: "storage".into(),
             status: "healthy".into(),
             error: None,
+        },
+        Ok(()) => ComponentHealthStatus {
+            name: "storage".into(),
+            status: "unhealthy".into(),
+            error: Some(format!(
+                "low on space ({}); pushes will fail when it runs out: free space (delete what \
+                 is not needed and run garbage collection) or grow the volume",
+                low.join("; ")
+            )),
         },
         Err(e) => {
             tracing::error!(error = %cause_chain(&e), "health check: blob store write failed");
             ComponentHealthStatus {
                 name: "storage".into(),
                 status: "unhealthy".into(),
-                error: Some(
-                    "the blob store does not take writes; the registry log has the cause".into(),
-                ),
+                error: Some(if e.is_storage_full() {
+                    "the blob store is full: pushes fail and pulls still work; free space (delete \
+                     what is not needed and run garbage collection) or grow the volume"
+                        .into()
+                } else {
+                    "the blob store does not take writes; the registry log has the cause".into()
+                }),
             }
         }
     };
@@ -248,15 +262,15 @@ pub async fn volumes(app: &App, req: &ApiRequest) -> Result<Reply, GatewayError>
     let storage = match &app.file_settings.blob_root {
         None => Vec::new(),
         Some(root) => {
-            let st = rustix::fs::statvfs(root.as_path()).map_err(|e| {
+            let space = crate::disk::space(root).map_err(|e| {
                 GatewayError::Storage(berth_storage::StorageError::Io {
                     context: format!("reading the size of {}", root.display()),
-                    source: e.into(),
+                    source: e,
                 })
             })?;
             vec![Storage {
-                total: st.f_blocks.saturating_mul(st.f_frsize),
-                free: st.f_bavail.saturating_mul(st.f_frsize),
+                total: space.total,
+                free: space.free,
             }]
         }
     };

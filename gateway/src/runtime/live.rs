@@ -117,11 +117,6 @@ pub fn lookup(harbor: &str) -> Option<&'static Key> {
     KEYS.iter().find(|k| k.harbor == harbor)
 }
 
-/// The keys whose values are secrets (never shown, never announced).
-pub fn secret_keys() -> impl Iterator<Item = &'static str> {
-    KEYS.iter().filter(|k| k.is_secret()).map(|k| k.harbor)
-}
-
 /// Harbor's name of a config key (`ldap.filter` -> `ldap_filter`).
 pub fn harbor_name(conf: &str) -> &str {
     KEYS.iter()
@@ -394,6 +389,19 @@ pub fn conf_key(harbor: &str) -> Option<&'static str> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_secret_keys_are_those_storage_seals() {
+        let mut secret: Vec<&str> = KEYS
+            .iter()
+            .filter(|k| k.is_secret())
+            .map(|k| k.harbor)
+            .collect();
+        let mut sealed = berth_storage::secrets::SECRET_SETTINGS.to_vec();
+        secret.sort_unstable();
+        sealed.sort_unstable();
+        assert_eq!(secret, sealed);
+    }
 
     fn values(pairs: &[(&str, Value)]) -> BTreeMap<String, Value> {
         pairs

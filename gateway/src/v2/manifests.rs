@@ -1,6 +1,6 @@
 //! Manifest endpoints: `GET`/`HEAD`/`PUT`/`DELETE /v2/<name>/manifests/<reference>`.
 
-use berth_storage::oci::{Reference, RepoName, Tag, MAX_MANIFEST_SIZE};
+use berth_storage::oci::{Reference, RepoName, Tag};
 use pingora::proxy::Session;
 
 use crate::app::App;
@@ -51,7 +51,7 @@ pub async fn put(
         .map(|t| t.parse::<Tag>())
         .collect::<Result<Vec<_>, _>>()?;
     let content_type = header(session, "content-type").map(str::to_owned);
-    let body = read_body_of(session, MAX_MANIFEST_SIZE, BodyOf::Manifest).await?;
+    let body = read_body_of(session, app.registry.max_manifest_size(), BodyOf::Manifest).await?;
     let (digest, subject) = app
         .registry
         .put_manifest(repo, reference, content_type.as_deref(), &body, &tags)

@@ -22,6 +22,7 @@ async fn registry(dir: &std::path::Path, grace: Duration) -> Registry {
         blob_root: dir.join("blobs"),
         objects: None,
         database_url: format!("sqlite://{}/t.db", dir.display()),
+        secret_key_file: dir.join("secret.key"),
         gc_grace: grace,
         upload_purge_age: Duration::from_secs(3600),
         role: crate::registry::Role::Server,

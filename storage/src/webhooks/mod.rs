@@ -12,11 +12,12 @@ pub mod queue;
 
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 
 use crate::error::StorageError;
 use crate::meta::{containing, flag, now, Meta};
 use crate::oci::RepoName;
+use crate::secrets::{seal_in, Keyring, Purpose};
 
 /// What a policy can be notified of, by Harbor's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -162,8 +163,15 @@ fn bad(e: serde_json::Error) -> StorageError {
     StorageError::Corrupt(format!("webhook policy: {e}"))
 }
 
-fn policy_from_row(row: &AnyRow) -> Result<Policy, StorageError> {
+fn policy_from_row(keyring: &Keyring, row: &AnyRow) -> Result<Policy, StorageError> {
     let targets: String = row.try_get("targets")?;
+    let mut targets: Vec<Target> = serde_json::from_str(&targets).map_err(bad)?;
+    for t in targets.iter_mut().filter(|t| !t.auth_header.is_empty()) {
+        let purpose = Purpose::WebhookAuth {
+            address: &t.address,
+        };
+        t.auth_header = keyring.open(purpose, &t.auth_header)?;
+    }
     let events: String = row.try_get("event_types")?;
     Ok(Policy {
         id: row.try_get("id")?,
@@ -171,7 +179,7 @@ fn policy_from_row(row: &AnyRow) -> Result<Policy, StorageError> {
         spec: PolicySpec {
             name: row.try_get("name")?,
             description: row.try_get("description")?,
-            targets: serde_json::from_str(&targets).map_err(bad)?,
+            targets,
             event_types: serde_json::from_str(&events).map_err(bad)?,
             enabled: flag(row, "enabled")?,
         },
@@ -183,6 +191,25 @@ fn policy_from_row(row: &AnyRow) -> Result<Policy, StorageError> {
 
 fn json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "[]".into())
+}
+
+impl Meta {
+    /// `targets` as stored: each `Authorization` header sealed for its
+    /// address, inside the caller's write transaction.
+    async fn sealed_targets(
+        &self,
+        conn: &mut AnyConnection,
+        targets: &[Target],
+    ) -> Result<String, StorageError> {
+        let mut sealed = targets.to_vec();
+        for t in sealed.iter_mut().filter(|t| !t.auth_header.is_empty()) {
+            let purpose = Purpose::WebhookAuth {
+                address: &t.address,
+            };
+            t.auth_header = seal_in(self.keyring(), conn, purpose, &t.auth_header).await?;
+        }
+        Ok(json(&sealed))
+    }
 }
 
 /// Why a policy could not be written.
@@ -221,7 +248,10 @@ impl Meta {
         .bind(offset)
         .fetch_all(self.pool())
         .await?;
-        let rows = rows.iter().map(policy_from_row).collect::<Result<_, _>>()?;
+        let rows = rows
+            .iter()
+            .map(|r| policy_from_row(self.keyring(), r))
+            .collect::<Result<_, _>>()?;
         Ok((rows, total))
     }
 
@@ -236,7 +266,9 @@ impl Meta {
             .bind(project_id)
             .fetch_optional(self.pool())
             .await?;
-        row.as_ref().map(policy_from_row).transpose()
+        row.as_ref()
+            .map(|r| policy_from_row(self.keyring(), r))
+            .transpose()
     }
 
     /// A policy by id alone (the sender's view: its deliveries name it).
@@ -245,7 +277,9 @@ impl Meta {
             .bind(id)
             .fetch_optional(self.pool())
             .await?;
-        row.as_ref().map(policy_from_row).transpose()
+        row.as_ref()
+            .map(|r| policy_from_row(self.keyring(), r))
+            .transpose()
     }
 
     /// Every enabled policy of a project (events look them up).
@@ -259,7 +293,9 @@ impl Meta {
         .bind(project_id)
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(policy_from_row).collect()
+        rows.iter()
+            .map(|r| policy_from_row(self.keyring(), r))
+            .collect()
     }
 
     pub async fn create_webhook_policy(
@@ -279,6 +315,7 @@ impl Meta {
         if taken.is_some() {
             return Ok(Err(PolicyRefused::NameTaken));
         }
+        let targets = self.sealed_targets(&mut tx, &spec.targets).await?;
         let id: i64 = sqlx::query(
             "INSERT INTO webhook_policies (name, description, targets, event_types, enabled, \
              project_id, creator, created_at, updated_at) \
@@ -286,7 +323,7 @@ impl Meta {
         )
         .bind(&spec.name)
         .bind(&spec.description)
-        .bind(json(&spec.targets))
+        .bind(targets)
         .bind(json(&spec.event_types))
         .bind(i64::from(spec.enabled))
         .bind(project_id)
@@ -317,13 +354,14 @@ impl Meta {
         if taken.is_some() {
             return Ok(Err(PolicyRefused::NameTaken));
         }
+        let targets = self.sealed_targets(&mut tx, &spec.targets).await?;
         let done = sqlx::query(
             "UPDATE webhook_policies SET name = $1, description = $2, targets = $3, \
              event_types = $4, enabled = $5, updated_at = $6 WHERE id = $7 AND project_id = $8",
         )
         .bind(&spec.name)
         .bind(&spec.description)
-        .bind(json(&spec.targets))
+        .bind(targets)
         .bind(json(&spec.event_types))
         .bind(i64::from(spec.enabled))
         .bind(now())
@@ -381,7 +419,7 @@ impl Meta {
         rows.iter()
             .map(|row| {
                 Ok((
-                    policy_from_row(row)?,
+                    policy_from_row(self.keyring(), row)?,
                     row.try_get("last_event")?,
                     row.try_get("last_at")?,
                 ))
