@@ -89,7 +89,12 @@ fn sqlite_path(url: &str) -> Result<PathBuf, StorageError> {
         .split('?')
         .next()
         .unwrap_or_default();
-    Ok(PathBuf::from(path))
+    // The config writes `%`, `?` and `#` of a path escaped in the URL.
+    Ok(PathBuf::from(
+        percent_encoding::percent_decode_str(path)
+            .decode_utf8_lossy()
+            .into_owned(),
+    ))
 }
 
 async fn blob_list(meta: &Meta) -> Result<Vec<(Digest, u64)>, StorageError> {
@@ -149,6 +154,89 @@ async fn copy_missing(
     Ok((copied, bytes))
 }
 
+/// Creates `dir` (and its parents) and makes it readable by berth alone:
+/// a backup holds password hashes and every private project's blobs.
+fn private_dir(dir: &Path) -> Result<(), StorageError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)
+        .map_err(StorageError::io(format!("creating {}", dir.display())))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(StorageError::io(
+        format!("making {} private", dir.display()),
+    ))
+}
+
+/// `p` with its links resolved as far as it exists, absolute.
+fn real(p: &Path) -> PathBuf {
+    if let Ok(r) = p.canonicalize() {
+        return r;
+    }
+    match (p.parent(), p.file_name()) {
+        (Some(parent), Some(name)) if !parent.as_os_str().is_empty() => real(parent).join(name),
+        _ => std::path::absolute(p).unwrap_or_else(|_| p.to_owned()),
+    }
+}
+
+/// Whether one of two paths lies in the other.
+fn overlap(a: &Path, b: &Path) -> bool {
+    let (a, b) = (real(a), real(b));
+    a.starts_with(&b) || b.starts_with(&a)
+}
+
+/// Refuses a backup folder that is, holds or lies in the installation's
+/// own files: the snapshot would replace the live database, or the pass
+/// that drops unreferenced blobs would delete live ones.
+fn check_apart(dir: &Path, from: &Embedded, live_db: &Path) -> Result<(), StorageError> {
+    let folder = |p: &Path| real(p.parent().unwrap_or(p));
+    let d = real(dir);
+    if d == folder(live_db)
+        || d == folder(&from.key_file)
+        || overlap(dir, &from.blob_root)
+        || overlap(&dir.join("blobs"), &from.blob_root)
+    {
+        return Err(refused(format!(
+            "{} is, holds or lies in the installation's own files (its database, secret key or \
+             blob store): back up into a folder of its own, outside the data directory",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Holds the backup folder for one run: two at once would drop each
+/// other's blobs.
+fn lock(dir: &Path) -> Result<std::fs::File, StorageError> {
+    let path = dir.join(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(StorageError::io(format!("opening {}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(refused(format!(
+            "another berth backup is writing to {}; wait for it to finish",
+            dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(StorageError::Io {
+            context: format!("locking {}", path.display()),
+            source: e,
+        }),
+    }
+}
+
+/// The key file's text, if there is one.
+fn read_key(path: &Path) -> Result<Option<Vec<u8>>, StorageError> {
+    match std::fs::read(path) {
+        Ok(key) => Ok(Some(key)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StorageError::Io {
+            context: format!("reading {}", path.display()),
+            source: e,
+        }),
+    }
+}
+
 /// Writes `bytes` to `path` through a temp file and a rename.
 fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StorageError> {
     use std::io::Write;
@@ -178,13 +266,15 @@ pub async fn backup(
     if !live_db.exists() {
         return Err(refused(format!("no database at {}", live_db.display())));
     }
-    std::fs::create_dir_all(dir)
-        .map_err(StorageError::io(format!("creating {}", dir.display())))?;
+    check_apart(dir, from, &live_db)?;
+    private_dir(dir)?;
     let dir = dir
         .canonicalize()
         .map_err(StorageError::io(format!("resolving {}", dir.display())))?;
+    let _lock = lock(&dir)?;
     let live = Meta::connect(&from.database_url).await?;
     let store = BlobStore::open(&from.blob_root)?;
+    private_dir(&dir.join("blobs"))?;
     let kept = BlobStore::open(&dir.join("blobs"))?;
     let mut summary = BackupSummary::default();
 
@@ -193,6 +283,10 @@ pub async fn backup(
     let (n, b) = copy_missing(&store, &kept, &before, progress).await?;
     (summary.copied, summary.copied_bytes) = (n, b);
 
+    // The key file is read before and after the snapshot: a rotation in
+    // between may have recorded a key only the later file holds, or
+    // dropped the one the snapshot's values are sealed with.
+    let key_before = read_key(&from.key_file)?;
     let snapshot = dir.join(format!("{DATABASE}.new"));
     let _ = std::fs::remove_file(&snapshot);
     sqlx::query("VACUUM INTO $1")
@@ -200,27 +294,41 @@ pub async fn backup(
         .execute(live.pool())
         .await?;
     live.pool().close().await;
+    let key_after = read_key(&from.key_file)?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&snapshot, std::fs::Permissions::from_mode(0o600)).map_err(
+            StorageError::io(format!("making {} private", snapshot.display())),
+        )?;
+    }
     let taken_at = crate::meta::now();
     let snapshot_url = format!("sqlite://{}", snapshot.display());
     let snap = Meta::connect(&snapshot_url).await?;
     let referenced = blob_list(&snap).await?;
+    let sealing = snap.sealing_key_id().await?;
     snap.pool().close().await;
     let (n, b) = copy_missing(&store, &kept, &referenced, progress).await?;
     summary.copied += n;
+    summary.bytes = referenced.iter().map(|(_, s)| s).sum();
     summary.copied_bytes += b;
     summary.blobs = referenced.len() as u64;
-    summary.bytes = referenced.iter().map(|(_, s)| s).sum();
 
     // The key opens the secrets in this snapshot.
-    match std::fs::read(&from.key_file) {
-        Ok(key) => write_atomically(&dir.join(KEY), &key, 0o600)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            return Err(StorageError::Io {
-                context: format!("reading {}", from.key_file.display()),
-                source: e,
-            })
+    let texts: Vec<&[u8]> = [&key_after, &key_before]
+        .into_iter()
+        .flatten()
+        .map(Vec::as_slice)
+        .collect();
+    if !texts.is_empty() {
+        let (key, ids) = crate::secrets::merged_key_file(&texts)?;
+        if let Some(id) = sealing.filter(|id| !ids.contains(id)) {
+            return Err(refused(format!(
+                "the secret key was rotated twice while this backup ran (the snapshot needs key \
+                 {id}, gone from {}): run the backup again",
+                from.key_file.display()
+            )));
         }
+        write_atomically(&dir.join(KEY), &key, 0o600)?;
     }
     std::fs::File::open(&snapshot)
         .and_then(|f| f.sync_all())
@@ -304,7 +412,25 @@ pub async fn restore(
     )))?;
     let meta = Meta::connect(&format!("sqlite://{}", restoring.display())).await?;
     let list = blob_list(&meta).await?;
+    let sealing = meta.sealing_key_id().await?;
     meta.pool().close().await;
+    if let Some(id) = sealing {
+        let ids = match &key {
+            Some(k) => crate::secrets::merged_key_file(&[k])?.1,
+            None => Vec::new(),
+        };
+        if !ids.contains(&id) {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", restoring.display()));
+            }
+            return Err(refused(format!(
+                "the backup's secret key file does not hold key {id}, which seals the secrets in \
+                 its database: nothing was put in place (put the right key file at {} in the \
+                 backup and run again)",
+                dir.join(KEY).display()
+            )));
+        }
+    }
     let kept = BlobStore::open(&dir.join("blobs"))?;
     let store = BlobStore::open(&to.blob_root)?;
     let mut damaged = Vec::new();

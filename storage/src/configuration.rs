@@ -27,8 +27,18 @@ impl Meta {
                 let key: String = r.try_get("key")?;
                 let value: String = r.try_get("value")?;
                 let value = if is_secret(&key) {
-                    self.keyring()
-                        .open(Purpose::Setting { key: &key }, &value)?
+                    let v = self.keyring().open_or_warn(
+                        Purpose::Setting { key: &key },
+                        &value,
+                        "a stored setting",
+                    )?;
+                    // An unreadable secret reads as empty text (JSON), as
+                    // if never set.
+                    if v.is_empty() && !value.is_empty() {
+                        "\"\"".to_owned()
+                    } else {
+                        v
+                    }
                 } else {
                     value
                 };

@@ -269,9 +269,19 @@ impl Registry {
         if self.gc_grace.is_zero() || self.recently_touched.contains_key(digest) {
             return Ok(());
         }
-        self.meta.touch_blob(digest).await?;
-        self.recently_touched.insert(digest.clone(), ());
-        Ok(())
+        match self.meta.touch_blob(digest).await {
+            Ok(()) => {
+                self.recently_touched.insert(digest.clone(), ());
+                Ok(())
+            }
+            // A full disk must not stop pulls; nothing can be pushed
+            // against the blob meanwhile either (that write fails too).
+            Err(e) if e.is_storage_full() => {
+                tracing::warn!(%digest, error = %e, "the disk is full: the blob was served without renewing its GC grace");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// A project's id and whether it is public (`None`: no such project),

@@ -100,9 +100,11 @@ fn endpoint_from_row(keyring: &Keyring, row: AnyRow) -> Result<Endpoint, Storage
                 .try_get::<Option<String>, _>("access_key")?
                 .unwrap_or_default(),
             access_secret: match row.try_get::<Option<String>, _>("access_secret")? {
-                Some(s) if !s.is_empty() => {
-                    keyring.open(Purpose::EndpointSecret { url: &url }, &s)?
-                }
+                Some(s) if !s.is_empty() => keyring.open_or_warn(
+                    Purpose::EndpointSecret { url: &url },
+                    &s,
+                    "a registry endpoint's stored secret",
+                )?,
                 _ => String::new(),
             },
         }),

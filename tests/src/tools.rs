@@ -272,6 +272,33 @@ pub fn layout_digest(dir: &Path, tag: &str) -> String {
         .to_string()
 }
 
+/// `skopeo copy` of `image` (written as an OCI layout under `scratch`) to
+/// `docker://<host>/<reference>` with the logins in `authfile`.
+pub fn skopeo_push(
+    host: &str,
+    scratch: &Path,
+    authfile: &Path,
+    image: &Image,
+    reference: &str,
+) -> Output {
+    let dir = scratch.join(format!("push-{}", crate::content::random_suffix()));
+    let layout = write_oci_layout(&dir, image, "t");
+    skopeo_copy(authfile, &layout, &format!("docker://{host}/{reference}"))
+}
+
+/// Pulls `docker://<host>/<reference>` into an OCI layout under `scratch`
+/// with skopeo; the manifest digest it got.
+pub fn skopeo_pull_digest(host: &str, scratch: &Path, authfile: &Path, reference: &str) -> String {
+    let dir = scratch.join(format!("pull-{}", crate::content::random_suffix()));
+    let out = skopeo_copy(
+        authfile,
+        &format!("docker://{host}/{reference}"),
+        &format!("oci:{}:t", dir.display()),
+    );
+    assert!(out.status.success(), "pull {reference}: {}", text(&out));
+    layout_digest(&dir, "t")
+}
+
 /// A rootfs tarball with a few files, for `podman import` / `docker import`.
 pub fn rootfs_tarball(dir: &Path) -> PathBuf {
     let hello = format!("hello from berth {}\n", random_suffix());

@@ -26,23 +26,12 @@ fn login(berth: &Berth) -> std::path::PathBuf {
 }
 
 fn push(host: &str, scratch: &Path, auth: &Path, image: &Image, reference: &str) {
-    let dir = scratch.join(format!("push-{}", berth_tests::content::random_suffix()));
-    let layout = write_oci_layout(&dir, image, "t");
-    let out = skopeo_copy(auth, &layout, &format!("docker://{host}/{reference}"));
+    let out = skopeo_push(host, scratch, auth, image, reference);
     assert!(out.status.success(), "push {reference}: {}", text(&out));
 }
 
 fn pull_digest(berth: &Berth, auth: &Path, reference: &str) -> String {
-    let dir = berth
-        .scratch_dir()
-        .join(format!("pull-{}", berth_tests::content::random_suffix()));
-    let out = skopeo_copy(
-        auth,
-        &format!("docker://{}/{reference}", berth.host_port()),
-        &format!("oci:{}:t", dir.display()),
-    );
-    assert!(out.status.success(), "pull {reference}: {}", text(&out));
-    layout_digest(&dir, "t")
+    skopeo_pull_digest(&berth.host_port(), berth.scratch_dir(), auth, reference)
 }
 
 /// `berth restore --from DIR` into `data` (a new data directory).
@@ -134,15 +123,39 @@ fn a_backup_taken_during_pushes_restores_every_image_it_holds() {
         .unwrap();
     assert!(cp.success());
 
-    // The backup's database holds no secret in clear; its key is private.
+    // The backup's database holds no secret in clear; the folder, the
+    // database and the key are berth's alone.
     let db = std::fs::read(backup.join("berth.db")).unwrap();
     assert!(!db.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()));
-    let mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(backup.join("secret.key"))
-            .unwrap()
-            .permissions(),
+    let mode = |p: &Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
+            & 0o777
+    };
+    assert_eq!(mode(&backup), 0o700);
+    assert_eq!(mode(&backup.join("blobs")), 0o700);
+    assert_eq!(mode(&backup.join("berth.db")), 0o600);
+    assert_eq!(mode(&backup.join("secret.key")), 0o600);
+
+    // A folder that is or overlaps the installation's own is refused (the
+    // snapshot would replace the live database, or live blobs be dropped).
+    let data = berth.data_dir().to_owned();
+    for inside in [
+        data.clone(),
+        data.join("blobs"),
+        data.join("blobs/sha256/x"),
+    ] {
+        let out = output(
+            &mut berth.command(&["backup", "--to", &inside.to_string_lossy()]),
+            None,
+        );
+        assert!(!out.status.success(), "{}", inside.display());
+        assert!(text(&out).contains("of its own"), "{}", text(&out));
+    }
+    assert_eq!(
+        Api::admin(&berth).get("/projects/team").0,
+        200,
+        "the live installation is unharmed"
     );
-    assert_eq!(mode & 0o777, 0o600);
 
     // A rerun after the pushes copies what is new only.
     let out = output(
@@ -188,6 +201,29 @@ fn a_backup_taken_during_pushes_restores_every_image_it_holds() {
     let out = restore(&berth, &backup, &data);
     assert!(!out.status.success());
     assert!(text(&out).contains("new data directory"), "{}", text(&out));
+
+    // A backup whose key file does not open its database is refused
+    // before anything is put in place.
+    let wrong_key = root.path().join("wrong-key");
+    let cp = std::process::Command::new("cp")
+        .args([
+            "-a",
+            &backup.to_string_lossy(),
+            &wrong_key.to_string_lossy(),
+        ])
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    std::fs::write(
+        wrong_key.join("secret.key"),
+        format!("v1 {}\n", "A".repeat(43)),
+    )
+    .unwrap();
+    let data = root.path().join("restored-wrong-key");
+    let out = restore(&berth, &wrong_key, &data);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("does not hold key"), "{}", text(&out));
+    assert!(!data.join("berth.db").exists());
 
     // A damaged blob in the backup is reported, and nothing is put in place.
     let victim = &images[0].1.layers[0].blob.digest;

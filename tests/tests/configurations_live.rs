@@ -432,11 +432,15 @@ fn the_portal_sets_the_mail_server_and_the_directory_form_is_the_files() {
     assert_eq!(b.value("#mail-settings #email_username"), "u");
     assert_eq!(b.value("#mail-settings #email_password"), "");
     assert!(!b.source().contains("page-secret-1"));
-    // Saved again with the password left empty: the stored one stays.
+    // Saved again with the password left empty: the stored one stays,
+    // untouched (it is sealed at rest: never in the database in clear).
+    let query = "SELECT value FROM configuration WHERE key = 'email_password'";
+    let before = berth.sql(query);
+    assert!(before.starts_with("sealed:v1:"), "{before}");
+    assert!(!before.contains("page-secret-1"), "{before}");
     b.click_and_wait("#mail-submit");
     b.wait_for(".flash.ok");
-    let stored = berth.sql("SELECT value FROM configuration WHERE key = 'email_password'");
-    assert!(stored.contains("page-secret-1"), "{stored}");
+    assert_eq!(berth.sql(query), before);
 
     // Not for other users, whatever they post.
     admin.create_user("alice", "alice-pw-1");

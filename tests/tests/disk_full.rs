@@ -13,7 +13,7 @@ use std::process::Command;
 
 use berth_tests::content::random_layer;
 use berth_tests::registry::{assert_error, with_query};
-use berth_tests::tools::{layout_digest, skopeo_copy, skopeo_login, text, write_oci_layout};
+use berth_tests::tools::{skopeo_login, skopeo_pull_digest, skopeo_push, text};
 use berth_tests::{Api, Berth, Image};
 use serde_json::json;
 
@@ -91,28 +91,17 @@ impl Drop for SmallDisk {
 }
 
 fn push(berth: &Berth, auth: &Path, image: &Image, reference: &str) -> std::process::Output {
-    let dir = berth
-        .scratch_dir()
-        .join(format!("push-{}", berth_tests::content::random_suffix()));
-    let layout = write_oci_layout(&dir, image, "t");
-    skopeo_copy(
+    skopeo_push(
+        &berth.host_port(),
+        berth.scratch_dir(),
         auth,
-        &layout,
-        &format!("docker://{}/{reference}", berth.host_port()),
+        image,
+        reference,
     )
 }
 
 fn pull_digest(berth: &Berth, auth: &Path, reference: &str) -> String {
-    let dir = berth
-        .scratch_dir()
-        .join(format!("pull-{}", berth_tests::content::random_suffix()));
-    let out = skopeo_copy(
-        auth,
-        &format!("docker://{}/{reference}", berth.host_port()),
-        &format!("oci:{}:t", dir.display()),
-    );
-    assert!(out.status.success(), "pull {reference}: {}", text(&out));
-    layout_digest(&dir, "t")
+    skopeo_pull_digest(&berth.host_port(), berth.scratch_dir(), auth, reference)
 }
 
 /// Every blob row has its file, of its size; no upload is left over.
@@ -141,12 +130,13 @@ fn a_push_that_fills_the_disk_fails_cleanly_and_works_once_space_is_freed() {
     let disk = SmallDisk::mount(&root.path().join("disk"), "48m");
     let data = disk.path.join("data");
     std::fs::create_dir_all(&data).unwrap();
-    let berth = Berth::start_in(&data);
+    let mut berth = Berth::start_in(&data);
     let api = Api::admin(&berth);
     api.create_project("team", false);
     let auth = berth.scratch_dir().join("auth.json");
     let (user, password) = berth.admin_credentials();
-    assert!(skopeo_login(&auth, &berth.host_port(), user, password)
+    let (user, password) = (user.to_owned(), password.to_owned());
+    assert!(skopeo_login(&auth, &berth.host_port(), &user, &password)
         .status
         .success());
 
@@ -251,6 +241,18 @@ fn a_push_that_fills_the_disk_fails_cleanly_and_works_once_space_is_freed() {
     let (status, answer) = refused.expect("the database never filled the disk");
     assert_eq!(status, 507, "{answer}");
     assert!(answer.to_string().contains("storage is full"), "{answer}");
+    assert_eq!(
+        pull_digest(&berth, &auth, "team/small:1"),
+        small.manifest.digest
+    );
+    // Restarted on the full disk, berth still serves pulls (the first pull
+    // of a blob in a process renews its GC grace, a write that must not
+    // fail the pull).
+    berth.restart();
+    let auth = berth.scratch_dir().join("auth-again.json");
+    assert!(skopeo_login(&auth, &berth.host_port(), &user, &password)
+        .status
+        .success());
     assert_eq!(
         pull_digest(&berth, &auth, "team/small:1"),
         small.manifest.digest

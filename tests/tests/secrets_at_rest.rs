@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use berth_tests::receiver::Receiver;
 use berth_tests::smtp::{Smtp, SmtpOptions};
-use berth_tests::tools::{output, skopeo_copy, skopeo_login, text, write_oci_layout};
+use berth_tests::tools::{output, skopeo_login, skopeo_push, text};
 use berth_tests::{Api, Berth, Image};
 use serde_json::json;
 
@@ -42,14 +42,13 @@ fn holds(bytes: &[u8], secret: &str) -> bool {
 }
 
 fn push(berth: &Berth, auth: &Path, reference: &str) {
-    let dir = berth
-        .scratch_dir()
-        .join(format!("push-{}", berth_tests::content::random_suffix()));
-    let layout = write_oci_layout(&dir, &Image::random(1), "t");
-    let out = skopeo_copy(
+    let image = Image::random(1);
+    let out = skopeo_push(
+        &berth.host_port(),
+        berth.scratch_dir(),
         auth,
-        &layout,
-        &format!("docker://{}/{reference}", berth.host_port()),
+        &image,
+        reference,
     );
     assert!(out.status.success(), "push {reference}: {}", text(&out));
 }

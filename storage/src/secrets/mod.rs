@@ -269,6 +269,28 @@ impl Keyring {
     }
 }
 
+impl Keyring {
+    /// [`Keyring::open`] for a value read back for use: one that does not
+    /// open (changed or moved in the database) reads as empty, with a
+    /// warning naming `what`, so the rest of its row, and of the listing,
+    /// stays usable and the secret can be set again. A missing key is
+    /// still an error: that is the key file's fault, not the value's.
+    pub(crate) fn open_or_warn(
+        &self,
+        purpose: Purpose<'_>,
+        stored: &str,
+        what: &str,
+    ) -> Result<String, StorageError> {
+        match self.open(purpose, stored) {
+            Err(StorageError::Corrupt(why)) => {
+                tracing::warn!(what, "{why}");
+                Ok(String::new())
+            }
+            other => other,
+        }
+    }
+}
+
 fn poisoned() -> StorageError {
     StorageError::Secrets("the key ring's lock was poisoned".into())
 }
@@ -430,7 +452,9 @@ impl Meta {
             return Err(missing(&id, Some(path)));
         }
         self.set_keyring(keyring);
-        let sealed = stored::reseal(self, &mut tx, &id, stored::Which::Clear).await?;
+        let sealed = stored::reseal(self, &mut tx, &id, stored::Which::Clear)
+            .await?
+            .count;
         tx.commit().await?;
         if sealed > 0 && self.backend() == crate::meta::Backend::Sqlite {
             // The clear values an earlier version wrote are still in the
@@ -450,6 +474,39 @@ impl Meta {
     }
 }
 
+/// The keys of several key files (their texts, newest first), each once,
+/// as the text of one key file, and their ids: what opens whatever any of
+/// them opened (a backup or a migration that read the file before and
+/// after a rotation).
+pub fn merged_key_file(texts: &[&[u8]]) -> Result<(Vec<u8>, Vec<String>), StorageError> {
+    let mut keys: Vec<Vec<u8>> = Vec::new();
+    for text in texts {
+        for key in raw_keys_in(&String::from_utf8_lossy(text)) {
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+    }
+    let ids = keys
+        .iter()
+        .map(|k| key_id(k))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut out = format!("{HEADER}\n");
+    for key in &keys {
+        out.push_str(&format!("v1 {}\n", STANDARD_NO_PAD.encode(key)));
+    }
+    Ok((out.into_bytes(), ids))
+}
+
+impl Meta {
+    /// The id of the key the database says seals its secrets (none before
+    /// the first start of a version that seals them).
+    pub async fn sealing_key_id(&self) -> Result<Option<String>, StorageError> {
+        let mut conn = self.pool().acquire().await?;
+        sealing_key(&mut conn).await
+    }
+}
+
 /// A new random key's bytes.
 fn key_bytes() -> Result<Vec<u8>, StorageError> {
     let mut bytes = vec![0u8; KEY_LEN];
@@ -463,11 +520,15 @@ fn raw_keys(path: &Path) -> Result<Vec<Vec<u8>>, StorageError> {
         context: format!("reading the secret key file {}", path.display()),
         source,
     })?;
-    Ok(text
-        .lines()
+    Ok(raw_keys_in(&text))
+}
+
+/// The raw keys of a key file's text, newest first.
+fn raw_keys_in(text: &str) -> Vec<Vec<u8>> {
+    text.lines()
         .filter_map(|l| l.trim().strip_prefix("v1 "))
         .filter_map(|k| STANDARD_NO_PAD.decode(k.trim().trim_end_matches('=')).ok())
-        .collect())
+        .collect()
 }
 
 fn key_id(bytes: &[u8]) -> Result<String, StorageError> {

@@ -31,26 +31,40 @@ pub struct Rotated {
     pub replaced: Vec<String>,
     /// How many stored secrets were sealed again.
     pub resealed: u64,
+    /// Stored values that did not open (changed or moved in the
+    /// database): left as they were, to be set again.
+    pub unreadable: u64,
     /// The key file, to copy to every instance sharing the database.
     pub path: PathBuf,
 }
 
 /// Seals again, with the key `id`, the stored secrets `which` names, inside
-/// the caller's write transaction. Returns how many it sealed.
+/// the caller's write transaction.
 pub(super) async fn reseal(
     meta: &Meta,
     conn: &mut AnyConnection,
     id: &str,
     which: Which,
-) -> Result<u64, StorageError> {
+) -> Result<Resealed, StorageError> {
     let keyring = meta.keyring();
     let with_id = format!("{PREFIX}{id}:");
     let needs = |v: &str| match which {
         Which::Clear => !is_sealed(v),
         Which::NotWith => !v.starts_with(&with_id),
     };
-    let again = |purpose: Purpose<'_>, v: &str| -> Result<String, StorageError> {
-        keyring.seal(id, purpose, &keyring.open(purpose, v)?)
+    // A value that does not open (changed or moved in the database) is
+    // left as it is: it is lost either way, and must be set again.
+    let mut unreadable = 0u64;
+    let mut again = |purpose: Purpose<'_>, v: &str| -> Result<Option<String>, StorageError> {
+        match keyring.open(purpose, v) {
+            Ok(clear) => keyring.seal(id, purpose, &clear).map(Some),
+            Err(StorageError::Corrupt(why)) => {
+                tracing::warn!("{why}");
+                unreadable += 1;
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     };
     let mut count = 0;
 
@@ -66,7 +80,9 @@ pub(super) async fn reseal(
             continue;
         }
         let url: String = row.try_get("url")?;
-        let sealed = again(Purpose::EndpointSecret { url: &url }, &secret)?;
+        let Some(sealed) = again(Purpose::EndpointSecret { url: &url }, &secret)? else {
+            continue;
+        };
         sqlx::query("UPDATE registries SET access_secret = $1 WHERE id = $2")
             .bind(sealed)
             .bind(row.try_get::<i64, _>("id")?)
@@ -90,8 +106,10 @@ pub(super) async fn reseal(
             let purpose = Purpose::WebhookAuth {
                 address: &t.address,
             };
-            t.auth_header = again(purpose, &t.auth_header)?;
-            changed += 1;
+            if let Some(sealed) = again(purpose, &t.auth_header)? {
+                t.auth_header = sealed;
+                changed += 1;
+            }
         }
         if changed > 0 {
             sqlx::query("UPDATE webhook_policies SET targets = $1 WHERE id = $2")
@@ -115,7 +133,9 @@ pub(super) async fn reseal(
         if !SECRET_SETTINGS.contains(&key.as_str()) || !needs(&value) {
             continue;
         }
-        let sealed = again(Purpose::Setting { key: &key }, &value)?;
+        let Some(sealed) = again(Purpose::Setting { key: &key }, &value)? else {
+            continue;
+        };
         sqlx::query("UPDATE configuration SET value = $1 WHERE key = $2")
             .bind(sealed)
             .bind(&key)
@@ -123,7 +143,14 @@ pub(super) async fn reseal(
             .await?;
         count += 1;
     }
-    Ok(count)
+    drop(again);
+    Ok(Resealed { count, unreadable })
+}
+
+/// What a pass sealed again, and how many values it could not open.
+pub(super) struct Resealed {
+    pub count: u64,
+    pub unreadable: u64,
 }
 
 /// A new key in the key file, every secret sealed again with it in one
@@ -158,13 +185,14 @@ pub(super) async fn rotate(meta: &Meta) -> Result<Rotated, StorageError> {
         .bind(&id)
         .execute(&mut *tx)
         .await?;
-    let resealed = reseal(meta, &mut tx, &id, Which::NotWith).await?;
+    let done = reseal(meta, &mut tx, &id, Which::NotWith).await?;
     tx.commit().await?;
     write_key_file(&path, &[new], false)?;
     Ok(Rotated {
         key_id: id,
         replaced,
-        resealed,
+        resealed: done.count,
+        unreadable: done.unreadable,
         path,
     })
 }

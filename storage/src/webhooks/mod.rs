@@ -170,7 +170,8 @@ fn policy_from_row(keyring: &Keyring, row: &AnyRow) -> Result<Policy, StorageErr
         let purpose = Purpose::WebhookAuth {
             address: &t.address,
         };
-        t.auth_header = keyring.open(purpose, &t.auth_header)?;
+        t.auth_header =
+            keyring.open_or_warn(purpose, &t.auth_header, "a webhook's stored auth header")?;
     }
     let events: String = row.try_get("event_types")?;
     Ok(Policy {
