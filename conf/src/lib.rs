@@ -48,4 +48,6 @@ pub use error::{ConfError, Location};
 pub use external_url::ExternalUrl;
 pub use live::{is_live_key, live_settings, LiveSettings};
 pub use load::load;
+#[doc(hidden)]
+pub use load::load_text;
 pub use secret::Secret;

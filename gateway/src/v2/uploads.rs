@@ -214,6 +214,11 @@ fn content_range(session: &Session) -> Result<Option<u64>, GatewayError> {
     let Some(raw) = header(session, "content-range") else {
         return Ok(None);
     };
+    parse_content_range(raw, header(session, "content-length")).map(Some)
+}
+
+/// [`content_range`]'s parsing of the header values: the chunk's start.
+pub fn parse_content_range(raw: &str, content_length: Option<&str>) -> Result<u64, GatewayError> {
     let spec = raw
         .trim()
         .trim_start_matches("bytes=")
@@ -226,7 +231,7 @@ fn content_range(session: &Session) -> Result<Option<u64>, GatewayError> {
         (Ok(s), Ok(e)) if e >= s => (s, e),
         _ => return Err(GatewayError::ContentRangeInvalid(raw.to_owned())),
     };
-    if let Some(len) = header(session, "content-length").and_then(|v| v.parse::<u64>().ok()) {
+    if let Some(len) = content_length.and_then(|v| v.parse::<u64>().ok()) {
         if len != end - start + 1 {
             return Err(GatewayError::ContentRangeInvalid(format!(
                 "{raw} (covers {} bytes, but Content-Length is {len})",
@@ -234,7 +239,7 @@ fn content_range(session: &Session) -> Result<Option<u64>, GatewayError> {
             )));
         }
     }
-    Ok(Some(start))
+    Ok(start)
 }
 
 /// Answers an out-of-order chunk with 416 and where the upload stands.
