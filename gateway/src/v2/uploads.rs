@@ -231,11 +231,13 @@ pub fn parse_content_range(raw: &str, content_length: Option<&str>) -> Result<u6
         (Ok(s), Ok(e)) if e >= s => (s, e),
         _ => return Err(GatewayError::ContentRangeInvalid(raw.to_owned())),
     };
+    // `0-18446744073709551615` covers 2^64 bytes: more than any
+    // Content-Length says (and than `end - start + 1` holds).
+    let covers = u128::from(end - start) + 1;
     if let Some(len) = content_length.and_then(|v| v.parse::<u64>().ok()) {
-        if len != end - start + 1 {
+        if u128::from(len) != covers {
             return Err(GatewayError::ContentRangeInvalid(format!(
-                "{raw} (covers {} bytes, but Content-Length is {len})",
-                end - start + 1
+                "{raw} (covers {covers} bytes, but Content-Length is {len})"
             )));
         }
     }
@@ -321,4 +323,23 @@ pub async fn status(app: &App, repo: &RepoName, id: UploadId) -> Result<Reply, G
 pub async fn cancel(app: &App, repo: &RepoName, id: UploadId) -> Result<Reply, GatewayError> {
     app.registry.cancel_upload(repo, id).await?;
     Ok(Reply::new(204))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_ranges() {
+        assert_eq!(parse_content_range("0-99", Some("100")).unwrap(), 0);
+        assert_eq!(parse_content_range("bytes 100-199/*", None).unwrap(), 100);
+        assert!(parse_content_range("5-4", None).is_err());
+        assert!(parse_content_range("10-19", Some("5")).is_err());
+        // 2^64 bytes: `end - start + 1` overflowed (a panic with overflow
+        // checks; with Content-Length 0, accepted as an empty chunk).
+        assert!(parse_content_range("0-18446744073709551615", Some("0")).is_err());
+        assert!(
+            parse_content_range("0-18446744073709551615", Some("18446744073709551615")).is_err()
+        );
+    }
 }
