@@ -169,6 +169,12 @@ pub fn v2_route(data: &[u8]) {
         None => (s.as_ref(), None),
     };
     if let Ok(route) = route::parse(path) {
+        // Only paths under `/v2` are routes.
+        let decoded = percent_decode(path);
+        assert!(
+            decoded == "/v2" || decoded.starts_with("/v2/"),
+            "{path:?} ({decoded:?}) is not under /v2/"
+        );
         // Written out again, the route reads back the same.
         let again = match &route {
             Route::Base => Some("/v2/".to_owned()),
@@ -219,6 +225,27 @@ pub fn v2_route(data: &[u8]) {
     let encoded = encoded.finish();
     let back = Query::parse(Some(&encoded));
     assert_eq!(back.pairs().collect::<Vec<_>>(), pairs, "{encoded:?}");
+}
+
+/// `%XX` decoded, as the route parser reads a path.
+fn percent_decode(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Manifest and index parsing and validation: `<Content-Type>\n<body>`
