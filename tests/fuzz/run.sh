@@ -70,21 +70,37 @@ esac
 [ ${#targets[@]} -gt 0 ] || targets=("${targets_all[@]}")
 
 if [ "$mode" = cmin ]; then
+    # `cargo fuzz cmin` is libFuzzer's -merge=1 into a fresh directory; done
+    # here with the built binary, keeping the hand-written seed-* files, and
+    # by edges only (-use_counters=0): the committed corpora keep every
+    # covered edge in a few hundred small files, not every hit count.
+    if [ "${FUZZ_NO_BUILD:-}" != 1 ]; then
+        (cd "$fuzz_dir" && nice -n 19 cargo fuzz build --fuzz-dir "$fuzz_dir" --sanitizer "$sanitizer" \
+            --target-dir "$CARGO_TARGET_DIR")
+    fi
     for t in "${targets[@]}"; do
-        before=$(find "$here/corpus/$t" -type f | wc -l)
-        (cd "$fuzz_dir" && nice -n 19 cargo fuzz cmin --fuzz-dir "$fuzz_dir" --sanitizer "$sanitizer" \
-            --target-dir "$CARGO_TARGET_DIR" "$t" "$here/corpus/$t" -- -rss_limit_mb=2048 -timeout=10) \
-            >"$logs/cmin-$t.log" 2>&1
-        after=$(find "$here/corpus/$t" -type f | wc -l)
-        echo "$t: $before -> $after files, $(du -sh "$here/corpus/$t" | cut -f1)"
+        dir="$here/corpus/$t"
+        before=$(find "$dir" -type f | wc -l)
+        merged="$(mktemp -d "$logs/cmin-$t.XXXXXX")"
+        nice -n 19 "$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/$t" -merge=1 -use_counters=0 \
+            -rss_limit_mb=2048 -timeout=10 "$merged" "$dir" >"$logs/cmin-$t.log" 2>&1
+        cp "$dir"/seed-* "$merged"/ 2>/dev/null || true
+        find "$dir" -type f -delete
+        cp "$merged"/* "$dir"/
+        rm -rf "$merged"
+        after=$(find "$dir" -type f | wc -l)
+        echo "$t: $before -> $after files, $(du -sh "$dir" | cut -f1)"
     done
     exit 0
 fi
 
 # One build for every target; the runs use a copy of the binaries, so that
 # editing and rebuilding while they run changes nothing under them.
-(cd "$fuzz_dir" && nice -n 19 cargo fuzz build --fuzz-dir "$fuzz_dir" --sanitizer "$sanitizer" \
-    --target-dir "$CARGO_TARGET_DIR")
+# FUZZ_NO_BUILD=1 runs the binaries last built as they are.
+if [ "${FUZZ_NO_BUILD:-}" != 1 ]; then
+    (cd "$fuzz_dir" && nice -n 19 cargo fuzz build --fuzz-dir "$fuzz_dir" --sanitizer "$sanitizer" \
+        --target-dir "$CARGO_TARGET_DIR")
+fi
 snap="$(mktemp -d "$logs/bin.XXXXXX")"
 for t in "${targets[@]}"; do
     cp "$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/$t" "$snap/"
@@ -100,18 +116,21 @@ run_one() {
     local t="$1"
     mkdir -p "$here/corpus/$t" "$here/artifacts/$t"
     local log="$logs/$t.log"
-    local start rc
+    local start rc dict=()
+    # A dictionary of the format's words and boundary numbers, if any.
+    [ -f "$here/dict/$t.dict" ] && dict=(-dict="$here/dict/$t.dict")
     start=$(date +%s)
     set +e
     (cd "$here" && nice -n 19 "$snap/$t" "${mode_args[@]}" \
         -artifact_prefix="$here/artifacts/$t/" -max_total_time="$time" -timeout=10 \
-        -rss_limit_mb=2048 -print_final_stats=1 ${FUZZ_ARGS:-} "$here/corpus/$t") >"$log" 2>&1
+        -rss_limit_mb=2048 -print_final_stats=1 "${dict[@]}" ${FUZZ_ARGS:-} "$here/corpus/$t") >"$log" 2>&1
     rc=$?
     set -e
     local execs
-    execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
+    execs=$( (grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" || true) | grep -o '[0-9]*$' | tail -1 || true)
     if [ -z "$execs" ]; then
-        execs=$(grep -o '^#[0-9]*' "$log" | tail -1 | tr -d '#')
+        # Fork mode prints no final stats: its last status line has the total.
+        execs=$( (grep -o '^#[0-9]*' "$log" || true) | tail -1 | tr -d '#')
     fi
     local found
     found=$(find "$here/artifacts/$t" -type f -newer "$marker" | wc -l)
