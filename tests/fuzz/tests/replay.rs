@@ -34,7 +34,7 @@ fn replay(target: &str, run: fn(&[u8])) -> usize {
     let artifacts = files(&root.join("artifacts").join(target));
     let mut count = 0;
     for path in corpus.iter().chain(&artifacts) {
-        let data = std::fs::read(path).unwrap();
+        let data = std::fs::read(path).expect("a readable input");
         let result = std::panic::catch_unwind(|| run(&data));
         assert!(
             result.is_ok(),
