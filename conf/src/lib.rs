@@ -51,4 +51,6 @@ pub use external_url::ExternalUrl;
 pub use limits::Limits;
 pub use live::{is_live_key, live_settings, LiveSettings};
 pub use load::load;
+#[doc(hidden)]
+pub use load::load_text;
 pub use secret::Secret;

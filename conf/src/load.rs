@@ -29,13 +29,27 @@ pub fn load(path: Option<&Path>, env: &[(String, String)]) -> Result<Config, Con
     build::build(&Settings::new(table, path, &overrides))
 }
 
+/// [`load`] with the file's text already read: what `load` does with the
+/// text of the file at `path` (which is not read). For the fuzz targets.
+#[doc(hidden)]
+pub fn load_text(path: &Path, text: &str, env: &[(String, String)]) -> Result<Config, ConfError> {
+    let mut table = parse(path, text)?;
+    let overrides = env::overrides(env)?;
+    env::apply(&mut table, &overrides);
+    build::build(&Settings::new(table, Some(path), &overrides))
+}
+
 fn read(path: &Path) -> Result<Table, ConfError> {
     let text = std::fs::read_to_string(path).map_err(|cause| ConfError::Read {
         path: path.to_path_buf(),
         cause,
     })?;
-    let table: Table = toml::from_str(&text).map_err(|e| {
-        let (line, column) = line_column(&text, e.span().map_or(0, |span| span.start));
+    parse(path, &text)
+}
+
+fn parse(path: &Path, text: &str) -> Result<Table, ConfError> {
+    let table: Table = toml::from_str(text).map_err(|e| {
+        let (line, column) = line_column(text, e.span().map_or(0, |span| span.start));
         ConfError::Syntax {
             path: path.to_path_buf(),
             line,

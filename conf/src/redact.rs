@@ -111,6 +111,27 @@ impl Config {
         doc.line(format!("threads = {}", self.server.threads));
         doc.duration("grace_period", self.server.grace_period);
         doc.duration("upload_purge_age", self.server.upload_purge_age);
+        let redirect = self.server.http_redirect.map(|addr| addr.to_string());
+        doc.maybe(
+            "http_redirect",
+            redirect.as_deref(),
+            "no plain-HTTP redirect listener",
+        );
+        let proxies: Vec<String> = self
+            .server
+            .trusted_proxies
+            .iter()
+            .map(|net| format!("{}/{}", net.addr, net.prefix))
+            .collect();
+        doc.maybe(
+            "trusted_proxies",
+            Some(proxies.join(", "))
+                .filter(|p| !p.is_empty())
+                .as_deref(),
+            "forwarded client addresses are not trusted",
+        );
+        doc.duration("body_timeout", self.server.body_timeout);
+        doc.text("body_min_rate", &self.server.body_min_rate.to_string());
         doc.line(format!(
             "max_uploads_per_user = {}",
             self.server.max_uploads_per_user
@@ -145,6 +166,17 @@ impl Config {
 
         doc.section("secrets");
         doc.path("key_file", &self.secrets.key_file);
+
+        doc.section("proxy");
+        doc.maybe("mirror", self.proxy.mirror.as_deref(), "no mirror mode");
+        doc.text("mirror_project", &self.proxy.mirror_project);
+        let cache_max_size = self.proxy.cache_max_size.map(|size| size.to_string());
+        doc.maybe(
+            "cache_max_size",
+            cache_max_size.as_deref(),
+            "the pull-through cache is not capped",
+        );
+        doc.duration("cache_ttl", self.proxy.cache_ttl);
         doc.0
     }
 }

@@ -88,7 +88,11 @@ pub fn parse(raw_path: &str) -> Result<Route, GatewayError> {
     if rest.is_empty() || rest == "/" {
         return Ok(Route::Base);
     }
-    let rest = &rest[1..];
+    // `/v2x/...` is not under `/v2/` (and `rest[1..]` would split a
+    // multi-byte character after `/v2`).
+    let rest = rest
+        .strip_prefix('/')
+        .ok_or_else(|| GatewayError::NotFound(path.to_owned()))?;
     if rest == "_catalog" {
         return Ok(Route::Catalog);
     }
@@ -250,6 +254,18 @@ mod tests {
             parse("/v2/manifests/latest"),
             Err(GatewayError::NotFound(_))
         ));
+        // Found by fuzzing: a multi-byte character right after `/v2`
+        // panicked (slicing inside it); nor is `/v2x_catalog` the catalog.
+        for path in [
+            "/v2%C3%A9/x/tags/list",
+            "/v2\u{e9}/x/tags/list",
+            "/v2x_catalog",
+        ] {
+            assert!(
+                matches!(parse(path), Err(GatewayError::NotFound(_))),
+                "{path}"
+            );
+        }
     }
 
     #[test]

@@ -43,11 +43,7 @@ async fn get(app: &App, session: &mut Session) -> Result<Reply, GatewayError> {
         }
         None => None,
     };
-    let scopes: Vec<&str> = query
-        .all("scope")
-        .flat_map(|s| s.split(' '))
-        .filter(|s| !s.is_empty())
-        .collect();
+    let scopes = query_scopes(&query);
     let offline = query.get("offline_token") == Some("true");
     let mut body = issue(app, identity.as_ref(), &scopes).await?;
     if let (true, Some(id)) = (offline, &identity) {
@@ -93,13 +89,8 @@ async fn login(
 /// `POST /service/token`: OAuth2 form, as docker uses after `login`.
 async fn post(app: &App, session: &mut Session) -> Result<Reply, GatewayError> {
     let form = read_body(session, MAX_FORM).await?;
-    let form = Query::parse(Some(&String::from_utf8_lossy(&form)));
-    let scopes: Vec<&str> = form
-        .get("scope")
-        .unwrap_or("")
-        .split(' ')
-        .filter(|s| !s.is_empty())
-        .collect();
+    let form = parse_form(&form);
+    let scopes = form_scopes(&form);
     let (identity, refresh) = match form.get("grant_type") {
         Some("password") => {
             let user = form.get("username").unwrap_or("");
@@ -130,6 +121,34 @@ async fn post(app: &App, session: &mut Session) -> Result<Reply, GatewayError> {
         body["refresh_token"] = json!(r);
     }
     Ok(Reply::json(200, &body))
+}
+
+/// The scopes a `GET /service/token` asks for: every `scope` parameter,
+/// each a space-separated list.
+#[doc(hidden)]
+pub fn query_scopes(query: &Query) -> Vec<&str> {
+    query
+        .all("scope")
+        .flat_map(|s| s.split(' '))
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// A `POST /service/token` body, read as a form.
+#[doc(hidden)]
+pub fn parse_form(body: &[u8]) -> Query {
+    Query::parse(Some(&String::from_utf8_lossy(body)))
+}
+
+/// The scopes a `POST /service/token` form asks for: its `scope`, a
+/// space-separated list.
+#[doc(hidden)]
+pub fn form_scopes(form: &Query) -> Vec<&str> {
+    form.get("scope")
+        .unwrap_or("")
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// Grants, per requested scope, what policy allows; signs the token.

@@ -79,7 +79,11 @@ fn field(
         let mut v = lo;
         while v <= hi {
             bits |= 1 << v;
-            v += step;
+            // A step past the field's end (up to u32::MAX) ends the run.
+            let Some(next) = v.checked_add(step) else {
+                break;
+            };
+            v = next;
         }
     }
     Ok((bits, restricted))
@@ -278,6 +282,15 @@ mod tests {
         let list: Cron = "0 0 8-10/2,23 * * *".parse().expect("valid");
         assert!(list.fires_at(8 * 3600) && list.fires_at(10 * 3600) && list.fires_at(23 * 3600));
         assert!(!list.fires_at(9 * 3600));
+    }
+
+    #[test]
+    fn steps_up_to_u32_max() {
+        // Found by fuzzing: the step overflowed the running value.
+        let c: Cron = "0 0 0 */4294967295 * *".parse().expect("valid");
+        assert_eq!(c, "0 0 0 1 * *".parse().expect("valid"));
+        let c: Cron = "59/4294967295 * * * * *".parse().expect("valid");
+        assert_eq!(c, "59 * * * * *".parse().expect("valid"));
     }
 
     #[test]

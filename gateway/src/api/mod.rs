@@ -38,7 +38,8 @@ pub(crate) mod mail;
 pub(crate) mod members;
 pub(crate) mod metadata;
 mod openapi;
-pub(crate) mod page;
+#[doc(hidden)]
+pub mod page;
 pub(crate) mod permissions;
 pub(crate) mod projects;
 pub(crate) mod purge;

@@ -58,7 +58,7 @@ pub async fn delete(app: &App, repo: &RepoName, digest: &Digest) -> Result<Reply
 
 /// Parses a single `bytes=` range against a blob of `size` bytes; returns
 /// the inclusive byte span. Multi-range requests are served whole.
-pub(crate) fn parse_range(value: &str, size: u64) -> Result<Option<(u64, u64)>, GatewayError> {
+pub fn parse_range(value: &str, size: u64) -> Result<Option<(u64, u64)>, GatewayError> {
     let unsatisfiable = GatewayError::RangeNotSatisfiable { size };
     let Some(spec) = value.trim().strip_prefix("bytes=") else {
         return Err(unsatisfiable);

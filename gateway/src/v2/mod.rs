@@ -7,6 +7,12 @@ mod manifests;
 pub mod pace;
 mod uploads;
 
+// Reachable for the fuzz targets (tests/fuzz); not an API.
+#[doc(hidden)]
+pub use blobs::parse_range;
+#[doc(hidden)]
+pub use uploads::parse_content_range;
+
 use berth_policy::Action;
 use berth_storage::audit::{now_ms, AuditRecord};
 use berth_storage::oci::{Reference, RepoName};

@@ -214,6 +214,11 @@ fn content_range(session: &Session) -> Result<Option<u64>, GatewayError> {
     let Some(raw) = header(session, "content-range") else {
         return Ok(None);
     };
+    parse_content_range(raw, header(session, "content-length")).map(Some)
+}
+
+/// [`content_range`]'s parsing of the header values: the chunk's start.
+pub fn parse_content_range(raw: &str, content_length: Option<&str>) -> Result<u64, GatewayError> {
     let spec = raw
         .trim()
         .trim_start_matches("bytes=")
@@ -226,15 +231,17 @@ fn content_range(session: &Session) -> Result<Option<u64>, GatewayError> {
         (Ok(s), Ok(e)) if e >= s => (s, e),
         _ => return Err(GatewayError::ContentRangeInvalid(raw.to_owned())),
     };
-    if let Some(len) = header(session, "content-length").and_then(|v| v.parse::<u64>().ok()) {
-        if len != end - start + 1 {
+    // `0-18446744073709551615` covers 2^64 bytes: more than any
+    // Content-Length says (and than `end - start + 1` holds).
+    let covers = u128::from(end - start) + 1;
+    if let Some(len) = content_length.and_then(|v| v.parse::<u64>().ok()) {
+        if u128::from(len) != covers {
             return Err(GatewayError::ContentRangeInvalid(format!(
-                "{raw} (covers {} bytes, but Content-Length is {len})",
-                end - start + 1
+                "{raw} (covers {covers} bytes, but Content-Length is {len})"
             )));
         }
     }
-    Ok(Some(start))
+    Ok(start)
 }
 
 /// Answers an out-of-order chunk with 416 and where the upload stands.
@@ -316,4 +323,23 @@ pub async fn status(app: &App, repo: &RepoName, id: UploadId) -> Result<Reply, G
 pub async fn cancel(app: &App, repo: &RepoName, id: UploadId) -> Result<Reply, GatewayError> {
     app.registry.cancel_upload(repo, id).await?;
     Ok(Reply::new(204))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_ranges() {
+        assert_eq!(parse_content_range("0-99", Some("100")).unwrap(), 0);
+        assert_eq!(parse_content_range("bytes 100-199/*", None).unwrap(), 100);
+        assert!(parse_content_range("5-4", None).is_err());
+        assert!(parse_content_range("10-19", Some("5")).is_err());
+        // 2^64 bytes: `end - start + 1` overflowed (a panic with overflow
+        // checks; with Content-Length 0, accepted as an empty chunk).
+        assert!(parse_content_range("0-18446744073709551615", Some("0")).is_err());
+        assert!(
+            parse_content_range("0-18446744073709551615", Some("18446744073709551615")).is_err()
+        );
+    }
 }
