@@ -9,9 +9,7 @@
 use std::path::Path;
 use std::process::Output;
 
-use berth_tests::tools::{
-    layout_digest, output, skopeo_copy, skopeo_login, text, write_oci_layout,
-};
+use berth_tests::tools::{output, skopeo_login, skopeo_pull_digest, skopeo_push, text};
 use berth_tests::{Api, Berth, Image};
 use serde_json::json;
 

@@ -143,7 +143,6 @@ pub(super) async fn reseal(
             .await?;
         count += 1;
     }
-    drop(again);
     Ok(Resealed { count, unreadable })
 }
 
