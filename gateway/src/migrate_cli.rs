@@ -3,6 +3,7 @@
 //! PostgreSQL. Rerunnable; see `berth_storage::migrate`.
 
 use berth_conf::Config;
+use berth_storage::backup;
 use berth_storage::meta::Meta;
 use berth_storage::migrate::{copy_installation, Installation, Summary};
 use berth_storage::secrets::merged_key_file;
@@ -40,14 +41,7 @@ pub async fn run(from: &Config, to: &Config) -> Result<String, String> {
 }
 
 fn read_key(path: &std::path::Path) -> Result<Option<Vec<u8>>, String> {
-    match std::fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!(
-            "cannot read the secret key file {}: {e}",
-            path.display()
-        )),
-    }
+    backup::read_key(path).map_err(|e| e.to_string())
 }
 
 /// The stored secrets travel sealed: the destination needs the source's
@@ -101,19 +95,11 @@ async fn copy_secret_key(
             ))
         }
     };
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = dst.parent().filter(|d| !d.as_os_str().is_empty()) {
         crate::bootstrap::make_private_dir(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(dst)
-        .and_then(|mut f| f.write_all(&source).and_then(|()| f.sync_all()))
-        .map_err(|e| format!("cannot write the secret key file {}: {e}", dst.display()))?;
+    backup::write_atomically(dst, &source, 0o600).map_err(|e| e.to_string())?;
     Ok(format!(
         " The secret key file was copied to {}{replaced}: every instance of the new \
          installation needs it.",

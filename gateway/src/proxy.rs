@@ -76,14 +76,14 @@ impl ProxyHttp for Gateway {
             .map(|(user, _password)| user);
         let limited =
             path == api::PREFIX || path.starts_with("/api/v2.0/") || path.starts_with("/service/");
-        let checked =
-            self.app
-                .limits
-                .check_head(session.req_header())
-                .and_then(|()| match client_ip(&self.app, session) {
-                    Some(ip) if limited => self.app.limits.take(ip),
-                    _ => Ok(()),
-                });
+        let checked = self
+            .app
+            .limits
+            .check_head(session.req_header())
+            .and_then(|()| match limited.then(|| client_ip(&self.app, session)) {
+                Some(Some(ip)) => self.app.limits.take(ip),
+                _ => Ok(()),
+            });
         let result = if let Err(e) = checked {
             Err(e)
         } else if path == "/v2" || path.starts_with("/v2/") {

@@ -226,7 +226,7 @@ fn lock(dir: &Path) -> Result<std::fs::File, StorageError> {
 }
 
 /// The key file's text, if there is one.
-fn read_key(path: &Path) -> Result<Option<Vec<u8>>, StorageError> {
+pub fn read_key(path: &Path) -> Result<Option<Vec<u8>>, StorageError> {
     match std::fs::read(path) {
         Ok(key) => Ok(Some(key)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -238,7 +238,7 @@ fn read_key(path: &Path) -> Result<Option<Vec<u8>>, StorageError> {
 }
 
 /// Writes `bytes` to `path` through a temp file and a rename.
-fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StorageError> {
+pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StorageError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let temp = path.with_extension("partial");
